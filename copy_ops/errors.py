@@ -1,0 +1,102 @@
+"""The error hierarchy: every failure the API can report, each knowing its HTTP status.
+
+Storage SDK exceptions are translated into these once, in :mod:`copy_ops.storage`;
+nothing above that boundary sees an ``azure.core`` exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class CopyOpsError(Exception):
+    """Base of all errors copy-ops reports. ``status`` is the HTTP status it maps to."""
+
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+    slug: ClassVar[str] = "internal-error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        errors: tuple[FieldError, ...] = (),
+        operation: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code
+        self.errors = errors
+        # The operation as it stands, for errors that refer to one (a 409 on abort).
+        self.operation = operation
+
+
+class InvalidRequest(CopyOpsError):
+    status = 400
+    title = "Invalid request"
+    slug = "invalid-request"
+
+
+class Forbidden(CopyOpsError):
+    status = 403
+    title = "Not allowed"
+    slug = "forbidden"
+
+
+class NotFound(CopyOpsError):
+    status = 404
+    title = "Not found"
+    slug = "not-found"
+
+
+class Conflict(CopyOpsError):
+    status = 409
+    title = "Conflict"
+    slug = "conflict"
+
+
+class PreconditionFailed(CopyOpsError):
+    status = 412
+    title = "Precondition failed"
+    slug = "precondition-failed"
+
+
+class PayloadTooLarge(CopyOpsError):
+    status = 413
+    title = "Request body too large"
+    slug = "payload-too-large"
+
+
+class StorageFault(CopyOpsError):
+    """Storage answered in a way copy-ops does not expect; not the caller's fault."""
+
+    status = 502
+    title = "Storage error"
+    slug = "storage-error"
+
+
+class StorageUnavailable(CopyOpsError):
+    """A transient fault (timeout, 500, 503): safe to retry later."""
+
+    status = 503
+    title = "Storage unavailable"
+    slug = "storage-unavailable"
+
+
+class ConfigurationError(CopyOpsError):
+    """A missing or malformed app setting; raised at startup, never per request."""
+
+    status = 500
+    title = "Configuration error"
+    slug = "configuration-error"

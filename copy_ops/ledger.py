@@ -1,0 +1,130 @@
+"""The operation ledger: one JSON blob per operation, in a container of the app's account.
+
+Records are written before anything starts (write-ahead) and replaced only with
+the ETag they were read with (optimistic concurrency), so two writers can never
+both record a final state. Blob index tags (``state``, ``due``) let the sweep find
+due operations with one Find Blobs by Tags query, without reading the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import TypeVar
+
+from copy_ops.errors import Conflict, NotFound
+from copy_ops.model import Operation, format_time
+from copy_ops.storage import BlobStorage
+
+RECORD_PREFIX = "ops/"
+CLAIM_PREFIX = "idempotency/"
+_OPERATION_ID = re.compile(r"^[0-9]{13}-[0-9a-f]{8}$")
+# Operation ids sort newest first: the listing is then simply in name order.
+_TIME_CEILING_MS = 10**13
+
+T = TypeVar("T")
+
+
+def new_operation_id(now: datetime) -> str:
+    inverted = _TIME_CEILING_MS - int(now.timestamp() * 1000)
+    return f"{inverted:013d}-{secrets.token_hex(4)}"
+
+
+def is_operation_id(text: str) -> bool:
+    return bool(_OPERATION_ID.match(text))
+
+
+def record_tags(op: Operation) -> dict[str, str]:
+    tags = {"state": op.state.value}
+    if op.needs_sweep and op.next_check_at is not None:
+        tags["due"] = format_time(op.next_check_at)
+    return tags
+
+
+class Ledger:
+    def __init__(self, storage: BlobStorage, container: str) -> None:
+        self._storage = storage
+        self._container = container
+
+    @staticmethod
+    def record_name(operation_id: str) -> str:
+        return f"{RECORD_PREFIX}{operation_id}.json"
+
+    def _with_container(self, write: Callable[[], T]) -> T:
+        # The container is made on first use rather than at every cold start.
+        try:
+            return write()
+        except NotFound as exc:
+            if exc.code != "ContainerNotFound":
+                raise
+            self._storage.ensure_container(self._container)
+            return write()
+
+    def create(self, op: Operation) -> None:
+        """Write a new record; :class:`Conflict` if the id is taken."""
+        name = self.record_name(op.id)
+        op.etag = self._with_container(
+            lambda: self._storage.create_document(self._container, name, op.to_json(), record_tags(op))
+        )
+
+    def save(self, op: Operation) -> None:
+        """Replace the record if nobody changed it since it was read; else PreconditionFailed."""
+        assert op.etag is not None, "save() needs a record that was read or created"
+        op.etag = self._storage.replace_document(
+            self._container, self.record_name(op.id), op.to_json(), record_tags(op), op.etag
+        )
+
+    def get(self, operation_id: str) -> Operation:
+        if not is_operation_id(operation_id):
+            raise NotFound(f"no operation {operation_id!r}")
+        try:
+            document = self._storage.read_document(self._container, self.record_name(operation_id))
+        except NotFound:
+            raise NotFound(f"no operation {operation_id!r}") from None
+        return Operation.from_json(document.data, document.etag)
+
+    def delete(self, operation_id: str) -> None:
+        self._storage.delete_document(self._container, self.record_name(operation_id))
+
+    def due(self, now: datetime, page_size: int) -> Iterator[str]:
+        """Ids of the operations whose next check is at or before ``now``.
+
+        The tag index can lag behind writes: callers re-check the record itself.
+        """
+        query = f"@container='{self._container}' AND \"due\" <= '{format_time(now)}'"
+        for name in self._storage.find_by_tags(query, page_size):
+            if name.startswith(RECORD_PREFIX) and name.endswith(".json"):
+                yield name[len(RECORD_PREFIX) : -len(".json")]
+
+    def page(self, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
+        """One page of operation ids, newest first."""
+        try:
+            names, token = self._storage.list_names(self._container, RECORD_PREFIX, limit, continuation)
+        except NotFound:
+            return [], None
+        return [name[len(RECORD_PREFIX) : -len(".json")] for name in names], token
+
+    def claim(self, key: str, operation_id: str, fingerprint: str) -> str:
+        """Bind an idempotency key to an operation id, first writer wins.
+
+        Returns the id the key is bound to: ``operation_id`` if this call claimed it.
+        A key already bound to a different request body is a :class:`Conflict`.
+        """
+        name = f"{CLAIM_PREFIX}{hashlib.sha256(key.encode()).hexdigest()}.json"
+        document = json.dumps({"operation_id": operation_id, "fingerprint": fingerprint}).encode()
+        try:
+            self._with_container(lambda: self._storage.create_document(self._container, name, document, {}))
+            return operation_id
+        except Conflict:
+            pass
+        existing = json.loads(self._storage.read_document(self._container, name).data)
+        if existing["fingerprint"] != fingerprint:
+            raise Conflict(
+                "this Idempotency-Key was already used with a different request body",
+                code="IdempotencyKeyReused",
+            )
+        return str(existing["operation_id"])

@@ -1,0 +1,138 @@
+"""The copy lifecycle's decisions: pure functions of a record, an observation and ``now``.
+
+Everything that talks to storage lives in :mod:`copy_ops.service`; this module only
+decides, so every branch is tested with a table and no emulator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from copy_ops.model import (
+    CLEANUP_ORDER,
+    AbortReason,
+    Cleanup,
+    CopyObservation,
+    OnAbort,
+    Operation,
+    State,
+)
+
+
+class Action(StrEnum):
+    WAIT = "wait"
+    ABORT = "abort"
+    FINISH = "finish"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    state: State = State.PENDING
+    abort_reason: AbortReason | None = None
+    error: dict[str, str] | None = None
+    # Set when the destination shows our copy but the record has no copy id yet
+    # (the start crashed after Copy Blob): the sweep adopts it.
+    adopt_copy_id: str | None = None
+
+
+def _finish(state: State, reason: AbortReason | None = None, code: str = "", message: str = "") -> Decision:
+    error = {"code": code, "message": message} if code else None
+    return Decision(Action.FINISH, state, reason, error)
+
+
+def decide(op: Operation, seen: CopyObservation | None, now: datetime, start_grace: timedelta) -> Decision:
+    """What to do with a pending operation, given its destination's copy state.
+
+    ``seen`` is None when the destination blob does not exist.
+    """
+    copy_id = op.copy_id
+    adopted = None
+    if copy_id is None and seen is not None and seen.owner == op.id and seen.copy_id:
+        copy_id = adopted = seen.copy_id
+    abort_due = op.abort_requested_at is not None or now >= op.deadline
+    reason = AbortReason.REQUESTED if op.abort_requested_at is not None else AbortReason.DEADLINE
+
+    if copy_id is None:
+        # Nothing of ours has started (yet). The start request may still be running;
+        # give it a grace period, but never past the deadline.
+        if op.abort_requested_at is not None:
+            return _finish(State.ABORTED, AbortReason.REQUESTED)
+        if now >= min(op.deadline, op.created_at + start_grace):
+            return _finish(State.FAILED, code="not_started", message="the copy was never started")
+        return Decision(Action.WAIT)
+
+    decision = _decide_started(copy_id, seen, now, op, abort_due, reason)
+    if adopted is not None:
+        return Decision(decision.action, decision.state, decision.abort_reason, decision.error, adopted)
+    return decision
+
+
+def _decide_started(
+    copy_id: str,
+    seen: CopyObservation | None,
+    now: datetime,
+    op: Operation,
+    abort_due: bool,
+    reason: AbortReason,
+) -> Decision:
+    if seen is None:
+        return _finish(State.FAILED, code="destination_gone", message="the destination blob no longer exists")
+    if seen.copy_id != copy_id:
+        # Another copy (or a plain write) replaced ours: it is not ours to abort.
+        return _finish(State.FAILED, code="superseded", message="another operation replaced this copy on the destination")
+    if seen.status == "success":
+        return _finish(State.SUCCEEDED)
+    if seen.status == "failed":
+        return _finish(State.FAILED, code="copy_failed", message=seen.status_description or "the copy failed")
+    if seen.status == "aborted":
+        if op.abort_requested_at is None and now < op.deadline:
+            return _finish(State.ABORTED, AbortReason.EXTERNAL)
+        return _finish(State.ABORTED, reason)
+    if abort_due:
+        return Decision(Action.ABORT, State.ABORTED, reason)
+    return Decision(Action.WAIT)
+
+
+def next_check(op: Operation, now: datetime, first: timedelta, longest: timedelta) -> datetime:
+    """When to look again: doubling from ``first`` up to ``longest``, never past the deadline."""
+    interval = min(longest, first * (2 ** min(op.checks, 20)))
+    return min(op.deadline, now + interval)
+
+
+def cleanup_for(op: Operation, state: State) -> list[Cleanup]:
+    """What remains to do once ``op`` ends in ``state``."""
+    tasks: set[Cleanup] = set()
+    superseded_or_gone = op.error is not None and op.error.get("code") in ("superseded", "destination_gone")
+    if state in (State.ABORTED, State.FAILED) and not superseded_or_gone and op.copy_id is not None:
+        if op.on_abort is OnAbort.DELETE:
+            tasks.add(Cleanup.DELETE_DESTINATION)
+        elif op.on_abort is OnAbort.RESTORE:
+            if op.snapshot is not None:
+                tasks.add(Cleanup.RESTORE_DESTINATION)
+            elif not op.had_destination:
+                tasks.add(Cleanup.DELETE_DESTINATION)
+    if op.snapshot is not None:
+        tasks.add(Cleanup.DROP_SNAPSHOT)
+    if op.lease_source:
+        tasks.add(Cleanup.RELEASE_SOURCE_LEASE)
+    return [task for task in CLEANUP_ORDER if task in tasks]
+
+
+def finish(
+    op: Operation,
+    state: State,
+    now: datetime,
+    abort_reason: AbortReason | None = None,
+    error: dict[str, str] | None = None,
+) -> None:
+    """Put ``op`` in its final state, with the cleanup it still needs scheduled for now."""
+    op.state = state
+    op.abort_reason = abort_reason if state is State.ABORTED else None
+    op.error = error
+    op.finished_at = now
+    op.updated_at = now
+    op.cleanup = cleanup_for(op, state)
+    op.next_check_at = now if op.cleanup else None

@@ -1,0 +1,204 @@
+"""The operation record and the values it is made of.
+
+An :class:`Operation` is what the ledger stores (one JSON blob each) and what the
+API shows. It never holds a secret: the source is kept without its query string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+# Put on the destination's metadata at copy start, so a copy whose start crashed
+# before its id was recorded can still be recognised as ours by the sweep.
+OWNER_METADATA_KEY = "copyops_operation"
+RESERVED_METADATA_PREFIX = "copyops_"
+
+
+class State(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+    @property
+    def is_final(self) -> bool:
+        return self is not State.PENDING
+
+
+class OnAbort(StrEnum):
+    KEEP = "keep"
+    DELETE = "delete"
+    RESTORE = "restore"
+
+
+class AbortReason(StrEnum):
+    DEADLINE = "deadline"
+    REQUESTED = "requested"
+    # Aborted by someone else (another tool, the portal) while we watched it.
+    EXTERNAL = "external"
+
+
+class Cleanup(StrEnum):
+    """Work that remains after an operation reached its final state, done in this order."""
+
+    RESTORE_DESTINATION = "restore_destination"
+    DELETE_DESTINATION = "delete_destination"
+    DROP_SNAPSHOT = "drop_snapshot"
+    RELEASE_SOURCE_LEASE = "release_source_lease"
+
+
+CLEANUP_ORDER = tuple(Cleanup)
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    container: str
+    blob: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"container": self.container, "blob": self.blob}
+
+
+@dataclass(frozen=True)
+class CopyRequest:
+    """A validated start request. ``source_url`` may carry a SAS: it is used once, never stored."""
+
+    source_url: str | None
+    source_blob: BlobRef | None
+    destination: BlobRef
+    deadline: datetime
+    metadata: dict[str, str]
+    overwrite: bool
+    lease_source: bool
+    on_abort: OnAbort
+    # A digest of the request body as given, to tell a replay from a different request.
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    bytes_copied: int
+    bytes_total: int
+
+    @classmethod
+    def parse(cls, text: str | None) -> Progress | None:
+        """Azure's ``x-ms-copy-progress``: ``"copied/total"``."""
+        if not text:
+            return None
+        copied, _, total = text.partition("/")
+        try:
+            return cls(int(copied), int(total))
+        except ValueError:
+            return None
+
+    def as_dict(self) -> dict[str, int]:
+        return {"bytes_copied": self.bytes_copied, "bytes_total": self.bytes_total}
+
+
+@dataclass(frozen=True)
+class CopyObservation:
+    """What the destination blob says about its copy, read in one Get Blob Properties."""
+
+    copy_id: str | None
+    status: str | None
+    progress: Progress | None = None
+    status_description: str | None = None
+    owner: str | None = None
+
+
+@dataclass
+class Operation:
+    id: str
+    state: State
+    source: str
+    destination: BlobRef
+    deadline: datetime
+    created_at: datetime
+    updated_at: datetime
+    on_abort: OnAbort
+    metadata: dict[str, str] = field(default_factory=dict)
+    source_blob: BlobRef | None = None
+    lease_source: bool = False
+    copy_id: str | None = None
+    finished_at: datetime | None = None
+    next_check_at: datetime | None = None
+    checks: int = 0
+    abort_reason: AbortReason | None = None
+    abort_requested_at: datetime | None = None
+    error: dict[str, str] | None = None
+    progress: Progress | None = None
+    snapshot: str | None = None
+    had_destination: bool | None = None
+    restore_copy_id: str | None = None
+    cleanup: list[Cleanup] = field(default_factory=list)
+    fingerprint: str | None = None
+    # The record's ETag in the ledger; not part of the stored document.
+    etag: str | None = field(default=None, compare=False)
+
+    @property
+    def is_final(self) -> bool:
+        return self.state.is_final
+
+    @property
+    def needs_sweep(self) -> bool:
+        return not self.is_final or bool(self.cleanup)
+
+    def to_json(self) -> bytes:
+        data = dataclasses.asdict(self)
+        data.pop("etag")
+        return json.dumps(data, default=_encode, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, etag: str | None = None) -> Operation:
+        data: dict[str, Any] = json.loads(raw)
+        return cls(
+            id=data["id"],
+            state=State(data["state"]),
+            source=data["source"],
+            destination=BlobRef(**data["destination"]),
+            deadline=_time(data["deadline"]),
+            created_at=_time(data["created_at"]),
+            updated_at=_time(data["updated_at"]),
+            on_abort=OnAbort(data["on_abort"]),
+            metadata=data.get("metadata") or {},
+            source_blob=BlobRef(**data["source_blob"]) if data.get("source_blob") else None,
+            lease_source=bool(data.get("lease_source")),
+            copy_id=data.get("copy_id"),
+            finished_at=_optional_time(data.get("finished_at")),
+            next_check_at=_optional_time(data.get("next_check_at")),
+            checks=int(data.get("checks", 0)),
+            abort_reason=AbortReason(data["abort_reason"]) if data.get("abort_reason") else None,
+            abort_requested_at=_optional_time(data.get("abort_requested_at")),
+            error=data.get("error"),
+            progress=Progress(**data["progress"]) if data.get("progress") else None,
+            snapshot=data.get("snapshot"),
+            had_destination=data.get("had_destination"),
+            restore_copy_id=data.get("restore_copy_id"),
+            cleanup=[Cleanup(item) for item in data.get("cleanup", [])],
+            fingerprint=data.get("fingerprint"),
+            etag=etag,
+        )
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, to the second: sortable as text (tags rely on it)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _encode(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _optional_time(text: str | None) -> datetime | None:
+    return _time(text) if text else None

@@ -1,0 +1,208 @@
+"""App settings, read once from the environment into a frozen object.
+
+Every setting the app reads is declared in :data:`SETTING_NAMES`; tests check that
+``local.settings.sample.json`` carries each of them. A missing or malformed setting
+raises one :class:`~copy_ops.errors.ConfigurationError` naming it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from copy_ops.errors import ConfigurationError
+
+# The emulator's well-known endpoint, as the SDK expands ``UseDevelopmentStorage=true``.
+_DEVELOPMENT_BLOB_ENDPOINT = "http://127.0.0.1:10000/devstoreaccount1"
+
+# Azure fails a copy still pending after two weeks; deadlines stay well below that.
+AZURE_COPY_LIMIT_SECONDS = 14 * 24 * 3600
+
+SETTING_NAMES: tuple[str, ...] = (
+    "AzureWebJobsStorage",
+    "COPY_STORAGE",
+    "COPY_STORAGE__blobServiceUri",
+    "COPY_STORAGE__clientId",
+    "COPY_SWEEP_SCHEDULE",
+    "COPY_DEFAULT_TIMEOUT_SECONDS",
+    "COPY_MAX_TIMEOUT_SECONDS",
+    "COPY_ALLOWED_SOURCE_HOSTS",
+    "COPY_ALLOWED_DESTINATION_CONTAINERS",
+    "COPY_LEDGER_CONTAINER",
+    "COPY_SWEEP_CONCURRENCY",
+    "COPY_SWEEP_BUDGET_SECONDS",
+    "COPY_FIRST_CHECK_SECONDS",
+    "COPY_MAX_CHECK_INTERVAL_SECONDS",
+    "COPY_START_GRACE_SECONDS",
+)
+
+_CONTAINER_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class StorageConnection:
+    """How to reach the account the copies go to: a connection string or an identity."""
+
+    connection_string: str | None = None
+    blob_service_uri: str | None = None
+    client_id: str | None = None
+
+    def __repr__(self) -> str:
+        # The connection string holds the account key: never print it.
+        kind = "connection string" if self.connection_string else "identity"
+        return f"StorageConnection({kind}, endpoint={self.blob_endpoint!r})"
+
+    @property
+    def blob_endpoint(self) -> str:
+        if self.blob_service_uri:
+            return self.blob_service_uri.rstrip("/")
+        return blob_endpoint_of(self.connection_string or "")
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: StorageConnection
+    sweep_schedule: str = "0 */1 * * * *"
+    default_timeout_seconds: int = 3600
+    max_timeout_seconds: int = 604800
+    allowed_source_hosts: tuple[str, ...] = ()
+    allowed_destination_containers: tuple[str, ...] = ("*",)
+    ledger_container: str = "copy-operations"
+    sweep_concurrency: int = 16
+    sweep_budget_seconds: float = 240.0
+    first_check_seconds: int = 15
+    max_check_interval_seconds: int = 300
+    start_grace_seconds: int = 300
+
+    @property
+    def own_account_host(self) -> str:
+        return urlsplit(self.storage.blob_endpoint).netloc.lower()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        reader = _Reader(env)
+        storage = _storage_connection(reader)
+        default_timeout = reader.integer("COPY_DEFAULT_TIMEOUT_SECONDS", 3600, 1, AZURE_COPY_LIMIT_SECONDS)
+        max_timeout = reader.integer("COPY_MAX_TIMEOUT_SECONDS", 604800, 1, AZURE_COPY_LIMIT_SECONDS - 3600)
+        if default_timeout > max_timeout:
+            raise ConfigurationError(
+                "COPY_DEFAULT_TIMEOUT_SECONDS must not exceed COPY_MAX_TIMEOUT_SECONDS",
+                code="COPY_DEFAULT_TIMEOUT_SECONDS",
+            )
+        own_host = urlsplit(storage.blob_endpoint).netloc.lower()
+        ledger = reader.text("COPY_LEDGER_CONTAINER", "copy-operations")
+        if not _CONTAINER_NAME.match(ledger):
+            raise ConfigurationError(
+                f"COPY_LEDGER_CONTAINER {ledger!r} is not a valid container name",
+                code="COPY_LEDGER_CONTAINER",
+            )
+        first_check = reader.integer("COPY_FIRST_CHECK_SECONDS", 15, 1, 86400)
+        max_interval = reader.integer("COPY_MAX_CHECK_INTERVAL_SECONDS", 300, first_check, 86400)
+        return cls(
+            storage=storage,
+            sweep_schedule=_schedule(reader.text("COPY_SWEEP_SCHEDULE", "0 */1 * * * *")),
+            default_timeout_seconds=default_timeout,
+            max_timeout_seconds=max_timeout,
+            allowed_source_hosts=reader.patterns("COPY_ALLOWED_SOURCE_HOSTS", (own_host,)),
+            allowed_destination_containers=reader.patterns("COPY_ALLOWED_DESTINATION_CONTAINERS", ("*",)),
+            ledger_container=ledger,
+            sweep_concurrency=reader.integer("COPY_SWEEP_CONCURRENCY", 16, 1, 256),
+            # Consumption's default functionTimeout is 5 minutes; host.json sets it to
+            # 5 minutes too, so the default budget leaves a minute to finish in-flight work.
+            sweep_budget_seconds=reader.integer("COPY_SWEEP_BUDGET_SECONDS", 240, 1, 3600),
+            first_check_seconds=first_check,
+            max_check_interval_seconds=max_interval,
+            start_grace_seconds=reader.integer("COPY_START_GRACE_SECONDS", 300, 1, 3600),
+        )
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def raw(self, name: str) -> str | None:
+        value = self._env.get(name)
+        if value is None or not value.strip():
+            return None
+        return value.strip()
+
+    def text(self, name: str, default: str) -> str:
+        return self.raw(name) or default
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a whole number, not {value!r}", code=name) from None
+        if not low <= number <= high:
+            raise ConfigurationError(f"{name} must be between {low} and {high}, not {number}", code=name)
+        return number
+
+    def patterns(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.raw(name)
+        if value is None:
+            return default
+        items = tuple(item.strip().lower() for item in value.split(",") if item.strip())
+        if not items:
+            raise ConfigurationError(f"{name} lists no pattern", code=name)
+        return items
+
+
+def _storage_connection(reader: _Reader) -> StorageConnection:
+    uri = reader.raw("COPY_STORAGE__blobServiceUri")
+    if uri:
+        parts = urlsplit(uri)
+        if parts.scheme not in ("https", "http") or not parts.netloc:
+            raise ConfigurationError(
+                "COPY_STORAGE__blobServiceUri must be the account's blob endpoint URL",
+                code="COPY_STORAGE__blobServiceUri",
+            )
+        return StorageConnection(blob_service_uri=uri, client_id=reader.raw("COPY_STORAGE__clientId"))
+    for name in ("COPY_STORAGE", "AzureWebJobsStorage"):
+        value = reader.raw(name)
+        if value:
+            try:
+                blob_endpoint_of(value)
+            except ValueError as exc:
+                raise ConfigurationError(f"{name} is not a usable storage connection string: {exc}", code=name) from None
+            return StorageConnection(connection_string=value)
+    raise ConfigurationError(
+        "no storage configured: set COPY_STORAGE (a connection string), "
+        "COPY_STORAGE__blobServiceUri (identity), or AzureWebJobsStorage",
+        code="COPY_STORAGE",
+    )
+
+
+def blob_endpoint_of(connection_string: str) -> str:
+    """The blob endpoint a connection string names, without touching the network."""
+    pairs: dict[str, str] = {}
+    for part in connection_string.split(";"):
+        if "=" in part:
+            key, _, value = part.partition("=")
+            pairs[key.strip().lower()] = value.strip()
+    if pairs.get("usedevelopmentstorage", "").lower() == "true":
+        return _DEVELOPMENT_BLOB_ENDPOINT
+    if "blobendpoint" in pairs:
+        return pairs["blobendpoint"].rstrip("/")
+    account = pairs.get("accountname")
+    if not account:
+        raise ValueError("it names neither BlobEndpoint nor AccountName")
+    protocol = pairs.get("defaultendpointsprotocol", "https")
+    suffix = pairs.get("endpointsuffix", "core.windows.net")
+    return f"{protocol}://{account}.blob.{suffix}"
+
+
+def _schedule(expression: str) -> str:
+    fields = expression.split()
+    if len(fields) != 6:
+        raise ConfigurationError(
+            f"COPY_SWEEP_SCHEDULE must be a six-field NCRONTAB expression "
+            f"(second minute hour day month weekday), not {expression!r}",
+            code="COPY_SWEEP_SCHEDULE",
+        )
+    return expression

@@ -1,0 +1,34 @@
+"""How an operation is shown to callers: the API's JSON shape, no bookkeeping, no secret."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from copy_ops.model import Operation, format_time
+
+
+def _when(value: datetime | None) -> str | None:
+    return format_time(value) if value is not None else None
+
+
+def operation_view(op: Operation, destination_url: str) -> dict[str, Any]:
+    return {
+        "id": op.id,
+        "state": op.state.value,
+        "source": op.source,
+        "destination": {**op.destination.as_dict(), "url": destination_url},
+        "copy_id": op.copy_id,
+        "deadline": _when(op.deadline),
+        "created_at": _when(op.created_at),
+        "updated_at": _when(op.updated_at),
+        "finished_at": _when(op.finished_at),
+        "progress": op.progress.as_dict() if op.progress else None,
+        "on_abort": op.on_abort.value,
+        "lease_source": op.lease_source,
+        "metadata": op.metadata,
+        "abort_reason": op.abort_reason.value if op.abort_reason else None,
+        "error": op.error,
+        # Cleanup that failed for now and that the sweep retries (e.g. a lease release).
+        "cleanup_pending": [task.value for task in op.cleanup],
+    }

@@ -1,0 +1,128 @@
+"""Shared fixtures: Azurite (started here, never skipped), the pending-copy proxy, and a
+service wired to storage through that proxy, as a user's app would be."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from copy_ops.service import CopyService
+from copy_ops.settings import Settings
+from copy_ops.storage import BlobStorage
+from tests.support.azurite import Azurite
+from tests.support.pending_copy_proxy import PendingCopyProxy, connection_string, serve
+
+# Quick retries so fault tests stay fast; the production values are in copy_ops.storage.
+TEST_CLIENT_OPTIONS: dict[str, Any] = {
+    "retry_total": 2,
+    "retry_backoff_factor": 0.02,
+    "retry_backoff_max": 0.1,
+    "read_timeout": 3,
+    "connection_timeout": 2,
+}
+
+
+@pytest.fixture(scope="session")
+def azurite_port() -> Iterator[int]:
+    # A developer may point the suite at an Azurite they run themselves.
+    given = os.environ.get("COPY_OPS_TEST_AZURITE_PORT")
+    if given:
+        yield int(given)
+        return
+    with Azurite() as azurite:
+        yield azurite.port
+
+
+@pytest.fixture(scope="session")
+def _proxy(azurite_port: int) -> Iterator[PendingCopyProxy]:
+    proxy = serve(azurite_port)
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def proxy(_proxy: PendingCopyProxy) -> Iterator[PendingCopyProxy]:
+    _proxy.reset()
+    yield _proxy
+    _proxy.reset()
+
+
+@pytest.fixture
+def direct(azurite_port: int) -> BlobServiceClient:
+    """Azurite without the proxy: for arranging and checking, uncounted and fault-free."""
+    return BlobServiceClient.from_connection_string(connection_string(azurite_port))
+
+
+class Blobs:
+    """Arrange and inspect blobs directly in Azurite, in containers unique to one test."""
+
+    def __init__(self, direct: BlobServiceClient) -> None:
+        self.direct = direct
+        suffix = uuid.uuid4().hex[:10]
+        self.src = f"src-{suffix}"
+        self.dst = f"dst-{suffix}"
+        direct.create_container(self.src)
+        direct.create_container(self.dst)
+
+    def put(self, container: str, name: str, data: bytes, metadata: dict[str, str] | None = None) -> None:
+        self.direct.get_blob_client(container, name).upload_blob(data, overwrite=True, metadata=metadata)
+
+    def read(self, container: str, name: str) -> bytes:
+        return self.direct.get_blob_client(container, name).download_blob().readall()
+
+    def exists(self, container: str, name: str) -> bool:
+        return bool(self.direct.get_blob_client(container, name).exists())
+
+    def metadata(self, container: str, name: str) -> dict[str, str]:
+        return dict(self.direct.get_blob_client(container, name).get_blob_properties().metadata)
+
+    def lease_state(self, container: str, name: str) -> str:
+        return str(self.direct.get_blob_client(container, name).get_blob_properties().lease.state)
+
+    def snapshots(self, container: str, name: str) -> list[str]:
+        items = self.direct.get_container_client(container).list_blobs(name_starts_with=name, include=["snapshots"])
+        return [item.snapshot for item in items if item.snapshot and item.name == name]
+
+
+@pytest.fixture
+def blobs(direct: BlobServiceClient) -> Blobs:
+    return Blobs(direct)
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(proxy: PendingCopyProxy) -> SettingsFactory:
+    ledger = f"ledger-{uuid.uuid4().hex[:10]}"
+
+    def build(**overrides: str) -> Settings:
+        env = {
+            "COPY_STORAGE": proxy.connection_string,
+            "COPY_LEDGER_CONTAINER": ledger,
+            "COPY_ALLOWED_SOURCE_HOSTS": "127.0.0.1:*,partner.example.net",
+            "COPY_SWEEP_CONCURRENCY": "8",
+        }
+        env.update(overrides)
+        return Settings.from_env(env)
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: SettingsFactory) -> Settings:
+    return make_settings()
+
+
+def connect(settings: Settings) -> CopyService:
+    return CopyService(settings, BlobStorage.connect(settings.storage, **TEST_CLIENT_OPTIONS))
+
+
+@pytest.fixture
+def service(settings: Settings) -> CopyService:
+    return connect(settings)

@@ -1,0 +1,81 @@
+"""Start and stop Azurite (blob service only) from the project's pinned npm install."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BINARY = ROOT / "node_modules" / ".bin" / "azurite-blob"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the process exited with {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+class Azurite:
+    """An Azurite blob service on a free loopback port, in memory."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._workdir = tempfile.TemporaryDirectory(prefix="azurite-")
+
+    def start(self) -> Azurite:
+        if not BINARY.exists():
+            raise RuntimeError(f"Azurite is not installed at {BINARY}: run scripts/setup.sh (it runs npm ci)")
+        log = open(Path(self._workdir.name) / "azurite.log", "wb")  # noqa: SIM115 - lives as long as the process
+        self._process = subprocess.Popen(
+            [
+                str(BINARY),
+                "--blobHost", "127.0.0.1",
+                "--blobPort", str(self.port),
+                "--location", self._workdir.name,
+                "--inMemoryPersistence",
+                # The SDK's default API version is newer than Azurite knows.
+                "--skipApiVersionCheck",
+                # Otherwise it stalls on shutdown without a network.
+                "--disableTelemetry",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for_port(self.port, 60, self._process)
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGTERM)
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._process.pid, signal.SIGKILL)
+                self._process.wait()
+        self._workdir.cleanup()
+
+    def __enter__(self) -> Azurite:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,388 @@
+"""A small HTTP proxy in front of Azurite that makes copies pending, as Azure does.
+
+Azurite finishes every copy at once and cannot abort one. Through this proxy, with
+``pending_copies`` on, Copy Blob answers ``pending``: the destination is created at
+zero length with the new metadata (as Azure leaves it), and its properties report
+the copy as pending until a test calls :meth:`PendingCopyProxy.finish` (which does
+the real copy in Azurite) or :meth:`PendingCopyProxy.fail`. Abort Copy is
+implemented: the right copy id aborts, a wrong one gets 409 ``CopyIdMismatch``, and
+a copy that is not pending 409 ``NoPendingCopyOperation``. While a copy is pending,
+writes, snapshots and lease calls on the destination get 409 ``PendingCopyOperation``.
+
+It also counts requests by kind (for cost tests and benchmarks), adds latency, and
+injects faults: a status (503, 500), a dropped connection (a timeout to the client),
+or a lost response (the request reaches Azurite, the client sees 503).
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from azure.storage.blob import BlobServiceClient
+
+DEV_ACCOUNT = "devstoreaccount1"
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def connection_string(port: int) -> str:
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{port}/{DEV_ACCOUNT};"
+    )
+
+
+@dataclass
+class FakeCopy:
+    copy_id: str
+    source: str
+    metadata: dict[str, str]
+    status: str = "pending"
+    copied: int = 0
+    total: int = 0
+    description: str | None = None
+
+
+@dataclass
+class Fault:
+    kind: str
+    mode: str  # "status", "drop" or "lost_response"
+    status: int = 503
+    times: int = 1
+    path_contains: str = ""
+
+
+@dataclass
+class RequestLog:
+    counts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def classify(method: str, path: str, query: dict[str, list[str]], headers: dict[str, str]) -> str:
+    """A stable name for the kind of storage request (what the cost figures count)."""
+    comp = query.get("comp", [""])[0]
+    restype = query.get("restype", [""])[0]
+    if method == "PUT" and comp == "copy":
+        return "abort_copy"
+    if method == "PUT" and "x-ms-copy-source" in headers and not comp:
+        return "copy_blob"
+    if comp in ("lease", "snapshot", "tags", "metadata", "block", "blocklist"):
+        return f"{method.lower()}_{comp}"
+    if comp == "blobs":
+        return "find_by_tags"
+    if comp == "list":
+        return "list_blobs"
+    if restype == "container":
+        return f"{method.lower()}_container"
+    return {"PUT": "put_blob", "HEAD": "get_properties", "GET": "get_blob", "DELETE": "delete_blob"}.get(
+        method, method.lower()
+    )
+
+
+class PendingCopyProxy:
+    def __init__(self, azurite_port: int, latency: float = 0.0) -> None:
+        self.azurite_port = azurite_port
+        self.latency = latency
+        self.pending_copies = False
+        self.log = RequestLog()
+        self._copies: dict[str, FakeCopy] = {}
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+        self._direct = BlobServiceClient.from_connection_string(connection_string(azurite_port))
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="pending-copy-proxy", daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def connection_string(self) -> str:
+        return connection_string(self.port)
+
+    def start(self) -> PendingCopyProxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._copies.clear()
+            self._faults.clear()
+            self.log = RequestLog()
+            self.pending_copies = False
+            self.latency = 0.0
+
+    # -- test hooks --------------------------------------------------------------
+
+    def inject(
+        self, kind: str, *, mode: str = "status", status: int = 503, times: int = 1, path_contains: str = ""
+    ) -> None:
+        """Make the next ``times`` requests of ``kind`` fail (see :func:`classify` for kinds)."""
+        with self._lock:
+            self._faults.append(Fault(kind, mode, status, times, path_contains))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def copy_state(self, container: str, blob: str) -> FakeCopy | None:
+        with self._lock:
+            return self._copies.get(self._key(container, blob))
+
+    def finish(self, container: str, blob: str) -> None:
+        """Complete a pending copy for real: Azurite copies the data, the copy id stays ours."""
+        key = self._key(container, blob)
+        with self._lock:
+            fake = self._copies[key]
+        dest = self._direct.get_blob_client(container, blob)
+        dest.start_copy_from_url(self._direct_source(fake.source), metadata=fake.metadata)
+        with self._lock:
+            fake.status, fake.copied = "success", fake.total
+
+    def fail(self, container: str, blob: str, description: str = "500 InternalError source read failed") -> None:
+        with self._lock:
+            fake = self._copies[self._key(container, blob)]
+            fake.status, fake.description = "failed", description
+
+    def abort_elsewhere(self, container: str, blob: str) -> None:
+        with self._lock:
+            self._copies[self._key(container, blob)].status = "aborted"
+
+    def advance(self, container: str, blob: str, copied: int) -> None:
+        with self._lock:
+            self._copies[self._key(container, blob)].copied = copied
+
+    # -- internals ---------------------------------------------------------------
+
+    @staticmethod
+    def _key(container: str, blob: str) -> str:
+        return f"/{DEV_ACCOUNT}/{container}/{blob}"
+
+    def _direct_source(self, source: str) -> str:
+        # The source was named through the proxy; Azurite itself must read it directly.
+        parts = urlsplit(source)
+        if parts.port == self.port:
+            return source.replace(f":{self.port}/", f":{self.azurite_port}/", 1)
+        return source
+
+    def _take_fault(self, kind: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.kind == kind and fault.path_contains in path and fault.times > 0:
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+            def do_GET(self) -> None:
+                proxy._handle(self)
+
+            do_PUT = do_HEAD = do_DELETE = do_POST = do_GET
+
+        return Handler
+
+    def _handle(self, request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        parts = urlsplit(request.path)
+        path = unquote(parts.path)
+        query = parse_qs(parts.query)
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        kind = classify(request.command, path, query, headers)
+        with self._lock:
+            self.log.counts[kind] += 1
+        if self.latency:
+            time.sleep(self.latency)
+        fault = self._take_fault(kind, path)
+        if fault is not None and fault.mode == "drop":
+            request.close_connection = True
+            request.connection.shutdown(2)  # the client sees the connection die: a timeout
+            return
+        if fault is not None and fault.mode == "status":
+            self._error(request, fault.status, "ServerBusy", "injected fault")
+            return
+        status, out_headers, out_body = self._respond(request.command, request.path, path, query, headers, body)
+        if fault is not None and fault.mode == "lost_response":
+            self._error(request, fault.status, "ServerBusy", "injected fault after the request took effect")
+            return
+        self._send(request, status, out_headers, out_body)
+
+    def _respond(
+        self, method: str, raw_path: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        with self._lock:
+            fake = self._copies.get(path)
+        if method == "PUT" and query.get("comp") == ["copy"]:
+            return self._abort(path, query, headers)
+        if fake is not None and fake.status == "pending" and method == "PUT":
+            return self._error_parts(409, "PendingCopyOperation", "There is currently a pending copy operation.")
+        if method == "PUT" and "x-ms-copy-source" in headers and not query.get("comp"):
+            if self.pending_copies and "snapshot=" not in headers["x-ms-copy-source"]:
+                return self._start_pending(path, headers)
+            with self._lock:
+                self._copies.pop(path, None)
+            return self._copy_now(path, headers)
+        elif method in ("PUT", "DELETE") and not query.get("comp") and "snapshot" not in query:
+            with self._lock:
+                self._copies.pop(path, None)  # the blob was replaced or deleted: our copy is gone
+        status, out_headers, out_body = self._forward(method, raw_path, headers, body)
+        if fake is not None and method in ("HEAD", "GET") and status == 200 and not query.get("comp"):
+            out_headers = self._overlay(out_headers, fake)
+        return status, out_headers, out_body
+
+    def _copy_now(self, path: str, headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
+        """A pass-through Copy Blob. The proxy copies with its own credentials: the
+        source names the proxy's port, which Azurite would take for a foreign host, and
+        the client's signature covers the source header, so it cannot be rewritten."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError
+
+        _, container, blob = path.lstrip("/").split("/", 2)
+        metadata = {n[len("x-ms-meta-") :]: v for n, v in headers.items() if n.startswith("x-ms-meta-")}
+        kwargs: dict[str, object] = {"metadata": metadata or None}
+        if headers.get("if-none-match") == "*":
+            kwargs["match_condition"] = MatchConditions.IfMissing
+        try:
+            result = self._direct.get_blob_client(container, blob).start_copy_from_url(
+                self._direct_source(headers["x-ms-copy-source"]), **kwargs
+            )
+        except HttpResponseError as exc:
+            code = str(getattr(exc.error_code, "value", exc.error_code) or "Error")
+            return self._error_parts(exc.status_code or 500, code, str(exc).splitlines()[0])
+        return 202, [
+            ("ETag", str(result["etag"])),
+            ("Last-Modified", formatdate(usegmt=True)),
+            ("x-ms-copy-id", str(result["copy_id"])),
+            ("x-ms-copy-status", str(result["copy_status"])),
+            ("x-ms-request-id", str(uuid.uuid4())),
+            ("x-ms-version", headers.get("x-ms-version", "2021-12-02")),
+        ], b""
+
+    def _start_pending(self, path: str, headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
+        _, container, blob = path.lstrip("/").split("/", 2)
+        dest = self._direct.get_blob_client(container, blob)
+        if headers.get("if-none-match") == "*" and dest.exists():
+            return self._error_parts(409, "BlobAlreadyExists", "The specified blob already exists.")
+        source = headers["x-ms-copy-source"]
+        try:
+            from azure.storage.blob import BlobClient
+
+            total = BlobClient.from_blob_url(
+                self._direct_source(source).split("?")[0],
+                credential={"account_name": DEV_ACCOUNT, "account_key": DEV_KEY},
+            ).get_blob_properties().size
+        except Exception:
+            return self._error_parts(404, "CannotVerifyCopySource", "The specified blob does not exist.")
+        metadata = {name[len("x-ms-meta-") :]: value for name, value in headers.items() if name.startswith("x-ms-meta-")}
+        result = dest.upload_blob(b"", overwrite=True, metadata=metadata)
+        fake = FakeCopy(str(uuid.uuid4()), source.split("?")[0], metadata, total=total)
+        with self._lock:
+            self._copies[path] = fake
+        return 202, [
+            ("ETag", str(result["etag"])),
+            ("Last-Modified", formatdate(usegmt=True)),
+            ("x-ms-copy-id", fake.copy_id),
+            ("x-ms-copy-status", "pending"),
+            ("x-ms-request-id", str(uuid.uuid4())),
+            ("x-ms-version", headers.get("x-ms-version", "2021-12-02")),
+        ], b""
+
+    def _abort(
+        self, path: str, query: dict[str, list[str]], headers: dict[str, str]
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        copy_id = query.get("copyid", [""])[0]
+        with self._lock:
+            fake = self._copies.get(path)
+            if fake is not None and fake.status == "pending":
+                if fake.copy_id != copy_id:
+                    return self._error_parts(409, "CopyIdMismatch", "The specified copy ID did not match.")
+                fake.status, fake.description = "aborted", "copy aborted"
+                return 204, [("x-ms-request-id", str(uuid.uuid4())), ("x-ms-version", headers.get("x-ms-version", ""))], b""
+        _, container, blob = path.lstrip("/").split("/", 2)
+        if not self._direct.get_blob_client(container, blob).exists():
+            return self._error_parts(404, "BlobNotFound", "The specified blob does not exist.")
+        return self._error_parts(409, "NoPendingCopyOperation", "There is currently no pending copy operation.")
+
+    @staticmethod
+    def _overlay(headers: list[tuple[str, str]], fake: FakeCopy) -> list[tuple[str, str]]:
+        kept = [(n, v) for n, v in headers if not n.lower().startswith("x-ms-copy-")]
+        kept += [
+            ("x-ms-copy-id", fake.copy_id),
+            ("x-ms-copy-status", fake.status),
+            ("x-ms-copy-progress", f"{fake.copied}/{fake.total}"),
+            ("x-ms-copy-source", fake.source),
+        ]
+        if fake.status != "pending":
+            kept.append(("x-ms-copy-completion-time", formatdate(usegmt=True)))
+        if fake.description:
+            kept.append(("x-ms-copy-status-description", fake.description))
+        return kept
+
+    def _forward(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.azurite_port, timeout=60)
+        try:
+            forwarded = {n: v for n, v in headers.items() if n not in ("host", "connection")}
+            forwarded["host"] = f"127.0.0.1:{self.azurite_port}"
+            connection.request(method, raw_path, body=body or None, headers=forwarded)
+            response = connection.getresponse()
+            data = response.read()
+            out = [(n, v) for n, v in response.getheaders() if n.lower() not in ("transfer-encoding", "connection")]
+            return response.status, out, data
+        finally:
+            connection.close()
+
+    def _error_parts(self, status: int, code: str, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        body = (
+            f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>{message}</Message></Error>'
+        ).encode()
+        return status, [("Content-Type", "application/xml"), ("x-ms-error-code", code)], body
+
+    def _error(self, request: BaseHTTPRequestHandler, status: int, code: str, message: str) -> None:
+        self._send(request, *self._error_parts(status, code, message))
+
+    @staticmethod
+    def _send(request: BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        request.send_response(status)
+        for name, value in headers:
+            if name.lower() != "content-length":
+                request.send_header(name, value)
+        if request.command == "HEAD":
+            length = next((v for n, v in headers if n.lower() == "content-length"), "0")
+            request.send_header("Content-Length", length)
+            request.end_headers()
+            return
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+
+def serve(azurite_port: int, latency: float = 0.0, pending: bool = False) -> PendingCopyProxy:
+    proxy = PendingCopyProxy(azurite_port, latency).start()
+    proxy.pending_copies = pending
+    return proxy
+

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import pytest
+
+from copy_ops.errors import ConfigurationError
+from copy_ops.settings import Settings, blob_endpoint_of
+
+KEY = "Zm9vYmFyYmF6cXV4c2VjcmV0a2V5MTIzNDU2Nzg5MA=="
+AZURE_CS = f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={KEY};EndpointSuffix=core.windows.net"
+
+
+def test_defaults_follow_the_spec() -> None:
+    settings = Settings.from_env({"AzureWebJobsStorage": AZURE_CS})
+    assert settings.sweep_schedule == "0 */1 * * * *"
+    assert settings.default_timeout_seconds == 3600
+    assert settings.max_timeout_seconds == 604800
+    assert settings.ledger_container == "copy-operations"
+    assert settings.allowed_source_hosts == ("acct.blob.core.windows.net",)
+    assert settings.allowed_destination_containers == ("*",)
+    assert settings.sweep_budget_seconds < 300  # below host.json's functionTimeout
+
+
+@pytest.mark.parametrize(
+    ("env", "endpoint"),
+    [
+        ({"AzureWebJobsStorage": AZURE_CS}, "https://acct.blob.core.windows.net"),
+        ({"COPY_STORAGE": "UseDevelopmentStorage=true", "AzureWebJobsStorage": AZURE_CS}, "http://127.0.0.1:10000/devstoreaccount1"),
+        (
+            {"COPY_STORAGE__blobServiceUri": "https://other.blob.core.windows.net/", "COPY_STORAGE": AZURE_CS},
+            "https://other.blob.core.windows.net",
+        ),
+        ({"COPY_STORAGE": f"AccountName=a;AccountKey={KEY};BlobEndpoint=http://127.0.0.1:1/a/"}, "http://127.0.0.1:1/a"),
+    ],
+)
+def test_storage_connection_precedence(env: dict[str, str], endpoint: str) -> None:
+    assert Settings.from_env(env).storage.blob_endpoint == endpoint
+
+
+def test_identity_connection_keeps_client_id() -> None:
+    settings = Settings.from_env(
+        {"COPY_STORAGE__blobServiceUri": "https://acct.blob.core.windows.net", "COPY_STORAGE__clientId": "abc"}
+    )
+    assert settings.storage.connection_string is None
+    assert settings.storage.client_id == "abc"
+
+
+def test_repr_never_shows_the_account_key() -> None:
+    settings = Settings.from_env({"COPY_STORAGE": AZURE_CS})
+    assert KEY not in repr(settings)
+    assert KEY not in str(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({}, "COPY_STORAGE"),
+        ({"COPY_STORAGE": "nonsense"}, "COPY_STORAGE"),
+        ({"COPY_STORAGE__blobServiceUri": "not a url"}, "COPY_STORAGE__blobServiceUri"),
+        ({"COPY_STORAGE": AZURE_CS, "COPY_SWEEP_SCHEDULE": "*/5 * * * *"}, "COPY_SWEEP_SCHEDULE"),
+        ({"COPY_STORAGE": AZURE_CS, "COPY_DEFAULT_TIMEOUT_SECONDS": "ten"}, "COPY_DEFAULT_TIMEOUT_SECONDS"),
+        ({"COPY_STORAGE": AZURE_CS, "COPY_DEFAULT_TIMEOUT_SECONDS": "0"}, "COPY_DEFAULT_TIMEOUT_SECONDS"),
+        ({"COPY_STORAGE": AZURE_CS, "COPY_MAX_TIMEOUT_SECONDS": "1209600"}, "COPY_MAX_TIMEOUT_SECONDS"),
+        (
+            {"COPY_STORAGE": AZURE_CS, "COPY_DEFAULT_TIMEOUT_SECONDS": "7200", "COPY_MAX_TIMEOUT_SECONDS": "3600"},
+            "COPY_DEFAULT_TIMEOUT_SECONDS",
+        ),
+        ({"COPY_STORAGE": AZURE_CS, "COPY_LEDGER_CONTAINER": "Bad_Name"}, "COPY_LEDGER_CONTAINER"),
+        ({"COPY_STORAGE": AZURE_CS, "COPY_SWEEP_CONCURRENCY": "0"}, "COPY_SWEEP_CONCURRENCY"),
+        ({"COPY_STORAGE": AZURE_CS, "COPY_SWEEP_BUDGET_SECONDS": "-1"}, "COPY_SWEEP_BUDGET_SECONDS"),
+        ({"COPY_STORAGE": AZURE_CS, "COPY_ALLOWED_SOURCE_HOSTS": " , "}, "COPY_ALLOWED_SOURCE_HOSTS"),
+        (
+            {"COPY_STORAGE": AZURE_CS, "COPY_FIRST_CHECK_SECONDS": "60", "COPY_MAX_CHECK_INTERVAL_SECONDS": "30"},
+            "COPY_MAX_CHECK_INTERVAL_SECONDS",
+        ),
+    ],
+)
+def test_a_bad_setting_is_one_clear_error_naming_it(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(env)
+    assert caught.value.code == named
+    assert named in caught.value.detail
+    assert KEY not in caught.value.detail
+
+
+def test_lists_are_trimmed_and_lowercased() -> None:
+    settings = Settings.from_env(
+        {"COPY_STORAGE": AZURE_CS, "COPY_ALLOWED_SOURCE_HOSTS": " *.Blob.Core.Windows.Net , partner.example "}
+    )
+    assert settings.allowed_source_hosts == ("*.blob.core.windows.net", "partner.example")
+
+
+def test_endpoint_of_a_connection_string_without_account_is_an_error() -> None:
+    with pytest.raises(ValueError, match="neither"):
+        blob_endpoint_of("DefaultEndpointsProtocol=https")

@@ -1,0 +1,123 @@
+"""Start-request validation: a table of valid bodies and a table of invalid ones, each
+invalid one naming the fields it must report (all at once) and the status it maps to."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from copy_ops.errors import CopyOpsError, Forbidden, InvalidRequest
+from copy_ops.model import BlobRef, OnAbort
+from copy_ops.settings import Settings
+from copy_ops.validation import fingerprint, parse_copy_request
+
+NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+SETTINGS = Settings.from_env(
+    {
+        "COPY_STORAGE": "UseDevelopmentStorage=true",
+        "COPY_ALLOWED_SOURCE_HOSTS": "*.blob.core.windows.net,127.0.0.1:10000",
+        "COPY_ALLOWED_DESTINATION_CONTAINERS": "backups,data-*",
+        "COPY_MAX_TIMEOUT_SECONDS": "86400",
+        "COPY_DEFAULT_TIMEOUT_SECONDS": "600",
+    }
+)
+SRC = "https://acct.blob.core.windows.net/c/path/a.bin?sv=1&sig=SECRET"
+DEST = {"container": "backups", "blob": "2026/11/a.bin"}
+
+
+def body(**fields: Any) -> dict[str, Any]:
+    return {"source": SRC, "destination": DEST, **fields}
+
+
+@pytest.mark.parametrize(
+    ("given", "check"),
+    [
+        (body(), lambda r: r.deadline == NOW + timedelta(seconds=600) and r.on_abort is OnAbort.KEEP),
+        (body(timeout_seconds=60), lambda r: r.deadline == NOW + timedelta(seconds=60)),
+        (body(deadline="2026-11-24T03:00:00Z"), lambda r: r.deadline == datetime(2026, 11, 24, 3, tzinfo=UTC)),
+        (body(deadline="2026-11-24T04:00:00+01:00"), lambda r: r.deadline == datetime(2026, 11, 24, 3, tzinfo=UTC)),
+        (body(metadata={"origin": "partner", "_x1": "v"}), lambda r: r.metadata == {"origin": "partner", "_x1": "v"}),
+        (body(overwrite=True, on_abort="restore"), lambda r: r.overwrite and r.on_abort is OnAbort.RESTORE),
+        (
+            {"source": {"container": "data-in", "blob": "a.bin"}, "destination": DEST, "lease_source": True},
+            lambda r: r.source_blob == BlobRef("data-in", "a.bin") and r.source_url is None and r.lease_source,
+        ),
+        (
+            body(source="http://127.0.0.1:10000/devstoreaccount1/data-in/a.bin", lease_source=True),
+            lambda r: r.source_blob == BlobRef("data-in", "a.bin"),
+        ),
+        (body(destination={"container": "data-2026", "blob": "x"}), lambda r: r.destination.container == "data-2026"),
+    ],
+)
+def test_valid_requests(given: dict[str, Any], check: Any) -> None:
+    assert check(parse_copy_request(given, SETTINGS, NOW))
+
+
+@pytest.mark.parametrize(
+    ("given", "error", "fields"),
+    [
+        ([1, 2], InvalidRequest, {"body"}),
+        ({}, InvalidRequest, {"source", "destination"}),
+        (body(extra=1, timout_seconds=5), InvalidRequest, {"extra", "timout_seconds"}),
+        (body(source=42), InvalidRequest, {"source"}),
+        (body(source="ftp://x/c/b"), InvalidRequest, {"source"}),
+        (body(source="http://acct.blob.core.windows.net/c/b"), InvalidRequest, {"source"}),
+        (body(source="https://acct.blob.core.windows.net/onlycontainer"), InvalidRequest, {"source"}),
+        (body(source="https://evil.example.com/c/b"), Forbidden, {"source"}),
+        (body(source={"container": "A", "blob": ""}), InvalidRequest, {"source.container", "source.blob"}),
+        (body(destination="backups/a.bin"), InvalidRequest, {"destination"}),
+        (body(destination={"container": "backups", "blob": "x", "tier": "Hot"}), InvalidRequest, {"destination.tier"}),
+        (body(destination={"container": "a--b", "blob": "x/"}), InvalidRequest, {"destination.container", "destination.blob"}),
+        (body(destination={"container": "other", "blob": "x"}), Forbidden, {"destination.container"}),
+        (body(destination={"container": "copy-operations", "blob": "x"}), Forbidden, {"destination.container"}),
+        (body(timeout_seconds=0), InvalidRequest, {"timeout_seconds"}),
+        (body(timeout_seconds=86401), InvalidRequest, {"timeout_seconds"}),
+        (body(timeout_seconds="60"), InvalidRequest, {"timeout_seconds"}),
+        (body(timeout_seconds=True), InvalidRequest, {"timeout_seconds"}),
+        (body(timeout_seconds=1.5), InvalidRequest, {"timeout_seconds"}),
+        (body(timeout_seconds=60, deadline="2026-11-24T03:00:00Z"), InvalidRequest, {"deadline"}),
+        (body(deadline="2026-11-24T01:00:00Z"), InvalidRequest, {"deadline"}),
+        (body(deadline="2026-11-26T01:00:00Z"), InvalidRequest, {"deadline"}),
+        (body(deadline="tomorrow"), InvalidRequest, {"deadline"}),
+        (body(deadline="2026-11-24T03:00:00"), InvalidRequest, {"deadline"}),
+        (body(deadline="2026-13-40T03:00:00Z"), InvalidRequest, {"deadline"}),
+        (body(metadata="x"), InvalidRequest, {"metadata"}),
+        (body(metadata={"1abc": "v"}), InvalidRequest, {"metadata.1abc"}),
+        (body(metadata={"a-b": "v"}), InvalidRequest, {"metadata.a-b"}),
+        (body(metadata={"copyops_operation": "v"}), InvalidRequest, {"metadata.copyops_operation"}),
+        (body(metadata={"k": 1}), InvalidRequest, {"metadata.k"}),
+        (body(metadata={"k": "caf\u00e9"}), InvalidRequest, {"metadata.k"}),
+        (body(metadata={"k": "line\nbreak"}), InvalidRequest, {"metadata.k"}),
+        (body(metadata={"Key": "a", "key": "b"}), InvalidRequest, {"metadata.key"}),
+        (body(metadata={f"k{i}": "v" * 100 for i in range(90)}), InvalidRequest, {"metadata"}),
+        (body(overwrite="yes"), InvalidRequest, {"overwrite"}),
+        (body(lease_source=1), InvalidRequest, {"lease_source"}),
+        (body(lease_source=True), InvalidRequest, {"lease_source"}),
+        (body(on_abort="rollback"), InvalidRequest, {"on_abort"}),
+        (body(on_abort=["keep"]), InvalidRequest, {"on_abort"}),
+        (
+            {"source": {"container": "backups", "blob": "x"}, "destination": {"container": "backups", "blob": "x"}},
+            InvalidRequest,
+            {"destination"},
+        ),
+    ],
+)
+def test_invalid_requests_name_every_field(given: Any, error: type[CopyOpsError], fields: set[str]) -> None:
+    with pytest.raises(error) as caught:
+        parse_copy_request(given, SETTINGS, NOW)
+    assert {item.field for item in caught.value.errors} == fields
+    assert "SECRET" not in caught.value.detail
+
+
+def test_bad_input_beats_forbidden_input() -> None:
+    # A request both malformed and not allowed is told what to fix first (400).
+    with pytest.raises(InvalidRequest) as caught:
+        parse_copy_request(body(source="https://evil.example.com/c/b", timeout_seconds=-1), SETTINGS, NOW)
+    assert {item.field for item in caught.value.errors} == {"timeout_seconds"}
+
+
+def test_fingerprint_tells_bodies_apart_but_not_key_order() -> None:
+    assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
+    assert fingerprint(body(timeout_seconds=60)) != fingerprint(body(timeout_seconds=61))
