@@ -138,9 +138,14 @@ class CopyService:
             logger.warning("copy_start_uncertain op=%s", op.id)
             raise
         except CopyOpsError as exc:
-            logger.info("copy_start_refused op=%s status=%s code=%s", op.id, exc.status, exc.code)
-            self._undo_start(op)
-            raise
+            # A retried Copy Blob whose first attempt did reach storage is refused
+            # (PendingCopyOperation, BlobAlreadyExists) by our own copy: adopt it.
+            seen = self._own_copy_on(dest, op.id)
+            if seen is None:
+                logger.info("copy_start_refused op=%s status=%s code=%s", op.id, exc.status, exc.code)
+                self._undo_start(op)
+                raise
+            copy_id, status = seen
 
         op.copy_id = copy_id
         op.updated_at = now
@@ -158,6 +163,16 @@ class CopyService:
         logger.info("copy_started op=%s copy_id=%s state=%s", op.id, copy_id, op.state)
         self.run_cleanup(op, now)
         return op
+
+    def _own_copy_on(self, dest: BlobRef, operation_id: str) -> tuple[str, str] | None:
+        try:
+            seen = self.storage.observe_copy(dest)
+        except CopyOpsError:
+            return None
+        if seen is None or seen.owner != operation_id or not seen.copy_id:
+            return None
+        logger.info("copy_adopted op=%s copy_id=%s", operation_id, seen.copy_id)
+        return seen.copy_id, seen.status or "pending"
 
     def _after_slow_start(self, operation_id: str, copy_id: str, now: datetime) -> Operation:
         current = self.ledger.get(operation_id)

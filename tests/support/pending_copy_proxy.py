@@ -57,6 +57,8 @@ class Fault:
     status: int = 503
     times: int = 1
     path_contains: str = ""
+    # Let this many matching requests through before the fault starts.
+    after: int = 0
 
 
 @dataclass
@@ -132,11 +134,19 @@ class PendingCopyProxy:
     # -- test hooks --------------------------------------------------------------
 
     def inject(
-        self, kind: str, *, mode: str = "status", status: int = 503, times: int = 1, path_contains: str = ""
+        self,
+        kind: str,
+        *,
+        mode: str = "status",
+        status: int = 503,
+        times: int = 1,
+        path_contains: str = "",
+        after: int = 0,
     ) -> None:
-        """Make the next ``times`` requests of ``kind`` fail (see :func:`classify` for kinds)."""
+        """Make ``times`` requests of ``kind`` fail, after letting ``after`` of them through
+        (see :func:`classify` for the kinds)."""
         with self._lock:
-            self._faults.append(Fault(kind, mode, status, times, path_contains))
+            self._faults.append(Fault(kind, mode, status, times, path_contains, after))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -186,6 +196,9 @@ class PendingCopyProxy:
         with self._lock:
             for fault in self._faults:
                 if fault.kind == kind and fault.path_contains in path and fault.times > 0:
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     fault.times -= 1
                     return fault
         return None

@@ -1,0 +1,86 @@
+"""The ledger against Azurite: write-ahead records, ETags, the due index, idempotency claims."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from copy_ops.errors import Conflict, NotFound, PreconditionFailed
+from copy_ops.ledger import Ledger, new_operation_id
+from copy_ops.model import BlobRef, OnAbort, Operation, State
+from copy_ops.service import CopyService
+
+T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+
+
+def record(now: datetime, next_check: datetime | None) -> Operation:
+    return Operation(
+        id=new_operation_id(now),
+        state=State.PENDING,
+        source="https://a/c/b",
+        destination=BlobRef("d", "b"),
+        deadline=now + timedelta(hours=1),
+        created_at=now,
+        updated_at=now,
+        on_abort=OnAbort.KEEP,
+        next_check_at=next_check,
+    )
+
+
+@pytest.fixture
+def ledger(service: CopyService) -> Ledger:
+    return service.ledger
+
+
+def test_a_record_round_trips_and_is_replaced_only_with_its_etag(ledger: Ledger) -> None:
+    op = record(T0, T0)
+    ledger.create(op)  # the container is created on first use
+    stale = ledger.get(op.id)
+    op.state = State.SUCCEEDED
+    ledger.save(op)
+    with pytest.raises(PreconditionFailed):
+        ledger.save(stale)
+    assert ledger.get(op.id) == op
+    with pytest.raises(Conflict):
+        ledger.create(record(T0, T0).__class__(**{**op.__dict__, "etag": None}))
+
+
+@pytest.mark.parametrize("bad_id", ["../x", "nope", "", "1234567890123-zzzzzzzz"])
+def test_unknown_or_malformed_ids_are_not_found(ledger: Ledger, bad_id: str) -> None:
+    with pytest.raises(NotFound):
+        ledger.get(bad_id)
+
+
+def test_due_finds_only_what_is_due(ledger: Ledger) -> None:
+    due_now = record(T0, T0 + timedelta(seconds=10))
+    due_later = record(T0, T0 + timedelta(minutes=10))
+    finished = record(T0, None)
+    finished.state = State.SUCCEEDED
+    for op in (due_now, due_later, finished):
+        ledger.create(op)
+    assert list(ledger.due(T0 + timedelta(seconds=10), 100)) == [due_now.id]
+    assert sorted(ledger.due(T0 + timedelta(hours=1), 100)) == sorted([due_now.id, due_later.id])
+    due_now.state, due_now.next_check_at = State.SUCCEEDED, None
+    ledger.save(due_now)
+    assert list(ledger.due(T0 + timedelta(seconds=10), 100)) == []
+
+
+def test_pages_are_newest_first(ledger: Ledger) -> None:
+    ids = []
+    for minute in range(5):
+        op = record(T0 + timedelta(minutes=minute), None)
+        ledger.create(op)
+        ids.append(op.id)
+    first, token = ledger.page(3, None)
+    second, end = ledger.page(3, token)
+    assert first + second == list(reversed(ids))
+    assert token is not None and end is None
+
+
+def test_an_idempotency_key_binds_to_the_first_operation_and_its_body(ledger: Ledger) -> None:
+    assert ledger.claim("key-1", "op-a", "body-1") == "op-a"
+    assert ledger.claim("key-1", "op-b", "body-1") == "op-a"
+    with pytest.raises(Conflict) as caught:
+        ledger.claim("key-1", "op-c", "body-2")
+    assert caught.value.code == "IdempotencyKeyReused"

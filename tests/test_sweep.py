@@ -1,0 +1,224 @@
+"""The sweep against Azurite through the pending-copy proxy: every end a copy can come to."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from copy_ops.model import AbortReason, State
+from copy_ops.service import CopyService
+from copy_ops.settings import Settings
+from copy_ops.sweep import sweep
+from tests.conftest import Blobs, SettingsFactory, connect
+from tests.support.pending_copy_proxy import PendingCopyProxy
+from tests.support.requests import copy_body
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+DEADLINE = NOW + timedelta(seconds=60)
+AFTER = DEADLINE + timedelta(seconds=1)
+
+
+def start_pending(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, name: str = "a.bin", **fields: object):
+    proxy.pending_copies = True
+    return service.start(copy_body(blobs.src, blobs.dst, name, timeout_seconds=60, **fields), NOW).operation
+
+
+def test_before_the_deadline_the_sweep_only_schedules_the_next_check(
+    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    blobs.put(blobs.src, "a.bin", b"x")
+    op = start_pending(service, blobs, proxy)
+    summary = sweep(service, NOW + timedelta(seconds=15))
+    assert summary.outcomes == {"waiting": 1}
+    stored = service.ledger.get(op.id)
+    assert stored.state is State.PENDING and stored.checks == 1
+    assert stored.next_check_at == NOW + timedelta(seconds=45)  # 15 s, then 30 s
+    assert sweep(service, NOW + timedelta(seconds=20)).outcomes == {}  # not due: untouched
+
+
+@pytest.mark.parametrize("on_abort", ["keep", "delete", "restore"])
+def test_a_copy_pending_at_its_deadline_is_aborted_and_on_abort_applied(
+    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, on_abort: str
+) -> None:
+    blobs.put(blobs.src, "a.bin", b"new content")
+    blobs.put(blobs.dst, "a.bin", b"old content", metadata={"was": "old"})
+    op = start_pending(service, blobs, proxy, overwrite=True, on_abort=on_abort, metadata={"now": "new"})
+    summary = sweep(service, AFTER)
+    assert summary.outcomes == {"aborted": 1}
+    stored = service.ledger.get(op.id)
+    assert (stored.state, stored.abort_reason, stored.cleanup) == (State.ABORTED, AbortReason.DEADLINE, [])
+    assert proxy.copy_state(blobs.dst, "a.bin") is None or proxy.copy_state(blobs.dst, "a.bin").status == "aborted"
+    if on_abort == "keep":
+        assert blobs.read(blobs.dst, "a.bin") == b""
+        assert blobs.metadata(blobs.dst, "a.bin")["now"] == "new"
+    elif on_abort == "delete":
+        assert not blobs.exists(blobs.dst, "a.bin")
+    else:
+        assert blobs.read(blobs.dst, "a.bin") == b"old content"
+        assert blobs.metadata(blobs.dst, "a.bin") == {"was": "old"}
+        assert blobs.snapshots(blobs.dst, "a.bin") == []  # the restore snapshot was dropped
+
+
+def test_restore_without_a_previous_destination_deletes_it(
+    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    blobs.put(blobs.src, "a.bin", b"x")
+    start_pending(service, blobs, proxy, overwrite=True, on_abort="restore")
+    assert sweep(service, AFTER).outcomes == {"aborted": 1}
+    assert not blobs.exists(blobs.dst, "a.bin")
+
+
+def test_completion_and_failure_before_the_deadline_are_recorded(
+    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    blobs.put(blobs.src, "a.bin", b"good")
+    blobs.put(blobs.src, "b.bin", b"bad")
+    good = start_pending(service, blobs, proxy, "a.bin")
+    bad = start_pending(service, blobs, proxy, "b.bin", on_abort="delete")
+    proxy.finish(blobs.dst, "a.bin")
+    proxy.fail(blobs.dst, "b.bin", "500 source read failed")
+    summary = sweep(service, NOW + timedelta(seconds=15))
+    assert summary.outcomes == {"succeeded": 1, "failed": 1}
+    assert service.ledger.get(good.id).state is State.SUCCEEDED
+    failed = service.ledger.get(bad.id)
+    assert failed.error == {"code": "copy_failed", "message": "500 source read failed"}
+    assert not blobs.exists(blobs.dst, "b.bin")  # on_abort=delete applies to a failed copy too
+    assert blobs.read(blobs.dst, "a.bin") == b"good"
+    assert proxy.log.counts["abort_copy"] == 0
+
+
+def test_a_copy_that_is_no_longer_ours_is_never_aborted(
+    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    blobs.put(blobs.src, "a.bin", b"ours")
+    blobs.put(blobs.src, "theirs.bin", b"theirs")
+    op = start_pending(service, blobs, proxy, overwrite=True, on_abort="delete")
+    proxy.finish(blobs.dst, "a.bin")
+    # Someone else starts a copy onto the same destination, still pending at our deadline.
+    theirs = proxy.copy_state(blobs.dst, "a.bin")
+    other = connect(service.settings).storage
+    from copy_ops.model import BlobRef
+
+    their_id, _ = other.start_copy(
+        BlobRef(blobs.dst, "a.bin"), other.blob_url(BlobRef(blobs.src, "theirs.bin")), {}, overwrite=True
+    )
+    assert theirs is not None and their_id != op.copy_id
+    summary = sweep(service, AFTER)
+    assert summary.outcomes == {"failed": 1}
+    stored = service.ledger.get(op.id)
+    assert stored.error is not None and stored.error["code"] == "superseded"
+    state = proxy.copy_state(blobs.dst, "a.bin")
+    assert state is not None and (state.copy_id, state.status) == (their_id, "pending")
+    assert proxy.log.counts["abort_copy"] == 0 and blobs.exists(blobs.dst, "a.bin")
+
+
+def test_a_destination_deleted_under_the_copy_is_recorded_as_gone(
+    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    blobs.put(blobs.src, "a.bin", b"x")
+    op = start_pending(service, blobs, proxy, lease_source=True)
+    service.storage._service.get_blob_client(blobs.dst, "a.bin").delete_blob()
+    assert sweep(service, NOW + timedelta(seconds=15)).outcomes == {"failed": 1}
+    stored = service.ledger.get(op.id)
+    assert stored.error is not None and stored.error["code"] == "destination_gone"
+    assert blobs.lease_state(blobs.src, "a.bin") == "available"
+
+
+def test_an_external_abort_is_recorded(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy) -> None:
+    blobs.put(blobs.src, "a.bin", b"x")
+    op = start_pending(service, blobs, proxy)
+    proxy.abort_elsewhere(blobs.dst, "a.bin")
+    assert sweep(service, NOW + timedelta(seconds=15)).outcomes == {"aborted": 1}
+    assert service.ledger.get(op.id).abort_reason is AbortReason.EXTERNAL
+
+
+@pytest.mark.parametrize("on_abort", ["keep", "delete"])
+def test_the_source_lease_is_released_in_every_final_case(
+    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, on_abort: str
+) -> None:
+    blobs.put(blobs.src, "a.bin", b"x")
+    start_pending(service, blobs, proxy, lease_source=True, on_abort=on_abort)
+    assert blobs.lease_state(blobs.src, "a.bin") == "leased"
+    sweep(service, AFTER)
+    assert blobs.lease_state(blobs.src, "a.bin") == "available"
+
+
+def test_two_sweeps_at_once_end_each_operation_in_exactly_one_final_state(
+    make_settings: SettingsFactory, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    settings = make_settings(COPY_SWEEP_CONCURRENCY="4")
+    first, second = connect(settings), connect(settings)
+    for index in range(12):
+        blobs.put(blobs.src, f"{index}.bin", b"x")
+        start_pending(first, blobs, proxy, f"{index}.bin", on_abort="delete")
+    for index in range(0, 12, 3):
+        proxy.finish(blobs.dst, f"{index}.bin")
+    summaries = []
+    threads = [threading.Thread(target=lambda s=s: summaries.append(sweep(s, AFTER))) for s in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    finals = sum(summary.outcomes[state] for summary in summaries for state in ("aborted", "succeeded", "failed"))
+    assert finals == 12  # each operation was finished by exactly one of the two sweeps
+    states = [first.ledger.get(op_id).state for op_id in _all_ids(first)]
+    assert sorted(states) == sorted([State.SUCCEEDED] * 4 + [State.ABORTED] * 8)
+    for index in range(12):
+        assert blobs.exists(blobs.dst, f"{index}.bin") == (index % 3 == 0)
+
+
+def test_a_requested_abort_racing_a_sweep_ends_in_one_final_state(
+    service: CopyService, settings: Settings, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    other = connect(settings)
+    ops = []
+    for index in range(6):
+        blobs.put(blobs.src, f"{index}.bin", b"x")
+        ops.append(start_pending(service, blobs, proxy, f"{index}.bin"))
+    results: dict[str, object] = {}
+
+    def abort_all() -> None:
+        for op in ops:
+            results[op.id] = other.abort(op.id, AFTER).abort_reason
+
+    thread = threading.Thread(target=abort_all)
+    thread.start()
+    summary = sweep(service, AFTER)
+    thread.join()
+    for op in ops:
+        stored = service.ledger.get(op.id)
+        assert stored.state is State.ABORTED and stored.abort_reason in (AbortReason.DEADLINE, AbortReason.REQUESTED)
+        assert results[op.id] == stored.abort_reason  # the requester saw the recorded outcome
+    assert summary.outcomes["aborted"] + list(results.values()).count(AbortReason.REQUESTED) >= 6
+
+
+def test_the_budget_leaves_the_rest_to_the_next_sweep(
+    make_settings: SettingsFactory, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    service = connect(make_settings(COPY_SWEEP_CONCURRENCY="1", COPY_SWEEP_BUDGET_SECONDS="1"))
+    for index in range(5):
+        blobs.put(blobs.src, f"{index}.bin", b"x")
+        start_pending(service, blobs, proxy, f"{index}.bin")
+    ticks = iter(range(100))
+    summary = sweep(service, AFTER, clock=lambda: float(next(ticks)) * 0.4)  # budget gone after 2-3 items
+    assert summary.left_over and 0 < summary.outcomes["aborted"] < 5
+    assert sweep(service, AFTER).outcomes["aborted"] == 5 - summary.outcomes["aborted"]
+
+
+def test_one_summary_line_per_sweep(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, caplog) -> None:
+    blobs.put(blobs.src, "a.bin", b"x")
+    start_pending(service, blobs, proxy)
+    with caplog.at_level(logging.INFO, logger="copy_ops.sweep"):
+        sweep(service, AFTER)
+    lines = [r.getMessage() for r in caplog.records if r.name == "copy_ops.sweep"]
+    assert len(lines) == 1 and lines[0].startswith("sweep_summary due=1 aborted=1")
+    assert "seconds=" in lines[0]
+
+
+def _all_ids(service: CopyService) -> list[str]:
+    ids, token = service.ledger.page(1000, None)
+    assert token is None
+    return ids
