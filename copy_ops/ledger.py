@@ -25,6 +25,10 @@ CLAIM_PREFIX = "idempotency/"
 _OPERATION_ID = re.compile(r"^[0-9]{13}-[0-9a-f]{8}$")
 # Operation ids sort newest first: the listing is then simply in name order.
 _TIME_CEILING_MS = 10**13
+# The service's maximum. Azurite (3.37) filters only the first page-size blobs of the
+# container by name and gives no continuation after a short page, so locally a ledger
+# of more records than this can hide due ones; Azure pages properly. See docs/design.md.
+FIND_PAGE_SIZE = 5000
 
 T = TypeVar("T")
 
@@ -90,15 +94,18 @@ class Ledger:
     def delete(self, operation_id: str) -> None:
         self._storage.delete_document(self._container, self.record_name(operation_id))
 
-    def due(self, now: datetime, page_size: int) -> Iterator[str]:
+    def due(self, now: datetime) -> Iterator[str]:
         """Ids of the operations whose next check is at or before ``now``.
 
         The tag index can lag behind writes: callers re-check the record itself.
         """
-        query = f"@container='{self._container}' AND \"due\" <= '{format_time(now)}'"
-        for name in self._storage.find_by_tags(query, page_size):
-            if name.startswith(RECORD_PREFIX) and name.endswith(".json"):
-                yield name[len(RECORD_PREFIX) : -len(".json")]
+        query = f"\"due\" <= '{format_time(now)}'"
+        try:
+            for name in self._storage.find_by_tags(self._container, query, FIND_PAGE_SIZE):
+                if name.startswith(RECORD_PREFIX) and name.endswith(".json"):
+                    yield name[len(RECORD_PREFIX) : -len(".json")]
+        except NotFound:
+            return  # no ledger yet: nothing is due
 
     def page(self, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
         """One page of operation ids, newest first."""

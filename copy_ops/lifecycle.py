@@ -52,9 +52,6 @@ def decide(op: Operation, seen: CopyObservation | None, now: datetime, start_gra
     adopted = None
     if copy_id is None and seen is not None and seen.owner == op.id and seen.copy_id:
         copy_id = adopted = seen.copy_id
-    abort_due = op.abort_requested_at is not None or now >= op.deadline
-    reason = AbortReason.REQUESTED if op.abort_requested_at is not None else AbortReason.DEADLINE
-
     if copy_id is None:
         # Nothing of ours has started (yet). The start request may still be running;
         # give it a grace period, but never past the deadline.
@@ -64,41 +61,38 @@ def decide(op: Operation, seen: CopyObservation | None, now: datetime, start_gra
             return _finish(State.FAILED, code="not_started", message="the copy was never started")
         return Decision(Action.WAIT)
 
-    decision = _decide_started(copy_id, seen, now, op, abort_due, reason)
+    decision = _decide_started(op, copy_id, seen, now)
     if adopted is not None:
         return Decision(decision.action, decision.state, decision.abort_reason, decision.error, adopted)
     return decision
 
 
-def _decide_started(
-    copy_id: str,
-    seen: CopyObservation | None,
-    now: datetime,
-    op: Operation,
-    abort_due: bool,
-    reason: AbortReason,
-) -> Decision:
+def _decide_started(op: Operation, copy_id: str, seen: CopyObservation | None, now: datetime) -> Decision:
+    requested = op.abort_requested_at is not None
+    reason = AbortReason.REQUESTED if requested else AbortReason.DEADLINE
     if seen is None:
         return _finish(State.FAILED, code="destination_gone", message="the destination blob no longer exists")
     if seen.copy_id != copy_id:
         # Another copy (or a plain write) replaced ours: it is not ours to abort.
-        return _finish(State.FAILED, code="superseded", message="another operation replaced this copy on the destination")
+        return _finish(
+            State.FAILED, code="superseded", message="another operation replaced this copy on the destination"
+        )
     if seen.status == "success":
         return _finish(State.SUCCEEDED)
     if seen.status == "failed":
         return _finish(State.FAILED, code="copy_failed", message=seen.status_description or "the copy failed")
     if seen.status == "aborted":
-        if op.abort_requested_at is None and now < op.deadline:
+        if not requested and now < op.deadline:
             return _finish(State.ABORTED, AbortReason.EXTERNAL)
         return _finish(State.ABORTED, reason)
-    if abort_due:
+    if requested or now >= op.deadline:
         return Decision(Action.ABORT, State.ABORTED, reason)
     return Decision(Action.WAIT)
 
 
 def next_check(op: Operation, now: datetime, first: timedelta, longest: timedelta) -> datetime:
     """When to look again: doubling from ``first`` up to ``longest``, never past the deadline."""
-    interval = min(longest, first * (2 ** min(op.checks, 20)))
+    interval = min(longest, first * (1 << min(op.checks, 20)))
     return min(op.deadline, now + interval)
 
 

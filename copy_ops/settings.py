@@ -169,7 +169,9 @@ def _storage_connection(reader: _Reader) -> StorageConnection:
             try:
                 blob_endpoint_of(value)
             except ValueError as exc:
-                raise ConfigurationError(f"{name} is not a usable storage connection string: {exc}", code=name) from None
+                raise ConfigurationError(
+                    f"{name} is not a usable storage connection string: {exc}", code=name
+                ) from None
             return StorageConnection(connection_string=value)
     raise ConfigurationError(
         "no storage configured: set COPY_STORAGE (a connection string), "

@@ -21,7 +21,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.storage.blob import BlobLeaseClient, BlobServiceClient
+from azure.storage.blob import BlobLeaseClient, BlobServiceClient, ExponentialRetry
 
 from copy_ops.errors import (
     Conflict,
@@ -39,15 +39,12 @@ from copy_ops.settings import StorageConnection
 
 logger = logging.getLogger(__name__)
 
-# Bounded SDK retries: a stuck storage call must not eat the sweep's time budget.
-# What the SDK does not retry is left to the caller's retry or the next sweep.
-CLIENT_OPTIONS: dict[str, Any] = {
-    "retry_total": 3,
-    "retry_backoff_factor": 0.4,
-    "retry_backoff_max": 4,
-    "connection_timeout": 5,
-    "read_timeout": 30,
-}
+# Storage's own retry policy (azure-core's retry_backoff_* options do not reach it).
+# Its default first backoff is 15 s; these waits (about 0.5, 2.5 and 4.5 s) keep a
+# failing step within seconds, so neither an HTTP request nor the sweep's budget is
+# eaten by one bad call. What still fails is left to the caller or the next sweep.
+RETRY = {"retry_total": 3, "initial_backoff": 0.5, "increment_base": 2, "random_jitter_range": 0.5}
+CLIENT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30}
 
 _TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -57,10 +54,9 @@ def translate(exc: AzureError) -> CopyOpsError:
     message = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     if isinstance(exc, HttpResponseError) and exc.status_code is not None:
         status = exc.status_code
-        code = str(exc.error_code) if exc.error_code else None
-        # The SDK's enum renders as "StorageErrorCode.X"; keep Azure's own spelling.
-        if code and "." in code and code.startswith("StorageErrorCode"):
-            code = getattr(exc.error_code, "value", code)
+        # The storage SDK sets error_code (an enum or Azure's own string) on its errors.
+        raw_code = getattr(exc, "error_code", None)
+        code = str(getattr(raw_code, "value", raw_code)) if raw_code else None
         if status == 404:
             return NotFound(message, code=code)
         if status == 409:
@@ -106,7 +102,13 @@ class BlobStorage:
         self._service = service
 
     @classmethod
-    def connect(cls, connection: StorageConnection, pool_size: int = 10, **options: Any) -> BlobStorage:
+    def connect(
+        cls,
+        connection: StorageConnection,
+        pool_size: int = 10,
+        retry: dict[str, float] | None = None,
+        **options: Any,
+    ) -> BlobStorage:
         """A client for the account. ``pool_size`` should cover the sweep's concurrency,
         or connections beyond the pool are opened and closed for every request."""
         import requests
@@ -116,7 +118,12 @@ class BlobStorage:
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size + 4)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        kwargs = {**CLIENT_OPTIONS, **options, "transport": RequestsTransport(session=session, session_owner=True)}
+        kwargs = {
+            **CLIENT_OPTIONS,
+            **options,
+            "retry_policy": ExponentialRetry(**(retry or RETRY)),  # type: ignore[arg-type]
+            "transport": RequestsTransport(session=session, session_owner=True),
+        }
         if connection.connection_string:
             service = BlobServiceClient.from_connection_string(connection.connection_string, **kwargs)
         else:
@@ -170,11 +177,11 @@ class BlobStorage:
                 if exc.status_code != 404:
                     raise
 
-    def find_by_tags(self, query: str, page_size: int) -> Iterator[str]:
-        """Names of the blobs whose tags match ``query``, page by page."""
+    def find_by_tags(self, container: str, query: str, page_size: int) -> Iterator[str]:
+        """Names of the container's blobs whose tags match ``query``, page by page."""
         with storage_errors():
-            pages = self._service.find_blobs_by_tags(query, results_per_page=page_size).by_page()
-            for page in pages:
+            client = self._service.get_container_client(container)
+            for page in client.find_blobs_by_tags(query, results_per_page=page_size).by_page():
                 for item in page:
                     yield str(item.name)
 
@@ -185,7 +192,7 @@ class BlobStorage:
             client = self._service.get_container_client(container)
             pages = client.list_blobs(name_starts_with=prefix, results_per_page=limit).by_page(continuation)
             names = [str(item.name) for item in next(pages, [])]
-            return names, pages.continuation_token
+            return names, getattr(pages, "continuation_token", None)
 
     # -- copies ------------------------------------------------------------------
 

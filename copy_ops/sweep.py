@@ -50,7 +50,7 @@ def sweep(service: CopyService, now: datetime, clock: Callable[[], float] = time
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sweep") as pool:
         in_flight: set[Future[str]] = set()
         try:
-            for operation_id in service.ledger.due(now, page_size=max(100, concurrency * 4)):
+            for operation_id in service.ledger.due(now):
                 if clock() - started >= settings.sweep_budget_seconds:
                     summary.left_over = True
                     break

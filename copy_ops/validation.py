@@ -35,7 +35,9 @@ _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+
 def parse_copy_request(body: Any, settings: Settings, now: datetime) -> CopyRequest:
     """The validated request, or :class:`InvalidRequest`/:class:`Forbidden` listing every problem."""
     if not isinstance(body, Mapping):
-        raise InvalidRequest("the request body must be a JSON object", errors=(FieldError("body", "must be a JSON object"),))
+        raise InvalidRequest(
+            "the request body must be a JSON object", errors=(FieldError("body", "must be a JSON object"),)
+        )
     errors: list[FieldError] = []
     forbidden: list[FieldError] = []
     for name in sorted(set(body) - KNOWN_FIELDS):
@@ -178,7 +180,7 @@ def _own_account_blob(url: str, settings: Settings) -> BlobRef | None:
     prefix = endpoint.path.rstrip("/") + "/"
     if not path.startswith(prefix):
         return None
-    container, _, blob = path[len(prefix):].partition("/")
+    container, _, blob = path[len(prefix) :].partition("/")
     if not CONTAINER_NAME.match(container) or not blob_name_ok(blob):
         return None
     return BlobRef(container, blob)
@@ -202,7 +204,9 @@ def _deadline(body: Mapping[str, Any], settings: Settings, now: datetime, errors
     if has_deadline:
         text = body["deadline"]
         if not isinstance(text, str) or not _RFC3339.match(text):
-            errors.append(FieldError("deadline", "must be an RFC 3339 date-time with an offset, e.g. 2026-11-24T03:00:00Z"))
+            errors.append(
+                FieldError("deadline", "must be an RFC 3339 date-time with an offset, e.g. 2026-11-24T03:00:00Z")
+            )
             return None
         try:
             deadline = datetime.fromisoformat(text.upper().replace("Z", "+00:00")).astimezone(UTC)
@@ -236,7 +240,9 @@ def _metadata(value: Any, errors: list[FieldError]) -> dict[str, str]:
     for name, item in value.items():
         field = f"metadata.{name}"
         if not METADATA_NAME.match(name):
-            errors.append(FieldError(field, "names must be C# identifiers: letters, digits and _, not starting with a digit"))
+            errors.append(
+                FieldError(field, "names must be C# identifiers: letters, digits and _, not starting with a digit")
+            )
             ok = False
         elif name.lower().startswith(RESERVED_METADATA_PREFIX):
             errors.append(FieldError(field, f"names starting with {RESERVED_METADATA_PREFIX!r} are reserved"))

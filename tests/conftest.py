@@ -19,9 +19,7 @@ from tests.support.pending_copy_proxy import PendingCopyProxy, connection_string
 
 # Quick retries so fault tests stay fast; the production values are in copy_ops.storage.
 TEST_CLIENT_OPTIONS: dict[str, Any] = {
-    "retry_total": 2,
-    "retry_backoff_factor": 0.02,
-    "retry_backoff_max": 0.1,
+    "retry": {"retry_total": 2, "initial_backoff": 0.01, "increment_base": 0.05, "random_jitter_range": 0},
     "read_timeout": 3,
     "connection_timeout": 2,
 }

@@ -59,11 +59,11 @@ def test_due_finds_only_what_is_due(ledger: Ledger) -> None:
     finished.state = State.SUCCEEDED
     for op in (due_now, due_later, finished):
         ledger.create(op)
-    assert list(ledger.due(T0 + timedelta(seconds=10), 100)) == [due_now.id]
-    assert sorted(ledger.due(T0 + timedelta(hours=1), 100)) == sorted([due_now.id, due_later.id])
+    assert list(ledger.due(T0 + timedelta(seconds=10))) == [due_now.id]
+    assert sorted(ledger.due(T0 + timedelta(hours=1))) == sorted([due_now.id, due_later.id])
     due_now.state, due_now.next_check_at = State.SUCCEEDED, None
     ledger.save(due_now)
-    assert list(ledger.due(T0 + timedelta(seconds=10), 100)) == []
+    assert list(ledger.due(T0 + timedelta(seconds=10))) == []
 
 
 def test_pages_are_newest_first(ledger: Ledger) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -94,7 +95,14 @@ def test_decide_with_an_abort_request(
         (seen("pending"), AFTER, Action.ABORT, State.ABORTED, OURS, None),
         (seen("success"), BEFORE, Action.FINISH, State.SUCCEEDED, OURS, None),
         # Someone else's copy is never adopted.
-        (seen("pending", copy_id="theirs", owner="other-op"), T0 + timedelta(minutes=1), Action.WAIT, State.PENDING, None, None),
+        (
+            seen("pending", copy_id="theirs", owner="other-op"),
+            T0 + timedelta(minutes=1),
+            Action.WAIT,
+            State.PENDING,
+            None,
+            None,
+        ),
         (seen("pending", copy_id="theirs", owner=None), AFTER, Action.FINISH, State.FAILED, None, "not_started"),
         (None, T0 + timedelta(minutes=1), Action.WAIT, State.PENDING, None, None),
         (None, T0 + GRACE, Action.FINISH, State.FAILED, None, "not_started"),
@@ -115,7 +123,11 @@ def test_decide_before_the_copy_id_is_recorded(
 
 def test_a_requested_abort_of_a_copy_never_started_ends_aborted() -> None:
     decision = lifecycle.decide(operation(copy_id=None, abort_requested_at=T0), None, BEFORE, GRACE)
-    assert (decision.action, decision.state, decision.abort_reason) == (Action.FINISH, State.ABORTED, AbortReason.REQUESTED)
+    assert (decision.action, decision.state, decision.abort_reason) == (
+        Action.FINISH,
+        State.ABORTED,
+        AbortReason.REQUESTED,
+    )
 
 
 @pytest.mark.parametrize(
@@ -164,7 +176,7 @@ def test_next_check_backs_off_but_never_past_the_deadline(checks: int, now: date
     ],
 )
 def test_finish_schedules_the_cleanup_each_end_needs(
-    fields: dict[str, object], state: State, error: str | None, expected: list[Cleanup]
+    fields: dict[str, Any], state: State, error: str | None, expected: list[Cleanup]
 ) -> None:
     op = operation(**fields)
     lifecycle.finish(op, state, AFTER, AbortReason.DEADLINE, {"code": error, "message": "m"} if error else None)

@@ -12,7 +12,10 @@ SAS = "sv=2024-08-04&ss=b&srt=o&sp=r&se=2026-12-01T00:00:00Z&sig=AbCdEf012345678
     [
         (f"https://a.blob.core.windows.net/c/x.bin?{SAS}", "https://a.blob.core.windows.net/c/x.bin"),
         ("https://a.blob.core.windows.net/c/x.bin", "https://a.blob.core.windows.net/c/x.bin"),
-        ("http://127.0.0.1:10000/devstoreaccount1/c/a%20b.bin?sig=1#frag", "http://127.0.0.1:10000/devstoreaccount1/c/a%20b.bin"),
+        (
+            "http://127.0.0.1:10000/devstoreaccount1/c/a%20b.bin?sig=1#frag",
+            "http://127.0.0.1:10000/devstoreaccount1/c/a%20b.bin",
+        ),
     ],
 )
 def test_strip_query(url: str, expected: str) -> None:

@@ -24,12 +24,18 @@ def test_defaults_follow_the_spec() -> None:
     ("env", "endpoint"),
     [
         ({"AzureWebJobsStorage": AZURE_CS}, "https://acct.blob.core.windows.net"),
-        ({"COPY_STORAGE": "UseDevelopmentStorage=true", "AzureWebJobsStorage": AZURE_CS}, "http://127.0.0.1:10000/devstoreaccount1"),
+        (
+            {"COPY_STORAGE": "UseDevelopmentStorage=true", "AzureWebJobsStorage": AZURE_CS},
+            "http://127.0.0.1:10000/devstoreaccount1",
+        ),
         (
             {"COPY_STORAGE__blobServiceUri": "https://other.blob.core.windows.net/", "COPY_STORAGE": AZURE_CS},
             "https://other.blob.core.windows.net",
         ),
-        ({"COPY_STORAGE": f"AccountName=a;AccountKey={KEY};BlobEndpoint=http://127.0.0.1:1/a/"}, "http://127.0.0.1:1/a"),
+        (
+            {"COPY_STORAGE": f"AccountName=a;AccountKey={KEY};BlobEndpoint=http://127.0.0.1:1/a/"},
+            "http://127.0.0.1:1/a",
+        ),
     ],
 )
 def test_storage_connection_precedence(env: dict[str, str], endpoint: str) -> None:

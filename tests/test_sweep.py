@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from copy_ops.model import AbortReason, State
+from copy_ops.model import AbortReason, Operation, State
 from copy_ops.service import CopyService
 from copy_ops.settings import Settings
 from copy_ops.sweep import sweep
@@ -21,7 +22,9 @@ DEADLINE = NOW + timedelta(seconds=60)
 AFTER = DEADLINE + timedelta(seconds=1)
 
 
-def start_pending(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, name: str = "a.bin", **fields: object):
+def start_pending(
+    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, name: str = "a.bin", **fields: Any
+) -> Operation:
     proxy.pending_copies = True
     return service.start(copy_body(blobs.src, blobs.dst, name, timeout_seconds=60, **fields), NOW).operation
 
@@ -50,7 +53,8 @@ def test_a_copy_pending_at_its_deadline_is_aborted_and_on_abort_applied(
     assert summary.outcomes == {"aborted": 1}
     stored = service.ledger.get(op.id)
     assert (stored.state, stored.abort_reason, stored.cleanup) == (State.ABORTED, AbortReason.DEADLINE, [])
-    assert proxy.copy_state(blobs.dst, "a.bin") is None or proxy.copy_state(blobs.dst, "a.bin").status == "aborted"
+    copy = proxy.copy_state(blobs.dst, "a.bin")
+    assert copy is None or copy.status == "aborted"
     if on_abort == "keep":
         assert blobs.read(blobs.dst, "a.bin") == b""
         assert blobs.metadata(blobs.dst, "a.bin")["now"] == "new"

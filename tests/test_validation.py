@@ -69,7 +69,11 @@ def test_valid_requests(given: dict[str, Any], check: Any) -> None:
         (body(source={"container": "A", "blob": ""}), InvalidRequest, {"source.container", "source.blob"}),
         (body(destination="backups/a.bin"), InvalidRequest, {"destination"}),
         (body(destination={"container": "backups", "blob": "x", "tier": "Hot"}), InvalidRequest, {"destination.tier"}),
-        (body(destination={"container": "a--b", "blob": "x/"}), InvalidRequest, {"destination.container", "destination.blob"}),
+        (
+            body(destination={"container": "a--b", "blob": "x/"}),
+            InvalidRequest,
+            {"destination.container", "destination.blob"},
+        ),
         (body(destination={"container": "other", "blob": "x"}), Forbidden, {"destination.container"}),
         (body(destination={"container": "copy-operations", "blob": "x"}), Forbidden, {"destination.container"}),
         (body(timeout_seconds=0), InvalidRequest, {"timeout_seconds"}),

@@ -48,8 +48,10 @@ class Azurite:
         self._process = subprocess.Popen(
             [
                 str(BINARY),
-                "--blobHost", "127.0.0.1",
-                "--blobPort", str(self.port),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(self.port),
                 # In memory: nothing to clean up, and faster. (It refuses --location then.)
                 "--inMemoryPersistence",
                 # The SDK's default API version is newer than Azurite knows.

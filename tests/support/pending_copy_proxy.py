@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from azure.storage.blob import BlobServiceClient
@@ -209,7 +210,7 @@ class PendingCopyProxy:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
             def do_GET(self) -> None:
@@ -260,7 +261,7 @@ class PendingCopyProxy:
             with self._lock:
                 self._copies.pop(path, None)
             return self._copy_now(path, headers)
-        elif method in ("PUT", "DELETE") and not query.get("comp") and "snapshot" not in query:
+        if method in ("PUT", "DELETE") and not query.get("comp") and "snapshot" not in query:
             with self._lock:
                 self._copies.pop(path, None)  # the blob was replaced or deleted: our copy is gone
         status, out_headers, out_body = self._forward(method, raw_path, headers, body)
@@ -277,7 +278,7 @@ class PendingCopyProxy:
 
         _, container, blob = path.lstrip("/").split("/", 2)
         metadata = {n[len("x-ms-meta-") :]: v for n, v in headers.items() if n.startswith("x-ms-meta-")}
-        kwargs: dict[str, object] = {"metadata": metadata or None}
+        kwargs: dict[str, Any] = {"metadata": metadata or None}
         if headers.get("if-none-match") == "*":
             kwargs["match_condition"] = MatchConditions.IfMissing
         try:
@@ -285,16 +286,21 @@ class PendingCopyProxy:
                 self._direct_source(headers["x-ms-copy-source"]), **kwargs
             )
         except HttpResponseError as exc:
-            code = str(getattr(exc.error_code, "value", exc.error_code) or "Error")
+            raw = getattr(exc, "error_code", None)
+            code = str(getattr(raw, "value", raw) or "Error")
             return self._error_parts(exc.status_code or 500, code, str(exc).splitlines()[0])
-        return 202, [
-            ("ETag", str(result["etag"])),
-            ("Last-Modified", formatdate(usegmt=True)),
-            ("x-ms-copy-id", str(result["copy_id"])),
-            ("x-ms-copy-status", str(result["copy_status"])),
-            ("x-ms-request-id", str(uuid.uuid4())),
-            ("x-ms-version", headers.get("x-ms-version", "2021-12-02")),
-        ], b""
+        return (
+            202,
+            [
+                ("ETag", str(result["etag"])),
+                ("Last-Modified", formatdate(usegmt=True)),
+                ("x-ms-copy-id", str(result["copy_id"])),
+                ("x-ms-copy-status", str(result["copy_status"])),
+                ("x-ms-request-id", str(uuid.uuid4())),
+                ("x-ms-version", headers.get("x-ms-version", "2021-12-02")),
+            ],
+            b"",
+        )
 
     def _start_pending(self, path: str, headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
         _, container, blob = path.lstrip("/").split("/", 2)
@@ -305,25 +311,35 @@ class PendingCopyProxy:
         try:
             from azure.storage.blob import BlobClient
 
-            total = BlobClient.from_blob_url(
-                self._direct_source(source).split("?")[0],
-                credential={"account_name": DEV_ACCOUNT, "account_key": DEV_KEY},
-            ).get_blob_properties().size
+            total = (
+                BlobClient.from_blob_url(
+                    self._direct_source(source).split("?")[0],
+                    credential={"account_name": DEV_ACCOUNT, "account_key": DEV_KEY},
+                )
+                .get_blob_properties()
+                .size
+            )
         except Exception:
             return self._error_parts(404, "CannotVerifyCopySource", "The specified blob does not exist.")
-        metadata = {name[len("x-ms-meta-") :]: value for name, value in headers.items() if name.startswith("x-ms-meta-")}
+        metadata = {
+            name[len("x-ms-meta-") :]: value for name, value in headers.items() if name.startswith("x-ms-meta-")
+        }
         result = dest.upload_blob(b"", overwrite=True, metadata=metadata)
         fake = FakeCopy(str(uuid.uuid4()), source.split("?")[0], metadata, total=total)
         with self._lock:
             self._copies[path] = fake
-        return 202, [
-            ("ETag", str(result["etag"])),
-            ("Last-Modified", formatdate(usegmt=True)),
-            ("x-ms-copy-id", fake.copy_id),
-            ("x-ms-copy-status", "pending"),
-            ("x-ms-request-id", str(uuid.uuid4())),
-            ("x-ms-version", headers.get("x-ms-version", "2021-12-02")),
-        ], b""
+        return (
+            202,
+            [
+                ("ETag", str(result["etag"])),
+                ("Last-Modified", formatdate(usegmt=True)),
+                ("x-ms-copy-id", fake.copy_id),
+                ("x-ms-copy-status", "pending"),
+                ("x-ms-request-id", str(uuid.uuid4())),
+                ("x-ms-version", headers.get("x-ms-version", "2021-12-02")),
+            ],
+            b"",
+        )
 
     def _abort(
         self, path: str, query: dict[str, list[str]], headers: dict[str, str]
@@ -335,7 +351,11 @@ class PendingCopyProxy:
                 if fake.copy_id != copy_id:
                     return self._error_parts(409, "CopyIdMismatch", "The specified copy ID did not match.")
                 fake.status, fake.description = "aborted", "copy aborted"
-                return 204, [("x-ms-request-id", str(uuid.uuid4())), ("x-ms-version", headers.get("x-ms-version", ""))], b""
+                return (
+                    204,
+                    [("x-ms-request-id", str(uuid.uuid4())), ("x-ms-version", headers.get("x-ms-version", ""))],
+                    b"",
+                )
         _, container, blob = path.lstrip("/").split("/", 2)
         if not self._direct.get_blob_client(container, blob).exists():
             return self._error_parts(404, "BlobNotFound", "The specified blob does not exist.")
@@ -356,7 +376,9 @@ class PendingCopyProxy:
             kept.append(("x-ms-copy-status-description", fake.description))
         return kept
 
-    def _forward(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _forward(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", self.azurite_port, timeout=60)
         try:
             forwarded = {n: v for n, v in headers.items() if n not in ("host", "connection")}
@@ -398,4 +420,3 @@ def serve(azurite_port: int, latency: float = 0.0, pending: bool = False) -> Pen
     proxy = PendingCopyProxy(azurite_port, latency).start()
     proxy.pending_copies = pending
     return proxy
-

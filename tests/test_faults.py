@@ -1,0 +1,158 @@
+"""Transient storage faults (503, dropped connections, lost responses) at each step of a
+start and a sweep: the step is retried, or left for a later sweep; nothing is lost."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from copy_ops.errors import StorageUnavailable
+from copy_ops.model import AbortReason, State
+from copy_ops.service import CopyService
+from copy_ops.sweep import sweep
+from tests.conftest import Blobs
+from tests.support.pending_copy_proxy import PendingCopyProxy
+from tests.support.requests import copy_body
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+AFTER_GRACE = NOW + timedelta(seconds=301)
+DEADLINE = NOW + timedelta(seconds=600)
+AFTER = DEADLINE + timedelta(seconds=1)
+MANY = 20  # more than the SDK's retries: the step fails for this call
+
+
+def records(service: CopyService) -> list[str]:
+    ids, _ = service.ledger.page(100, None)
+    return ids
+
+
+def settle_all(service: CopyService, *moments: datetime) -> None:
+    for moment in moments:
+        sweep(service, moment)
+
+
+# -- start ----------------------------------------------------------------------
+
+
+def test_record_write_fails_nothing_starts(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy) -> None:
+    blobs.put(blobs.src, "a.bin", b"x")
+    proxy.inject("put_blob", times=MANY, path_contains=service.settings.ledger_container)
+    with pytest.raises(StorageUnavailable):
+        service.start(copy_body(blobs.src, blobs.dst), NOW)
+    assert proxy.log.counts["copy_blob"] == 0
+    assert not blobs.exists(blobs.dst, "a.bin")
+
+
+@pytest.mark.parametrize("mode", ["status", "drop"])
+def test_copy_blob_never_reached_storage(
+    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, mode: str
+) -> None:
+    blobs.put(blobs.src, "a.bin", b"x")
+    proxy.pending_copies = True
+    proxy.inject("copy_blob", mode=mode, times=MANY)
+    with pytest.raises(StorageUnavailable):
+        service.start(copy_body(blobs.src, blobs.dst, timeout_seconds=600, lease_source=True), NOW)
+    [operation_id] = records(service)
+    assert blobs.lease_state(blobs.src, "a.bin") == "leased"
+    settle_all(service, NOW + timedelta(seconds=10), AFTER_GRACE)
+    stored = service.ledger.get(operation_id)
+    assert stored.state is State.FAILED and stored.error is not None and stored.error["code"] == "not_started"
+    assert blobs.lease_state(blobs.src, "a.bin") == "available"
+
+
+def test_copy_blob_took_effect_but_its_answer_was_lost(
+    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    blobs.put(blobs.src, "a.bin", b"x")
+    proxy.pending_copies = True
+    # The first attempt starts the copy; the SDK's retries meet our own pending copy.
+    proxy.inject("copy_blob", mode="lost_response", times=1)
+    op = service.start(copy_body(blobs.src, blobs.dst, timeout_seconds=600), NOW).operation
+    assert op.state is State.PENDING
+    copy = proxy.copy_state(blobs.dst, "a.bin")
+    assert copy is not None and op.copy_id == copy.copy_id  # adopted, not undone
+    sweep(service, AFTER)
+    assert service.ledger.get(op.id).state is State.ABORTED
+
+
+def test_record_update_after_the_copy_started_fails(
+    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    blobs.put(blobs.src, "a.bin", b"x")
+    service.storage.ensure_container(service.settings.ledger_container)
+    proxy.pending_copies = True
+    proxy.inject("put_blob", times=MANY, after=1, path_contains=f"{service.settings.ledger_container}/ops/")
+    with pytest.raises(StorageUnavailable):
+        service.start(copy_body(blobs.src, blobs.dst, timeout_seconds=600), NOW)
+    proxy.clear_faults()
+    [operation_id] = records(service)
+    assert service.ledger.get(operation_id).copy_id is None
+    sweep(service, NOW + timedelta(seconds=300))  # the write-ahead record is due at the start grace
+    adopted = service.ledger.get(operation_id)
+    copy = proxy.copy_state(blobs.dst, "a.bin")
+    assert copy is not None and adopted.copy_id == copy.copy_id
+    sweep(service, AFTER)
+    final = service.ledger.get(operation_id)
+    assert (final.state, final.abort_reason) == (State.ABORTED, AbortReason.DEADLINE)
+
+
+# -- sweep ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode"),
+    [
+        ("find_by_tags", "status"),
+        ("get_blob", "status"),  # reading the record
+        ("get_properties", "status"),
+        ("get_properties", "drop"),
+        ("abort_copy", "status"),
+        ("abort_copy", "drop"),
+        ("abort_copy", "lost_response"),
+        ("put_blob", "status"),  # writing the final state
+    ],
+)
+def test_a_sweep_step_that_fails_is_finished_by_the_next_sweep(
+    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, kind: str, mode: str
+) -> None:
+    blobs.put(blobs.src, "a.bin", b"x")
+    blobs.put(blobs.dst, "a.bin", b"before")
+    proxy.pending_copies = True
+    op = service.start(
+        copy_body(blobs.src, blobs.dst, timeout_seconds=600, overwrite=True, on_abort="restore", lease_source=True), NOW
+    ).operation
+    proxy.inject(kind, mode=mode, times=1 if mode == "lost_response" else MANY)
+    first = sweep(service, AFTER)
+    proxy.clear_faults()
+    sweep(service, AFTER + timedelta(seconds=1))
+    sweep(service, AFTER + timedelta(seconds=30))
+    final = service.ledger.get(op.id)
+    assert (final.state, final.abort_reason, final.cleanup) == (State.ABORTED, AbortReason.DEADLINE, [])
+    assert blobs.read(blobs.dst, "a.bin") == b"before"
+    assert blobs.lease_state(blobs.src, "a.bin") == "available"
+    assert blobs.snapshots(blobs.dst, "a.bin") == []
+    assert first.failed or first.outcomes.total() >= 1
+
+
+@pytest.mark.parametrize("kind", ["copy_blob", "delete_blob", "put_lease"])
+def test_cleanup_that_fails_stays_on_the_record_until_done(
+    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, kind: str
+) -> None:
+    blobs.put(blobs.src, "a.bin", b"x")
+    blobs.put(blobs.dst, "a.bin", b"before")
+    proxy.pending_copies = True
+    op = service.start(
+        copy_body(blobs.src, blobs.dst, timeout_seconds=600, overwrite=True, on_abort="restore", lease_source=True), NOW
+    ).operation
+    proxy.inject(kind, times=MANY)
+    sweep(service, AFTER)
+    stuck = service.ledger.get(op.id)
+    assert stuck.state is State.ABORTED and stuck.cleanup  # final, with cleanup still owed
+    proxy.clear_faults()
+    summary = sweep(service, AFTER + timedelta(seconds=60))
+    assert summary.outcomes == {"cleaned": 1}
+    assert service.ledger.get(op.id).cleanup == []
+    assert blobs.read(blobs.dst, "a.bin") == b"before"
+    assert blobs.lease_state(blobs.src, "a.bin") == "available"
+    assert blobs.snapshots(blobs.dst, "a.bin") == []
