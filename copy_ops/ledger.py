@@ -8,6 +8,7 @@ due operations with one Find Blobs by Tags query, without reading the others.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TypeVar
 
-from copy_ops.errors import Conflict, NotFound
+from copy_ops.errors import Conflict, FieldError, InvalidRequest, NotFound
 from copy_ops.model import Operation, format_time
 from copy_ops.storage import BlobStorage
 
@@ -108,12 +109,15 @@ class Ledger:
             return  # no ledger yet: nothing is due
 
     def page(self, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
-        """One page of operation ids, newest first."""
+        """One page of operation ids, newest first. The continuation is our own opaque
+        token (storage's marker, versioned and encoded); a malformed one is InvalidRequest."""
+        marker = _decode_continuation(continuation) if continuation else None
         try:
-            names, token = self._storage.list_names(self._container, RECORD_PREFIX, limit, continuation)
+            names, token = self._storage.list_names(self._container, RECORD_PREFIX, limit, marker)
         except NotFound:
             return [], None
-        return [name[len(RECORD_PREFIX) : -len(".json")] for name in names], token
+        ids = [name[len(RECORD_PREFIX) : -len(".json")] for name in names]
+        return ids, _encode_continuation(token) if token else None
 
     def claim(self, key: str, operation_id: str, fingerprint: str) -> str:
         """Bind an idempotency key to an operation id, first writer wins.
@@ -135,3 +139,23 @@ class Ledger:
                 code="IdempotencyKeyReused",
             )
         return str(existing["operation_id"])
+
+
+_CONTINUATION_VERSION = "v1:"
+
+
+def _encode_continuation(marker: str) -> str:
+    return base64.urlsafe_b64encode((_CONTINUATION_VERSION + marker).encode()).decode().rstrip("=")
+
+
+def _decode_continuation(token: str) -> str:
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        text = ""
+    if not text.startswith(_CONTINUATION_VERSION) or len(text) == len(_CONTINUATION_VERSION):
+        raise InvalidRequest(
+            "the continuation token is not valid",
+            errors=(FieldError("continuation", "must be a token from a previous page"),),
+        )
+    return text[len(_CONTINUATION_VERSION) :]

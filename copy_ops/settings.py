@@ -1,8 +1,9 @@
 """App settings, read once from the environment into a frozen object.
 
-Every setting the app reads is declared in :data:`SETTING_NAMES`; tests check that
-``local.settings.sample.json`` carries each of them. A missing or malformed setting
-raises one :class:`~copy_ops.errors.ConfigurationError` naming it.
+:meth:`Settings.from_env` reads every setting it knows on every call, so a test can
+record exactly which names the code reads and check that ``local.settings.sample.json``
+carries each of them. A missing or malformed setting raises one
+:class:`~copy_ops.errors.ConfigurationError` naming it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from copy_ops.errors import ConfigurationError
+from copy_ops.ncrontab import Schedule, ScheduleError
 
 # The emulator's well-known endpoint, as the SDK expands ``UseDevelopmentStorage=true``.
 _DEVELOPMENT_BLOB_ENDPOINT = "http://127.0.0.1:10000/devstoreaccount1"
@@ -20,23 +22,6 @@ _DEVELOPMENT_BLOB_ENDPOINT = "http://127.0.0.1:10000/devstoreaccount1"
 # Azure fails a copy still pending after two weeks; deadlines stay well below that.
 AZURE_COPY_LIMIT_SECONDS = 14 * 24 * 3600
 
-SETTING_NAMES: tuple[str, ...] = (
-    "AzureWebJobsStorage",
-    "COPY_STORAGE",
-    "COPY_STORAGE__blobServiceUri",
-    "COPY_STORAGE__clientId",
-    "COPY_SWEEP_SCHEDULE",
-    "COPY_DEFAULT_TIMEOUT_SECONDS",
-    "COPY_MAX_TIMEOUT_SECONDS",
-    "COPY_ALLOWED_SOURCE_HOSTS",
-    "COPY_ALLOWED_DESTINATION_CONTAINERS",
-    "COPY_LEDGER_CONTAINER",
-    "COPY_SWEEP_CONCURRENCY",
-    "COPY_SWEEP_BUDGET_SECONDS",
-    "COPY_FIRST_CHECK_SECONDS",
-    "COPY_MAX_CHECK_INTERVAL_SECONDS",
-    "COPY_START_GRACE_SECONDS",
-)
 
 _CONTAINER_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
@@ -155,6 +140,9 @@ class _Reader:
 
 def _storage_connection(reader: _Reader) -> StorageConnection:
     uri = reader.raw("COPY_STORAGE__blobServiceUri")
+    client_id = reader.raw("COPY_STORAGE__clientId")
+    # In order of precedence; all are read so that every name the app reads is known.
+    candidates = [(name, reader.raw(name)) for name in ("COPY_STORAGE", "AzureWebJobsStorage")]
     if uri:
         parts = urlsplit(uri)
         if parts.scheme not in ("https", "http") or not parts.netloc:
@@ -162,9 +150,8 @@ def _storage_connection(reader: _Reader) -> StorageConnection:
                 "COPY_STORAGE__blobServiceUri must be the account's blob endpoint URL",
                 code="COPY_STORAGE__blobServiceUri",
             )
-        return StorageConnection(blob_service_uri=uri, client_id=reader.raw("COPY_STORAGE__clientId"))
-    for name in ("COPY_STORAGE", "AzureWebJobsStorage"):
-        value = reader.raw(name)
+        return StorageConnection(blob_service_uri=uri, client_id=client_id)
+    for name, value in candidates:
         if value:
             try:
                 blob_endpoint_of(value)
@@ -200,11 +187,10 @@ def blob_endpoint_of(connection_string: str) -> str:
 
 
 def _schedule(expression: str) -> str:
-    fields = expression.split()
-    if len(fields) != 6:
+    try:
+        Schedule.parse(expression)
+    except ScheduleError as exc:
         raise ConfigurationError(
-            f"COPY_SWEEP_SCHEDULE must be a six-field NCRONTAB expression "
-            f"(second minute hour day month weekday), not {expression!r}",
-            code="COPY_SWEEP_SCHEDULE",
-        )
+            f"COPY_SWEEP_SCHEDULE is not a six-field NCRONTAB expression: {exc}", code="COPY_SWEEP_SCHEDULE"
+        ) from None
     return expression

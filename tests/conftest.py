@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from copy_ops import runtime
 from copy_ops.service import CopyService
 from copy_ops.settings import Settings
 from copy_ops.storage import BlobStorage
+from tests.support.app import functions, load_function_app
 from tests.support.azurite import Azurite
 from tests.support.pending_copy_proxy import PendingCopyProxy, connection_string, serve
 
@@ -124,3 +126,17 @@ def connect(settings: Settings) -> CopyService:
 @pytest.fixture
 def service(settings: Settings) -> CopyService:
     return connect(settings)
+
+
+Handlers = dict[str, Callable[..., Any]]
+
+
+@pytest.fixture
+def handlers(proxy: PendingCopyProxy, blobs: Blobs, monkeypatch: pytest.MonkeyPatch) -> Iterator[Handlers]:
+    monkeypatch.setenv("COPY_STORAGE", proxy.connection_string)
+    monkeypatch.setenv("COPY_LEDGER_CONTAINER", f"ledger-{blobs.src[-10:]}")
+    monkeypatch.setenv("COPY_ALLOWED_SOURCE_HOSTS", "127.0.0.1:*")
+    monkeypatch.setenv("COPY_ALLOWED_DESTINATION_CONTAINERS", "dst-*")
+    yield functions(load_function_app())
+    runtime.settings.cache_clear()
+    runtime.service.cache_clear()

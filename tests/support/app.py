@@ -1,0 +1,59 @@
+"""Loading ``function_app`` as the Functions host would: with its app settings in the
+environment, settings and service rebuilt from them."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import azure.functions as func
+
+from copy_ops import runtime
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sample_settings() -> dict[str, str]:
+    values: dict[str, str] = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+    return values
+
+
+def load_function_app() -> ModuleType:
+    runtime.settings.cache_clear()
+    runtime.service.cache_clear()
+    module = importlib.import_module("function_app")
+    return importlib.reload(module)
+
+
+def functions(module: ModuleType) -> dict[str, Callable[..., Any]]:
+    """The user functions the app registers, by name, as the host would call them."""
+    return {fn.get_function_name(): fn.get_user_function() for fn in module.app.get_functions()}
+
+
+def request(
+    method: str,
+    route: str,
+    body: Any = None,
+    *,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
+    route_params: dict[str, str] | None = None,
+) -> func.HttpRequest:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
+    return func.HttpRequest(
+        method=method,
+        url=f"http://localhost:7071/api/{route}",
+        headers={"Content-Type": "application/json", **(headers or {})},
+        params=params or {},
+        route_params=route_params or {},
+        body=data,
+    )
+
+
+def payload(response: func.HttpResponse) -> Any:
+    return json.loads(response.get_body())

@@ -1,0 +1,120 @@
+"""The function app as the host indexes it: functions, routes, methods, auth levels,
+bindings, the timer's schedule, and the settings the files must carry."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from copy_ops.ncrontab import Schedule
+from copy_ops.settings import Settings
+from tests.support.app import ROOT, load_function_app, sample_settings
+
+EXPECTED = {
+    "start_copy": ("copies", ["POST"]),
+    "list_copies": ("copies", ["GET"]),
+    "get_copy": ("copies/{id}", ["GET"]),
+    "abort_copy": ("copies/{id}/abort", ["POST"]),
+    "openapi": ("openapi.json", ["GET"]),
+}
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name, value in sample_settings().items():
+        monkeypatch.setenv(name, value)
+    module = load_function_app()
+    yield module.app
+    load_function_app.__globals__["runtime"].settings.cache_clear()
+
+
+def text(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def bindings(fn: Any) -> list[dict[str, Any]]:
+    return [binding.get_dict_repr() for binding in fn.get_bindings()]
+
+
+def test_exactly_the_expected_functions(app: Any) -> None:
+    assert sorted(fn.get_function_name() for fn in app.get_functions()) == sorted([*EXPECTED, "sweep"])
+
+
+def test_http_routes_methods_and_auth_levels(app: Any) -> None:
+    for fn in app.get_functions():
+        name = fn.get_function_name()
+        if name == "sweep":
+            continue
+        trigger = fn.get_trigger().get_dict_repr()
+        assert (trigger["route"], sorted(text(m) for m in trigger["methods"])) == EXPECTED[name]
+        assert text(trigger["authLevel"]) == "function"
+        assert {b["type"] for b in bindings(fn)} == {"httpTrigger", "http"}
+
+
+def test_every_binding_names_a_parameter_of_its_function(app: Any) -> None:
+    for fn in app.get_functions():
+        parameters = set(inspect.signature(fn.get_user_function()).parameters)
+        names = {b["name"] for b in bindings(fn) if b["name"] != "$return"}
+        assert names == parameters, fn.get_function_name()
+
+
+def test_the_timer_schedule_resolves_to_valid_ncrontab(app: Any) -> None:
+    [timer] = [fn for fn in app.get_functions() if fn.get_function_name() == "sweep"]
+    trigger = timer.get_trigger().get_dict_repr()
+    assert trigger["type"] == "timerTrigger"
+    assert trigger["schedule"] == sample_settings()["COPY_SWEEP_SCHEDULE"]
+    Schedule.parse(trigger["schedule"])
+
+
+class RecordingEnv(dict[str, str]):
+    """An environment that remembers every name read from it."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+def test_the_sample_settings_carry_every_setting_the_code_reads() -> None:
+    env = RecordingEnv(sample_settings())
+    Settings.from_env(env)
+    assert env.read, "the settings object read nothing"
+    missing = env.read - set(sample_settings())
+    assert not missing, f"local.settings.sample.json lacks {sorted(missing)}"
+    assert {"COPY_SWEEP_SCHEDULE", "COPY_STORAGE", "AzureWebJobsStorage"} <= env.read
+
+
+def test_host_json_is_a_v2_host_with_a_timeout_above_the_sweep_budget() -> None:
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["version"] == "2.0"
+    assert host["extensionBundle"]["version"] == "[4.*, 5.0.0)"
+    hours, minutes, seconds = (int(part) for part in host["functionTimeout"].split(":"))
+    timeout = hours * 3600 + minutes * 60 + seconds
+    budget = Settings.from_env(sample_settings()).sweep_budget_seconds
+    assert budget < timeout
+
+
+def test_the_openapi_document_matches_the_registered_routes(app: Any) -> None:
+    document = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    assert document == json.loads((ROOT / "copy_ops" / "openapi.json").read_text())
+    documented = {(path.lstrip("/"), method.upper()) for path, item in document["paths"].items() for method in item}
+    registered = {
+        (trigger["route"], text(method))
+        for fn in app.get_functions()
+        if fn.get_function_name() != "sweep"
+        for trigger in [fn.get_trigger().get_dict_repr()]
+        for method in trigger["methods"]
+    }
+    assert documented == registered
+    assert {op["operationId"] for item in document["paths"].values() for op in item.values()} == set(EXPECTED)
