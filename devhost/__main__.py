@@ -1,0 +1,59 @@
+"""python -m devhost [--port 7071]: serve the function app locally without Core Tools."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devhost",
+        description=(
+            "Development host for the copy-ops function app: serves its HTTP routes under /api, "
+            "fires its timers on their NCRONTAB schedules, and runs a non-HTTP function now on "
+            "POST /admin/functions/{name}. Reads local.settings.json Values (the process "
+            "environment takes precedence). A development tool: use `func start` where Azure "
+            "Functions Core Tools is installed, and never deploy this."
+        ),
+    )
+    parser.add_argument("--port", type=int, default=7071, help="port to listen on (default 7071)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--settings", default="local.settings.json", help="local settings file")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stdout)
+    logging.getLogger("azure").setLevel(logging.WARNING)
+
+    from devhost.host import DevHost, load_local_settings
+
+    root = Path.cwd()
+    load_local_settings(root / args.settings)
+    sys.path.insert(0, str(root))
+    host = DevHost(root=root)
+    server = host.serve(args.host, args.port)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    log = logging.getLogger("devhost")
+    log.info("listening on http://%s:%s", args.host, args.port)
+    for template in host.router.templates:
+        log.info("route %s/%s", host.router.prefix, template)
+    for timer in host.timers.values():
+        log.info("timer %s schedule=%r", timer.name, timer.schedule.expression)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        log.info("stopping")
+    finally:
+        host.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
