@@ -137,13 +137,13 @@ def _list_query(params: dict[str, str]) -> tuple[State | None, int]:
     unknown = sorted(set(params) - {"state", "limit", "continuation", "code"})
     errors += [FieldError(name, "unknown query parameter") for name in unknown]
     state: State | None = None
-    if params.get("state"):
+    if "state" in params:
         try:
             state = State(params["state"])
         except ValueError:
             errors.append(FieldError("state", "must be one of pending, succeeded, failed, aborted"))
     limit = DEFAULT_PAGE_SIZE
-    if params.get("limit"):
+    if "limit" in params:
         text = params["limit"]
         if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
             errors.append(FieldError("limit", f"must be a whole number from 1 to {MAX_PAGE_SIZE}"))

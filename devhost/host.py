@@ -208,6 +208,11 @@ def _handler(host: DevHost) -> type[BaseHTTPRequestHandler]:
                 headers["Content-Type"] = f"{response.mimetype}{charset}"
             return response.status_code, headers, response.get_body() or b""
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+        def __getattr__(self, name: str) -> Any:
+            # Every method reaches the router (405 on a known route, 404 elsewhere),
+            # where BaseHTTPRequestHandler would answer 501 for any it has no do_X for.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
 
     return Handler

@@ -159,6 +159,8 @@ def test_list_pages_and_filters(handlers: Handlers, blobs: Blobs, proxy: Pending
         ({"limit": "0"}, {"limit"}),
         ({"limit": "101"}, {"limit"}),
         ({"limit": "ten"}, {"limit"}),
+        ({"limit": ""}, {"limit"}),
+        ({"state": ""}, {"state"}),
         ({"sort": "asc"}, {"sort"}),
         ({"continuation": "garbage!!"}, {"continuation"}),
     ],

@@ -1,0 +1,146 @@
+"""python -m devhost.demo: watch copy-ops work, start to finish, in about 10 seconds.
+
+Starts Azurite, the pending-copy proxy in front of it (so copies stay pending, as
+copies from another account do in Azure), and the development host with a sweep every
+two seconds. Then starts two copies: one finishes while we watch; the other is still
+pending at its 6-second deadline and the sweep aborts it. Prints what happens as it
+happens. Everything stops at the end, or on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+from tests.support.azurite import Azurite, free_port
+from tests.support.devhost_process import http_call
+from tests.support.pending_copy_proxy import PendingCopyProxy, serve
+
+SWEEP_EVERY_TWO_SECONDS = "*/2 * * * * *"
+# name, timeout in seconds, on_abort
+COPIES = (("report.csv", 60, "keep"), ("stuck.bin", 6, "delete"))
+STARTED = time.monotonic()
+
+
+def say(text: str) -> None:
+    print(f"[{time.monotonic() - STARTED:5.1f}s] {text}", flush=True)
+
+
+def describe(op: dict[str, Any]) -> str:
+    progress = op.get("progress") or {}
+    text = str(op["state"])
+    if progress:
+        text += f" ({progress['bytes_copied']}/{progress['bytes_total']} bytes)"
+    if op.get("abort_reason"):
+        text += f", abort_reason={op['abort_reason']}"
+    if op.get("error"):
+        text += f", error={op['error']['code']}"
+    return text
+
+
+class _SweepsWithWork(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("sweep_summary due=0")
+
+
+def show_sweeps() -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("         %(name)s: %(message)s"))
+    handler.addFilter(_SweepsWithWork())
+    sweep_log = logging.getLogger("copy_ops.sweep")
+    sweep_log.addHandler(handler)
+    sweep_log.setLevel(logging.INFO)
+
+
+def start_host(proxy: PendingCopyProxy) -> tuple[Any, str]:
+    os.environ.update(
+        {
+            "COPY_STORAGE": proxy.connection_string,
+            "COPY_SWEEP_SCHEDULE": SWEEP_EVERY_TWO_SECONDS,
+            "COPY_FIRST_CHECK_SECONDS": "1",
+            "COPY_ALLOWED_SOURCE_HOSTS": "127.0.0.1:*",
+            "COPY_LEDGER_CONTAINER": "copy-operations",
+        }
+    )
+    from devhost.host import DevHost  # after the settings are in the environment
+
+    host = DevHost()
+    port = free_port()
+    server = host.serve("127.0.0.1", port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return host, f"http://127.0.0.1:{port}"
+
+
+def start_copies(base: str, proxy: PendingCopyProxy, src: str, dst: str) -> dict[str, str]:
+    direct = proxy._direct  # Azurite itself, to arrange the demo's blobs
+    direct.create_container(src)
+    direct.create_container(dst)
+    copies = {}
+    for name, timeout, on_abort in COPIES:
+        direct.get_blob_client(src, name).upload_blob(os.urandom(1 << 20))
+        body = {
+            "source": {"container": src, "blob": name},
+            "destination": {"container": dst, "blob": name},
+            "timeout_seconds": timeout,
+            "on_abort": on_abort,
+        }
+        reply = http_call(base + "/api/copies", "POST", body)
+        say(f"POST /api/copies {name}: {reply.status}, deadline in {timeout}s, on_abort={on_abort}")
+        copies[name] = reply.json()["id"]
+    return copies
+
+
+def watch(base: str, proxy: PendingCopyProxy, dst: str, copies: dict[str, str]) -> bool:
+    """Print each change of state until every copy has ended; the storage side of
+    report.csv progresses and finishes on a script."""
+    script = [(3.0, "half", "report.csv: storage reports half of it copied"), (5.0, "finish", "report.csv: done")]
+    seen: dict[str, str] = {}
+    while any(text.startswith("pending") for text in seen.values()) or len(seen) < len(copies):
+        if time.monotonic() - STARTED > 60:
+            say("giving up after 60 s")
+            return False
+        while script and time.monotonic() - STARTED > script[0][0]:
+            _, step, text = script.pop(0)
+            if step == "half":
+                proxy.advance(dst, "report.csv", 1 << 19)
+            else:
+                proxy.finish(dst, "report.csv")
+            say(f"storage: {text}")
+        for name, operation_id in copies.items():
+            text = describe(http_call(f"{base}/api/copies/{operation_id}", "GET").json())
+            if seen.get(name) != text:
+                seen[name] = text
+                say(f"GET {name}: {text}")
+        time.sleep(0.5)
+    return True
+
+
+def main() -> int:
+    show_sweeps()
+    with Azurite() as azurite:
+        proxy = serve(azurite.port, pending=True)
+        host, base = start_host(proxy)
+        try:
+            say(f"Azurite on {azurite.port}, pending-copy proxy on {proxy.port}, copy-ops on {base}")
+            say(f"the sweep runs on {SWEEP_EVERY_TWO_SECONDS!r} (every two seconds)")
+            suffix = uuid.uuid4().hex[:6]
+            src, dst = f"incoming-{suffix}", f"backups-{suffix}"
+            copies = start_copies(base, proxy, src, dst)
+            if not watch(base, proxy, dst, copies):
+                return 1
+            exists = proxy._direct.get_blob_client(dst, "stuck.bin").exists()
+            say(f"stuck.bin destination exists after the abort: {exists} (on_abort=delete)")
+            say("done: one copy succeeded, the other was aborted at its deadline by the sweep")
+        finally:
+            host.stop()
+            proxy.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

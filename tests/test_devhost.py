@@ -1,0 +1,60 @@
+"""The development host's own parts: route templates and local settings precedence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from devhost.host import load_local_settings
+from devhost.routes import Router, template_pattern
+
+
+@pytest.mark.parametrize(
+    ("template", "path", "params"),
+    [
+        ("copies", "/copies", {}),
+        ("copies", "/copies/", {}),
+        ("copies/{id}", "/copies/abc-1", {"id": "abc-1"}),
+        ("copies/{id}/abort", "/copies/x/abort", {"id": "x"}),
+        ("copies/{id:int}", "/copies/12", {"id": "12"}),
+        ("files/{name?}", "/files", {}),
+        ("files/{*rest}", "/files/a/b/c", {"rest": "a/b/c"}),
+        ("openapi.json", "/openapi.json", {}),
+    ],
+)
+def test_templates_match_and_extract(template: str, path: str, params: dict[str, str]) -> None:
+    found = template_pattern(template).match(path)
+    assert found is not None
+    assert {k: v for k, v in found.groupdict().items() if v is not None} == params
+
+
+@pytest.mark.parametrize(
+    ("template", "path"),
+    [
+        ("copies", "/copies/x"),
+        ("copies/{id}", "/copies"),
+        ("copies/{id}", "/copies/a/b"),
+        ("openapi.json", "/openapiXjson"),
+    ],
+)
+def test_templates_do_not_overmatch(template: str, path: str) -> None:
+    assert template_pattern(template).match(path) is None
+
+
+def test_router_matches_under_its_prefix_only() -> None:
+    router = Router("api")
+    router.add("copies/{id}", ["GET"], object())
+    assert router.match("/api/copies/1") is not None
+    assert router.match("/copies/1") is None
+    assert router.match("/apix/copies/1") is None
+
+
+def test_the_environment_takes_precedence_over_local_settings(tmp_path: Path) -> None:
+    path = tmp_path / "local.settings.json"
+    path.write_text(json.dumps({"Values": {"A": "file", "B": "file"}}))
+    environ = {"A": "env"}
+    applied = load_local_settings(path, environ)
+    assert environ == {"A": "env", "B": "file"} and applied == {"B": "file"}
+    assert load_local_settings(tmp_path / "missing.json", environ) == {}
