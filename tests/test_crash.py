@@ -42,6 +42,14 @@ def crash_after(original: Callable[..., Any]) -> Callable[..., Any]:
     return run_then_die
 
 
+def dying_at(settings: Settings, monkeypatch: pytest.MonkeyPatch, step: str, when: str) -> CopyService:
+    """A service whose process dies just before or just after one storage step."""
+    dying = connect(settings)
+    original = getattr(dying.storage, step)
+    monkeypatch.setattr(dying.storage, step, crash_before(step) if when == "before" else crash_after(original))
+    return dying
+
+
 def ids(service: CopyService) -> list[str]:
     found, _ = service.ledger.page(100, None)
     return found
@@ -62,9 +70,7 @@ def test_a_start_that_dies_is_still_enforced_by_the_next_sweep(
 ) -> None:
     blobs.put(blobs.src, "a.bin", b"x")
     proxy.pending_copies = True
-    dying = connect(settings)
-    original = getattr(dying.storage, step)
-    monkeypatch.setattr(dying.storage, step, crash_before(step) if when == "before" else crash_after(original))
+    dying = dying_at(settings, monkeypatch, step, when)
     with pytest.raises(Crash):
         dying.start(copy_body(blobs.src, blobs.dst, timeout_seconds=600, lease_source=True, on_abort="delete"), NOW)
 
@@ -102,9 +108,7 @@ def test_a_sweep_that_dies_is_finished_by_the_next(
         copy_body(blobs.src, blobs.dst, timeout_seconds=600, on_abort="delete", lease_source=True), NOW
     ).operation
 
-    dying = connect(settings)
-    original = getattr(dying.storage, step)
-    monkeypatch.setattr(dying.storage, step, crash_before(step) if when == "before" else crash_after(original))
+    dying = dying_at(settings, monkeypatch, step, when)
     with pytest.raises(Crash):
         sweep(dying, AFTER)
 

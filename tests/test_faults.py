@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from copy_ops.errors import StorageUnavailable
-from copy_ops.model import AbortReason, State
+from copy_ops.model import AbortReason, Operation, State
 from copy_ops.service import CopyService
 from copy_ops.sweep import sweep
 from tests.conftest import Blobs
@@ -100,6 +100,21 @@ def test_record_update_after_the_copy_started_fails(
 # -- sweep ----------------------------------------------------------------------
 
 
+def start_restorable(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy) -> Operation:
+    """A pending copy over an existing destination, with every cleanup a sweep can owe."""
+    blobs.put(blobs.src, "a.bin", b"x")
+    blobs.put(blobs.dst, "a.bin", b"before")
+    proxy.pending_copies = True
+    body = copy_body(blobs.src, blobs.dst, timeout_seconds=600, overwrite=True, on_abort="restore", lease_source=True)
+    return service.start(body, NOW).operation
+
+
+def assert_restored(blobs: Blobs) -> None:
+    assert blobs.read(blobs.dst, "a.bin") == b"before"
+    assert blobs.lease_state(blobs.src, "a.bin") == "available"
+    assert blobs.snapshots(blobs.dst, "a.bin") == []
+
+
 @pytest.mark.parametrize(
     ("kind", "mode"),
     [
@@ -116,12 +131,7 @@ def test_record_update_after_the_copy_started_fails(
 def test_a_sweep_step_that_fails_is_finished_by_the_next_sweep(
     service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, kind: str, mode: str
 ) -> None:
-    blobs.put(blobs.src, "a.bin", b"x")
-    blobs.put(blobs.dst, "a.bin", b"before")
-    proxy.pending_copies = True
-    op = service.start(
-        copy_body(blobs.src, blobs.dst, timeout_seconds=600, overwrite=True, on_abort="restore", lease_source=True), NOW
-    ).operation
+    op = start_restorable(service, blobs, proxy)
     proxy.inject(kind, mode=mode, times=1 if mode == "lost_response" else MANY)
     first = sweep(service, AFTER)
     proxy.clear_faults()
@@ -129,9 +139,7 @@ def test_a_sweep_step_that_fails_is_finished_by_the_next_sweep(
     sweep(service, AFTER + timedelta(seconds=30))
     final = service.ledger.get(op.id)
     assert (final.state, final.abort_reason, final.cleanup) == (State.ABORTED, AbortReason.DEADLINE, [])
-    assert blobs.read(blobs.dst, "a.bin") == b"before"
-    assert blobs.lease_state(blobs.src, "a.bin") == "available"
-    assert blobs.snapshots(blobs.dst, "a.bin") == []
+    assert_restored(blobs)
     assert first.failed or first.outcomes.total() >= 1
 
 
@@ -139,12 +147,7 @@ def test_a_sweep_step_that_fails_is_finished_by_the_next_sweep(
 def test_cleanup_that_fails_stays_on_the_record_until_done(
     service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, kind: str
 ) -> None:
-    blobs.put(blobs.src, "a.bin", b"x")
-    blobs.put(blobs.dst, "a.bin", b"before")
-    proxy.pending_copies = True
-    op = service.start(
-        copy_body(blobs.src, blobs.dst, timeout_seconds=600, overwrite=True, on_abort="restore", lease_source=True), NOW
-    ).operation
+    op = start_restorable(service, blobs, proxy)
     proxy.inject(kind, times=MANY)
     sweep(service, AFTER)
     stuck = service.ledger.get(op.id)
@@ -153,6 +156,4 @@ def test_cleanup_that_fails_stays_on_the_record_until_done(
     summary = sweep(service, AFTER + timedelta(seconds=60))
     assert summary.outcomes == {"cleaned": 1}
     assert service.ledger.get(op.id).cleanup == []
-    assert blobs.read(blobs.dst, "a.bin") == b"before"
-    assert blobs.lease_state(blobs.src, "a.bin") == "available"
-    assert blobs.snapshots(blobs.dst, "a.bin") == []
+    assert_restored(blobs)
