@@ -1,4 +1,4 @@
-.PHONY: setup test run demo lint
+.PHONY: setup test run demo bench lint
 
 setup:
 	scripts/setup.sh
@@ -15,6 +15,11 @@ run:
 demo:
 	scripts/setup.sh
 	.venv/bin/python -m devhost.demo
+
+# Benchmarks: sweep throughput, requests per operation, cold start, start latency.
+bench:
+	scripts/setup.sh
+	.venv/bin/python -m bench
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy

@@ -145,7 +145,8 @@ def _list_query(params: dict[str, str]) -> tuple[State | None, int]:
     limit = DEFAULT_PAGE_SIZE
     if "limit" in params:
         text = params["limit"]
-        if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
+        # isdigit() alone admits "²" and other non-ASCII digits that int() rejects or reads.
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_PAGE_SIZE:
             errors.append(FieldError("limit", f"must be a whole number from 1 to {MAX_PAGE_SIZE}"))
         else:
             limit = int(text)

@@ -43,6 +43,32 @@ def _finish(state: State, reason: AbortReason | None = None, code: str = "", mes
     return Decision(Action.FINISH, state, reason, error)
 
 
+def destination_gone() -> Decision:
+    return _finish(State.FAILED, code="destination_gone", message="the destination blob no longer exists")
+
+
+def superseded() -> Decision:
+    # Another copy (or a plain write) replaced ours: it is not ours to abort.
+    return _finish(State.FAILED, code="superseded", message="another operation replaced this copy on the destination")
+
+
+def abort_at_once(op: Operation, now: datetime) -> Decision | None:
+    """An abort that needs no look at the destination first, or None.
+
+    Overdue (or asked to abort) with a known copy id: Abort Copy carries that id, so
+    storage itself refuses anyone else's copy (CopyIdMismatch), and a copy that has
+    already ended answers NoPendingCopyOperation, after which the caller looks. A look
+    first would cost one request more on every abort and settle nothing.
+    """
+    if op.copy_id is None:
+        return None
+    if op.abort_requested_at is not None:
+        return Decision(Action.ABORT, State.ABORTED, AbortReason.REQUESTED)
+    if now >= op.deadline:
+        return Decision(Action.ABORT, State.ABORTED, AbortReason.DEADLINE)
+    return None
+
+
 def decide(op: Operation, seen: CopyObservation | None, now: datetime, start_grace: timedelta) -> Decision:
     """What to do with a pending operation, given its destination's copy state.
 
@@ -71,12 +97,9 @@ def _decide_started(op: Operation, copy_id: str, seen: CopyObservation | None, n
     requested = op.abort_requested_at is not None
     reason = AbortReason.REQUESTED if requested else AbortReason.DEADLINE
     if seen is None:
-        return _finish(State.FAILED, code="destination_gone", message="the destination blob no longer exists")
+        return destination_gone()
     if seen.copy_id != copy_id:
-        # Another copy (or a plain write) replaced ours: it is not ours to abort.
-        return _finish(
-            State.FAILED, code="superseded", message="another operation replaced this copy on the destination"
-        )
+        return superseded()
     if seen.status == "success":
         return _finish(State.SUCCEEDED)
     if seen.status == "failed":

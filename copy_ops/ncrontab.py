@@ -104,6 +104,7 @@ def _number(text: str, name: str, names: dict[str, int]) -> int:
     key = text.strip().lower()
     if key in names:
         return names[key]
-    if not key.isdigit():
+    # isdigit() alone admits "²" and other non-ASCII digits that int() rejects or reads.
+    if not (key.isascii() and key.isdigit()):
         raise ScheduleError(f"{name}: {text!r} is not a number")
     return int(key)

@@ -283,13 +283,15 @@ class CopyService:
 
     def settle(self, op: Operation, now: datetime) -> str:
         """Look at a pending operation's copy and act: wait, abort, or record how it ended."""
-        seen = self.storage.observe_copy(op.destination)
-        decision = lifecycle.decide(op, seen, now, self._grace)
-        if decision.adopt_copy_id is not None:
-            op.copy_id = decision.adopt_copy_id
-            logger.info("copy_adopted op=%s copy_id=%s", op.id, op.copy_id)
-        if seen is not None and seen.copy_id == op.copy_id and seen.progress is not None:
-            op.progress = seen.progress
+        decision = lifecycle.abort_at_once(op, now)
+        if decision is None:
+            seen = self.storage.observe_copy(op.destination)
+            decision = lifecycle.decide(op, seen, now, self._grace)
+            if decision.adopt_copy_id is not None:
+                op.copy_id = decision.adopt_copy_id
+                logger.info("copy_adopted op=%s copy_id=%s", op.id, op.copy_id)
+            if seen is not None and seen.copy_id == op.copy_id and seen.progress is not None:
+                op.progress = seen.progress
         if decision.action is Action.WAIT:
             op.checks += 1
             op.next_check_at = lifecycle.next_check(op, now, self._first_check, self._longest_check)
@@ -313,14 +315,15 @@ class CopyService:
             logger.info("copy_aborted op=%s copy_id=%s reason=%s", op.id, op.copy_id, reason)
             return State.ABORTED, reason, None
         except NotFound:
-            return State.FAILED, None, {"code": "destination_gone", "message": "the destination blob no longer exists"}
+            decision = lifecycle.destination_gone()
         except Conflict as exc:
             if exc.code == "CopyIdMismatch":
-                return State.FAILED, None, {"code": "superseded", "message": "another operation replaced this copy"}
-            if exc.code != "NoPendingCopyOperation":
+                decision = lifecycle.superseded()
+            elif exc.code == "NoPendingCopyOperation":
+                # It already ended (a normal race, or no look came first): read how.
+                decision = lifecycle.decide(op, self.storage.observe_copy(op.destination), now, self._grace)
+            else:
                 raise
-        # It ended between our look and the abort: a normal race; read how it ended.
-        decision = lifecycle.decide(op, self.storage.observe_copy(op.destination), now, self._grace)
         if decision.action is not Action.FINISH:
             raise StorageUnavailable("the copy is neither pending nor finished yet", code="CopyStateUnsettled")
         return decision.state, decision.abort_reason, decision.error

@@ -160,6 +160,8 @@ def test_list_pages_and_filters(handlers: Handlers, blobs: Blobs, proxy: Pending
         ({"limit": "101"}, {"limit"}),
         ({"limit": "ten"}, {"limit"}),
         ({"limit": ""}, {"limit"}),
+        ({"limit": "²"}, {"limit"}),
+        ({"limit": "\u0661\u0660"}, {"limit"}),  # Arabic-Indic "10": int() reads it
         ({"state": ""}, {"state"}),
         ({"sort": "asc"}, {"sort"}),
         ({"continuation": "garbage!!"}, {"continuation"}),

@@ -121,6 +121,31 @@ def test_decide_before_the_copy_id_is_recorded(
     assert (decision.error or {}).get("code") == error
 
 
+@pytest.mark.parametrize(
+    ("copy_id", "requested", "now", "expected"),
+    [
+        (OURS, False, BEFORE, None),
+        (OURS, False, DEADLINE, AbortReason.DEADLINE),
+        (OURS, False, AFTER, AbortReason.DEADLINE),
+        (OURS, True, BEFORE, AbortReason.REQUESTED),
+        (OURS, True, AFTER, AbortReason.REQUESTED),
+        # Without a copy id there is nothing to name in Abort Copy: look first.
+        (None, False, AFTER, None),
+        (None, True, BEFORE, None),
+    ],
+)
+def test_abort_at_once_only_when_overdue_with_a_known_copy_id(
+    copy_id: str | None, requested: bool, now: datetime, expected: AbortReason | None
+) -> None:
+    op = operation(copy_id=copy_id, abort_requested_at=T0 if requested else None)
+    decision = lifecycle.abort_at_once(op, now)
+    if expected is None:
+        assert decision is None
+    else:
+        assert decision is not None
+        assert (decision.action, decision.state, decision.abort_reason) == (Action.ABORT, State.ABORTED, expected)
+
+
 def test_a_requested_abort_of_a_copy_never_started_ends_aborted() -> None:
     decision = lifecycle.decide(operation(copy_id=None, abort_requested_at=T0), None, BEFORE, GRACE)
     assert (decision.action, decision.state, decision.abort_reason) == (

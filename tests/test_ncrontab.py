@@ -42,6 +42,8 @@ def test_next_after(expression: str, after: datetime, expected: datetime) -> Non
         "* * * * * 8",
         "*/0 * * * * *",
         "a * * * * *",
+        "² * * * * *",
+        "\u0661 * * * * *",
         "5-1 * * * * *",
         "* * * * Foo *",
     ],

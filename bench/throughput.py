@@ -1,0 +1,42 @@
+"""Sweep throughput: N overdue pending copies, swept at several concurrencies and at 1."""
+
+from __future__ import annotations
+
+import time
+
+from bench.harness import Harness, after
+from copy_ops.sweep import SweepSummary, sweep
+
+TIMEOUT = 60
+# Concurrency 1 is measured over a sample: at 20 ms a request, sweeping 10,000
+# copies one at a time would take minutes to say what a few hundred say.
+SERIAL_SAMPLE = 300
+
+
+def run(harness: Harness, sizes: tuple[int, ...], levels: tuple[int, ...]) -> None:
+    print("\n== sweep throughput: overdue pending copies, each aborted ==")
+    serial = _measure(harness, SERIAL_SAMPLE, 1)
+    serial_rate = serial.outcomes["aborted"] / serial.seconds
+    print(f"concurrency  1: {serial_rate:7.1f} ops/s over {serial.outcomes['aborted']} operations")
+    for size in sizes:
+        for level in levels:
+            summary, cpu = _measure_with_cpu(harness, size, level)
+            rate = summary.outcomes["aborted"] / summary.seconds
+            print(
+                f"N={size:>6} concurrency {level:>3}: {summary.seconds:6.2f} s, {rate:7.1f} ops/s, "
+                f"{rate / serial_rate:5.1f}x concurrency 1; sweep process CPU {cpu * 1000 / size:.1f} ms/op "
+                f"(aborted {summary.outcomes['aborted']}, left over {summary.left_over})"
+            )
+
+
+def _measure(harness: Harness, size: int, level: int) -> SweepSummary:
+    return _measure_with_cpu(harness, size, level)[0]
+
+
+def _measure_with_cpu(harness: Harness, size: int, level: int) -> tuple[SweepSummary, float]:
+    src, dst = harness.containers()
+    service = harness.service(level)
+    harness.start_many(service, src, dst, size, TIMEOUT)
+    cpu = time.process_time()
+    summary = sweep(service, after(TIMEOUT + 1))
+    return summary, time.process_time() - cpu
