@@ -38,8 +38,7 @@ def run(harness: Harness, samples: int) -> None:
         f"{samples} starts: p50 {statistics.median(timings) * 1000:.1f} ms, p95 {quantiles[18] * 1000:.1f} ms, "
         f"{per_start:.1f} storage requests per start"
     )
-    runtime.settings.cache_clear()
-    runtime.service.cache_clear()
+    runtime.reset()
 
 
 def _body(src: str, dst: str, index: int) -> dict[str, object]:

@@ -32,6 +32,15 @@ def service() -> CopyService:
     return CopyService(current, BlobStorage.connect(current.storage, pool_size=current.sweep_concurrency))
 
 
+def reset() -> None:
+    """Forget the settings and close the service's connections: for tests and tools
+    that change the environment between uses."""
+    if service.cache_info().currsize:
+        service().storage.close()
+    service.cache_clear()
+    settings.cache_clear()
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 

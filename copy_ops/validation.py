@@ -24,6 +24,8 @@ KNOWN_FIELDS = frozenset(
 )
 CONTAINER_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 METADATA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Copy Blob takes the source in a header, URL-encoded: no spaces, controls or raw non-ASCII.
+HEADER_SAFE_URL = re.compile(r"^[\x21-\x7e]+$")
 # Azure's limit on all metadata names and values of a blob together.
 METADATA_MAX_BYTES = 8 * 1024
 BLOB_NAME_MAX = 1024
@@ -151,6 +153,9 @@ def _source(
         return None, ref
     if not isinstance(value, str):
         errors.append(FieldError("source", "must be a blob URL or an object with container and blob"))
+        return None, None
+    if not HEADER_SAFE_URL.match(value):
+        errors.append(FieldError("source", "must be URL-encoded: no spaces, control or non-ASCII characters"))
         return None, None
     parts = urlsplit(value)
     host = (parts.hostname or "").lower()

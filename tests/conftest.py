@@ -119,8 +119,25 @@ def settings(make_settings: SettingsFactory) -> Settings:
     return make_settings()
 
 
+_opened: list[BlobStorage] = []
+
+
+def open_storage(settings: Settings) -> BlobStorage:
+    """A storage client for the test, closed when the test ends."""
+    storage = BlobStorage.connect(settings.storage, **TEST_CLIENT_OPTIONS)
+    _opened.append(storage)
+    return storage
+
+
 def connect(settings: Settings) -> CopyService:
-    return CopyService(settings, BlobStorage.connect(settings.storage, **TEST_CLIENT_OPTIONS))
+    return CopyService(settings, open_storage(settings))
+
+
+@pytest.fixture(autouse=True)
+def _close_storage() -> Iterator[None]:
+    yield
+    while _opened:
+        _opened.pop().close()
 
 
 @pytest.fixture
@@ -138,5 +155,4 @@ def handlers(proxy: PendingCopyProxy, blobs: Blobs, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("COPY_ALLOWED_SOURCE_HOSTS", "127.0.0.1:*")
     monkeypatch.setenv("COPY_ALLOWED_DESTINATION_CONTAINERS", "dst-*")
     yield functions(load_function_app())
-    runtime.settings.cache_clear()
-    runtime.service.cache_clear()
+    runtime.reset()

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from copy_ops import runtime
 from copy_ops.ncrontab import Schedule
 from copy_ops.settings import Settings
 from tests.support.app import ROOT, load_function_app, sample_settings
@@ -29,7 +30,7 @@ def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         monkeypatch.setenv(name, value)
     module = load_function_app()
     yield module.app
-    load_function_app.__globals__["runtime"].settings.cache_clear()
+    runtime.reset()
 
 
 def text(value: Any) -> str:

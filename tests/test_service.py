@@ -18,8 +18,8 @@ from tests.support.requests import copy_body
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def ledger_names(service: CopyService) -> list[str]:
-    container = service.storage._service.get_container_client(service.settings.ledger_container)
+def ledger_names(service: CopyService, blobs: Blobs) -> list[str]:
+    container = blobs.direct.get_container_client(service.settings.ledger_container)
     if not container.exists():
         return []
     return [item.name for item in container.list_blobs()]
@@ -81,7 +81,7 @@ def test_a_refused_start_leaves_nothing_behind(
     if code:
         assert caught.value.code == code
         assert blobs.read(blobs.dst, "a.bin") == b"old"
-    assert [name for name in ledger_names(service) if name.startswith("ops/")] == []
+    assert [name for name in ledger_names(service, blobs) if name.startswith("ops/")] == []
 
 
 def test_a_second_copy_onto_a_pending_destination_is_refused(
@@ -93,7 +93,7 @@ def test_a_second_copy_onto_a_pending_destination_is_refused(
     with pytest.raises(Conflict) as caught:
         service.start(copy_body(blobs.src, blobs.dst, overwrite=True), NOW)
     assert caught.value.code == "PendingCopyOperation"
-    assert [n for n in ledger_names(service) if n.startswith("ops/")] == [Ledger.record_name(first.id)]
+    assert [n for n in ledger_names(service, blobs) if n.startswith("ops/")] == [Ledger.record_name(first.id)]
 
 
 def test_bad_and_forbidden_input_start_nothing(service: CopyService, blobs: Blobs) -> None:
@@ -101,7 +101,7 @@ def test_bad_and_forbidden_input_start_nothing(service: CopyService, blobs: Blob
         service.start(copy_body(blobs.src, blobs.dst, timeout_seconds=-5), NOW)
     with pytest.raises(Forbidden):
         service.start({**copy_body(blobs.src, blobs.dst), "source": "https://evil.example.com/c/b"}, NOW)
-    assert ledger_names(service) == []
+    assert ledger_names(service, blobs) == []
 
 
 def test_idempotency_key_replays_the_same_operation_and_refuses_another_body(

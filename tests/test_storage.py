@@ -6,16 +6,15 @@ import pytest
 
 from copy_ops.errors import Conflict, CopyOpsError, NotFound, PreconditionFailed, StorageUnavailable
 from copy_ops.model import BlobRef
+from copy_ops.settings import Settings
 from copy_ops.storage import BlobStorage, lease_id_for
-from tests.conftest import TEST_CLIENT_OPTIONS, Blobs
+from tests.conftest import Blobs, open_storage
 from tests.support.pending_copy_proxy import PendingCopyProxy
 
 
 @pytest.fixture
-def storage(proxy: PendingCopyProxy) -> BlobStorage:
-    from copy_ops.settings import StorageConnection
-
-    return BlobStorage.connect(StorageConnection(connection_string=proxy.connection_string), **TEST_CLIENT_OPTIONS)
+def storage(settings: Settings) -> BlobStorage:
+    return open_storage(settings)
 
 
 def test_documents_are_created_once_and_replaced_only_with_their_etag(storage: BlobStorage, blobs: Blobs) -> None:

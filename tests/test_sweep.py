@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from copy_ops.model import AbortReason, Operation, State
+from copy_ops.model import AbortReason, BlobRef, Operation, State
 from copy_ops.service import CopyService
 from copy_ops.settings import Settings
 from copy_ops.sweep import sweep
@@ -125,7 +125,8 @@ def test_a_destination_deleted_under_the_copy_is_recorded_as_gone(
 ) -> None:
     blobs.put(blobs.src, "a.bin", b"x")
     op = start_pending(service, blobs, proxy, lease_source=True)
-    service.storage._service.get_blob_client(blobs.dst, "a.bin").delete_blob()
+    # Through the proxy, which then forgets the pending copy, as Azure would.
+    service.storage.delete_blob(BlobRef(blobs.dst, "a.bin"))
     assert sweep(service, NOW + timedelta(seconds=15)).outcomes == {"failed": 1}
     stored = service.ledger.get(op.id)
     assert stored.error is not None and stored.error["code"] == "destination_gone"

@@ -66,6 +66,11 @@ def test_valid_requests(given: dict[str, Any], check: Any) -> None:
         (body(source="http://acct.blob.core.windows.net/c/b"), InvalidRequest, {"source"}),
         (body(source="https://acct.blob.core.windows.net/onlycontainer"), InvalidRequest, {"source"}),
         (body(source="https://evil.example.com/c/b"), Forbidden, {"source"}),
+        # Sent as a header: aiohttp refuses controls, Azure wants it URL-encoded.
+        (body(source="https://acct.blob.core.windows.net/c/b\x10"), InvalidRequest, {"source"}),
+        (body(source="https://acct.blob.core.windows.net/c/a b"), InvalidRequest, {"source"}),
+        (body(source="https://acct.blob.core.windows.net/c/na\u00efve.bin"), InvalidRequest, {"source"}),
+        (body(source="https://\u00fb\u00f7.example/c/b"), InvalidRequest, {"source"}),
         (body(source={"container": "A", "blob": ""}), InvalidRequest, {"source.container", "source.blob"}),
         (body(destination="backups/a.bin"), InvalidRequest, {"destination"}),
         (body(destination={"container": "backups", "blob": "x", "tier": "Hot"}), InvalidRequest, {"destination.tier"}),

@@ -23,8 +23,7 @@ def sample_settings() -> dict[str, str]:
 
 
 def load_function_app() -> ModuleType:
-    runtime.settings.cache_clear()
-    runtime.service.cache_clear()
+    runtime.reset()
     module = importlib.import_module("function_app")
     return importlib.reload(module)
 
