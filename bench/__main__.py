@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--concurrency",
         type=lambda text: tuple(int(part) for part in text.split(",")),
-        default=(8, 16, 32, 64),
-        help="sweep concurrencies to measure, comma-separated (default 8,16,32,64)",
+        default=(16, 32, 64),
+        help="sweep concurrencies to measure, comma-separated (default 16,32,64)",
     )
     parser.add_argument(
         "--only", choices=["throughput", "cost", "cold-start", "start-latency"], help="run one benchmark"

@@ -35,6 +35,16 @@ def after(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
+def process_cpu_seconds(pid: int | None) -> float:
+    """User + system CPU of another process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    # utime and stime are fields 14 and 15 of stat; 12 and 13 after the name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class ProxyProcess:
     """The pending-copy proxy in a child process, driven through its control requests."""
 
@@ -59,6 +69,7 @@ class ProxyProcess:
             self._process.kill()
             raise RuntimeError(f"the pending-copy proxy did not start: {line!r}")
         self.port = int(line.split()[1])
+        self.pid = self._process.pid
         self.connection_string = connection_string(self.port)
 
     def _call(self, method: str, command: str, payload: dict[str, object] | None = None) -> bytes:
@@ -91,6 +102,7 @@ class Harness:
         self.azurite = Azurite()
         self.proxy: ProxyProcess
         self.direct: BlobServiceClient
+        self._services: list[CopyService] = []
 
     def __enter__(self) -> Harness:
         self.azurite.start()
@@ -99,8 +111,16 @@ class Harness:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close_services()
         self.proxy.stop()
         self.azurite.stop()
+
+    def restart(self) -> None:
+        """An empty Azurite and a new proxy. Azurite keeps everything in memory and slows
+        as it fills; each large measurement starts empty, so their order biases nothing."""
+        self.__exit__()
+        self.azurite = Azurite()
+        self.__enter__()
 
     def describe(self) -> str:
         return (
@@ -119,7 +139,13 @@ class Harness:
         if concurrency is not None:
             values["COPY_SWEEP_CONCURRENCY"] = str(concurrency)
         settings = Settings.from_env(values)
-        return CopyService(settings, BlobStorage.connect(settings.storage, pool_size=settings.sweep_concurrency))
+        service = CopyService(settings, BlobStorage.connect(settings.storage, pool_size=settings.sweep_concurrency))
+        self._services.append(service)
+        return service
+
+    def close_services(self) -> None:
+        while self._services:
+            self._services.pop().storage.close()
 
     def containers(self) -> tuple[str, str]:
         """A source container with one small blob, and an empty destination container."""
@@ -129,6 +155,10 @@ class Harness:
         self.direct.create_container(dst)
         self.direct.get_blob_client(src, "a.bin").upload_blob(b"x" * 1024)
         return src, dst
+
+    def helper_cpu_seconds(self) -> tuple[float, float]:
+        """CPU used so far by the proxy and by Azurite: what Azure's side would spend."""
+        return process_cpu_seconds(self.proxy.pid), process_cpu_seconds(self.azurite.pid)
 
     def requests(self) -> int:
         return sum(self.proxy.counts().values())

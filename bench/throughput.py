@@ -22,10 +22,12 @@ def run(harness: Harness, sizes: tuple[int, ...], levels: tuple[int, ...]) -> No
         for level in levels:
             summary, cpu = _measure_with_cpu(harness, size, level)
             rate = summary.outcomes["aborted"] / summary.seconds
+            sweep_ms, proxy_ms, azurite_ms = (seconds * 1000 / size for seconds in cpu)
             print(
                 f"N={size:>6} concurrency {level:>3}: {summary.seconds:6.2f} s, {rate:7.1f} ops/s, "
-                f"{rate / serial_rate:5.1f}x concurrency 1; sweep process CPU {cpu * 1000 / size:.1f} ms/op "
-                f"(aborted {summary.outcomes['aborted']}, left over {summary.left_over})"
+                f"{rate / serial_rate:5.1f}x concurrency 1 (aborted {summary.outcomes['aborted']}, "
+                f"left over {summary.left_over}); CPU per op: sweep {sweep_ms:.1f} ms, "
+                f"proxy {proxy_ms:.1f} ms, Azurite {azurite_ms:.1f} ms"
             )
 
 
@@ -33,10 +35,15 @@ def _measure(harness: Harness, size: int, level: int) -> SweepSummary:
     return _measure_with_cpu(harness, size, level)[0]
 
 
-def _measure_with_cpu(harness: Harness, size: int, level: int) -> tuple[SweepSummary, float]:
+def _measure_with_cpu(harness: Harness, size: int, level: int) -> tuple[SweepSummary, tuple[float, float, float]]:
+    """The sweep's summary, and the CPU seconds it cost the sweep, the proxy and Azurite."""
+    harness.restart()
     src, dst = harness.containers()
     service = harness.service(level)
     harness.start_many(service, src, dst, size, TIMEOUT)
-    cpu = time.process_time()
+    own_before, helpers_before = time.process_time(), harness.helper_cpu_seconds()
     summary = sweep(service, after(TIMEOUT + 1))
-    return summary, time.process_time() - cpu
+    own = time.process_time() - own_before
+    proxy, azurite = (now - then for now, then in zip(harness.helper_cpu_seconds(), helpers_before, strict=True))
+    harness.close_services()
+    return summary, (own, proxy, azurite)

@@ -93,7 +93,7 @@ class Settings:
             allowed_source_hosts=reader.patterns("COPY_ALLOWED_SOURCE_HOSTS", (own_host,)),
             allowed_destination_containers=reader.patterns("COPY_ALLOWED_DESTINATION_CONTAINERS", ("*",)),
             ledger_container=ledger,
-            sweep_concurrency=reader.integer("COPY_SWEEP_CONCURRENCY", 16, 1, 256),
+            sweep_concurrency=reader.integer("COPY_SWEEP_CONCURRENCY", 32, 1, 256),  # docs/performance.md
             # Consumption's default functionTimeout is 5 minutes; host.json sets it to
             # 5 minutes too, so the default budget leaves a minute to finish in-flight work.
             sweep_budget_seconds=reader.integer("COPY_SWEEP_BUDGET_SECONDS", 240, 1, 3600),

@@ -18,6 +18,7 @@ def test_defaults_follow_the_spec() -> None:
     assert settings.allowed_source_hosts == ("acct.blob.core.windows.net",)
     assert settings.allowed_destination_containers == ("*",)
     assert settings.sweep_budget_seconds < 300  # below host.json's functionTimeout
+    assert settings.sweep_concurrency == 32  # the measured best: docs/performance.md
 
 
 @pytest.mark.parametrize(

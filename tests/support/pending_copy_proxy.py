@@ -104,6 +104,16 @@ def classify(method: str, path: str, query: dict[str, list[str]], headers: dict[
     )
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client hanging up mid-response (a pool closing, a dropped-connection fault) is normal here.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class PendingCopyProxy:
     def __init__(self, azurite_port: int, latency: float = 0.0) -> None:
         self.azurite_port = azurite_port
@@ -118,8 +128,7 @@ class PendingCopyProxy:
         # proxy's own cost in benchmarks.
         self._upstream = threading.local()
         self._direct = BlobServiceClient.from_connection_string(connection_string(azurite_port))
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, name="pending-copy-proxy", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------
