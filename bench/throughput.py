@@ -15,12 +15,12 @@ SERIAL_SAMPLE = 300
 
 def run(harness: Harness, sizes: tuple[int, ...], levels: tuple[int, ...]) -> None:
     print("\n== sweep throughput: overdue pending copies, each aborted ==")
-    serial = _measure(harness, SERIAL_SAMPLE, 1)
+    serial, _ = _measure(harness, SERIAL_SAMPLE, 1)
     serial_rate = serial.outcomes["aborted"] / serial.seconds
     print(f"concurrency  1: {serial_rate:7.1f} ops/s over {serial.outcomes['aborted']} operations")
     for size in sizes:
         for level in levels:
-            summary, cpu = _measure_with_cpu(harness, size, level)
+            summary, cpu = _measure(harness, size, level)
             rate = summary.outcomes["aborted"] / summary.seconds
             sweep_ms, proxy_ms, azurite_ms = (seconds * 1000 / size for seconds in cpu)
             print(
@@ -31,11 +31,7 @@ def run(harness: Harness, sizes: tuple[int, ...], levels: tuple[int, ...]) -> No
             )
 
 
-def _measure(harness: Harness, size: int, level: int) -> SweepSummary:
-    return _measure_with_cpu(harness, size, level)[0]
-
-
-def _measure_with_cpu(harness: Harness, size: int, level: int) -> tuple[SweepSummary, tuple[float, float, float]]:
+def _measure(harness: Harness, size: int, level: int) -> tuple[SweepSummary, tuple[float, float, float]]:
     """The sweep's summary, and the CPU seconds it cost the sweep, the proxy and Azurite."""
     harness.restart()
     src, dst = harness.containers()

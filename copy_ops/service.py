@@ -27,10 +27,9 @@ from copy_ops.errors import (
     StorageUnavailable,
 )
 from copy_ops.ledger import Ledger, new_operation_id
-from copy_ops.lifecycle import Action
+from copy_ops.lifecycle import Action, Decision
 from copy_ops.model import (
     OWNER_METADATA_KEY,
-    AbortReason,
     BlobRef,
     Cleanup,
     CopyObservation,
@@ -215,7 +214,7 @@ class CopyService:
         decision = lifecycle.decide(op, seen, now, self._grace)
         if decision.action is Action.FINISH:
             try:
-                self._finish_and_clean(op, decision.state, now, decision.abort_reason, decision.error)
+                self._finish_and_clean(op, decision, now)
             except PreconditionFailed:
                 return self.ledger.get(operation_id)
         return op
@@ -298,22 +297,19 @@ class CopyService:
             op.updated_at = now
             self.ledger.save(op)
             return "waiting"
-        state, reason, error = decision.state, decision.abort_reason, decision.error
         if decision.action is Action.ABORT:
-            assert reason is not None
-            state, reason, error = self._abort_copy(op, now, reason)
-        self._finish_and_clean(op, state, now, reason, error)
-        return state.value
+            decision = self._abort_copy(op, now, decision)
+        self._finish_and_clean(op, decision, now)
+        return decision.state.value
 
-    def _abort_copy(
-        self, op: Operation, now: datetime, reason: AbortReason
-    ) -> tuple[State, AbortReason | None, dict[str, str] | None]:
+    def _abort_copy(self, op: Operation, now: datetime, abort: Decision) -> Decision:
+        """Carry out an abort decision; the decision on how the operation ended."""
         assert op.copy_id is not None
         try:
             # Abort Copy carries our copy id: Azure refuses it for anyone else's copy.
             self.storage.abort_copy(op.destination, op.copy_id)
-            logger.info("copy_aborted op=%s copy_id=%s reason=%s", op.id, op.copy_id, reason)
-            return State.ABORTED, reason, None
+            logger.info("copy_aborted op=%s copy_id=%s reason=%s", op.id, op.copy_id, abort.abort_reason)
+            return Decision(Action.FINISH, State.ABORTED, abort.abort_reason)
         except NotFound:
             decision = lifecycle.destination_gone()
         except Conflict as exc:
@@ -326,17 +322,10 @@ class CopyService:
                 raise
         if decision.action is not Action.FINISH:
             raise StorageUnavailable("the copy is neither pending nor finished yet", code="CopyStateUnsettled")
-        return decision.state, decision.abort_reason, decision.error
+        return decision
 
-    def _finish_and_clean(
-        self,
-        op: Operation,
-        state: State,
-        now: datetime,
-        reason: AbortReason | None,
-        error: dict[str, str] | None,
-    ) -> None:
-        lifecycle.finish(op, state, now, reason, error)
+    def _finish_and_clean(self, op: Operation, ending: Decision, now: datetime) -> None:
+        lifecycle.finish(op, ending.state, now, ending.abort_reason, ending.error)
         # The final state is recorded before any cleanup touches the destination:
         # if another writer got there first, this raises and we touch nothing.
         self.ledger.save(op)
