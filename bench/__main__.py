@@ -9,6 +9,7 @@ that concurrency counts as it would in Azure, and counts the requests.
   not-due cost       a sweep with 1 due and 10,000 not-due operations
   cold start         importing function_app in a fresh interpreter vs the SDK floor
   start latency      POST /api/copies through the handler, p50/p95, requests per start
+  lateness           deadline to abort, a sweep every 2 s, the blob index 3 s behind
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import cold_start, cost, start_latency, throughput
+from bench import cold_start, cost, lateness, start_latency, throughput
 from bench.harness import Harness
 
 
@@ -31,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         help="sweep concurrencies to measure, comma-separated (default 16,32,64)",
     )
     parser.add_argument(
-        "--only", choices=["throughput", "cost", "cold-start", "start-latency"], help="run one benchmark"
+        "--only",
+        choices=["throughput", "cost", "cold-start", "start-latency", "lateness"],
+        help="run one benchmark",
     )
     args = parser.parse_args(argv)
     sizes = (200, 1000) if args.quick else (1000, 10000)
@@ -43,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
             start_latency.run(harness, samples=100 if args.quick else 300)
         if args.only in (None, "cost"):
             cost.run(harness, not_due=sizes[1])
+        if args.only in (None, "lateness"):
+            lateness.run(harness)
         if args.only in (None, "throughput"):
             throughput.run(harness, sizes, args.concurrency)
     return 0

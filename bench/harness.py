@@ -80,13 +80,11 @@ class ProxyProcess:
         with urllib.request.urlopen(request, timeout=10) as response:
             return bytes(response.read())
 
-    def configure(self, *, pending: bool | None = None, latency: float | None = None) -> None:
-        config: dict[str, object] = {}
-        if pending is not None:
-            config["pending"] = pending
-        if latency is not None:
-            config["latency"] = latency
-        self._call("POST", "config", config)
+    def configure(
+        self, *, pending: bool | None = None, latency: float | None = None, index_lag: float | None = None
+    ) -> None:
+        config: dict[str, object] = {"pending": pending, "latency": latency, "index_lag": index_lag}
+        self._call("POST", "config", {name: value for name, value in config.items() if value is not None})
 
     def counts(self) -> Counter[str]:
         return Counter(json.loads(self._call("GET", "counts")))

@@ -19,6 +19,11 @@ class FieldError:
         return {"field": self.field, "message": self.message}
 
 
+def summary(errors: tuple[FieldError, ...] | list[FieldError]) -> str:
+    """One line naming every field: the ``detail`` of a validation problem."""
+    return "; ".join(f"{error.field}: {error.message}" for error in errors)
+
+
 class CopyOpsError(Exception):
     """Base of all errors copy-ops reports. ``status`` is the HTTP status it maps to."""
 
@@ -47,11 +52,25 @@ class InvalidRequest(CopyOpsError):
     title = "Invalid request"
     slug = "invalid-request"
 
+    @classmethod
+    def of(cls, *errors: FieldError) -> InvalidRequest:
+        """The error for these fields; its detail is built from them, so the two never disagree."""
+        return cls(summary(errors), errors=errors)
+
+
+class UnsafeName(InvalidRequest):
+    """A request the storage adapter refuses to send: its URL path is not exactly the
+    container and name that were validated. Validation should have refused it first."""
+
 
 class Forbidden(CopyOpsError):
     status = 403
     title = "Not allowed"
     slug = "forbidden"
+
+    @classmethod
+    def of(cls, *errors: FieldError) -> Forbidden:
+        return cls(summary(errors), errors=errors)
 
 
 class NotFound(CopyOpsError):

@@ -83,15 +83,14 @@ def _json_body(req: func.HttpRequest) -> Any:
     raw = req.get_body() or b""
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(
-            f"the body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}",
-            errors=(FieldError("body", f"must be at most {MAX_BODY_BYTES} bytes"),),
+            f"body: must be at most {MAX_BODY_BYTES} bytes, not {len(raw)}",
+            errors=(FieldError("body", f"must be at most {MAX_BODY_BYTES} bytes, not {len(raw)}"),),
         )
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest(
-            "the body is not valid JSON", errors=(FieldError("body", "must be a JSON object"),)
-        ) from None
+    except (ValueError, RecursionError):
+        # RecursionError: thousands of nested brackets, valid JSON or not.
+        raise InvalidRequest.of(FieldError("body", "must be a JSON object, valid and not nested too deeply")) from None
 
 
 def _operation_response(status: int, op: Operation) -> func.HttpResponse:
@@ -151,7 +150,7 @@ def _list_query(params: dict[str, str]) -> tuple[State | None, int]:
         else:
             limit = int(text)
     if errors:
-        raise InvalidRequest("; ".join(f"{e.field}: {e.message}" for e in errors), errors=tuple(errors))
+        raise InvalidRequest.of(*errors)
     return state, limit
 
 

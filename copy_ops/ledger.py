@@ -23,7 +23,7 @@ from copy_ops.storage import BlobStorage
 
 RECORD_PREFIX = "ops/"
 CLAIM_PREFIX = "idempotency/"
-_OPERATION_ID = re.compile(r"^[0-9]{13}-[0-9a-f]{8}$")
+_OPERATION_ID = re.compile(r"[0-9]{13}-[0-9a-f]{8}")
 # Operation ids sort newest first: the listing is then simply in name order.
 _TIME_CEILING_MS = 10**13
 # The service's maximum. Azurite (3.37) filters only the first page-size blobs of the
@@ -40,7 +40,7 @@ def new_operation_id(now: datetime) -> str:
 
 
 def is_operation_id(text: str) -> bool:
-    return bool(_OPERATION_ID.match(text))
+    return bool(_OPERATION_ID.fullmatch(text))
 
 
 def record_tags(op: Operation) -> dict[str, str]:
@@ -154,8 +154,5 @@ def _decode_continuation(token: str) -> str:
     except (ValueError, UnicodeDecodeError):
         text = ""
     if not text.startswith(_CONTINUATION_VERSION) or len(text) == len(_CONTINUATION_VERSION):
-        raise InvalidRequest(
-            "the continuation token is not valid",
-            errors=(FieldError("continuation", "must be a token from a previous page"),),
-        )
+        raise InvalidRequest.of(FieldError("continuation", "must be a token from a previous page"))
     return text[len(_CONTINUATION_VERSION) :]

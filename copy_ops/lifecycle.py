@@ -119,9 +119,11 @@ def next_check(op: Operation, now: datetime, first: timedelta, longest: timedelt
     return min(op.deadline, now + interval)
 
 
-def cleanup_for(op: Operation, state: State) -> list[Cleanup]:
-    """What remains to do once ``op`` ends in ``state``."""
+def cleanup_for(op: Operation, state: State, now: datetime, start_grace: timedelta) -> list[Cleanup]:
+    """What remains to do once ``op`` ends in ``state`` at ``now``."""
     tasks: set[Cleanup] = set()
+    if op.copy_id is None and now < op.created_at + start_grace:
+        tasks.add(Cleanup.CHECK_LATE_START)
     superseded_or_gone = op.error is not None and op.error.get("code") in ("superseded", "destination_gone")
     if state in (State.ABORTED, State.FAILED) and not superseded_or_gone and op.copy_id is not None:
         if op.on_abort is OnAbort.DELETE:
@@ -142,14 +144,32 @@ def finish(
     op: Operation,
     state: State,
     now: datetime,
+    start_grace: timedelta,
+    *,
     abort_reason: AbortReason | None = None,
     error: dict[str, str] | None = None,
 ) -> None:
-    """Put ``op`` in its final state, with the cleanup it still needs scheduled for now."""
+    """Put ``op`` in its final state, with the cleanup it still needs scheduled."""
     op.state = state
     op.abort_reason = abort_reason if state is State.ABORTED else None
     op.error = error
     op.finished_at = now
     op.updated_at = now
-    op.cleanup = cleanup_for(op, state)
-    op.next_check_at = now if op.cleanup else None
+    op.cleanup = cleanup_for(op, state, now, start_grace)
+    op.next_check_at = cleanup_due(op, op.cleanup, now, start_grace, now)
+
+
+def late_start_check_at(op: Operation, start_grace: timedelta) -> datetime:
+    """When no start request of ``op`` can still be running."""
+    return op.created_at + start_grace
+
+
+def cleanup_due(
+    op: Operation, remaining: list[Cleanup], now: datetime, start_grace: timedelta, retry_at: datetime
+) -> datetime | None:
+    """When the sweep should next work on ``remaining``: a failed step at ``retry_at``, a
+    late-start check not before the start grace is over."""
+    times = [retry_at] if any(task is not Cleanup.CHECK_LATE_START for task in remaining) else []
+    if Cleanup.CHECK_LATE_START in remaining:
+        times.append(max(now, late_start_check_at(op, start_grace)))
+    return min(times) if times else None

@@ -46,6 +46,10 @@ class AbortReason(StrEnum):
 class Cleanup(StrEnum):
     """Work that remains after an operation reached its final state, done in this order."""
 
+    # Ended before its start request could have finished (an abort request, or a start
+    # given up early): once the start grace is over, look for a copy of ours that the
+    # start began after all, and stop it and clean up after it as after any other.
+    CHECK_LATE_START = "check_late_start"
     RESTORE_DESTINATION = "restore_destination"
     DELETE_DESTINATION = "delete_destination"
     DROP_SNAPSHOT = "drop_snapshot"

@@ -17,9 +17,10 @@ _SECRET_PAIRS = re.compile(
 
 
 def strip_query(url: str) -> str:
-    """The URL without its query string and fragment (where a SAS lives)."""
+    """The URL as it may be shown: without its query string and fragment (where a SAS
+    lives) and without user info."""
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def redact(text: str) -> str:

@@ -2,11 +2,16 @@
 
 This is the one place that reads ``os.environ``. The service (and with it the storage
 SDK) is built on first use, not at import, to keep the function app's cold start short.
+Concurrent first requests share one build (a lock, not ``lru_cache``, which may call
+its function once per racing thread), and the service's connections are closed when
+the process exits or the host stops.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import threading
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -17,28 +22,46 @@ if TYPE_CHECKING:
     from copy_ops.service import CopyService
     from copy_ops.sweep import SweepSummary
 
+_lock = threading.Lock()
+_built: list[CopyService] = []
+
 
 @lru_cache(maxsize=1)
 def settings() -> Settings:
     return Settings.from_env(os.environ)
 
 
-@lru_cache(maxsize=1)
 def service() -> CopyService:
-    from copy_ops.service import CopyService
-    from copy_ops.storage import BlobStorage
+    if _built:
+        return _built[0]
+    with _lock:
+        if not _built:
+            from copy_ops.service import CopyService
+            from copy_ops.storage import BlobStorage
 
-    current = settings()
-    return CopyService(current, BlobStorage.connect(current.storage, pool_size=current.sweep_concurrency))
+            current = settings()
+            storage = BlobStorage.connect(current.storage, pool_size=current.sweep_concurrency)
+            _built.append(CopyService(current, storage))
+        return _built[0]
+
+
+def close() -> None:
+    """Close the service's connections, if it was built. Safe to call more than once."""
+    with _lock:
+        while _built:
+            _built.pop().storage.close()
 
 
 def reset() -> None:
     """Forget the settings and close the service's connections: for tests and tools
     that change the environment between uses."""
-    if service.cache_info().currsize:
-        service().storage.close()
-    service.cache_clear()
+    close()
     settings.cache_clear()
+
+
+# The worker gives Python functions no shutdown hook; the interpreter's exit is the last
+# moment to close the storage sessions cleanly (aiohttp complains about any left open).
+atexit.register(close)
 
 
 def utc_now() -> datetime:

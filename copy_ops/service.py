@@ -29,6 +29,7 @@ from copy_ops.errors import (
 from copy_ops.ledger import Ledger, new_operation_id
 from copy_ops.lifecycle import Action, Decision
 from copy_ops.model import (
+    CLEANUP_ORDER,
     OWNER_METADATA_KEY,
     BlobRef,
     Cleanup,
@@ -101,7 +102,7 @@ class CopyService:
         op = Operation(
             id=operation_id,
             state=State.PENDING,
-            source=strip_query(request.source_url) if request.source_url else self.storage.blob_url(_source(request)),
+            source=strip_query(request.source_url) if request.source_url else self.storage.public_url(_source(request)),
             source_blob=request.source_blob,
             destination=dest,
             deadline=request.deadline,
@@ -124,12 +125,12 @@ class CopyService:
             raise
         logger.info("copy_recorded op=%s destination=%s/%s", op.id, dest.container, dest.blob)
 
-        source_url = request.source_url or self.storage.blob_url(_source(request))
+        source: str | BlobRef = request.source_url or _source(request)
         try:
             if request.lease_source:
                 self.storage.acquire_infinite_lease(_source(request), lease_id_for(op.id))
             copy_id, status = self.storage.start_copy(
-                dest, source_url, {**request.metadata, OWNER_METADATA_KEY: op.id}, request.overwrite
+                dest, source, {**request.metadata, OWNER_METADATA_KEY: op.id}, request.overwrite
             )
         except StorageUnavailable:
             # The copy may or may not have started: the record stays, and the sweep
@@ -146,22 +147,73 @@ class CopyService:
                 raise
             copy_id, status = seen
 
-        op.copy_id = copy_id
-        op.updated_at = now
-        if status == "success":
-            lifecycle.finish(op, State.SUCCEEDED, now)
-        elif status == "failed":
-            lifecycle.finish(op, State.FAILED, now, error={"code": "copy_failed", "message": "the copy failed"})
-        else:
-            op.next_check_at = lifecycle.next_check(op, now, self._first_check, self._longest_check)
-        try:
-            self.ledger.save(op)
-        except PreconditionFailed:
-            # The sweep settled the record while this start was slow: follow its word.
-            op = self._after_slow_start(op.id, copy_id, now)
+        self._record_copy(op, copy_id, status, now)
+        op = self._save_started(op, copy_id, status, now)
         logger.info("copy_started op=%s copy_id=%s state=%s", op.id, copy_id, op.state)
         self.run_cleanup(op, now)
         return op
+
+    def _record_copy(self, op: Operation, copy_id: str, status: str, now: datetime) -> None:
+        """Put the started copy on a pending record: its id, and its end if it ended at once."""
+        op.copy_id = copy_id
+        op.updated_at = now
+        if status == "success":
+            lifecycle.finish(op, State.SUCCEEDED, now, self._grace)
+        elif status == "failed":
+            error = {"code": "copy_failed", "message": "the copy failed"}
+            lifecycle.finish(op, State.FAILED, now, self._grace, error=error)
+        else:
+            op.next_check_at = lifecycle.next_check(op, now, self._first_check, self._longest_check)
+
+    def _save_started(self, op: Operation, copy_id: str, status: str, now: datetime) -> Operation:
+        """Record the started copy. If another writer changed the record meanwhile (an abort
+        request, a sweep that gave the start up), merge the copy into their version."""
+        for _ in range(ABORT_ATTEMPTS):
+            try:
+                self.ledger.save(op)
+                return op
+            except PreconditionFailed:
+                op = self.ledger.get(op.id)
+            if not self._merge_started(op, copy_id, status, now):
+                return op
+        raise StorageUnavailable(f"operation {op.id} is busy; the sweep settles it", code="Busy")
+
+    def _merge_started(self, current: Operation, copy_id: str, status: str, now: datetime) -> bool:
+        """Bring our started copy into ``current``; True when it changed and must be saved."""
+        if current.copy_id not in (None, copy_id):
+            return False  # not ours to touch: the sweep settles it
+        if not current.is_final:
+            if current.copy_id is None:
+                self._record_copy(current, copy_id, status, now)
+                return True
+            return False
+        if current.copy_id is None:
+            # It ended before our copy started (given up, or aborted on request), but our
+            # copy runs: stop it, it is ours, and clean up after it as after any other.
+            if status == "pending":
+                self._abort_ours_quietly(current.destination, current.id, copy_id)
+            current.copy_id = copy_id
+            owed = lifecycle.cleanup_for(current, current.state, now, self._grace)
+            current.cleanup = [task for task in CLEANUP_ORDER if task in {*current.cleanup, *owed}]
+        elif current.lease_source and Cleanup.RELEASE_SOURCE_LEASE not in current.cleanup:
+            # Its cleanup may have released the lease before this start took it.
+            current.cleanup.append(Cleanup.RELEASE_SOURCE_LEASE)
+        else:
+            return False
+        if Cleanup.CHECK_LATE_START in current.cleanup:
+            current.cleanup.remove(Cleanup.CHECK_LATE_START)  # this is the late start, handled
+        current.next_check_at = now
+        current.updated_at = now
+        return True
+
+    def _abort_ours_quietly(self, dest: BlobRef, operation_id: str, copy_id: str) -> None:
+        try:
+            self.storage.abort_copy(dest, copy_id)
+            logger.info("copy_late_start_aborted op=%s copy_id=%s", operation_id, copy_id)
+        except CopyOpsError as exc:
+            # Ended meanwhile (NoPendingCopyOperation) or not reachable: the cleanup
+            # and the sweep's checks take it from here.
+            logger.warning("copy_late_start_abort_failed op=%s status=%s code=%s", operation_id, exc.status, exc.code)
 
     def _own_copy_on(self, dest: BlobRef, operation_id: str) -> tuple[str, str] | None:
         try:
@@ -172,16 +224,6 @@ class CopyService:
             return None
         logger.info("copy_adopted op=%s copy_id=%s", operation_id, seen.copy_id)
         return seen.copy_id, seen.status or "pending"
-
-    def _after_slow_start(self, operation_id: str, copy_id: str, now: datetime) -> Operation:
-        current = self.ledger.get(operation_id)
-        if current.is_final and current.copy_id is None:
-            # It was given up as never started, but our copy runs: stop it, it is ours.
-            try:
-                self.storage.abort_copy(current.destination, copy_id)
-            except CopyOpsError:
-                logger.warning("copy_orphan_abort_failed op=%s copy_id=%s", operation_id, copy_id)
-        return current
 
     def _undo_start(self, op: Operation) -> None:
         """Nothing started: leave nothing behind. What cannot be undone now, the sweep finishes."""
@@ -263,7 +305,7 @@ class CopyService:
         )
 
     def view(self, op: Operation) -> dict[str, Any]:
-        return operation_view(op, self.storage.blob_url(op.destination))
+        return operation_view(op, self.storage.public_url(op.destination))
 
     # -- settling (the sweep's work on one operation) ----------------------------
 
@@ -325,7 +367,7 @@ class CopyService:
         return decision
 
     def _finish_and_clean(self, op: Operation, ending: Decision, now: datetime) -> None:
-        lifecycle.finish(op, ending.state, now, ending.abort_reason, ending.error)
+        lifecycle.finish(op, ending.state, now, self._grace, abort_reason=ending.abort_reason, error=ending.error)
         # The final state is recorded before any cleanup touches the destination:
         # if another writer got there first, this raises and we touch nothing.
         self.ledger.save(op)
@@ -348,19 +390,29 @@ class CopyService:
         if not op.cleanup:
             return True
         remaining: list[Cleanup] = []
-        for task in op.cleanup:
+        tasks = list(op.cleanup)
+        while tasks:
+            task = tasks.pop(0)
             if task is Cleanup.DROP_SNAPSHOT and Cleanup.RESTORE_DESTINATION in remaining:
                 remaining.append(task)  # the restore still reads from the snapshot
                 continue
+            if task is Cleanup.CHECK_LATE_START and now < lifecycle.late_start_check_at(op, self._grace):
+                remaining.append(task)  # the start may still be running
+                continue
             try:
-                done = self._cleanup_step(op, task)
+                done = self._cleanup_step(op, task, now)
             except CopyOpsError as exc:
                 logger.warning("cleanup_deferred op=%s task=%s status=%s code=%s", op.id, task, exc.status, exc.code)
                 done = False
             if not done:
                 remaining.append(task)
+            elif task is Cleanup.CHECK_LATE_START:
+                # The start may have taken the lease after it was released, or begun a copy:
+                # what ending it owes (with the copy id, if one was found) comes next.
+                owed = lifecycle.cleanup_for(op, op.state, now, self._grace)
+                tasks = [t for t in CLEANUP_ORDER if t in {*tasks, *owed} and t is not Cleanup.CHECK_LATE_START]
         op.cleanup = remaining
-        op.next_check_at = now + self._first_check if remaining else None
+        op.next_check_at = lifecycle.cleanup_due(op, remaining, now, self._grace, now + self._first_check)
         op.updated_at = now
         try:
             self.ledger.save(op)
@@ -368,7 +420,9 @@ class CopyService:
             return False  # someone else is cleaning up this operation
         return not remaining
 
-    def _cleanup_step(self, op: Operation, task: Cleanup) -> bool:
+    def _cleanup_step(self, op: Operation, task: Cleanup, now: datetime) -> bool:
+        if task is Cleanup.CHECK_LATE_START:
+            return self._check_late_start(op)
         if task is Cleanup.RELEASE_SOURCE_LEASE:
             if op.source_blob is not None:
                 self.storage.release_lease(op.source_blob, lease_id_for(op.id))
@@ -385,6 +439,18 @@ class CopyService:
             return True
         return self._restore_step(op)
 
+    def _check_late_start(self, op: Operation) -> bool:
+        """Look for a copy of ours that began after the operation ended; stop it if found.
+        True once looked (the copy id, if any, is then on the record)."""
+        seen = self.storage.observe_copy(op.destination)
+        if seen is None or seen.owner != op.id or not seen.copy_id:
+            return True
+        if seen.status == "pending":
+            self._abort_ours_quietly(op.destination, op.id, seen.copy_id)
+        op.copy_id = seen.copy_id
+        logger.info("copy_late_start_found op=%s copy_id=%s", op.id, op.copy_id)
+        return True
+
     def _restore_step(self, op: Operation) -> bool:
         """Copy the pre-copy snapshot back over the destination; True once it is back."""
         assert op.snapshot is not None
@@ -395,9 +461,10 @@ class CopyService:
                     return True
                 if seen.status == "pending":
                     return False
-        snapshot_url = self.storage.blob_url(op.destination, snapshot=op.snapshot)
         # No metadata given: Copy Blob then restores the snapshot's own metadata too.
-        copy_id, status = self.storage.start_copy(op.destination, snapshot_url, None, overwrite=True)
+        copy_id, status = self.storage.start_copy(
+            op.destination, op.destination, None, overwrite=True, source_snapshot=op.snapshot
+        )
         op.restore_copy_id = copy_id
         logger.info("destination_restore_started op=%s status=%s", op.id, status)
         return status == "success"
@@ -410,7 +477,6 @@ def _source(request: CopyRequest) -> BlobRef:
 
 def _check_idempotency_key(key: str) -> None:
     if not 0 < len(key) <= IDEMPOTENCY_KEY_MAX or not key.isascii() or not key.isprintable():
-        raise InvalidRequest(
-            "Idempotency-Key must be 1-200 printable ASCII characters",
-            errors=(FieldError("Idempotency-Key", f"must be 1-{IDEMPOTENCY_KEY_MAX} printable ASCII characters"),),
+        raise InvalidRequest.of(
+            FieldError("Idempotency-Key", f"must be 1-{IDEMPOTENCY_KEY_MAX} printable ASCII characters")
         )

@@ -8,11 +8,11 @@ carries each of them. A missing or malformed setting raises one
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from copy_ops import names, urls
 from copy_ops.errors import ConfigurationError
 from copy_ops.ncrontab import Schedule, ScheduleError
 
@@ -21,9 +21,6 @@ _DEVELOPMENT_BLOB_ENDPOINT = "http://127.0.0.1:10000/devstoreaccount1"
 
 # Azure fails a copy still pending after two weeks; deadlines stay well below that.
 AZURE_COPY_LIMIT_SECONDS = 14 * 24 * 3600
-
-
-_CONTAINER_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 
 @dataclass(frozen=True)
@@ -45,6 +42,10 @@ class StorageConnection:
             return self.blob_service_uri.rstrip("/")
         return blob_endpoint_of(self.connection_string or "")
 
+    @property
+    def account(self) -> urls.Account:
+        return urls.endpoint_account(self.blob_endpoint)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -61,10 +62,6 @@ class Settings:
     max_check_interval_seconds: int = 300
     start_grace_seconds: int = 300
 
-    @property
-    def own_account_host(self) -> str:
-        return urlsplit(self.storage.blob_endpoint).netloc.lower()
-
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         reader = _Reader(env)
@@ -78,7 +75,7 @@ class Settings:
             )
         own_host = urlsplit(storage.blob_endpoint).netloc.lower()
         ledger = reader.text("COPY_LEDGER_CONTAINER", "copy-operations")
-        if not _CONTAINER_NAME.match(ledger):
+        if names.container_problem(ledger) is not None:
             raise ConfigurationError(
                 f"COPY_LEDGER_CONTAINER {ledger!r} is not a valid container name",
                 code="COPY_LEDGER_CONTAINER",
@@ -90,7 +87,7 @@ class Settings:
             sweep_schedule=_schedule(reader.text("COPY_SWEEP_SCHEDULE", "0 */1 * * * *")),
             default_timeout_seconds=default_timeout,
             max_timeout_seconds=max_timeout,
-            allowed_source_hosts=reader.patterns("COPY_ALLOWED_SOURCE_HOSTS", (own_host,)),
+            allowed_source_hosts=reader.host_patterns("COPY_ALLOWED_SOURCE_HOSTS", (own_host,)),
             allowed_destination_containers=reader.patterns("COPY_ALLOWED_DESTINATION_CONTAINERS", ("*",)),
             ledger_container=ledger,
             sweep_concurrency=reader.integer("COPY_SWEEP_CONCURRENCY", 32, 1, 256),  # docs/performance.md
@@ -135,6 +132,15 @@ class _Reader:
         items = tuple(item.strip().lower() for item in value.split(",") if item.strip())
         if not items:
             raise ConfigurationError(f"{name} lists no pattern", code=name)
+        return items
+
+    def host_patterns(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        items = self.patterns(name, default)
+        for item in items:
+            try:
+                urls.check_host_pattern(item)
+            except ValueError as exc:
+                raise ConfigurationError(f"{name}: {exc}", code=name) from None
         return items
 
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -24,6 +25,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from copy_ops import names
 from copy_ops.errors import (
     Conflict,
     CopyOpsError,
@@ -33,14 +35,15 @@ from copy_ops.errors import (
     PreconditionFailed,
     StorageFault,
     StorageUnavailable,
+    UnsafeName,
 )
 from copy_ops.model import OWNER_METADATA_KEY, BlobRef, CopyObservation, Progress
-from copy_ops.redaction import redact
+from copy_ops.redaction import redact, strip_query
 from copy_ops.settings import StorageConnection
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobProperties
-    from azure.storage.blob.aio import BlobClient, BlobServiceClient
+    from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClient
 
 T = TypeVar("T")
 
@@ -130,6 +133,7 @@ class BlobStorage:
     def __init__(self, service: BlobServiceClient, loop: asyncio.AbstractEventLoop) -> None:
         self._service = service
         self._loop = loop
+        self.closed = False
 
     @classmethod
     def connect(
@@ -154,24 +158,50 @@ class BlobStorage:
             if credential_close is not None:
                 await credential_close()
 
-        self._run(call())
+        if not self.closed:
+            self.closed = True
+            self._run(call())
 
     def _run(self, call: Awaitable[T]) -> T:
         with storage_errors():
             return asyncio.run_coroutine_threadsafe(_awaited(call), self._loop).result()
 
     def _blob(self, ref: BlobRef, snapshot: str | None = None) -> BlobClient:
-        return self._service.get_blob_client(ref.container, ref.blob, snapshot=snapshot)
+        """The SDK client of exactly this blob: the names are checked again here, and the
+        URL the SDK built must name that container and blob and nothing else."""
+        problem = names.container_problem(ref.container) or names.blob_problem(ref.blob)
+        if problem is not None:
+            raise UnsafeName(f"refused to address {ref.container!r}/{ref.blob!r}: {problem}", code="UnsafeName")
+        client = self._service.get_blob_client(ref.container, ref.blob, snapshot=snapshot)
+        path = urlsplit(client.url).path
+        expected = f"{urlsplit(self._service.url).path.rstrip('/')}/{ref.container}/{ref.blob}"
+        if unquote(path) != expected or not names.path_is_stable(path):
+            raise UnsafeName(f"refused to address {ref.container!r}/{ref.blob!r}", code="UnsafeName")
+        return client
 
-    def blob_url(self, ref: BlobRef, snapshot: str | None = None) -> str:
-        return str(self._blob(ref, snapshot).url)
+    def _container(self, name: str) -> ContainerClient:
+        problem = names.container_problem(name)
+        if problem is not None:
+            raise UnsafeName(f"refused to address container {name!r}: {problem}", code="UnsafeName")
+        return self._service.get_container_client(name)
+
+    def public_url(self, ref: BlobRef) -> str:
+        """The blob's URL as it may be shown or stored: never a query string (a client
+        built from a SAS connection string carries the account's SAS in every URL)."""
+        return strip_query(str(self._blob(ref).url))
+
+    def _source_url(self, source: str | BlobRef, snapshot: str | None) -> str:
+        """The URL Copy Blob reads from, with whatever authorises it; it goes nowhere else."""
+        if isinstance(source, str):
+            return source
+        return str(self._blob(source, snapshot).url)
 
     # -- documents (the ledger) -------------------------------------------------
 
     def ensure_container(self, container: str) -> None:
         async def call() -> None:
             try:
-                await self._service.get_container_client(container).create_container()
+                await self._container(container).create_container()
             except HttpResponseError as exc:
                 if exc.status_code != 409:
                     raise
@@ -180,13 +210,13 @@ class BlobStorage:
 
     def create_document(self, container: str, name: str, data: bytes, tags: dict[str, str]) -> str:
         """Write a new document; :class:`Conflict` if one exists. Returns the ETag."""
-        blob = self._service.get_blob_client(container, name)
+        blob = self._blob(BlobRef(container, name))
         upload = blob.upload_blob(data, overwrite=False, tags=tags, match_condition=MatchConditions.IfMissing)
         return str(self._run(upload)["etag"])
 
     def replace_document(self, container: str, name: str, data: bytes, tags: dict[str, str], etag: str) -> str:
         """Replace a document if it still has ``etag``; :class:`PreconditionFailed` otherwise."""
-        blob = self._service.get_blob_client(container, name)
+        blob = self._blob(BlobRef(container, name))
         upload = blob.upload_blob(
             data, overwrite=True, tags=tags, etag=etag, match_condition=MatchConditions.IfNotModified
         )
@@ -194,17 +224,17 @@ class BlobStorage:
 
     def read_document(self, container: str, name: str) -> StoredDocument:
         async def call() -> StoredDocument:
-            download = await self._service.get_blob_client(container, name).download_blob()
+            download = await self._blob(BlobRef(container, name)).download_blob()
             return StoredDocument(await download.readall(), str(download.properties.etag))
 
         return self._run(call())
 
     def delete_document(self, container: str, name: str) -> None:
-        self._run(_deleted(self._service.get_blob_client(container, name)))
+        self._run(_deleted(self._blob(BlobRef(container, name))))
 
     def find_by_tags(self, container: str, query: str, page_size: int) -> Iterator[str]:
         """Names of the container's blobs whose tags match ``query``, fetched a page at a time."""
-        client = self._service.get_container_client(container)
+        client = self._container(container)
         pages = client.find_blobs_by_tags(query, results_per_page=page_size).by_page()
         while (names := self._run(_next_page(pages))) is not None:
             yield from names
@@ -212,7 +242,7 @@ class BlobStorage:
     def list_names(
         self, container: str, prefix: str, limit: int, continuation: str | None
     ) -> tuple[list[str], str | None]:
-        client = self._service.get_container_client(container)
+        client = self._container(container)
         pages = client.list_blobs(name_starts_with=prefix, results_per_page=limit).by_page(continuation)
         names = self._run(_next_page(pages))
         return names or [], getattr(pages, "continuation_token", None)
@@ -243,12 +273,20 @@ class BlobStorage:
         )
 
     def start_copy(
-        self, ref: BlobRef, source_url: str, metadata: dict[str, str] | None, overwrite: bool
+        self,
+        ref: BlobRef,
+        source: str | BlobRef,
+        metadata: dict[str, str] | None,
+        overwrite: bool,
+        source_snapshot: str | None = None,
     ) -> tuple[str, str]:
-        """Start Copy Blob; returns (copy id, status). No metadata: the source's is copied."""
+        """Start Copy Blob; returns (copy id, status). ``source`` is a URL as the caller gave
+        it (with its SAS, if any) or a blob of this account (authorised here). No metadata:
+        the source's is copied."""
         kwargs: dict[str, Any] = {"metadata": metadata}
         if not overwrite:
             kwargs["match_condition"] = MatchConditions.IfMissing
+        source_url = self._source_url(source, source_snapshot)
         result = self._run(self._blob(ref).start_copy_from_url(source_url, **kwargs))
         return str(result["copy_id"]), str(result["copy_status"])
 
@@ -308,13 +346,27 @@ async def _client(
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
     )
-    transport = AioHttpTransport(session=session, session_owner=True)
+    transport = _guarded_transport(AioHttpTransport)(session=session, session_owner=True)
     if connection.connection_string:
         return BlobServiceClient.from_connection_string(connection.connection_string, transport=transport, **options)
     from azure.identity.aio import DefaultAzureCredential  # costly import: only when used
 
     credential = DefaultAzureCredential(managed_identity_client_id=connection.client_id)
     return BlobServiceClient(connection.blob_endpoint, credential=credential, transport=transport, **options)
+
+
+def _guarded_transport(base: type[T]) -> type[T]:
+    """The SDK's transport, with one last check before the wire: no request leaves whose
+    path a URL client would rewrite (dot segments, backslashes, empty segments), whatever
+    part of the SDK built it. (The storage SDK takes no extra pipeline policies.)"""
+
+    class GuardedTransport(base):  # type: ignore[valid-type,misc]
+        async def send(self, request: Any, **kwargs: Any) -> Any:
+            if not names.path_is_stable(urlsplit(request.url).path):
+                raise UnsafeName("refused to send a request whose path a URL client would rewrite", code="UnsafePath")
+            return await super().send(request, **kwargs)
+
+    return GuardedTransport
 
 
 async def _awaited(call: Awaitable[T]) -> T:

@@ -77,7 +77,7 @@ def start_host(proxy: PendingCopyProxy) -> tuple[Any, str]:
 
 
 def start_copies(base: str, proxy: PendingCopyProxy, src: str, dst: str) -> dict[str, str]:
-    direct = proxy._direct  # Azurite itself, to arrange the demo's blobs
+    direct = proxy.direct  # Azurite itself, to arrange the demo's blobs
     direct.create_container(src)
     direct.create_container(dst)
     copies = {}
@@ -133,7 +133,7 @@ def main() -> int:
             copies = start_copies(base, proxy, src, dst)
             if not watch(base, proxy, dst, copies):
                 return 1
-            exists = proxy._direct.get_blob_client(dst, "stuck.bin").exists()
+            exists = proxy.direct.get_blob_client(dst, "stuck.bin").exists()
             say(f"stuck.bin destination exists after the abort: {exists} (on_abort=delete)")
             say("done: one copy succeeded, the other was aborted at its deadline by the sweep")
         finally:

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from copy_ops.ncrontab import Schedule
 from devhost.routes import Router
 
 logger = logging.getLogger("devhost")
+# Azure Functions refuses HTTP requests over 100 MB (the host's maxRequestBodySize).
+MAX_REQUEST_BYTES = 100 * 1024 * 1024
 
 
 def load_local_settings(path: Path, environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -116,8 +119,7 @@ class DevHost:
         self._server: ThreadingHTTPServer | None = None
 
     def serve(self, host: str, port: int) -> ThreadingHTTPServer:
-        self._server = ThreadingHTTPServer((host, port), _handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), _handler(self))
         for timer in self.timers.values():
             threading.Thread(target=timer.loop, args=(self._stop,), name=f"timer-{timer.name}", daemon=True).start()
         return self._server
@@ -127,18 +129,19 @@ class DevHost:
         if self._server is not None:
             self._server.shutdown()
 
-    def run_function(self, name: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        """``POST /admin/functions/{name}``: run a non-HTTP function now, as the host does (202)."""
+    def run_function(self, name: str, body: bytes) -> tuple[int, str]:
+        """``POST /admin/functions/{name}``: run a non-HTTP function now, as the host does
+        (202); otherwise the status and what is wrong."""
         if name not in self.functions:
-            return 404, {"error": f"no function named {name!r}"}
+            return 404, f"no function named {name!r}"
         if name not in self.timers:
-            return 400, {"error": f"{name} is an HTTP function: call its route instead"}
+            return 400, f"{name} is an HTTP function: call its route instead"
         try:
             json.loads(body or b"{}")
-        except ValueError:
-            return 400, {"error": 'the body must be JSON, e.g. {"input": ""}'}
+        except (ValueError, RecursionError):
+            return 400, 'the body must be JSON, e.g. {"input": ""}'
         threading.Thread(target=self.timers[name].run, name=f"admin-{name}", daemon=True).start()
-        return 202, {}
+        return 202, ""
 
 
 def _resolve(expression: str) -> str:
@@ -146,6 +149,23 @@ def _resolve(expression: str) -> str:
     if expression.startswith("%") and expression.endswith("%"):
         return os.environ[expression.strip("%")]
     return expression
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # http.server's default listen backlog is 5: a burst of clients beyond it sees
+    # connections reset. The kernel caps this at net.core.somaxconn.
+    request_queue_size = 1024
+
+
+Answer = tuple[int, dict[str, str], bytes]
+
+
+def problem_answer(status: int, detail: str, headers: dict[str, str] | None = None) -> Answer:
+    """The host's own errors, as RFC 9457 problem+json like the app's."""
+    title = HTTPStatus(status).phrase
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return status, {"Content-Type": "application/problem+json", **(headers or {})}, json.dumps(body).encode()
 
 
 def _handler(host: DevHost) -> type[BaseHTTPRequestHandler]:
@@ -159,39 +179,62 @@ def _handler(host: DevHost) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass  # one line per request is logged below instead
 
-        def _serve(self) -> None:
-            started = time.monotonic()
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            parts = urlsplit(self.path)
-            status, headers, payload = self._dispatch(parts.path, parts.query, body)
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            # http.server's own refusals (414 URI too long, 400 bad request line, 431...)
+            # are HTML by default: answer them as problem+json, and close, as it does.
+            self.close_connection = True
+            if self.request_version == "HTTP/0.9":
+                # A line too broken to name its version: answer with a status line and
+                # headers all the same (HTTP/0.9 would send the body alone).
+                self.request_version = "HTTP/1.0"
+            self._answer(*problem_answer(code, explain or message or HTTPStatus(code).description))
+
+        def _answer(self, status: int, headers: dict[str, str], payload: bytes) -> None:
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(payload)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(payload)
+
+        def _serve(self) -> None:
+            started = time.monotonic()
+            parts = urlsplit(self.path)
+            length = _content_length(self.headers.get("Content-Length"))
+            if length is None:
+                # The body's end is unknown, so this connection cannot carry another request.
+                self.close_connection = True
+                answer = problem_answer(400, "Content-Length must be a whole number of bytes, 0 or more")
+            elif length > MAX_REQUEST_BYTES:
+                self.close_connection = True
+                answer = problem_answer(413, f"the body may be at most {MAX_REQUEST_BYTES} bytes, as in Azure")
+            else:
+                body = self.rfile.read(length) if length else b""
+                answer = self._dispatch(parts.path, parts.query, body)
+            self._answer(*answer)
             logger.info(
                 "request method=%s path=%s status=%s ms=%.1f",
                 self.command,
                 parts.path,
-                status,
+                answer[0],
                 (time.monotonic() - started) * 1000,
             )
 
-        def _dispatch(self, path: str, query: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        def _dispatch(self, path: str, query: str, body: bytes) -> Answer:
             if path.startswith("/admin/functions/") and self.command == "POST":
-                status, answer = host.run_function(path.rsplit("/", 1)[-1], body)
-                return status, {"Content-Type": "application/json"}, json.dumps(answer).encode() if answer else b""
-            found = host.router.match(path)
+                status, detail = host.run_function(path.rsplit("/", 1)[-1], body)
+                return (status, {}, b"") if status == 202 else problem_answer(status, detail)
+            found = host.router.resolve(path)
             if found is None:
-                return 404, {"Content-Type": "text/plain"}, b"Not Found"
+                return problem_answer(404, f"no function serves {path}")
             route, route_params = found
             handler = route.handlers.get(self.command)
             if handler is None:
                 allow = ", ".join(sorted(route.handlers))
-                return 405, {"Allow": allow, "Content-Type": "text/plain"}, b"Method Not Allowed"
+                return problem_answer(405, f"{path} answers {allow}", {"Allow": allow})
             request = func.HttpRequest(
                 method=self.command,
                 url=f"http://{self.headers.get('Host', 'localhost')}{self.path}",
@@ -204,7 +247,7 @@ def _handler(host: DevHost) -> type[BaseHTTPRequestHandler]:
                 response = handler(request)
             except Exception:
                 logger.exception("function_failed route=%s", route.template)
-                return 500, {"Content-Type": "text/plain"}, b"Internal Server Error"
+                return problem_answer(500, "the function failed; see the host's log")
             headers = dict(response.headers.items())
             if response.mimetype:
                 charset = f"; charset={response.charset}" if response.charset else ""
@@ -219,3 +262,13 @@ def _handler(host: DevHost) -> type[BaseHTTPRequestHandler]:
             raise AttributeError(name)
 
     return Handler
+
+
+def _content_length(text: str | None) -> int | None:
+    """The body's length; None when the header is not a whole number of bytes."""
+    if text is None:
+        return 0
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)

@@ -6,14 +6,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-_PARAMETER = re.compile(r"^\{(?P<star>\*)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(?P<optional>\?)?\}$")
+_PARAMETER = re.compile(r"\{(?P<star>\*)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(?P<optional>\?)?\}")
 
 
 def template_pattern(template: str) -> re.Pattern[str]:
     """A regex for a route template: ``{name}``, ``{name:constraint}``, ``{name?}``, ``{*rest}``."""
     parts: list[str] = []
     for segment in template.strip("/").split("/"):
-        match = _PARAMETER.match(segment)
+        match = _PARAMETER.fullmatch(segment)
         if match is None:
             parts.append("/" + re.escape(segment))
         elif match["star"]:
@@ -22,7 +22,7 @@ def template_pattern(template: str) -> re.Pattern[str]:
             parts.append(f"(?:/(?P<{match['name']}>[^/]+))?")
         else:
             parts.append(f"/(?P<{match['name']}>[^/]+)")
-    return re.compile("^" + "".join(parts) + "/?$")
+    return re.compile("".join(parts) + "/?")
 
 
 @dataclass
@@ -43,12 +43,12 @@ class Router:
         for method in methods:
             route.handlers[method.upper()] = handler
 
-    def match(self, path: str) -> tuple[Route, dict[str, str]] | None:
+    def resolve(self, path: str) -> tuple[Route, dict[str, str]] | None:
         if not path.startswith(self.prefix + "/"):
             return None
         rest = path[len(self.prefix) :]
         for route in self._routes.values():
-            found = route.pattern.match(rest)
+            found = route.pattern.fullmatch(rest)
             if found is not None:
                 return route, {k: v for k, v in found.groupdict().items() if v is not None}
         return None

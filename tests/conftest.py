@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import AccountSasPermissions, BlobServiceClient, ResourceTypes, generate_account_sas
 
 from copy_ops import runtime
 from copy_ops.service import CopyService
@@ -17,7 +18,7 @@ from copy_ops.settings import Settings
 from copy_ops.storage import BlobStorage
 from tests.support.app import functions, load_function_app
 from tests.support.azurite import Azurite
-from tests.support.pending_copy_proxy import PendingCopyProxy, connection_string, serve
+from tests.support.pending_copy_proxy import DEV_ACCOUNT, DEV_KEY, PendingCopyProxy, connection_string, serve
 
 # Quick retries so fault tests stay fast; the production values are in copy_ops.storage.
 TEST_CLIENT_OPTIONS: dict[str, Any] = {
@@ -147,12 +148,53 @@ def service(settings: Settings) -> CopyService:
 
 Handlers = dict[str, Callable[..., Any]]
 
+# Every kind of credential the app can hold for its own account, as a connection string.
+CREDENTIAL_KINDS = ("account_key", "sas_connection_string")
 
-@pytest.fixture
-def handlers(proxy: PendingCopyProxy, blobs: Blobs, monkeypatch: pytest.MonkeyPatch) -> Iterator[Handlers]:
-    monkeypatch.setenv("COPY_STORAGE", proxy.connection_string)
+
+def sas_connection_string(port: int) -> str:
+    """A connection string that carries an account SAS instead of the key, as
+    ``BlobEndpoint=...;SharedAccessSignature=...`` from the portal does."""
+    sas = generate_account_sas(
+        DEV_ACCOUNT,
+        DEV_KEY,
+        resource_types=ResourceTypes(service=True, container=True, object=True),
+        permission=AccountSasPermissions(
+            read=True, write=True, delete=True, list=True, add=True, create=True, tag=True, filter_by_tags=True
+        ),
+        expiry=datetime.now(UTC) + timedelta(hours=6),
+    )
+    return f"BlobEndpoint=http://127.0.0.1:{port}/{DEV_ACCOUNT};SharedAccessSignature={sas}"
+
+
+def credential_connection_string(kind: str, proxy: PendingCopyProxy) -> str:
+    return proxy.connection_string if kind == "account_key" else sas_connection_string(proxy.port)
+
+
+@pytest.fixture(params=CREDENTIAL_KINDS)
+def credential(request: pytest.FixtureRequest) -> str:
+    """Parametrises a test over every credential kind (identity mode has its own harness)."""
+    return str(request.param)
+
+
+def use_app_settings(monkeypatch: pytest.MonkeyPatch, blobs: Blobs, connection: str) -> Handlers:
+    monkeypatch.setenv("COPY_STORAGE", connection)
     monkeypatch.setenv("COPY_LEDGER_CONTAINER", f"ledger-{blobs.src[-10:]}")
     monkeypatch.setenv("COPY_ALLOWED_SOURCE_HOSTS", "127.0.0.1:*")
     monkeypatch.setenv("COPY_ALLOWED_DESTINATION_CONTAINERS", "dst-*")
-    yield functions(load_function_app())
+    return functions(load_function_app())
+
+
+@pytest.fixture
+def handlers(proxy: PendingCopyProxy, blobs: Blobs, monkeypatch: pytest.MonkeyPatch) -> Iterator[Handlers]:
+    yield use_app_settings(monkeypatch, blobs, proxy.connection_string)
+    runtime.reset()
+
+
+@pytest.fixture
+def handlers_by_credential(
+    proxy: PendingCopyProxy, blobs: Blobs, monkeypatch: pytest.MonkeyPatch, credential: str
+) -> Iterator[Handlers]:
+    """The app's functions, holding each kind of credential in turn."""
+    yield use_app_settings(monkeypatch, blobs, credential_connection_string(credential, proxy))
     runtime.reset()

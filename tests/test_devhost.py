@@ -25,7 +25,7 @@ from devhost.routes import Router, template_pattern
     ],
 )
 def test_templates_match_and_extract(template: str, path: str, params: dict[str, str]) -> None:
-    found = template_pattern(template).match(path)
+    found = template_pattern(template).fullmatch(path)
     assert found is not None
     assert {k: v for k, v in found.groupdict().items() if v is not None} == params
 
@@ -40,15 +40,15 @@ def test_templates_match_and_extract(template: str, path: str, params: dict[str,
     ],
 )
 def test_templates_do_not_overmatch(template: str, path: str) -> None:
-    assert template_pattern(template).match(path) is None
+    assert template_pattern(template).fullmatch(path) is None
 
 
 def test_router_matches_under_its_prefix_only() -> None:
     router = Router("api")
     router.add("copies/{id}", ["GET"], object())
-    assert router.match("/api/copies/1") is not None
-    assert router.match("/copies/1") is None
-    assert router.match("/apix/copies/1") is None
+    assert router.resolve("/api/copies/1") is not None
+    assert router.resolve("/copies/1") is None
+    assert router.resolve("/apix/copies/1") is None
 
 
 def test_the_environment_takes_precedence_over_local_settings(tmp_path: Path) -> None:

@@ -151,13 +151,18 @@ def test_bad_input_and_idempotent_replay(manual: DevHostProcess, env: Env, proxy
 def test_the_hosts_own_errors(manual: DevHostProcess, method: str, path: str, status: int) -> None:
     reply = manual.call(method, path, b"{}" if method in ("POST", "PUT") else None)
     assert reply.status == status
+    assert reply.headers["Content-Type"] == "application/problem+json"
+    assert reply.json()["status"] == status and reply.json()["detail"]
     if status == 405:
         assert reply.headers["Allow"]
 
 
 def test_one_log_line_per_request(manual: DevHostProcess) -> None:
-    manual.call("GET", "/api/openapi.json")
-    assert "request method=GET path=/api/openapi.json status=200" in manual.log()
+    marker = uuid.uuid4().hex
+    manual.call("GET", f"/api/openapi.json?{marker}")
+    line = "request method=GET path=/api/openapi.json status=200"
+    # The host writes its line after the answer: wait for it, never for luck.
+    assert manual.wait_for_log(lambda log: log.count(line) >= 1)
 
 
 def test_the_demo_shows_a_finish_and_a_deadline_abort() -> None:
@@ -165,5 +170,7 @@ def test_the_demo_shows_a_finish_and_a_deadline_abort() -> None:
         [sys.executable, "-m", "devhost.demo"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    # It shuts down cleanly: every storage session closed, no traceback.
+    assert "Unclosed" not in result.stdout + result.stderr and "Traceback" not in result.stdout + result.stderr
     assert "GET report.csv: succeeded" in result.stdout
     assert "GET stuck.bin: aborted (0/1048576 bytes), abort_reason=deadline" in result.stdout

@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 import azure.functions as func
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -91,3 +92,44 @@ def test_read_and_abort_never_fail_with_5xx(handlers: Handlers, operation_id: st
 )
 def test_list_never_fails_with_5xx(handlers: Handlers, params: dict[str, str]) -> None:
     assert_well_formed(handlers["list_copies"](request("GET", "copies", params=params)))
+
+
+def nested(depth: int, opening: str, closing: str, inner: str = "1") -> bytes:
+    return (opening * depth + inner + closing * depth).encode()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 10_000,  # RecursionError inside json.loads
+        nested(10_000, "[", "]"),
+        nested(10_000, '{"a":', "}"),
+        b'{"source":' + nested(5_000, "[", "]") + b"}",
+        b'{"metadata":{"k":' + nested(800, '{"a":', "}") + b"}}",
+        b'{"deadline": "9999-12-31T23:59:59-23:59", "source": "x", "destination": {}}',
+        b'{"deadline": "0001-01-01T00:00:00+23:59"}',
+        b'{"timeout_seconds": ' + b"9" * 4_500 + b"}",  # past int()'s digit limit
+        b'{"timeout_seconds": 1e400}',
+        b'{"a": "\\ud800"}',  # a lone surrogate
+        b"\xff\xfe{}",
+        b'{"source": "' + b"a" * 60_000 + b'"}',
+        b" " * 70_000,
+    ],
+)
+def test_bodies_nested_huge_or_at_the_edge_of_their_type_are_4xx(handlers: Handlers, raw: bytes) -> None:
+    response = handlers["start_copy"](request("POST", "copies", raw=raw))
+    assert_well_formed(response)
+    assert 400 <= response.status_code < 500
+
+
+deep_values = st.recursive(
+    st.none() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from(list(field_values)), inner, max_size=2),
+    max_leaves=60,
+)
+
+
+@FUZZ
+@given(body=st.dictionaries(st.sampled_from(list(field_values)), deep_values, max_size=5))
+def test_generated_nested_bodies_never_fail_with_5xx(handlers: Handlers, body: dict[str, Any]) -> None:
+    assert_well_formed(handlers["start_copy"](request("POST", "copies", raw=json.dumps(body).encode())))

@@ -204,7 +204,14 @@ def test_finish_schedules_the_cleanup_each_end_needs(
     fields: dict[str, Any], state: State, error: str | None, expected: list[Cleanup]
 ) -> None:
     op = operation(**fields)
-    lifecycle.finish(op, state, AFTER, AbortReason.DEADLINE, {"code": error, "message": "m"} if error else None)
+    lifecycle.finish(
+        op,
+        state,
+        AFTER,
+        GRACE,
+        abort_reason=AbortReason.DEADLINE,
+        error={"code": error, "message": "m"} if error else None,
+    )
     assert op.cleanup == expected
     assert op.state is state and op.finished_at == AFTER
     assert op.next_check_at == (AFTER if expected else None)

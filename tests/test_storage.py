@@ -42,7 +42,7 @@ def test_missing_things_are_not_found(storage: BlobStorage, blobs: Blobs) -> Non
 def test_copy_guard_and_abort_codes(storage: BlobStorage, blobs: Blobs, proxy: PendingCopyProxy) -> None:
     blobs.put(blobs.src, "a.bin", b"data")
     blobs.put(blobs.dst, "exists.bin", b"old")
-    source = storage.blob_url(BlobRef(blobs.src, "a.bin"))
+    source = BlobRef(blobs.src, "a.bin")
     with pytest.raises(Conflict) as exists:
         storage.start_copy(BlobRef(blobs.dst, "exists.bin"), source, {}, overwrite=False)
     assert exists.value.code == "BlobAlreadyExists"
@@ -79,7 +79,7 @@ def test_transient_faults_are_retried_then_reported_as_unavailable(
 
 
 def test_error_messages_never_carry_a_sas(storage: BlobStorage, blobs: Blobs) -> None:
-    sas_source = f"{storage.blob_url(BlobRef(blobs.src, 'missing.bin'))}?sv=2024&sig=TOPSECRET"
+    sas_source = f"{storage.public_url(BlobRef(blobs.src, 'missing.bin'))}?sv=2024&sig=TOPSECRET"
     # Azurite checks the bogus signature (403); Azure would say CannotVerifyCopySource.
     with pytest.raises(CopyOpsError) as caught:
         storage.start_copy(BlobRef(blobs.dst, "x.bin"), sas_source, {}, overwrite=True)

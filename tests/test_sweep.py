@@ -106,9 +106,7 @@ def test_a_copy_that_is_no_longer_ours_is_never_aborted(
     other = connect(service.settings).storage
     from copy_ops.model import BlobRef
 
-    their_id, _ = other.start_copy(
-        BlobRef(blobs.dst, "a.bin"), other.blob_url(BlobRef(blobs.src, "theirs.bin")), {}, overwrite=True
-    )
+    their_id, _ = other.start_copy(BlobRef(blobs.dst, "a.bin"), BlobRef(blobs.src, "theirs.bin"), {}, overwrite=True)
     assert theirs is not None and their_id != op.copy_id
     summary = sweep(service, AFTER)
     assert summary.outcomes == {"failed": 1}

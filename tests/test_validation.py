@@ -111,6 +111,28 @@ def test_valid_requests(given: dict[str, Any], check: Any) -> None:
             InvalidRequest,
             {"destination"},
         ),
+        # Whole strings only: a trailing newline is not the name it follows.
+        (body(destination={"container": "backups\n", "blob": "x"}), InvalidRequest, {"destination.container"}),
+        (body(metadata={"abc\n": "v"}), InvalidRequest, {"metadata.abc\n"}),
+        (body(source=SRC + "\n"), InvalidRequest, {"source"}),
+        (body(deadline="2026-11-24T03:00:00Z\n"), InvalidRequest, {"deadline"}),
+        # Past the last (or before the first) datetime once in UTC: an overflow, not a 500.
+        (body(deadline="9999-12-31T23:59:59-23:59"), InvalidRequest, {"deadline"}),
+        (body(deadline="0001-01-01T00:00:00+23:59"), InvalidRequest, {"deadline"}),
+        (body(timeout_seconds=10**400), InvalidRequest, {"timeout_seconds"}),
+        # User info is refused, never echoed.
+        (body(source="https://user:PASSWORD@acct.blob.core.windows.net/c/b"), InvalidRequest, {"source"}),
+        # Names a URL client could rewrite, in every field that holds one.
+        (body(destination={"container": "backups", "blob": "../data-x/b"}), InvalidRequest, {"destination.blob"}),
+        (body(source={"container": "data-in", "blob": "a/../b"}), InvalidRequest, {"source.blob"}),
+        (body(source="https://acct.blob.core.windows.net/c/../other/b"), InvalidRequest, {"source"}),
+        # A pattern without a port admits the default port only.
+        (body(source="https://acct.blob.core.windows.net:8443/c/b"), Forbidden, {"source"}),
+        (body(source="http://127.0.0.1:10001/devstoreaccount1/data-in/a.bin"), Forbidden, {"source"}),
+        # The ledger, named by URL, however spelt: refused as in the {container, blob} form.
+        (body(source="http://127.0.0.1:10000/devstoreaccount1/copy-operations/ops/x.json"), Forbidden, {"source"}),
+        (body(source="http://127.0.0.1:10000/devstoreaccount1/copy-operation%73/ops/x.json"), Forbidden, {"source"}),
+        (body(source={"container": "copy-operations", "blob": "ops/x.json"}), Forbidden, {"source.container"}),
     ],
 )
 def test_invalid_requests_name_every_field(given: Any, error: type[CopyOpsError], fields: set[str]) -> None:
@@ -130,3 +152,9 @@ def test_bad_input_beats_forbidden_input() -> None:
 def test_fingerprint_tells_bodies_apart_but_not_key_order() -> None:
     assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
     assert fingerprint(body(timeout_seconds=60)) != fingerprint(body(timeout_seconds=61))
+
+
+def test_the_detail_names_the_same_fields_and_messages_as_errors() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_copy_request(body(timeout_seconds=0, on_abort="x"), SETTINGS, NOW)
+    assert caught.value.detail == "; ".join(f"{e.field}: {e.message}" for e in caught.value.errors)

@@ -64,6 +64,21 @@ class DevHostProcess:
     def log(self) -> str:
         return self.log_path.read_text()
 
+    def wait_for_log(self, predicate: Any, timeout: float = 10) -> bool:
+        """Whether the log comes to satisfy ``predicate`` within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self.log()):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def terminate(self) -> str:
+        """Stop the host as the platform does (SIGTERM); its whole log."""
+        self._process.terminate()
+        self._process.wait(15)
+        return self.log()
+
     def stop(self) -> None:
         self._process.terminate()
         try:

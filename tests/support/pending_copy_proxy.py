@@ -9,9 +9,10 @@ implemented: the right copy id aborts, a wrong one gets 409 ``CopyIdMismatch``, 
 a copy that is not pending 409 ``NoPendingCopyOperation``. While a copy is pending,
 writes, snapshots and lease calls on the destination get 409 ``PendingCopyOperation``.
 
-It also counts requests by kind (for cost tests and benchmarks), adds latency, and
+It also counts requests by kind (for cost tests and benchmarks) and logs the path
+each one addressed, adds latency, makes the blob index lag (:mod:`index_lag`), and
 injects faults: a status (503, 500), a dropped connection (a timeout to the client),
-or a lost response (the request reaches Azurite, the client sees 503).
+a lost response (the request reaches Azurite, the client sees 503), or a delay.
 
 Tests run it in their own process. Benchmarks run it as a process of its own
 (``python -m tests.support.pending_copy_proxy --azurite-port N``), so that its work
@@ -36,6 +37,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from azure.storage.blob import BlobServiceClient
+
+from tests.support.index_lag import LaggingIndex, tags_body, tags_header
 
 DEV_ACCOUNT = "devstoreaccount1"
 # Requests under this path are for the proxy itself, never forwarded:
@@ -66,17 +69,21 @@ class FakeCopy:
 @dataclass
 class Fault:
     kind: str
-    mode: str  # "status", "drop" or "lost_response"
+    mode: str  # "status", "drop", "lost_response" or "delay"
     status: int = 503
     times: int = 1
     path_contains: str = ""
     # Let this many matching requests through before the fault starts.
     after: int = 0
+    # For "delay": how long the request waits before it goes on as usual.
+    seconds: float = 0.0
 
 
 @dataclass
 class RequestLog:
     counts: Counter[str] = field(default_factory=Counter)
+    # (kind, method, path as storage received it, percent-decoded), in arrival order
+    paths: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -128,6 +135,7 @@ class PendingCopyProxy:
         # proxy's own cost in benchmarks.
         self._upstream = threading.local()
         self._direct = BlobServiceClient.from_connection_string(connection_string(azurite_port))
+        self.index = LaggingIndex()
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, name="pending-copy-proxy", daemon=True)
 
@@ -156,6 +164,12 @@ class PendingCopyProxy:
             self.log = RequestLog()
             self.pending_copies = False
             self.latency = 0.0
+        self.index.reset()
+
+    @property
+    def direct(self) -> BlobServiceClient:
+        """Azurite itself, behind no proxy: to arrange and inspect blobs, uncounted."""
+        return self._direct
 
     # -- test hooks --------------------------------------------------------------
 
@@ -168,11 +182,12 @@ class PendingCopyProxy:
         times: int = 1,
         path_contains: str = "",
         after: int = 0,
+        seconds: float = 0.0,
     ) -> None:
-        """Make ``times`` requests of ``kind`` fail, after letting ``after`` of them through
-        (see :func:`classify` for the kinds)."""
+        """Make ``times`` requests of ``kind`` fail (or wait ``seconds``, mode "delay"), after
+        letting ``after`` of them through (see :func:`classify` for the kinds)."""
         with self._lock:
-            self._faults.append(Fault(kind, mode, status, times, path_contains, after))
+            self._faults.append(Fault(kind, mode, status, times, path_contains, after, seconds))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -261,9 +276,13 @@ class PendingCopyProxy:
         kind = classify(request.command, path, query, headers)
         with self._lock:
             self.log.counts[kind] += 1
+            self.log.paths.append((kind, request.command, path))
         if self.latency:
             time.sleep(self.latency)
         fault = self._take_fault(kind, path)
+        if fault is not None and fault.mode == "delay":
+            time.sleep(fault.seconds)
+            fault = None
         if fault is not None and fault.mode == "drop":
             request.close_connection = True
             request.connection.shutdown(2)  # the client sees the connection die: a timeout
@@ -272,10 +291,37 @@ class PendingCopyProxy:
             self._error(request, fault.status, "ServerBusy", "injected fault")
             return
         status, out_headers, out_body = self._respond(request.command, request.path, path, query, headers, body)
+        out_body = self._index_view(kind, request.command, path, query, headers, body, status, out_body)
         if fault is not None and fault.mode == "lost_response":
             self._error(request, fault.status, "ServerBusy", "injected fault after the request took effect")
             return
         self._send(request, status, out_headers, out_body)
+
+    def _index_view(
+        self,
+        kind: str,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        body: bytes,
+        status: int,
+        answer: bytes,
+    ) -> bytes:
+        """Tell the lagging index what storage accepted; answer tag queries through it."""
+        if kind == "find_by_tags" and status == 200:
+            return self.index.rewrite(answer, query.get("where", [""])[0], first_page="marker" not in query)
+        parts = path.lstrip("/").split("/", 2)
+        if len(parts) < 3 or status >= 300:
+            return answer
+        container, blob = parts[1], parts[2]
+        if kind == "put_blob":
+            self.index.record(container, blob, tags_header(headers.get("x-ms-tags", "")))
+        elif kind == "put_tags":
+            self.index.record(container, blob, tags_body(body))
+        elif kind == "delete_blob" and method == "DELETE" and "snapshot" not in query:
+            self.index.record(container, blob, None)
+        return answer
 
     def _respond(
         self, method: str, raw_path: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes
@@ -417,6 +463,7 @@ class PendingCopyProxy:
             with self._lock:
                 self.pending_copies = bool(config.get("pending", self.pending_copies))
                 self.latency = float(config.get("latency", self.latency))
+                self.index.lag = float(config.get("index_lag", self.index.lag))
             return 204, [], b""
         if method == "POST" and command == "reset":
             with self._lock:

@@ -1,0 +1,140 @@
+"""No secret leaves the process (invariant 6), whatever credential the app holds.
+
+One run touches every path that produces output: starts from the app's own account
+and from SAS-bearing URLs, an Idempotency-Key (a claim blob), refusals by validation
+and by storage, a read, a list, a requested abort, a deadline abort by the sweep, a
+lease. Then every response (body and headers), every blob in the ledger container
+(records and claims, with their tags) and every log line at DEBUG, the SDK's included,
+is searched for every secret the run used."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, quote
+
+import azure.functions as func
+import pytest
+from azure.storage.blob import generate_blob_sas
+
+from copy_ops import runtime
+from copy_ops.sweep import sweep
+from tests.conftest import Blobs, Handlers, credential_connection_string
+from tests.support.app import payload, request
+from tests.support.pending_copy_proxy import DEV_ACCOUNT, DEV_KEY, PendingCopyProxy
+from tests.support.requests import copy_body
+
+
+def blob_sas(container: str, blob: str) -> str:
+    return generate_blob_sas(
+        DEV_ACCOUNT, container, blob, account_key=DEV_KEY, permission="r", expiry=datetime.now(UTC) + timedelta(hours=1)
+    )
+
+
+def secrets_of(connection: str, *sas_tokens: str) -> set[str]:
+    """Every form in which the run's secrets could leak."""
+    found = {DEV_KEY, "AccountKey=", "SharedAccessSignature=", "PASSWORD", "user:PASSWORD@", connection}
+    for token in sas_tokens:
+        for signature in parse_qs(token).get("sig", []):
+            found |= {signature, quote(signature, safe=""), quote(signature)}
+    return {item for item in found if item}
+
+
+@pytest.fixture
+def everything_logged(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    azure = logging.getLogger("azure")
+    level = azure.level
+    azure.setLevel(logging.DEBUG)
+    with caplog.at_level(logging.DEBUG):
+        yield caplog
+    azure.setLevel(level)
+
+
+def test_no_secret_in_any_response_record_claim_or_log(
+    handlers_by_credential: Handlers,
+    credential: str,
+    blobs: Blobs,
+    proxy: PendingCopyProxy,
+    everything_logged: pytest.LogCaptureFixture,
+) -> None:
+    handlers = handlers_by_credential
+    connection = credential_connection_string(credential, proxy)
+    for name in ("a.bin", "b.bin", "c.bin", "d.bin"):
+        blobs.put(blobs.src, name, b"x" * 100)
+    sas_b, sas_d = blob_sas(blobs.src, "b.bin"), blob_sas(blobs.src, "d.bin")
+    base = f"http://127.0.0.1:{proxy.port}/{DEV_ACCOUNT}/{blobs.src}"
+    responses: list[func.HttpResponse] = []
+
+    def call(name: str, method: str, route: str, body: object = None, **kwargs: object) -> func.HttpResponse:
+        response: func.HttpResponse = handlers[name](request(method, route, body, **kwargs))  # type: ignore[arg-type]
+        responses.append(response)
+        return response
+
+    # Finishes at once, from the app's own account, with an idempotency claim.
+    own = call("start_copy", "POST", "copies", copy_body(blobs.src, blobs.dst), headers={"Idempotency-Key": "k-1"})
+    assert own.status_code == 201
+    call("start_copy", "POST", "copies", copy_body(blobs.src, blobs.dst), headers={"Idempotency-Key": "k-1"})
+    # With a lease on the source.
+    call("start_copy", "POST", "copies", copy_body(blobs.src, blobs.dst, "c.bin", lease_source=True))
+    # Pending, from a SAS-bearing URL; read, listed, aborted on request.
+    proxy.pending_copies = True
+    pending = call(
+        "start_copy", "POST", "copies", {**copy_body(blobs.src, blobs.dst, "b.bin"), "source": f"{base}/b.bin?{sas_b}"}
+    )
+    assert pending.status_code == 202
+    op_id = payload(pending)["id"]
+    call("get_copy", "GET", f"copies/{op_id}", route_params={"id": op_id})
+    call("list_copies", "GET", "copies")
+    call("abort_copy", "POST", f"copies/{op_id}/abort", route_params={"id": op_id})
+    # Pending past its deadline: the sweep aborts it.
+    late = call(
+        "start_copy",
+        "POST",
+        "copies",
+        {**copy_body(blobs.src, blobs.dst, "d.bin", timeout_seconds=5), "source": f"{base}/d.bin?{sas_d}"},
+    )
+    assert late.status_code == 202
+    summary = sweep(runtime.service(), datetime.now(UTC) + timedelta(seconds=60))
+    assert summary.outcomes["aborted"] == 1
+    # Refused by storage: a tampered SAS, a missing source behind a SAS.
+    call(
+        "start_copy", "POST", "copies", {**copy_body(blobs.src, blobs.dst, "e.bin"), "source": f"{base}/b.bin?{sas_b}A"}
+    )
+    call(
+        "start_copy",
+        "POST",
+        "copies",
+        {**copy_body(blobs.src, blobs.dst, "f.bin"), "source": f"{base}/missing.bin?{sas_b}"},
+    )
+    # Refused by validation: user info, a SAS on a host that is not allowed.
+    userinfo = f"http://user:PASSWORD@127.0.0.1:{proxy.port}/{DEV_ACCOUNT}/{blobs.src}/a.bin"
+    assert (
+        call(
+            "start_copy", "POST", "copies", {**copy_body(blobs.src, blobs.dst, "g.bin"), "source": userinfo}
+        ).status_code
+        == 400
+    )
+    foreign = f"https://partner.example.net/c/b.bin?{sas_b}"
+    assert (
+        call(
+            "start_copy", "POST", "copies", {**copy_body(blobs.src, blobs.dst, "h.bin"), "source": foreign}
+        ).status_code
+        == 403
+    )
+
+    ledger = blobs.direct.get_container_client(f"ledger-{blobs.src[-10:]}")
+    stored = [
+        ledger.download_blob(item.name).readall() + str(ledger.get_blob_client(item.name).get_blob_tags()).encode()
+        for item in ledger.list_blobs()
+    ]
+    assert any(item.name.startswith("idempotency/") for item in ledger.list_blobs())
+    outputs = [r.get_body() + str(dict(r.headers)).encode() for r in responses] + stored
+    outputs.append(everything_logged.text.encode())
+    everything = b"\n".join(outputs)
+    for secret in secrets_of(connection, sas_b, sas_d, connection.partition("SharedAccessSignature=")[2]):
+        at = everything.find(secret.encode())
+        assert at < 0, (secret, everything[max(0, at - 300) : at + 100])
+    # And the run did show what may be shown: the source and destination URLs, without a query.
+    shown = payload(pending)
+    assert shown["source"] == f"{base}/b.bin" and "?" not in shown["destination"]["url"]
