@@ -1,17 +1,14 @@
 """Azure Functions entry point (Python v2 programming model): wiring only.
 
-Each function hands its trigger to :mod:`copy_ops`, which parses it, does the work
-and maps the result; settings, storage and business rules all live in the package.
+Each function hands its trigger's input to an adapter of :mod:`copy_ops` (``http``
+for HTTP, ``triggers`` for the rest) and returns what it gives back.
 """
-
-import logging
 
 import azure.functions as func
 
-from copy_ops import http, runtime
+from copy_ops import http, triggers
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-logger = logging.getLogger(__name__)
 
 
 @app.route(route="copies", methods=["POST"])
@@ -39,10 +36,6 @@ def openapi(req: func.HttpRequest) -> func.HttpResponse:
     return http.openapi(req)
 
 
-# The schedule comes from COPY_SWEEP_SCHEDULE through the settings object, so an
-# unset setting means the documented default instead of a host indexing error.
-@app.timer_trigger(schedule=runtime.settings().sweep_schedule, arg_name="timer", run_on_startup=False)
+@app.timer_trigger(schedule=triggers.sweep_schedule(), arg_name="timer", run_on_startup=False)
 def sweep(timer: func.TimerRequest) -> None:
-    if timer.past_due:
-        logger.warning("sweep_past_due")
-    runtime.run_sweep()
+    triggers.sweep(timer)

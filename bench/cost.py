@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
-from bench.harness import T0, Harness, after
+from bench.harness import T0, Harness, after, start_copy
 from copy_ops.service import CopyService
 from copy_ops.sweep import sweep
 
@@ -79,7 +79,7 @@ def _start(service: CopyService, src: str, dst: str, blob: str, timeout: int, at
         "destination": {"container": dst, "blob": blob},
         "timeout_seconds": timeout,
     }
-    return service.start(body, at).operation.id
+    return start_copy(service, body, at)
 
 
 def _counted(harness: Harness, action: Callable[[], object]) -> int:

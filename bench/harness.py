@@ -23,12 +23,17 @@ from azure.storage.blob import BlobServiceClient
 from copy_ops.service import CopyService
 from copy_ops.settings import Settings
 from copy_ops.storage import BlobStorage
-from tests.support.azurite import Azurite
-from tests.support.pending_copy_proxy import CONTROL_PREFIX, connection_string
+from copy_ops.validation import parse_copy_request
+from devkit import CONTROL_PREFIX, PROJECT_ROOT, Azurite, connection_string
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = PROJECT_ROOT
 # The benchmarks drive time themselves, from here.
 T0 = datetime.now(UTC).replace(microsecond=0)
+
+
+def start_copy(service: CopyService, body: dict[str, object], now: datetime) -> str:
+    """Start from a request body, parsed as the HTTP adapter parses it; the operation's id."""
+    return service.start(parse_copy_request(body, service.settings, now), now).operation.id
 
 
 def after(seconds: float) -> datetime:
@@ -53,7 +58,7 @@ class ProxyProcess:
             [
                 sys.executable,
                 "-m",
-                "tests.support.pending_copy_proxy",
+                "devkit.proxy",
                 "--azurite-port",
                 str(azurite_port),
                 "--latency-ms",
@@ -173,7 +178,7 @@ class Harness:
                 "destination": {"container": dst, "blob": f"{prefix}/{index}.bin"},
                 "timeout_seconds": timeout,
             }
-            return service.start(body, T0).operation.id
+            return start_copy(service, body, T0)
 
         try:
             with ThreadPoolExecutor(16) as pool:

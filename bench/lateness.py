@@ -14,7 +14,7 @@ import statistics
 import time
 from datetime import UTC, datetime
 
-from bench.harness import Harness
+from bench.harness import Harness, start_copy
 from copy_ops.sweep import sweep
 
 ROUNDS = 10
@@ -45,7 +45,7 @@ def run(harness: Harness, interval: float = 2.0, lag: float = 3.0) -> None:
                     "destination": {"container": dst, "blob": f"late/{len(ids)}.bin"},
                     "timeout_seconds": 1,
                 }
-                ids.append(service.start(body, datetime.now(UTC)).operation.id)
+                ids.append(start_copy(service, body, datetime.now(UTC)))
         time.sleep(max(0.0, interval - (time.monotonic() - began)))
     lateness = sorted((ended_by[i] - service.ledger.get(i).deadline).total_seconds() for i in ids)
     bound = interval + lag + max(durations)

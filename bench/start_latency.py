@@ -8,7 +8,7 @@ import time
 
 from bench.harness import Harness
 from copy_ops import runtime
-from tests.support.app import functions, load_function_app, request
+from devkit.app import functions, load_function_app, request
 
 
 def run(harness: Harness, samples: int) -> None:

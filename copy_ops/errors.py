@@ -1,13 +1,19 @@
-"""The error hierarchy: every failure the API can report, each knowing its HTTP status.
+"""The error hierarchy: every failure copy-ops can report, each knowing its HTTP status.
 
 Storage SDK exceptions are translated into these once, in :mod:`copy_ops.storage`;
-nothing above that boundary sees an ``azure.core`` exception.
+nothing above that boundary sees an ``azure.core`` exception or branches on one of
+Azure's error codes: the outcomes that matter to the lifecycle have classes of their
+own (:class:`CopyIdMismatch`, :class:`NoPendingCopy`, ...). ``code`` still carries
+storage's code, as data for the API's problem details.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Self
+
+if TYPE_CHECKING:
+    from copy_ops.model import Operation
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class CopyOpsError(Exception):
         *,
         code: str | None = None,
         errors: tuple[FieldError, ...] = (),
-        operation: dict[str, Any] | None = None,
+        operation: Operation | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
@@ -46,16 +52,16 @@ class CopyOpsError(Exception):
         # The operation as it stands, for errors that refer to one (a 409 on abort).
         self.operation = operation
 
+    @classmethod
+    def of(cls, *errors: FieldError) -> Self:
+        """The error for these fields; its detail is built from them, so the two never disagree."""
+        return cls(summary(errors), errors=errors)
+
 
 class InvalidRequest(CopyOpsError):
     status = 400
     title = "Invalid request"
     slug = "invalid-request"
-
-    @classmethod
-    def of(cls, *errors: FieldError) -> InvalidRequest:
-        """The error for these fields; its detail is built from them, so the two never disagree."""
-        return cls(summary(errors), errors=errors)
 
 
 class UnsafeName(InvalidRequest):
@@ -68,10 +74,6 @@ class Forbidden(CopyOpsError):
     title = "Not allowed"
     slug = "forbidden"
 
-    @classmethod
-    def of(cls, *errors: FieldError) -> Forbidden:
-        return cls(summary(errors), errors=errors)
-
 
 class NotFound(CopyOpsError):
     status = 404
@@ -79,10 +81,22 @@ class NotFound(CopyOpsError):
     slug = "not-found"
 
 
+class ContainerMissing(NotFound):
+    """The container does not exist (the ledger's, before its first record)."""
+
+
 class Conflict(CopyOpsError):
     status = 409
     title = "Conflict"
     slug = "conflict"
+
+
+class CopyIdMismatch(Conflict):
+    """Abort Copy named a copy that is not the destination's: someone else's copy runs there."""
+
+
+class NoPendingCopy(Conflict):
+    """Abort Copy found no pending copy: it ended already (a normal race)."""
 
 
 class PreconditionFailed(CopyOpsError):

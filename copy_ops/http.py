@@ -1,8 +1,9 @@
 """HTTP adapter: Azure Functions requests in, responses out.
 
-The only module that imports ``azure.functions``. Each handler parses the request,
-calls the service, and maps the result, or a :class:`~copy_ops.errors.CopyOpsError`,
-to a response. Errors are RFC 9457 ``application/problem+json``.
+Each handler parses its request into typed input (:class:`~copy_ops.model.CopyRequest`,
+the idempotency key, :class:`~copy_ops.model.ListQuery`), calls the service, and turns
+the domain result, or a :class:`~copy_ops.errors.CopyOpsError`, into a response: JSON
+views (:mod:`copy_ops.views`) or RFC 9457 ``application/problem+json``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import wraps
 from importlib import resources
 from typing import Any
@@ -19,8 +20,10 @@ import azure.functions as func
 
 from copy_ops import runtime
 from copy_ops.errors import CopyOpsError, FieldError, InvalidRequest, PayloadTooLarge
-from copy_ops.model import Operation, State
+from copy_ops.model import ListQuery, Operation, State
 from copy_ops.redaction import redact
+from copy_ops.validation import parse_copy_request
+from copy_ops.views import operation_view
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +31,7 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
+IDEMPOTENCY_KEY_MAX = 200
 PROBLEM_TYPE = "urn:copy-ops:problem:"
 JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
@@ -35,10 +39,66 @@ PROBLEM_JSON = "application/problem+json"
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 
 
+# -- input ---------------------------------------------------------------------
+
+
+def json_body(req: func.HttpRequest) -> Any:
+    raw = req.get_body() or b""
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge.of(FieldError("body", f"must be at most {MAX_BODY_BYTES} bytes, not {len(raw)}"))
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        # RecursionError: thousands of nested brackets, valid JSON or not.
+        raise InvalidRequest.of(FieldError("body", "must be a JSON object, valid and not nested too deeply")) from None
+
+
+def idempotency_key(headers: Mapping[str, str]) -> str | None:
+    key = headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 0 < len(key) <= IDEMPOTENCY_KEY_MAX or not key.isascii() or not key.isprintable():
+        raise InvalidRequest.of(
+            FieldError("Idempotency-Key", f"must be 1-{IDEMPOTENCY_KEY_MAX} printable ASCII characters")
+        )
+    return key
+
+
+def list_query(params: Mapping[str, str]) -> ListQuery:
+    errors = [
+        FieldError(name, "unknown query parameter")
+        for name in sorted(set(params) - {"state", "limit", "continuation", "code"})
+    ]
+    state: State | None = None
+    if "state" in params:
+        try:
+            state = State(params["state"])
+        except ValueError:
+            errors.append(FieldError("state", "must be one of pending, succeeded, failed, aborted"))
+    limit = DEFAULT_PAGE_SIZE
+    if "limit" in params:
+        text = params["limit"]
+        # isdigit() alone admits "²" and other non-ASCII digits that int() rejects or reads.
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_PAGE_SIZE:
+            errors.append(FieldError("limit", f"must be a whole number from 1 to {MAX_PAGE_SIZE}"))
+        else:
+            limit = int(text)
+    if errors:
+        raise InvalidRequest.of(*errors)
+    return ListQuery(state, limit, params.get("continuation") or None)
+
+
+# -- output --------------------------------------------------------------------
+
+
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
     return func.HttpResponse(
         json.dumps(body, separators=(",", ":")), status_code=status, mimetype=JSON, headers=headers or {}
     )
+
+
+def view(op: Operation) -> dict[str, Any]:
+    return operation_view(op, runtime.service().public_url(op.destination))
 
 
 def problem(error: CopyOpsError) -> func.HttpResponse:
@@ -53,7 +113,7 @@ def problem(error: CopyOpsError) -> func.HttpResponse:
     if error.errors:
         body["errors"] = [item.as_dict() for item in error.errors]
     if error.operation is not None:
-        body["operation"] = error.operation
+        body["operation"] = view(error.operation)
     headers = {"Retry-After": "5"} if error.status == 503 else {}
     return func.HttpResponse(
         json.dumps(body, separators=(",", ":")), status_code=error.status, mimetype=PROBLEM_JSON, headers=headers
@@ -79,33 +139,22 @@ def handled(handler: Handler) -> Handler:
     return wrapper
 
 
-def _json_body(req: func.HttpRequest) -> Any:
-    raw = req.get_body() or b""
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(
-            f"body: must be at most {MAX_BODY_BYTES} bytes, not {len(raw)}",
-            errors=(FieldError("body", f"must be at most {MAX_BODY_BYTES} bytes, not {len(raw)}"),),
-        )
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
-        # RecursionError: thousands of nested brackets, valid JSON or not.
-        raise InvalidRequest.of(FieldError("body", "must be a JSON object, valid and not nested too deeply")) from None
-
-
 def _operation_response(status: int, op: Operation) -> func.HttpResponse:
     headers = {"Location": f"/api/copies/{op.id}"}
     if not op.is_final and op.next_check_at is not None:
         seconds = max(1, int((op.next_check_at - runtime.utc_now()).total_seconds()))
         headers["Retry-After"] = str(seconds)
-    return json_response(status, runtime.service().view(op), headers)
+    return json_response(status, view(op), headers)
+
+
+# -- handlers ------------------------------------------------------------------
 
 
 @handled
 def start_copy(req: func.HttpRequest) -> func.HttpResponse:
-    body = _json_body(req)
-    key = req.headers.get("Idempotency-Key")
-    outcome = runtime.service().start(body, runtime.utc_now(), idempotency_key=key)
+    now = runtime.utc_now()
+    request = parse_copy_request(json_body(req), runtime.settings(), now)
+    outcome = runtime.service().start(request, now, idempotency_key(req.headers))
     if outcome.replayed:
         return _operation_response(200, outcome.operation)
     return _operation_response(201 if outcome.operation.is_final else 202, outcome.operation)
@@ -125,33 +174,8 @@ def abort_copy(req: func.HttpRequest) -> func.HttpResponse:
 
 @handled
 def list_copies(req: func.HttpRequest) -> func.HttpResponse:
-    state, limit = _list_query(req.params)
-    page = runtime.service().list(state, limit, req.params.get("continuation") or None)
-    service = runtime.service()
-    return json_response(200, {"items": [service.view(op) for op in page.items], "continuation": page.continuation})
-
-
-def _list_query(params: dict[str, str]) -> tuple[State | None, int]:
-    errors: list[FieldError] = []
-    unknown = sorted(set(params) - {"state", "limit", "continuation", "code"})
-    errors += [FieldError(name, "unknown query parameter") for name in unknown]
-    state: State | None = None
-    if "state" in params:
-        try:
-            state = State(params["state"])
-        except ValueError:
-            errors.append(FieldError("state", "must be one of pending, succeeded, failed, aborted"))
-    limit = DEFAULT_PAGE_SIZE
-    if "limit" in params:
-        text = params["limit"]
-        # isdigit() alone admits "²" and other non-ASCII digits that int() rejects or reads.
-        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_PAGE_SIZE:
-            errors.append(FieldError("limit", f"must be a whole number from 1 to {MAX_PAGE_SIZE}"))
-        else:
-            limit = int(text)
-    if errors:
-        raise InvalidRequest.of(*errors)
-    return state, limit
+    page = runtime.service().list(list_query(req.params))
+    return json_response(200, {"items": [view(op) for op in page.items], "continuation": page.continuation})
 
 
 @handled

@@ -4,22 +4,28 @@ Records are written before anything starts (write-ahead) and replaced only with
 the ETag they were read with (optimistic concurrency), so two writers can never
 both record a final state. Blob index tags (``state``, ``due``) let the sweep find
 due operations with one Find Blobs by Tags query, without reading the others.
+
+A record read for writing comes as :class:`Stored`: the operation and, beside it,
+the ETag it was read with. ``updated_at`` is set here, on every write, and nowhere else.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import re
 import secrets
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from copy_ops.errors import Conflict, FieldError, InvalidRequest, NotFound
-from copy_ops.model import Operation, format_time
-from copy_ops.storage import BlobStorage
+from copy_ops.errors import Conflict, ContainerMissing, FieldError, InvalidRequest, NotFound
+from copy_ops.model import Operation
+from copy_ops.ports import Documents
+from copy_ops.times import format_time
 
 RECORD_PREFIX = "ops/"
 CLAIM_PREFIX = "idempotency/"
@@ -50,9 +56,17 @@ def record_tags(op: Operation) -> dict[str, str]:
     return tags
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A record as it stands in the ledger, and the ETag that a write of it must match."""
+
+    op: Operation
+    etag: str
+
+
 class Ledger:
-    def __init__(self, storage: BlobStorage, container: str) -> None:
-        self._storage = storage
+    def __init__(self, documents: Documents, container: str) -> None:
+        self._documents = documents
         self._container = container
 
     @staticmethod
@@ -63,37 +77,40 @@ class Ledger:
         # The container is made on first use rather than at every cold start.
         try:
             return write()
-        except NotFound as exc:
-            if exc.code != "ContainerNotFound":
-                raise
-            self._storage.ensure_container(self._container)
+        except ContainerMissing:
+            self._documents.ensure_container(self._container)
             return write()
 
-    def create(self, op: Operation) -> None:
+    def create(self, op: Operation, now: datetime) -> Stored:
         """Write a new record; :class:`Conflict` if the id is taken."""
+        op = dataclasses.replace(op, updated_at=now)
         name = self.record_name(op.id)
-        op.etag = self._with_container(
-            lambda: self._storage.create_document(self._container, name, op.to_json(), record_tags(op))
+        etag = self._with_container(
+            lambda: self._documents.create_document(self._container, name, op.to_json(), record_tags(op))
         )
+        return Stored(op, etag)
 
-    def save(self, op: Operation) -> None:
-        """Replace the record if nobody changed it since it was read; else PreconditionFailed."""
-        assert op.etag is not None, "save() needs a record that was read or created"
-        op.etag = self._storage.replace_document(
-            self._container, self.record_name(op.id), op.to_json(), record_tags(op), op.etag
-        )
+    def save(self, op: Operation, etag: str, now: datetime) -> Stored:
+        """Replace the record if it still has ``etag``; else :class:`PreconditionFailed`."""
+        op = dataclasses.replace(op, updated_at=now)
+        name = self.record_name(op.id)
+        return Stored(op, self._documents.replace_document(self._container, name, op.to_json(), record_tags(op), etag))
 
-    def get(self, operation_id: str) -> Operation:
+    def read(self, operation_id: str) -> Stored:
+        """The record and its ETag, to change it."""
         if not is_operation_id(operation_id):
             raise NotFound(f"no operation {operation_id!r}")
         try:
-            document = self._storage.read_document(self._container, self.record_name(operation_id))
+            document = self._documents.read_document(self._container, self.record_name(operation_id))
         except NotFound:
             raise NotFound(f"no operation {operation_id!r}") from None
-        return Operation.from_json(document.data, document.etag)
+        return Stored(Operation.from_json(document.data), document.etag)
+
+    def get(self, operation_id: str) -> Operation:
+        return self.read(operation_id).op
 
     def delete(self, operation_id: str) -> None:
-        self._storage.delete_document(self._container, self.record_name(operation_id))
+        self._documents.delete_document(self._container, self.record_name(operation_id))
 
     def due(self, now: datetime) -> Iterator[str]:
         """Ids of the operations whose next check is at or before ``now``.
@@ -102,7 +119,7 @@ class Ledger:
         """
         query = f"\"due\" <= '{format_time(now)}'"
         try:
-            for name in self._storage.find_by_tags(self._container, query, FIND_PAGE_SIZE):
+            for name in self._documents.find_by_tags(self._container, query, FIND_PAGE_SIZE):
                 if name.startswith(RECORD_PREFIX) and name.endswith(".json"):
                     yield name[len(RECORD_PREFIX) : -len(".json")]
         except NotFound:
@@ -113,7 +130,7 @@ class Ledger:
         token (storage's marker, versioned and encoded); a malformed one is InvalidRequest."""
         marker = _decode_continuation(continuation) if continuation else None
         try:
-            names, token = self._storage.list_names(self._container, RECORD_PREFIX, limit, marker)
+            names, token = self._documents.list_names(self._container, RECORD_PREFIX, limit, marker)
         except NotFound:
             return [], None
         ids = [name[len(RECORD_PREFIX) : -len(".json")] for name in names]
@@ -128,11 +145,11 @@ class Ledger:
         name = f"{CLAIM_PREFIX}{hashlib.sha256(key.encode()).hexdigest()}.json"
         document = json.dumps({"operation_id": operation_id, "fingerprint": fingerprint}).encode()
         try:
-            self._with_container(lambda: self._storage.create_document(self._container, name, document, {}))
+            self._with_container(lambda: self._documents.create_document(self._container, name, document, {}))
             return operation_id
         except Conflict:
             pass
-        existing = json.loads(self._storage.read_document(self._container, name).data)
+        existing = json.loads(self._documents.read_document(self._container, name).data)
         if existing["fingerprint"] != fingerprint:
             raise Conflict(
                 "this Idempotency-Key was already used with a different request body",

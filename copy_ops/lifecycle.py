@@ -1,24 +1,46 @@
 """The copy lifecycle's decisions: pure functions of a record, an observation and ``now``.
 
-Everything that talks to storage lives in :mod:`copy_ops.service`; this module only
-decides, so every branch is tested with a table and no emulator.
+Everything that talks to storage lives in the service's rooms (starting, settling,
+cleanup); this module only decides, and returns the record as it should become
+(records are immutable), so every branch is tested with a table and no emulator.
+
+Size: a little over the 250 lines a room should keep to. It is the whole state
+machine of an operation (start, checks, aborts, endings, what each ending owes); split,
+its transitions would have to be read in two places to be checked against each other.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from copy_ops.model import (
-    CLEANUP_ORDER,
     AbortReason,
     Cleanup,
     CopyObservation,
+    CopyStatus,
+    ErrorCode,
     OnAbort,
     Operation,
+    OperationError,
     State,
+    in_cleanup_order,
 )
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The lifecycle's clock settings."""
+
+    # How long a start request may take before its record is given up as not started.
+    start_grace: timedelta
+    # The first check of a pending copy after its start; doubling per check...
+    first_check: timedelta
+    # ...up to this.
+    longest_check: timedelta
 
 
 class Action(StrEnum):
@@ -32,24 +54,32 @@ class Decision:
     action: Action
     state: State = State.PENDING
     abort_reason: AbortReason | None = None
-    error: dict[str, str] | None = None
+    error: OperationError | None = None
     # Set when the destination shows our copy but the record has no copy id yet
     # (the start crashed after Copy Blob): the sweep adopts it.
     adopt_copy_id: str | None = None
 
 
-def _finish(state: State, reason: AbortReason | None = None, code: str = "", message: str = "") -> Decision:
-    error = {"code": code, "message": message} if code else None
+def lease_id_for(operation_id: str) -> str:
+    """The source lease id of an operation: derived, so a repeated acquire is harmless."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"copy-ops:{operation_id}"))
+
+
+def _finish(state: State, reason: AbortReason | None = None, error: OperationError | None = None) -> Decision:
     return Decision(Action.FINISH, state, reason, error)
 
 
+def _failed(code: ErrorCode, message: str) -> Decision:
+    return _finish(State.FAILED, error=OperationError(code, message))
+
+
 def destination_gone() -> Decision:
-    return _finish(State.FAILED, code="destination_gone", message="the destination blob no longer exists")
+    return _failed(ErrorCode.DESTINATION_GONE, "the destination blob no longer exists")
 
 
 def superseded() -> Decision:
     # Another copy (or a plain write) replaced ours: it is not ours to abort.
-    return _finish(State.FAILED, code="superseded", message="another operation replaced this copy on the destination")
+    return _failed(ErrorCode.SUPERSEDED, "another operation replaced this copy on the destination")
 
 
 def abort_at_once(op: Operation, now: datetime) -> Decision | None:
@@ -57,8 +87,8 @@ def abort_at_once(op: Operation, now: datetime) -> Decision | None:
 
     Overdue (or asked to abort) with a known copy id: Abort Copy carries that id, so
     storage itself refuses anyone else's copy (CopyIdMismatch), and a copy that has
-    already ended answers NoPendingCopyOperation, after which the caller looks. A look
-    first would cost one request more on every abort and settle nothing.
+    already ended answers NoPendingCopy, after which the caller looks. A look first
+    would cost one request more on every abort and settle nothing.
     """
     if op.copy_id is None:
         return None
@@ -69,7 +99,7 @@ def abort_at_once(op: Operation, now: datetime) -> Decision | None:
     return None
 
 
-def decide(op: Operation, seen: CopyObservation | None, now: datetime, start_grace: timedelta) -> Decision:
+def decide(op: Operation, seen: CopyObservation | None, now: datetime, timing: Timing) -> Decision:
     """What to do with a pending operation, given its destination's copy state.
 
     ``seen`` is None when the destination blob does not exist.
@@ -83,14 +113,11 @@ def decide(op: Operation, seen: CopyObservation | None, now: datetime, start_gra
         # give it a grace period, but never past the deadline.
         if op.abort_requested_at is not None:
             return _finish(State.ABORTED, AbortReason.REQUESTED)
-        if now >= min(op.deadline, op.created_at + start_grace):
-            return _finish(State.FAILED, code="not_started", message="the copy was never started")
+        if now >= min(op.deadline, op.created_at + timing.start_grace):
+            return _failed(ErrorCode.NOT_STARTED, "the copy was never started")
         return Decision(Action.WAIT)
-
     decision = _decide_started(op, copy_id, seen, now)
-    if adopted is not None:
-        return Decision(decision.action, decision.state, decision.abort_reason, decision.error, adopted)
-    return decision
+    return dataclasses.replace(decision, adopt_copy_id=adopted)
 
 
 def _decide_started(op: Operation, copy_id: str, seen: CopyObservation | None, now: datetime) -> Decision:
@@ -100,11 +127,11 @@ def _decide_started(op: Operation, copy_id: str, seen: CopyObservation | None, n
         return destination_gone()
     if seen.copy_id != copy_id:
         return superseded()
-    if seen.status == "success":
+    if seen.status is CopyStatus.SUCCESS:
         return _finish(State.SUCCEEDED)
-    if seen.status == "failed":
-        return _finish(State.FAILED, code="copy_failed", message=seen.status_description or "the copy failed")
-    if seen.status == "aborted":
+    if seen.status is CopyStatus.FAILED:
+        return _failed(ErrorCode.COPY_FAILED, seen.status_description or "the copy failed")
+    if seen.status is CopyStatus.ABORTED:
         if not requested and now < op.deadline:
             return _finish(State.ABORTED, AbortReason.EXTERNAL)
         return _finish(State.ABORTED, reason)
@@ -113,19 +140,32 @@ def _decide_started(op: Operation, copy_id: str, seen: CopyObservation | None, n
     return Decision(Action.WAIT)
 
 
-def next_check(op: Operation, now: datetime, first: timedelta, longest: timedelta) -> datetime:
-    """When to look again: doubling from ``first`` up to ``longest``, never past the deadline."""
-    interval = min(longest, first * (1 << min(op.checks, 20)))
+def next_check(op: Operation, now: datetime, timing: Timing) -> datetime:
+    """When to look again: doubling from the first check up to the longest interval,
+    never past the deadline."""
+    interval = min(timing.longest_check, timing.first_check * (1 << min(op.checks, 20)))
     return min(op.deadline, now + interval)
 
 
-def cleanup_for(op: Operation, state: State, now: datetime, start_grace: timedelta) -> list[Cleanup]:
+def waiting(op: Operation, now: datetime, timing: Timing) -> Operation:
+    """A pending copy looked at and left running: count the check, schedule the next."""
+    checked = dataclasses.replace(op, checks=op.checks + 1)
+    return dataclasses.replace(checked, next_check_at=next_check(checked, now, timing))
+
+
+def request_abort(op: Operation, now: datetime) -> Operation:
+    """Recorded before anything is aborted: a crash then still ends in an abort (by the
+    sweep), and a sweep racing the request aborts for the right reason."""
+    return dataclasses.replace(op, abort_requested_at=now, next_check_at=now)
+
+
+def cleanup_for(op: Operation, state: State, now: datetime, timing: Timing) -> tuple[Cleanup, ...]:
     """What remains to do once ``op`` ends in ``state`` at ``now``."""
     tasks: set[Cleanup] = set()
-    if op.copy_id is None and now < op.created_at + start_grace:
+    if op.copy_id is None and now < late_start_check_at(op, timing):
         tasks.add(Cleanup.CHECK_LATE_START)
-    superseded_or_gone = op.error is not None and op.error.get("code") in ("superseded", "destination_gone")
-    if state in (State.ABORTED, State.FAILED) and not superseded_or_gone and op.copy_id is not None:
+    destination_ours = op.error is None or op.error.code.destination_is_ours
+    if state in (State.ABORTED, State.FAILED) and destination_ours and op.copy_id is not None:
         if op.on_abort is OnAbort.DELETE:
             tasks.add(Cleanup.DELETE_DESTINATION)
         elif op.on_abort is OnAbort.RESTORE:
@@ -137,39 +177,94 @@ def cleanup_for(op: Operation, state: State, now: datetime, start_grace: timedel
         tasks.add(Cleanup.DROP_SNAPSHOT)
     if op.lease_source:
         tasks.add(Cleanup.RELEASE_SOURCE_LEASE)
-    return [task for task in CLEANUP_ORDER if task in tasks]
+    return in_cleanup_order(tasks)
 
 
 def finish(
     op: Operation,
     state: State,
     now: datetime,
-    start_grace: timedelta,
+    timing: Timing,
     *,
     abort_reason: AbortReason | None = None,
-    error: dict[str, str] | None = None,
-) -> None:
-    """Put ``op`` in its final state, with the cleanup it still needs scheduled."""
-    op.state = state
-    op.abort_reason = abort_reason if state is State.ABORTED else None
-    op.error = error
-    op.finished_at = now
-    op.updated_at = now
-    op.cleanup = cleanup_for(op, state, now, start_grace)
-    op.next_check_at = cleanup_due(op, op.cleanup, now, start_grace, now)
+    error: OperationError | None = None,
+) -> Operation:
+    """``op`` in its final state, with the cleanup it still needs scheduled."""
+    ended = dataclasses.replace(
+        op, state=state, abort_reason=abort_reason if state is State.ABORTED else None, error=error, finished_at=now
+    )
+    cleanup = cleanup_for(ended, state, now, timing)
+    return dataclasses.replace(ended, cleanup=cleanup, next_check_at=cleanup_due(ended, cleanup, now, timing, now))
 
 
-def late_start_check_at(op: Operation, start_grace: timedelta) -> datetime:
+def late_start_check_at(op: Operation, timing: Timing) -> datetime:
     """When no start request of ``op`` can still be running."""
-    return op.created_at + start_grace
+    return op.created_at + timing.start_grace
 
 
 def cleanup_due(
-    op: Operation, remaining: list[Cleanup], now: datetime, start_grace: timedelta, retry_at: datetime
+    op: Operation, remaining: tuple[Cleanup, ...], now: datetime, timing: Timing, retry_at: datetime
 ) -> datetime | None:
     """When the sweep should next work on ``remaining``: a failed step at ``retry_at``, a
     late-start check not before the start grace is over."""
     times = [retry_at] if any(task is not Cleanup.CHECK_LATE_START for task in remaining) else []
     if Cleanup.CHECK_LATE_START in remaining:
-        times.append(max(now, late_start_check_at(op, start_grace)))
+        times.append(max(now, late_start_check_at(op, timing)))
     return min(times) if times else None
+
+
+def record_copy(op: Operation, copy_id: str, status: CopyStatus, now: datetime, timing: Timing) -> Operation:
+    """A pending record with its copy started: the copy id, and the end if it ended at once."""
+    started = dataclasses.replace(op, copy_id=copy_id)
+    if status is CopyStatus.SUCCESS:
+        return finish(started, State.SUCCEEDED, now, timing)
+    if status is CopyStatus.FAILED:
+        return finish(
+            started, State.FAILED, now, timing, error=OperationError(ErrorCode.COPY_FAILED, "the copy failed")
+        )
+    # An abort already requested is carried out at the next sweep, not after a backoff.
+    due = now if started.abort_requested_at is not None else next_check(started, now, timing)
+    return dataclasses.replace(started, next_check_at=due)
+
+
+@dataclass(frozen=True)
+class Merge:
+    """A started copy brought into a record that another writer changed meanwhile."""
+
+    op: Operation
+    # The record ended without this copy, which still runs: it is ours, stop it.
+    abort_copy: bool = False
+
+
+def merge_started(current: Operation, copy_id: str, status: CopyStatus, now: datetime, timing: Timing) -> Merge | None:
+    """Our started copy in ``current`` (an abort request, a sweep that gave the start up
+    came first); None when there is nothing to write."""
+    if current.copy_id not in (None, copy_id):
+        return None  # not ours to touch: the sweep settles it
+    if not current.is_final:
+        return Merge(record_copy(current, copy_id, status, now, timing)) if current.copy_id is None else None
+    if current.copy_id is None:
+        # It ended before our copy started, but our copy exists: clean up after it as
+        # after any other (on_abort, the lease again: it may have been released before we took it).
+        with_copy = dataclasses.replace(current, copy_id=copy_id)
+        owed = {*current.cleanup, *cleanup_for(with_copy, current.state, now, timing)}
+        merged = _without_late_start_check(with_copy, owed, now)
+        return Merge(merged, abort_copy=status is CopyStatus.PENDING)
+    if current.lease_source and Cleanup.RELEASE_SOURCE_LEASE not in current.cleanup:
+        # Its cleanup may have released the lease before this start took it.
+        return Merge(_without_late_start_check(current, {*current.cleanup, Cleanup.RELEASE_SOURCE_LEASE}, now))
+    return None
+
+
+def _without_late_start_check(op: Operation, tasks: set[Cleanup], now: datetime) -> Operation:
+    # The start merging its copy is the late start: nothing is left to look for.
+    tasks.discard(Cleanup.CHECK_LATE_START)
+    return dataclasses.replace(op, cleanup=in_cleanup_order(tasks), next_check_at=now)
+
+
+def after_late_start_check(op: Operation, tasks: set[Cleanup], now: datetime, timing: Timing) -> tuple[Cleanup, ...]:
+    """The tasks that follow a late-start check: those still queued, and the cleanup of
+    the operation's ending, now that ``op`` carries the late copy's id if one was found."""
+    owed = {*tasks, *cleanup_for(op, op.state, now, timing)}
+    owed.discard(Cleanup.CHECK_LATE_START)
+    return in_cleanup_order(owed)

@@ -1,7 +1,9 @@
-"""The operation record and the values it is made of.
+"""The operation record and the values it is made of: copy-ops' own vocabulary.
 
-An :class:`Operation` is what the ledger stores (one JSON blob each) and what the
-API shows. It never holds a secret: the source is kept without its query string.
+An :class:`Operation` is what the ledger stores (one JSON blob each) and what the API
+shows. It is immutable: every change makes a new one (``dataclasses.replace``). It
+never holds a secret: the source is kept without its query string. Nothing here
+speaks Azure's words; the storage adapter translates them into these.
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from copy_ops.times import format_time, parse_time
 
 # Put on the destination's metadata at copy start, so a copy whose start crashed
 # before its id was recorded can still be recognised as ours by the sweep.
@@ -30,6 +34,15 @@ class State(StrEnum):
         return self is not State.PENDING
 
 
+class CopyStatus(StrEnum):
+    """A copy's status as the destination blob reports it."""
+
+    PENDING = "pending"
+    SUCCESS = "success"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+
 class OnAbort(StrEnum):
     KEEP = "keep"
     DELETE = "delete"
@@ -41,6 +54,30 @@ class AbortReason(StrEnum):
     REQUESTED = "requested"
     # Aborted by someone else (another tool, the portal) while we watched it.
     EXTERNAL = "external"
+
+
+class ErrorCode(StrEnum):
+    """Why an operation failed."""
+
+    COPY_FAILED = "copy_failed"
+    # Another copy (or a plain write) replaced ours on the destination.
+    SUPERSEDED = "superseded"
+    DESTINATION_GONE = "destination_gone"
+    NOT_STARTED = "not_started"
+
+    @property
+    def destination_is_ours(self) -> bool:
+        """Whether the destination is still ours to clean up after this failure."""
+        return self not in (ErrorCode.SUPERSEDED, ErrorCode.DESTINATION_GONE)
+
+
+@dataclass(frozen=True)
+class OperationError:
+    code: ErrorCode
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code.value, "message": self.message}
 
 
 class Cleanup(StrEnum):
@@ -57,6 +94,10 @@ class Cleanup(StrEnum):
 
 
 CLEANUP_ORDER = tuple(Cleanup)
+
+
+def in_cleanup_order(tasks: set[Cleanup]) -> tuple[Cleanup, ...]:
+    return tuple(task for task in CLEANUP_ORDER if task in tasks)
 
 
 @dataclass(frozen=True)
@@ -89,17 +130,6 @@ class Progress:
     bytes_copied: int
     bytes_total: int
 
-    @classmethod
-    def parse(cls, text: str | None) -> Progress | None:
-        """Azure's ``x-ms-copy-progress``: ``"copied/total"``."""
-        if not text:
-            return None
-        copied, _, total = text.partition("/")
-        try:
-            return cls(int(copied), int(total))
-        except ValueError:
-            return None
-
     def as_dict(self) -> dict[str, int]:
         return {"bytes_copied": self.bytes_copied, "bytes_total": self.bytes_total}
 
@@ -109,13 +139,22 @@ class CopyObservation:
     """What the destination blob says about its copy, read in one Get Blob Properties."""
 
     copy_id: str | None
-    status: str | None
+    status: CopyStatus | None
     progress: Progress | None = None
     status_description: str | None = None
     owner: str | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
+class ListQuery:
+    """A page of the list: only operations in ``state`` (all if None), at most ``limit``."""
+
+    state: State | None
+    limit: int
+    continuation: str | None
+
+
+@dataclass(frozen=True)
 class Operation:
     id: str
     state: State
@@ -123,8 +162,9 @@ class Operation:
     destination: BlobRef
     deadline: datetime
     created_at: datetime
-    updated_at: datetime
     on_abort: OnAbort
+    # Set by the ledger on every write (copy_ops.ledger), nowhere else.
+    updated_at: datetime | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     source_blob: BlobRef | None = None
     lease_source: bool = False
@@ -134,15 +174,13 @@ class Operation:
     checks: int = 0
     abort_reason: AbortReason | None = None
     abort_requested_at: datetime | None = None
-    error: dict[str, str] | None = None
+    error: OperationError | None = None
     progress: Progress | None = None
     snapshot: str | None = None
     had_destination: bool | None = None
     restore_copy_id: str | None = None
-    cleanup: list[Cleanup] = field(default_factory=list)
+    cleanup: tuple[Cleanup, ...] = ()
     fingerprint: str | None = None
-    # The record's ETag in the ledger; not part of the stored document.
-    etag: str | None = field(default=None, compare=False)
 
     @property
     def is_final(self) -> bool:
@@ -154,20 +192,22 @@ class Operation:
 
     def to_json(self) -> bytes:
         data = dataclasses.asdict(self)
-        data.pop("etag")
+        if self.error is not None:
+            data["error"] = self.error.as_dict()
         return json.dumps(data, default=_encode, sort_keys=True).encode()
 
     @classmethod
-    def from_json(cls, raw: bytes, etag: str | None = None) -> Operation:
+    def from_json(cls, raw: bytes) -> Operation:
         data: dict[str, Any] = json.loads(raw)
+        error = data.get("error")
         return cls(
             id=data["id"],
             state=State(data["state"]),
             source=data["source"],
             destination=BlobRef(**data["destination"]),
-            deadline=_time(data["deadline"]),
-            created_at=_time(data["created_at"]),
-            updated_at=_time(data["updated_at"]),
+            deadline=parse_time(data["deadline"]),
+            created_at=parse_time(data["created_at"]),
+            updated_at=parse_time(data["updated_at"]),
             on_abort=OnAbort(data["on_abort"]),
             metadata=data.get("metadata") or {},
             source_blob=BlobRef(**data["source_blob"]) if data.get("source_blob") else None,
@@ -178,31 +218,27 @@ class Operation:
             checks=int(data.get("checks", 0)),
             abort_reason=AbortReason(data["abort_reason"]) if data.get("abort_reason") else None,
             abort_requested_at=_optional_time(data.get("abort_requested_at")),
-            error=data.get("error"),
+            error=OperationError(ErrorCode(error["code"]), error["message"]) if error else None,
             progress=Progress(**data["progress"]) if data.get("progress") else None,
             snapshot=data.get("snapshot"),
             had_destination=data.get("had_destination"),
             restore_copy_id=data.get("restore_copy_id"),
-            cleanup=[Cleanup(item) for item in data.get("cleanup", [])],
+            cleanup=tuple(Cleanup(item) for item in data.get("cleanup", [])),
             fingerprint=data.get("fingerprint"),
-            etag=etag,
         )
-
-
-def format_time(value: datetime) -> str:
-    """RFC 3339 in UTC with a ``Z``, to the second: sortable as text (tags rely on it)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _encode(value: object) -> object:
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return format_time(value, exact=True)
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def _optional_time(text: str | None) -> datetime | None:
-    return _time(text) if text else None
+    return parse_time(text) if text else None
+
+
+@dataclass(frozen=True)
+class OperationPage:
+    items: list[Operation]
+    continuation: str | None

@@ -9,7 +9,8 @@ carries each of them. A missing or malformed setting raises one
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 from urllib.parse import urlsplit
 
 from copy_ops import names, urls
@@ -49,15 +50,22 @@ class StorageConnection:
 
 @dataclass(frozen=True)
 class Settings:
+    """Every app setting, parsed. The defaults here are the only ones: :meth:`from_env`
+    reads them from these fields."""
+
     storage: StorageConnection
     sweep_schedule: str = "0 */1 * * * *"
     default_timeout_seconds: int = 3600
     max_timeout_seconds: int = 604800
+    # Empty: the app's own account only (from_env puts its host here).
     allowed_source_hosts: tuple[str, ...] = ()
     allowed_destination_containers: tuple[str, ...] = ("*",)
     ledger_container: str = "copy-operations"
-    sweep_concurrency: int = 16
-    sweep_budget_seconds: float = 240.0
+    # The measured best (docs/performance.md).
+    sweep_concurrency: int = 32
+    # Consumption's default functionTimeout is 5 minutes; host.json sets it to 5 minutes
+    # too, so the default budget leaves a minute to finish in-flight work.
+    sweep_budget_seconds: int = 240
     first_check_seconds: int = 15
     max_check_interval_seconds: int = 300
     start_grace_seconds: int = 300
@@ -66,41 +74,48 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         reader = _Reader(env)
         storage = _storage_connection(reader)
-        default_timeout = reader.integer("COPY_DEFAULT_TIMEOUT_SECONDS", 3600, 1, AZURE_COPY_LIMIT_SECONDS)
-        max_timeout = reader.integer("COPY_MAX_TIMEOUT_SECONDS", 604800, 1, AZURE_COPY_LIMIT_SECONDS - 3600)
+        limit = AZURE_COPY_LIMIT_SECONDS
+        default_timeout = reader.integer("COPY_DEFAULT_TIMEOUT_SECONDS", "default_timeout_seconds", 1, limit)
+        max_timeout = reader.integer("COPY_MAX_TIMEOUT_SECONDS", "max_timeout_seconds", 1, limit - 3600)
         if default_timeout > max_timeout:
             raise ConfigurationError(
                 "COPY_DEFAULT_TIMEOUT_SECONDS must not exceed COPY_MAX_TIMEOUT_SECONDS",
                 code="COPY_DEFAULT_TIMEOUT_SECONDS",
             )
-        own_host = urlsplit(storage.blob_endpoint).netloc.lower()
-        ledger = reader.text("COPY_LEDGER_CONTAINER", "copy-operations")
+        ledger = reader.text("COPY_LEDGER_CONTAINER", "ledger_container")
         if names.container_problem(ledger) is not None:
             raise ConfigurationError(
                 f"COPY_LEDGER_CONTAINER {ledger!r} is not a valid container name",
                 code="COPY_LEDGER_CONTAINER",
             )
-        first_check = reader.integer("COPY_FIRST_CHECK_SECONDS", 15, 1, 86400)
-        max_interval = reader.integer("COPY_MAX_CHECK_INTERVAL_SECONDS", 300, first_check, 86400)
+        first_check = reader.integer("COPY_FIRST_CHECK_SECONDS", "first_check_seconds", 1, 86400)
+        own_host = urlsplit(storage.blob_endpoint).netloc.lower()
         return cls(
             storage=storage,
-            sweep_schedule=_schedule(reader.text("COPY_SWEEP_SCHEDULE", "0 */1 * * * *")),
+            sweep_schedule=_schedule(reader.text("COPY_SWEEP_SCHEDULE", "sweep_schedule")),
             default_timeout_seconds=default_timeout,
             max_timeout_seconds=max_timeout,
             allowed_source_hosts=reader.host_patterns("COPY_ALLOWED_SOURCE_HOSTS", (own_host,)),
-            allowed_destination_containers=reader.patterns("COPY_ALLOWED_DESTINATION_CONTAINERS", ("*",)),
+            allowed_destination_containers=reader.patterns(
+                "COPY_ALLOWED_DESTINATION_CONTAINERS", "allowed_destination_containers"
+            ),
             ledger_container=ledger,
-            sweep_concurrency=reader.integer("COPY_SWEEP_CONCURRENCY", 32, 1, 256),  # docs/performance.md
-            # Consumption's default functionTimeout is 5 minutes; host.json sets it to
-            # 5 minutes too, so the default budget leaves a minute to finish in-flight work.
-            sweep_budget_seconds=reader.integer("COPY_SWEEP_BUDGET_SECONDS", 240, 1, 3600),
+            sweep_concurrency=reader.integer("COPY_SWEEP_CONCURRENCY", "sweep_concurrency", 1, 256),
+            sweep_budget_seconds=reader.integer("COPY_SWEEP_BUDGET_SECONDS", "sweep_budget_seconds", 1, 3600),
             first_check_seconds=first_check,
-            max_check_interval_seconds=max_interval,
-            start_grace_seconds=reader.integer("COPY_START_GRACE_SECONDS", 300, 1, 3600),
+            max_check_interval_seconds=reader.integer(
+                "COPY_MAX_CHECK_INTERVAL_SECONDS", "max_check_interval_seconds", first_check, 86400
+            ),
+            start_grace_seconds=reader.integer("COPY_START_GRACE_SECONDS", "start_grace_seconds", 1, 3600),
         )
 
 
+_DEFAULTS: dict[str, Any] = {item.name: item.default for item in fields(Settings)}
+
+
 class _Reader:
+    """Reads one setting at a time; an unset or blank setting is its field's default."""
+
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
 
@@ -110,22 +125,24 @@ class _Reader:
             return None
         return value.strip()
 
-    def text(self, name: str, default: str) -> str:
-        return self.raw(name) or default
+    def text(self, name: str, field: str) -> str:
+        return self.raw(name) or str(_DEFAULTS[field])
 
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
+    def integer(self, name: str, field: str, low: int, high: int) -> int:
         value = self.raw(name)
         if value is None:
-            return default
-        try:
-            number = int(value)
-        except ValueError:
-            raise ConfigurationError(f"{name} must be a whole number, not {value!r}", code=name) from None
+            return int(_DEFAULTS[field])
+        if not (value.isascii() and value.lstrip("-").isdigit()):
+            raise ConfigurationError(f"{name} must be a whole number, not {value!r}", code=name)
+        number = int(value)
         if not low <= number <= high:
             raise ConfigurationError(f"{name} must be between {low} and {high}, not {number}", code=name)
         return number
 
-    def patterns(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    def patterns(self, name: str, field: str) -> tuple[str, ...]:
+        return self._patterns(name, tuple(_DEFAULTS[field]))
+
+    def _patterns(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
         value = self.raw(name)
         if value is None:
             return default
@@ -135,7 +152,7 @@ class _Reader:
         return items
 
     def host_patterns(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        items = self.patterns(name, default)
+        items = self._patterns(name, default)
         for item in items:
             try:
                 urls.check_host_pattern(item)

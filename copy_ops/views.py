@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from copy_ops.model import Operation, format_time
+from copy_ops.model import Operation
+from copy_ops.times import format_time
 
 
 def _when(value: datetime | None) -> str | None:
@@ -28,7 +29,7 @@ def operation_view(op: Operation, destination_url: str) -> dict[str, Any]:
         "lease_source": op.lease_source,
         "metadata": op.metadata,
         "abort_reason": op.abort_reason.value if op.abort_reason else None,
-        "error": op.error,
+        "error": op.error.as_dict() if op.error else None,
         # Cleanup that failed for now and that the sweep retries (e.g. a lease release).
         "cleanup_pending": [task.value for task in op.cleanup],
     }

@@ -17,9 +17,7 @@ import time
 import uuid
 from typing import Any
 
-from tests.support.azurite import Azurite, free_port
-from tests.support.devhost_process import http_call
-from tests.support.pending_copy_proxy import PendingCopyProxy, serve
+from devkit import Azurite, PendingCopyProxy, free_port, http_call, serve
 
 SWEEP_EVERY_TWO_SECONDS = "*/2 * * * * *"
 # name, timeout in seconds, on_abort

@@ -16,9 +16,8 @@ from copy_ops import runtime
 from copy_ops.service import CopyService
 from copy_ops.settings import Settings
 from copy_ops.storage import BlobStorage
-from tests.support.app import functions, load_function_app
-from tests.support.azurite import Azurite
-from tests.support.pending_copy_proxy import DEV_ACCOUNT, DEV_KEY, PendingCopyProxy, connection_string, serve
+from devkit import DEV_ACCOUNT, DEV_KEY, Azurite, PendingCopyProxy, connection_string, serve
+from devkit.app import functions, load_function_app
 
 # Quick retries so fault tests stay fast; the production values are in copy_ops.storage.
 TEST_CLIENT_OPTIONS: dict[str, Any] = {

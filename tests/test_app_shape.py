@@ -13,7 +13,7 @@ import pytest
 from copy_ops import runtime
 from copy_ops.ncrontab import Schedule
 from copy_ops.settings import Settings
-from tests.support.app import ROOT, load_function_app, sample_settings
+from devkit.app import ROOT, load_function_app, sample_settings
 
 EXPECTED = {
     "start_copy": ("copies", ["POST"]),

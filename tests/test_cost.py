@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from copy_ops.service import CopyService
 from copy_ops.sweep import sweep
+from devkit import PendingCopyProxy
 from tests.conftest import Blobs, SettingsFactory, connect
-from tests.support.pending_copy_proxy import PendingCopyProxy
-from tests.support.requests import copy_body
+from tests.support.requests import copy_body, start
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -29,10 +29,10 @@ def test_a_sweep_costs_the_same_with_500_operations_not_due(
     alone = connect(make_settings(COPY_LEDGER_CONTAINER="ledger-alone-" + blobs.src[-10:]))
     crowded = connect(make_settings(COPY_LEDGER_CONTAINER="ledger-crowd-" + blobs.src[-10:]))
 
-    alone.start(copy_body(blobs.src, blobs.dst, dest_name="due-alone.bin", timeout_seconds=1), NOW)
-    crowded.start(copy_body(blobs.src, blobs.dst, dest_name="due-crowd.bin", timeout_seconds=1), NOW)
+    start(alone, copy_body(blobs.src, blobs.dst, dest_name="due-alone.bin", timeout_seconds=1), NOW)
+    start(crowded, copy_body(blobs.src, blobs.dst, dest_name="due-crowd.bin", timeout_seconds=1), NOW)
     for index in range(500):
-        crowded.start(copy_body(blobs.src, blobs.dst, dest_name=f"later/{index}.bin", timeout_seconds=3600), NOW)
+        start(crowded, copy_body(blobs.src, blobs.dst, dest_name=f"later/{index}.bin", timeout_seconds=3600), NOW)
 
     at = NOW + timedelta(seconds=2)
     cost_alone = sweep_requests(alone, proxy, at)
@@ -46,7 +46,7 @@ def test_requests_per_start(service: CopyService, blobs: Blobs, proxy: PendingCo
     blobs.put(blobs.src, "a.bin", b"x")
     service.storage.ensure_container(service.settings.ledger_container)
     before = proxy.log.total
-    service.start(copy_body(blobs.src, blobs.dst), NOW)
+    start(service, copy_body(blobs.src, blobs.dst), NOW)
     # write-ahead record (1) + Copy Blob (1) + final record (1): the lower bound for a
     # start whose record exists before the copy and learns its copy id after.
     assert proxy.log.total - before == 3

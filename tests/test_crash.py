@@ -14,9 +14,9 @@ from copy_ops.service import CopyService
 from copy_ops.settings import Settings
 from copy_ops.storage import BlobStorage
 from copy_ops.sweep import sweep
+from devkit import PendingCopyProxy
 from tests.conftest import Blobs, connect
-from tests.support.pending_copy_proxy import PendingCopyProxy
-from tests.support.requests import copy_body
+from tests.support.requests import copy_body, start
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DEADLINE = NOW + timedelta(seconds=600)
@@ -72,7 +72,7 @@ def test_a_start_that_dies_is_still_enforced_by_the_next_sweep(
     proxy.pending_copies = True
     dying = dying_at(settings, monkeypatch, step, when)
     with pytest.raises(Crash):
-        dying.start(copy_body(blobs.src, blobs.dst, timeout_seconds=600, lease_source=True, on_abort="delete"), NOW)
+        start(dying, copy_body(blobs.src, blobs.dst, timeout_seconds=600, lease_source=True, on_abort="delete"), NOW)
 
     restarted = connect(settings)
     [operation_id] = ids(restarted)  # the write-ahead record survived
@@ -84,8 +84,8 @@ def test_a_start_that_dies_is_still_enforced_by_the_next_sweep(
         assert (final.state, final.abort_reason) == (State.ABORTED, AbortReason.DEADLINE)
         assert proxy.copy_state(blobs.dst, "a.bin") is None  # on_abort=delete: gone
     else:
-        assert final.state is State.FAILED and final.error is not None and final.error["code"] == "not_started"
-    assert final.cleanup == []
+        assert final.state is State.FAILED and final.error is not None and final.error.code == "not_started"
+    assert final.cleanup == ()
     assert not blobs.exists(blobs.dst, "a.bin")
     assert blobs.lease_state(blobs.src, "a.bin") == "available"
 
@@ -104,8 +104,8 @@ def test_a_sweep_that_dies_is_finished_by_the_next(
     blobs.put(blobs.src, "a.bin", b"x")
     proxy.pending_copies = True
     service = connect(settings)
-    op = service.start(
-        copy_body(blobs.src, blobs.dst, timeout_seconds=600, on_abort="delete", lease_source=True), NOW
+    op = start(
+        service, copy_body(blobs.src, blobs.dst, timeout_seconds=600, on_abort="delete", lease_source=True), NOW
     ).operation
 
     dying = dying_at(settings, monkeypatch, step, when)
@@ -116,7 +116,7 @@ def test_a_sweep_that_dies_is_finished_by_the_next(
     sweep(restarted, AFTER + timedelta(seconds=1))
     sweep(restarted, AFTER + timedelta(seconds=60))
     final = restarted.ledger.get(op.id)
-    assert (final.state, final.abort_reason, final.cleanup) == (State.ABORTED, AbortReason.DEADLINE, [])
+    assert (final.state, final.abort_reason, final.cleanup) == (State.ABORTED, AbortReason.DEADLINE, ())
     assert not blobs.exists(blobs.dst, "a.bin")
     assert blobs.lease_state(blobs.src, "a.bin") == "available"
 

@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from devkit import PendingCopyProxy
 from tests.support.devhost_process import DevHostProcess
-from tests.support.pending_copy_proxy import PendingCopyProxy
 
 
 def start_host(proxy: PendingCopyProxy) -> DevHostProcess:

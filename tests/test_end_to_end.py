@@ -14,9 +14,9 @@ from datetime import datetime
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from tests.support.azurite import ROOT
-from tests.support.devhost_process import DevHostProcess, Reply
-from tests.support.pending_copy_proxy import PendingCopyProxy
+from devkit import PROJECT_ROOT as ROOT
+from devkit import PendingCopyProxy, Reply
+from tests.support.devhost_process import DevHostProcess
 from tests.support.requests import copy_body
 
 EVERY_SECOND = "* * * * * *"

@@ -11,9 +11,9 @@ from copy_ops.errors import StorageUnavailable
 from copy_ops.model import AbortReason, Operation, State
 from copy_ops.service import CopyService
 from copy_ops.sweep import sweep
+from devkit import PendingCopyProxy
 from tests.conftest import Blobs
-from tests.support.pending_copy_proxy import PendingCopyProxy
-from tests.support.requests import copy_body
+from tests.support.requests import copy_body, start
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 AFTER_GRACE = NOW + timedelta(seconds=301)
@@ -39,7 +39,7 @@ def test_record_write_fails_nothing_starts(service: CopyService, blobs: Blobs, p
     blobs.put(blobs.src, "a.bin", b"x")
     proxy.inject("put_blob", times=MANY, path_contains=service.settings.ledger_container)
     with pytest.raises(StorageUnavailable):
-        service.start(copy_body(blobs.src, blobs.dst), NOW)
+        start(service, copy_body(blobs.src, blobs.dst), NOW)
     assert proxy.log.counts["copy_blob"] == 0
     assert not blobs.exists(blobs.dst, "a.bin")
 
@@ -52,12 +52,12 @@ def test_copy_blob_never_reached_storage(
     proxy.pending_copies = True
     proxy.inject("copy_blob", mode=mode, times=MANY)
     with pytest.raises(StorageUnavailable):
-        service.start(copy_body(blobs.src, blobs.dst, timeout_seconds=600, lease_source=True), NOW)
+        start(service, copy_body(blobs.src, blobs.dst, timeout_seconds=600, lease_source=True), NOW)
     [operation_id] = records(service)
     assert blobs.lease_state(blobs.src, "a.bin") == "leased"
     settle_all(service, NOW + timedelta(seconds=10), AFTER_GRACE)
     stored = service.ledger.get(operation_id)
-    assert stored.state is State.FAILED and stored.error is not None and stored.error["code"] == "not_started"
+    assert stored.state is State.FAILED and stored.error is not None and stored.error.code == "not_started"
     assert blobs.lease_state(blobs.src, "a.bin") == "available"
 
 
@@ -68,7 +68,7 @@ def test_copy_blob_took_effect_but_its_answer_was_lost(
     proxy.pending_copies = True
     # The first attempt starts the copy; the SDK's retries meet our own pending copy.
     proxy.inject("copy_blob", mode="lost_response", times=1)
-    op = service.start(copy_body(blobs.src, blobs.dst, timeout_seconds=600), NOW).operation
+    op = start(service, copy_body(blobs.src, blobs.dst, timeout_seconds=600), NOW).operation
     assert op.state is State.PENDING
     copy = proxy.copy_state(blobs.dst, "a.bin")
     assert copy is not None and op.copy_id == copy.copy_id  # adopted, not undone
@@ -84,7 +84,7 @@ def test_record_update_after_the_copy_started_fails(
     proxy.pending_copies = True
     proxy.inject("put_blob", times=MANY, after=1, path_contains=f"{service.settings.ledger_container}/ops/")
     with pytest.raises(StorageUnavailable):
-        service.start(copy_body(blobs.src, blobs.dst, timeout_seconds=600), NOW)
+        start(service, copy_body(blobs.src, blobs.dst, timeout_seconds=600), NOW)
     proxy.clear_faults()
     [operation_id] = records(service)
     assert service.ledger.get(operation_id).copy_id is None
@@ -106,7 +106,7 @@ def start_restorable(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
     blobs.put(blobs.dst, "a.bin", b"before")
     proxy.pending_copies = True
     body = copy_body(blobs.src, blobs.dst, timeout_seconds=600, overwrite=True, on_abort="restore", lease_source=True)
-    return service.start(body, NOW).operation
+    return start(service, body, NOW).operation
 
 
 def assert_restored(blobs: Blobs) -> None:
@@ -138,7 +138,7 @@ def test_a_sweep_step_that_fails_is_finished_by_the_next_sweep(
     sweep(service, AFTER + timedelta(seconds=1))
     sweep(service, AFTER + timedelta(seconds=30))
     final = service.ledger.get(op.id)
-    assert (final.state, final.abort_reason, final.cleanup) == (State.ABORTED, AbortReason.DEADLINE, [])
+    assert (final.state, final.abort_reason, final.cleanup) == (State.ABORTED, AbortReason.DEADLINE, ())
     assert_restored(blobs)
     assert first.failed or first.outcomes.total() >= 1
 
@@ -155,5 +155,5 @@ def test_cleanup_that_fails_stays_on_the_record_until_done(
     proxy.clear_faults()
     summary = sweep(service, AFTER + timedelta(seconds=60))
     assert summary.outcomes == {"cleaned": 1}
-    assert service.ledger.get(op.id).cleanup == []
+    assert service.ledger.get(op.id).cleanup == ()
     assert_restored(blobs)

@@ -14,9 +14,9 @@ from azure.storage.blob import generate_blob_sas
 
 from copy_ops import runtime
 from copy_ops.http import MAX_BODY_BYTES
+from devkit import DEV_ACCOUNT, DEV_KEY, PendingCopyProxy
+from devkit.app import payload, request
 from tests.conftest import Blobs, Handlers
-from tests.support.app import payload, request
-from tests.support.pending_copy_proxy import DEV_ACCOUNT, DEV_KEY, PendingCopyProxy
 from tests.support.requests import copy_body
 
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devkit.app import request
 from tests.conftest import Handlers
-from tests.support.app import request
 
 FUZZ = settings(
     max_examples=120,

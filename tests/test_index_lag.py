@@ -16,11 +16,11 @@ from copy_ops.ledger import Ledger
 from copy_ops.model import AbortReason, State
 from copy_ops.service import CopyService
 from copy_ops.sweep import sweep
+from devkit import PendingCopyProxy
+from devkit.app import payload, request
+from devkit.index_lag import LaggingIndex, matches, parse_query
 from tests.conftest import Blobs, Handlers
-from tests.support.app import payload, request
-from tests.support.index_lag import LaggingIndex, matches, parse_query
-from tests.support.pending_copy_proxy import PendingCopyProxy
-from tests.support.requests import copy_body
+from tests.support.requests import copy_body, start
 
 # -- the lagging index itself, on a clock of our own --------------------------------
 
@@ -121,7 +121,7 @@ def test_deadlines_hold_within_interval_plus_lag(service: CopyService, blobs: Bl
     proxy.pending_copies = True
     proxy.index.lag = LAG
     ops = [
-        service.start(copy_body(blobs.src, blobs.dst, dest_name=f"{i}.bin", timeout_seconds=1 + i % 3), utc_now())
+        start(service, copy_body(blobs.src, blobs.dst, dest_name=f"{i}.bin", timeout_seconds=1 + i % 3), utc_now())
         for i in range(6)
     ]
     sweeps: list[datetime] = []
@@ -156,8 +156,8 @@ def test_a_ghost_costs_one_read(service: CopyService, blobs: Blobs, proxy: Pendi
     blobs.put(blobs.src, "a.bin", b"x")
     proxy.pending_copies = True
     now = utc_now()
-    gone = service.start(copy_body(blobs.src, blobs.dst, dest_name="gone.bin", timeout_seconds=60), now).operation
-    done = service.start(copy_body(blobs.src, blobs.dst, dest_name="done.bin", timeout_seconds=60), now).operation
+    gone = start(service, copy_body(blobs.src, blobs.dst, dest_name="gone.bin", timeout_seconds=60), now).operation
+    done = start(service, copy_body(blobs.src, blobs.dst, dest_name="done.bin", timeout_seconds=60), now).operation
     due_then = now + timedelta(seconds=30)
     assert {gone.id, done.id} <= set(service.ledger.due(due_then))
     proxy.index.freeze()  # from here on, the index shows what it shows now

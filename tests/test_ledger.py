@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -35,15 +36,21 @@ def ledger(service: CopyService) -> Ledger:
 
 def test_a_record_round_trips_and_is_replaced_only_with_its_etag(ledger: Ledger) -> None:
     op = record(T0, T0)
-    ledger.create(op)  # the container is created on first use
-    stale = ledger.get(op.id)
-    op.state = State.SUCCEEDED
-    ledger.save(op)
+    created = ledger.create(op, T0)  # the container is created on first use
+    stale = ledger.read(op.id)
+    saved = ledger.save(replace(created.op, state=State.SUCCEEDED), created.etag, T0)
     with pytest.raises(PreconditionFailed):
-        ledger.save(stale)
-    assert ledger.get(op.id) == op
+        ledger.save(stale.op, stale.etag, T0)
+    assert ledger.get(op.id) == saved.op
     with pytest.raises(Conflict):
-        ledger.create(record(T0, T0).__class__(**{**op.__dict__, "etag": None}))
+        ledger.create(op, T0)
+
+
+def test_updated_at_is_set_by_every_write_and_only_there(ledger: Ledger) -> None:
+    created = ledger.create(record(T0, T0), T0 + timedelta(seconds=1))
+    assert created.op.updated_at == T0 + timedelta(seconds=1)
+    saved = ledger.save(created.op, created.etag, T0 + timedelta(seconds=2))
+    assert ledger.get(created.op.id).updated_at == saved.op.updated_at == T0 + timedelta(seconds=2)
 
 
 @pytest.mark.parametrize("bad_id", ["../x", "nope", "", "1234567890123-zzzzzzzz"])
@@ -55,14 +62,11 @@ def test_unknown_or_malformed_ids_are_not_found(ledger: Ledger, bad_id: str) -> 
 def test_due_finds_only_what_is_due(ledger: Ledger) -> None:
     due_now = record(T0, T0 + timedelta(seconds=10))
     due_later = record(T0, T0 + timedelta(minutes=10))
-    finished = record(T0, None)
-    finished.state = State.SUCCEEDED
-    for op in (due_now, due_later, finished):
-        ledger.create(op)
+    finished = replace(record(T0, None), state=State.SUCCEEDED)
+    stored = [ledger.create(op, T0) for op in (due_now, due_later, finished)]
     assert list(ledger.due(T0 + timedelta(seconds=10))) == [due_now.id]
     assert sorted(ledger.due(T0 + timedelta(hours=1))) == sorted([due_now.id, due_later.id])
-    due_now.state, due_now.next_check_at = State.SUCCEEDED, None
-    ledger.save(due_now)
+    ledger.save(replace(due_now, state=State.SUCCEEDED, next_check_at=None), stored[0].etag, T0)
     assert list(ledger.due(T0 + timedelta(seconds=10))) == []
 
 
@@ -70,7 +74,7 @@ def test_pages_are_newest_first(ledger: Ledger) -> None:
     ids = []
     for minute in range(5):
         op = record(T0 + timedelta(minutes=minute), None)
-        ledger.create(op)
+        ledger.create(op, T0)
         ids.append(op.id)
     first, token = ledger.page(3, None)
     second, end = ledger.page(3, token)

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from copy_ops import lifecycle
-from copy_ops.lifecycle import Action
-from copy_ops.model import AbortReason, BlobRef, Cleanup, CopyObservation, OnAbort, Operation, State
+from copy_ops.lifecycle import Action, Timing
+from copy_ops.model import (
+    AbortReason,
+    BlobRef,
+    Cleanup,
+    CopyObservation,
+    CopyStatus,
+    ErrorCode,
+    OnAbort,
+    Operation,
+    OperationError,
+    State,
+)
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 DEADLINE = T0 + timedelta(minutes=10)
 BEFORE, AFTER = T0 + timedelta(minutes=5), T0 + timedelta(minutes=11)
 GRACE = timedelta(minutes=5)
+TIMING = Timing(start_grace=GRACE, first_check=timedelta(seconds=15), longest_check=timedelta(seconds=300))
 OURS = "copy-ours"
 
 
@@ -30,13 +43,11 @@ def operation(copy_id: str | None = OURS, **fields: object) -> Operation:
         on_abort=OnAbort.KEEP,
         copy_id=copy_id,
     )
-    for name, value in fields.items():
-        setattr(op, name, value)
-    return op
+    return replace(op, **fields)  # type: ignore[arg-type]
 
 
 def seen(status: str, copy_id: str = OURS, owner: str | None = "op") -> CopyObservation:
-    return CopyObservation(copy_id=copy_id, status=status, owner=owner)
+    return CopyObservation(copy_id=copy_id, status=CopyStatus(status), owner=owner)
 
 
 @pytest.mark.parametrize(
@@ -66,9 +77,9 @@ def test_decide_for_a_started_copy(
     reason: AbortReason | None,
     error: str | None,
 ) -> None:
-    decision = lifecycle.decide(operation(), observed, now, GRACE)
+    decision = lifecycle.decide(operation(), observed, now, TIMING)
     assert (decision.action, decision.state, decision.abort_reason) == (action, state, reason)
-    assert (decision.error or {}).get("code") == error
+    assert (decision.error.code if decision.error else None) == error
     assert decision.adopt_copy_id is None
 
 
@@ -83,7 +94,7 @@ def test_decide_for_a_started_copy(
 def test_decide_with_an_abort_request(
     observed: CopyObservation, now: datetime, action: Action, state: State, reason: AbortReason | None
 ) -> None:
-    decision = lifecycle.decide(operation(abort_requested_at=T0), observed, now, GRACE)
+    decision = lifecycle.decide(operation(abort_requested_at=T0), observed, now, TIMING)
     assert (decision.action, decision.state, decision.abort_reason) == (action, state, reason)
 
 
@@ -116,9 +127,9 @@ def test_decide_before_the_copy_id_is_recorded(
     adopt: str | None,
     error: str | None,
 ) -> None:
-    decision = lifecycle.decide(operation(copy_id=None), observed, now, GRACE)
+    decision = lifecycle.decide(operation(copy_id=None), observed, now, TIMING)
     assert (decision.action, decision.state, decision.adopt_copy_id) == (action, state, adopt)
-    assert (decision.error or {}).get("code") == error
+    assert (decision.error.code if decision.error else None) == error
 
 
 @pytest.mark.parametrize(
@@ -147,7 +158,7 @@ def test_abort_at_once_only_when_overdue_with_a_known_copy_id(
 
 
 def test_a_requested_abort_of_a_copy_never_started_ends_aborted() -> None:
-    decision = lifecycle.decide(operation(copy_id=None, abort_requested_at=T0), None, BEFORE, GRACE)
+    decision = lifecycle.decide(operation(copy_id=None, abort_requested_at=T0), None, BEFORE, TIMING)
     assert (decision.action, decision.state, decision.abort_reason) == (
         Action.FINISH,
         State.ABORTED,
@@ -168,7 +179,7 @@ def test_a_requested_abort_of_a_copy_never_started_ends_aborted() -> None:
 )
 def test_next_check_backs_off_but_never_past_the_deadline(checks: int, now: datetime, expected: datetime) -> None:
     op = operation(checks=checks)
-    assert lifecycle.next_check(op, now, timedelta(seconds=15), timedelta(seconds=300)) == expected
+    assert lifecycle.next_check(op, now, TIMING) == expected
 
 
 @pytest.mark.parametrize(
@@ -204,15 +215,15 @@ def test_finish_schedules_the_cleanup_each_end_needs(
     fields: dict[str, Any], state: State, error: str | None, expected: list[Cleanup]
 ) -> None:
     op = operation(**fields)
-    lifecycle.finish(
+    op = lifecycle.finish(
         op,
         state,
         AFTER,
-        GRACE,
+        TIMING,
         abort_reason=AbortReason.DEADLINE,
-        error={"code": error, "message": "m"} if error else None,
+        error=OperationError(ErrorCode(error), "m") if error else None,
     )
-    assert op.cleanup == expected
+    assert list(op.cleanup) == expected
     assert op.state is state and op.finished_at == AFTER
     assert op.next_check_at == (AFTER if expected else None)
     assert op.abort_reason == (AbortReason.DEADLINE if state is State.ABORTED else None)

@@ -16,9 +16,9 @@ from copy_ops.model import AbortReason, State
 from copy_ops.service import CopyService
 from copy_ops.settings import Settings
 from copy_ops.sweep import sweep
+from devkit import PendingCopyProxy
 from tests.conftest import Blobs
-from tests.support.pending_copy_proxy import PendingCopyProxy
-from tests.support.requests import copy_body
+from tests.support.requests import copy_body, start
 from tests.test_crash import Crash, dying_at
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -53,7 +53,7 @@ def assert_released_and_applied(service: CopyService, blobs: Blobs, operation_id
     final = service.ledger.get(operation_id)
     assert (final.state, final.abort_reason) == (State.ABORTED, AbortReason.REQUESTED)
     assert final.copy_id is not None, "the late copy is on the record"
-    assert final.cleanup == []
+    assert final.cleanup == ()
     assert blobs.lease_state(blobs.src, "a.bin") == "available"
     assert not blobs.exists(blobs.dst, "a.bin"), "on_abort: delete"
 
@@ -66,7 +66,7 @@ def test_an_abort_racing_a_leased_start_leaves_nothing_held(
     proxy.pending_copies = pending
     proxy.inject("put_lease", mode="delay", seconds=LEASE_DELAY)
     body = copy_body(blobs.src, blobs.dst, lease_source=True, on_abort="delete", timeout_seconds=600)
-    operation_id, _ = race(lambda: service.start(body, NOW), service)
+    operation_id, _ = race(lambda: start(service, body, NOW), service)
     assert_released_and_applied(service, blobs, operation_id)
     if pending:
         state = proxy.copy_state(blobs.dst, "a.bin")
@@ -87,7 +87,7 @@ def test_a_start_that_dies_after_losing_the_race_is_repaired_by_the_sweep(
     proxy.inject("put_lease", mode="delay", seconds=LEASE_DELAY)
     dying = dying_at(settings, monkeypatch, step, "after")
     body = copy_body(blobs.src, blobs.dst, lease_source=True, on_abort="delete", timeout_seconds=600)
-    operation_id, _ = race(lambda: dying.start(body, NOW), service)
+    operation_id, _ = race(lambda: start(dying, body, NOW), service)
     if step == "start_copy":
         stuck = service.ledger.get(operation_id)
         assert stuck.copy_id is None and blobs.lease_state(blobs.src, "a.bin") == "leased"
@@ -100,5 +100,5 @@ def test_a_start_that_dies_after_losing_the_race_is_repaired_by_the_sweep(
     else:
         # It died holding the lease, before any copy: the lease is released, nothing to abort.
         final = service.ledger.get(operation_id)
-        assert final.copy_id is None and final.cleanup == []
+        assert final.copy_id is None and final.cleanup == ()
         assert blobs.lease_state(blobs.src, "a.bin") == "available"

@@ -11,7 +11,7 @@ import pytest
 
 from copy_ops import runtime
 from copy_ops.storage import BlobStorage
-from tests.support.pending_copy_proxy import PendingCopyProxy
+from devkit import PendingCopyProxy
 
 
 def test_concurrent_first_calls_build_one_service(proxy: PendingCopyProxy, monkeypatch: pytest.MonkeyPatch) -> None:

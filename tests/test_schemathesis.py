@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from devkit import PendingCopyProxy
 from tests.support.devhost_process import DevHostProcess
-from tests.support.pending_copy_proxy import PendingCopyProxy
 
 CONFIG = Path(__file__).parent / "support" / "schemathesis.toml"
 

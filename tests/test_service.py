@@ -9,11 +9,11 @@ import pytest
 
 from copy_ops.errors import Conflict, CopyOpsError, Forbidden, InvalidRequest, NotFound
 from copy_ops.ledger import Ledger
-from copy_ops.model import OWNER_METADATA_KEY, AbortReason, State
+from copy_ops.model import OWNER_METADATA_KEY, AbortReason, ListQuery, State
 from copy_ops.service import CopyService
+from devkit import PendingCopyProxy
 from tests.conftest import Blobs
-from tests.support.pending_copy_proxy import PendingCopyProxy
-from tests.support.requests import copy_body
+from tests.support.requests import copy_body, start
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -27,7 +27,7 @@ def ledger_names(service: CopyService, blobs: Blobs) -> list[str]:
 
 def test_a_copy_that_finishes_at_once_is_final_right_away(service: CopyService, blobs: Blobs) -> None:
     blobs.put(blobs.src, "a.bin", b"payload")
-    op = service.start(copy_body(blobs.src, blobs.dst, metadata={"origin": "partner"}), NOW).operation
+    op = start(service, copy_body(blobs.src, blobs.dst, metadata={"origin": "partner"}), NOW).operation
     assert op.state is State.SUCCEEDED and op.copy_id and op.finished_at == NOW
     assert blobs.read(blobs.dst, "a.bin") == b"payload"
     assert blobs.metadata(blobs.dst, "a.bin") == {"origin": "partner", OWNER_METADATA_KEY: op.id}
@@ -40,7 +40,7 @@ def test_a_pending_copy_is_recorded_with_its_deadline_and_next_check(
 ) -> None:
     blobs.put(blobs.src, "a.bin", b"x" * 4096)
     proxy.pending_copies = True
-    op = service.start(copy_body(blobs.src, blobs.dst, timeout_seconds=600), NOW).operation
+    op = start(service, copy_body(blobs.src, blobs.dst, timeout_seconds=600), NOW).operation
     assert op.state is State.PENDING
     stored = service.ledger.get(op.id)
     assert stored.copy_id == op.copy_id
@@ -77,7 +77,7 @@ def test_a_refused_start_leaves_nothing_behind(
     if code is not None:
         blobs.put(blobs.src, "a.bin", b"new")
     with pytest.raises(error) as caught:
-        service.start(copy_body(blobs.src, blobs.dst, **fields), NOW)
+        start(service, copy_body(blobs.src, blobs.dst, **fields), NOW)
     if code:
         assert caught.value.code == code
         assert blobs.read(blobs.dst, "a.bin") == b"old"
@@ -89,18 +89,18 @@ def test_a_second_copy_onto_a_pending_destination_is_refused(
 ) -> None:
     blobs.put(blobs.src, "a.bin", b"x")
     proxy.pending_copies = True
-    first = service.start(copy_body(blobs.src, blobs.dst, overwrite=True), NOW).operation
+    first = start(service, copy_body(blobs.src, blobs.dst, overwrite=True), NOW).operation
     with pytest.raises(Conflict) as caught:
-        service.start(copy_body(blobs.src, blobs.dst, overwrite=True), NOW)
+        start(service, copy_body(blobs.src, blobs.dst, overwrite=True), NOW)
     assert caught.value.code == "PendingCopyOperation"
     assert [n for n in ledger_names(service, blobs) if n.startswith("ops/")] == [Ledger.record_name(first.id)]
 
 
 def test_bad_and_forbidden_input_start_nothing(service: CopyService, blobs: Blobs) -> None:
     with pytest.raises(InvalidRequest):
-        service.start(copy_body(blobs.src, blobs.dst, timeout_seconds=-5), NOW)
+        start(service, copy_body(blobs.src, blobs.dst, timeout_seconds=-5), NOW)
     with pytest.raises(Forbidden):
-        service.start({**copy_body(blobs.src, blobs.dst), "source": "https://evil.example.com/c/b"}, NOW)
+        start(service, {**copy_body(blobs.src, blobs.dst), "source": "https://evil.example.com/c/b"}, NOW)
     assert ledger_names(service, blobs) == []
 
 
@@ -110,38 +110,38 @@ def test_idempotency_key_replays_the_same_operation_and_refuses_another_body(
     blobs.put(blobs.src, "a.bin", b"x")
     proxy.pending_copies = True
     body = copy_body(blobs.src, blobs.dst, timeout_seconds=600)
-    first = service.start(body, NOW, idempotency_key="k1")
+    first = start(service, body, NOW, idempotency_key="k1")
     copies = proxy.log.counts["copy_blob"]
-    again = service.start(dict(reversed(list(body.items()))), NOW + timedelta(seconds=5), idempotency_key="k1")
+    again = start(service, dict(reversed(list(body.items()))), NOW + timedelta(seconds=5), idempotency_key="k1")
     assert (first.replayed, again.replayed) == (False, True)
     assert again.operation.id == first.operation.id
     assert proxy.log.counts["copy_blob"] == copies  # nothing started again
     with pytest.raises(Conflict) as caught:
-        service.start({**body, "timeout_seconds": 60}, NOW, idempotency_key="k1")
+        start(service, {**body, "timeout_seconds": 60}, NOW, idempotency_key="k1")
     assert caught.value.code == "IdempotencyKeyReused"
     with pytest.raises(InvalidRequest) as bad_key:
-        service.start(body, NOW, idempotency_key="x" * 201)
+        start(service, body, NOW, idempotency_key="x" * 201)
     assert bad_key.value.errors[0].field == "Idempotency-Key"
 
 
 def test_list_is_newest_first_and_filters_by_state(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy) -> None:
     for index in range(3):
         blobs.put(blobs.src, f"{index}.bin", b"x")
-    done = service.start(copy_body(blobs.src, blobs.dst, "0.bin"), NOW).operation
+    done = start(service, copy_body(blobs.src, blobs.dst, "0.bin"), NOW).operation
     proxy.pending_copies = True
-    older = service.start(copy_body(blobs.src, blobs.dst, "1.bin"), NOW + timedelta(seconds=1)).operation
-    newer = service.start(copy_body(blobs.src, blobs.dst, "2.bin"), NOW + timedelta(seconds=2)).operation
-    page = service.list(None, 2, None)
+    older = start(service, copy_body(blobs.src, blobs.dst, "1.bin"), NOW + timedelta(seconds=1)).operation
+    newer = start(service, copy_body(blobs.src, blobs.dst, "2.bin"), NOW + timedelta(seconds=2)).operation
+    page = service.list(ListQuery(None, 2, None))
     assert [op.id for op in page.items] == [newer.id, older.id] and page.continuation
-    rest = service.list(None, 2, page.continuation)
+    rest = service.list(ListQuery(None, 2, page.continuation))
     assert [op.id for op in rest.items] == [done.id] and rest.continuation is None
-    assert [op.id for op in service.list(State.SUCCEEDED, 10, None).items] == [done.id]
+    assert [op.id for op in service.list(ListQuery(State.SUCCEEDED, 10, None)).items] == [done.id]
 
 
 def test_abort_on_request(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy) -> None:
     blobs.put(blobs.src, "a.bin", b"x" * 100)
     proxy.pending_copies = True
-    op = service.start(copy_body(blobs.src, blobs.dst, metadata={"origin": "p"}), NOW).operation
+    op = start(service, copy_body(blobs.src, blobs.dst, metadata={"origin": "p"}), NOW).operation
     aborted = service.abort(op.id, NOW + timedelta(seconds=3))
     assert (aborted.state, aborted.abort_reason) == (State.ABORTED, AbortReason.REQUESTED)
     # keep: Azure's zero-length blob with the new metadata
@@ -154,10 +154,10 @@ def test_abort_on_request(service: CopyService, blobs: Blobs, proxy: PendingCopy
 
 def test_abort_of_a_finished_copy_is_a_conflict_with_the_operation(service: CopyService, blobs: Blobs) -> None:
     blobs.put(blobs.src, "a.bin", b"x")
-    op = service.start(copy_body(blobs.src, blobs.dst), NOW).operation
+    op = start(service, copy_body(blobs.src, blobs.dst), NOW).operation
     with pytest.raises(Conflict) as caught:
         service.abort(op.id, NOW)
-    assert caught.value.operation is not None and caught.value.operation["state"] == "succeeded"
+    assert caught.value.operation is not None and caught.value.operation.state == "succeeded"
     with pytest.raises(NotFound):
         service.abort("9999999999999-00000000", NOW)
 
@@ -167,7 +167,7 @@ def test_abort_of_a_copy_that_just_finished_records_the_finish(
 ) -> None:
     blobs.put(blobs.src, "a.bin", b"abc")
     proxy.pending_copies = True
-    op = service.start(copy_body(blobs.src, blobs.dst), NOW).operation
+    op = start(service, copy_body(blobs.src, blobs.dst), NOW).operation
     proxy.finish(blobs.dst, "a.bin")  # finishes before the abort gets there
     with pytest.raises(Conflict):
         service.abort(op.id, NOW)
@@ -180,12 +180,12 @@ def test_a_leased_source_is_released_when_the_operation_ends(
 ) -> None:
     blobs.put(blobs.src, "a.bin", b"x")
     blobs.put(blobs.src, "b.bin", b"y")
-    done = service.start(copy_body(blobs.src, blobs.dst, lease_source=True), NOW).operation
-    assert done.state is State.SUCCEEDED and done.cleanup == []
+    done = start(service, copy_body(blobs.src, blobs.dst, lease_source=True), NOW).operation
+    assert done.state is State.SUCCEEDED and done.cleanup == ()
     assert blobs.lease_state(blobs.src, "a.bin") == "available"
 
     proxy.pending_copies = True
-    op = service.start(copy_body(blobs.src, blobs.dst, "b.bin", lease_source=True), NOW).operation
+    op = start(service, copy_body(blobs.src, blobs.dst, "b.bin", lease_source=True), NOW).operation
     assert blobs.lease_state(blobs.src, "b.bin") == "leased"
     service.abort(op.id, NOW)
     assert blobs.lease_state(blobs.src, "b.bin") == "available"

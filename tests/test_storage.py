@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from copy_ops.errors import Conflict, CopyOpsError, NotFound, PreconditionFailed, StorageUnavailable
+from copy_ops.lifecycle import lease_id_for
 from copy_ops.model import BlobRef
 from copy_ops.settings import Settings
-from copy_ops.storage import BlobStorage, lease_id_for
+from copy_ops.storage import BlobStorage
+from devkit import PendingCopyProxy
 from tests.conftest import Blobs, open_storage
-from tests.support.pending_copy_proxy import PendingCopyProxy
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from copy_ops.model import AbortReason, BlobRef, Operation, State
 from copy_ops.service import CopyService
 from copy_ops.settings import Settings
 from copy_ops.sweep import sweep
+from devkit import PendingCopyProxy
 from tests.conftest import Blobs, SettingsFactory, connect
-from tests.support.pending_copy_proxy import PendingCopyProxy
-from tests.support.requests import copy_body
+from tests.support.requests import copy_body, start
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DEADLINE = NOW + timedelta(seconds=60)
@@ -26,7 +26,7 @@ def start_pending(
     service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, name: str = "a.bin", **fields: Any
 ) -> Operation:
     proxy.pending_copies = True
-    return service.start(copy_body(blobs.src, blobs.dst, name, timeout_seconds=60, **fields), NOW).operation
+    return start(service, copy_body(blobs.src, blobs.dst, name, timeout_seconds=60, **fields), NOW).operation
 
 
 def test_before_the_deadline_the_sweep_only_schedules_the_next_check(
@@ -52,7 +52,7 @@ def test_a_copy_pending_at_its_deadline_is_aborted_and_on_abort_applied(
     summary = sweep(service, AFTER)
     assert summary.outcomes == {"aborted": 1}
     stored = service.ledger.get(op.id)
-    assert (stored.state, stored.abort_reason, stored.cleanup) == (State.ABORTED, AbortReason.DEADLINE, [])
+    assert (stored.state, stored.abort_reason, stored.cleanup) == (State.ABORTED, AbortReason.DEADLINE, ())
     copy = proxy.copy_state(blobs.dst, "a.bin")
     assert copy is None or copy.status == "aborted"
     if on_abort == "keep":
@@ -88,7 +88,8 @@ def test_completion_and_failure_before_the_deadline_are_recorded(
     assert summary.outcomes == {"succeeded": 1, "failed": 1}
     assert service.ledger.get(good.id).state is State.SUCCEEDED
     failed = service.ledger.get(bad.id)
-    assert failed.error == {"code": "copy_failed", "message": "500 source read failed"}
+    assert failed.error is not None
+    assert failed.error.as_dict() == {"code": "copy_failed", "message": "500 source read failed"}
     assert not blobs.exists(blobs.dst, "b.bin")  # on_abort=delete applies to a failed copy too
     assert blobs.read(blobs.dst, "a.bin") == b"good"
     assert proxy.log.counts["abort_copy"] == 0
@@ -111,7 +112,7 @@ def test_a_copy_that_is_no_longer_ours_is_never_aborted(
     summary = sweep(service, AFTER)
     assert summary.outcomes == {"failed": 1}
     stored = service.ledger.get(op.id)
-    assert stored.error is not None and stored.error["code"] == "superseded"
+    assert stored.error is not None and stored.error.code == "superseded"
     state = proxy.copy_state(blobs.dst, "a.bin")
     assert state is not None and (state.copy_id, state.status) == (their_id, "pending")
     # At most an Abort Copy with *our* copy id, which storage refused (CopyIdMismatch).
@@ -127,7 +128,7 @@ def test_a_destination_deleted_under_the_copy_is_recorded_as_gone(
     service.storage.delete_blob(BlobRef(blobs.dst, "a.bin"))
     assert sweep(service, NOW + timedelta(seconds=15)).outcomes == {"failed": 1}
     stored = service.ledger.get(op.id)
-    assert stored.error is not None and stored.error["code"] == "destination_gone"
+    assert stored.error is not None and stored.error.code == "destination_gone"
     assert blobs.lease_state(blobs.src, "a.bin") == "available"
 
 

@@ -20,10 +20,10 @@ from copy_ops.errors import Forbidden, InvalidRequest, UnsafeName
 from copy_ops.model import BlobRef
 from copy_ops.service import CopyService
 from copy_ops.storage import BlobStorage
+from devkit import PendingCopyProxy
+from devkit.app import payload, request
 from tests.conftest import Blobs, Handlers, SettingsFactory, connect, credential_connection_string
-from tests.support.app import payload, request
-from tests.support.pending_copy_proxy import PendingCopyProxy
-from tests.support.requests import copy_body
+from tests.support.requests import copy_body, start
 
 TRAVERSALS = [
     "../{victim}/precious",
@@ -88,7 +88,7 @@ def test_a_url_source_may_not_name_the_ledger_either(
     monkeypatch.setenv("COPY_ALLOWED_SOURCE_HOSTS", "127.0.0.1:*,localhost:*")
     ledger = f"ledger-{blobs.src[-10:]}"
     url = source.format(port=proxy.port, ledger=ledger, ledger_tail=ledger[1:])
-    from tests.support.app import functions, load_function_app
+    from devkit.app import functions, load_function_app
 
     response = functions(load_function_app())["start_copy"](
         request("POST", "copies", {**copy_body(blobs.src, blobs.dst), "source": url})
@@ -162,7 +162,7 @@ def test_storage_receives_exactly_the_validated_container_and_name(
         "overwrite": True,
     }
     try:
-        outcome = service.start(body, datetime.now(UTC))
+        outcome = start(service, body, datetime.now(UTC))
     except (InvalidRequest, Forbidden):
         assert not [p for p in proxy.log.paths if p[0] == "copy_blob"]
         return

@@ -1,4 +1,6 @@
-"""Rules of the code base that a test keeps, so a class of bug cannot come back."""
+"""The walls of the code base, kept by tests rather than by hope (as h11 and httpx keep
+theirs): who may import what, where Azure's words may appear, who reads the
+environment, how big a room may grow, and that patterns match whole strings."""
 
 from __future__ import annotations
 
@@ -8,17 +10,128 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PRODUCT = sorted([*ROOT.glob("copy_ops/**/*.py"), *ROOT.glob("devhost/**/*.py"), ROOT / "function_app.py"])
+PACKAGE = sorted(ROOT.glob("copy_ops/**/*.py"))
+PRODUCT = [*PACKAGE, ROOT / "function_app.py"]
+EVERYTHING = sorted(
+    path
+    for pattern in ("copy_ops/**/*.py", "devhost/**/*.py", "devkit/**/*.py", "bench/**/*.py", "tests/**/*.py", "*.py")
+    for path in ROOT.glob(pattern)
+)
+MAX_LINES = 250
+# The pure core: decisions and values only, nothing that touches storage, HTTP or the clock.
+PURE = {
+    "errors",
+    "lifecycle",
+    "model",
+    "names",
+    "ncrontab",
+    "ports",
+    "redaction",
+    "settings",
+    "times",
+    "urls",
+    "validation",
+    "views",
+}
+# Azure Storage's own error codes: above the adapter, named exceptions stand for them.
+AZURE_CODES = {
+    "BlobAlreadyExists",
+    "BlobNotFound",
+    "CannotVerifyCopySource",
+    "ConditionNotMet",
+    "ContainerNotFound",
+    "CopyIdMismatch",
+    "LeaseAlreadyPresent",
+    "LeaseIdMismatchWithLeaseOperation",
+    "LeaseNotPresentWithLeaseOperation",
+    "NoPendingCopyOperation",
+    "PendingCopyOperation",
+    "SnapshotsPresent",
+}
 
 
-def trees() -> list[tuple[Path, ast.Module]]:
-    return [(path, ast.parse(path.read_text(), str(path))) for path in PRODUCT]
+def name_of(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
 
 
-@pytest.mark.parametrize(("path", "tree"), trees(), ids=lambda value: str(value) if isinstance(value, Path) else "")
-def test_patterns_match_whole_strings(path: Path, tree: ast.Module) -> None:
+def parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), str(path))
+
+
+def imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(parse(path)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def importing(path: Path, *prefixes: str) -> set[str]:
+    return {module for module in imports(path) if module.startswith(prefixes)}
+
+
+@pytest.mark.parametrize("path", PRODUCT, ids=name_of)
+def test_only_the_storage_adapter_imports_the_azure_sdk(path: Path) -> None:
+    if name_of(path).startswith("copy_ops/storage/"):
+        return
+    assert not importing(path, "azure.storage", "azure.core", "azure.identity")
+
+
+@pytest.mark.parametrize("path", PACKAGE, ids=name_of)
+def test_only_the_adapters_import_azure_functions(path: Path) -> None:
+    if name_of(path) in ("copy_ops/http.py", "copy_ops/triggers.py"):
+        return
+    assert not importing(path, "azure.functions")
+
+
+def test_function_app_imports_only_azure_functions_and_the_adapters() -> None:
+    allowed = {"azure.functions", "copy_ops", "copy_ops.http", "copy_ops.triggers"}
+    assert imports(ROOT / "function_app.py") <= allowed
+
+
+@pytest.mark.parametrize("path", [p for p in EVERYTHING if not name_of(p).startswith("tests/")], ids=name_of)
+def test_nothing_outside_tests_imports_from_tests(path: Path) -> None:
+    assert not importing(path, "tests")
+
+
+@pytest.mark.parametrize("path", PRODUCT, ids=name_of)
+def test_only_the_composition_root_reads_the_environment(path: Path) -> None:
+    if name_of(path) == "copy_ops/runtime.py":
+        return
+    tree = parse(path)
+    names = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    calls = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    assert "environ" not in names and "getenv" not in names and "getenv" not in calls
+
+
+@pytest.mark.parametrize("path", [ROOT / "copy_ops" / f"{stem}.py" for stem in sorted(PURE)], ids=name_of)
+def test_the_pure_core_touches_nothing_outside(path: Path) -> None:
+    outside = {module.split(".")[0] for module in imports(path)} - {"copy_ops", "__future__"}
+    io_free = {"dataclasses", "datetime", "enum", "typing", "collections", "re", "json", "hashlib", "uuid", "fnmatch"}
+    assert outside <= io_free | {"ipaddress", "unicodedata", "urllib"}, outside
+    inside = {module for module in imports(path) if module.startswith("copy_ops.")}
+    assert all(module.split(".")[1] in PURE for module in inside), inside
+
+
+@pytest.mark.parametrize("path", [p for p in PACKAGE if not name_of(p).startswith("copy_ops/storage/")], ids=name_of)
+def test_azure_error_codes_stay_in_the_adapter(path: Path) -> None:
+    strings = {node.value for node in ast.walk(parse(path)) if isinstance(node, ast.Constant)}
+    assert not strings & AZURE_CODES
+
+
+@pytest.mark.parametrize("path", PACKAGE, ids=name_of)
+def test_rooms_stay_small_or_say_why(path: Path) -> None:
+    lines = len(path.read_text().splitlines())
+    docstring = ast.get_docstring(parse(path)) or ""
+    assert lines <= MAX_LINES or "Size:" in docstring, f"{lines} lines and no 'Size:' reason at the top"
+
+
+@pytest.mark.parametrize("path", [*PRODUCT, *sorted(ROOT.glob("devhost/**/*.py"))], ids=name_of)
+def test_patterns_match_whole_strings(path: Path) -> None:
     """``re.match`` with ``$`` accepts a trailing newline (``"dst-a\\n"``); ``fullmatch`` does not."""
-    for node in ast.walk(tree):
+    for node in ast.walk(parse(path)):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             assert node.func.attr != "match", f"{path}:{node.lineno}: use fullmatch"
             if node.func.attr == "compile" and node.args and isinstance(node.args[0], ast.Constant):

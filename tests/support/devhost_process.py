@@ -1,4 +1,4 @@
-"""The development host as a subprocess, and a tiny HTTP client for end-to-end tests."""
+"""The development host as a subprocess, for end-to-end tests."""
 
 from __future__ import annotations
 
@@ -8,36 +8,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.azurite import ROOT, free_port, wait_for_port
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def http_call(url: str, method: str, body: Any = None, headers: dict[str, str] | None = None) -> Reply:
-    """One HTTP request; an error status is a Reply too, not an exception."""
-    data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return Reply(response.status, dict(response.headers.items()), response.read())
-    except urllib.error.HTTPError as error:
-        return Reply(error.code, dict(error.headers.items()), error.read())
+from devkit import PROJECT_ROOT, Reply, free_port, http_call, wait_for_port
 
 
 class DevHostProcess:
@@ -50,7 +24,7 @@ class DevHostProcess:
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("COPY_", "AzureWebJobs"))}
         self._process = subprocess.Popen(
             [sys.executable, "-m", "devhost", "--port", str(self.port), "--settings", str(settings)],
-            cwd=ROOT,
+            cwd=PROJECT_ROOT,
             env={**clean, **env},
             stdout=self.log_path.open("wb"),
             stderr=subprocess.STDOUT,

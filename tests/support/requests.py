@@ -1,8 +1,14 @@
-"""Start-request bodies for tests, naming blobs of the test's own containers."""
+"""Start-request bodies for tests, naming blobs of the test's own containers, and a start
+from such a body through the same parsing as the HTTP adapter's."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+
+from copy_ops import http
+from copy_ops.service import CopyService, StartOutcome
+from copy_ops.validation import parse_copy_request
 
 
 def copy_body(src: str, dst: str, name: str = "a.bin", dest_name: str | None = None, **fields: Any) -> dict[str, Any]:
@@ -11,3 +17,11 @@ def copy_body(src: str, dst: str, name: str = "a.bin", dest_name: str | None = N
         "destination": {"container": dst, "blob": dest_name or name},
         **fields,
     }
+
+
+def start(service: CopyService, body: Any, now: datetime, idempotency_key: str | None = None) -> StartOutcome:
+    """Parse ``body`` and the key as the HTTP adapter does, then start: the service's
+    own door takes typed input only."""
+    request = parse_copy_request(body, service.settings, now)
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
+    return service.start(request, now, http.idempotency_key(headers))

@@ -10,8 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-BINARY = ROOT / "node_modules" / ".bin" / "azurite-blob"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+BINARY = PROJECT_ROOT / "node_modules" / ".bin" / "azurite-blob"
 
 
 def free_port() -> int:

@@ -15,7 +15,7 @@ injects faults: a status (503, 500), a dropped connection (a timeout to the clie
 a lost response (the request reaches Azurite, the client sees 503), or a delay.
 
 Tests run it in their own process. Benchmarks run it as a process of its own
-(``python -m tests.support.pending_copy_proxy --azurite-port N``), so that its work
+(``python -m devkit.proxy --azurite-port N``), so that its work
 does not share the measured client's interpreter lock; they drive it through
 ``/__proxy/`` requests (see :data:`CONTROL_PREFIX`).
 """
@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from azure.storage.blob import BlobServiceClient
 
-from tests.support.index_lag import LaggingIndex, tags_body, tags_header
+from devkit.index_lag import LaggingIndex, tags_body, tags_header
 
 DEV_ACCOUNT = "devstoreaccount1"
 # Requests under this path are for the proxy itself, never forwarded:
@@ -385,19 +385,9 @@ class PendingCopyProxy:
         if headers.get("if-none-match") == "*" and dest.exists():
             return self._error_parts(409, "BlobAlreadyExists", "The specified blob already exists.")
         source = headers["x-ms-copy-source"]
-        try:
-            from azure.storage.blob import BlobClient
-
-            total = (
-                BlobClient.from_blob_url(
-                    self._direct_source(source).split("?")[0],
-                    credential={"account_name": DEV_ACCOUNT, "account_key": DEV_KEY},
-                )
-                .get_blob_properties()
-                .size
-            )
-        except Exception:
-            return self._error_parts(404, "CannotVerifyCopySource", "The specified blob does not exist.")
+        status, total = self._source_size(source)
+        if status != 200:
+            return self._error_parts(status, "CannotVerifyCopySource", "The source could not be read.")
         metadata = {
             name[len("x-ms-meta-") :]: value for name, value in headers.items() if name.startswith("x-ms-meta-")
         }
@@ -417,6 +407,29 @@ class PendingCopyProxy:
             ],
             b"",
         )
+
+    def _source_size(self, source: str) -> tuple[int, int]:
+        """Read the source as storage would before a copy: with the SAS it carries, if any
+        (a tampered or missing one is refused), else with the account's own key (a source
+        in the same account). The status, and the size when it is 200."""
+        direct = urlsplit(self._direct_source(source))
+        if direct.query:
+            connection = http.client.HTTPConnection(direct.hostname or "127.0.0.1", direct.port or 80, timeout=30)
+            try:
+                connection.request("HEAD", f"{direct.path}?{direct.query}", headers={"x-ms-version": "2021-12-02"})
+                response = connection.getresponse()
+                response.read()
+                return response.status, int(response.getheader("Content-Length") or 0)
+            finally:
+                connection.close()
+        from azure.core.exceptions import HttpResponseError
+        from azure.storage.blob import BlobClient
+
+        credential = {"account_name": DEV_ACCOUNT, "account_key": DEV_KEY}
+        try:
+            return 200, BlobClient.from_blob_url(urlunsplit(direct), credential=credential).get_blob_properties().size
+        except HttpResponseError as exc:
+            return exc.status_code or 404, 0
 
     def _abort(
         self, path: str, query: dict[str, list[str]], headers: dict[str, str]

@@ -6,15 +6,15 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import azure.functions as func
 
 from copy_ops import runtime
+from devkit.azurite import PROJECT_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = PROJECT_ROOT
 
 
 def sample_settings() -> dict[str, str]:

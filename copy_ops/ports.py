@@ -1,0 +1,92 @@
+"""The two narrow interfaces copy-ops needs from storage, in its own words.
+
+:class:`Documents` is the ledger's side (JSON documents with index tags, written
+with ETags); :class:`Copies` is the copy side (Copy Blob, Abort Copy, leases,
+snapshots). :class:`copy_ops.storage.BlobStorage` implements both against Azure
+Blob Storage; ``tests/support/memory.py`` implements both in memory, for fast
+tests of service logic (the Azurite tests stay the proof against real storage).
+Errors are those of :mod:`copy_ops.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from copy_ops.model import BlobRef, CopyObservation, CopyStatus
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    data: bytes
+    etag: str
+
+
+class Documents(Protocol):
+    def ensure_container(self, container: str) -> None:
+        """Create the container if it does not exist."""
+
+    def create_document(self, container: str, name: str, data: bytes, tags: dict[str, str]) -> str:
+        """Write a new document; :class:`~copy_ops.errors.Conflict` if one exists. Returns the ETag.
+        :class:`~copy_ops.errors.ContainerMissing` if the container does not exist."""
+
+    def replace_document(self, container: str, name: str, data: bytes, tags: dict[str, str], etag: str) -> str:
+        """Replace a document if it still has ``etag``; :class:`~copy_ops.errors.PreconditionFailed` otherwise."""
+
+    def read_document(self, container: str, name: str) -> StoredDocument:
+        """The document and its ETag; :class:`~copy_ops.errors.NotFound` if there is none."""
+
+    def delete_document(self, container: str, name: str) -> None:
+        """Delete a document; one that is not there is deleted already."""
+
+    def find_by_tags(self, container: str, query: str, page_size: int) -> Iterator[str]:
+        """Names of the documents whose tags match ``query``, a page at a time. The index
+        may lag behind writes: a name is a candidate, the document is the truth."""
+
+    def list_names(
+        self, container: str, prefix: str, limit: int, continuation: str | None
+    ) -> tuple[list[str], str | None]:
+        """One page of names under ``prefix``, in name order, and the next page's marker."""
+
+
+class Copies(Protocol):
+    def public_url(self, ref: BlobRef) -> str:
+        """The blob's URL as it may be shown or stored: never a query string."""
+
+    def observe_copy(self, ref: BlobRef) -> CopyObservation | None:
+        """The destination's copy state; None when the blob does not exist."""
+
+    def start_copy(
+        self,
+        ref: BlobRef,
+        source: str | BlobRef,
+        metadata: dict[str, str] | None,
+        overwrite: bool,
+        source_snapshot: str | None = None,
+    ) -> tuple[str, CopyStatus]:
+        """Start a server-side copy onto ``ref``; its copy id and status. ``source`` is a URL
+        as the caller gave it or a blob of this account; no metadata copies the source's."""
+
+    def abort_copy(self, ref: BlobRef, copy_id: str) -> None:
+        """Abort the pending copy ``copy_id``: :class:`~copy_ops.errors.CopyIdMismatch` if the
+        destination's copy is another, :class:`~copy_ops.errors.NoPendingCopy` if none is pending."""
+
+    def snapshot(self, ref: BlobRef) -> str | None:
+        """Snapshot the blob; None when it does not exist."""
+
+    def delete_blob(self, ref: BlobRef, snapshot: str | None = None) -> None:
+        """Delete a blob or one snapshot; a missing one is deleted already."""
+
+    def acquire_infinite_lease(self, ref: BlobRef, lease_id: str) -> None:
+        """Take an infinite lease with this id (taking it again is harmless)."""
+
+    def release_lease(self, ref: BlobRef, lease_id: str) -> None:
+        """Release our lease; none held, or the blob gone, means nothing is left to release."""
+
+
+class Storage(Documents, Copies, Protocol):
+    """Both sides, as one client of one account provides them."""
+
+    def close(self) -> None:
+        """Close the connections."""

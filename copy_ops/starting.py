@@ -1,0 +1,167 @@
+"""Starting a copy, in an order that survives a crash at any step, and undone if refused.
+
+* the record is written before anything starts, and holds the deadline;
+* a refusal before anything started (source missing, destination exists...) is
+  undone: lease released, snapshot dropped, record deleted;
+* a refusal by our own copy (a retried Copy Blob whose first attempt got through) is
+  adopted, never undone;
+* a record that another writer changed meanwhile gets our copy merged into it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from copy_ops import lifecycle
+from copy_ops.cleanup import Cleaner, abort_ours_quietly
+from copy_ops.errors import CopyOpsError, NotFound, PreconditionFailed, StorageUnavailable
+from copy_ops.ledger import Ledger, Stored, new_operation_id
+from copy_ops.lifecycle import Timing
+from copy_ops.model import OWNER_METADATA_KEY, BlobRef, CopyRequest, CopyStatus, OnAbort, Operation, State
+from copy_ops.ports import Copies
+from copy_ops.redaction import strip_query
+
+logger = logging.getLogger(__name__)
+
+# How many times a start re-reads its record after losing a race for it.
+MERGE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    operation: Operation
+    # True when an Idempotency-Key replay returned an operation started earlier.
+    replayed: bool
+
+
+class Starter:
+    def __init__(self, ledger: Ledger, copies: Copies, cleaner: Cleaner, timing: Timing) -> None:
+        self._ledger = ledger
+        self._copies = copies
+        self._cleaner = cleaner
+        self._timing = timing
+
+    def start(self, request: CopyRequest, now: datetime, idempotency_key: str | None) -> StartOutcome:
+        operation_id = new_operation_id(now)
+        if idempotency_key is not None:
+            bound_id = self._ledger.claim(idempotency_key, operation_id, request.fingerprint)
+            if bound_id != operation_id:
+                try:
+                    return StartOutcome(self._ledger.get(bound_id), replayed=True)
+                except NotFound:
+                    # The key was claimed but that start never got as far as its record
+                    # (or failed and was undone): this request starts it.
+                    operation_id = bound_id
+        return StartOutcome(self._start(request, operation_id, now), replayed=False)
+
+    def _start(self, request: CopyRequest, operation_id: str, now: datetime) -> Operation:
+        dest = request.destination
+        snapshot: str | None = None
+        had_destination: bool | None = None if request.overwrite else False
+        if request.on_abort is OnAbort.RESTORE and request.overwrite:
+            # Before the copy: a destination with a pending copy refuses snapshots.
+            snapshot = self._copies.snapshot(dest)
+            had_destination = snapshot is not None
+        source: str | BlobRef = request.source_url or _own_source(request)
+        op = Operation(
+            id=operation_id,
+            state=State.PENDING,
+            source=strip_query(source) if isinstance(source, str) else self._copies.public_url(source),
+            source_blob=request.source_blob,
+            destination=dest,
+            deadline=request.deadline,
+            created_at=now,
+            on_abort=request.on_abort,
+            metadata=request.metadata,
+            lease_source=request.lease_source,
+            snapshot=snapshot,
+            had_destination=had_destination,
+            # If this request dies before the copy id is recorded, the sweep looks
+            # after the start grace (never later than the deadline).
+            next_check_at=min(request.deadline, now + self._timing.start_grace),
+            fingerprint=request.fingerprint,
+        )
+        try:
+            stored = self._ledger.create(op, now)
+        except CopyOpsError:
+            self._drop_snapshot_quietly(op)
+            raise
+        logger.info("copy_recorded op=%s destination=%s/%s", op.id, dest.container, dest.blob)
+
+        try:
+            if request.lease_source:
+                self._copies.acquire_infinite_lease(_own_source(request), lifecycle.lease_id_for(op.id))
+            copy_id, status = self._copies.start_copy(
+                dest, source, {**request.metadata, OWNER_METADATA_KEY: op.id}, request.overwrite
+            )
+        except StorageUnavailable:
+            # The copy may or may not have started: the record stays, and the sweep
+            # settles it (it recognises our copy by the owner metadata).
+            logger.warning("copy_start_uncertain op=%s", op.id)
+            raise
+        except CopyOpsError as exc:
+            # A retried Copy Blob whose first attempt did reach storage is refused
+            # (PendingCopyOperation, BlobAlreadyExists) by our own copy: adopt it.
+            seen = self._own_copy_on(dest, op.id)
+            if seen is None:
+                logger.info("copy_start_refused op=%s status=%s code=%s", op.id, exc.status, exc.code)
+                self._undo_start(op)
+                raise
+            copy_id, status = seen
+
+        stored = self._save_started(stored, copy_id, status, now)
+        logger.info("copy_started op=%s copy_id=%s state=%s", op.id, copy_id, stored.op.state)
+        ended, _ = self._cleaner.run(stored, now)
+        return ended
+
+    def _save_started(self, stored: Stored, copy_id: str, status: CopyStatus, now: datetime) -> Stored:
+        """Record the started copy. If another writer changed the record meanwhile (an abort
+        request, a sweep that gave the start up), merge the copy into their version."""
+        op, etag = lifecycle.record_copy(stored.op, copy_id, status, now, self._timing), stored.etag
+        for _ in range(MERGE_ATTEMPTS):
+            try:
+                return self._ledger.save(op, etag, now)
+            except PreconditionFailed:
+                current = self._ledger.read(op.id)
+            merge = lifecycle.merge_started(current.op, copy_id, status, now, self._timing)
+            if merge is None:
+                return current
+            if merge.abort_copy:
+                abort_ours_quietly(self._copies, current.op.destination, current.op.id, copy_id)
+            op, etag = merge.op, current.etag
+        raise StorageUnavailable(f"operation {op.id} is busy; the sweep settles it", code="Busy")
+
+    def _own_copy_on(self, dest: BlobRef, operation_id: str) -> tuple[str, CopyStatus] | None:
+        try:
+            seen = self._copies.observe_copy(dest)
+        except CopyOpsError:
+            return None
+        if seen is None or seen.owner != operation_id or not seen.copy_id:
+            return None
+        logger.info("copy_adopted op=%s copy_id=%s", operation_id, seen.copy_id)
+        return seen.copy_id, seen.status or CopyStatus.PENDING
+
+    def _undo_start(self, op: Operation) -> None:
+        """Nothing started: leave nothing behind. What cannot be undone now, the sweep finishes."""
+        try:
+            if op.lease_source and op.source_blob is not None:
+                self._copies.release_lease(op.source_blob, lifecycle.lease_id_for(op.id))
+            self._drop_snapshot_quietly(op)
+            self._ledger.delete(op.id)
+        except CopyOpsError:
+            logger.warning("copy_start_undo_incomplete op=%s", op.id)
+
+    def _drop_snapshot_quietly(self, op: Operation) -> None:
+        if op.snapshot is None:
+            return
+        try:
+            self._copies.delete_blob(op.destination, snapshot=op.snapshot)
+        except CopyOpsError:
+            logger.warning("snapshot_left_behind op=%s", op.id)
+
+
+def _own_source(request: CopyRequest) -> BlobRef:
+    assert request.source_blob is not None
+    return request.source_blob

@@ -1,0 +1,60 @@
+"""Building the async SDK's client for the account: transport, retries, credential."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from copy_ops import names
+from copy_ops.errors import UnsafeName
+from copy_ops.settings import StorageConnection
+
+if TYPE_CHECKING:
+    from azure.storage.blob.aio import BlobServiceClient
+
+# Storage's own retry policy (azure-core's retry_backoff_* options do not reach it).
+# Its default first backoff is 15 s; these waits (about 0.5, 2.5 and 4.5 s) keep a
+# failing step within seconds, so neither an HTTP request nor the sweep's budget is
+# eaten by one bad call. What still fails is left to the caller or the next sweep.
+RETRY = {"retry_total": 3, "initial_backoff": 0.5, "increment_base": 2, "random_jitter_range": 0.5}
+CLIENT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30}
+
+
+async def build_client(
+    connection: StorageConnection, connections: int, retry: dict[str, float], options: dict[str, Any]
+) -> BlobServiceClient:
+    """The account's client. Built inside the storage loop: aiohttp binds its session to
+    the running loop. The SDK is imported here, on first use, not at cold start."""
+    import aiohttp
+    from azure.core.pipeline.transport import AioHttpTransport
+    from azure.storage.blob.aio import BlobServiceClient, ExponentialRetry
+
+    options = {**options, "retry_policy": ExponentialRetry(**retry)}  # type: ignore[arg-type]
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=connections),
+        # Storage is reached directly; the SDK neither needs cookies nor decompression.
+        trust_env=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+    )
+    transport = _guarded(AioHttpTransport)(session=session, session_owner=True)
+    if connection.connection_string:
+        return BlobServiceClient.from_connection_string(connection.connection_string, transport=transport, **options)
+    from azure.identity.aio import DefaultAzureCredential  # costly import: only when used
+
+    credential = DefaultAzureCredential(managed_identity_client_id=connection.client_id)
+    return BlobServiceClient(connection.blob_endpoint, credential=credential, transport=transport, **options)
+
+
+def _guarded(base: type[Any]) -> type[Any]:
+    """The SDK's transport, with one last check before the wire: no request leaves whose
+    path a URL client would rewrite (dot segments, backslashes, empty segments), whatever
+    part of the SDK built it. (The storage SDK takes no extra pipeline policies.)"""
+
+    class GuardedTransport(base):  # type: ignore[misc]
+        async def send(self, request: Any, **kwargs: Any) -> Any:
+            if not names.path_is_stable(urlsplit(request.url).path):
+                raise UnsafeName("refused to send a request whose path a URL client would rewrite", code="UnsafePath")
+            return await super().send(request, **kwargs)
+
+    return GuardedTransport

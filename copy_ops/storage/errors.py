@@ -1,0 +1,87 @@
+"""SDK exceptions and Azure's error codes, translated into :mod:`copy_ops.errors` once.
+
+Azure's error code strings appear here and nowhere else in copy-ops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
+
+from copy_ops.errors import (
+    Conflict,
+    ContainerMissing,
+    CopyIdMismatch,
+    CopyOpsError,
+    Forbidden,
+    InvalidRequest,
+    NoPendingCopy,
+    NotFound,
+    PreconditionFailed,
+    StorageFault,
+    StorageUnavailable,
+)
+from copy_ops.redaction import redact
+
+T = TypeVar("T")
+
+_TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_BY_STATUS: dict[int, type[CopyOpsError]] = {
+    400: InvalidRequest,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    412: PreconditionFailed,
+}
+# The storage outcomes the lifecycle acts on, by Azure's error code.
+_BY_CODE: dict[str, type[CopyOpsError]] = {
+    "ContainerNotFound": ContainerMissing,
+    "CopyIdMismatch": CopyIdMismatch,
+    "NoPendingCopyOperation": NoPendingCopy,
+}
+
+
+def error_code(exc: HttpResponseError) -> str | None:
+    """Azure's error code of a storage error (the SDK sets an enum or a string)."""
+    raw = getattr(exc, "error_code", None)
+    return str(getattr(raw, "value", raw)) if raw else None
+
+
+def translate(exc: AzureError) -> CopyOpsError:
+    """The copy-ops error for an SDK exception. The message is redacted."""
+    message = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    if isinstance(exc, HttpResponseError) and exc.status_code is not None:
+        code = error_code(exc)
+        if code in _BY_CODE:
+            return _BY_CODE[code](message, code=code)
+        if exc.status_code in _BY_STATUS:
+            return _BY_STATUS[exc.status_code](message, code=code)
+        if exc.status_code in _TRANSIENT_STATUSES:
+            return StorageUnavailable(message, code=code)
+        return StorageFault(message, code=code)
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):
+        return StorageUnavailable(message, code="StorageUnreachable")
+    return StorageUnavailable(message, code=type(exc).__name__)
+
+
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    try:
+        yield
+    except AzureError as exc:
+        # "from None": the SDK's exception text can hold URLs with a SAS.
+        raise translate(exc) from None
+
+
+async def ignoring(call: Awaitable[T], *statuses: int) -> T | None:
+    """The call's result, or None when storage answers one of ``statuses`` (a blob
+    already gone, a lease already released: the outcome the caller wanted)."""
+    try:
+        return await call
+    except HttpResponseError as exc:
+        if exc.status_code in statuses:
+            return None
+        raise

@@ -1,0 +1,266 @@
+"""Both ports of copy_ops.ports in memory: fast tests of service logic, no emulator.
+
+They keep the storage semantics the service relies on (ETags, If-None-Match, tag
+queries, one pending copy per destination, Abort Copy by copy id, leases, snapshots)
+and raise the same copy_ops errors as the real adapter. The Azurite tests remain the
+proof against real storage; these add speed and reach (many interleavings per second).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from copy_ops.errors import (
+    Conflict,
+    ContainerMissing,
+    CopyIdMismatch,
+    NoPendingCopy,
+    NotFound,
+    PreconditionFailed,
+)
+from copy_ops.model import OWNER_METADATA_KEY, BlobRef, CopyObservation, CopyStatus, Progress
+from copy_ops.ports import StoredDocument
+from devkit.index_lag import matches, parse_query
+
+
+@dataclass
+class _Document:
+    data: bytes
+    etag: str
+    tags: dict[str, str]
+
+
+class MemoryDocuments:
+    def __init__(self) -> None:
+        self.containers: dict[str, dict[str, _Document]] = {}
+        self._etags = itertools.count(1)
+        self._lock = threading.RLock()
+        # Called with (container, name) just before a replace takes effect: a test's way
+        # to let another writer in at exactly that moment.
+        self.before_replace: Callable[[str, str], None] | None = None
+
+    def _etag(self) -> str:
+        return f'"{next(self._etags)}"'
+
+    def _container(self, container: str) -> dict[str, _Document]:
+        if container not in self.containers:
+            raise ContainerMissing(f"no container {container}", code="ContainerNotFound")
+        return self.containers[container]
+
+    def ensure_container(self, container: str) -> None:
+        with self._lock:
+            self.containers.setdefault(container, {})
+
+    def create_document(self, container: str, name: str, data: bytes, tags: dict[str, str]) -> str:
+        with self._lock:
+            documents = self._container(container)
+            if name in documents:
+                raise Conflict(f"{name} exists", code="BlobAlreadyExists")
+            documents[name] = _Document(data, self._etag(), dict(tags))
+            return documents[name].etag
+
+    def replace_document(self, container: str, name: str, data: bytes, tags: dict[str, str], etag: str) -> str:
+        hook, self.before_replace = self.before_replace, None
+        if hook is not None:
+            hook(container, name)
+        with self._lock:
+            current = self._container(container).get(name)
+            if current is None or current.etag != etag:
+                raise PreconditionFailed(f"{name} changed", code="ConditionNotMet")
+            current.data, current.etag, current.tags = data, self._etag(), dict(tags)
+            return current.etag
+
+    def read_document(self, container: str, name: str) -> StoredDocument:
+        with self._lock:
+            document = self._container(container).get(name)
+            if document is None:
+                raise NotFound(f"no {name}", code="BlobNotFound")
+            return StoredDocument(document.data, document.etag)
+
+    def delete_document(self, container: str, name: str) -> None:
+        with self._lock:
+            self.containers.get(container, {}).pop(name, None)
+
+    def find_by_tags(self, container: str, query: str, page_size: int) -> Iterator[str]:
+        conditions = parse_query(query)
+        with self._lock:
+            found = sorted(
+                n for n, d in self._container(container).items() if d.tags and matches(conditions, container, d.tags)
+            )
+        yield from found
+
+    def list_names(
+        self, container: str, prefix: str, limit: int, continuation: str | None
+    ) -> tuple[list[str], str | None]:
+        with self._lock:
+            names = sorted(n for n in self._container(container) if n.startswith(prefix))
+        if continuation is not None:
+            names = [n for n in names if n >= continuation]
+        page, rest = names[:limit], names[limit:]
+        return page, rest[0] if rest else None
+
+
+@dataclass
+class MemoryBlob:
+    data: bytes
+    metadata: dict[str, str]
+    copy_id: str | None = None
+    copy_status: CopyStatus | None = None
+    copy_total: int = 0
+    lease_id: str | None = None
+    snapshots: dict[str, tuple[bytes, dict[str, str]]] = field(default_factory=dict)
+
+
+class MemoryCopies:
+    """Blobs with Azure's copy semantics. ``pending`` makes every copy (but a restore from
+    a snapshot) stay pending until :meth:`finish`, as copies from other accounts do."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[BlobRef, MemoryBlob] = {}
+        self.pending = False
+        self.aborts: list[tuple[BlobRef, str]] = []
+        # What each pending copy will write when it finishes.
+        self._sources: dict[BlobRef, bytes] = {}
+        self._lock = threading.RLock()
+        self._snapshots = itertools.count(1)
+        # Called with the destination just before Copy Blob takes effect.
+        self.before_copy: Callable[[BlobRef], None] | None = None
+
+    def put(self, ref: BlobRef, data: bytes, metadata: dict[str, str] | None = None) -> None:
+        self.blobs[ref] = MemoryBlob(data, dict(metadata or {}))
+
+    def public_url(self, ref: BlobRef) -> str:
+        return f"https://memory.example/{ref.container}/{ref.blob}"
+
+    def observe_copy(self, ref: BlobRef) -> CopyObservation | None:
+        with self._lock:
+            blob = self.blobs.get(ref)
+            if blob is None:
+                return None
+            copied = blob.copy_total if blob.copy_status is CopyStatus.SUCCESS else 0
+            return CopyObservation(
+                copy_id=blob.copy_id,
+                status=blob.copy_status,
+                progress=Progress(copied, blob.copy_total) if blob.copy_id else None,
+                owner=blob.metadata.get(OWNER_METADATA_KEY),
+            )
+
+    def start_copy(
+        self,
+        ref: BlobRef,
+        source: str | BlobRef,
+        metadata: dict[str, str] | None,
+        overwrite: bool,
+        source_snapshot: str | None = None,
+    ) -> tuple[str, CopyStatus]:
+        hook, self.before_copy = self.before_copy, None
+        if hook is not None:
+            hook(ref)
+        with self._lock:
+            data, source_metadata = self._read_source(source, source_snapshot)
+            current = self.blobs.get(ref)
+            if current is not None and current.copy_status is CopyStatus.PENDING:
+                raise Conflict("a copy is pending", code="PendingCopyOperation")
+            if current is not None and not overwrite:
+                raise Conflict("the destination exists", code="BlobAlreadyExists")
+            if current is not None and current.lease_id is not None:
+                raise PreconditionFailed("the destination is leased", code="LeaseIdMissing")
+            new_metadata = dict(source_metadata if metadata is None else metadata)
+            copy_id = str(uuid.uuid4())
+            snapshots = current.snapshots if current is not None else {}
+            if self.pending and source_snapshot is None:
+                blob = MemoryBlob(b"", new_metadata, copy_id, CopyStatus.PENDING, len(data), snapshots=snapshots)
+            else:
+                blob = MemoryBlob(data, new_metadata, copy_id, CopyStatus.SUCCESS, len(data), snapshots=snapshots)
+            self.blobs[ref] = blob
+            self._sources[ref] = data
+            return copy_id, blob.copy_status  # type: ignore[return-value]
+
+    def _read_source(self, source: str | BlobRef, snapshot: str | None) -> tuple[bytes, dict[str, str]]:
+        if isinstance(source, str):
+            return b"from " + source.encode(), {}
+        blob = self.blobs.get(source)
+        if blob is None:
+            raise NotFound("the source does not exist", code="CannotVerifyCopySource")
+        if snapshot is not None:
+            if snapshot not in blob.snapshots:
+                raise NotFound("no such snapshot", code="BlobNotFound")
+            return blob.snapshots[snapshot]
+        return blob.data, blob.metadata
+
+    def abort_copy(self, ref: BlobRef, copy_id: str) -> None:
+        with self._lock:
+            blob = self.blobs.get(ref)
+            if blob is None:
+                raise NotFound("no destination", code="BlobNotFound")
+            if blob.copy_status is not CopyStatus.PENDING:
+                raise NoPendingCopy("no pending copy", code="NoPendingCopyOperation")
+            if blob.copy_id != copy_id:
+                raise CopyIdMismatch("another copy", code="CopyIdMismatch")
+            blob.copy_status = CopyStatus.ABORTED
+            self.aborts.append((ref, copy_id))
+
+    def snapshot(self, ref: BlobRef) -> str | None:
+        with self._lock:
+            blob = self.blobs.get(ref)
+            if blob is None:
+                return None
+            if blob.copy_status is CopyStatus.PENDING:
+                raise Conflict("a copy is pending", code="PendingCopyOperation")
+            name = f"snapshot-{next(self._snapshots)}"
+            blob.snapshots[name] = (blob.data, dict(blob.metadata))
+            return name
+
+    def delete_blob(self, ref: BlobRef, snapshot: str | None = None) -> None:
+        with self._lock:
+            blob = self.blobs.get(ref)
+            if blob is None:
+                return
+            if snapshot is not None:
+                blob.snapshots.pop(snapshot, None)
+                return
+            if blob.snapshots:
+                raise Conflict("the blob has snapshots", code="SnapshotsPresent")
+            del self.blobs[ref]
+
+    def acquire_infinite_lease(self, ref: BlobRef, lease_id: str) -> None:
+        with self._lock:
+            blob = self.blobs.get(ref)
+            if blob is None:
+                raise NotFound("no such blob", code="BlobNotFound")
+            if blob.lease_id not in (None, lease_id):
+                raise Conflict("leased by someone else", code="LeaseAlreadyPresent")
+            blob.lease_id = lease_id
+
+    def release_lease(self, ref: BlobRef, lease_id: str) -> None:
+        with self._lock:
+            blob = self.blobs.get(ref)
+            if blob is not None and blob.lease_id == lease_id:
+                blob.lease_id = None
+
+    # -- what happens on the storage side on its own ------------------------------
+
+    def finish(self, ref: BlobRef) -> None:
+        with self._lock:
+            blob = self.blobs[ref]
+            blob.data, blob.copy_status = self._sources.get(ref, b""), CopyStatus.SUCCESS
+
+    def fail(self, ref: BlobRef) -> None:
+        with self._lock:
+            self.blobs[ref].copy_status = CopyStatus.FAILED
+
+
+class MemoryStorage(MemoryDocuments, MemoryCopies):
+    """One account's worth of both, as BlobStorage provides them."""
+
+    def __init__(self) -> None:
+        MemoryDocuments.__init__(self)
+        MemoryCopies.__init__(self)
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
