@@ -58,7 +58,8 @@ class ProxyProcess:
             [
                 sys.executable,
                 "-m",
-                "devkit.proxy",
+                "devkit",
+                "proxy",
                 "--azurite-port",
                 str(azurite_port),
                 "--latency-ms",

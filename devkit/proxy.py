@@ -15,14 +15,13 @@ injects faults: a status (503, 500), a dropped connection (a timeout to the clie
 a lost response (the request reaches Azurite, the client sees 503), or a delay.
 
 Tests run it in their own process. Benchmarks run it as a process of its own
-(``python -m devkit.proxy --azurite-port N``), so that its work
+(``python -m devkit proxy --azurite-port N``), so that its work
 does not share the measured client's interpreter lock; they drive it through
 ``/__proxy/`` requests (see :data:`CONTROL_PREFIX`).
 """
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import sys
@@ -156,6 +155,10 @@ class PendingCopyProxy:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def wait(self) -> None:
+        """Serve until the process is stopped."""
+        self._thread.join()
 
     def reset(self) -> None:
         with self._lock:
@@ -542,23 +545,3 @@ def serve(azurite_port: int, latency: float = 0.0, pending: bool = False) -> Pen
     proxy = PendingCopyProxy(azurite_port, latency).start()
     proxy.pending_copies = pending
     return proxy
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="The pending-copy proxy in front of Azurite, as a process.")
-    parser.add_argument("--azurite-port", type=int, required=True)
-    parser.add_argument("--latency-ms", type=float, default=0.0)
-    parser.add_argument("--pending", action="store_true", help="answer Copy Blob as pending from the start")
-    args = parser.parse_args(argv)
-    proxy = serve(args.azurite_port, latency=args.latency_ms / 1000, pending=args.pending)
-    # The parent reads the port from this line.
-    print(f"listening {proxy.port}", flush=True)
-    try:
-        proxy._thread.join()
-    except KeyboardInterrupt:
-        proxy.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
