@@ -128,8 +128,12 @@ class StorageUnavailable(CopyOpsError):
 
 
 class ConfigurationError(CopyOpsError):
-    """A missing or malformed app setting; raised at startup, never per request."""
+    """A missing, malformed or contradictory app setting; ``code`` names it.
 
-    status = 500
-    title = "Configuration error"
+    The functions stay indexed (a host that indexes nothing shows only "0 functions
+    found"); every request answers 503 with this problem and logs one line, and every
+    sweep logs one line and does nothing, until the setting is fixed."""
+
+    status = 503
+    title = "Service misconfigured"
     slug = "configuration-error"

@@ -19,7 +19,7 @@ from typing import Any
 import azure.functions as func
 
 from copy_ops import runtime
-from copy_ops.errors import CopyOpsError, FieldError, InvalidRequest, PayloadTooLarge
+from copy_ops.errors import ConfigurationError, CopyOpsError, FieldError, InvalidRequest, PayloadTooLarge
 from copy_ops.model import ListQuery, Operation, State
 from copy_ops.redaction import redact
 from copy_ops.validation import parse_copy_request
@@ -127,6 +127,9 @@ def handled(handler: Handler) -> Handler:
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         try:
             return handler(req)
+        except ConfigurationError as error:
+            logger.error("configuration_error setting=%s detail=%s", error.code, error.detail)
+            return problem(error)
         except CopyOpsError as error:
             if error.status >= 500:
                 logger.warning("request_failed status=%s code=%s detail=%s", error.status, error.code, error.detail)

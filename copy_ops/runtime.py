@@ -28,7 +28,14 @@ _built: list[CopyService] = []
 
 @lru_cache(maxsize=1)
 def settings() -> Settings:
+    """The settings; :class:`~copy_ops.errors.ConfigurationError` on every call while one is
+    wrong (an error is not cached: fixing the setting and restarting is enough)."""
     return Settings.from_env(os.environ)
+
+
+def sweep_schedule() -> str:
+    """The timer's schedule at indexing time; never fails (see Settings.schedule_from_env)."""
+    return Settings.schedule_from_env(os.environ)
 
 
 def service() -> CopyService:

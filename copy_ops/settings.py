@@ -14,38 +14,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from copy_ops import names, urls
+from copy_ops.connection import StorageConnection, read_connection
 from copy_ops.errors import ConfigurationError
 from copy_ops.ncrontab import Schedule, ScheduleError
 
-# The emulator's well-known endpoint, as the SDK expands ``UseDevelopmentStorage=true``.
-_DEVELOPMENT_BLOB_ENDPOINT = "http://127.0.0.1:10000/devstoreaccount1"
-
 # Azure fails a copy still pending after two weeks; deadlines stay well below that.
 AZURE_COPY_LIMIT_SECONDS = 14 * 24 * 3600
-
-
-@dataclass(frozen=True)
-class StorageConnection:
-    """How to reach the account the copies go to: a connection string or an identity."""
-
-    connection_string: str | None = None
-    blob_service_uri: str | None = None
-    client_id: str | None = None
-
-    def __repr__(self) -> str:
-        # The connection string holds the account key: never print it.
-        kind = "connection string" if self.connection_string else "identity"
-        return f"StorageConnection({kind}, endpoint={self.blob_endpoint!r})"
-
-    @property
-    def blob_endpoint(self) -> str:
-        if self.blob_service_uri:
-            return self.blob_service_uri.rstrip("/")
-        return blob_endpoint_of(self.connection_string or "")
-
-    @property
-    def account(self) -> urls.Account:
-        return urls.endpoint_account(self.blob_endpoint)
 
 
 @dataclass(frozen=True)
@@ -71,9 +45,19 @@ class Settings:
     start_grace_seconds: int = 300
 
     @classmethod
+    def schedule_from_env(cls, env: Mapping[str, str]) -> str:
+        """The sweep's schedule alone, never failing: the timer is registered when the
+        app is indexed, and a bad setting must not make every function vanish. A bad
+        COPY_SWEEP_SCHEDULE is reported by :meth:`from_env` on every use instead."""
+        try:
+            return _schedule(_Reader(env).text("COPY_SWEEP_SCHEDULE", "sweep_schedule"))
+        except ConfigurationError:
+            return str(_DEFAULTS["sweep_schedule"])
+
+    @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         reader = _Reader(env)
-        storage = _storage_connection(reader)
+        storage = read_connection(reader.raw)
         limit = AZURE_COPY_LIMIT_SECONDS
         default_timeout = reader.integer("COPY_DEFAULT_TIMEOUT_SECONDS", "default_timeout_seconds", 1, limit)
         max_timeout = reader.integer("COPY_MAX_TIMEOUT_SECONDS", "max_timeout_seconds", 1, limit - 3600)
@@ -159,54 +143,6 @@ class _Reader:
             except ValueError as exc:
                 raise ConfigurationError(f"{name}: {exc}", code=name) from None
         return items
-
-
-def _storage_connection(reader: _Reader) -> StorageConnection:
-    uri = reader.raw("COPY_STORAGE__blobServiceUri")
-    client_id = reader.raw("COPY_STORAGE__clientId")
-    # In order of precedence; all are read so that every name the app reads is known.
-    candidates = [(name, reader.raw(name)) for name in ("COPY_STORAGE", "AzureWebJobsStorage")]
-    if uri:
-        parts = urlsplit(uri)
-        if parts.scheme not in ("https", "http") or not parts.netloc:
-            raise ConfigurationError(
-                "COPY_STORAGE__blobServiceUri must be the account's blob endpoint URL",
-                code="COPY_STORAGE__blobServiceUri",
-            )
-        return StorageConnection(blob_service_uri=uri, client_id=client_id)
-    for name, value in candidates:
-        if value:
-            try:
-                blob_endpoint_of(value)
-            except ValueError as exc:
-                raise ConfigurationError(
-                    f"{name} is not a usable storage connection string: {exc}", code=name
-                ) from None
-            return StorageConnection(connection_string=value)
-    raise ConfigurationError(
-        "no storage configured: set COPY_STORAGE (a connection string), "
-        "COPY_STORAGE__blobServiceUri (identity), or AzureWebJobsStorage",
-        code="COPY_STORAGE",
-    )
-
-
-def blob_endpoint_of(connection_string: str) -> str:
-    """The blob endpoint a connection string names, without touching the network."""
-    pairs: dict[str, str] = {}
-    for part in connection_string.split(";"):
-        if "=" in part:
-            key, _, value = part.partition("=")
-            pairs[key.strip().lower()] = value.strip()
-    if pairs.get("usedevelopmentstorage", "").lower() == "true":
-        return _DEVELOPMENT_BLOB_ENDPOINT
-    if "blobendpoint" in pairs:
-        return pairs["blobendpoint"].rstrip("/")
-    account = pairs.get("accountname")
-    if not account:
-        raise ValueError("it names neither BlobEndpoint nor AccountName")
-    protocol = pairs.get("defaultendpointsprotocol", "https")
-    suffix = pairs.get("endpointsuffix", "core.windows.net")
-    return f"{protocol}://{account}.blob.{suffix}"
 
 
 def _schedule(expression: str) -> str:

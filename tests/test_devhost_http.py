@@ -111,3 +111,20 @@ def test_many_concurrent_first_requests_build_one_storage_client_and_stop_cleanl
     # One client: no session left behind per racing request, none at shutdown either.
     assert "Unclosed" not in log and "Traceback" not in log, log[-2000:]
     assert "stopping" in log
+
+
+def test_without_storage_settings_the_app_indexes_and_answers_503_naming_them() -> None:
+    bare = DevHostProcess(env={"COPY_SWEEP_SCHEDULE": "0 0 0 1 1 *"})
+    try:
+        assert bare.wait_for_log(lambda log: "route /api/copies" in log and "timer sweep" in log)
+        for method, path in (("GET", "/api/copies"), ("POST", "/api/copies"), ("GET", "/api/copies/x")):
+            reply = bare.call(method, path, {} if method == "POST" else None)
+            assert reply.status == 503 and reply.headers["Content-Type"].startswith("application/problem+json")
+            problem = reply.json()
+            assert problem["type"].endswith("configuration-error") and problem["code"] == "COPY_STORAGE"
+            assert "AzureWebJobsStorage" in problem["detail"]
+        bare.call("POST", "/admin/functions/sweep", {"input": ""})
+        # One line per request, and one for the sweep run.
+        assert bare.wait_for_log(lambda log: log.count("configuration_error setting=COPY_STORAGE") == 4)
+    finally:
+        bare.stop()

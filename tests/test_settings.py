@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from copy_ops.connection import endpoint_of
 from copy_ops.errors import ConfigurationError
-from copy_ops.settings import Settings, blob_endpoint_of
+from copy_ops.settings import Settings
 
 KEY = "Zm9vYmFyYmF6cXV4c2VjcmV0a2V5MTIzNDU2Nzg5MA=="
 AZURE_CS = f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={KEY};EndpointSuffix=core.windows.net"
@@ -30,9 +31,20 @@ def test_defaults_follow_the_spec() -> None:
             "http://127.0.0.1:10000/devstoreaccount1",
         ),
         (
-            {"COPY_STORAGE__blobServiceUri": "https://other.blob.core.windows.net/", "COPY_STORAGE": AZURE_CS},
+            {"COPY_STORAGE__blobServiceUri": "https://other.blob.core.windows.net/", "AzureWebJobsStorage": AZURE_CS},
             "https://other.blob.core.windows.net",
         ),
+        # The host's own storage in its identity form, as the Flex Consumption templates set it.
+        (
+            {
+                "AzureWebJobsStorage__blobServiceUri": "https://host.blob.core.windows.net",
+                "AzureWebJobsStorage__credential": "managedidentity",
+                "AzureWebJobsStorage__clientId": "cid",
+            },
+            "https://host.blob.core.windows.net",
+        ),
+        ({"AzureWebJobsStorage__accountName": "named"}, "https://named.blob.core.windows.net"),
+        ({"COPY_STORAGE__accountName": "mine", "AzureWebJobsStorage": AZURE_CS}, "https://mine.blob.core.windows.net"),
         (
             {"COPY_STORAGE": f"AccountName=a;AccountKey={KEY};BlobEndpoint=http://127.0.0.1:1/a/"},
             "http://127.0.0.1:1/a",
@@ -49,6 +61,42 @@ def test_identity_connection_keeps_client_id() -> None:
     )
     assert settings.storage.connection_string is None
     assert settings.storage.client_id == "abc"
+    assert settings.storage.uses_identity
+
+
+@pytest.mark.parametrize(
+    ("env", "queue"),
+    [
+        ({"COPY_STORAGE": AZURE_CS}, "https://acct.queue.core.windows.net"),
+        ({"COPY_STORAGE": "UseDevelopmentStorage=true"}, "http://127.0.0.1:10001/devstoreaccount1"),
+        ({"COPY_STORAGE": f"AccountName=a;AccountKey={KEY};BlobEndpoint=http://127.0.0.1:7/a"}, "http://127.0.0.1:8/a"),
+        (
+            {"AzureWebJobsStorage__blobServiceUri": "https://h.blob.core.windows.net"},
+            "https://h.queue.core.windows.net",
+        ),
+        (
+            {
+                "AzureWebJobsStorage__blobServiceUri": "https://h.blob.core.windows.net",
+                "AzureWebJobsStorage__queueServiceUri": "https://q.queue.core.windows.net/",
+            },
+            "https://q.queue.core.windows.net",
+        ),
+    ],
+)
+def test_the_queue_endpoint_of_each_form(env: dict[str, str], queue: str) -> None:
+    assert Settings.from_env(env).storage.queue_endpoint == queue
+
+
+@pytest.mark.parametrize(
+    ("env", "schedule"),
+    [
+        ({}, "0 */1 * * * *"),
+        ({"COPY_STORAGE": "nonsense", "COPY_SWEEP_SCHEDULE": "*/5 * * * * *"}, "*/5 * * * * *"),
+        ({"COPY_SWEEP_SCHEDULE": "not a schedule"}, "0 */1 * * * *"),
+    ],
+)
+def test_the_schedule_never_fails_indexing(env: dict[str, str], schedule: str) -> None:
+    assert Settings.schedule_from_env(env) == schedule
 
 
 def test_repr_never_shows_the_account_key() -> None:
@@ -63,6 +111,28 @@ def test_repr_never_shows_the_account_key() -> None:
         ({}, "COPY_STORAGE"),
         ({"COPY_STORAGE": "nonsense"}, "COPY_STORAGE"),
         ({"COPY_STORAGE__blobServiceUri": "not a url"}, "COPY_STORAGE__blobServiceUri"),
+        ({"COPY_STORAGE__blobServiceUri": "http://acct.blob.core.windows.net"}, "COPY_STORAGE__blobServiceUri"),
+        # Contradictions within a family: one error naming both.
+        (
+            {"COPY_STORAGE": AZURE_CS, "COPY_STORAGE__blobServiceUri": "https://a.blob.core.windows.net"},
+            "COPY_STORAGE__blobServiceUri",
+        ),
+        (
+            {
+                "AzureWebJobsStorage__blobServiceUri": "https://a.blob.core.windows.net",
+                "AzureWebJobsStorage__accountName": "a",
+            },
+            "AzureWebJobsStorage__accountName",
+        ),
+        ({"COPY_STORAGE": AZURE_CS, "COPY_STORAGE__clientId": "x"}, "COPY_STORAGE__clientId"),
+        ({"COPY_STORAGE__clientId": "x"}, "COPY_STORAGE__blobServiceUri"),
+        (
+            {
+                "AzureWebJobsStorage__blobServiceUri": "https://a.blob.core.windows.net",
+                "AzureWebJobsStorage__credential": "secret",
+            },
+            "AzureWebJobsStorage__credential",
+        ),
         ({"COPY_STORAGE": AZURE_CS, "COPY_SWEEP_SCHEDULE": "*/5 * * * *"}, "COPY_SWEEP_SCHEDULE"),
         ({"COPY_STORAGE": AZURE_CS, "COPY_DEFAULT_TIMEOUT_SECONDS": "ten"}, "COPY_DEFAULT_TIMEOUT_SECONDS"),
         ({"COPY_STORAGE": AZURE_CS, "COPY_DEFAULT_TIMEOUT_SECONDS": "0"}, "COPY_DEFAULT_TIMEOUT_SECONDS"),
@@ -84,7 +154,7 @@ def test_repr_never_shows_the_account_key() -> None:
 def test_a_bad_setting_is_one_clear_error_naming_it(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
         Settings.from_env(env)
-    assert caught.value.code == named
+    assert named.startswith(caught.value.code or "-")  # the setting, or its family
     assert named in caught.value.detail
     assert KEY not in caught.value.detail
 
@@ -98,4 +168,4 @@ def test_lists_are_trimmed_and_lowercased() -> None:
 
 def test_endpoint_of_a_connection_string_without_account_is_an_error() -> None:
     with pytest.raises(ValueError, match="neither"):
-        blob_endpoint_of("DefaultEndpointsProtocol=https")
+        endpoint_of("DefaultEndpointsProtocol=https", "blob")

@@ -105,7 +105,7 @@ def test_a_url_source_may_not_name_the_ledger_either(
 def test_the_adapter_refuses_to_address_another_container(
     proxy: PendingCopyProxy, blobs: Blobs, victim: str, credential_kind: str
 ) -> None:
-    from copy_ops.settings import StorageConnection
+    from copy_ops.connection import StorageConnection
     from tests.conftest import TEST_CLIENT_OPTIONS
 
     storage = BlobStorage.connect(

@@ -20,6 +20,7 @@ EVERYTHING = sorted(
 MAX_LINES = 250
 # The pure core: decisions and values only, nothing that touches storage, HTTP or the clock.
 PURE = {
+    "connection",
     "errors",
     "lifecycle",
     "model",

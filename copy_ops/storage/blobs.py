@@ -15,11 +15,11 @@ from urllib.parse import unquote, urlsplit
 from azure.core import MatchConditions
 
 from copy_ops import names
+from copy_ops.connection import StorageConnection
 from copy_ops.errors import UnsafeName
 from copy_ops.model import OWNER_METADATA_KEY, BlobRef, CopyObservation, CopyStatus, Progress
 from copy_ops.ports import StoredDocument
 from copy_ops.redaction import redact, strip_query
-from copy_ops.settings import StorageConnection
 from copy_ops.storage import loop
 from copy_ops.storage.client import CLIENT_OPTIONS, RETRY, build_client
 from copy_ops.storage.errors import ignoring, storage_errors

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from copy_ops import names
+from copy_ops.connection import StorageConnection
 from copy_ops.errors import UnsafeName
-from copy_ops.settings import StorageConnection
 
 if TYPE_CHECKING:
     from azure.storage.blob.aio import BlobServiceClient
