@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from copy_ops import lifecycle
 from copy_ops.errors import Conflict, CopyOpsError, PreconditionFailed
@@ -20,6 +20,10 @@ from copy_ops.model import BlobRef, Cleanup, CopyStatus, Operation
 from copy_ops.ports import Copies
 
 logger = logging.getLogger(__name__)
+
+# How long a restore copy may read the snapshot (a SAS the adapter mints, with an
+# identity): a copy within one account; if it fails, the next sweep starts another.
+RESTORE_WINDOW = timedelta(hours=1)
 
 
 def abort_ours_quietly(copies: Copies, dest: BlobRef, operation_id: str, copy_id: str) -> None:
@@ -120,7 +124,12 @@ class Cleaner:
                     return op, False
         # No metadata given: Copy Blob then restores the snapshot's own metadata too.
         copy_id, status = self._copies.start_copy(
-            op.destination, op.destination, None, overwrite=True, source_snapshot=op.snapshot
+            op.destination,
+            op.destination,
+            None,
+            overwrite=True,
+            readable_until=datetime.now(UTC) + RESTORE_WINDOW,
+            source_snapshot=op.snapshot,
         )
         logger.info("destination_restore_started op=%s status=%s", op.id, status)
         return dataclasses.replace(op, restore_copy_id=copy_id), status is CopyStatus.SUCCESS

@@ -4,6 +4,9 @@ An :class:`Operation` is what the ledger stores (one JSON blob each) and what th
 shows. It is immutable: every change makes a new one (``dataclasses.replace``). It
 never holds a secret: the source is kept without its query string. Nothing here
 speaks Azure's words; the storage adapter translates them into these.
+
+Size: a little over 250 lines. It is the vocabulary every other module speaks; kept in
+one place, a reader finds every state, reason, error code and value type together.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -110,6 +113,27 @@ class BlobRef:
 
 
 @dataclass(frozen=True)
+class ForeignBlob:
+    """A blob in another storage account, read through a user delegation SAS that the app
+    mints with its identity for this one copy (never stored or shown)."""
+
+    account: str
+    container: str
+    blob: str
+
+
+# A user delegation SAS is signed with a user delegation key, which Azure issues for at
+# most 7 days. The app's SAS is valid from a little before now (clock skew) until a
+# little after the deadline; the key must cover it. So a copy read through a minted SAS
+# may have a deadline no further than this from now (7 days less 20 minutes: 5 of skew,
+# 15 after the deadline).
+DELEGATION_KEY_LIFETIME = timedelta(days=7)
+SAS_START_SKEW = timedelta(minutes=5)
+SAS_AFTER_DEADLINE = timedelta(minutes=15)
+MINTED_SAS_LONGEST_TIMEOUT = DELEGATION_KEY_LIFETIME - SAS_START_SKEW - SAS_AFTER_DEADLINE
+
+
+@dataclass(frozen=True)
 class CopyRequest:
     """A validated start request. ``source_url`` may carry a SAS: it is used once, never stored."""
 
@@ -123,6 +147,19 @@ class CopyRequest:
     on_abort: OnAbort
     # A digest of the request body as given, to tell a replay from a different request.
     fingerprint: str
+    # A source in another account, read through a SAS the app mints (then the two above are None).
+    source_foreign: ForeignBlob | None = None
+
+    @property
+    def source(self) -> str | BlobRef | ForeignBlob:
+        """What Copy Blob reads: the caller's URL as given, a blob of the app's account, or
+        a blob of another account."""
+        if self.source_url is not None:
+            return self.source_url
+        if self.source_foreign is not None:
+            return self.source_foreign
+        assert self.source_blob is not None
+        return self.source_blob
 
 
 @dataclass(frozen=True)

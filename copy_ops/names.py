@@ -20,6 +20,8 @@ import unicodedata
 from urllib.parse import unquote
 
 CONTAINER_NAME = re.compile(r"(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+ACCOUNT_NAME = re.compile(r"[a-z0-9]{3,24}")
+ACCOUNT_RULE = "must be a storage account name: 3-24 lowercase letters and digits"
 BLOB_NAME_MAX = 1024
 CONTAINER_RULE = "must be a container name: 3-63 lowercase letters, digits and single hyphens"
 SEGMENT_RULE = (
@@ -36,6 +38,13 @@ def container_problem(name: object) -> str | None:
     if isinstance(name, str) and CONTAINER_NAME.fullmatch(name):
         return None
     return CONTAINER_RULE
+
+
+def account_problem(name: object) -> str | None:
+    """Why ``name`` is not an acceptable storage account name, or None."""
+    if isinstance(name, str) and ACCOUNT_NAME.fullmatch(name):
+        return None
+    return ACCOUNT_RULE
 
 
 def blob_problem(name: object) -> str | None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
-from copy_ops.model import BlobRef, CopyObservation, CopyStatus
+from copy_ops.model import BlobRef, CopyObservation, CopyStatus, ForeignBlob
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Documents(Protocol):
 
 
 class Copies(Protocol):
-    def public_url(self, ref: BlobRef) -> str:
+    def public_url(self, ref: BlobRef | ForeignBlob) -> str:
         """The blob's URL as it may be shown or stored: never a query string."""
 
     def observe_copy(self, ref: BlobRef) -> CopyObservation | None:
@@ -60,13 +61,17 @@ class Copies(Protocol):
     def start_copy(
         self,
         ref: BlobRef,
-        source: str | BlobRef,
+        source: str | BlobRef | ForeignBlob,
         metadata: dict[str, str] | None,
         overwrite: bool,
+        *,
+        readable_until: datetime,
         source_snapshot: str | None = None,
     ) -> tuple[str, CopyStatus]:
         """Start a server-side copy onto ``ref``; its copy id and status. ``source`` is a URL
-        as the caller gave it or a blob of this account; no metadata copies the source's."""
+        as the caller gave it, a blob of this account, or a blob of another account (read
+        through a SAS the adapter mints, valid until a little after ``readable_until``).
+        No metadata copies the source's."""
 
     def abort_copy(self, ref: BlobRef, copy_id: str) -> None:
         """Abort the pending copy ``copy_id``: :class:`~copy_ops.errors.CopyIdMismatch` if the

@@ -64,7 +64,7 @@ class Starter:
             # Before the copy: a destination with a pending copy refuses snapshots.
             snapshot = self._copies.snapshot(dest)
             had_destination = snapshot is not None
-        source: str | BlobRef = request.source_url or _own_source(request)
+        source = request.source
         op = Operation(
             id=operation_id,
             state=State.PENDING,
@@ -93,8 +93,9 @@ class Starter:
         try:
             if request.lease_source:
                 self._copies.acquire_infinite_lease(_own_source(request), lifecycle.lease_id_for(op.id))
+            metadata = {**request.metadata, OWNER_METADATA_KEY: op.id}
             copy_id, status = self._copies.start_copy(
-                dest, source, {**request.metadata, OWNER_METADATA_KEY: op.id}, request.overwrite
+                dest, source, metadata, request.overwrite, readable_until=request.deadline
             )
         except StorageUnavailable:
             # The copy may or may not have started: the record stays, and the sweep

@@ -57,6 +57,10 @@ class Account:
         """The host without the account's own label (``blob.core.windows.net``); path-style: the host."""
         return self.host if self.path_style else self.host.partition(".")[2]
 
+    def same_cloud(self, other: Account) -> bool:
+        """Reached the same way: both on path-style endpoints, or under the same blob domain."""
+        return self.path_style == other.path_style and (self.path_style or self.domain == other.domain)
+
     def is_same(self, other: Account) -> bool:
         """The same account, reached by another alias (secondary, private link, other port)."""
         if self.name != other.name or self.path_style != other.path_style:
@@ -77,6 +81,17 @@ def account_of(parts: SplitResult) -> tuple[Account, list[str]]:
 
 def endpoint_account(endpoint: str) -> Account:
     return account_of(urlsplit(endpoint))[0]
+
+
+def account_endpoint(endpoint: str, account: str) -> str:
+    """The blob endpoint of ``account`` in the same cloud as ``endpoint`` (the app's own):
+    ``https://<account>.blob.core.windows.net``, or on the emulator ``http://host:port/<account>``."""
+    parts = urlsplit(endpoint)
+    own = endpoint_account(endpoint)
+    if own.path_style:
+        return f"{parts.scheme}://{parts.netloc}/{account}"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{account}.{own.domain}{port}"
 
 
 @dataclass(frozen=True)

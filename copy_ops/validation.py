@@ -1,11 +1,9 @@
 """Validation of a start request: every violation found, each naming its field.
 
 Pure: no storage, no clock (``now`` is passed in). Nothing starts unless this passes.
-Each field is read under :func:`_guarded`, so no exception raised while reading input
-(an overflow, a recursion, a value of an unexpected type) can become a 5xx.
-
-Size: a little over 250 lines: one short reader per field of the request, kept
-together so that every rule a start request meets is in one place.
+Each field is read under :func:`~copy_ops.problems.guarded`, so no exception raised
+while reading input (an overflow, a recursion, a value of an unexpected type) can
+become a 5xx. The source's own rules are in :mod:`copy_ops.sources`.
 """
 
 from __future__ import annotations
@@ -13,15 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
-from copy_ops import names, urls
-from copy_ops.errors import FieldError, Forbidden, InvalidRequest
+from copy_ops.errors import FieldError, InvalidRequest
 from copy_ops.model import RESERVED_METADATA_PREFIX, BlobRef, CopyRequest, OnAbort
+from copy_ops.problems import Problems, guarded
 from copy_ops.settings import Settings
+from copy_ops.sources import Source, blob_ref, minted_deadline_problem, read_source
 from copy_ops.times import parse_time
 
 KNOWN_FIELDS = frozenset(
@@ -37,52 +36,27 @@ _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-
 T = TypeVar("T")
 
 
-class _Problems:
-    """The violations found so far: bad input (400) and input the settings forbid (403)."""
-
-    def __init__(self) -> None:
-        self.invalid: list[FieldError] = []
-        self.forbidden: list[FieldError] = []
-
-    def bad(self, field: str, message: str) -> None:
-        self.invalid.append(FieldError(field, message))
-
-    def deny(self, field: str, message: str) -> None:
-        self.forbidden.append(FieldError(field, message))
-
-    def raise_any(self) -> None:
-        if self.invalid:
-            raise InvalidRequest.of(*self.invalid)
-        if self.forbidden:
-            raise Forbidden.of(*self.forbidden)
-
-
-def _guarded(field: str, problems: _Problems, read: Callable[[], T]) -> T | None:
-    try:
-        return read()
-    except (ValueError, TypeError, OverflowError, RecursionError, UnicodeError):
-        problems.bad(field, "is not valid")
-        return None
-
-
 def parse_copy_request(body: Any, settings: Settings, now: datetime) -> CopyRequest:
     """The validated request, or :class:`InvalidRequest`/:class:`Forbidden` listing every problem."""
     if not isinstance(body, Mapping):
         raise InvalidRequest.of(FieldError("body", "must be a JSON object"))
-    problems = _Problems()
+    problems = Problems()
     for name in sorted(set(body) - KNOWN_FIELDS):
         problems.bad(name, "unknown field")
 
-    destination = _guarded("destination", problems, lambda: _destination(body.get("destination"), settings, problems))
-    source = _guarded("source", problems, lambda: _source(body.get("source"), settings, problems))
-    deadline = _guarded("deadline", problems, lambda: _deadline(body, settings, now, problems))
-    metadata = _guarded("metadata", problems, lambda: _metadata(body.get("metadata"), problems)) or {}
+    destination = guarded("destination", problems, lambda: _destination(body.get("destination"), settings, problems))
+    source = guarded("source", problems, lambda: read_source(body.get("source"), settings, problems)) or Source()
+    deadline = guarded("deadline", problems, lambda: _deadline(body, settings, now, problems))
+    too_far = minted_deadline_problem(source, deadline, now, settings) if deadline is not None else None
+    if too_far is not None:
+        problems.bad("deadline" if "deadline" in body else "timeout_seconds", too_far)
+    metadata = guarded("metadata", problems, lambda: _metadata(body.get("metadata"), problems)) or {}
     overwrite = _boolean(body, "overwrite", problems)
     lease_source = _boolean(body, "lease_source", problems)
     on_abort = _on_abort(body.get("on_abort", "keep"), problems)
 
-    source_url, source_blob = source or (None, None)
-    if lease_source and source_url is not None and source_blob is None:
+    source_url, source_blob = source.url, source.blob
+    if lease_source and source_blob is None and (source_url is not None or source.foreign is not None):
         problems.bad(
             "lease_source",
             "a lease can be held only on a source in the app's own storage account "
@@ -103,6 +77,7 @@ def parse_copy_request(body: Any, settings: Settings, now: datetime) -> CopyRequ
         lease_source=lease_source,
         on_abort=on_abort,
         fingerprint=fingerprint(body),
+        source_foreign=source.foreign,
     )
 
 
@@ -112,26 +87,7 @@ def fingerprint(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def blob_ref(value: Any, field: str, problems: _Problems) -> BlobRef | None:
-    """``{"container", "blob"}``, both names acceptable, or None with the problems noted."""
-    if not isinstance(value, Mapping):
-        problems.bad(field, "must be an object with container and blob")
-        return None
-    extra = sorted(set(value) - {"container", "blob"})
-    for name in extra:
-        problems.bad(f"{field}.{name}", "unknown field")
-    container, blob = value.get("container"), value.get("blob")
-    container_problem, blob_problem = names.container_problem(container), names.blob_problem(blob)
-    if container_problem is not None:
-        problems.bad(f"{field}.container", container_problem)
-    if blob_problem is not None:
-        problems.bad(f"{field}.blob", blob_problem)
-    if extra or not isinstance(container, str) or not isinstance(blob, str) or container_problem or blob_problem:
-        return None
-    return BlobRef(container, blob)
-
-
-def _destination(value: Any, settings: Settings, problems: _Problems) -> BlobRef | None:
+def _destination(value: Any, settings: Settings, problems: Problems) -> BlobRef | None:
     if value is None:
         problems.bad("destination", "is required")
         return None
@@ -145,39 +101,7 @@ def _destination(value: Any, settings: Settings, problems: _Problems) -> BlobRef
     return ref
 
 
-def _source(value: Any, settings: Settings, problems: _Problems) -> tuple[str | None, BlobRef | None]:
-    if value is None:
-        problems.bad("source", "is required")
-        return None, None
-    if isinstance(value, Mapping):
-        ref = blob_ref(value, "source", problems)
-        if ref is not None and ref.container == settings.ledger_container:
-            problems.deny("source.container", "is the ledger's own container")
-        return None, ref
-    if not isinstance(value, str):
-        problems.bad("source", "must be a blob URL or an object with container and blob")
-        return None, None
-    try:
-        url = urls.parse_blob_url(value)
-    except ValueError as exc:
-        problems.bad("source", str(exc))
-        return None, None
-    if not urls.host_allowed(url, settings.allowed_source_hosts):
-        problems.deny("source", f"host {url.host}:{url.port} is not in COPY_ALLOWED_SOURCE_HOSTS")
-        return None, None
-    if not url.account.is_same(settings.storage.account):
-        return value, None
-    # The app's own account, however the URL spells it: the same rules as {container, blob}.
-    if url.container == settings.ledger_container:
-        problems.deny("source", "names the ledger's own container")
-        return None, None
-    if names.container_problem(url.container) is not None:
-        problems.bad("source", f"its container {names.CONTAINER_RULE}")
-        return None, None
-    return value, BlobRef(url.container, url.blob)
-
-
-def _deadline(body: Mapping[str, Any], settings: Settings, now: datetime, problems: _Problems) -> datetime | None:
+def _deadline(body: Mapping[str, Any], settings: Settings, now: datetime, problems: Problems) -> datetime | None:
     has_timeout, has_deadline = "timeout_seconds" in body, "deadline" in body
     if has_timeout and has_deadline:
         problems.bad("deadline", "give either timeout_seconds or deadline, not both")
@@ -209,7 +133,7 @@ def _deadline(body: Mapping[str, Any], settings: Settings, now: datetime, proble
     return now + timedelta(seconds=timeout)
 
 
-def _metadata(value: Any, problems: _Problems) -> dict[str, str]:
+def _metadata(value: Any, problems: Problems) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -244,7 +168,7 @@ def _metadata(value: Any, problems: _Problems) -> dict[str, str]:
     return dict(value) if ok else {}
 
 
-def _boolean(body: Mapping[str, Any], name: str, problems: _Problems) -> bool:
+def _boolean(body: Mapping[str, Any], name: str, problems: Problems) -> bool:
     value = body.get(name, False)
     if not isinstance(value, bool):
         problems.bad(name, "must be true or false")
@@ -252,7 +176,7 @@ def _boolean(body: Mapping[str, Any], name: str, problems: _Problems) -> bool:
     return value
 
 
-def _on_abort(value: Any, problems: _Problems) -> OnAbort | None:
+def _on_abort(value: Any, problems: Problems) -> OnAbort | None:
     try:
         return OnAbort(value)
     except (ValueError, TypeError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from copy_ops.errors import Conflict, CopyOpsError, NotFound, PreconditionFailed, StorageUnavailable
@@ -11,6 +13,8 @@ from copy_ops.settings import Settings
 from copy_ops.storage import BlobStorage
 from devkit import PendingCopyProxy
 from tests.conftest import Blobs, open_storage
+
+LATER = datetime.now(UTC) + timedelta(hours=1)
 
 
 @pytest.fixture
@@ -45,16 +49,16 @@ def test_copy_guard_and_abort_codes(storage: BlobStorage, blobs: Blobs, proxy: P
     blobs.put(blobs.dst, "exists.bin", b"old")
     source = BlobRef(blobs.src, "a.bin")
     with pytest.raises(Conflict) as exists:
-        storage.start_copy(BlobRef(blobs.dst, "exists.bin"), source, {}, overwrite=False)
+        storage.start_copy(BlobRef(blobs.dst, "exists.bin"), source, {}, overwrite=False, readable_until=LATER)
     assert exists.value.code == "BlobAlreadyExists"
     assert blobs.read(blobs.dst, "exists.bin") == b"old"
 
     proxy.pending_copies = True
     dest = BlobRef(blobs.dst, "p.bin")
-    copy_id, status = storage.start_copy(dest, source, {"k": "v"}, overwrite=True)
+    copy_id, status = storage.start_copy(dest, source, {"k": "v"}, overwrite=True, readable_until=LATER)
     assert status == "pending"
     with pytest.raises(Conflict) as busy:
-        storage.start_copy(dest, source, {}, overwrite=True)
+        storage.start_copy(dest, source, {}, overwrite=True, readable_until=LATER)
     assert busy.value.code == "PendingCopyOperation"
     with pytest.raises(Conflict) as mismatch:
         storage.abort_copy(dest, "not-our-copy")
@@ -83,6 +87,6 @@ def test_error_messages_never_carry_a_sas(storage: BlobStorage, blobs: Blobs) ->
     sas_source = f"{storage.public_url(BlobRef(blobs.src, 'missing.bin'))}?sv=2024&sig=TOPSECRET"
     # Azurite checks the bogus signature (403); Azure would say CannotVerifyCopySource.
     with pytest.raises(CopyOpsError) as caught:
-        storage.start_copy(BlobRef(blobs.dst, "x.bin"), sas_source, {}, overwrite=True)
+        storage.start_copy(BlobRef(blobs.dst, "x.bin"), sas_source, {}, overwrite=True, readable_until=LATER)
     assert "TOPSECRET" not in caught.value.detail
     assert caught.value.__cause__ is None and caught.value.__suppress_context__

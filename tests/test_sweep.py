@@ -21,6 +21,8 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 DEADLINE = NOW + timedelta(seconds=60)
 AFTER = DEADLINE + timedelta(seconds=1)
 
+LATER = datetime.now(UTC) + timedelta(hours=1)
+
 
 def start_pending(
     service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, name: str = "a.bin", **fields: Any
@@ -107,7 +109,9 @@ def test_a_copy_that_is_no_longer_ours_is_never_aborted(
     other = connect(service.settings).storage
     from copy_ops.model import BlobRef
 
-    their_id, _ = other.start_copy(BlobRef(blobs.dst, "a.bin"), BlobRef(blobs.src, "theirs.bin"), {}, overwrite=True)
+    their_id, _ = other.start_copy(
+        BlobRef(blobs.dst, "a.bin"), BlobRef(blobs.src, "theirs.bin"), {}, overwrite=True, readable_until=LATER
+    )
     assert theirs is not None and their_id != op.copy_id
     summary = sweep(service, AFTER)
     assert summary.outcomes == {"failed": 1}

@@ -9,7 +9,7 @@ storage received (the proxy logs every path)."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -36,6 +36,8 @@ TRAVERSALS = [
     "..;/{victim}/precious",
     "..%3F/{victim}/precious",
 ]
+
+LATER = datetime.now(UTC) + timedelta(hours=1)
 
 
 @pytest.fixture
@@ -115,7 +117,9 @@ def test_the_adapter_refuses_to_address_another_container(
         blobs.put(blobs.src, "a.bin", b"x")
         for name in (f"../{victim}/precious", f"a/../../{victim}/precious", "./x"):
             with pytest.raises(UnsafeName):
-                storage.start_copy(BlobRef(blobs.dst, name), BlobRef(blobs.src, "a.bin"), {}, overwrite=True)
+                storage.start_copy(
+                    BlobRef(blobs.dst, name), BlobRef(blobs.src, "a.bin"), {}, overwrite=True, readable_until=LATER
+                )
             with pytest.raises(UnsafeName):
                 storage.delete_blob(BlobRef(blobs.dst, name))
             with pytest.raises(UnsafeName):

@@ -27,6 +27,8 @@ PURE = {
     "names",
     "ncrontab",
     "ports",
+    "problems",
+    "sources",
     "redaction",
     "settings",
     "times",

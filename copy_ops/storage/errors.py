@@ -28,6 +28,8 @@ from copy_ops.redaction import redact
 
 T = TypeVar("T")
 
+# Copy Blob's refusal to read its source (no rights, a bad SAS, or no such blob).
+CANNOT_VERIFY_SOURCE = "CannotVerifyCopySource"
 _TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _BY_STATUS: dict[int, type[CopyOpsError]] = {
     400: InvalidRequest,

@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from copy_ops.errors import (
     Conflict,
@@ -22,7 +23,7 @@ from copy_ops.errors import (
     NotFound,
     PreconditionFailed,
 )
-from copy_ops.model import OWNER_METADATA_KEY, BlobRef, CopyObservation, CopyStatus, Progress
+from copy_ops.model import OWNER_METADATA_KEY, BlobRef, CopyObservation, CopyStatus, ForeignBlob, Progress
 from copy_ops.ports import StoredDocument
 from devkit.index_lag import matches, parse_query
 
@@ -133,8 +134,9 @@ class MemoryCopies:
     def put(self, ref: BlobRef, data: bytes, metadata: dict[str, str] | None = None) -> None:
         self.blobs[ref] = MemoryBlob(data, dict(metadata or {}))
 
-    def public_url(self, ref: BlobRef) -> str:
-        return f"https://memory.example/{ref.container}/{ref.blob}"
+    def public_url(self, ref: BlobRef | ForeignBlob) -> str:
+        account = ref.account if isinstance(ref, ForeignBlob) else "memory"
+        return f"https://{account}.example/{ref.container}/{ref.blob}"
 
     def observe_copy(self, ref: BlobRef) -> CopyObservation | None:
         with self._lock:
@@ -152,9 +154,11 @@ class MemoryCopies:
     def start_copy(
         self,
         ref: BlobRef,
-        source: str | BlobRef,
+        source: str | BlobRef | ForeignBlob,
         metadata: dict[str, str] | None,
         overwrite: bool,
+        *,
+        readable_until: datetime,
         source_snapshot: str | None = None,
     ) -> tuple[str, CopyStatus]:
         hook, self.before_copy = self.before_copy, None
@@ -180,9 +184,11 @@ class MemoryCopies:
             self._sources[ref] = data
             return copy_id, blob.copy_status  # type: ignore[return-value]
 
-    def _read_source(self, source: str | BlobRef, snapshot: str | None) -> tuple[bytes, dict[str, str]]:
+    def _read_source(self, source: str | BlobRef | ForeignBlob, snapshot: str | None) -> tuple[bytes, dict[str, str]]:
         if isinstance(source, str):
             return b"from " + source.encode(), {}
+        if isinstance(source, ForeignBlob):
+            return f"from {source.account}".encode(), {}
         blob = self.blobs.get(source)
         if blob is None:
             raise NotFound("the source does not exist", code="CannotVerifyCopySource")

@@ -1,0 +1,69 @@
+"""The account's SDK client, and addressing through it: every blob and container a
+request names is checked against the naming rules again, and the URL the SDK builds
+must name exactly that container and blob."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, unquote, urlsplit
+
+from copy_ops import names, urls
+from copy_ops.connection import StorageConnection
+from copy_ops.errors import UnsafeName
+from copy_ops.model import BlobRef, ForeignBlob
+from copy_ops.storage import loop
+from copy_ops.storage.delegation import Delegation
+from copy_ops.storage.errors import storage_errors
+
+if TYPE_CHECKING:
+    from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClient
+
+T = TypeVar("T")
+
+
+class Account:
+    """The account's client; requests go through :meth:`_run`, blobs through :meth:`_blob`."""
+
+    def __init__(
+        self, service: BlobServiceClient, connection: StorageConnection, options: dict[str, Any] | None = None
+    ) -> None:
+        self._service = service
+        self._connection = connection
+        # With an identity, the sources the app reads need a SAS it mints (see delegation).
+        self._delegation = (
+            Delegation(service, connection.blob_endpoint, options or {}) if connection.uses_identity else None
+        )
+        self.closed = False
+
+    def _run(self, call: Awaitable[T]) -> T:
+        with storage_errors():
+            return loop.run(call)
+
+    def _blob(self, ref: BlobRef, snapshot: str | None = None) -> BlobClient:
+        """The SDK client of exactly this blob: the names are checked again here, and the
+        URL the SDK built must name that container and blob and nothing else."""
+        problem = names.container_problem(ref.container) or names.blob_problem(ref.blob)
+        if problem is not None:
+            raise UnsafeName(f"refused to address {ref.container!r}/{ref.blob!r}: {problem}", code="UnsafeName")
+        client = self._service.get_blob_client(ref.container, ref.blob, snapshot=snapshot)
+        path = urlsplit(client.url).path
+        expected = f"{urlsplit(self._service.url).path.rstrip('/')}/{ref.container}/{ref.blob}"
+        if unquote(path) != expected or not names.path_is_stable(path):
+            raise UnsafeName(f"refused to address {ref.container!r}/{ref.blob!r}", code="UnsafeName")
+        return client
+
+    def _container(self, name: str) -> ContainerClient:
+        problem = names.container_problem(name)
+        if problem is not None:
+            raise UnsafeName(f"refused to address container {name!r}: {problem}", code="UnsafeName")
+        return self._service.get_container_client(name)
+
+    def _foreign_url(self, ref: ForeignBlob) -> str:
+        problem = names.account_problem(ref.account) or names.container_problem(ref.container)
+        problem = problem or names.blob_problem(ref.blob)
+        url = urls.account_endpoint(self._connection.blob_endpoint, ref.account)
+        url = f"{url}/{quote(ref.container)}/{quote(ref.blob, safe='/~')}"
+        if problem is not None or not names.path_is_stable(urlsplit(url).path):
+            raise UnsafeName(f"refused to address {ref.account!r}/{ref.container!r}/{ref.blob!r}", code="UnsafeName")
+        return url

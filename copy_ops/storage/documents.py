@@ -1,0 +1,68 @@
+"""The documents side of the adapter (:class:`copy_ops.ports.Documents`): the ledger's
+JSON blobs, written with ETags and index tags, found by tag and listed by name."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from azure.core import MatchConditions
+
+from copy_ops.model import BlobRef
+from copy_ops.ports import StoredDocument
+from copy_ops.storage.account import Account
+from copy_ops.storage.errors import ignoring
+
+NOT_FOUND = 404
+CONFLICT = 409
+
+
+class DocumentSide(Account):
+    def ensure_container(self, container: str) -> None:
+        self._run(ignoring(self._container(container).create_container(), CONFLICT))
+
+    def create_document(self, container: str, name: str, data: bytes, tags: dict[str, str]) -> str:
+        upload = self._blob(BlobRef(container, name)).upload_blob(
+            data, overwrite=False, tags=tags, match_condition=MatchConditions.IfMissing
+        )
+        return str(self._run(upload)["etag"])
+
+    def replace_document(self, container: str, name: str, data: bytes, tags: dict[str, str], etag: str) -> str:
+        upload = self._blob(BlobRef(container, name)).upload_blob(
+            data, overwrite=True, tags=tags, etag=etag, match_condition=MatchConditions.IfNotModified
+        )
+        return str(self._run(upload)["etag"])
+
+    def read_document(self, container: str, name: str) -> StoredDocument:
+        blob = self._blob(BlobRef(container, name))
+
+        async def call() -> StoredDocument:
+            download = await blob.download_blob()
+            return StoredDocument(await download.readall(), str(download.properties.etag))
+
+        return self._run(call())
+
+    def delete_document(self, container: str, name: str) -> None:
+        self._run(ignoring(self._blob(BlobRef(container, name)).delete_blob(), NOT_FOUND))
+
+    def find_by_tags(self, container: str, query: str, page_size: int) -> Iterator[str]:
+        pages = self._container(container).find_blobs_by_tags(query, results_per_page=page_size).by_page()
+        while (found := self._run(_next_page(pages))) is not None:
+            yield from found
+
+    def list_names(
+        self, container: str, prefix: str, limit: int, continuation: str | None
+    ) -> tuple[list[str], str | None]:
+        pages = self._container(container).list_blobs(name_starts_with=prefix, results_per_page=limit)
+        by_page = pages.by_page(continuation)
+        found = self._run(_next_page(by_page))
+        return found or [], getattr(by_page, "continuation_token", None)
+
+
+async def _next_page(pages: AsyncIterator[AsyncIterator[Any]]) -> list[str] | None:
+    """The names on the next page, or None after the last."""
+    try:
+        page = await pages.__anext__()
+    except StopAsyncIteration:
+        return None
+    return [str(item.name) async for item in page]
