@@ -24,9 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=7071, help="port to listen on (default 7071)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--settings", default="local.settings.json", help="local settings file")
+    parser.add_argument("--verbose", action="store_true", help="log everything at DEBUG, the Azure SDK's too")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stdout)
-    logging.getLogger("azure").setLevel(logging.WARNING)
+    level = logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stdout)
+    logging.getLogger("azure").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
 
     from devhost.host import DevHost, load_local_settings
 

@@ -10,6 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from devkit.tls import TlsFiles
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BINARY = PROJECT_ROOT / "node_modules" / ".bin" / "azurite-blob"
 
@@ -34,10 +36,25 @@ def wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes] | 
 
 
 class Azurite:
-    """An Azurite blob service on a free loopback port, in memory."""
+    """An Azurite blob service on a free loopback port, in memory.
 
-    def __init__(self, port: int | None = None) -> None:
+    With ``tls`` it serves HTTPS with that certificate; with ``oauth`` it also accepts
+    bearer tokens (``--oauth basic``, HTTPS only); ``accounts`` (name to key) sets
+    ``AZURITE_ACCOUNTS``, several accounts on one Azurite (path-style URLs).
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        tls: TlsFiles | None = None,
+        oauth: bool = False,
+        accounts: dict[str, str] | None = None,
+    ) -> None:
         self.port = port or free_port()
+        self.tls = tls
+        self.oauth = oauth
+        self.accounts = accounts
         self._process: subprocess.Popen[bytes] | None = None
         self._workdir = tempfile.TemporaryDirectory(prefix="azurite-")
 
@@ -58,7 +75,9 @@ class Azurite:
                 "--skipApiVersionCheck",
                 # Otherwise it stalls on shutdown without a network.
                 "--disableTelemetry",
+                *self._security_args(),
             ],
+            env=self._env(),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self._workdir.name,
@@ -66,6 +85,24 @@ class Azurite:
         )
         wait_for_port(self.port, 60, self._process)
         return self
+
+    def _security_args(self) -> list[str]:
+        args = ["--cert", str(self.tls.cert), "--key", str(self.tls.key)] if self.tls else []
+        return [*args, "--oauth", "basic"] if self.oauth else args
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.tls:
+            # Azurite reads a copy source that carries a SAS over HTTP(S), from itself: Node
+            # must trust the test CA for that, as the app does through SSL_CERT_FILE.
+            env["NODE_EXTRA_CA_CERTS"] = str(self.tls.ca)
+        if self.accounts:
+            env["AZURITE_ACCOUNTS"] = ";".join(f"{name}:{key}" for name, key in self.accounts.items())
+        return env
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
 
     @property
     def pid(self) -> int | None:

@@ -38,6 +38,7 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 from azure.storage.blob import BlobServiceClient
 
 from devkit.index_lag import LaggingIndex, tags_body, tags_header
+from devkit.tls import TlsFiles
 
 DEV_ACCOUNT = "devstoreaccount1"
 # Requests under this path are for the proxy itself, never forwarded:
@@ -47,10 +48,10 @@ CONTROL_PREFIX = "/__proxy/"
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
-def connection_string(port: int) -> str:
+def connection_string(port: int, scheme: str = "http") -> str:
     return (
-        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
-        f"BlobEndpoint=http://127.0.0.1:{port}/{DEV_ACCOUNT};"
+        f"DefaultEndpointsProtocol={scheme};AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+        f"BlobEndpoint={scheme}://127.0.0.1:{port}/{DEV_ACCOUNT};"
     )
 
 
@@ -63,6 +64,8 @@ class FakeCopy:
     copied: int = 0
     total: int = 0
     description: str | None = None
+    # The source as the copy was asked to read it (with its SAS): what finishing reads.
+    read_from: str = ""
 
 
 @dataclass
@@ -76,6 +79,8 @@ class Fault:
     after: int = 0
     # For "delay": how long the request waits before it goes on as usual.
     seconds: float = 0.0
+    # For "status": the error code storage answers with.
+    code: str = "ServerBusy"
 
 
 @dataclass
@@ -97,6 +102,8 @@ def classify(method: str, path: str, query: dict[str, list[str]], headers: dict[
         return "abort_copy"
     if method == "PUT" and "x-ms-copy-source" in headers and not comp:
         return "copy_blob"
+    if comp == "userdelegationkey":
+        return "user_delegation_key"
     if comp in ("lease", "snapshot", "tags", "metadata", "block", "blocklist"):
         return f"{method.lower()}_{comp}"
     if comp == "blobs":
@@ -121,7 +128,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class PendingCopyProxy:
-    def __init__(self, azurite_port: int, latency: float = 0.0) -> None:
+    def __init__(self, azurite_port: int, latency: float = 0.0, tls: TlsFiles | None = None) -> None:
         self.azurite_port = azurite_port
         self.latency = latency
         self.pending_copies = False
@@ -133,9 +140,19 @@ class PendingCopyProxy:
         # client connection): a new TCP connection per request would dominate the
         # proxy's own cost in benchmarks.
         self._upstream = threading.local()
-        self._direct = BlobServiceClient.from_connection_string(connection_string(azurite_port))
+        # With TLS files, it serves HTTPS and talks HTTPS to an Azurite that does.
+        self.tls = tls
+        self.scheme = "https" if tls else "http"
+        verify: dict[str, Any] = {"connection_verify": str(tls.ca)} if tls else {}
+        self._direct = BlobServiceClient.from_connection_string(connection_string(azurite_port, self.scheme), **verify)
         self.index = LaggingIndex()
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
+        if tls is not None:
+            # The handshake happens in each connection's own thread, on its first read.
+            context = tls.server_context()
+            self._server.socket = context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._thread = threading.Thread(target=self._server.serve_forever, name="pending-copy-proxy", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------
@@ -146,7 +163,16 @@ class PendingCopyProxy:
 
     @property
     def connection_string(self) -> str:
-        return connection_string(self.port)
+        return connection_string(self.port, self.scheme)
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def _connection(self, port: int) -> http.client.HTTPConnection:
+        if self.tls is not None:
+            return http.client.HTTPSConnection("127.0.0.1", port, timeout=60, context=self.tls.client_context())
+        return http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
     def start(self) -> PendingCopyProxy:
         self._thread.start()
@@ -186,15 +212,21 @@ class PendingCopyProxy:
         path_contains: str = "",
         after: int = 0,
         seconds: float = 0.0,
+        code: str = "ServerBusy",
     ) -> None:
         """Make ``times`` requests of ``kind`` fail (or wait ``seconds``, mode "delay"), after
         letting ``after`` of them through (see :func:`classify` for the kinds)."""
         with self._lock:
-            self._faults.append(Fault(kind, mode, status, times, path_contains, after, seconds))
+            self._faults.append(Fault(kind, mode, status, times, path_contains, after, seconds, code))
 
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+
+    def copies(self) -> list[FakeCopy]:
+        """Every pending copy the proxy has answered for since its last reset."""
+        with self._lock:
+            return list(self._copies.values())
 
     def copy_state(self, container: str, blob: str) -> FakeCopy | None:
         with self._lock:
@@ -206,7 +238,7 @@ class PendingCopyProxy:
         with self._lock:
             fake = self._copies[key]
         dest = self._direct.get_blob_client(container, blob)
-        dest.start_copy_from_url(self._direct_source(fake.source), metadata=fake.metadata)
+        dest.start_copy_from_url(self._direct_source(fake.read_from or fake.source), metadata=fake.metadata)
         with self._lock:
             fake.status, fake.copied = "success", fake.total
 
@@ -291,7 +323,7 @@ class PendingCopyProxy:
             request.connection.shutdown(2)  # the client sees the connection die: a timeout
             return
         if fault is not None and fault.mode == "status":
-            self._error(request, fault.status, "ServerBusy", "injected fault")
+            self._error(request, fault.status, fault.code, "injected fault")
             return
         status, out_headers, out_body = self._respond(request.command, request.path, path, query, headers, body)
         out_body = self._index_view(kind, request.command, path, query, headers, body, status, out_body)
@@ -395,7 +427,7 @@ class PendingCopyProxy:
             name[len("x-ms-meta-") :]: value for name, value in headers.items() if name.startswith("x-ms-meta-")
         }
         result = dest.upload_blob(b"", overwrite=True, metadata=metadata)
-        fake = FakeCopy(str(uuid.uuid4()), source.split("?")[0], metadata, total=total)
+        fake = FakeCopy(str(uuid.uuid4()), source.split("?")[0], metadata, total=total, read_from=source)
         with self._lock:
             self._copies[path] = fake
         return (
@@ -417,7 +449,7 @@ class PendingCopyProxy:
         in the same account). The status, and the size when it is 200."""
         direct = urlsplit(self._direct_source(source))
         if direct.query:
-            connection = http.client.HTTPConnection(direct.hostname or "127.0.0.1", direct.port or 80, timeout=30)
+            connection = self._connection(direct.port or 80)
             try:
                 connection.request("HEAD", f"{direct.path}?{direct.query}", headers={"x-ms-version": "2021-12-02"})
                 response = connection.getresponse()
@@ -430,7 +462,9 @@ class PendingCopyProxy:
 
         credential = {"account_name": DEV_ACCOUNT, "account_key": DEV_KEY}
         try:
-            return 200, BlobClient.from_blob_url(urlunsplit(direct), credential=credential).get_blob_properties().size
+            verify: dict[str, Any] = {"connection_verify": str(self.tls.ca)} if self.tls else {}
+            source_client = BlobClient.from_blob_url(urlunsplit(direct), credential=credential, **verify)
+            return 200, source_client.get_blob_properties().size
         except HttpResponseError as exc:
             return exc.status_code or 404, 0
 
@@ -495,9 +529,7 @@ class PendingCopyProxy:
         for attempt in (1, 2):
             connection = getattr(self._upstream, "connection", None)
             if connection is None:
-                connection = self._upstream.connection = http.client.HTTPConnection(
-                    "127.0.0.1", self.azurite_port, timeout=60
-                )
+                connection = self._upstream.connection = self._connection(self.azurite_port)
             try:
                 connection.request(method, raw_path, body=body or None, headers=forwarded)
                 response = connection.getresponse()
@@ -541,7 +573,9 @@ class PendingCopyProxy:
         request.wfile.write(body)
 
 
-def serve(azurite_port: int, latency: float = 0.0, pending: bool = False) -> PendingCopyProxy:
-    proxy = PendingCopyProxy(azurite_port, latency).start()
+def serve(
+    azurite_port: int, latency: float = 0.0, pending: bool = False, tls: TlsFiles | None = None
+) -> PendingCopyProxy:
+    proxy = PendingCopyProxy(azurite_port, latency, tls).start()
     proxy.pending_copies = pending
     return proxy

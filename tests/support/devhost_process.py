@@ -15,7 +15,9 @@ from devkit import PROJECT_ROOT, Reply, free_port, http_call, wait_for_port
 
 
 class DevHostProcess:
-    def __init__(self, env: dict[str, str], local_settings: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], local_settings: dict[str, str] | None = None, verbose: bool = False
+    ) -> None:
         self.port = free_port()
         self._dir = tempfile.TemporaryDirectory(prefix="devhost-")
         settings = Path(self._dir.name) / "local.settings.json"
@@ -23,7 +25,8 @@ class DevHostProcess:
         self.log_path = Path(self._dir.name) / "devhost.log"
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("COPY_", "AzureWebJobs"))}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "devhost", "--port", str(self.port), "--settings", str(settings)],
+            [sys.executable, "-m", "devhost", "--port", str(self.port), "--settings", str(settings)]
+            + (["--verbose"] if verbose else []),
             cwd=PROJECT_ROOT,
             env={**clean, **env},
             stdout=self.log_path.open("wb"),
