@@ -17,10 +17,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
-from azure.functions.timer import TimerRequest
 
 from copy_ops.ncrontab import Schedule
 from devhost.routes import Router
+from devkit.inputs import http_request, timer_request
 
 logger = logging.getLogger("devhost")
 # Azure Functions refuses HTTP requests over 100 MB (the host's maxRequestBodySize).
@@ -57,6 +57,7 @@ class Timer:
         self.function = function
         self.run_on_startup = run_on_startup
         self.lock = threading.Lock()
+        self.last: datetime | None = None
 
     def run(self, past_due: bool = False) -> bool:
         """Run now unless a run is in progress. Returns whether it ran."""
@@ -64,8 +65,10 @@ class Timer:
             logger.warning("timer_skipped function=%s reason=still_running", self.name)
             return False
         started = time.monotonic()
+        now = datetime.now(UTC)
         try:
-            self.function(TimerRequest(past_due=past_due))
+            self.function(timer_request(past_due, self.last, self.schedule.next_after(now)))
+            self.last = now
             outcome = "ok"
         except Exception:
             logger.exception("timer_failed function=%s", self.name)
@@ -235,13 +238,13 @@ def _handler(host: DevHost) -> type[BaseHTTPRequestHandler]:
             if handler is None:
                 allow = ", ".join(sorted(route.handlers))
                 return problem_answer(405, f"{path} answers {allow}", {"Allow": allow})
-            request = func.HttpRequest(
-                method=self.command,
-                url=f"http://{self.headers.get('Host', 'localhost')}{self.path}",
-                headers=dict(self.headers.items()),
-                params=dict(parse_qsl(query, keep_blank_values=True)),
-                route_params=route_params,
-                body=body,
+            request = http_request(
+                self.command,
+                f"http://{self.headers.get('Host', 'localhost')}{self.path}",
+                dict(self.headers.items()),
+                dict(parse_qsl(query, keep_blank_values=True)),
+                route_params,
+                body,
             )
             try:
                 response = handler(request)

@@ -13,6 +13,7 @@ import azure.functions as func
 
 from copy_ops import runtime
 from devkit.azurite import PROJECT_ROOT
+from devkit.inputs import http_request
 
 ROOT = PROJECT_ROOT
 
@@ -44,13 +45,13 @@ def request(
     route_params: dict[str, str] | None = None,
 ) -> func.HttpRequest:
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
-    return func.HttpRequest(
-        method=method,
-        url=f"http://localhost:7071/api/{route}",
-        headers={"Content-Type": "application/json", **(headers or {})},
-        params=params or {},
-        route_params=route_params or {},
-        body=data,
+    return http_request(
+        method,
+        f"http://localhost:7071/api/{route}",
+        {"Content-Type": "application/json", **(headers or {})},
+        params or {},
+        route_params or {},
+        data,
     )
 
 

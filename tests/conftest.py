@@ -21,7 +21,7 @@ from devkit.app import functions, load_function_app
 
 # Quick retries so fault tests stay fast; the production values are in copy_ops.storage.
 TEST_CLIENT_OPTIONS: dict[str, Any] = {
-    "retry": {"retry_total": 2, "initial_backoff": 0.01, "increment_base": 0.05, "random_jitter_range": 0},
+    "retry": {"retry_total": 2, "backoff": 0.02, "random_jitter_range": 0},
     "read_timeout": 3,
     "connection_timeout": 2,
 }

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from devhost.host import load_local_settings
 from devhost.routes import Router, template_pattern
+from devkit.inputs import http_request, timer_request
 
 
 @pytest.mark.parametrize(
@@ -58,3 +60,19 @@ def test_the_environment_takes_precedence_over_local_settings(tmp_path: Path) ->
     applied = load_local_settings(path, environ)
     assert environ == {"A": "env", "B": "file"} and applied == {"B": "file"}
     assert load_local_settings(tmp_path / "missing.json", environ) == {}
+
+
+def test_inputs_are_built_by_the_libraries_own_converters() -> None:
+    request = http_request(
+        "POST", "http://h/api/copies?x=1", {"Content-Type": "application/json", "X-Key": "k"}, {"x": "1"}, {}, b"{}"
+    )
+    assert (request.method, request.headers["x-key"], request.params["x"], request.get_body()) == (
+        "POST",
+        "k",
+        "1",
+        b"{}",
+    )
+    assert request.get_json() == {}
+    now = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+    timer = timer_request(True, None, now)
+    assert timer.past_due is True and timer.schedule_status["Next"] == now.isoformat()  # type: ignore[attr-defined]

@@ -13,10 +13,11 @@ if TYPE_CHECKING:
     from azure.storage.blob.aio import BlobServiceClient
 
 # Storage's own retry policy (azure-core's retry_backoff_* options do not reach it).
-# Its default first backoff is 15 s; these waits (about 0.5, 2.5 and 4.5 s) keep a
-# failing step within seconds, so neither an HTTP request nor the sweep's budget is
-# eaten by one bad call. What still fails is left to the caller or the next sweep.
-RETRY = {"retry_total": 3, "initial_backoff": 0.5, "increment_base": 2, "random_jitter_range": 0.5}
+# Its default waits start at 15 s; its exponential policy adds base**count to each wait,
+# so even small settings grow fast. Three retries about 1.5 s apart keep a failing step
+# within about 5 s, so neither an HTTP request nor the sweep's budget is eaten by one bad
+# call. What still fails is left to the caller or the next sweep.
+RETRY = {"retry_total": 3, "backoff": 1.5, "random_jitter_range": 0.5}
 CLIENT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30}
 
 
@@ -27,9 +28,9 @@ async def build_client(
     the running loop. The SDK is imported here, on first use, not at cold start."""
     import aiohttp
     from azure.core.pipeline.transport import AioHttpTransport
-    from azure.storage.blob.aio import BlobServiceClient, ExponentialRetry
+    from azure.storage.blob.aio import BlobServiceClient, LinearRetry
 
-    options = {**options, "retry_policy": ExponentialRetry(**retry)}  # type: ignore[arg-type]
+    options = {**options, "retry_policy": LinearRetry(**retry)}  # type: ignore[arg-type]
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=connections),
         # Storage is reached directly; the SDK neither needs cookies nor decompression.
