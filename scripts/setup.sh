@@ -21,6 +21,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
+# checkov, for the infrastructure templates, in its own environment.
+if [ ! -x .venv-checkov/bin/python ]; then
+  "$PYTHON" -m venv .venv-checkov
+fi
+checkov_stamp=.venv-checkov/.requirements.sha
+checkov_want=$(sha256sum requirements-checkov.txt | cut -d' ' -f1)
+if [ "$(cat "$checkov_stamp" 2>/dev/null)" != "$checkov_want" ]; then
+  .venv-checkov/bin/python -m pip install --quiet -r requirements-checkov.txt
+  echo "$checkov_want" > "$checkov_stamp"
+fi
+
 npm_stamp=node_modules/.package-lock.sha
 npm_want=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -x node_modules/.bin/azurite-blob ] || [ "$(cat "$npm_stamp" 2>/dev/null)" != "$npm_want" ]; then

@@ -10,6 +10,8 @@ scripts/setup-313.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+# The deployment templates, checked statically (each skipped check says why in the file).
+.venv-checkov/bin/checkov -d infra --framework bicep --compact --quiet --skip-download
 echo "== tests on $(.venv/bin/python --version)"
 .venv/bin/python -m pytest "$@"
 echo "== tests on $(.venv313/bin/python --version)"

@@ -15,6 +15,7 @@ from copy_ops.connection import IDENTITY_SUFFIXES
 from copy_ops.ncrontab import Schedule
 from copy_ops.settings import Settings
 from devkit.app import ROOT, load_function_app, sample_settings
+from tests.support.env import RecordingEnv
 
 EXPECTED = {
     "start_copy": ("copies", ["POST"]),
@@ -70,22 +71,6 @@ def test_the_timer_schedule_resolves_to_valid_ncrontab(app: Any) -> None:
     assert trigger["type"] == "timerTrigger"
     assert trigger["schedule"] == sample_settings()["COPY_SWEEP_SCHEDULE"]
     Schedule.parse(trigger["schedule"])
-
-
-class RecordingEnv(dict[str, str]):
-    """An environment that remembers every name read from it."""
-
-    def __init__(self, values: dict[str, str]) -> None:
-        super().__init__(values)
-        self.read: set[str] = set()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self.read.add(key)
-        return super().get(key, default)
-
-    def __getitem__(self, key: str) -> str:
-        self.read.add(key)
-        return super().__getitem__(key)
 
 
 def test_the_sample_settings_carry_every_setting_the_code_reads() -> None:
