@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from copy_ops.errors import CopyOpsError, Forbidden, InvalidRequest
-from copy_ops.model import BlobRef, OnAbort
+from copy_ops.model import BlobRef, ForeignBlob, OnAbort
 from copy_ops.settings import Settings
 from copy_ops.validation import fingerprint, parse_copy_request
 
@@ -158,3 +158,63 @@ def test_the_detail_names_the_same_fields_and_messages_as_errors() -> None:
     with pytest.raises(InvalidRequest) as caught:
         parse_copy_request(body(timeout_seconds=0, on_abort="x"), SETTINGS, NOW)
     assert caught.value.detail == "; ".join(f"{e.field}: {e.message}" for e in caught.value.errors)
+
+
+IDENTITY = Settings.from_env(
+    {
+        "COPY_STORAGE__blobServiceUri": "https://mine.blob.core.windows.net",
+        "COPY_ALLOWED_SOURCE_HOSTS": "*.blob.core.windows.net",
+    }
+)
+PARTNER_BLOB = {"account": "partner", "container": "exports", "blob": "a.bin"}
+LONGEST = 7 * 24 * 3600 - 20 * 60
+
+
+@pytest.mark.parametrize(
+    ("settings", "given", "expected"),
+    [
+        (IDENTITY, {"source": PARTNER_BLOB}, ForeignBlob("partner", "exports", "a.bin")),
+        (
+            IDENTITY,
+            {"source": "https://partner.blob.core.windows.net/exports/a.bin"},
+            ForeignBlob("partner", "exports", "a.bin"),
+        ),
+        # With a SAS, the caller's URL is used as given; the app's own account is its own.
+        (IDENTITY, {"source": "https://partner.blob.core.windows.net/exports/a.bin?sv=1&sig=x"}, None),
+        (IDENTITY, {"source": {"account": "mine", "container": "data", "blob": "a.bin"}}, None),
+        (IDENTITY, {"source": PARTNER_BLOB, "timeout_seconds": LONGEST}, ForeignBlob("partner", "exports", "a.bin")),
+    ],
+)
+def test_sources_in_other_accounts(settings: Settings, given: dict[str, Any], expected: ForeignBlob | None) -> None:
+    request = parse_copy_request({**given, "destination": {"container": "data", "blob": "x"}}, settings, NOW)
+    assert request.source_foreign == expected
+
+
+@pytest.mark.parametrize(
+    ("settings", "given", "fields"),
+    [
+        # A minted SAS cannot outlive its key: 7 days less 20 minutes at the most.
+        (IDENTITY, {"source": PARTNER_BLOB, "timeout_seconds": LONGEST + 1}, {"timeout_seconds"}),
+        (IDENTITY, {"source": {"container": "data", "blob": "a"}, "deadline": "2026-12-01T02:00:00Z"}, {"deadline"}),
+        (IDENTITY, {"source": {"account": "No!", "container": "exports", "blob": "b"}}, {"source.account"}),
+        (IDENTITY, {"source": {"account": "partner", "container": "exports", "blob": "../b"}}, {"source.blob"}),
+        # Without an identity, another account is read only through a caller's SAS.
+        (SETTINGS, {"source": PARTNER_BLOB}, {"source.account"}),
+    ],
+)
+def test_bad_sources_in_other_accounts(settings: Settings, given: dict[str, Any], fields: set[str]) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_copy_request({**given, "destination": {"container": "data", "blob": "x"}}, settings, NOW)
+    assert {error.field for error in caught.value.errors} == fields
+
+
+def test_a_source_account_outside_the_allowed_hosts_is_forbidden() -> None:
+    narrow = Settings.from_env(
+        {
+            "COPY_STORAGE__blobServiceUri": "https://mine.blob.core.windows.net",
+            "COPY_ALLOWED_SOURCE_HOSTS": "mine.blob.core.windows.net",
+        }
+    )
+    with pytest.raises(Forbidden) as caught:
+        parse_copy_request({"source": PARTNER_BLOB, "destination": {"container": "data", "blob": "x"}}, narrow, NOW)
+    assert [error.field for error in caught.value.errors] == ["source.account"]
