@@ -39,3 +39,8 @@ def openapi(req: func.HttpRequest) -> func.HttpResponse:
 @app.timer_trigger(schedule=triggers.sweep_schedule(), arg_name="timer", run_on_startup=False)
 def sweep(timer: func.TimerRequest) -> None:
     triggers.sweep(timer)
+
+
+@app.queue_trigger(arg_name="message", queue_name=triggers.work_queue(), connection=triggers.work_connection())
+def work(message: func.QueueMessage) -> None:
+    triggers.work(message)

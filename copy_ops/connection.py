@@ -52,6 +52,11 @@ class StorageConnection:
         return self.connection_string is None
 
     @property
+    def shared_access_signature(self) -> str | None:
+        """The SAS of a connection string that carries one instead of a key."""
+        return _pairs(self.connection_string or "").get("sharedaccesssignature")
+
+    @property
     def blob_endpoint(self) -> str:
         if self.blob_service_uri:
             return self.blob_service_uri.rstrip("/")
@@ -81,6 +86,13 @@ def read_connection(raw: Callable[[str], str | None]) -> StorageConnection:
         "(an identity), or the host's AzureWebJobsStorage in either form",
         code="COPY_STORAGE",
     )
+
+
+def binding_connection(raw: Callable[[str], str | None]) -> str:
+    """The name a trigger binding's ``connection`` gives the host: the family the app's own
+    storage comes from, so that its queue trigger reads the queue the app writes to."""
+    copy_storage = (raw(FAMILIES[0]), *(raw(FAMILIES[0] + suffix) for suffix in IDENTITY_SUFFIXES))
+    return FAMILIES[0] if any(copy_storage) else FAMILIES[1]
 
 
 def _family(raw: Callable[[str], str | None], family: str) -> StorageConnection | None:
@@ -125,13 +137,18 @@ def _error(detail: str, family: str) -> ConfigurationError:
     return ConfigurationError(detail, code=family)
 
 
-def endpoint_of(connection_string: str, service: str) -> str:
-    """The ``blob`` or ``queue`` endpoint a connection string names, without touching the network."""
+def _pairs(connection_string: str) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for part in connection_string.split(";"):
         if "=" in part:
             key, _, value = part.partition("=")
             pairs[key.strip().lower()] = value.strip()
+    return pairs
+
+
+def endpoint_of(connection_string: str, service: str) -> str:
+    """The ``blob`` or ``queue`` endpoint a connection string names, without touching the network."""
+    pairs = _pairs(connection_string)
     if pairs.get("usedevelopmentstorage", "").lower() == "true":
         return _DEVELOPMENT[service]
     if f"{service}endpoint" in pairs:

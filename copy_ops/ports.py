@@ -10,7 +10,7 @@ Errors are those of :mod:`copy_ops.errors`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -95,3 +95,10 @@ class Storage(Documents, Copies, Protocol):
 
     def close(self) -> None:
         """Close the connections."""
+
+
+class WorkQueue(Protocol):
+    """The work queue: messages out; the Functions host's queue trigger takes them in."""
+
+    def send(self, messages: Sequence[str]) -> None:
+        """Put every message on the queue."""

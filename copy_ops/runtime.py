@@ -16,9 +16,13 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from copy_ops.connection import binding_connection
+from copy_ops.errors import StorageUnavailable
 from copy_ops.settings import Settings
 
 if TYPE_CHECKING:
+    from collections import Counter
+
     from copy_ops.service import CopyService
     from copy_ops.sweep import SweepSummary
 
@@ -33,6 +37,16 @@ def settings() -> Settings:
     return Settings.from_env(os.environ)
 
 
+def work_queue() -> str:
+    """The work queue's name at indexing time; never fails."""
+    return Settings.work_queue_from_env(os.environ)
+
+
+def work_connection() -> str:
+    """The connection setting of the work queue's trigger, at indexing time."""
+    return binding_connection(lambda name: os.environ.get(name) or None)
+
+
 def sweep_schedule() -> str:
     """The timer's schedule at indexing time; never fails (see Settings.schedule_from_env)."""
     return Settings.schedule_from_env(os.environ)
@@ -45,10 +59,12 @@ def service() -> CopyService:
         if not _built:
             from copy_ops.service import CopyService
             from copy_ops.storage import BlobStorage
+            from copy_ops.storage.queues import QueueStorage
 
             current = settings()
             storage = BlobStorage.connect(current.storage, pool_size=current.sweep_concurrency)
-            _built.append(CopyService(current, storage))
+            queue = QueueStorage(current.storage, current.work_queue, credential=storage.credential)
+            _built.append(CopyService(current, storage, queue))
         return _built[0]
 
 
@@ -56,7 +72,7 @@ def close() -> None:
     """Close the service's connections, if it was built. Safe to call more than once."""
     with _lock:
         while _built:
-            _built.pop().storage.close()
+            _built.pop().close()
 
 
 def reset() -> None:
@@ -79,3 +95,17 @@ def run_sweep() -> SweepSummary:
     from copy_ops.sweep import sweep
 
     return sweep(service(), utc_now())
+
+
+def run_work(text: str) -> Counter[str]:
+    """One message of the work queue, done. Its outcomes, counted."""
+    from copy_ops.sweep import settle_batch
+    from copy_ops.work import decode
+
+    item = decode(text)
+    outcomes = settle_batch(service(), item.ids, utc_now())
+    if outcomes["deferred"] + outcomes["error"] == len(item.ids):
+        # Nothing of it could be done (storage away): the host retries the message after
+        # its visibility timeout, and poisons it after maxDequeueCount; the records stay due.
+        raise StorageUnavailable(f"none of the {len(item.ids)} operations could be settled", code="BatchDeferred")
+    return outcomes

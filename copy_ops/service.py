@@ -17,7 +17,7 @@ from copy_ops.cleanup import Cleaner
 from copy_ops.ledger import Ledger
 from copy_ops.lifecycle import Timing
 from copy_ops.model import BlobRef, CopyRequest, ListQuery, Operation, OperationPage
-from copy_ops.ports import Storage
+from copy_ops.ports import Storage, WorkQueue
 from copy_ops.reading import Reader
 from copy_ops.settings import Settings
 from copy_ops.settling import Settler
@@ -27,9 +27,11 @@ __all__ = ["CopyService", "StartOutcome"]
 
 
 class CopyService:
-    def __init__(self, settings: Settings, storage: Storage) -> None:
+    def __init__(self, settings: Settings, storage: Storage, work: WorkQueue | None = None) -> None:
         self.settings = settings
         self.storage = storage
+        # The work queue, for the sweep's fan-out; None: the sweep settles everything itself.
+        self.work = work
         self.ledger = Ledger(storage, settings.ledger_container)
         timing = Timing(
             start_grace=timedelta(seconds=settings.start_grace_seconds),
@@ -58,3 +60,10 @@ class CopyService:
 
     def public_url(self, ref: BlobRef) -> str:
         return self.storage.public_url(ref)
+
+    def close(self) -> None:
+        """Close the connections: storage's and the work queue's."""
+        self.storage.close()
+        close_work = getattr(self.work, "close", None)
+        if close_work is not None:
+            close_work()

@@ -43,6 +43,17 @@ class Settings:
     first_check_seconds: int = 15
     max_check_interval_seconds: int = 300
     start_grace_seconds: int = 300
+    # The queue of the sweep's fan-out and of job enumeration.
+    work_queue: str = "copy-ops-work"
+    # Due operations one sweep settles itself; the rest go to the work queue, in batches,
+    # for every instance to share (docs/design.md, "Fan-out", says why this number).
+    fanout_threshold: int = 1000
+
+    @classmethod
+    def work_queue_from_env(cls, env: Mapping[str, str]) -> str:
+        """The work queue's name at indexing time, never failing (as the schedule)."""
+        name = _Reader(env).text("COPY_WORK_QUEUE", "work_queue")
+        return name if names.container_problem(name) is None else str(_DEFAULTS["work_queue"])
 
     @classmethod
     def schedule_from_env(cls, env: Mapping[str, str]) -> str:
@@ -91,6 +102,8 @@ class Settings:
                 "COPY_MAX_CHECK_INTERVAL_SECONDS", "max_check_interval_seconds", first_check, 86400
             ),
             start_grace_seconds=reader.integer("COPY_START_GRACE_SECONDS", "start_grace_seconds", 1, 3600),
+            work_queue=_queue_name(reader.text("COPY_WORK_QUEUE", "work_queue"), "COPY_WORK_QUEUE"),
+            fanout_threshold=reader.integer("COPY_FANOUT_THRESHOLD", "fanout_threshold", 1, 1_000_000),
         )
 
 
@@ -143,6 +156,13 @@ class _Reader:
             except ValueError as exc:
                 raise ConfigurationError(f"{name}: {exc}", code=name) from None
         return items
+
+
+def _queue_name(name: str, setting: str) -> str:
+    # Queue names follow the container rule: 3-63 lowercase letters, digits, single hyphens.
+    if names.container_problem(name) is not None:
+        raise ConfigurationError(f"{setting} {name!r} is not a valid queue name", code=setting)
+    return name
 
 
 def _schedule(expression: str) -> str:

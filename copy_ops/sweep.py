@@ -1,15 +1,23 @@
-"""The sweep: find the due operations and settle each, concurrently, within a time budget."""
+"""The sweep: find the due operations and settle each, concurrently, within a time budget.
+
+Up to ``COPY_FANOUT_THRESHOLD`` due operations a run settles itself; beyond that, when a
+work queue is there, it hands the rest to the queue in batches (:mod:`copy_ops.work`),
+which the queue trigger settles on every instance the platform scales out to, and
+remembers them as in flight (:mod:`copy_ops.fanout`) so the next run does not hand them
+out again. Below the threshold no queue request is made at all.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from copy_ops import fanout, work
 from copy_ops.errors import CopyOpsError, PreconditionFailed
 from copy_ops.service import CopyService
 
@@ -23,60 +31,116 @@ class SweepSummary:
     # True when the budget ran out with due operations left for the next run.
     left_over: bool = False
     failed: bool = False
+    # Due operations handed to the work queue, and in how many messages.
+    handed_out: int = 0
+    batches: int = 0
 
     @property
     def due(self) -> int:
-        return sum(self.outcomes.values())
+        return sum(self.outcomes.values()) + self.handed_out
 
     def line(self) -> str:
         counts = " ".join(f"{name}={count}" for name, count in sorted(self.outcomes.items()))
         return (
-            f"sweep_summary due={self.due} {counts} left_over={self.left_over} "
-            f"failed={self.failed} seconds={self.seconds:.3f}"
+            f"sweep_summary due={self.due} {counts} handed_out={self.handed_out} batches={self.batches} "
+            f"left_over={self.left_over} failed={self.failed} seconds={self.seconds:.3f}"
         ).replace("  ", " ")
 
 
+class Settling:
+    """Settle operations on a bounded pool of threads; the outcomes, counted."""
+
+    def __init__(self, service: CopyService, now: datetime, concurrency: int) -> None:
+        self._service = service
+        self._now = now
+        self._concurrency = concurrency
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="settle")
+        self._in_flight: set[Future[str]] = set()
+        self.outcomes: Counter[str] = Counter()
+        self.submitted = 0
+
+    def submit(self, operation_id: str) -> None:
+        # A bounded queue: whoever submits waits, so a time budget stays meaningful.
+        while len(self._in_flight) >= self._concurrency * 2:
+            done, pending = wait(self._in_flight, return_when=FIRST_COMPLETED)
+            self._in_flight = set(pending)
+            self._collect(done)
+        self._in_flight.add(self._pool.submit(settle_one, self._service, operation_id, self._now))
+        self.submitted += 1
+
+    def finish(self) -> Counter[str]:
+        done, _ = wait(self._in_flight)
+        self._collect(done)
+        self._pool.shutdown()
+        return self.outcomes
+
+    def _collect(self, done: Iterable[Future[str]]) -> None:
+        for future in done:
+            self.outcomes[future.result()] += 1
+
+
 def sweep(service: CopyService, now: datetime, clock: Callable[[], float] = time.monotonic) -> SweepSummary:
-    """Settle every operation due at ``now``. Safe to run twice at once, or to cut short."""
+    """Settle (or hand out) every operation due at ``now``. Safe to run twice at once, or to cut short."""
     settings = service.settings
     summary = SweepSummary()
     started = clock()
-    concurrency = settings.sweep_concurrency
-
-    def collect(done: set[Future[str]]) -> None:
-        for future in done:
-            summary.outcomes[future.result()] += 1
-
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sweep") as pool:
-        in_flight: set[Future[str]] = set()
-        try:
-            for operation_id in service.ledger.due(now):
-                if clock() - started >= settings.sweep_budget_seconds:
-                    summary.left_over = True
-                    break
-                # Bounded queue: the budget check above stays meaningful.
-                while len(in_flight) >= concurrency * 2:
-                    done, in_flight = _wait_some(in_flight)
-                    collect(done)
-                in_flight.add(pool.submit(_settle_one, service, operation_id, now))
-        except CopyOpsError as exc:
-            summary.failed = True
-            logger.error("sweep_query_failed status=%s code=%s detail=%s", exc.status, exc.code, exc.detail)
-        finally:
-            done, _ = wait(in_flight)
-            collect(done)
+    settling = Settling(service, now, settings.sweep_concurrency)
+    handed: list[str] = []
+    in_flight: set[str] | None = None
+    registry = fanout.InFlight(service.storage, settings.ledger_container)
+    try:
+        for operation_id in service.ledger.due(now):
+            if clock() - started >= settings.sweep_budget_seconds:
+                summary.left_over = True
+                break
+            if service.work is None or settling.submitted < settings.fanout_threshold:
+                settling.submit(operation_id)
+                continue
+            if in_flight is None:
+                in_flight = registry.load(now)
+            if operation_id not in in_flight:
+                handed.append(operation_id)
+    except CopyOpsError as exc:
+        summary.failed = True
+        logger.error("sweep_query_failed status=%s code=%s detail=%s", exc.status, exc.code, exc.detail)
+    finally:
+        summary.outcomes = settling.finish()
+    if handed:
+        _hand_out(service, registry, handed, now, summary)
     summary.seconds = clock() - started
     logger.info("%s", summary.line())
     return summary
 
 
-def _wait_some(in_flight: set[Future[str]]) -> tuple[set[Future[str]], set[Future[str]]]:
-    done, pending = wait(in_flight, return_when=FIRST_COMPLETED)
-    return set(done), set(pending)
+def _hand_out(
+    service: CopyService, registry: fanout.InFlight, handed: list[str], now: datetime, summary: SweepSummary
+) -> None:
+    assert service.work is not None
+    messages = list(work.batches(handed, work.Settle, work.SETTLE_BATCH))
+    try:
+        # Sent first, remembered second: a crash in between hands them out again (harmless),
+        # never leaves them unsent yet remembered (late).
+        service.work.send(messages)
+        registry.add(handed, now + fanout.LEASE)
+        registry.save(now)
+    except CopyOpsError as exc:
+        # Their records stay due: the next sweep finds them.
+        summary.failed = True
+        logger.error("sweep_fanout_failed status=%s code=%s count=%s", exc.status, exc.code, len(handed))
+        return
+    summary.handed_out, summary.batches = len(handed), len(messages)
 
 
-def _settle_one(service: CopyService, operation_id: str, now: datetime) -> str:
-    """One operation's turn. Never raises: one bad operation must not stop the sweep."""
+def settle_batch(service: CopyService, ids: Iterable[str], now: datetime) -> Counter[str]:
+    """A batch from the work queue, settled as the sweep would."""
+    settling = Settling(service, now, service.settings.sweep_concurrency)
+    for operation_id in ids:
+        settling.submit(operation_id)
+    return settling.finish()
+
+
+def settle_one(service: CopyService, operation_id: str, now: datetime) -> str:
+    """One operation's turn. Never raises: one bad operation must not stop the others."""
     try:
         return service.process_due(operation_id, now)
     except PreconditionFailed:

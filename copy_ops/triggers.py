@@ -1,4 +1,4 @@
-"""Adapter for the triggers other than HTTP: the sweep's timer (and, later, queues).
+"""Adapter for the triggers other than HTTP: the sweep's timer and the work queue.
 
 Like :mod:`copy_ops.http`, each function takes the trigger's input as the Functions
 host gives it and hands the work to the package.
@@ -11,7 +11,7 @@ import logging
 import azure.functions as func
 
 from copy_ops import runtime
-from copy_ops.errors import ConfigurationError
+from copy_ops.errors import ConfigurationError, CopyOpsError, InvalidRequest
 
 logger = logging.getLogger(__name__)
 
@@ -30,3 +30,32 @@ def sweep(timer: func.TimerRequest) -> None:
     except ConfigurationError as error:
         # One line a run, not a traceback: the timer has no caller to answer.
         logger.error("configuration_error setting=%s detail=%s", error.code, error.detail)
+
+
+def work_queue() -> str:
+    """The work queue's name, through the settings (an unset COPY_WORK_QUEUE: the default)."""
+    return runtime.work_queue()
+
+
+def work_connection() -> str:
+    """The queue trigger's connection: the setting family the app's own storage comes from."""
+    return runtime.work_connection()
+
+
+def work(message: func.QueueMessage) -> None:
+    """One message of the work queue. A message that is not ours is logged and dropped; a
+    failure raises, so the host retries it and, after maxDequeueCount, moves it to the
+    poison queue (whatever it held stays due in the ledger: nothing is lost)."""
+    try:
+        outcomes = runtime.run_work(message.get_body().decode("utf-8", errors="replace"))
+    except InvalidRequest as error:
+        logger.error("work_message_invalid id=%s detail=%s", message.id, error.detail)
+        return
+    except ConfigurationError as error:
+        logger.error("configuration_error setting=%s detail=%s", error.code, error.detail)
+        raise
+    except CopyOpsError as error:
+        logger.warning("work_failed id=%s dequeue_count=%s code=%s", message.id, message.dequeue_count, error.code)
+        raise
+    counts = " ".join(f"{name}={count}" for name, count in sorted(outcomes.items()))
+    logger.info("work_done id=%s dequeue_count=%s %s", message.id, message.dequeue_count, counts)

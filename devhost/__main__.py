@@ -15,7 +15,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m devhost",
         description=(
             "Development host for the copy-ops function app: serves its HTTP routes under /api, "
-            "fires its timers on their NCRONTAB schedules, and runs a non-HTTP function now on "
+            "fires its timers on their NCRONTAB schedules, runs its queue triggers against the "
+            "queue service as the Functions host does, and runs a timer function now on "
             "POST /admin/functions/{name}. Reads local.settings.json Values (the process "
             "environment takes precedence). A development tool: use `func start` where Azure "
             "Functions Core Tools is installed, and never deploy this."
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--settings", default="local.settings.json", help="local settings file")
     parser.add_argument("--verbose", action="store_true", help="log everything at DEBUG, the Azure SDK's too")
+    parser.add_argument("--host-json", default="host.json", help="the host.json to read (default: the app's)")
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stdout)
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path.cwd()
     load_local_settings(root / args.settings)
     sys.path.insert(0, str(root))
-    host = DevHost(root=root)
+    host = DevHost(root=root, host_json=Path(args.host_json))
     server = host.serve(args.host, args.port)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -48,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("route %s/%s", host.router.prefix, template)
     for timer in host.timers.values():
         log.info("timer %s schedule=%r", timer.name, timer.schedule.expression)
+    for queue in host.queues.values():
+        log.info("queue %s queue=%r connection=%s", queue.name, queue.queue, queue.connection)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

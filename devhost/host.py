@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 import azure.functions as func
 
 from copy_ops.ncrontab import Schedule
+from devhost.queues import QueueOptions, QueueTrigger
 from devhost.routes import Router
 from devkit.inputs import http_request, timer_request
 
@@ -41,10 +42,11 @@ def load_local_settings(path: Path, environ: dict[str, str] | None = None) -> di
     return applied
 
 
-def route_prefix(host_json: Path) -> str:
-    if not host_json.exists():
-        return "api"
-    host = json.loads(host_json.read_text())
+def read_host_json(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def route_prefix(host: dict[str, Any]) -> str:
     return str(host.get("extensions", {}).get("http", {}).get("routePrefix", "api"))
 
 
@@ -100,12 +102,16 @@ class Timer:
 
 
 class DevHost:
-    def __init__(self, app_module: str = "function_app", root: Path | None = None) -> None:
+    def __init__(
+        self, app_module: str = "function_app", root: Path | None = None, host_json: Path | None = None
+    ) -> None:
         self.root = root or Path.cwd()
         module = importlib.import_module(app_module)
         self.app: func.FunctionApp = module.app
-        self.router = Router(route_prefix(self.root / "host.json"))
+        host = read_host_json(self.root / (host_json or Path("host.json")))
+        self.router = Router(route_prefix(host))
         self.timers: dict[str, Timer] = {}
+        self.queues: dict[str, QueueTrigger] = {}
         self.functions: dict[str, Callable[..., Any]] = {}
         for fn in self.app.get_functions():
             name = fn.get_function_name()
@@ -118,6 +124,12 @@ class DevHost:
             elif trigger["type"] == "timerTrigger":
                 schedule = Schedule.parse(_resolve(str(trigger["schedule"])))
                 self.timers[name] = Timer(name, schedule, user_function, bool(trigger.get("runOnStartup")))
+            elif trigger["type"] == "queueTrigger":
+                queue, connection = _resolve(str(trigger["queueName"])), str(trigger.get("connection") or "")
+                options = QueueOptions.from_host_json(host)
+                self.queues[name] = QueueTrigger(
+                    name, queue, connection or "AzureWebJobsStorage", user_function, options
+                )
         self._stop = threading.Event()
         self._server: ThreadingHTTPServer | None = None
 
@@ -125,6 +137,8 @@ class DevHost:
         self._server = _Server((host, port), _handler(self))
         for timer in self.timers.values():
             threading.Thread(target=timer.loop, args=(self._stop,), name=f"timer-{timer.name}", daemon=True).start()
+        for trigger in self.queues.values():
+            threading.Thread(target=trigger.loop, args=(self._stop,), name=f"queue-{trigger.name}", daemon=True).start()
         return self._server
 
     def stop(self) -> None:

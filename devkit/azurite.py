@@ -13,7 +13,8 @@ from pathlib import Path
 from devkit.tls import TlsFiles
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-BINARY = PROJECT_ROOT / "node_modules" / ".bin" / "azurite-blob"
+BIN = PROJECT_ROOT / "node_modules" / ".bin"
+BINARY = BIN / "azurite-blob"
 
 
 def free_port() -> int:
@@ -36,7 +37,9 @@ def wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes] | 
 
 
 class Azurite:
-    """An Azurite blob service on a free loopback port, in memory.
+    """An Azurite blob service on a free loopback port, in memory (or in ``location``).
+
+    With ``queue`` it serves the queue service too (``queue_port``), as one process.
 
     With ``tls`` it serves HTTPS with that certificate; with ``oauth`` it also accepts
     bearer tokens (``--oauth basic``, HTTPS only); ``accounts`` (name to key) sets
@@ -50,8 +53,12 @@ class Azurite:
         tls: TlsFiles | None = None,
         oauth: bool = False,
         accounts: dict[str, str] | None = None,
+        queue: bool = False,
+        location: Path | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.queue_port = free_port() if queue else None
+        self.location = location
         self.tls = tls
         self.oauth = oauth
         self.accounts = accounts
@@ -59,18 +66,21 @@ class Azurite:
         self._workdir = tempfile.TemporaryDirectory(prefix="azurite-")
 
     def start(self) -> Azurite:
-        if not BINARY.exists():
-            raise RuntimeError(f"Azurite is not installed at {BINARY}: run scripts/setup.sh (it runs npm ci)")
+        binary = BIN / ("azurite" if self.queue_port else "azurite-blob")
+        if not binary.exists():
+            raise RuntimeError(f"Azurite is not installed at {binary}: run scripts/setup.sh (it runs npm ci)")
         log = open(Path(self._workdir.name) / "azurite.log", "wb")  # noqa: SIM115 - lives as long as the process
         self._process = subprocess.Popen(
             [
-                str(BINARY),
+                str(binary),
                 "--blobHost",
                 "127.0.0.1",
                 "--blobPort",
                 str(self.port),
-                # In memory: nothing to clean up, and faster. (It refuses --location then.)
-                "--inMemoryPersistence",
+                *self._queue_args(),
+                # In memory: nothing to clean up, and faster (it refuses --location then);
+                # or on disk, as a developer's Azurite runs.
+                *(["--location", str(self.location)] if self.location else ["--inMemoryPersistence"]),
                 # The SDK's default API version is newer than Azurite knows.
                 "--skipApiVersionCheck",
                 # Otherwise it stalls on shutdown without a network.
@@ -84,7 +94,15 @@ class Azurite:
             start_new_session=True,
         )
         wait_for_port(self.port, 60, self._process)
+        if self.queue_port:
+            wait_for_port(self.queue_port, 60, self._process)
         return self
+
+    def _queue_args(self) -> list[str]:
+        if not self.queue_port:
+            return []
+        # The table service comes with the all-in-one binary: give it a port nobody uses.
+        return ["--queueHost", "127.0.0.1", "--queuePort", str(self.queue_port), "--tablePort", str(free_port())]
 
     def _security_args(self) -> list[str]:
         args = ["--cert", str(self.tls.cert), "--key", str(self.tls.key)] if self.tls else []

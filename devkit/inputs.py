@@ -14,6 +14,7 @@ from datetime import datetime
 import azure.functions as func
 from azure.functions.http import HttpRequestConverter
 from azure.functions.meta import Datum
+from azure.functions.queue import QueueMessageInConverter
 from azure.functions.timer import TimerRequestConverter
 
 
@@ -49,3 +50,20 @@ def timer_request(past_due: bool, last: datetime | None, following: datetime) ->
     payload = {"Schedule": {"AdjustForDST": True}, "ScheduleStatus": status, "IsPastDue": past_due}
     timer: func.TimerRequest = TimerRequestConverter.decode(Datum(json.dumps(payload), "json"), trigger_metadata=None)
     return timer
+
+
+def queue_message(
+    body: bytes, message_id: str, dequeue_count: int, inserted: datetime, pop_receipt: str
+) -> func.QueueMessage:
+    """A queue trigger's input, as the worker builds it from the host's message and metadata."""
+    when = inserted.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    metadata = {
+        "Id": _string(message_id),
+        "DequeueCount": Datum(dequeue_count, "int"),
+        "InsertionTime": _string(when),
+        "ExpirationTime": _string(when),
+        "NextVisibleTime": _string(when),
+        "PopReceipt": _string(pop_receipt),
+    }
+    message: func.QueueMessage = QueueMessageInConverter.decode(Datum(body, "bytes"), trigger_metadata=metadata)
+    return message

@@ -48,10 +48,11 @@ CONTROL_PREFIX = "/__proxy/"
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
-def connection_string(port: int, scheme: str = "http") -> str:
+def connection_string(port: int, scheme: str = "http", queue_port: int | None = None) -> str:
+    queue = f"QueueEndpoint={scheme}://127.0.0.1:{queue_port}/{DEV_ACCOUNT};" if queue_port else ""
     return (
         f"DefaultEndpointsProtocol={scheme};AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
-        f"BlobEndpoint={scheme}://127.0.0.1:{port}/{DEV_ACCOUNT};"
+        f"BlobEndpoint={scheme}://127.0.0.1:{port}/{DEV_ACCOUNT};{queue}"
     )
 
 
@@ -97,6 +98,10 @@ class RequestLog:
 def classify(method: str, path: str, query: dict[str, list[str]], headers: dict[str, str]) -> str:
     """A stable name for the kind of storage request (what the cost figures count)."""
     comp = query.get("comp", [""])[0]
+    if path.endswith("/messages") or "/messages/" in path:
+        return {"POST": "put_message", "GET": "get_messages", "DELETE": "delete_message", "PUT": "update_message"}.get(
+            method, f"{method.lower()}_messages"
+        )
     restype = query.get("restype", [""])[0]
     if method == "PUT" and comp == "copy":
         return "abort_copy"
@@ -146,6 +151,8 @@ class PendingCopyProxy:
         verify: dict[str, Any] = {"connection_verify": str(tls.ca)} if tls else {}
         self._direct = BlobServiceClient.from_connection_string(connection_string(azurite_port, self.scheme), **verify)
         self.index = LaggingIndex()
+        # A second proxy in front of Azurite's queue service, to count and fault queue requests.
+        self.queue_proxy: PendingCopyProxy | None = None
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
         if tls is not None:
             # The handshake happens in each connection's own thread, on its first read.
@@ -163,7 +170,9 @@ class PendingCopyProxy:
 
     @property
     def connection_string(self) -> str:
-        return connection_string(self.port, self.scheme)
+        """The account through this proxy; with ``queue_proxy`` set, its queues through that one."""
+        queue_port = self.queue_proxy.port if self.queue_proxy is not None else None
+        return connection_string(self.port, self.scheme, queue_port)
 
     @property
     def url(self) -> str:
@@ -194,6 +203,8 @@ class PendingCopyProxy:
             self.pending_copies = False
             self.latency = 0.0
         self.index.reset()
+        if self.queue_proxy is not None:
+            self.queue_proxy.reset()
 
     @property
     def direct(self) -> BlobServiceClient:

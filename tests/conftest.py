@@ -28,20 +28,29 @@ TEST_CLIENT_OPTIONS: dict[str, Any] = {
 
 
 @pytest.fixture(scope="session")
-def azurite_port() -> Iterator[int]:
+def azurite_ports() -> Iterator[tuple[int, int]]:
+    """The blob and queue ports of the suite's Azurite."""
     # A developer may point the suite at an Azurite they run themselves.
     given = os.environ.get("COPY_OPS_TEST_AZURITE_PORT")
     if given:
-        yield int(given)
+        yield int(given), int(os.environ.get("COPY_OPS_TEST_AZURITE_QUEUE_PORT", int(given) + 1))
         return
-    with Azurite() as azurite:
-        yield azurite.port
+    with Azurite(queue=True) as azurite:
+        assert azurite.queue_port is not None
+        yield azurite.port, azurite.queue_port
 
 
 @pytest.fixture(scope="session")
-def _proxy(azurite_port: int) -> Iterator[PendingCopyProxy]:
-    proxy = serve(azurite_port)
+def azurite_port(azurite_ports: tuple[int, int]) -> int:
+    return azurite_ports[0]
+
+
+@pytest.fixture(scope="session")
+def _proxy(azurite_ports: tuple[int, int]) -> Iterator[PendingCopyProxy]:
+    proxy = serve(azurite_ports[0])
+    proxy.queue_proxy = serve(azurite_ports[1])
     yield proxy
+    proxy.queue_proxy.stop()
     proxy.stop()
 
 

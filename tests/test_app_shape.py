@@ -44,13 +44,13 @@ def bindings(fn: Any) -> list[dict[str, Any]]:
 
 
 def test_exactly_the_expected_functions(app: Any) -> None:
-    assert sorted(fn.get_function_name() for fn in app.get_functions()) == sorted([*EXPECTED, "sweep"])
+    assert sorted(fn.get_function_name() for fn in app.get_functions()) == sorted([*EXPECTED, "sweep", "work"])
 
 
 def test_http_routes_methods_and_auth_levels(app: Any) -> None:
     for fn in app.get_functions():
         name = fn.get_function_name()
-        if name == "sweep":
+        if name in ("sweep", "work"):
             continue
         trigger = fn.get_trigger().get_dict_repr()
         assert (trigger["route"], sorted(text(m) for m in trigger["methods"])) == EXPECTED[name]
@@ -63,6 +63,13 @@ def test_every_binding_names_a_parameter_of_its_function(app: Any) -> None:
         parameters = set(inspect.signature(fn.get_user_function()).parameters)
         names = {b["name"] for b in bindings(fn) if b["name"] != "$return"}
         assert names == parameters, fn.get_function_name()
+
+
+def test_the_work_queue_trigger_reads_the_apps_own_queue(app: Any) -> None:
+    [work] = [fn for fn in app.get_functions() if fn.get_function_name() == "work"]
+    trigger = work.get_trigger().get_dict_repr()
+    assert trigger["type"] == "queueTrigger"
+    assert (trigger["queueName"], trigger["connection"]) == (sample_settings()["COPY_WORK_QUEUE"], "COPY_STORAGE")
 
 
 def test_the_timer_schedule_resolves_to_valid_ncrontab(app: Any) -> None:
@@ -104,8 +111,8 @@ def test_the_openapi_document_matches_the_registered_routes(app: Any) -> None:
     registered = {
         (trigger["route"], text(method))
         for fn in app.get_functions()
-        if fn.get_function_name() != "sweep"
         for trigger in [fn.get_trigger().get_dict_repr()]
+        if trigger["type"] == "httpTrigger"
         for method in trigger["methods"]
     }
     assert documented == registered

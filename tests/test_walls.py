@@ -35,6 +35,7 @@ PURE = {
     "urls",
     "validation",
     "views",
+    "work",
 }
 # Azure Storage's own error codes: above the adapter, named exceptions stand for them.
 AZURE_CODES = {

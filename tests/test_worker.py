@@ -53,7 +53,7 @@ def trigger(function: dict[str, Any]) -> dict[str, Any]:
 
 def test_the_worker_indexes_every_function_without_any_setting() -> None:
     functions = index_with_worker()
-    assert set(functions) == {*HTTP, "sweep"}
+    assert set(functions) == {*HTTP, "sweep", "work"}
     for name, (route, methods) in HTTP.items():
         binding = trigger(functions[name])
         assert (binding["type"], binding["route"], binding["methods"]) == ("httpTrigger", route, methods)
@@ -62,8 +62,16 @@ def test_the_worker_indexes_every_function_without_any_setting() -> None:
         assert functions[name]["properties"] == {"worker_indexed": "True"}
     sweep = trigger(functions["sweep"])
     assert (sweep["type"], sweep["schedule"], sweep["runOnStartup"]) == ("timerTrigger", "0 */1 * * * *", False)
+    # No setting at all: the work queue on the host's own storage, as the templates give it.
+    work = trigger(functions["work"])
+    assert (work["type"], work["queueName"], work["connection"]) == (
+        "queueTrigger",
+        "copy-ops-work",
+        "AzureWebJobsStorage",
+    )
 
 
 def test_the_timer_takes_its_schedule_from_the_setting() -> None:
     functions = index_with_worker(COPY_SWEEP_SCHEDULE="*/10 * * * * *", COPY_STORAGE="UseDevelopmentStorage=true")
     assert trigger(functions["sweep"])["schedule"] == "*/10 * * * * *"
+    assert trigger(functions["work"])["connection"] == "COPY_STORAGE"

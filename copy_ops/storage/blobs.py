@@ -46,6 +46,11 @@ class BlobStorage(DocumentSide):
         service = loop.run(build_client(connection, pool_size + 4, retry or RETRY, settings))
         return cls(service, connection, {**settings, "retry_policy": service._config.retry_policy})
 
+    @property
+    def credential(self) -> Any:
+        """The identity's credential (None with a connection string), for the queue client."""
+        return None if self._connection.connection_string else self._service.credential
+
     def close(self) -> None:
         """Close the connections (and the identity's, if any). Safe to call twice."""
 

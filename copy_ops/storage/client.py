@@ -11,6 +11,7 @@ from copy_ops.errors import UnsafeName
 
 if TYPE_CHECKING:
     from azure.storage.blob.aio import BlobServiceClient
+    from azure.storage.queue.aio import QueueClient
 
 # Storage's own retry policy (azure-core's retry_backoff_* options do not reach it).
 # Its default waits start at 15 s; its exponential policy adds base**count to each wait,
@@ -45,6 +46,25 @@ async def build_client(
 
     credential = DefaultAzureCredential(managed_identity_client_id=connection.client_id)
     return BlobServiceClient(connection.blob_endpoint, credential=credential, transport=transport, **options)
+
+
+async def build_queue_client(
+    connection: StorageConnection, name: str, credential: Any, retry: dict[str, float], options: dict[str, Any]
+) -> QueueClient:
+    """A client of one queue of the account; with an identity, on the blob client's credential."""
+    # The queue package exports only its sync retry policies; the blob package's async
+    # LinearRetry is the same shared code (azure.storage._shared), and an async client needs one.
+    from azure.storage.blob.aio import LinearRetry
+    from azure.storage.queue.aio import QueueClient
+
+    options = {**options, "retry_policy": LinearRetry(**retry)}  # type: ignore[arg-type]
+    sas = connection.shared_access_signature
+    if sas is not None:
+        # A SAS connection string may name only its blob endpoint: the queue is its sibling.
+        return QueueClient(connection.queue_endpoint, name, credential=sas, **options)
+    if connection.connection_string:
+        return QueueClient.from_connection_string(connection.connection_string, name, **options)
+    return QueueClient(connection.queue_endpoint, name, credential=credential, **options)
 
 
 def _guarded(base: type[Any]) -> type[Any]:

@@ -41,6 +41,7 @@ _BY_STATUS: dict[int, type[CopyOpsError]] = {
 # The storage outcomes the lifecycle acts on, by Azure's error code.
 _BY_CODE: dict[str, type[CopyOpsError]] = {
     "ContainerNotFound": ContainerMissing,
+    "QueueNotFound": ContainerMissing,
     "CopyIdMismatch": CopyIdMismatch,
     "NoPendingCopyOperation": NoPendingCopy,
 }

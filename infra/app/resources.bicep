@@ -264,6 +264,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       COPY_FIRST_CHECK_SECONDS: ''
       COPY_MAX_CHECK_INTERVAL_SECONDS: ''
       COPY_START_GRACE_SECONDS: ''
+      COPY_WORK_QUEUE: ''
+      COPY_FANOUT_THRESHOLD: ''
       // -- end of the app's settings --
     }
     dependsOn: [hostBlobOwner, hostQueues, hostTables, copiesBlobOwner, copiesQueues, publisher]

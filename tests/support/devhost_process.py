@@ -16,17 +16,26 @@ from devkit import PROJECT_ROOT, Reply, free_port, http_call, wait_for_port
 
 class DevHostProcess:
     def __init__(
-        self, env: dict[str, str], local_settings: dict[str, str] | None = None, verbose: bool = False
+        self,
+        env: dict[str, str],
+        local_settings: dict[str, str] | None = None,
+        verbose: bool = False,
+        host_json: dict[str, Any] | None = None,
     ) -> None:
         self.port = free_port()
+        self.env = env
         self._dir = tempfile.TemporaryDirectory(prefix="devhost-")
         settings = Path(self._dir.name) / "local.settings.json"
         settings.write_text(json.dumps({"IsEncrypted": False, "Values": local_settings or {}}))
         self.log_path = Path(self._dir.name) / "devhost.log"
+        extra = ["--verbose"] if verbose else []
+        if host_json is not None:
+            custom = Path(self._dir.name) / "host.json"
+            custom.write_text(json.dumps(host_json))
+            extra += ["--host-json", str(custom)]
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("COPY_", "AzureWebJobs"))}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "devhost", "--port", str(self.port), "--settings", str(settings)]
-            + (["--verbose"] if verbose else []),
+            [sys.executable, "-m", "devhost", "--port", str(self.port), "--settings", str(settings), *extra],
             cwd=PROJECT_ROOT,
             env={**clean, **env},
             stdout=self.log_path.open("wb"),

@@ -1,0 +1,147 @@
+"""Queue triggers, run as the Functions host runs them, against the queue service.
+
+Per trigger, a loop polls its queue: when it finds nothing it waits, doubling the wait
+up to host.json's ``maxPollingInterval``; when it finds messages it takes up to
+``batchSize`` of them at once, hidden from other consumers while they run, and runs the
+function on each in parallel. A message whose function returns is deleted. One whose
+function raises becomes visible again after ``visibilityTimeout``, and once it has been
+tried ``maxDequeueCount`` times it moves to ``<queue>-poison``. Two hosts (or two
+instances) may consume one queue: each message goes to one at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.queue import QueueClient, QueueMessage
+
+from devkit.inputs import queue_message
+
+logger = logging.getLogger("devhost")
+
+# While a function runs, its message stays hidden this long (the host renews its lease;
+# the development host simply takes long enough for any function of this app).
+LEASE_SECONDS = 600
+FIRST_POLL_SECONDS = 0.1
+
+
+@dataclass(frozen=True)
+class QueueOptions:
+    """host.json's ``extensions.queues``, with the host's defaults."""
+
+    max_polling_interval: float = 60.0
+    visibility_timeout: float = 0.0
+    batch_size: int = 16
+    max_dequeue_count: int = 5
+
+    @classmethod
+    def from_host_json(cls, host: dict[str, Any]) -> QueueOptions:
+        queues = host.get("extensions", {}).get("queues", {})
+        return cls(
+            max_polling_interval=_seconds(queues.get("maxPollingInterval"), cls.max_polling_interval),
+            visibility_timeout=_seconds(queues.get("visibilityTimeout"), cls.visibility_timeout),
+            batch_size=int(queues.get("batchSize", cls.batch_size)),
+            max_dequeue_count=int(queues.get("maxDequeueCount", cls.max_dequeue_count)),
+        )
+
+
+def _seconds(text: str | None, default: float) -> float:
+    """``hh:mm:ss`` (a .NET TimeSpan, as host.json gives it) in seconds."""
+    if not text:
+        return default
+    hours, minutes, seconds = text.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def queue_client(connection: str, queue: str) -> QueueClient:
+    """The queue, reached as the host reaches a binding's ``connection``: a connection
+    string in the setting, or ``<connection>__queueServiceUri`` with an identity."""
+    string = os.environ.get(connection)
+    if string:
+        return QueueClient.from_connection_string(string, queue)
+    uri = os.environ.get(f"{connection}__queueServiceUri")
+    if not uri:
+        raise RuntimeError(f"the queue trigger's connection {connection!r} names no storage")
+    from azure.identity import DefaultAzureCredential
+
+    credential = DefaultAzureCredential(managed_identity_client_id=os.environ.get(f"{connection}__clientId"))
+    return QueueClient(uri, queue, credential=credential)
+
+
+class QueueTrigger:
+    def __init__(self, name: str, queue: str, connection: str, function: Callable[..., Any], options: QueueOptions):
+        self.name = name
+        self.queue = queue
+        self.connection = connection
+        self.function = function
+        self.options = options
+        self._client: QueueClient | None = None
+        self._poison: QueueClient | None = None
+        self._pool = ThreadPoolExecutor(max_workers=options.batch_size, thread_name_prefix=f"queue-{name}")
+
+    def _clients(self) -> tuple[QueueClient, QueueClient]:
+        if self._client is None or self._poison is None:
+            self._client = queue_client(self.connection, self.queue)
+            self._poison = queue_client(self.connection, f"{self.queue}-poison")
+        return self._client, self._poison
+
+    def loop(self, stop: threading.Event) -> None:
+        wait = FIRST_POLL_SECONDS
+        while not stop.is_set():
+            try:
+                messages = self._receive()
+            except Exception:
+                logger.exception("queue_poll_failed function=%s queue=%s", self.name, self.queue)
+                messages = []
+            if not messages:
+                stop.wait(wait)
+                wait = min(wait * 2, self.options.max_polling_interval)
+                continue
+            wait = FIRST_POLL_SECONDS
+            list(self._pool.map(self.run, messages))
+        self._pool.shutdown(wait=True)
+
+    def _receive(self) -> list[QueueMessage]:
+        client, _ = self._clients()
+        try:
+            pages = client.receive_messages(
+                messages_per_page=self.options.batch_size, visibility_timeout=LEASE_SECONDS
+            ).by_page()
+            return list(next(pages, []))
+        except ResourceNotFoundError:
+            return []  # no queue yet: nobody has sent anything
+
+    def run(self, message: QueueMessage) -> None:
+        client, poison = self._clients()
+        body = message.content if isinstance(message.content, bytes) else str(message.content).encode()
+        inserted = message.inserted_on or datetime.now(UTC)
+        try:
+            dequeued = message.dequeue_count or 1
+            self.function(queue_message(body, message.id, dequeued, inserted, message.pop_receipt or ""))
+        except Exception:
+            logger.exception(
+                "queue_function_failed function=%s id=%s dequeue_count=%s", self.name, message.id, message.dequeue_count
+            )
+            self._failed(client, poison, message)
+            return
+        client.delete_message(message)
+        logger.info("queue function=%s id=%s outcome=ok", self.name, message.id)
+
+    def _failed(self, client: QueueClient, poison: QueueClient, message: QueueMessage) -> None:
+        if (message.dequeue_count or 1) >= self.options.max_dequeue_count:
+            with contextlib.suppress(ResourceExistsError):
+                poison.create_queue()
+            poison.send_message(message.content)
+            client.delete_message(message)
+            logger.warning("queue_poisoned function=%s id=%s queue=%s-poison", self.name, message.id, self.queue)
+            return
+        client.update_message(message, visibility_timeout=int(self.options.visibility_timeout))

@@ -1,0 +1,227 @@
+"""The sweep's fan-out: beyond COPY_FANOUT_THRESHOLD, due operations go to the work queue
+in batches; the queue trigger settles them; a batch in flight is not handed out again; a
+poisoned batch and a queue outage lose nothing. On Azurite's queue service, through the
+proxy (no mock of the queue), and end to end through the development host."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.queue import QueueClient
+
+from copy_ops import fanout, work
+from copy_ops.model import State
+from copy_ops.service import CopyService
+from copy_ops.settings import Settings
+from copy_ops.storage.queues import QueueStorage
+from copy_ops.sweep import settle_batch, sweep
+from devkit import PendingCopyProxy
+from tests.conftest import TEST_CLIENT_OPTIONS, Blobs, SettingsFactory, open_storage
+from tests.support.devhost_process import DevHostProcess
+from tests.support.requests import copy_body, start
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+THRESHOLD = 5
+# The host's queue options, fast: the tests wait for conditions, and these make them come soon.
+FAST_QUEUES = {
+    "version": "2.0",
+    "functionTimeout": "00:05:00",
+    "extensions": {
+        "queues": {
+            "maxPollingInterval": "00:00:00.5",
+            "visibilityTimeout": "00:00:00.2",
+            "batchSize": 16,
+            "maxDequeueCount": 3,
+            "messageEncoding": "none",
+        }
+    },
+}
+
+
+@pytest.fixture
+def queue_name() -> str:
+    return f"work-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def fanning(make_settings: SettingsFactory, proxy: PendingCopyProxy, queue_name: str) -> Iterator[CopyService]:
+    settings = make_settings(COPY_FANOUT_THRESHOLD=str(THRESHOLD), COPY_WORK_QUEUE=queue_name)
+    queue = QueueStorage(settings.storage, queue_name, retry=TEST_CLIENT_OPTIONS["retry"])
+    yield CopyService(settings, open_storage(settings), queue)
+    queue.close()
+
+
+def queue_client(proxy: PendingCopyProxy, name: str) -> QueueClient:
+    return QueueClient.from_connection_string(proxy.connection_string, name)
+
+
+def peek(client: QueueClient) -> list[Any]:
+    """The queue's visible messages; none while the queue is not there yet."""
+    try:
+        return list(client.peek_messages(max_messages=32))
+    except ResourceNotFoundError:
+        return []
+
+
+def start_overdue(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, count: int) -> list[str]:
+    blobs.put(blobs.src, "a.bin", b"x" * 100)
+    proxy.pending_copies = True
+    return [
+        start(service, copy_body(blobs.src, blobs.dst, dest_name=f"{i}.bin", timeout_seconds=60), NOW).operation.id
+        for i in range(count)
+    ]
+
+
+def test_beyond_the_threshold_due_operations_go_to_the_queue_once(
+    fanning: CopyService, blobs: Blobs, proxy: PendingCopyProxy, queue_name: str
+) -> None:
+    ids = start_overdue(fanning, blobs, proxy, 20)
+    after = NOW + timedelta(seconds=61)
+    first = sweep(fanning, after)
+    assert (first.outcomes["aborted"], first.handed_out, first.batches) == (THRESHOLD, 15, 1)
+    [message] = queue_client(proxy, queue_name).peek_messages(max_messages=32)
+    handed = work.decode(str(message.content)).ids
+    assert len(handed) == 15 and set(handed) <= set(ids)
+    # While in flight, the next sweep does not hand them out again.
+    second = sweep(fanning, after + timedelta(seconds=1))
+    assert second.handed_out == 0
+    assert len(queue_client(proxy, queue_name).peek_messages(max_messages=32)) == 1
+    # The queue trigger's work: each operation settled as the sweep would, each once.
+    settle_batch(fanning, handed, after + timedelta(seconds=2))
+    assert {fanning.ledger.get(op_id).state for op_id in ids} == {State.ABORTED}
+    copies = [proxy.copy_state(blobs.dst, f"{i}.bin") for i in range(20)]
+    assert all(copy is not None and copy.status == "aborted" for copy in copies)
+
+
+def test_below_the_threshold_no_queue_request_is_made(
+    fanning: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    start_overdue(fanning, blobs, proxy, THRESHOLD)
+    assert proxy.queue_proxy is not None
+    proxy.queue_proxy.log.counts.clear()
+    summary = sweep(fanning, NOW + timedelta(seconds=61))
+    assert (summary.outcomes["aborted"], summary.handed_out) == (THRESHOLD, 0)
+    assert sum(proxy.queue_proxy.log.counts.values()) == 0
+
+
+def test_a_queue_outage_loses_nothing(
+    fanning: CopyService, blobs: Blobs, proxy: PendingCopyProxy, queue_name: str
+) -> None:
+    ids = start_overdue(fanning, blobs, proxy, 12)
+    assert proxy.queue_proxy is not None
+    proxy.queue_proxy.inject("put_message", times=100)
+    proxy.queue_proxy.inject("put_blob", times=100)  # creating the queue, too
+    failed = sweep(fanning, NOW + timedelta(seconds=61))
+    assert failed.failed and failed.handed_out == 0
+    proxy.queue_proxy.clear_faults()
+    # Nothing was remembered as in flight: the next sweep settles five and hands out the rest.
+    again = sweep(fanning, NOW + timedelta(seconds=62))
+    assert (again.outcomes["aborted"], again.handed_out) == (THRESHOLD, 7 - THRESHOLD)
+    [message] = queue_client(proxy, queue_name).peek_messages(max_messages=32)
+    settle_batch(fanning, work.decode(str(message.content)).ids, NOW + timedelta(seconds=63))
+    assert {fanning.ledger.get(op_id).state for op_id in ids} == {State.ABORTED}
+
+
+def test_the_in_flight_record_merges_two_sweeps_writing_at_once(
+    fanning: CopyService, make_settings: SettingsFactory
+) -> None:
+    settings: Settings = fanning.settings
+    first, second = (fanout.InFlight(fanning.storage, settings.ledger_container) for _ in range(2))
+    assert first.load(NOW) == set() and second.load(NOW) == set()
+    first.add(["a", "b"], NOW + fanout.LEASE)
+    second.add(["c"], NOW + fanout.LEASE)
+    first.save(NOW)
+    second.save(NOW)  # its ETag is stale: it reloads and merges
+    assert fanout.InFlight(fanning.storage, settings.ledger_container).load(NOW) == {"a", "b", "c"}
+    # Expired batches are dropped.
+    assert fanout.InFlight(fanning.storage, settings.ledger_container).load(NOW + fanout.LEASE) == set()
+
+
+# -- end to end: the development host's queue trigger ------------------------------
+
+
+@pytest.fixture
+def host(proxy: PendingCopyProxy, queue_name: str) -> Iterator[DevHostProcess]:
+    started = DevHostProcess(
+        env={
+            "COPY_STORAGE": proxy.connection_string,
+            "COPY_LEDGER_CONTAINER": f"ledger-{uuid.uuid4().hex[:10]}",
+            "COPY_SWEEP_SCHEDULE": "0 0 0 1 1 *",
+            "COPY_ALLOWED_SOURCE_HOSTS": "127.0.0.1:*",
+            "COPY_FANOUT_THRESHOLD": str(THRESHOLD),
+            "COPY_WORK_QUEUE": queue_name,
+        },
+        host_json=FAST_QUEUES,
+    )
+    yield started
+    started.stop()
+
+
+def start_over_http(host: DevHostProcess, blobs: Blobs, proxy: PendingCopyProxy, count: int) -> list[str]:
+    blobs.put(blobs.src, "a.bin", b"x" * 100)
+    proxy.pending_copies = True
+    ids = []
+    for i in range(count):
+        body = copy_body(blobs.src, blobs.dst, dest_name=f"{i}.bin", timeout_seconds=1)
+        reply = host.call("POST", "/api/copies", body)
+        assert reply.status == 202, reply.body
+        ids.append(reply.json()["id"])
+    time.sleep(1.1)  # past every deadline: the condition the sweep needs, not luck
+    return ids
+
+
+def states(host: DevHostProcess, ids: list[str]) -> list[Any]:
+    return [host.call("GET", f"/api/copies/{op_id}").json()["state"] for op_id in ids]
+
+
+def wait_until(predicate: Any, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def test_the_queue_trigger_settles_what_the_timer_hands_out(
+    host: DevHostProcess, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    ids = start_over_http(host, blobs, proxy, 25)
+    assert host.call("POST", "/admin/functions/sweep", {"input": ""}).status == 202
+    assert wait_until(lambda: states(host, ids) == ["aborted"] * 25), states(host, ids)
+    assert host.wait_for_log(lambda log: "handed_out=20" in log and "work_done" in log)
+
+
+def test_a_poisoned_batch_loses_nothing(
+    host: DevHostProcess, blobs: Blobs, proxy: PendingCopyProxy, queue_name: str, fanning: CopyService
+) -> None:
+    ids = start_over_http(host, blobs, proxy, 10)
+    # Every read of a record fails for a while: the batch cannot be settled, is retried
+    # maxDequeueCount (3) times, and moves to the poison queue.
+    # (A refusal the SDK does not retry: the test waits on the queue's retries, not the SDK's.)
+    proxy.inject("get_blob", times=10_000, path_contains="/ops/", status=403, code="AuthorizationFailure")
+    assert host.call("POST", "/admin/functions/sweep", {"input": ""}).status == 202
+    poison = queue_client(proxy, f"{queue_name}-poison")
+    assert wait_until(lambda: len(peek(poison)) == 1, timeout=60)
+    proxy.clear_faults()
+    # The records stayed due: once the batch's lease is over, a sweep finds them again.
+    later = datetime.now(UTC) + fanout.LEASE + timedelta(seconds=1)
+    settings = fanning.settings
+    assert settings.work_queue == queue_name
+    summary = sweep(shared_ledger(fanning, host), later)
+    # All ten: the first sweep's own five could not be read either.
+    assert (summary.due, summary.outcomes["aborted"], summary.handed_out) == (10, THRESHOLD, 10 - THRESHOLD)
+    assert wait_until(lambda: states(host, ids) == ["aborted"] * 10), states(host, ids)
+
+
+def shared_ledger(service: CopyService, host: DevHostProcess) -> CopyService:
+    """The same ledger and queue as the host's: another instance of the app."""
+    ledger = host.env["COPY_LEDGER_CONTAINER"]
+    settings = Settings.from_env({**host.env, "COPY_LEDGER_CONTAINER": ledger})
+    return CopyService(settings, open_storage(settings), service.work)

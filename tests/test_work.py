@@ -1,0 +1,47 @@
+"""Work-queue messages: encoded, decoded strictly, batched under Azure's size limit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from copy_ops import work
+from copy_ops.errors import InvalidRequest
+
+
+def test_a_settle_batch_round_trips() -> None:
+    batch = work.Settle(("8204461114000-cc5eca4f", "8204461114001-cc5eca4f"))
+    assert work.decode(work.encode(batch)) == batch
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "not json",
+        "[" * 5000,
+        "[]",
+        '{"v": 2, "kind": "settle", "ids": ["a"]}',
+        '{"v": 1, "kind": "dance"}',
+        '{"v": 1, "kind": "settle", "ids": []}',
+        '{"v": 1, "kind": "settle", "ids": [1, 2]}',
+        '{"v": 1, "kind": "settle", "ids": "abc"}',
+    ],
+)
+def test_anything_else_is_refused_whole(text: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        work.decode(text)
+    assert caught.value.errors[0].field == "message"
+
+
+def test_batches_hold_at_most_so_many_and_stay_under_the_size_limit() -> None:
+    ids = [f"{i:013d}-abcdef01" for i in range(1000)]
+    messages = list(work.batches(ids, work.Settle, 200))
+    assert len(messages) == 5
+    assert [item for text in messages for item in json.loads(text)["ids"]] == ids
+    # Items so long that a batch of 200 would not fit are split until each fits.
+    long_ids = ["x" * 1000 for _ in range(200)]
+    split = list(work.batches(long_ids, work.Settle, 200))
+    assert len(split) > 1 and all(len(text.encode()) <= work.MESSAGE_LIMIT_BYTES for text in split)
+    assert sum(len(json.loads(text)["ids"]) for text in split) == 200
