@@ -42,10 +42,10 @@ Handler = Callable[[func.HttpRequest], func.HttpResponse]
 # -- input ---------------------------------------------------------------------
 
 
-def json_body(req: func.HttpRequest) -> Any:
+def json_body(req: func.HttpRequest, limit: int = MAX_BODY_BYTES) -> Any:
     raw = req.get_body() or b""
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge.of(FieldError("body", f"must be at most {MAX_BODY_BYTES} bytes, not {len(raw)}"))
+    if len(raw) > limit:
+        raise PayloadTooLarge.of(FieldError("body", f"must be at most {limit} bytes, not {len(raw)}"))
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):
@@ -64,11 +64,10 @@ def idempotency_key(headers: Mapping[str, str]) -> str | None:
     return key
 
 
-def list_query(params: Mapping[str, str]) -> ListQuery:
-    errors = [
-        FieldError(name, "unknown query parameter")
-        for name in sorted(set(params) - {"state", "limit", "continuation", "code"})
-    ]
+def list_query(params: Mapping[str, str], states: bool = True) -> ListQuery:
+    """``state`` (when ``states``), ``limit`` and ``continuation``, checked."""
+    known = {"state", "limit", "continuation", "code"} if states else {"limit", "continuation", "code"}
+    errors = [FieldError(name, "unknown query parameter") for name in sorted(set(params) - known)]
     state: State | None = None
     if "state" in params:
         try:

@@ -27,9 +27,16 @@ from copy_ops.model import Operation
 from copy_ops.ports import Documents
 from copy_ops.times import format_time
 
+# The ledger container's layout: operation records, job records (copy_ops.jobs.records),
+# idempotency claims, job reports, and the sweep's in-flight batches (copy_ops.fanout).
 RECORD_PREFIX = "ops/"
+JOB_PREFIX = "jobs/"
 CLAIM_PREFIX = "idempotency/"
-_OPERATION_ID = re.compile(r"[0-9]{13}-[0-9a-f]{8}")
+# An operation's id; a job's item adds a digest of its name to its job's id.
+_OPERATION_ID = re.compile(r"[0-9]{13}-[0-9a-f]{8}(-[0-9a-f]{16})?")
+# Sizes in the index are zero-padded, so they sort as numbers (a blob is below 10**15 bytes).
+BYTES_DIGITS = 15
+UNKNOWN = "none"
 # Operation ids sort newest first: the listing is then simply in name order.
 _TIME_CEILING_MS = 10**13
 # The service's maximum. Azurite (3.37) filters only the first page-size blobs of the
@@ -53,6 +60,12 @@ def record_tags(op: Operation) -> dict[str, str]:
     tags = {"state": op.state.value}
     if op.needs_sweep and op.next_check_at is not None:
         tags["due"] = format_time(op.next_check_at)
+    if op.job is not None:
+        # What a job's status counts, read from the index alone (copy_ops.jobs.records).
+        tags["job"] = op.job
+        size = op.progress.bytes_total if op.progress is not None else op.source_size
+        tags["bytes"] = str(size).zfill(BYTES_DIGITS) if size is not None else UNKNOWN
+        tags["error"] = op.error.code.value if op.error is not None else UNKNOWN
     return tags
 
 
@@ -113,36 +126,60 @@ class Ledger:
         self._documents.delete_document(self._container, self.record_name(operation_id))
 
     def due(self, now: datetime) -> Iterator[str]:
-        """Ids of the operations whose next check is at or before ``now``.
+        """Ids of the operations whose next check is at or before ``now``."""
+        for kind, record_id in self.due_records(now):
+            if kind == "op":
+                yield record_id
+
+    def due_records(self, now: datetime) -> Iterator[tuple[str, str]]:
+        """``("op", id)`` or ``("job", id)`` for each record whose next check is at or
+        before ``now``: one query finds both.
 
         The tag index can lag behind writes: callers re-check the record itself.
         """
         query = f"\"due\" <= '{format_time(now)}'"
         try:
             for name in self._documents.find_by_tags(self._container, query, FIND_PAGE_SIZE):
-                if name.startswith(RECORD_PREFIX) and name.endswith(".json"):
-                    yield name[len(RECORD_PREFIX) : -len(".json")]
+                if not name.endswith(".json"):
+                    continue
+                if name.startswith(RECORD_PREFIX):
+                    yield "op", name[len(RECORD_PREFIX) : -len(".json")]
+                elif name.startswith(JOB_PREFIX):
+                    yield "job", name[len(JOB_PREFIX) : -len(".json")]
         except NotFound:
             return  # no ledger yet: nothing is due
 
-    def page(self, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
-        """One page of operation ids, newest first. The continuation is our own opaque
-        token (storage's marker, versioned and encoded); a malformed one is InvalidRequest."""
+    def page(self, limit: int, continuation: str | None, prefix: str = RECORD_PREFIX) -> tuple[list[str], str | None]:
+        """One page of record ids under ``prefix`` (operations, by default), newest first.
+        The continuation is our own opaque token (storage's marker, versioned and encoded);
+        a malformed one is InvalidRequest."""
         marker = _decode_continuation(continuation) if continuation else None
         try:
-            names, token = self._documents.list_names(self._container, RECORD_PREFIX, limit, marker)
+            names, token = self._documents.list_names(self._container, prefix, limit, marker)
         except NotFound:
             return [], None
-        ids = [name[len(RECORD_PREFIX) : -len(".json")] for name in names]
+        root = prefix.split("/", 1)[0] + "/"
+        ids = [name[len(root) : -len(".json")] for name in names]
         return ids, _encode_continuation(token) if token else None
 
-    def claim(self, key: str, operation_id: str, fingerprint: str) -> str:
-        """Bind an idempotency key to an operation id, first writer wins.
+    def find_page(self, query: str, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
+        """One page of operation ids whose tags match ``query``, with our own continuation."""
+        marker = _decode_continuation(continuation) if continuation else None
+        try:
+            found, token = self._documents.find_tagged(self._container, query, limit, marker)
+        except NotFound:
+            return [], None
+        ids = [item.name[len(RECORD_PREFIX) : -len(".json")] for item in found if item.name.startswith(RECORD_PREFIX)]
+        return ids, _encode_continuation(token) if token else None
+
+    def claim(self, key: str, operation_id: str, fingerprint: str, scope: str = "") -> str:
+        """Bind an idempotency key to an operation (or, with ``scope="jobs/"``, a job) id,
+        first writer wins.
 
         Returns the id the key is bound to: ``operation_id`` if this call claimed it.
         A key already bound to a different request body is a :class:`Conflict`.
         """
-        name = f"{CLAIM_PREFIX}{hashlib.sha256(key.encode()).hexdigest()}.json"
+        name = f"{CLAIM_PREFIX}{scope}{hashlib.sha256(key.encode()).hexdigest()}.json"
         document = json.dumps({"operation_id": operation_id, "fingerprint": fingerprint}).encode()
         try:
             self._with_container(lambda: self._documents.create_document(self._container, name, document, {}))

@@ -197,6 +197,14 @@ def finish(
     return dataclasses.replace(ended, cleanup=cleanup, next_check_at=cleanup_due(ended, cleanup, now, timing, now))
 
 
+def refused(op: Operation, message: str, now: datetime, timing: Timing) -> Operation:
+    """A job's item that storage refused to start: failed, owing only its lease and snapshot
+    (nothing started, so no late start to look for and no destination of ours)."""
+    ended = finish(op, State.FAILED, now, timing, error=OperationError(ErrorCode.START_REFUSED, message))
+    owed = tuple(task for task in ended.cleanup if task is not Cleanup.CHECK_LATE_START)
+    return dataclasses.replace(ended, cleanup=owed, next_check_at=cleanup_due(ended, owed, now, timing, now))
+
+
 def late_start_check_at(op: Operation, timing: Timing) -> datetime:
     """When no start request of ``op`` can still be running."""
     return op.created_at + timing.start_grace

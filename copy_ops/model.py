@@ -67,11 +67,14 @@ class ErrorCode(StrEnum):
     SUPERSEDED = "superseded"
     DESTINATION_GONE = "destination_gone"
     NOT_STARTED = "not_started"
+    # A job's item that storage refused to start (source missing, destination exists...):
+    # recorded, so the job's report says so, where a single copy's refusal is the caller's 4xx.
+    START_REFUSED = "start_refused"
 
     @property
     def destination_is_ours(self) -> bool:
         """Whether the destination is still ours to clean up after this failure."""
-        return self not in (ErrorCode.SUPERSEDED, ErrorCode.DESTINATION_GONE)
+        return self not in (ErrorCode.SUPERSEDED, ErrorCode.DESTINATION_GONE, ErrorCode.START_REFUSED)
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,9 @@ class CopyRequest:
     fingerprint: str
     # A source in another account, read through a SAS the app mints (then the two above are None).
     source_foreign: ForeignBlob | None = None
+    # Set for an item of a job: the job's id, and the source's size if the listing said it.
+    job: str | None = None
+    source_size: int | None = None
 
     @property
     def source(self) -> str | BlobRef | ForeignBlob:
@@ -218,6 +224,9 @@ class Operation:
     restore_copy_id: str | None = None
     cleanup: tuple[Cleanup, ...] = ()
     fingerprint: str | None = None
+    # An item of a job: the job's id; the source's size when its listing said it.
+    job: str | None = None
+    source_size: int | None = None
 
     @property
     def is_final(self) -> bool:
@@ -262,6 +271,8 @@ class Operation:
             restore_copy_id=data.get("restore_copy_id"),
             cleanup=tuple(Cleanup(item) for item in data.get("cleanup", [])),
             fingerprint=data.get("fingerprint"),
+            job=data.get("job"),
+            source_size=data.get("source_size"),
         )
 
 

@@ -1,10 +1,10 @@
-"""The two narrow interfaces copy-ops needs from storage, in its own words.
+"""The narrow interfaces copy-ops needs from storage, in its own words.
 
 :class:`Documents` is the ledger's side (JSON documents with index tags, written
 with ETags); :class:`Copies` is the copy side (Copy Blob, Abort Copy, leases,
-snapshots). :class:`copy_ops.storage.BlobStorage` implements both against Azure
-Blob Storage; ``tests/support/memory.py`` implements both in memory, for fast
-tests of service logic (the Azurite tests stay the proof against real storage).
+snapshots); :class:`Sources` lists a job's source. :class:`copy_ops.storage.BlobStorage`
+implements them against Azure Blob Storage; ``tests/support/memory.py`` in memory, for
+fast tests of service logic (the Azurite tests stay the proof against real storage).
 Errors are those of :mod:`copy_ops.errors`.
 """
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from copy_ops.jobs.model import PrefixSource
 from copy_ops.model import BlobRef, CopyObservation, CopyStatus, ForeignBlob
 
 
@@ -22,6 +23,22 @@ from copy_ops.model import BlobRef, CopyObservation, CopyStatus, ForeignBlob
 class StoredDocument:
     data: bytes
     etag: str
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """A document found by its tags: its name, and the tags the query named."""
+
+    name: str
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A blob of a job's source: its name and size."""
+
+    name: str
+    size: int
 
 
 class Documents(Protocol):
@@ -45,10 +62,19 @@ class Documents(Protocol):
         """Names of the documents whose tags match ``query``, a page at a time. The index
         may lag behind writes: a name is a candidate, the document is the truth."""
 
+    def find_tagged(
+        self, container: str, query: str, limit: int, continuation: str | None
+    ) -> tuple[list[Tagged], str | None]:
+        """One page of the documents whose tags match ``query``, each with the tags the
+        query names (the index returns those alone), and the next page's marker."""
+
     def list_names(
         self, container: str, prefix: str, limit: int, continuation: str | None
     ) -> tuple[list[str], str | None]:
         """One page of names under ``prefix``, in name order, and the next page's marker."""
+
+    def put_document(self, container: str, name: str, data: bytes, content_type: str) -> None:
+        """Write a document whatever is there (a report: written whole, by one writer)."""
 
 
 class Copies(Protocol):
@@ -90,8 +116,16 @@ class Copies(Protocol):
         """Release our lease; none held, or the blob gone, means nothing is left to release."""
 
 
-class Storage(Documents, Copies, Protocol):
-    """Both sides, as one client of one account provides them."""
+class Sources(Protocol):
+    def list_source(
+        self, source: PrefixSource, sas: str | None, marker: str | None, page_size: int
+    ) -> tuple[list[Listed], str | None]:
+        """One page of the blobs under the source's prefix, in name order, and the next
+        page's marker (None after the last). ``sas``: the caller's, for a source given by URL."""
+
+
+class Storage(Documents, Copies, Sources, Protocol):
+    """Every side, as one client of one account provides them."""
 
     def close(self) -> None:
         """Close the connections."""

@@ -17,7 +17,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from copy_ops.connection import binding_connection
-from copy_ops.errors import StorageUnavailable
 from copy_ops.settings import Settings
 
 if TYPE_CHECKING:
@@ -97,15 +96,8 @@ def run_sweep() -> SweepSummary:
     return sweep(service(), utc_now())
 
 
-def run_work(text: str) -> Counter[str]:
-    """One message of the work queue, done. Its outcomes, counted."""
-    from copy_ops.sweep import settle_batch
-    from copy_ops.work import decode
+def run_work(text: str) -> tuple[str, Counter[str]]:
+    """One message of the work queue, done: its kind and outcomes, counted."""
+    from copy_ops.working import do_work
 
-    item = decode(text)
-    outcomes = settle_batch(service(), item.ids, utc_now())
-    if outcomes["deferred"] + outcomes["error"] == len(item.ids):
-        # Nothing of it could be done (storage away): the host retries the message after
-        # its visibility timeout, and poisons it after maxDequeueCount; the records stay due.
-        raise StorageUnavailable(f"none of the {len(item.ids)} operations could be settled", code="BatchDeferred")
-    return outcomes
+    return do_work(service(), text, utc_now())

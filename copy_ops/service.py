@@ -3,7 +3,9 @@
 * :mod:`copy_ops.starting`: start a copy (write-ahead record, lease, Copy Blob), undo a refused one;
 * :mod:`copy_ops.reading`: an operation with live progress, pages of them;
 * :mod:`copy_ops.settling`: the sweep's work on one operation, and aborts on request;
-* :mod:`copy_ops.cleanup`: what an ended operation still owes.
+* :mod:`copy_ops.cleanup`: what an ended operation still owes;
+
+and, as ``service.jobs``, the jobs' door (:mod:`copy_ops.jobs.service`).
 
 It takes and returns domain objects (:mod:`copy_ops.model`); parsing requests and
 shaping responses is the adapters' work (:mod:`copy_ops.http`, :mod:`copy_ops.triggers`).
@@ -14,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from copy_ops.cleanup import Cleaner
+from copy_ops.jobs.service import JobService
 from copy_ops.ledger import Ledger
 from copy_ops.lifecycle import Timing
 from copy_ops.model import BlobRef, CopyRequest, ListQuery, Operation, OperationPage
@@ -42,6 +45,9 @@ class CopyService:
         self._settler = Settler(self.ledger, storage, cleaner, timing)
         self._starter = Starter(self.ledger, storage, cleaner, timing)
         self._reader = Reader(self.ledger, storage, self._settler, timing)
+        self.jobs = JobService(
+            settings, storage, work, ledger=self.ledger, starter=self._starter, settler=self._settler
+        )
 
     def start(self, request: CopyRequest, now: datetime, idempotency_key: str | None = None) -> StartOutcome:
         return self._starter.start(request, now, idempotency_key)

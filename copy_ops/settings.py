@@ -48,6 +48,10 @@ class Settings:
     # Due operations one sweep settles itself; the rest go to the work queue, in batches,
     # for every instance to share (docs/design.md, "Fan-out", says why this number).
     fanout_threshold: int = 1000
+    # The most sources one manifest job may list (a request body stays under 2 MiB).
+    job_manifest_max: int = 1000
+    # Blobs listed, and started, per page of a prefix job: one queue message's work, a few seconds.
+    job_page_size: int = 1000
 
     @classmethod
     def work_queue_from_env(cls, env: Mapping[str, str]) -> str:
@@ -104,6 +108,8 @@ class Settings:
             start_grace_seconds=reader.integer("COPY_START_GRACE_SECONDS", "start_grace_seconds", 1, 3600),
             work_queue=_queue_name(reader.text("COPY_WORK_QUEUE", "work_queue"), "COPY_WORK_QUEUE"),
             fanout_threshold=reader.integer("COPY_FANOUT_THRESHOLD", "fanout_threshold", 1, 1_000_000),
+            job_manifest_max=reader.integer("COPY_JOB_MANIFEST_MAX", "job_manifest_max", 1, 5000),
+            job_page_size=reader.integer("COPY_JOB_PAGE_SIZE", "job_page_size", 1, 5000),
         )
 
 

@@ -45,82 +45,101 @@ class Source(NamedTuple):
     foreign: ForeignBlob | None = None
 
 
-def read_source(value: Any, settings: Settings, problems: Problems) -> Source:
+def read_source(value: Any, settings: Settings, problems: Problems, field: str = "source") -> Source:
+    """The source of one copy (``field`` names it in problems: ``source``, ``source.blobs[3]``)."""
     if value is None:
-        problems.bad("source", "is required")
+        problems.bad(field, "is required")
         return Source()
     if isinstance(value, Mapping):
         if "account" in value:
-            return _account_source(value, settings, problems)
-        ref = blob_ref(value, "source", problems)
+            return _account_source(value, settings, problems, field)
+        ref = blob_ref(value, field, problems)
         if ref is not None and ref.container == settings.ledger_container:
-            problems.deny("source.container", "is the ledger's own container")
+            problems.deny(f"{field}.container", "is the ledger's own container")
         return Source(blob=ref)
     if not isinstance(value, str):
-        problems.bad("source", "must be a blob URL or an object with container and blob")
+        problems.bad(field, "must be a blob URL or an object with container and blob")
         return Source()
     try:
         url = urls.parse_blob_url(value)
     except ValueError as exc:
-        problems.bad("source", str(exc))
+        problems.bad(field, str(exc))
         return Source()
     if not urls.host_allowed(url, settings.allowed_source_hosts):
-        problems.deny("source", f"host {url.host}:{url.port} is not in COPY_ALLOWED_SOURCE_HOSTS")
+        problems.deny(field, f"host {url.host}:{url.port} is not in COPY_ALLOWED_SOURCE_HOSTS")
         return Source()
     own = settings.storage.account
     if not url.account.is_same(own):
         # No SAS, another account of the same cloud, and the app has an identity: it mints the SAS.
-        mintable = settings.storage.uses_identity and not url.has_query and url.account.same_cloud(own)
-        if mintable and names.container_problem(url.container) is None:
+        if mintable(url, settings) and names.container_problem(url.container) is None:
             return Source(foreign=ForeignBlob(url.account.name, url.container, url.blob))
         return Source(url=value)
     # The app's own account, however the URL spells it: the same rules as {container, blob}.
     if url.container == settings.ledger_container:
-        problems.deny("source", "names the ledger's own container")
+        problems.deny(field, "names the ledger's own container")
         return Source()
     if names.container_problem(url.container) is not None:
-        problems.bad("source", f"its container {names.CONTAINER_RULE}")
+        problems.bad(field, f"its container {names.CONTAINER_RULE}")
         return Source()
     return Source(url=value, blob=BlobRef(url.container, url.blob))
 
 
-def _account_source(value: Mapping[str, Any], settings: Settings, problems: Problems) -> Source:
+def mintable(url: urls.BlobUrl, settings: Settings) -> bool:
+    """A URL of another account that the app reads with a SAS it mints: no SAS of the
+    caller's, an account of the same cloud, and an identity to mint with."""
+    own = settings.storage.account
+    return settings.storage.uses_identity and not url.has_query and url.account.same_cloud(own)
+
+
+def _account_source(value: Mapping[str, Any], settings: Settings, problems: Problems, field: str) -> Source:
     """``{"account", "container", "blob"}``: a blob of another account, read with the app's identity."""
     account = value.get("account")
     problem = names.account_problem(account)
-    ref = blob_ref({key: item for key, item in value.items() if key != "account"}, "source", problems)
+    ref = blob_ref({key: item for key, item in value.items() if key != "account"}, field, problems)
     if problem is not None:
-        problems.bad("source.account", problem)
+        problems.bad(f"{field}.account", problem)
         return Source()
-    own = settings.storage.account
-    if account == own.name:
-        return Source(blob=ref) if ref is None or ref.container != settings.ledger_container else _deny_ledger(problems)
-    if not settings.storage.uses_identity:
-        problems.bad(
-            "source.account",
-            "another account is read through the app's identity: connect with COPY_STORAGE__blobServiceUri "
-            "(or AzureWebJobsStorage__blobServiceUri), or give the source as a URL with a SAS",
-        )
-        return Source()
-    endpoint = urls.parse_blob_url(f"{urls.account_endpoint(settings.storage.blob_endpoint, str(account))}/c/b")
-    if not urls.host_allowed(endpoint, settings.allowed_source_hosts):
-        problems.deny("source.account", f"host {endpoint.host}:{endpoint.port} is not in COPY_ALLOWED_SOURCE_HOSTS")
+    if account == settings.storage.account.name:
+        if ref is not None and ref.container == settings.ledger_container:
+            problems.deny(f"{field}.container", "is the ledger's own container")
+            return Source()
+        return Source(blob=ref)
+    if not account_readable(str(account), settings, problems, f"{field}.account"):
         return Source()
     return Source(foreign=ForeignBlob(str(account), ref.container, ref.blob)) if ref is not None else Source()
 
 
-def _deny_ledger(problems: Problems) -> Source:
-    problems.deny("source.container", "is the ledger's own container")
-    return Source()
+def account_readable(account: str, settings: Settings, problems: Problems, field: str) -> bool:
+    """Whether the app may read another account with its identity; the problems noted if not."""
+    if not settings.storage.uses_identity:
+        problems.bad(
+            field,
+            "another account is read through the app's identity: connect with COPY_STORAGE__blobServiceUri "
+            "(or AzureWebJobsStorage__blobServiceUri), or give the source as a URL with a SAS",
+        )
+        return False
+    endpoint = urls.parse_blob_url(f"{urls.account_endpoint(settings.storage.blob_endpoint, account)}/c/b")
+    if not urls.host_allowed(endpoint, settings.allowed_source_hosts):
+        problems.deny(field, f"host {endpoint.host}:{endpoint.port} is not in COPY_ALLOWED_SOURCE_HOSTS")
+        return False
+    return True
+
+
+def reads_minted_sas(source: Source, settings: Settings) -> bool:
+    """Whether the app reads this source through a user delegation SAS it mints."""
+    own_blob = source.url is None and source.blob is not None
+    return source.foreign is not None or (own_blob and settings.storage.uses_identity)
 
 
 def minted_deadline_problem(source: Source, deadline: datetime, now: datetime, settings: Settings) -> str | None:
     """Why ``deadline`` is too far for a source read through a SAS the app mints (it cannot
     outlive the key that signs it), or None."""
-    own_blob = source.url is None and source.blob is not None
-    minted = source.foreign is not None or (own_blob and settings.storage.uses_identity)
+    return too_far_for_minted_sas(deadline, now) if reads_minted_sas(source, settings) else None
+
+
+def too_far_for_minted_sas(deadline: datetime, now: datetime) -> str | None:
     longest = MINTED_SAS_LONGEST_TIMEOUT.total_seconds()
-    if minted and (deadline - now).total_seconds() > longest:
+    if (deadline - now).total_seconds() > longest:
         return (
             f"must be at most {int(longest)} s from now for a source the app reads through a user "
             "delegation SAS (a delegation key lives at most 7 days)"

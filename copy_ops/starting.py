@@ -16,12 +16,12 @@ from datetime import datetime
 
 from copy_ops import lifecycle
 from copy_ops.cleanup import Cleaner, abort_ours_quietly
-from copy_ops.errors import CopyOpsError, NotFound, PreconditionFailed, StorageUnavailable
+from copy_ops.errors import Conflict, CopyOpsError, NotFound, PreconditionFailed, StorageUnavailable
 from copy_ops.ledger import Ledger, Stored, new_operation_id
 from copy_ops.lifecycle import Timing
-from copy_ops.model import OWNER_METADATA_KEY, BlobRef, CopyRequest, CopyStatus, OnAbort, Operation, State
+from copy_ops.model import OWNER_METADATA_KEY, BlobRef, CopyRequest, CopyStatus, ErrorCode, OnAbort, Operation, State
 from copy_ops.ports import Copies
-from copy_ops.redaction import strip_query
+from copy_ops.redaction import redact, strip_query
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,23 @@ class Starter:
                     operation_id = bound_id
         return StartOutcome(self._start(request, operation_id, now), replayed=False)
 
+    def start_item(self, request: CopyRequest, operation_id: str, now: datetime) -> str:
+        """Start one item of a job under its derived id, at most once: an id already
+        recorded (a page delivered twice) starts nothing. A refusal is recorded as the
+        item's failure (``start_refused``), not undone. Returns what happened:
+        ``started``, ``refused`` or ``exists``; a storage fault raises."""
+        try:
+            stored = self._record(request, operation_id, now)
+        except Conflict:
+            return "exists"
+        op = self._begin(stored, request, now, keep_refused=True)
+        return "refused" if op.error is not None and op.error.code is ErrorCode.START_REFUSED else "started"
+
     def _start(self, request: CopyRequest, operation_id: str, now: datetime) -> Operation:
+        return self._begin(self._record(request, operation_id, now), request, now, keep_refused=False)
+
+    def _record(self, request: CopyRequest, operation_id: str, now: datetime) -> Stored:
+        """The write-ahead record (and, to restore on abort, the destination's snapshot first)."""
         dest = request.destination
         snapshot: str | None = None
         had_destination: bool | None = None if request.overwrite else False
@@ -82,6 +98,8 @@ class Starter:
             # after the start grace (never later than the deadline).
             next_check_at=min(request.deadline, now + self._timing.start_grace),
             fingerprint=request.fingerprint,
+            job=request.job,
+            source_size=request.source_size,
         )
         try:
             stored = self._ledger.create(op, now)
@@ -89,7 +107,11 @@ class Starter:
             self._drop_snapshot_quietly(op)
             raise
         logger.info("copy_recorded op=%s destination=%s/%s", op.id, dest.container, dest.blob)
+        return stored
 
+    def _begin(self, stored: Stored, request: CopyRequest, now: datetime, *, keep_refused: bool) -> Operation:
+        """Lease and Copy Blob for a recorded operation; a refusal undone, or kept as its failure."""
+        op, dest, source = stored.op, request.destination, request.source
         try:
             if request.lease_source:
                 self._copies.acquire_infinite_lease(_own_source(request), lifecycle.lease_id_for(op.id))
@@ -108,6 +130,8 @@ class Starter:
             seen = self._own_copy_on(dest, op.id)
             if seen is None:
                 logger.info("copy_start_refused op=%s status=%s code=%s", op.id, exc.status, exc.code)
+                if keep_refused:
+                    return self._keep_refused(stored, exc, now)
                 self._undo_start(op)
                 raise
             copy_id, status = seen
@@ -116,6 +140,17 @@ class Starter:
         logger.info("copy_started op=%s copy_id=%s state=%s", op.id, copy_id, stored.op.state)
         ended, _ = self._cleaner.run(stored, now)
         return ended
+
+    def _keep_refused(self, stored: Stored, refusal: CopyOpsError, now: datetime) -> Operation:
+        """A job's item that storage refused: its failure recorded, its lease and snapshot let go.
+        Lost to another writer (an abort of the job), the record is theirs to settle."""
+        ended = lifecycle.refused(stored.op, f"{refusal.title}: {redact(refusal.detail)}", now, self._timing)
+        try:
+            saved = self._ledger.save(ended, stored.etag, now)
+        except PreconditionFailed:
+            return self._ledger.get(stored.op.id)
+        done, _ = self._cleaner.run(saved, now)
+        return done
 
     def _save_started(self, stored: Stored, copy_id: str, status: CopyStatus, now: datetime) -> Stored:
         """Record the started copy. If another writer changed the record meanwhile (an abort

@@ -13,12 +13,13 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from copy_ops import fanout, work
 from copy_ops.errors import CopyOpsError, PreconditionFailed
+from copy_ops.pool import Pool
 from copy_ops.service import CopyService
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ class SweepSummary:
 
     @property
     def due(self) -> int:
-        return sum(self.outcomes.values()) + self.handed_out
+        """Operations found due (jobs looked after are counted apart, as ``job_...``)."""
+        return sum(count for name, count in self.outcomes.items() if not name.startswith("job_")) + self.handed_out
 
     def line(self) -> str:
         counts = " ".join(f"{name}={count}" for name, count in sorted(self.outcomes.items()))
@@ -47,36 +49,19 @@ class SweepSummary:
         ).replace("  ", " ")
 
 
-class Settling:
-    """Settle operations on a bounded pool of threads; the outcomes, counted."""
+class Settling(Pool):
+    """Settle operations (and look after jobs) on a bounded pool of threads."""
 
     def __init__(self, service: CopyService, now: datetime, concurrency: int) -> None:
+        super().__init__(concurrency, "settle")
         self._service = service
         self._now = now
-        self._concurrency = concurrency
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="settle")
-        self._in_flight: set[Future[str]] = set()
-        self.outcomes: Counter[str] = Counter()
-        self.submitted = 0
 
-    def submit(self, operation_id: str) -> None:
-        # A bounded queue: whoever submits waits, so a time budget stays meaningful.
-        while len(self._in_flight) >= self._concurrency * 2:
-            done, pending = wait(self._in_flight, return_when=FIRST_COMPLETED)
-            self._in_flight = set(pending)
-            self._collect(done)
-        self._in_flight.add(self._pool.submit(settle_one, self._service, operation_id, self._now))
-        self.submitted += 1
+    def settle(self, operation_id: str) -> None:
+        self.submit(partial(settle_one, self._service, operation_id, self._now))
 
-    def finish(self) -> Counter[str]:
-        done, _ = wait(self._in_flight)
-        self._collect(done)
-        self._pool.shutdown()
-        return self.outcomes
-
-    def _collect(self, done: Iterable[Future[str]]) -> None:
-        for future in done:
-            self.outcomes[future.result()] += 1
+    def check_job(self, job_id: str) -> None:
+        self.submit(partial(check_job, self._service, job_id, self._now))
 
 
 def sweep(service: CopyService, now: datetime, clock: Callable[[], float] = time.monotonic) -> SweepSummary:
@@ -89,12 +74,16 @@ def sweep(service: CopyService, now: datetime, clock: Callable[[], float] = time
     in_flight: set[str] | None = None
     registry = fanout.InFlight(service.storage, settings.ledger_container)
     try:
-        for operation_id in service.ledger.due(now):
+        for kind, record_id in service.ledger.due_records(now):
             if clock() - started >= settings.sweep_budget_seconds:
                 summary.left_over = True
                 break
+            if kind == "job":
+                settling.check_job(record_id)
+                continue
+            operation_id = record_id
             if service.work is None or settling.submitted < settings.fanout_threshold:
-                settling.submit(operation_id)
+                settling.settle(operation_id)
                 continue
             if in_flight is None:
                 in_flight = registry.load(now)
@@ -135,8 +124,24 @@ def settle_batch(service: CopyService, ids: Iterable[str], now: datetime) -> Cou
     """A batch from the work queue, settled as the sweep would."""
     settling = Settling(service, now, service.settings.sweep_concurrency)
     for operation_id in ids:
-        settling.submit(operation_id)
+        settling.settle(operation_id)
     return settling.finish()
+
+
+def check_job(service: CopyService, job_id: str, now: datetime) -> str:
+    """One job's turn: ``job_`` and what the check did. Never raises, as :func:`settle_one`."""
+    try:
+        return "job_" + service.jobs.check(job_id, now)
+    except PreconditionFailed:
+        return "job_raced"
+    except CopyOpsError as exc:
+        logger.warning(
+            "job_check_deferred job=%s status=%s code=%s detail=%s", job_id, exc.status, exc.code, exc.detail
+        )
+        return "job_deferred"
+    except Exception:
+        logger.exception("job_check_error job=%s", job_id)
+        return "job_error"
 
 
 def settle_one(service: CopyService, operation_id: str, now: datetime) -> str:

@@ -47,7 +47,7 @@ def work(message: func.QueueMessage) -> None:
     failure raises, so the host retries it and, after maxDequeueCount, moves it to the
     poison queue (whatever it held stays due in the ledger: nothing is lost)."""
     try:
-        outcomes = runtime.run_work(message.get_body().decode("utf-8", errors="replace"))
+        kind, outcomes = runtime.run_work(message.get_body().decode("utf-8", errors="replace"))
     except InvalidRequest as error:
         logger.error("work_message_invalid id=%s detail=%s", message.id, error.detail)
         return
@@ -58,4 +58,4 @@ def work(message: func.QueueMessage) -> None:
         logger.warning("work_failed id=%s dequeue_count=%s code=%s", message.id, message.dequeue_count, error.code)
         raise
     counts = " ".join(f"{name}={count}" for name, count in sorted(outcomes.items()))
-    logger.info("work_done id=%s dequeue_count=%s %s", message.id, message.dequeue_count, counts)
+    logger.info("work_done id=%s kind=%s dequeue_count=%s %s", message.id, kind, message.dequeue_count, counts)

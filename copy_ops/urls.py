@@ -113,14 +113,25 @@ class BlobUrl:
 
 def parse_blob_url(url: str) -> BlobUrl:
     """The URL's parts; ValueError with the reason when it is not a usable blob URL."""
+    return _parse(url, container_only=False)
+
+
+def parse_container_url(url: str) -> BlobUrl:
+    """A container URL, optionally with a name prefix after it (``.../container/2026/``):
+    its parts, ``blob`` holding the prefix (perhaps empty); ValueError with the reason."""
+    return _parse(url, container_only=True)
+
+
+def _parse(url: str, *, container_only: bool) -> BlobUrl:
+    what = "a container" if container_only else "a blob"
     if not HEADER_SAFE.fullmatch(url):
         raise ValueError("must be URL-encoded: no spaces, control or non-ASCII characters")
     try:
         parts = urlsplit(url)
     except ValueError:  # an unclosed IPv6 bracket
-        raise ValueError("must be an absolute https URL of a blob") from None
+        raise ValueError(f"must be an absolute https URL of {what}") from None
     if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-        raise ValueError("must be an absolute https URL of a blob")
+        raise ValueError(f"must be an absolute https URL of {what}")
     if "@" in parts.netloc:
         raise ValueError("must not carry user info (a name or password before @)")
     host = parts.hostname.lower()
@@ -135,6 +146,14 @@ def parse_blob_url(url: str) -> BlobUrl:
     if not names.path_is_stable(parts.path):
         raise ValueError(f"its path: {names.SEGMENT_RULE}")
     account, rest = account_of(parts)
+    if container_only:
+        if not rest or not rest[0]:
+            raise ValueError("must name a container in its path")
+        container, prefix = unquote(rest[0]), unquote("/".join(rest[1:]))
+        problem = names.prefix_problem(prefix)
+        if problem is not None:
+            raise ValueError(f"its name prefix {problem}")
+        return BlobUrl(url, parts.scheme, host, port, account, container, prefix)
     if len(rest) < 2 or not rest[0] or not rest[-1]:
         raise ValueError("must name a container and a blob in its path")
     container, blob = unquote(rest[0]), unquote("/".join(rest[1:]))

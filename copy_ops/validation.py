@@ -46,14 +46,14 @@ def parse_copy_request(body: Any, settings: Settings, now: datetime) -> CopyRequ
 
     destination = guarded("destination", problems, lambda: _destination(body.get("destination"), settings, problems))
     source = guarded("source", problems, lambda: read_source(body.get("source"), settings, problems)) or Source()
-    deadline = guarded("deadline", problems, lambda: _deadline(body, settings, now, problems))
+    deadline = guarded("deadline", problems, lambda: deadline_of(body, settings, now, problems))
     too_far = minted_deadline_problem(source, deadline, now, settings) if deadline is not None else None
     if too_far is not None:
         problems.bad("deadline" if "deadline" in body else "timeout_seconds", too_far)
-    metadata = guarded("metadata", problems, lambda: _metadata(body.get("metadata"), problems)) or {}
-    overwrite = _boolean(body, "overwrite", problems)
-    lease_source = _boolean(body, "lease_source", problems)
-    on_abort = _on_abort(body.get("on_abort", "keep"), problems)
+    metadata = guarded("metadata", problems, lambda: metadata_of(body.get("metadata"), problems)) or {}
+    overwrite = boolean_of(body, "overwrite", problems)
+    lease_source = boolean_of(body, "lease_source", problems)
+    on_abort = on_abort_of(body.get("on_abort", "keep"), problems)
 
     source_url, source_blob = source.url, source.blob
     if lease_source and source_blob is None and (source_url is not None or source.foreign is not None):
@@ -94,14 +94,19 @@ def _destination(value: Any, settings: Settings, problems: Problems) -> BlobRef 
     ref = blob_ref(value, "destination", problems)
     if ref is None:
         return None
-    if ref.container == settings.ledger_container:
-        problems.deny("destination.container", "is the ledger's own container")
-    elif not any(fnmatchcase(ref.container, pattern) for pattern in settings.allowed_destination_containers):
-        problems.deny("destination.container", "is not in COPY_ALLOWED_DESTINATION_CONTAINERS")
+    check_destination_container(ref.container, settings, problems)
     return ref
 
 
-def _deadline(body: Mapping[str, Any], settings: Settings, now: datetime, problems: Problems) -> datetime | None:
+def check_destination_container(container: str, settings: Settings, problems: Problems) -> None:
+    """The settings' say on a destination container (its name is valid already)."""
+    if container == settings.ledger_container:
+        problems.deny("destination.container", "is the ledger's own container")
+    elif not any(fnmatchcase(container, pattern) for pattern in settings.allowed_destination_containers):
+        problems.deny("destination.container", "is not in COPY_ALLOWED_DESTINATION_CONTAINERS")
+
+
+def deadline_of(body: Mapping[str, Any], settings: Settings, now: datetime, problems: Problems) -> datetime | None:
     has_timeout, has_deadline = "timeout_seconds" in body, "deadline" in body
     if has_timeout and has_deadline:
         problems.bad("deadline", "give either timeout_seconds or deadline, not both")
@@ -133,7 +138,7 @@ def _deadline(body: Mapping[str, Any], settings: Settings, now: datetime, proble
     return now + timedelta(seconds=timeout)
 
 
-def _metadata(value: Any, problems: Problems) -> dict[str, str]:
+def metadata_of(value: Any, problems: Problems) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -168,7 +173,7 @@ def _metadata(value: Any, problems: Problems) -> dict[str, str]:
     return dict(value) if ok else {}
 
 
-def _boolean(body: Mapping[str, Any], name: str, problems: Problems) -> bool:
+def boolean_of(body: Mapping[str, Any], name: str, problems: Problems) -> bool:
     value = body.get(name, False)
     if not isinstance(value, bool):
         problems.bad(name, "must be true or false")
@@ -176,7 +181,7 @@ def _boolean(body: Mapping[str, Any], name: str, problems: Problems) -> bool:
     return value
 
 
-def _on_abort(value: Any, problems: Problems) -> OnAbort | None:
+def on_abort_of(value: Any, problems: Problems) -> OnAbort | None:
     try:
         return OnAbort(value)
     except (ValueError, TypeError):

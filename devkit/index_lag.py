@@ -97,6 +97,36 @@ class LaggingIndex:
         with self._lock:
             self._history.setdefault((container, blob), []).append((self._clock(), tags))
 
+    def answer(self, answer: bytes, query: str, container: str | None, marker: str | None, most: int) -> bytes:
+        """Find Blobs by Tags answered from every tag write the proxy saw, paged as Azure
+        pages it (``most`` a page, ``NextMarker`` after each but the last), as of ``lag``
+        seconds ago. Azurite itself looks only at the first ``maxresults`` blobs of the
+        container and gives no marker after a page it filtered short (docs/design.md)."""
+        conditions = parse_query(query)
+        keys = [c.key for c in conditions if c.key != "@container"]
+        horizon = self._clock() - self.lag if self.frozen_at is None else self.frozen_at
+        with self._lock:
+            then = {key: _as_of(events, horizon) for key, events in self._history.items()}
+        found = sorted(
+            (name if container else f"{where}/{name}", where, name, tags)
+            for (where, name), tags in then.items()
+            if tags is not None and container in (None, where) and matches(conditions, where, tags)
+        )
+        if marker:
+            found = [item for item in found if item[0] > marker]
+        root = ET.fromstring(answer)
+        blobs = root.find("Blobs")
+        assert blobs is not None
+        for element in list(blobs):
+            blobs.remove(element)
+        for _, where, name, tags in found[:most]:
+            blobs.append(_blob_element(where, name, {k: tags[k] for k in keys if k in tags}))
+        next_marker = root.find("NextMarker")
+        if next_marker is None:
+            next_marker = ET.SubElement(root, "NextMarker")
+        next_marker.text = found[most - 1][0] if len(found) > most else None
+        return b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' + ET.tostring(root)
+
     def rewrite(self, answer: bytes, query: str, first_page: bool) -> bytes:
         """Azurite's Find Blobs by Tags answer, as an index ``lag`` seconds behind would give it."""
         if self.lag <= 0 and self.frozen_at is None:

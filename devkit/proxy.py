@@ -137,6 +137,9 @@ class PendingCopyProxy:
         self.azurite_port = azurite_port
         self.latency = latency
         self.pending_copies = False
+        # Answer Find Blobs by Tags from the tag writes seen, paged as Azure does (see
+        # LaggingIndex.answer); off: Azurite's own answer, through the lagging index.
+        self.paged_index = True
         self.log = RequestLog()
         self._copies: dict[str, FakeCopy] = {}
         self._faults: list[Fault] = []
@@ -201,6 +204,7 @@ class PendingCopyProxy:
             self._faults.clear()
             self.log = RequestLog()
             self.pending_copies = False
+            self.paged_index = True
             self.latency = 0.0
         self.index.reset()
         if self.queue_proxy is not None:
@@ -355,9 +359,14 @@ class PendingCopyProxy:
         answer: bytes,
     ) -> bytes:
         """Tell the lagging index what storage accepted; answer tag queries through it."""
-        if kind == "find_by_tags" and status == 200:
-            return self.index.rewrite(answer, query.get("where", [""])[0], first_page="marker" not in query)
         parts = path.lstrip("/").split("/", 2)
+        if kind == "find_by_tags" and status == 200:
+            where = query.get("where", [""])[0]
+            if self.paged_index:
+                container = parts[1] if len(parts) > 1 and parts[1] else None
+                marker, most = query.get("marker", [None])[0], int(query.get("maxresults", ["5000"])[0])
+                return self.index.answer(answer, where, container, marker, min(most, 5000))
+            return self.index.rewrite(answer, where, first_page="marker" not in query)
         if len(parts) < 3 or status >= 300:
             return answer
         container, blob = parts[1], parts[2]

@@ -23,6 +23,12 @@ EXPECTED = {
     "get_copy": ("copies/{id}", ["GET"]),
     "abort_copy": ("copies/{id}/abort", ["POST"]),
     "openapi": ("openapi.json", ["GET"]),
+    "start_job": ("jobs", ["POST"]),
+    "list_jobs": ("jobs", ["GET"]),
+    "get_job": ("jobs/{id}", ["GET"]),
+    "job_items": ("jobs/{id}/items", ["GET"]),
+    "abort_job": ("jobs/{id}/abort", ["POST"]),
+    "job_report": ("jobs/{id}/report", ["GET"]),
 }
 
 

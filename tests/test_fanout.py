@@ -61,6 +61,12 @@ def queue_client(proxy: PendingCopyProxy, name: str) -> QueueClient:
     return QueueClient.from_connection_string(proxy.connection_string, name)
 
 
+def settle_ids(message: Any) -> tuple[str, ...]:
+    decoded = work.decode(str(message.content))
+    assert isinstance(decoded, work.Settle), decoded
+    return decoded.ids
+
+
 def peek(client: QueueClient) -> list[Any]:
     """The queue's visible messages; none while the queue is not there yet."""
     try:
@@ -86,7 +92,7 @@ def test_beyond_the_threshold_due_operations_go_to_the_queue_once(
     first = sweep(fanning, after)
     assert (first.outcomes["aborted"], first.handed_out, first.batches) == (THRESHOLD, 15, 1)
     [message] = queue_client(proxy, queue_name).peek_messages(max_messages=32)
-    handed = work.decode(str(message.content)).ids
+    handed = settle_ids(message)
     assert len(handed) == 15 and set(handed) <= set(ids)
     # While in flight, the next sweep does not hand them out again.
     second = sweep(fanning, after + timedelta(seconds=1))
@@ -124,7 +130,7 @@ def test_a_queue_outage_loses_nothing(
     again = sweep(fanning, NOW + timedelta(seconds=62))
     assert (again.outcomes["aborted"], again.handed_out) == (THRESHOLD, 7 - THRESHOLD)
     [message] = queue_client(proxy, queue_name).peek_messages(max_messages=32)
-    settle_batch(fanning, work.decode(str(message.content)).ids, NOW + timedelta(seconds=63))
+    settle_batch(fanning, settle_ids(message), NOW + timedelta(seconds=63))
     assert {fanning.ledger.get(op_id).state for op_id in ids} == {State.ABORTED}
 
 

@@ -68,3 +68,5 @@ def test_the_api_conforms_to_its_openapi_document(host: DevHostProcess) -> None:
     # The host's log carries the traceback behind any 500: show from the first error on.
     errors = log[log.find(" ERROR ") - 30 :][:6000] if " ERROR " in log else ""
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:] + errors
+    # Nor did anything fail out of sight: the queue trigger's work on the jobs it started.
+    assert not errors, errors

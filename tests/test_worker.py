@@ -17,15 +17,11 @@ from typing import Any
 import pytest
 
 from devkit import PROJECT_ROOT
+from tests.test_app_shape import EXPECTED
 
 PYTHON_313 = PROJECT_ROOT / ".venv313" / "bin" / "python"
-HTTP = {
-    "start_copy": ("copies", ["POST"]),
-    "list_copies": ("copies", ["GET"]),
-    "get_copy": ("copies/{id}", ["GET"]),
-    "abort_copy": ("copies/{id}/abort", ["POST"]),
-    "openapi": ("openapi.json", ["GET"]),
-}
+# The routes as the function app declares them (the same table the indexing test uses).
+HTTP = EXPECTED
 
 
 def index_with_worker(**settings: str) -> dict[str, dict[str, Any]]:

@@ -30,6 +30,7 @@ class Account:
     ) -> None:
         self._service = service
         self._connection = connection
+        self._options = options or {}
         # With an identity, the sources the app reads need a SAS it mints (see delegation).
         self._delegation = (
             Delegation(service, connection.blob_endpoint, options or {}) if connection.uses_identity else None

@@ -24,12 +24,13 @@ from copy_ops.storage.client import CLIENT_OPTIONS, RETRY, build_client
 from copy_ops.storage.delegation import FORBIDDEN, READER_ROLE, missing_role
 from copy_ops.storage.documents import NOT_FOUND, DocumentSide
 from copy_ops.storage.errors import CANNOT_VERIFY_SOURCE, error_code, ignoring
+from copy_ops.storage.listing import SourceSide
 
 # Releasing a lease that is not held (released already, broken, or never taken) is 409.
 LEASE_NOT_HELD = 409
 
 
-class BlobStorage(DocumentSide):
+class BlobStorage(DocumentSide, SourceSide):
     """What copy-ops needs from Blob Storage, and nothing more."""
 
     @classmethod

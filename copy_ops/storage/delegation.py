@@ -92,6 +92,10 @@ class Delegation:
             self._keys[account] = key
             return key
 
+    def client(self, account: str) -> BlobServiceClient:
+        """A client of ``account`` on the app's own credential (to list a job's source)."""
+        return self._client(account)
+
     def _client(self, account: str) -> BlobServiceClient:
         if account == self._own_account:
             return self._own

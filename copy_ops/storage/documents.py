@@ -9,7 +9,7 @@ from typing import Any
 from azure.core import MatchConditions
 
 from copy_ops.model import BlobRef
-from copy_ops.ports import StoredDocument
+from copy_ops.ports import StoredDocument, Tagged
 from copy_ops.storage.account import Account
 from copy_ops.storage.errors import ignoring
 
@@ -49,6 +49,29 @@ class DocumentSide(Account):
         pages = self._container(container).find_blobs_by_tags(query, results_per_page=page_size).by_page()
         while (found := self._run(_next_page(pages))) is not None:
             yield from found
+
+    def find_tagged(
+        self, container: str, query: str, limit: int, continuation: str | None
+    ) -> tuple[list[Tagged], str | None]:
+        pages = self._container(container).find_blobs_by_tags(query, results_per_page=limit).by_page(continuation)
+
+        async def page() -> list[Tagged]:
+            try:
+                found = await pages.__anext__()
+            except StopAsyncIteration:
+                return []
+            return [Tagged(str(item.name), dict(item.tags or {})) async for item in found]
+
+        items = self._run(page())
+        return items, getattr(pages, "continuation_token", None) or None
+
+    def put_document(self, container: str, name: str, data: bytes, content_type: str) -> None:
+        from azure.storage.blob import ContentSettings
+
+        upload = self._blob(BlobRef(container, name)).upload_blob(
+            data, overwrite=True, content_settings=ContentSettings(content_type=content_type)
+        )
+        self._run(upload)
 
     def list_names(
         self, container: str, prefix: str, limit: int, continuation: str | None

@@ -266,6 +266,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       COPY_START_GRACE_SECONDS: ''
       COPY_WORK_QUEUE: ''
       COPY_FANOUT_THRESHOLD: ''
+      COPY_JOB_MANIFEST_MAX: ''
+      COPY_JOB_PAGE_SIZE: ''
       // -- end of the app's settings --
     }
     dependsOn: [hostBlobOwner, hostQueues, hostTables, copiesBlobOwner, copiesQueues, publisher]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -22,9 +22,11 @@ from copy_ops.errors import (
     NoPendingCopy,
     NotFound,
     PreconditionFailed,
+    StorageUnavailable,
 )
+from copy_ops.jobs.model import Listing, PrefixSource
 from copy_ops.model import OWNER_METADATA_KEY, BlobRef, CopyObservation, CopyStatus, ForeignBlob, Progress
-from copy_ops.ports import StoredDocument
+from copy_ops.ports import Listed, StoredDocument, Tagged
 from devkit.index_lag import matches, parse_query
 
 
@@ -93,6 +95,25 @@ class MemoryDocuments:
                 n for n, d in self._container(container).items() if d.tags and matches(conditions, container, d.tags)
             )
         yield from found
+
+    def find_tagged(
+        self, container: str, query: str, limit: int, continuation: str | None
+    ) -> tuple[list[Tagged], str | None]:
+        conditions = parse_query(query)
+        named = {condition.key for condition in conditions}
+        with self._lock:
+            found = sorted(
+                (n, d.tags) for n, d in self._container(container).items() if matches(conditions, container, d.tags)
+            )
+        if continuation is not None:
+            found = [item for item in found if item[0] >= continuation]
+        page, rest = found[:limit], found[limit:]
+        items = [Tagged(name, {k: v for k, v in tags.items() if k in named}) for name, tags in page]
+        return items, rest[0][0] if rest else None
+
+    def put_document(self, container: str, name: str, data: bytes, content_type: str) -> None:
+        with self._lock:
+            self._container(container)[name] = _Document(data, self._etag(), {})
 
     def list_names(
         self, container: str, prefix: str, limit: int, continuation: str | None
@@ -248,6 +269,24 @@ class MemoryCopies:
             if blob is not None and blob.lease_id == lease_id:
                 blob.lease_id = None
 
+    def list_source(
+        self, source: PrefixSource, sas: str | None, marker: str | None, page_size: int
+    ) -> tuple[list[Listed], str | None]:
+        """The app's own account only (the Azurite tests list the other kinds)."""
+        if source.listing is not Listing.OWN:
+            raise NotFound("memory lists only its own blobs", code="ContainerNotFound")
+        with self._lock:
+            names = sorted(
+                ref.blob
+                for ref in self.blobs
+                if ref.container == source.container
+                and ref.blob.startswith(source.prefix)
+                and (marker is None or ref.blob >= marker)
+            )
+            page, rest = names[:page_size], names[page_size:]
+            listed = [Listed(name, len(self.blobs[BlobRef(source.container, name)].data)) for name in page]
+        return listed, rest[0] if rest else None
+
     # -- what happens on the storage side on its own ------------------------------
 
     def finish(self, ref: BlobRef) -> None:
@@ -270,3 +309,20 @@ class MemoryStorage(MemoryDocuments, MemoryCopies):
 
     def close(self) -> None:
         self.closed = True
+
+
+class MemoryQueue:
+    """The work queue in memory: messages kept in order, for a test to hand to do_work."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.refuse = False
+
+    def send(self, messages: Sequence[str]) -> None:
+        if self.refuse:
+            raise StorageUnavailable("the queue is away", code="ServerBusy")
+        self.messages.extend(messages)
+
+    def take(self) -> list[str]:
+        taken, self.messages = self.messages, []
+        return taken

@@ -1,0 +1,223 @@
+"""A job's record and request: copy-ops' vocabulary for sets of blobs. Pure.
+
+A :class:`Job` never holds a secret: a source URL is kept without its query string; the
+caller's SAS, if any, travels only in the job's enumeration messages (docs/design.md, Jobs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from copy_ops.model import BlobRef, ForeignBlob, OnAbort, State
+from copy_ops.times import format_time, parse_time
+
+
+class JobState(StrEnum):
+    ENUMERATING = "enumerating"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.ABORTED)
+
+
+class Listing(StrEnum):
+    """How a prefix source is listed, and how its items are read."""
+
+    OWN = "own"  # the app's own account, with its own credential
+    IDENTITY = "identity"  # another account, with the app's identity (a SAS it mints per item)
+    URL = "url"  # a container URL: with the caller's SAS (carried in messages only), or public
+
+
+@dataclass(frozen=True)
+class PrefixSource:
+    """Every blob under ``prefix`` in a container. ``url``: the container's URL, no query."""
+
+    listing: Listing
+    container: str
+    prefix: str
+    url: str
+    account: str | None = None
+    # Listed with the caller's SAS, which only the job's page messages carry: a page lost
+    # for good cannot be listed again (docs/design.md, "Jobs").
+    needs_sas: bool = False
+
+    def item(self, name: str, sas: str | None) -> str | BlobRef | ForeignBlob:
+        """What Copy Blob reads for the blob ``name`` of this source."""
+        from urllib.parse import quote
+
+        if self.listing is Listing.OWN:
+            return BlobRef(self.container, name)
+        if self.listing is Listing.IDENTITY:
+            assert self.account is not None
+            return ForeignBlob(self.account, self.container, name)
+        url = f"{self.url}/{quote(name, safe='/~')}"
+        return f"{url}?{sas}" if sas else url
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One source of a manifest: as for one copy, and the name it lands under (after the prefix)."""
+
+    source: str | BlobRef | ForeignBlob
+    name: str
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A validated job request. A manifest's or a URL's SAS is here and in messages only."""
+
+    source: PrefixSource | None
+    manifest: tuple[ManifestEntry, ...]
+    sas: str | None
+    destination_container: str
+    destination_prefix: str
+    deadline: datetime
+    overwrite: bool
+    lease_source: bool
+    on_abort: OnAbort
+    metadata: dict[str, str]
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Items by state, and bytes: ``copied`` of the items that succeeded, ``total`` of those whose size is known."""
+
+    by_state: dict[str, int] = field(default_factory=dict)
+    bytes_copied: int = 0
+    bytes_total: int = 0
+
+    @property
+    def items(self) -> int:
+        return sum(self.by_state.values())
+
+    def of(self, state: State) -> int:
+        return self.by_state.get(state.value, 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "items": self.items,
+            **{state.value: self.of(state) for state in State},
+            "bytes_copied": self.bytes_copied,
+            "bytes_total": self.bytes_total,
+        }
+
+
+@dataclass(frozen=True)
+class Failure:
+    operation_id: str
+    code: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"id": self.operation_id, "code": self.code}
+
+
+@dataclass(frozen=True)
+class Enumeration:
+    """Where the listing stands: the checkpoint every page message is checked against."""
+
+    # The next page to list (a page message for another page is stale) and its marker.
+    page: int = 0
+    marker: str | None = None
+    # Items found so far (every one is started, or recorded as refused, before the page counts).
+    items: int = 0
+    done: bool = False
+    # Set when enumeration stopped before the end (poisoned, refused, aborted): why.
+    stopped: str | None = None
+    # A manifest's items come in chunks, one message each, done in any order.
+    chunks: int = 0
+    chunks_done: tuple[int, ...] = ()
+    # When the last page was done: a job that makes no progress for long is looked at.
+    progressed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    state: JobState
+    source: PrefixSource | None
+    manifest_size: int
+    destination_container: str
+    destination_prefix: str
+    deadline: datetime
+    created_at: datetime
+    overwrite: bool
+    lease_source: bool
+    on_abort: OnAbort
+    metadata: dict[str, str]
+    fingerprint: str
+    enumeration: Enumeration = Enumeration()
+    updated_at: datetime | None = None
+    next_check_at: datetime | None = None
+    checks: int = 0
+    abort_requested_at: datetime | None = None
+    finished_at: datetime | None = None
+    # As of the last check; the status call counts afresh.
+    counts: Counts = Counts()
+    failures: tuple[Failure, ...] = ()
+    # The report is written before the final state: a final job always has one.
+    report: str | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.state.is_final
+
+    def to_json(self) -> bytes:
+        data = dataclasses.asdict(self)
+        return json.dumps(data, default=_encode, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Job:
+        data: dict[str, Any] = json.loads(raw)
+        source = data.get("source")
+        counts = data.get("counts") or {}
+        enumeration = data.get("enumeration") or {}
+        return cls(
+            id=data["id"],
+            state=JobState(data["state"]),
+            source=PrefixSource(**{**source, "listing": Listing(source["listing"])}) if source else None,
+            manifest_size=int(data.get("manifest_size", 0)),
+            destination_container=data["destination_container"],
+            destination_prefix=data["destination_prefix"],
+            deadline=parse_time(data["deadline"]),
+            created_at=parse_time(data["created_at"]),
+            overwrite=bool(data["overwrite"]),
+            lease_source=bool(data["lease_source"]),
+            on_abort=OnAbort(data["on_abort"]),
+            metadata=data.get("metadata") or {},
+            fingerprint=data["fingerprint"],
+            enumeration=Enumeration(
+                **{
+                    **enumeration,
+                    "progressed_at": _optional_time(enumeration.get("progressed_at")),
+                    "chunks_done": tuple(enumeration.get("chunks_done", ())),
+                }
+            ),
+            updated_at=_optional_time(data.get("updated_at")),
+            next_check_at=_optional_time(data.get("next_check_at")),
+            checks=int(data.get("checks", 0)),
+            abort_requested_at=_optional_time(data.get("abort_requested_at")),
+            finished_at=_optional_time(data.get("finished_at")),
+            counts=Counts(**counts),
+            failures=tuple(Failure(**item) for item in data.get("failures", [])),
+            report=data.get("report"),
+        )
+
+
+def _encode(value: object) -> object:
+    if isinstance(value, datetime):
+        return format_time(value, exact=True)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _optional_time(text: str | None) -> datetime | None:
+    return parse_time(text) if text else None

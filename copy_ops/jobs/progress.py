@@ -1,0 +1,101 @@
+"""A job's decisions: its items' ids and names, when to look at it again, whether its
+enumeration stalled, and how it ended. Pure: ``now`` is passed in."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from datetime import datetime, timedelta
+
+from copy_ops.jobs.model import Counts, Enumeration, Job, JobState
+from copy_ops.model import State
+
+# A job is looked at this long after it starts, doubling per check up to the longest...
+FIRST_CHECK = timedelta(seconds=10)
+LONGEST_CHECK = timedelta(seconds=60)
+# ...and soon after its deadline, when its items are aborted and it can end.
+AFTER_DEADLINE = timedelta(seconds=5)
+# No page done for this long: the enumeration is looked after (resumed, or given up). Well
+# above a page's few seconds and the host's retries of a failing message (5 x 10 s).
+STALL = timedelta(minutes=5)
+# Failed items named in a job's view (the report names every one).
+FAILURES_SHOWN = 10
+
+
+def item_id(job_id: str, name: str) -> str:
+    """The id of the job's item that lands on ``name``: derived, so starting a page twice
+    finds the item recorded and starts nothing twice (invariant 8)."""
+    return f"{job_id}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+
+
+def item_prefix(job_id: str) -> str:
+    """What every item id of the job begins with."""
+    return f"{job_id}-"
+
+
+def destination_name(job: Job, relative: str) -> str:
+    return job.destination_prefix + relative
+
+
+def relative_name(source_prefix: str, name: str) -> str:
+    """A listed blob's name below the source's prefix: where it lands under the destination's."""
+    return name[len(source_prefix) :] if name.startswith(source_prefix) else name
+
+
+def next_check(job: Job, now: datetime) -> datetime:
+    """Doubling from the first check up to the longest while the job runs; soon after its
+    deadline, when its items end; and then at every sweep until it has ended."""
+    if now >= job.deadline:
+        return now + FIRST_CHECK
+    interval = min(LONGEST_CHECK, FIRST_CHECK * (1 << min(job.checks, 10)))
+    return min(now + interval, job.deadline + AFTER_DEADLINE)
+
+
+def stalled(job: Job, now: datetime) -> bool:
+    progressed = job.enumeration.progressed_at or job.created_at
+    return not job.enumeration.done and now - progressed >= STALL
+
+
+def page_done(enumeration: Enumeration, found: int, marker: str | None, now: datetime) -> Enumeration:
+    """The checkpoint after a page of ``found`` items, whose next page starts at ``marker``."""
+    return dataclasses.replace(
+        enumeration,
+        page=enumeration.page + 1,
+        marker=marker,
+        items=enumeration.items + found,
+        done=marker is None,
+        progressed_at=now,
+    )
+
+
+def chunk_done(enumeration: Enumeration, index: int, now: datetime) -> Enumeration:
+    done = tuple(sorted({*enumeration.chunks_done, index}))
+    return dataclasses.replace(enumeration, chunks_done=done, done=len(done) >= enumeration.chunks, progressed_at=now)
+
+
+def stopped(enumeration: Enumeration, reason: str, items: int | None, now: datetime) -> Enumeration:
+    """No more pages: the job is the items found so far (``items``: as counted, when the
+    messages that knew of more were lost)."""
+    return dataclasses.replace(
+        enumeration,
+        done=True,
+        stopped=reason,
+        items=enumeration.items if items is None else items,
+        progressed_at=now,
+    )
+
+
+def ending(job: Job, counts: Counts) -> JobState | None:
+    """The job's final state once every item it found has ended, else None. The counts
+    come from the blob index, which may lag: fewer items than found means wait."""
+    if not job.enumeration.done or counts.items < job.enumeration.items or counts.of(State.PENDING):
+        return None
+    if job.abort_requested_at is not None:
+        return JobState.ABORTED
+    if job.enumeration.stopped is None and counts.of(State.SUCCEEDED) == counts.items:
+        return JobState.SUCCEEDED
+    return JobState.FAILED
+
+
+def running_state(job: Job) -> JobState:
+    return JobState.RUNNING if job.enumeration.done else JobState.ENUMERATING

@@ -1,0 +1,155 @@
+"""Job records, their items as the blob index sees them, and their reports.
+
+A job is one JSON blob, ``jobs/{id}.json``, beside the operation records, written with
+ETags like them and tagged ``due`` while it is not final, so the sweep finds it with
+the same query. Its items are ordinary operation records, tagged with the job's id,
+their state, size and error code (:func:`copy_ops.ledger.record_tags`): a job's counts
+come from the index alone, a page of up to 5,000 items per request, never from reading
+its items. The report is ``reports/{id}.jsonl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from copy_ops.errors import ContainerMissing, NotFound
+from copy_ops.jobs.model import Counts, Failure, Job
+from copy_ops.jobs.progress import FAILURES_SHOWN, item_prefix
+from copy_ops.ledger import FIND_PAGE_SIZE, JOB_PREFIX, RECORD_PREFIX, UNKNOWN, Ledger, is_operation_id
+from copy_ops.model import State
+from copy_ops.ports import Documents, Tagged
+from copy_ops.times import format_time
+
+REPORT_PREFIX = "reports/"
+REPORT_TYPE = "application/x-ndjson"
+
+
+@dataclass(frozen=True)
+class StoredJob:
+    job: Job
+    etag: str
+
+
+def job_tags(job: Job) -> dict[str, str]:
+    if job.is_final or job.next_check_at is None:
+        return {}
+    return {"due": format_time(job.next_check_at)}
+
+
+def _quoted(value: str) -> str:
+    # Ids are digits, a-f and hyphens; states are words: nothing to escape, checked anyway.
+    if "'" in value:
+        raise ValueError(f"cannot query for {value!r}")
+    return f"'{value}'"
+
+
+class JobLedger:
+    def __init__(self, documents: Documents, container: str, ledger: Ledger) -> None:
+        self._documents = documents
+        self._container = container
+        self._ledger = ledger
+
+    @staticmethod
+    def record_name(job_id: str) -> str:
+        return f"{JOB_PREFIX}{job_id}.json"
+
+    def create(self, job: Job, now: datetime) -> StoredJob:
+        job = dataclasses.replace(job, updated_at=now)
+        name = self.record_name(job.id)
+        try:
+            etag = self._documents.create_document(self._container, name, job.to_json(), job_tags(job))
+        except ContainerMissing:
+            self._documents.ensure_container(self._container)
+            etag = self._documents.create_document(self._container, name, job.to_json(), job_tags(job))
+        return StoredJob(job, etag)
+
+    def save(self, job: Job, etag: str, now: datetime) -> StoredJob:
+        """Replace the record if it still has ``etag``; else :class:`PreconditionFailed`."""
+        job = dataclasses.replace(job, updated_at=now)
+        name = self.record_name(job.id)
+        return StoredJob(
+            job, self._documents.replace_document(self._container, name, job.to_json(), job_tags(job), etag)
+        )
+
+    def read(self, job_id: str) -> StoredJob:
+        if not is_operation_id(job_id) or job_id.count("-") != 1:
+            raise NotFound(f"no job {job_id!r}")
+        try:
+            document = self._documents.read_document(self._container, self.record_name(job_id))
+        except NotFound:
+            raise NotFound(f"no job {job_id!r}") from None
+        return StoredJob(Job.from_json(document.data), document.etag)
+
+    def delete(self, job_id: str) -> None:
+        self._documents.delete_document(self._container, self.record_name(job_id))
+
+    def page(self, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
+        """Job ids, newest first (ids sort so), a page at a time."""
+        return self._ledger.page(limit, continuation, prefix=JOB_PREFIX)
+
+    # -- items, as the index sees them -----------------------------------------------
+
+    def counts(self, job_id: str) -> tuple[Counts, tuple[Failure, ...]]:
+        """Items by state, bytes, and the first failures: from the index, a page per 5,000 items."""
+        query = f'"job" = {_quoted(job_id)} AND "state" >= \'a\' AND "bytes" >= \'0\' AND "error" >= \'a\''
+        by_state: Counter[str] = Counter()
+        copied = total = 0
+        failures: list[Failure] = []
+        for item in self._find(query):
+            state = item.tags.get("state", "")
+            by_state[state] += 1
+            size = item.tags.get("bytes", UNKNOWN)
+            if size.isdigit():
+                total += int(size)
+                copied += int(size) if state == State.SUCCEEDED.value else 0
+            if state == State.FAILED.value and len(failures) < FAILURES_SHOWN:
+                failures.append(Failure(_id_of(item.name), item.tags.get("error", UNKNOWN)))
+        return Counts(dict(by_state), copied, total), tuple(failures)
+
+    def pending_items(self, job_id: str) -> Iterator[str]:
+        """Ids of the job's items still pending, as the index says."""
+        query = f'"job" = {_quoted(job_id)} AND "state" = \'pending\''
+        for item in self._find(query):
+            yield _id_of(item.name)
+
+    def items_page(
+        self, job_id: str, state: State | None, limit: int, continuation: str | None
+    ) -> tuple[list[str], str | None]:
+        """A page of the job's item ids: by name from the records, or by state from the index."""
+        if state is None:
+            return self._ledger.page(limit, continuation, prefix=RECORD_PREFIX + item_prefix(job_id))
+        query = f'"job" = {_quoted(job_id)} AND "state" = {_quoted(state.value)}'
+        return self._ledger.find_page(query, limit, continuation)
+
+    def _find(self, query: str) -> Iterator[Tagged]:
+        marker: str | None = None
+        while True:
+            try:
+                found, marker = self._documents.find_tagged(self._container, query, FIND_PAGE_SIZE, marker)
+            except NotFound:
+                return
+            yield from (item for item in found if item.name.startswith(RECORD_PREFIX))
+            if marker is None:
+                return
+
+    # -- the report ---------------------------------------------------------------------
+
+    @staticmethod
+    def report_name(job_id: str) -> str:
+        return f"{REPORT_PREFIX}{job_id}.jsonl"
+
+    def write_report(self, job_id: str, lines: bytes) -> str:
+        name = self.report_name(job_id)
+        self._documents.put_document(self._container, name, lines, REPORT_TYPE)
+        return name
+
+    def read_report(self, job_id: str) -> bytes:
+        return self._documents.read_document(self._container, self.report_name(job_id)).data
+
+
+def _id_of(name: str) -> str:
+    return name[len(RECORD_PREFIX) : -len(".json")]

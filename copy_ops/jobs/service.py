@@ -1,0 +1,207 @@
+"""The jobs' one door: start, read, list, abort, report; and the work messages of jobs.
+
+It takes and returns domain objects (:mod:`copy_ops.jobs.model`); the HTTP adapter
+(:mod:`copy_ops.http_jobs`) parses and shapes, the queue adapter hands messages in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+
+from copy_ops.errors import Conflict, CopyOpsError, NotFound, PreconditionFailed, StorageUnavailable
+from copy_ops.jobs import progress
+from copy_ops.jobs.checking import JobChecker, abort_one
+from copy_ops.jobs.enumeration import Enumerator
+from copy_ops.jobs.model import Enumeration, Job, JobRequest, JobState
+from copy_ops.jobs.records import JobLedger
+from copy_ops.ledger import Ledger, new_operation_id
+from copy_ops.model import ListQuery, Operation
+from copy_ops.pool import Pool
+from copy_ops.ports import Storage, WorkQueue
+from copy_ops.settings import Settings
+from copy_ops.settling import Settler
+from copy_ops.starting import Starter
+from copy_ops.work import CHUNK, Abort, Check, Chunk, Page, encode, groups
+
+logger = logging.getLogger(__name__)
+
+IDEMPOTENCY_SCOPE = "jobs/"
+CHECK_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    job: Job
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class JobPage:
+    items: list[Job]
+    continuation: str | None
+
+
+@dataclass(frozen=True)
+class ItemPage:
+    items: list[Operation]
+    continuation: str | None
+
+
+class JobService:
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        work: WorkQueue | None,
+        *,
+        ledger: Ledger,
+        starter: Starter,
+        settler: Settler,
+    ) -> None:
+        self._settings = settings
+        self._work = work
+        self._ledger = ledger
+        self._settler = settler
+        self.records = JobLedger(storage, settings.ledger_container, ledger)
+        self._checker = JobChecker(self.records, ledger, storage, settler, work=work, settings=settings)
+        self._enumerator = Enumerator(
+            self.records,
+            storage,
+            starter,
+            work,
+            concurrency=settings.sweep_concurrency,
+            page=settings.job_page_size,
+        )
+
+    # -- the API --------------------------------------------------------------------
+
+    def start(self, request: JobRequest, now: datetime, idempotency_key: str | None = None) -> JobOutcome:
+        job_id = new_operation_id(now)
+        if idempotency_key is not None:
+            bound = self._ledger.claim(idempotency_key, job_id, request.fingerprint, IDEMPOTENCY_SCOPE)
+            if bound != job_id:
+                try:
+                    return JobOutcome(self.records.read(bound).job, replayed=True)
+                except NotFound:
+                    job_id = bound  # claimed, but that start never got as far as its record
+        chunks = list(groups(request.manifest, lambda group: Chunk(job_id, 10**9, group), CHUNK))
+        job = Job(
+            id=job_id,
+            state=JobState.ENUMERATING,
+            source=request.source,
+            manifest_size=len(request.manifest),
+            destination_container=request.destination_container,
+            destination_prefix=request.destination_prefix,
+            deadline=request.deadline,
+            created_at=now,
+            overwrite=request.overwrite,
+            lease_source=request.lease_source,
+            on_abort=request.on_abort,
+            metadata=request.metadata,
+            fingerprint=request.fingerprint,
+            enumeration=Enumeration(items=len(request.manifest), chunks=len(chunks), progressed_at=now),
+            next_check_at=now + progress.FIRST_CHECK,
+        )
+        job = self.records.create(job, now).job
+        if request.source is not None:
+            messages = [encode(Page(job_id, 0, request.sas))]
+        else:
+            messages = [encode(Chunk(job_id, index, group)) for index, group in enumerate(chunks)]
+        try:
+            self._queue().send(messages)
+        except CopyOpsError:
+            # Nothing was handed out: nothing remains (the key, if any, starts it next time).
+            self.records.delete(job_id)
+            raise
+        logger.info(
+            "job_started job=%s kind=%s messages=%s", job_id, "prefix" if request.source else "manifest", len(messages)
+        )
+        return JobOutcome(job, replayed=False)
+
+    def get(self, job_id: str, now: datetime) -> Job:
+        """The job with its counts as the index has them now (a final job: as it ended)."""
+        job = self.records.read(job_id).job
+        if job.is_final:
+            return job
+        counts, failures = self.records.counts(job_id)
+        return dataclasses.replace(job, counts=counts, failures=failures)
+
+    def list(self, limit: int, continuation: str | None) -> JobPage:
+        ids, token = self.records.page(limit, continuation)
+        jobs = []
+        for job_id in ids:
+            try:
+                jobs.append(self.records.read(job_id).job)
+            except NotFound:
+                continue
+        return JobPage(jobs, token)
+
+    def items(self, job_id: str, query: ListQuery) -> ItemPage:
+        self.records.read(job_id)  # 404 for a job that is not there
+        ids, token = self.records.items_page(job_id, query.state, query.limit, query.continuation)
+        items = []
+        for operation_id in ids:
+            try:
+                op = self._ledger.get(operation_id)
+            except NotFound:
+                continue
+            if query.state is None or op.state is query.state:
+                items.append(op)
+        return ItemPage(items, token)
+
+    def abort(self, job_id: str, now: datetime) -> Job:
+        """Stop the enumeration and abort every pending item; idempotent. :class:`Conflict`
+        for a job that ended otherwise."""
+        stored = self.records.read(job_id)
+        job = stored.job
+        if job.is_final:
+            if job.state is JobState.ABORTED:
+                return job
+            raise Conflict(f"job {job_id} already ended as {job.state}", code="AlreadyFinished")
+        if job.abort_requested_at is None:
+            job = self._checker.request_abort(stored, now).job
+        try:
+            self._queue().send([encode(Check(job_id))])
+        except CopyOpsError:
+            logger.warning("job_abort_deferred job=%s", job_id)  # the next sweep does it
+        return job
+
+    def report(self, job_id: str) -> bytes:
+        job = self.records.read(job_id).job
+        if not job.is_final or job.report is None:
+            raise Conflict(f"job {job_id} is {job.state}: its report is written when it ends", code="JobNotFinished")
+        return self.records.read_report(job_id)
+
+    # -- the work -------------------------------------------------------------------
+
+    def check(self, job_id: str, now: datetime) -> str:
+        """Look after a job; a check that lost the record to another writer (a page moving
+        the checkpoint) looks again, and after a few tries leaves it to the next sweep."""
+        for _ in range(CHECK_ATTEMPTS):
+            try:
+                return self._checker.check(job_id, now)
+            except PreconditionFailed:
+                continue
+        return "raced"
+
+    def page(self, message: Page, now: datetime) -> str:
+        return self._enumerator.page(message, now)
+
+    def chunk(self, message: Chunk, now: datetime) -> str:
+        return self._enumerator.chunk(message, now)
+
+    def abort_batch(self, message: Abort, now: datetime) -> Counter[str]:
+        pool = Pool(self._settings.sweep_concurrency, "abort")
+        for operation_id in message.ids:
+            pool.submit(partial(abort_one, self._settler, operation_id, now))
+        return pool.finish()
+
+    def _queue(self) -> WorkQueue:
+        if self._work is None:
+            raise StorageUnavailable("jobs need the work queue (COPY_WORK_QUEUE)", code="NoWorkQueue")
+        return self._work

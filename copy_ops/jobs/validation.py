@@ -1,0 +1,114 @@
+"""Validation of a job request: every violation found, each naming its field. Pure.
+
+The rules of one copy apply to a job (:mod:`copy_ops.validation`: deadline, metadata,
+``on_abort``, the allowed hosts and containers); a job adds its source (a prefix, by URL
+or by name, or a manifest of single sources) and its destination (a container and a
+prefix), and refuses a destination inside its own source (the job would copy its copies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from copy_ops import names
+from copy_ops.errors import FieldError, InvalidRequest
+from copy_ops.jobs.model import JobRequest, Listing, ManifestEntry, PrefixSource
+from copy_ops.jobs.sources import SourceReader
+from copy_ops.problems import Problems, guarded
+from copy_ops.settings import Settings
+from copy_ops.sources import (
+    Source,
+    too_far_for_minted_sas,
+)
+from copy_ops.validation import (
+    boolean_of,
+    check_destination_container,
+    deadline_of,
+    fingerprint,
+    metadata_of,
+    on_abort_of,
+)
+
+KNOWN_FIELDS = frozenset(
+    {"source", "destination", "timeout_seconds", "deadline", "metadata", "overwrite", "lease_source", "on_abort"}
+)
+
+
+def parse_job_request(body: Any, settings: Settings, now: datetime) -> JobRequest:
+    """The validated request, or :class:`InvalidRequest`/:class:`Forbidden` listing every problem."""
+    if not isinstance(body, Mapping):
+        raise InvalidRequest.of(FieldError("body", "must be a JSON object"))
+    problems = Problems()
+    for name in sorted(set(body) - KNOWN_FIELDS):
+        problems.bad(name, "unknown field")
+    destination = guarded("destination", problems, lambda: _destination(body.get("destination"), problems))
+    container, prefix = destination or (None, "")
+    if container is not None:
+        check_destination_container(container, settings, problems)
+    read = SourceReader(settings, problems)
+    guarded("source", problems, lambda: read.source(body.get("source")))
+    deadline = guarded("deadline", problems, lambda: deadline_of(body, settings, now, problems))
+    too_far = too_far_for_minted_sas(deadline, now) if deadline is not None and read.minted else None
+    if too_far is not None:
+        problems.bad("deadline" if "deadline" in body else "timeout_seconds", too_far)
+    metadata = guarded("metadata", problems, lambda: metadata_of(body.get("metadata"), problems)) or {}
+    overwrite = boolean_of(body, "overwrite", problems)
+    lease_source = boolean_of(body, "lease_source", problems)
+    on_abort = on_abort_of(body.get("on_abort", "keep"), problems)
+    if lease_source and not read.all_own:
+        problems.bad("lease_source", "a lease can be held only on sources in the app's own storage account")
+    if container is not None and read.prefix is not None:
+        _check_overlap(read.prefix, container, prefix, problems)
+    _check_collisions(read.manifest, problems)
+
+    problems.raise_any()
+    assert container is not None and deadline is not None and on_abort is not None
+    return JobRequest(
+        source=read.prefix,
+        manifest=tuple(entry for entry, _, _ in read.manifest),
+        sas=read.sas,
+        destination_container=container,
+        destination_prefix=prefix,
+        deadline=deadline,
+        overwrite=overwrite,
+        lease_source=lease_source,
+        on_abort=on_abort,
+        metadata=metadata,
+        fingerprint=fingerprint(body),
+    )
+
+
+def _destination(value: Any, problems: Problems) -> tuple[str | None, str]:
+    if not isinstance(value, Mapping):
+        problems.bad("destination", "must be an object with container and, optionally, prefix")
+        return None, ""
+    for name in sorted(set(value) - {"container", "prefix"}):
+        problems.bad(f"destination.{name}", "unknown field")
+    container, prefix = value.get("container"), value.get("prefix", "")
+    container_problem, prefix_problem = names.container_problem(container), names.prefix_problem(prefix)
+    if container_problem is not None:
+        problems.bad("destination.container", container_problem)
+    if prefix_problem is not None:
+        problems.bad("destination.prefix", prefix_problem)
+    if container_problem or prefix_problem:
+        return None, ""
+    return str(container), str(prefix)
+
+
+def _check_overlap(source: PrefixSource, container: str, prefix: str, problems: Problems) -> None:
+    """A destination inside the source: a later page would list the job's own copies."""
+    if source.listing is Listing.OWN and source.container == container and prefix.startswith(source.prefix):
+        problems.bad("destination.prefix", "lies inside the source: the job would copy its own copies")
+
+
+def _check_collisions(manifest: list[tuple[ManifestEntry, Source, int]], problems: Problems) -> None:
+    seen: dict[str, int] = {}
+    for entry, _, index in manifest:
+        if entry.name in seen:
+            problems.bad(
+                f"source.blobs[{index}]",
+                f"lands on the same destination as source.blobs[{seen[entry.name]}] (the blob names are the same)",
+            )
+        seen.setdefault(entry.name, index)

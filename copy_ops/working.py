@@ -1,0 +1,39 @@
+"""The work queue's messages, each done: what the queue trigger runs.
+
+A message that is not ours is :class:`~copy_ops.errors.InvalidRequest` (the adapter
+logs and drops it); one that could not be done raises, so the host delivers it again
+and, after ``maxDequeueCount``, moves it to the poison queue. Whatever it carried stays
+findable: due records stay due, a job's checkpoint stays where it was.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+from copy_ops.errors import StorageUnavailable
+from copy_ops.service import CopyService
+from copy_ops.sweep import settle_batch
+from copy_ops.work import Abort, Check, Chunk, Page, Settle, decode
+
+
+def do_work(service: CopyService, text: str, now: datetime) -> tuple[str, Counter[str]]:
+    """Do one message; its kind and outcomes, counted."""
+    work = decode(text)
+    if isinstance(work, Settle | Abort):
+        kind = "settle" if isinstance(work, Settle) else "abort"
+        if isinstance(work, Settle):
+            outcomes = settle_batch(service, work.ids, now)
+        else:
+            outcomes = service.jobs.abort_batch(work, now)
+        if outcomes["deferred"] + outcomes["error"] == len(work.ids):
+            # Nothing of it could be done (storage away): the host retries the message
+            # after its visibility timeout; the records stay due meanwhile.
+            raise StorageUnavailable(f"none of the {len(work.ids)} operations could be done", code="BatchDeferred")
+        return kind, outcomes
+    if isinstance(work, Page):
+        return "page", Counter([service.jobs.page(work, now)])
+    if isinstance(work, Chunk):
+        return "chunk", Counter([service.jobs.chunk(work, now)])
+    assert isinstance(work, Check)
+    return "check", Counter([service.jobs.check(work.job, now)])

@@ -1,0 +1,92 @@
+"""Jobs in tests: a service wired to Azurite's queue service through the proxy, and a
+stand-in for the host's queue trigger that delivers the work queue's messages to
+``do_work`` as the host would (a message that raises is delivered again)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.queue import QueueClient
+
+from copy_ops.errors import CopyOpsError
+from copy_ops.jobs.model import Job
+from copy_ops.jobs.service import JobOutcome
+from copy_ops.jobs.validation import parse_job_request
+from copy_ops.service import CopyService
+from copy_ops.storage.queues import QueueStorage
+from copy_ops.working import do_work
+from devkit import PendingCopyProxy
+from tests.conftest import TEST_CLIENT_OPTIONS, SettingsFactory, open_storage
+
+# A job's work is done after this many deliveries, or the test has found a bug.
+MOST_DELIVERIES = 500
+
+
+@dataclass
+class Delivered:
+    kinds: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+
+class JobWorld:
+    """One app instance (service, work queue) and the queue as the host reads it."""
+
+    def __init__(self, make_settings: SettingsFactory, proxy: PendingCopyProxy, **settings: str) -> None:
+        self.queue_name = f"work-{uuid.uuid4().hex[:10]}"
+        self.settings = make_settings(COPY_WORK_QUEUE=self.queue_name, **settings)
+        self.work = QueueStorage(self.settings.storage, self.queue_name, retry=TEST_CLIENT_OPTIONS["retry"])
+        self.service = CopyService(self.settings, open_storage(self.settings), self.work)
+        self.queue = QueueClient.from_connection_string(proxy.connection_string, self.queue_name)
+
+    def close(self) -> None:
+        self.work.close()
+        self.queue.close()
+
+    def start(self, body: Any, now: datetime, key: str | None = None) -> JobOutcome:
+        request = parse_job_request(body, self.settings, now)
+        return self.service.jobs.start(request, now, key)
+
+    def deliver(
+        self, now: datetime, *, before: Callable[[str], None] | None = None, most: int = MOST_DELIVERIES
+    ) -> Delivered:
+        """Deliver every message until the queue is empty, as the host's trigger does: one
+        that raises is made visible again at once (the host waits its visibility timeout)."""
+        delivered = Delivered()
+        for _ in range(most):
+            messages = self._receive()
+            if not messages:
+                return delivered
+            for message in messages:
+                text = str(message.content)
+                if before is not None:
+                    before(text)
+                try:
+                    kind, _ = do_work(self.service, text, now)
+                except CopyOpsError as exc:
+                    delivered.failures.append(f"{exc.status} {exc.detail}")
+                    self.queue.update_message(message, visibility_timeout=0)
+                    continue
+                delivered.kinds[kind] += 1
+                self.queue.delete_message(message)
+        raise AssertionError(f"the queue was not empty after {most} rounds: {delivered}")
+
+    def _receive(self) -> list[Any]:
+        try:
+            return list(self.queue.receive_messages(messages_per_page=16, max_messages=16, visibility_timeout=60))
+        except ResourceNotFoundError:
+            return []
+
+    def peek(self) -> list[str]:
+        try:
+            return [str(message.content) for message in self.queue.peek_messages(max_messages=32)]
+        except ResourceNotFoundError:
+            return []
+
+    def job(self, job_id: str, now: datetime) -> Job:
+        return self.service.jobs.get(job_id, now)
