@@ -227,6 +227,9 @@ class Operation:
     # An item of a job: the job's id; the source's size when its listing said it.
     job: str | None = None
     source_size: int | None = None
+    # A job's item: a token of the attempt that wrote the record, so that attempt can tell
+    # its own write (whose answer was lost, and whose retry storage refused) from another's.
+    start_token: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -273,6 +276,7 @@ class Operation:
             fingerprint=data.get("fingerprint"),
             job=data.get("job"),
             source_size=data.get("source_size"),
+            start_token=data.get("start_token"),
         )
 
 

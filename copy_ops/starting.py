@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -61,17 +62,26 @@ class Starter:
         recorded (a page delivered twice) starts nothing. A refusal is recorded as the
         item's failure (``start_refused``), not undone. Returns what happened:
         ``started``, ``refused`` or ``exists``; a storage fault raises."""
+        token = secrets.token_hex(8)
         try:
-            stored = self._record(request, operation_id, now)
+            stored = self._record(request, operation_id, now, token)
         except Conflict:
-            return "exists"
-        op = self._begin(stored, request, now, keep_refused=True)
+            # Recorded already: by a delivery before this one, or by this very attempt (its
+            # answer lost, the retry refused). Only in the second case is it ours to start.
+            current = self._ledger.read(operation_id)
+            if current.op.start_token != token or current.op.copy_id is not None or current.op.is_final:
+                return "exists"
+            stored = current
+        try:
+            op = self._begin(stored, request, now, keep_refused=True)
+        except CopyOpsError:
+            return "uncertain"  # recorded: the sweep settles it (it knows our copy by its metadata)
         return "refused" if op.error is not None and op.error.code is ErrorCode.START_REFUSED else "started"
 
     def _start(self, request: CopyRequest, operation_id: str, now: datetime) -> Operation:
         return self._begin(self._record(request, operation_id, now), request, now, keep_refused=False)
 
-    def _record(self, request: CopyRequest, operation_id: str, now: datetime) -> Stored:
+    def _record(self, request: CopyRequest, operation_id: str, now: datetime, token: str | None = None) -> Stored:
         """The write-ahead record (and, to restore on abort, the destination's snapshot first)."""
         dest = request.destination
         snapshot: str | None = None
@@ -100,6 +110,7 @@ class Starter:
             fingerprint=request.fingerprint,
             job=request.job,
             source_size=request.source_size,
+            start_token=token,
         )
         try:
             stored = self._ledger.create(op, now)

@@ -141,6 +141,8 @@ class PendingCopyProxy:
         # LaggingIndex.answer); off: Azurite's own answer, through the lagging index.
         self.paged_index = True
         self.log = RequestLog()
+        # Copies started (pending or at once), by destination path: what "at most once" counts.
+        self.started: Counter[str] = Counter()
         self._copies: dict[str, FakeCopy] = {}
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
@@ -205,6 +207,7 @@ class PendingCopyProxy:
             self.log = RequestLog()
             self.pending_copies = False
             self.paged_index = True
+            self.started = Counter()
             self.latency = 0.0
         self.index.reset()
         if self.queue_proxy is not None:
@@ -421,6 +424,8 @@ class PendingCopyProxy:
             raw = getattr(exc, "error_code", None)
             code = str(getattr(raw, "value", raw) or "Error")
             return self._error_parts(exc.status_code or 500, code, str(exc).splitlines()[0])
+        with self._lock:
+            self.started[path] += 1
         return (
             202,
             [
@@ -450,6 +455,7 @@ class PendingCopyProxy:
         fake = FakeCopy(str(uuid.uuid4()), source.split("?")[0], metadata, total=total, read_from=source)
         with self._lock:
             self._copies[path] = fake
+            self.started[path] += 1
         return (
             202,
             [

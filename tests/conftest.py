@@ -93,6 +93,18 @@ class Blobs:
     def lease_state(self, container: str, name: str) -> str:
         return str(self.direct.get_blob_client(container, name).get_blob_properties().lease.state)
 
+    def container_sas(self, container: str) -> str:
+        """A SAS that lists and reads the container, as a partner would hand out."""
+        from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+        return generate_container_sas(
+            DEV_ACCOUNT,
+            container,
+            account_key=DEV_KEY,
+            permission=ContainerSasPermissions(read=True, list=True),
+            expiry=datetime.now(UTC) + timedelta(hours=2),
+        )
+
     def snapshots(self, container: str, name: str) -> list[str]:
         items = self.direct.get_container_client(container).list_blobs(name_starts_with=name, include=["snapshots"])
         return [item.snapshot for item in items if item.snapshot and item.name == name]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -90,11 +91,17 @@ class Enumerator:
             for item in listed
         ]
         outcomes = self._start_all(job, items, now, f"page {message.page}")
-        moved = self._save(
-            stored,
-            lambda e: progress.page_done(e, len(listed), marker, now) if e.page == message.page else None,
-            now,
-        )
+        mover = secrets.token_hex(8)
+
+        def move(e: Enumeration) -> Enumeration | None:
+            if e.page == message.page:
+                return progress.page_done(e, len(listed), marker, now, mover)
+            # Moved already: by this handler (a write whose answer was lost), or by another.
+            moved_here.append(e.page == message.page + 1 and e.mover == mover)
+            return None
+
+        moved_here: list[bool] = []
+        moved = self._save(stored, move, now) or any(moved_here)
         if moved and marker is not None:
             self._send(Page(job.id, message.page + 1, message.sas))
         logger.info("job_page job=%s page=%s listed=%s %s", job.id, message.page, len(listed), _counts(outcomes))

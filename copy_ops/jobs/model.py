@@ -138,6 +138,10 @@ class Enumeration:
     chunks_done: tuple[int, ...] = ()
     # When the last page was done: a job that makes no progress for long is looked at.
     progressed_at: datetime | None = None
+    # A token of the handler that moved the checkpoint last: after a write whose answer
+    # was lost (and whose retry storage refused, the ETag having moved), a handler can
+    # tell its own write from another's and still send the next page.
+    mover: str | None = None
 
 
 @dataclass(frozen=True)

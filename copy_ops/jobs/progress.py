@@ -56,7 +56,7 @@ def stalled(job: Job, now: datetime) -> bool:
     return not job.enumeration.done and now - progressed >= STALL
 
 
-def page_done(enumeration: Enumeration, found: int, marker: str | None, now: datetime) -> Enumeration:
+def page_done(enumeration: Enumeration, found: int, marker: str | None, now: datetime, mover: str) -> Enumeration:
     """The checkpoint after a page of ``found`` items, whose next page starts at ``marker``."""
     return dataclasses.replace(
         enumeration,
@@ -65,6 +65,7 @@ def page_done(enumeration: Enumeration, found: int, marker: str | None, now: dat
         items=enumeration.items + found,
         done=marker is None,
         progressed_at=now,
+        mover=mover,
     )
 
 

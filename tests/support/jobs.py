@@ -39,10 +39,16 @@ class JobWorld:
 
     def __init__(self, make_settings: SettingsFactory, proxy: PendingCopyProxy, **settings: str) -> None:
         self.queue_name = f"work-{uuid.uuid4().hex[:10]}"
+        self.proxy = proxy
         self.settings = make_settings(COPY_WORK_QUEUE=self.queue_name, **settings)
         self.work = QueueStorage(self.settings.storage, self.queue_name, retry=TEST_CLIENT_OPTIONS["retry"])
         self.service = CopyService(self.settings, open_storage(self.settings), self.work)
         self.queue = QueueClient.from_connection_string(proxy.connection_string, self.queue_name)
+
+    @classmethod
+    def beside(cls, world: JobWorld) -> JobWorld:
+        """Another instance of the same app: its own clients, the same ledger and queue."""
+        return cls(lambda **overrides: world.settings, world.proxy)
 
     def close(self) -> None:
         self.work.close()
@@ -53,10 +59,12 @@ class JobWorld:
         return self.service.jobs.start(request, now, key)
 
     def deliver(
-        self, now: datetime, *, before: Callable[[str], None] | None = None, most: int = MOST_DELIVERIES
+        self, now: datetime, *, before: Callable[[str], None] | None = None, rounds: int | None = None
     ) -> Delivered:
-        """Deliver every message until the queue is empty, as the host's trigger does: one
-        that raises is made visible again at once (the host waits its visibility timeout)."""
+        """Deliver every message until the queue is empty (or for so many ``rounds``), as the
+        host's trigger does: one that raises is made visible again at once (the host waits
+        its visibility timeout)."""
+        most = rounds or MOST_DELIVERIES
         delivered = Delivered()
         for _ in range(most):
             messages = self._receive()
@@ -74,6 +82,8 @@ class JobWorld:
                     continue
                 delivered.kinds[kind] += 1
                 self.queue.delete_message(message)
+        if rounds is not None:
+            return delivered
         raise AssertionError(f"the queue was not empty after {most} rounds: {delivered}")
 
     def _receive(self) -> list[Any]:

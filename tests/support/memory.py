@@ -19,6 +19,7 @@ from copy_ops.errors import (
     Conflict,
     ContainerMissing,
     CopyIdMismatch,
+    Forbidden,
     NoPendingCopy,
     NotFound,
     PreconditionFailed,
@@ -272,9 +273,10 @@ class MemoryCopies:
     def list_source(
         self, source: PrefixSource, sas: str | None, marker: str | None, page_size: int
     ) -> tuple[list[Listed], str | None]:
-        """The app's own account only (the Azurite tests list the other kinds)."""
-        if source.listing is not Listing.OWN:
-            raise NotFound("memory lists only its own blobs", code="ContainerNotFound")
+        """The container of that name in memory, whatever account the source names; a
+        source listed by URL needs its SAS (the Azurite tests list for real)."""
+        if source.listing is Listing.URL and source.needs_sas and not sas:
+            raise Forbidden("no SAS", code="AuthenticationFailed")
         with self._lock:
             names = sorted(
                 ref.blob

@@ -1,0 +1,191 @@
+"""A job survives what happens to the instances running it (invariant 8): a message
+delivered twice, a step that fails or whose answer is lost at any point of a page, a
+queue outage at the start, a page lost for good, two instances at once. Each item is
+started at most once and every item ends; on Azurite through the proxy."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from copy_ops.errors import StorageUnavailable
+from copy_ops.jobs import progress
+from copy_ops.jobs.model import JobState
+from copy_ops.model import State
+from copy_ops.sweep import sweep
+from devkit import PendingCopyProxy
+from tests.conftest import Blobs, SettingsFactory
+from tests.support.jobs import JobWorld
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+TIMEOUT = 600
+ITEMS = 60
+PAGE = "25"  # three pages: 25, 25, 10
+
+
+@pytest.fixture
+def world(make_settings: SettingsFactory, proxy: PendingCopyProxy) -> Iterator[JobWorld]:
+    made = JobWorld(make_settings, proxy, COPY_JOB_PAGE_SIZE=PAGE)
+    yield made
+    made.close()
+
+
+def arrange(blobs: Blobs, proxy: PendingCopyProxy, count: int = ITEMS) -> list[str]:
+    names = [f"in/{i:03d}.bin" for i in range(count)]
+    for name in names:
+        blobs.put(blobs.src, name, b"x")
+    proxy.pending_copies = True
+    return names
+
+
+def body(blobs: Blobs, source: object = None) -> dict[str, object]:
+    return {
+        "source": source or {"container": blobs.src, "prefix": "in/"},
+        "destination": {"container": blobs.dst, "prefix": "out/"},
+        "timeout_seconds": TIMEOUT,
+    }
+
+
+def finish(world: JobWorld, job_id: str) -> None:
+    """Past the deadline: sweeps abort the pending items and end the job."""
+    after = NOW + timedelta(seconds=TIMEOUT + 1)
+    for step in range(3):
+        sweep(world.service, after + timedelta(minutes=step))
+        world.deliver(after + timedelta(minutes=step))
+    job = world.job(job_id, after + timedelta(minutes=3))
+    assert job.state is JobState.ABORTED or job.state.is_final, job
+
+
+def assert_each_started_once(proxy: PendingCopyProxy, blobs: Blobs, names: list[str]) -> None:
+    expected = {f"/devstoreaccount1/{blobs.dst}/out/{name[3:]}" for name in names}
+    assert set(proxy.started) == expected
+    assert set(proxy.started.values()) == {1}, {k: v for k, v in proxy.started.items() if v != 1}
+
+
+def test_every_message_delivered_twice_starts_nothing_twice(
+    world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    names = arrange(blobs, proxy)
+    job = world.start(body(blobs), NOW).job
+    seen: set[str] = set()
+
+    def twice(text: str) -> None:
+        if text not in seen:
+            seen.add(text)
+            world.work.send([text])  # the same message again, as an at-least-once queue may
+
+    delivered = world.deliver(NOW, before=twice)
+    assert delivered.kinds["page"] >= 6
+    assert world.job(job.id, NOW).enumeration.items == ITEMS
+    assert_each_started_once(proxy, blobs, names)
+    finish(world, job.id)
+    assert world.job(job.id, NOW).counts.of(State.ABORTED) == ITEMS
+
+
+# Each step of a page, failing (three times: beyond the SDK's retries) or taking effect
+# with its answer lost, for one item midway ("{item}": its record, "{dest}": its
+# destination) or for the page: the message is delivered again, or the item is left to
+# the sweep, and the page goes on from there. (step, request kind, path, mode, after, fails)
+STEPS = [
+    ("read the job", "get_blob", "/jobs/", "status", 0, True),
+    ("list the source", "list_blobs", "", "status", 0, True),
+    ("record an item", "put_blob", "{item}", "status", 0, True),
+    ("record an item, answer lost", "put_blob", "{item}", "lost_response", 0, False),
+    ("start a copy", "copy_blob", "{dest}", "status", 0, False),
+    ("start a copy, answer lost", "copy_blob", "{dest}", "lost_response", 0, False),
+    ("record a started copy", "put_blob", "{item}", "status", 1, False),
+    ("move the checkpoint", "put_blob", "/jobs/", "status", 0, True),
+    ("move the checkpoint, answer lost", "put_blob", "/jobs/", "lost_response", 0, False),
+    ("send the next page", "put_message", "", "status", 0, True),
+    ("send the next page, answer lost", "put_message", "", "lost_response", 0, False),
+]
+
+
+@pytest.mark.parametrize(("step", "kind", "path", "mode", "after", "fails"), STEPS, ids=[s[0] for s in STEPS])
+def test_a_page_interrupted_at_any_step_goes_on(
+    world: JobWorld,
+    blobs: Blobs,
+    proxy: PendingCopyProxy,
+    step: str,
+    kind: str,
+    path: str,
+    mode: str,
+    after: int,
+    fails: bool,
+) -> None:
+    names = arrange(blobs, proxy)
+    job = world.start(body(blobs), NOW).job
+    midway = "out/030.bin"
+    path = path.format(item=f"/ops/{progress.item_id(job.id, midway)}.json", dest=f"/{blobs.dst}/{midway}")
+    target = proxy.queue_proxy if kind.endswith("_message") else proxy
+    assert target is not None
+    target.inject(kind, mode=mode, times=3 if mode == "status" else 1, path_contains=path, after=after)
+    delivered = world.deliver(NOW)
+    assert bool(delivered.failures) == fails, (step, delivered)
+    enumerated = world.job(job.id, NOW)
+    assert enumerated.enumeration.done and enumerated.enumeration.items == ITEMS, enumerated.enumeration
+    refused = 1 if step == "start a copy" else 0  # its copy never started: nothing to start twice
+    assert_each_started_once(proxy, blobs, names[:30] + names[30 + refused :])
+    finish(world, job.id)
+    ended = world.job(job.id, NOW)
+    assert ended.counts.items == ITEMS and ended.counts.of(State.PENDING) == 0
+    assert ended.counts.of(State.ABORTED) == ITEMS - refused, ended.counts
+
+
+def test_a_queue_outage_at_the_start_leaves_nothing(world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy) -> None:
+    arrange(blobs, proxy, 3)
+    assert proxy.queue_proxy is not None
+    proxy.queue_proxy.inject("put_message", times=100)
+    proxy.queue_proxy.inject("put_blob", times=100)  # creating the queue
+    with pytest.raises(StorageUnavailable):
+        world.start(body(blobs), NOW, key="k1")
+    assert world.service.jobs.list(10, None).items == []
+    proxy.queue_proxy.clear_faults()
+    # The same key starts it now (the first attempt left its claim, not a job).
+    started = world.start(body(blobs), NOW, key="k1")
+    assert not started.replayed
+    assert world.start(body(blobs), NOW, key="k1").replayed
+
+
+def test_a_page_lost_for_good_is_resumed_by_the_check(world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy) -> None:
+    names = arrange(blobs, proxy)
+    job = world.start(body(blobs), NOW).job
+    # The first page's message is lost (poisoned, and the poison queue dropped).
+    [lost] = world.queue.receive_messages(max_messages=1)
+    world.queue.delete_message(lost)
+    later = NOW + progress.STALL + timedelta(seconds=1)
+    assert world.service.jobs.check(job.id, later) == "waiting"
+    world.deliver(later)
+    assert world.job(job.id, later).enumeration.items == ITEMS
+    assert_each_started_once(proxy, blobs, names)
+
+
+def test_two_instances_at_once(
+    world: JobWorld, make_settings: SettingsFactory, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    names = arrange(blobs, proxy, 120)
+    other = JobWorld.beside(world)
+    job = world.start(body(blobs), NOW).job
+    errors: list[BaseException] = []
+
+    def run(instance: JobWorld) -> None:
+        try:
+            instance.deliver(NOW)
+            sweep(instance.service, NOW + timedelta(seconds=20))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(instance,)) for instance in (world, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    world.deliver(NOW)
+    assert world.job(job.id, NOW).enumeration.items == 120
+    assert_each_started_once(proxy, blobs, names)
+    finish(world, job.id)
+    other.close()

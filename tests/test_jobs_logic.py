@@ -1,0 +1,216 @@
+"""Jobs on in-memory storage and a queue in memory: aborts while enumerating, stalls,
+manifests, item ids and the job's ending, table-driven where the logic is pure. The
+Azurite tests (test_jobs.py, test_jobs_crash.py) are the proof on the wire."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from copy_ops.errors import Conflict
+from copy_ops.jobs import progress
+from copy_ops.jobs.model import Counts, Enumeration, Job, JobState, Listing, PrefixSource
+from copy_ops.jobs.validation import parse_job_request
+from copy_ops.model import BlobRef, OnAbort, State
+from copy_ops.service import CopyService
+from copy_ops.settings import Settings
+from copy_ops.sweep import sweep
+from copy_ops.working import do_work
+from tests.support.memory import MemoryQueue, MemoryStorage
+
+T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+SETTINGS = Settings.from_env(
+    {
+        "COPY_STORAGE": "UseDevelopmentStorage=true",
+        "COPY_SWEEP_CONCURRENCY": "4",
+        "COPY_JOB_PAGE_SIZE": "10",
+        "COPY_ALLOWED_SOURCE_HOSTS": "127.0.0.1:*,partner.blob.core.windows.net",
+    }
+)
+
+
+class World:
+    def __init__(self, blobs: int = 25) -> None:
+        self.storage = MemoryStorage()
+        self.storage.pending = True
+        self.queue = MemoryQueue()
+        self.service = CopyService(SETTINGS, self.storage, self.queue)
+        for i in range(blobs):
+            self.storage.put(BlobRef("src", f"in/{i:02d}.bin"), b"x" * 3)
+
+    def start(self, body: dict[str, object], now: datetime = T0) -> Job:
+        return self.service.jobs.start(parse_job_request(body, SETTINGS, now), now).job
+
+    def deliver(self, now: datetime = T0, rounds: int = 100) -> list[str]:
+        kinds = []
+        for _ in range(rounds):
+            messages = self.queue.take()
+            if not messages:
+                break
+            for text in messages:
+                kinds.append(do_work(self.service, text, now)[0])
+        return kinds
+
+
+def prefix_job(**fields: object) -> dict[str, object]:
+    return {
+        "source": {"container": "src", "prefix": "in/"},
+        "destination": {"container": "dst", "prefix": "out/"},
+        "timeout_seconds": 600,
+        **fields,
+    }
+
+
+def test_an_abort_while_enumerating_stops_the_listing_and_aborts_what_started() -> None:
+    world = World(25)
+    job = world.start(prefix_job())
+    [first_page] = world.queue.take()
+    do_work(world.service, first_page, T0)  # ten items started; the next page is queued
+    aborted = world.service.jobs.abort(job.id, T0 + timedelta(seconds=1))
+    assert aborted.abort_requested_at is not None
+    assert world.deliver(T0 + timedelta(seconds=1)).count("page") == 1  # it stops, starting nothing
+    ended = world.service.jobs.get(job.id, T0 + timedelta(seconds=2))
+    assert ended.state is JobState.ABORTED
+    assert ended.enumeration.items == 10 and ended.enumeration.stopped == "the job was aborted"
+    assert ended.counts.of(State.ABORTED) == 10 and len(world.storage.aborts) == 10
+    # Idempotent; and a job that ended otherwise refuses it.
+    assert world.service.jobs.abort(job.id, T0 + timedelta(seconds=3)).state is JobState.ABORTED
+
+
+def test_aborting_a_job_that_succeeded_is_a_conflict() -> None:
+    world = World(3)
+    world.storage.pending = False
+    job = world.start(prefix_job())
+    world.deliver()
+    world.service.jobs.check(job.id, T0 + timedelta(seconds=11))
+    assert world.service.jobs.get(job.id, T0).state is JobState.SUCCEEDED
+    with pytest.raises(Conflict):
+        world.service.jobs.abort(job.id, T0)
+
+
+def test_more_pending_items_than_the_threshold_are_aborted_in_batches_on_the_queue() -> None:
+    world = World(25)
+    settings = Settings.from_env({**{"COPY_STORAGE": "UseDevelopmentStorage=true"}, "COPY_FANOUT_THRESHOLD": "5"})
+    world.service = CopyService(settings, world.storage, world.queue)
+    job = world.start(prefix_job())
+    world.deliver()
+    world.service.jobs.abort(job.id, T0 + timedelta(seconds=1))
+    kinds = world.deliver(T0 + timedelta(seconds=1))
+    assert kinds.count("check") == 1 and kinds.count("abort") == 1
+    assert world.service.jobs.check(job.id, T0 + timedelta(seconds=30)) == "aborted"
+    assert len(world.storage.aborts) == 25
+
+
+def test_a_manifest_chunk_lost_for_good_ends_the_job_saying_which() -> None:
+    world = World(3)
+    body = {
+        "source": {"blobs": [{"container": "src", "blob": f"in/{i:02d}.bin"} for i in range(3)]},
+        "destination": {"container": "dst"},
+    }
+    job = world.start(body)
+    assert len(world.queue.take()) == 1  # the only chunk, lost
+    later = T0 + progress.STALL + timedelta(seconds=1)
+    world.service.jobs.check(job.id, later)
+    ended = world.service.jobs.get(job.id, later)
+    assert ended.state is JobState.FAILED
+    assert ended.enumeration.items == 0 and "[0]" in (ended.enumeration.stopped or "")
+
+
+def test_a_source_listed_with_a_sas_whose_page_is_lost_ends_the_job_saying_why() -> None:
+    world = World(25)
+    sas = "sv=2024-08-04&sr=c&sp=rl&sig=c2VjcmV0"
+    job = world.start(prefix_job(source={"url": f"https://partner.blob.core.windows.net/src/in/?{sas}"}))
+    assert job.source is not None and job.source.needs_sas and sas not in job.to_json().decode()
+    [first_page] = world.queue.take()
+    assert sas in first_page  # the one place it is kept
+    do_work(world.service, first_page, T0)
+    assert len(world.queue.take()) == 1  # the second page, lost
+    later = T0 + progress.STALL + timedelta(seconds=1)
+    world.service.jobs.check(job.id, later)
+    stopped = world.service.jobs.get(job.id, later)
+    assert stopped.enumeration.done and stopped.enumeration.items == 10
+    assert "SAS" in (stopped.enumeration.stopped or "")
+    sweep(world.service, T0 + timedelta(seconds=601))
+    sweep(world.service, T0 + timedelta(seconds=700))
+    assert world.service.jobs.get(job.id, later).state is JobState.FAILED
+
+
+def test_a_stalled_own_source_is_resumed_from_its_checkpoint() -> None:
+    world = World(25)
+    job = world.start(prefix_job())
+    do_work(world.service, world.queue.take()[0], T0)
+    world.queue.take()  # the second page, lost
+    later = T0 + progress.STALL
+    assert world.service.jobs.check(job.id, later) == "waiting"
+    assert world.deliver(later).count("page") == 2
+    assert world.service.jobs.get(job.id, later).enumeration.items == 25
+
+
+# -- pure: ids, names, timing, the ending -------------------------------------------
+
+
+def job_with(**fields: object) -> Job:
+    base = Job(
+        id="8204449906000-a768621b",
+        state=JobState.RUNNING,
+        source=PrefixSource(Listing.OWN, "src", "in/", "https://a/src"),
+        manifest_size=0,
+        destination_container="dst",
+        destination_prefix="out/",
+        deadline=T0 + timedelta(hours=1),
+        created_at=T0,
+        overwrite=False,
+        lease_source=False,
+        on_abort=OnAbort.KEEP,
+        metadata={},
+        fingerprint="f",
+    )
+    from dataclasses import replace
+
+    return replace(base, **fields)  # type: ignore[arg-type]
+
+
+DONE = Enumeration(items=3, done=True)
+
+
+@pytest.mark.parametrize(
+    ("enumeration", "aborted", "counts", "expected"),
+    [
+        (Enumeration(items=3), False, {"succeeded": 3}, None),  # still listing
+        (DONE, False, {"succeeded": 2}, None),  # the index has not seen every item yet
+        (DONE, False, {"succeeded": 2, "pending": 1}, None),
+        (DONE, False, {"succeeded": 3}, JobState.SUCCEEDED),
+        (DONE, False, {"succeeded": 2, "aborted": 1}, JobState.FAILED),
+        (DONE, False, {"succeeded": 2, "failed": 1}, JobState.FAILED),
+        (DONE, True, {"succeeded": 3}, JobState.ABORTED),
+        (Enumeration(items=3, done=True, stopped="lost"), False, {"succeeded": 3}, JobState.FAILED),
+        (Enumeration(items=0, done=True), False, {}, JobState.SUCCEEDED),
+    ],
+)
+def test_how_a_job_ends(
+    enumeration: Enumeration, aborted: bool, counts: dict[str, int], expected: JobState | None
+) -> None:
+    job = job_with(enumeration=enumeration, abort_requested_at=T0 if aborted else None)
+    assert progress.ending(job, Counts(counts)) is expected
+
+
+@pytest.mark.parametrize(
+    ("now", "checks", "expected"),
+    [
+        (T0, 0, T0 + timedelta(seconds=10)),
+        (T0, 3, T0 + timedelta(seconds=60)),  # doubling, up to the longest
+        (T0 + timedelta(seconds=3590), 5, T0 + timedelta(seconds=3605)),  # soon after the deadline
+        (T0 + timedelta(hours=2), 9, T0 + timedelta(hours=2, seconds=10)),  # past it: every sweep
+    ],
+)
+def test_when_a_job_is_looked_at_next(now: datetime, checks: int, expected: datetime) -> None:
+    assert progress.next_check(job_with(checks=checks), now) == expected
+
+
+def test_item_ids_are_stable_distinct_and_operation_ids() -> None:
+    from copy_ops.ledger import is_operation_id
+
+    ids = {progress.item_id("8204449906000-a768621b", f"out/{i}") for i in range(1000)}
+    assert len(ids) == 1000 and all(is_operation_id(item) for item in ids)
+    assert progress.item_id("8204449906000-a768621b", "out/1") == progress.item_id("8204449906000-a768621b", "out/1")
