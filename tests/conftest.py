@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from azure.storage.blob import AccountSasPermissions, BlobServiceClient, ResourceTypes, generate_account_sas
+from azure.storage.blob import AccountSasPermissions, BlobServiceClient, ResourceTypes, Services, generate_account_sas
 
 from copy_ops import runtime
 from copy_ops.service import CopyService
@@ -172,23 +172,37 @@ Handlers = dict[str, Callable[..., Any]]
 CREDENTIAL_KINDS = ("account_key", "sas_connection_string")
 
 
-def sas_connection_string(port: int) -> str:
+def sas_connection_string(port: int, queue_port: int | None = None) -> str:
     """A connection string that carries an account SAS instead of the key, as
-    ``BlobEndpoint=...;SharedAccessSignature=...`` from the portal does."""
+    ``BlobEndpoint=...;SharedAccessSignature=...`` from the portal does (for the blob
+    service, and the queue service when ``queue_port`` is given)."""
     sas = generate_account_sas(
         DEV_ACCOUNT,
         DEV_KEY,
         resource_types=ResourceTypes(service=True, container=True, object=True),
         permission=AccountSasPermissions(
-            read=True, write=True, delete=True, list=True, add=True, create=True, tag=True, filter_by_tags=True
+            read=True,
+            write=True,
+            delete=True,
+            list=True,
+            add=True,
+            create=True,
+            update=True,
+            process=True,
+            tag=True,
+            filter_by_tags=True,
         ),
         expiry=datetime.now(UTC) + timedelta(hours=6),
+        services=Services(blob=True, queue=queue_port is not None),
     )
-    return f"BlobEndpoint=http://127.0.0.1:{port}/{DEV_ACCOUNT};SharedAccessSignature={sas}"
+    queue = f"QueueEndpoint=http://127.0.0.1:{queue_port}/{DEV_ACCOUNT};" if queue_port is not None else ""
+    return f"BlobEndpoint=http://127.0.0.1:{port}/{DEV_ACCOUNT};{queue}SharedAccessSignature={sas}"
 
 
 def credential_connection_string(kind: str, proxy: PendingCopyProxy) -> str:
-    return proxy.connection_string if kind == "account_key" else sas_connection_string(proxy.port)
+    if kind == "account_key":
+        return proxy.connection_string
+    return sas_connection_string(proxy.port, proxy.queue_proxy.port if proxy.queue_proxy is not None else None)
 
 
 @pytest.fixture(params=CREDENTIAL_KINDS)

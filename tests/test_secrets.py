@@ -18,12 +18,14 @@ from urllib.parse import parse_qs, quote
 import azure.functions as func
 import pytest
 from azure.storage.blob import generate_blob_sas
+from azure.storage.queue import QueueClient
 
 from copy_ops import runtime
 from copy_ops.sweep import sweep
 from devkit import DEV_ACCOUNT, DEV_KEY, PendingCopyProxy
 from devkit.app import payload, request
 from tests.conftest import Blobs, Handlers, credential_connection_string
+from tests.support.jobs import drain_through
 from tests.support.requests import copy_body
 
 
@@ -101,6 +103,33 @@ def test_no_secret_in_any_response_record_claim_or_log(
     assert start_from(f"http://user:PASSWORD@127.0.0.1:{proxy.port}/{DEV_ACCOUNT}/{blobs.src}/a.bin", "g.bin") == 400
     assert start_from(f"https://partner.example.net/c/b.bin?{sas_b}", "h.bin") == 403
 
+    # Jobs: a prefix by a URL with a container SAS (the app's own account: listed with its
+    # own credential), one in an account storage does not know (its listing refused, the
+    # reason recorded), and a manifest of SAS URLs; their work done by the queue trigger.
+    sas_c = blobs.container_sas(blobs.src)
+    jobs = [
+        {"url": f"{base}/?{sas_c}"},
+        {"url": f"http://127.0.0.1:{proxy.port}/nosuchacct/{blobs.src}/?{sas_c}"},
+        {"blobs": [f"{base}/b.bin?{sas_b}", f"{base}/missing.bin?{sas_d}"]},
+    ]
+    job_ids = []
+    for index, source in enumerate(jobs):
+        job_body = {"source": source, "destination": {"container": blobs.dst, "prefix": f"job{index}/"}}
+        reply = call("start_job", "POST", "jobs", {**job_body, "timeout_seconds": 5})
+        assert reply.status_code == 202, reply.get_body()
+        job_ids.append(payload(reply)["id"])
+    # The test's own queue client holds the key (in a header): its log lines are no leak.
+    queue = QueueClient.from_connection_string(proxy.connection_string, runtime.settings().work_queue)
+    assert drain_through(handlers["work"], queue) >= 3
+    sweep(runtime.service(), datetime.now(UTC) + timedelta(seconds=60))
+    sweep(runtime.service(), datetime.now(UTC) + timedelta(seconds=120))
+    for job_id in job_ids:
+        ended = call("get_job", "GET", f"jobs/{job_id}", route_params={"id": job_id})
+        assert payload(ended)["state"] in ("succeeded", "failed", "aborted"), payload(ended)
+        call("job_items", "GET", f"jobs/{job_id}/items", route_params={"id": job_id})
+        assert call("job_report", "GET", f"jobs/{job_id}/report", route_params={"id": job_id}).status_code == 200
+    call("list_jobs", "GET", "jobs")
+
     ledger = blobs.direct.get_container_client(f"ledger-{blobs.src[-10:]}")
     stored = [
         ledger.download_blob(item.name).readall() + str(ledger.get_blob_client(item.name).get_blob_tags()).encode()
@@ -110,7 +139,7 @@ def test_no_secret_in_any_response_record_claim_or_log(
     outputs = [r.get_body() + str(dict(r.headers)).encode() for r in responses] + stored
     outputs.append(everything_logged.text.encode())
     everything = b"\n".join(outputs)
-    for secret in secrets_of(connection, sas_b, sas_d, connection.partition("SharedAccessSignature=")[2]):
+    for secret in secrets_of(connection, sas_b, sas_d, sas_c, connection.partition("SharedAccessSignature=")[2]):
         at = everything.find(secret.encode())
         assert at < 0, (secret, everything[max(0, at - 300) : at + 100])
     # And the run did show what may be shown: the source and destination URLs, without a query.

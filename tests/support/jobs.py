@@ -100,3 +100,24 @@ class JobWorld:
 
     def job(self, job_id: str, now: datetime) -> Job:
         return self.service.jobs.get(job_id, now)
+
+
+def drain_through(work: Callable[[Any], None], queue: QueueClient, rounds: int = 50) -> int:
+    """Hand every message of ``queue`` to the queue trigger's function ``work`` as the host
+    does (its input built by azure.functions' converters); how many were done."""
+    from devkit.inputs import queue_message
+
+    done = 0
+    for _ in range(rounds):
+        try:
+            messages = list(queue.receive_messages(max_messages=16, visibility_timeout=60))
+        except ResourceNotFoundError:
+            return done
+        if not messages:
+            return done
+        for message in messages:
+            body = str(message.content).encode()
+            work(queue_message(body, message.id, message.dequeue_count or 1, message.inserted_on, message.pop_receipt))
+            queue.delete_message(message)
+            done += 1
+    return done
