@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Run copy-ops locally: installs what is missing, starts Azurite (blob service on
-# 127.0.0.1:10000, data kept in .azurite/), then the function app: `func start` where
+# 127.0.0.1:10000, queue service on 10001 for the work queue, data kept in .azurite/), then the function app: `func start` where
 # Azure Functions Core Tools is installed, else the development host (python -m devhost).
 # Ctrl-C stops everything this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-7071}
 AZURITE_PORT=10000
+QUEUE_PORT=10001
 
 scripts/setup.sh
 if [ ! -f local.settings.json ]; then
@@ -24,15 +25,21 @@ trap cleanup EXIT INT TERM
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-if port_open "$AZURITE_PORT"; then
-  echo "Azurite (or another storage emulator) already listens on $AZURITE_PORT: using it"
+if port_open "$AZURITE_PORT" && port_open "$QUEUE_PORT"; then
+  echo "Azurite (or another storage emulator) already listens on $AZURITE_PORT and $QUEUE_PORT: using it"
+elif port_open "$AZURITE_PORT" || port_open "$QUEUE_PORT"; then
+  echo "something listens on $AZURITE_PORT or $QUEUE_PORT but not both: copy-ops needs Azurite's blob and queue services" >&2
+  exit 1
 else
   mkdir -p .azurite
-  setsid node_modules/.bin/azurite-blob --blobHost 127.0.0.1 --blobPort "$AZURITE_PORT" \
+  # The all-in-one binary: blob and queue (the queue trigger's work queue); its table
+  # service, unused, on its usual port.
+  setsid node_modules/.bin/azurite --blobHost 127.0.0.1 --blobPort "$AZURITE_PORT" \
+    --queueHost 127.0.0.1 --queuePort "$QUEUE_PORT" \
     --location .azurite --skipApiVersionCheck --disableTelemetry --silent &
   pids+=($!)
-  for _ in $(seq 1 100); do port_open "$AZURITE_PORT" && break; sleep 0.1; done
-  port_open "$AZURITE_PORT" || { echo "Azurite did not start" >&2; exit 1; }
+  for _ in $(seq 1 100); do port_open "$AZURITE_PORT" && port_open "$QUEUE_PORT" && break; sleep 0.1; done
+  port_open "$AZURITE_PORT" && port_open "$QUEUE_PORT" || { echo "Azurite did not start" >&2; exit 1; }
 fi
 
 # Containers and a blob for the curl examples below (no-ops when they exist).

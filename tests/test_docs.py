@@ -57,3 +57,4 @@ def test_the_try_it_examples_run_as_written(host: DevHostProcess) -> None:
     assert (
         '"field":"source"' in out and '"field":"destination.container"' in out and '"field":"destination.blob"' in out
     )
+    assert out.count('"state":"enumerating"') + out.count('"state":"running"') >= 2  # the job, and its read

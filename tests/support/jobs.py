@@ -8,7 +8,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -117,7 +117,8 @@ def drain_through(work: Callable[[Any], None], queue: QueueClient, rounds: int =
             return done
         for message in messages:
             body = str(message.content).encode()
-            work(queue_message(body, message.id, message.dequeue_count or 1, message.inserted_on, message.pop_receipt))
+            inserted = message.inserted_on or datetime.now(UTC)
+            work(queue_message(body, message.id, message.dequeue_count or 1, inserted, message.pop_receipt or ""))
             queue.delete_message(message)
             done += 1
     return done
