@@ -10,6 +10,11 @@ that concurrency counts as it would in Azure, and counts the requests.
   cold start         importing function_app in a fresh interpreter vs the SDK floor
   start latency      POST /api/copies through the handler, p50/p95, requests per start
   lateness           deadline to abort, a sweep every 2 s, the blob index 3 s behind
+  sweep via host     N overdue copies aborted by the sweep fired in the development host,
+                     Azurite on disk: inline, fanned out, and with two host processes
+  listing            50 pending listed from a ledger of 100,000 records and of 100
+  jobs               a prefix job of 10,000 blobs: time to every item started, requests
+                     per item by kind, one status call
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import cold_start, cost, lateness, start_latency, throughput
+from bench import cold_start, cost, jobs, lateness, listing, start_latency, sweep_host, throughput
 from bench.harness import Harness
 
 
@@ -33,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["throughput", "cost", "cold-start", "start-latency", "lateness"],
+        choices=["throughput", "cost", "cold-start", "start-latency", "lateness", "sweep-host", "jobs", "listing"],
         help="run one benchmark",
     )
     args = parser.parse_args(argv)
@@ -50,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
             lateness.run(harness)
         if args.only in (None, "throughput"):
             throughput.run(harness, sizes, args.concurrency)
+        if args.only in (None, "sweep-host"):
+            sweep_host.run(harness, sizes[1])
+        if args.only in (None, "jobs"):
+            jobs.run(harness, sizes[1])
+        if args.only in (None, "listing"):
+            listing.run(harness, sizes[1] * 10)
     return 0
 
 

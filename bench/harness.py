@@ -23,6 +23,7 @@ from azure.storage.blob import BlobServiceClient
 from copy_ops.service import CopyService
 from copy_ops.settings import Settings
 from copy_ops.storage import BlobStorage
+from copy_ops.storage.queues import QueueStorage
 from copy_ops.validation import parse_copy_request
 from devkit import CONTROL_PREFIX, PROJECT_ROOT, Azurite, connection_string
 
@@ -51,7 +52,8 @@ def process_cpu_seconds(pid: int | None) -> float:
 
 
 class ProxyProcess:
-    """The pending-copy proxy in a child process, driven through its control requests."""
+    """The pending-copy proxy in a child process, driven through its control requests.
+    In front of Azurite's queue service it forwards, delays and counts as it does for blobs."""
 
     def __init__(self, azurite_port: int, latency: float) -> None:
         self._process = subprocess.Popen(
@@ -103,28 +105,38 @@ class ProxyProcess:
 class Harness:
     def __init__(self, latency: float) -> None:
         self.latency = latency
-        self.azurite = Azurite()
+        self.azurite = Azurite(queue=True)
         self.proxy: ProxyProcess
+        self.queue_proxy: ProxyProcess
         self.direct: BlobServiceClient
         self._services: list[CopyService] = []
 
     def __enter__(self) -> Harness:
         self.azurite.start()
+        assert self.azurite.queue_port is not None
         self.proxy = ProxyProcess(self.azurite.port, self.latency)
+        self.queue_proxy = ProxyProcess(self.azurite.queue_port, self.latency)
         self.direct = BlobServiceClient.from_connection_string(connection_string(self.azurite.port))
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close_services()
         self.proxy.stop()
+        self.queue_proxy.stop()
         self.azurite.stop()
 
-    def restart(self) -> None:
-        """An empty Azurite and a new proxy. Azurite keeps everything in memory and slows
-        as it fills; each large measurement starts empty, so their order biases nothing."""
+    def restart(self, location: Path | None = None) -> None:
+        """An empty Azurite (in memory, or on disk in ``location``) and new proxies. Azurite
+        in memory slows as it fills; each large measurement starts empty, so their order
+        biases nothing."""
         self.__exit__()
-        self.azurite = Azurite()
+        self.azurite = Azurite(queue=True, location=location)
         self.__enter__()
+
+    @property
+    def connection_string(self) -> str:
+        """The account through the proxies: blobs through one, queues through the other."""
+        return connection_string(self.proxy.port, queue_port=self.queue_proxy.port)
 
     def describe(self) -> str:
         return (
@@ -135,7 +147,7 @@ class Harness:
 
     def service(self, concurrency: int | None = None, **env: str) -> CopyService:
         values = {
-            "COPY_STORAGE": self.proxy.connection_string,
+            "COPY_STORAGE": self.connection_string,
             "COPY_LEDGER_CONTAINER": f"bench-{uuid.uuid4().hex[:10]}",
             "COPY_ALLOWED_SOURCE_HOSTS": "127.0.0.1:*",
             **env,
@@ -143,13 +155,15 @@ class Harness:
         if concurrency is not None:
             values["COPY_SWEEP_CONCURRENCY"] = str(concurrency)
         settings = Settings.from_env(values)
-        service = CopyService(settings, BlobStorage.connect(settings.storage, pool_size=settings.sweep_concurrency))
+        storage = BlobStorage.connect(settings.storage, pool_size=settings.sweep_concurrency)
+        work = QueueStorage(settings.storage, settings.work_queue, credential=storage.credential)
+        service = CopyService(settings, storage, work)
         self._services.append(service)
         return service
 
     def close_services(self) -> None:
         while self._services:
-            self._services.pop().storage.close()
+            self._services.pop().close()
 
     def containers(self) -> tuple[str, str]:
         """A source container with one small blob, and an empty destination container."""
@@ -164,8 +178,12 @@ class Harness:
         """CPU used so far by the proxy and by Azurite: what Azure's side would spend."""
         return process_cpu_seconds(self.proxy.pid), process_cpu_seconds(self.azurite.pid)
 
+    def counts(self) -> Counter[str]:
+        """Storage requests so far by kind, blob and queue."""
+        return self.proxy.counts() + self.queue_proxy.counts()
+
     def requests(self) -> int:
-        return sum(self.proxy.counts().values())
+        return sum(self.counts().values())
 
     def start_many(
         self, service: CopyService, src: str, dst: str, count: int, timeout: int, prefix: str = "op"

@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 from copy_ops import lifecycle
 from copy_ops.errors import Conflict, CopyOpsError, PreconditionFailed
+from copy_ops.events import operation_event
 from copy_ops.ledger import Ledger, Stored
 from copy_ops.lifecycle import Timing
 from copy_ops.model import BlobRef, Cleanup, CopyStatus, Operation
-from copy_ops.ports import Copies
+from copy_ops.ports import Announcer, Copies
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +38,11 @@ def abort_ours_quietly(copies: Copies, dest: BlobRef, operation_id: str, copy_id
 
 
 class Cleaner:
-    def __init__(self, ledger: Ledger, copies: Copies, timing: Timing) -> None:
+    def __init__(self, ledger: Ledger, copies: Copies, timing: Timing, announcer: Announcer | None = None) -> None:
         self._ledger = ledger
         self._copies = copies
         self._timing = timing
+        self._announcer = announcer
 
     def run(self, stored: Stored, now: datetime) -> tuple[Operation, bool]:
         """Do the outstanding cleanup; what fails stays on the record for the next sweep.
@@ -85,6 +87,8 @@ class Cleaner:
     def _step(self, op: Operation, task: Cleanup) -> tuple[Operation, bool]:
         if task is Cleanup.CHECK_LATE_START:
             return self._check_late_start(op), True
+        if task is Cleanup.ANNOUNCE:
+            return op, self._announce(op)
         if task is Cleanup.RELEASE_SOURCE_LEASE:
             if op.source_blob is not None:
                 self._copies.release_lease(op.source_blob, lifecycle.lease_id_for(op.id))
@@ -100,6 +104,16 @@ class Cleaner:
                 logger.warning("destination_kept op=%s code=%s", op.id, exc.code)
             return op, True
         return self._restore_step(op)
+
+    def _announce(self, op: Operation) -> bool:
+        """Send the final state's event; True once a target took it. Without a target
+        (events turned off since the state was recorded) there is nothing to owe."""
+        if self._announcer is None:
+            return True
+        event = operation_event(op, self._copies.public_url(op.destination))
+        self._announcer.announce([event])
+        logger.info("copy_announced op=%s event=%s type=%s", op.id, event.id, event.type)
+        return True
 
     def _check_late_start(self, op: Operation) -> Operation:
         """Look for a copy of ours that began after the operation ended; stop it if found.

@@ -41,6 +41,9 @@ class Timing:
     first_check: timedelta
     # ...up to this.
     longest_check: timedelta
+    # Final states are announced (an event target is configured): the event is owed
+    # from the moment the final state is recorded, as a cleanup step.
+    announce: bool = False
 
 
 class Action(StrEnum):
@@ -161,7 +164,7 @@ def request_abort(op: Operation, now: datetime) -> Operation:
 
 def cleanup_for(op: Operation, state: State, now: datetime, timing: Timing) -> tuple[Cleanup, ...]:
     """What remains to do once ``op`` ends in ``state`` at ``now``."""
-    tasks: set[Cleanup] = set()
+    tasks: set[Cleanup] = {Cleanup.ANNOUNCE} if timing.announce else set()
     if op.copy_id is None and now < late_start_check_at(op, timing):
         tasks.add(Cleanup.CHECK_LATE_START)
     destination_ours = op.error is None or op.error.code.destination_is_ours

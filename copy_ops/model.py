@@ -93,6 +93,8 @@ class Cleanup(StrEnum):
     # given up early): once the start grace is over, look for a copy of ours that the
     # start began after all, and stop it and clean up after it as after any other.
     CHECK_LATE_START = "check_late_start"
+    # The final state's event (events configured): owed until a target took it.
+    ANNOUNCE = "announce"
     RESTORE_DESTINATION = "restore_destination"
     DELETE_DESTINATION = "delete_destination"
     DROP_SNAPSHOT = "drop_snapshot"

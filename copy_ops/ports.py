@@ -13,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from copy_ops.jobs.model import PrefixSource
 from copy_ops.model import BlobRef, CopyObservation, CopyStatus, ForeignBlob
+
+if TYPE_CHECKING:
+    from copy_ops.events import Event
 
 
 @dataclass(frozen=True)
@@ -136,3 +139,12 @@ class WorkQueue(Protocol):
 
     def send(self, messages: Sequence[str]) -> None:
         """Put every message on the queue."""
+
+
+class Announcer(Protocol):
+    """Where the events of final states go (a queue, an Event Grid topic, or both)."""
+
+    def announce(self, events: Sequence[Event]) -> None:
+        """Deliver every event, or raise (:class:`~copy_ops.errors.StorageUnavailable`,
+        or another :class:`~copy_ops.errors.CopyOpsError`): the event stays owed."""
+        ...

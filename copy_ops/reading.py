@@ -1,25 +1,74 @@
-"""Reading operations: one with live progress, and pages of them, newest first."""
+"""Reading operations: one with live progress, and pages of them, newest first.
+
+A page in one state costs what the page costs, not what the ledger holds: the blob
+index names the candidates (ids sort newest first, and the index answers in name
+order), their records are read concurrently, and each is kept only if the record
+itself is in that state (the index lags and may name a record that has moved on).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from copy_ops import lifecycle
 from copy_ops.errors import NotFound, PreconditionFailed
 from copy_ops.ledger import Ledger, Stored
 from copy_ops.lifecycle import Action, Timing
-from copy_ops.model import ListQuery, Operation, OperationPage
+from copy_ops.model import ListQuery, Operation, OperationPage, State
+from copy_ops.pool import parallel_map
 from copy_ops.ports import Copies
 from copy_ops.settling import Settler
 
+# A page of candidates that the index named but whose records have all moved on is
+# followed by the next, so that a page is never empty while matches exist further on;
+# this many pages at most (each a tag query and its reads), then the caller continues.
+MOST_CANDIDATE_PAGES = 20
+# Fetches the ids of one page: (limit, continuation) -> (ids, continuation).
+PageOfIds = Callable[[int, str | None], tuple[list[str], str | None]]
+
+
+def state_query(state: State) -> str:
+    """The tag query that names the operations in ``state`` (values are our enum's)."""
+    return f"\"state\" = '{state.value}'"
+
+
+def read_page(
+    ledger: Ledger, fetch: PageOfIds, query: ListQuery, concurrency: int
+) -> tuple[list[Operation], str | None]:
+    """One page of operations: the ids ``fetch`` names, read concurrently, in order; with
+    a state, only records in that state, and never an empty page before the end."""
+    token = query.continuation
+    for _ in range(MOST_CANDIDATE_PAGES):
+        ids, token = fetch(query.limit, token)
+        found = [op for op in read_all(ledger, ids, concurrency) if query.state is None or op.state is query.state]
+        # Ids sort newest first; the index answers in name order, but no document promises it.
+        found.sort(key=lambda op: op.id)
+        if found or token is None:
+            return found, token
+    return [], token
+
+
+def read_all(ledger: Ledger, ids: Sequence[str], concurrency: int) -> list[Operation]:
+    """The records of ``ids`` that exist, read at most ``concurrency`` at once, in order."""
+
+    def read(operation_id: str) -> Operation | None:
+        try:
+            return ledger.get(operation_id)
+        except NotFound:
+            return None  # deleted (retention) since it was listed
+
+    return [op for op in parallel_map(read, ids, concurrency, "read") if op is not None]
+
 
 class Reader:
-    def __init__(self, ledger: Ledger, copies: Copies, settler: Settler, timing: Timing) -> None:
+    def __init__(self, ledger: Ledger, copies: Copies, settler: Settler, timing: Timing, concurrency: int = 16) -> None:
         self._ledger = ledger
         self._copies = copies
         self._settler = settler
         self._timing = timing
+        self._concurrency = concurrency
 
     def get(self, operation_id: str, now: datetime) -> Operation:
         """The record, with live progress; a copy seen finished is recorded as such."""
@@ -39,14 +88,15 @@ class Reader:
         return op
 
     def list(self, query: ListQuery) -> OperationPage:
-        """Newest first. With a state, the page holds only operations in that state."""
-        ids, token = self._ledger.page(query.limit, query.continuation)
-        items = []
-        for operation_id in ids:
-            try:
-                op = self._ledger.get(operation_id)
-            except NotFound:
-                continue
-            if query.state is None or op.state is query.state:
-                items.append(op)
+        """Newest first. With a state, the page holds only operations in that state, found
+        by the blob index; without one, the records by name."""
+        if query.state is None:
+            fetch: PageOfIds = self._ledger.page
+        else:
+            state = query.state
+
+            def fetch(limit: int, continuation: str | None) -> tuple[list[str], str | None]:
+                return self._ledger.find_page(state_query(state), limit, continuation)
+
+        items, token = read_page(self._ledger, fetch, query, self._concurrency)
         return OperationPage(items, token)

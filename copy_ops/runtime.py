@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 
     from copy_ops.service import CopyService
     from copy_ops.sweep import SweepSummary
+    from copy_ops.telemetry import Telemetry
 
+# Application Insights' connection string: set by the platform when the app has one.
+APPINSIGHTS = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 _lock = threading.Lock()
 _built: list[CopyService] = []
 
@@ -62,9 +65,30 @@ def service() -> CopyService:
 
             current = settings()
             storage = BlobStorage.connect(current.storage, pool_size=current.sweep_concurrency)
+            telemetry = _telemetry()
             queue = QueueStorage(current.storage, current.work_queue, credential=storage.credential)
-            _built.append(CopyService(current, storage, queue))
+            announcer = None
+            if current.announces:
+                from copy_ops.storage.events import EventTargets
+
+                announcer = EventTargets(current, credential=storage.credential)
+            _built.append(CopyService(current, storage, queue, announcer, telemetry))
         return _built[0]
+
+
+def _telemetry() -> Telemetry:
+    """OpenTelemetry to Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is
+    set (the Azure Monitor distro, configured once per process); else the no-op, and
+    nothing of OpenTelemetry is imported. Logs stay with the Functions host, which
+    already sends them (the distro would send each line twice)."""
+    from copy_ops.telemetry import OFF, OpenTelemetry
+
+    if not os.environ.get(APPINSIGHTS):
+        return OFF
+    from azure.monitor.opentelemetry import configure_azure_monitor
+
+    configure_azure_monitor(disable_logging=True)
+    return OpenTelemetry.from_global()
 
 
 def close() -> None:

@@ -20,19 +20,31 @@ from copy_ops.jobs.service import JobService
 from copy_ops.ledger import Ledger
 from copy_ops.lifecycle import Timing
 from copy_ops.model import BlobRef, CopyRequest, ListQuery, Operation, OperationPage
-from copy_ops.ports import Storage, WorkQueue
+from copy_ops.ports import Announcer, Storage, WorkQueue
 from copy_ops.reading import Reader
 from copy_ops.settings import Settings
 from copy_ops.settling import Settler
 from copy_ops.starting import Starter, StartOutcome
+from copy_ops.telemetry import OFF, Telemetry
 
 __all__ = ["CopyService", "StartOutcome"]
 
 
 class CopyService:
-    def __init__(self, settings: Settings, storage: Storage, work: WorkQueue | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        work: WorkQueue | None = None,
+        announcer: Announcer | None = None,
+        telemetry: Telemetry = OFF,
+    ) -> None:
         self.settings = settings
         self.storage = storage
+        # Metrics and spans (OpenTelemetry), or the no-op.
+        self.telemetry = telemetry
+        # Where final states are announced; None: events are off (settings name no target).
+        self.announcer = announcer
         # The work queue, for the sweep's fan-out; None: the sweep settles everything itself.
         self.work = work
         self.ledger = Ledger(storage, settings.ledger_container)
@@ -40,13 +52,21 @@ class CopyService:
             start_grace=timedelta(seconds=settings.start_grace_seconds),
             first_check=timedelta(seconds=settings.first_check_seconds),
             longest_check=timedelta(seconds=settings.max_check_interval_seconds),
+            announce=announcer is not None,
         )
-        cleaner = Cleaner(self.ledger, storage, timing)
-        self._settler = Settler(self.ledger, storage, cleaner, timing)
-        self._starter = Starter(self.ledger, storage, cleaner, timing)
-        self._reader = Reader(self.ledger, storage, self._settler, timing)
+        cleaner = Cleaner(self.ledger, storage, timing, announcer)
+        self._settler = Settler(self.ledger, storage, cleaner, timing, telemetry)
+        self._starter = Starter(self.ledger, storage, cleaner, timing, telemetry)
+        self._reader = Reader(self.ledger, storage, self._settler, timing, settings.sweep_concurrency)
         self.jobs = JobService(
-            settings, storage, work, ledger=self.ledger, starter=self._starter, settler=self._settler
+            settings,
+            storage,
+            work,
+            ledger=self.ledger,
+            starter=self._starter,
+            settler=self._settler,
+            announcer=announcer,
+            telemetry=telemetry,
         )
 
     def start(self, request: CopyRequest, now: datetime, idempotency_key: str | None = None) -> StartOutcome:
@@ -68,8 +88,9 @@ class CopyService:
         return self.storage.public_url(ref)
 
     def close(self) -> None:
-        """Close the connections: storage's and the work queue's."""
+        """Close the connections: storage's, the work queue's and the event targets'."""
         self.storage.close()
-        close_work = getattr(self.work, "close", None)
-        if close_work is not None:
-            close_work()
+        for part in (self.work, self.announcer):
+            close = getattr(part, "close", None)
+            if close is not None:
+                close()

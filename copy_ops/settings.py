@@ -8,8 +8,8 @@ carries each of them. A missing or malformed setting raises one
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,6 +52,16 @@ class Settings:
     job_manifest_max: int = 1000
     # Blobs listed, and started, per page of a prefix job: one queue message's work, a few seconds.
     job_page_size: int = 1000
+    # Where the CloudEvents of final states go: a queue of the app's account, an Event
+    # Grid topic (with the app's identity, or this access key), both, or neither (off).
+    events_queue: str | None = None
+    events_topic_endpoint: str | None = None
+    events_topic_key: str | None = field(default=None, repr=False)
+
+    @property
+    def announces(self) -> bool:
+        """Whether final states are announced (an event target is configured)."""
+        return self.events_queue is not None or self.events_topic_endpoint is not None
 
     @classmethod
     def work_queue_from_env(cls, env: Mapping[str, str]) -> str:
@@ -110,6 +120,11 @@ class Settings:
             fanout_threshold=reader.integer("COPY_FANOUT_THRESHOLD", "fanout_threshold", 1, 1_000_000),
             job_manifest_max=reader.integer("COPY_JOB_MANIFEST_MAX", "job_manifest_max", 1, 5000),
             job_page_size=reader.integer("COPY_JOB_PAGE_SIZE", "job_page_size", 1, 5000),
+            events_queue=_optional(
+                reader.raw("COPY_EVENTS_QUEUE"), lambda name: _queue_name(name, "COPY_EVENTS_QUEUE")
+            ),
+            events_topic_endpoint=_optional(reader.raw("COPY_EVENTS_TOPIC_ENDPOINT"), _topic_endpoint),
+            events_topic_key=reader.raw("COPY_EVENTS_TOPIC_KEY"),
         )
 
 
@@ -169,6 +184,28 @@ def _queue_name(name: str, setting: str) -> str:
     if names.container_problem(name) is not None:
         raise ConfigurationError(f"{setting} {name!r} is not a valid queue name", code=setting)
     return name
+
+
+def _optional(value: str | None, parse: Callable[[str], str]) -> str | None:
+    return None if value is None else parse(value)
+
+
+def _topic_endpoint(value: str) -> str:
+    """An Event Grid topic's endpoint: https (plain http only on this machine, for tests
+    and local receivers), no user info, no query (a key goes in COPY_EVENTS_TOPIC_KEY)."""
+    parts = urlsplit(value)
+    local = (parts.hostname or "") in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme != "https" and not (parts.scheme == "http" and local):
+        raise ConfigurationError(
+            "COPY_EVENTS_TOPIC_ENDPOINT must be an https URL (http only on localhost)",
+            code="COPY_EVENTS_TOPIC_ENDPOINT",
+        )
+    if parts.username or parts.password or parts.query or not parts.hostname:
+        raise ConfigurationError(
+            "COPY_EVENTS_TOPIC_ENDPOINT must be a plain endpoint URL: no user info, no query string",
+            code="COPY_EVENTS_TOPIC_ENDPOINT",
+        )
+    return value
 
 
 def _schedule(expression: str) -> str:

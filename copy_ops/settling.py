@@ -18,6 +18,7 @@ from copy_ops.ledger import Ledger, Stored
 from copy_ops.lifecycle import Action, Decision, Timing
 from copy_ops.model import Operation, State
 from copy_ops.ports import Copies
+from copy_ops.telemetry import OFF, OPERATION_ID, Telemetry, operation_ended
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +30,14 @@ DUE_TOLERANCE = timedelta(seconds=1)
 
 
 class Settler:
-    def __init__(self, ledger: Ledger, copies: Copies, cleaner: Cleaner, timing: Timing) -> None:
+    def __init__(
+        self, ledger: Ledger, copies: Copies, cleaner: Cleaner, timing: Timing, telemetry: Telemetry = OFF
+    ) -> None:
         self._ledger = ledger
         self._copies = copies
         self._cleaner = cleaner
         self._timing = timing
+        self._telemetry = telemetry
 
     def process_due(self, operation_id: str, now: datetime) -> str:
         """Do what is due for one operation; returns an outcome label for the sweep summary."""
@@ -48,7 +52,10 @@ class Settler:
         if op.is_final:
             _, done = self._cleaner.run(stored, now)
             return "cleaned" if done else "cleanup_pending"
-        outcome, _ = self.settle(stored, now)
+        if now > op.deadline:
+            self._telemetry.overdue((now - op.deadline).total_seconds())
+        with self._telemetry.span("copyops.settle", **{OPERATION_ID: op.id}):
+            outcome, _ = self.settle(stored, now)
         return outcome
 
     def settle(self, stored: Stored, now: datetime) -> tuple[str, Operation]:
@@ -114,6 +121,7 @@ class Settler:
             stored.op, ending.state, now, self._timing, abort_reason=ending.abort_reason, error=ending.error
         )
         saved = self._ledger.save(op, stored.etag, now)
+        operation_ended(self._telemetry, op)
         logger.info(
             "copy_finished op=%s state=%s reason=%s error=%s",
             op.id,

@@ -23,6 +23,7 @@ from copy_ops.lifecycle import Timing
 from copy_ops.model import OWNER_METADATA_KEY, BlobRef, CopyRequest, CopyStatus, ErrorCode, OnAbort, Operation, State
 from copy_ops.ports import Copies
 from copy_ops.redaction import redact, strip_query
+from copy_ops.telemetry import OFF, OPERATION_ID, Telemetry, operation_ended
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +39,14 @@ class StartOutcome:
 
 
 class Starter:
-    def __init__(self, ledger: Ledger, copies: Copies, cleaner: Cleaner, timing: Timing) -> None:
+    def __init__(
+        self, ledger: Ledger, copies: Copies, cleaner: Cleaner, timing: Timing, telemetry: Telemetry = OFF
+    ) -> None:
         self._ledger = ledger
         self._copies = copies
         self._cleaner = cleaner
         self._timing = timing
+        self._telemetry = telemetry
 
     def start(self, request: CopyRequest, now: datetime, idempotency_key: str | None) -> StartOutcome:
         operation_id = new_operation_id(now)
@@ -79,7 +83,8 @@ class Starter:
         return "refused" if op.error is not None and op.error.code is ErrorCode.START_REFUSED else "started"
 
     def _start(self, request: CopyRequest, operation_id: str, now: datetime) -> Operation:
-        return self._begin(self._record(request, operation_id, now), request, now, keep_refused=False)
+        with self._telemetry.span("copyops.start", **{OPERATION_ID: operation_id}):
+            return self._begin(self._record(request, operation_id, now), request, now, keep_refused=False)
 
     def _record(self, request: CopyRequest, operation_id: str, now: datetime, token: str | None = None) -> Stored:
         """The write-ahead record (and, to restore on abort, the destination's snapshot first)."""
@@ -148,6 +153,9 @@ class Starter:
             copy_id, status = seen
 
         stored = self._save_started(stored, copy_id, status, now)
+        self._telemetry.copy_started(stored.op.state.value)
+        if stored.op.is_final and stored.op.finished_at == now:
+            operation_ended(self._telemetry, stored.op)  # it ended at once (or a merge ended it now)
         logger.info("copy_started op=%s copy_id=%s state=%s", op.id, copy_id, stored.op.state)
         ended, _ = self._cleaner.run(stored, now)
         return ended
@@ -160,6 +168,7 @@ class Starter:
             saved = self._ledger.save(ended, stored.etag, now)
         except PreconditionFailed:
             return self._ledger.get(stored.op.id)
+        operation_ended(self._telemetry, ended)
         done, _ = self._cleaner.run(saved, now)
         return done
 

@@ -70,12 +70,38 @@ def sweep(service: CopyService, now: datetime, clock: Callable[[], float] = time
     summary = SweepSummary()
     started = clock()
     settling = Settling(service, now, settings.sweep_concurrency)
-    handed: list[str] = []
-    in_flight: set[str] | None = None
     registry = fanout.InFlight(service.storage, settings.ledger_container)
     try:
+        handed = _walk(service, settling, registry, now, summary=summary, elapsed=lambda: clock() - started)
+        if handed:
+            # Handed out before the inline part is waited for, so that other instances
+            # (and this one's queue trigger) work on them meanwhile.
+            _hand_out(service, registry, handed, now, summary)
+    finally:
+        summary.outcomes = settling.finish()
+    summary.seconds = clock() - started
+    service.telemetry.sweep_finished(summary.seconds, summary.due, summary.batches)
+    logger.info("%s", summary.line())
+    return summary
+
+
+def _walk(
+    service: CopyService,
+    settling: Settling,
+    registry: fanout.InFlight,
+    now: datetime,
+    *,
+    summary: SweepSummary,
+    elapsed: Callable[[], float],
+) -> list[str]:
+    """Submit the due records to ``settling`` up to the fan-out threshold; the operation
+    ids to hand out beyond it (none in flight already)."""
+    settings = service.settings
+    handed: list[str] = []
+    in_flight: set[str] | None = None
+    try:
         for kind, record_id in service.ledger.due_records(now):
-            if clock() - started >= settings.sweep_budget_seconds:
+            if elapsed() >= settings.sweep_budget_seconds:
                 summary.left_over = True
                 break
             if kind == "job":
@@ -92,13 +118,7 @@ def sweep(service: CopyService, now: datetime, clock: Callable[[], float] = time
     except CopyOpsError as exc:
         summary.failed = True
         logger.error("sweep_query_failed status=%s code=%s detail=%s", exc.status, exc.code, exc.detail)
-    finally:
-        summary.outcomes = settling.finish()
-    if handed:
-        _hand_out(service, registry, handed, now, summary)
-    summary.seconds = clock() - started
-    logger.info("%s", summary.line())
-    return summary
+    return handed
 
 
 def _hand_out(

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from copy_ops.jobs.model import Job
-from copy_ops.model import Operation
+from copy_ops.model import Cleanup, Operation
 from copy_ops.times import format_time
 
 
@@ -32,7 +32,8 @@ def operation_view(op: Operation, destination_url: str) -> dict[str, Any]:
         "abort_reason": op.abort_reason.value if op.abort_reason else None,
         "error": op.error.as_dict() if op.error else None,
         # Cleanup that failed for now and that the sweep retries (e.g. a lease release).
-        "cleanup_pending": [task.value for task in op.cleanup],
+        # (The event still owed is not cleanup the caller can see or wait for.)
+        "cleanup_pending": [task.value for task in op.cleanup if task is not Cleanup.ANNOUNCE],
         # The job this operation is an item of, if any.
         "job": op.job,
     }

@@ -231,3 +231,25 @@ def shared_ledger(service: CopyService, host: DevHostProcess) -> CopyService:
     ledger = host.env["COPY_LEDGER_CONTAINER"]
     settings = Settings.from_env({**host.env, "COPY_LEDGER_CONTAINER": ledger})
     return CopyService(settings, open_storage(settings), service.work)
+
+
+def test_a_queue_created_on_first_use_gets_each_message_once(settings: Settings, proxy: PendingCopyProxy) -> None:
+    """The first sends find no queue; one of them is slow and reaches storage after the
+    queue was created. It was refused (the queue was missing when it was answered), so
+    it is sent again once, and nothing lands twice."""
+    assert proxy.queue_proxy is not None
+    name = f"first-{uuid.uuid4().hex[:10]}"
+    proxy.queue_proxy.inject("put_message", mode="delay", seconds=0.5)
+    queue = QueueStorage(settings.storage, name, retry=TEST_CLIENT_OPTIONS["retry"])
+    try:
+        queue.send([f"message {index}" for index in range(10)])
+    finally:
+        queue.close()
+    reader = QueueClient.from_connection_string(proxy.connection_string, name)
+    try:
+        texts = sorted(str(message.content) for message in reader.receive_messages(max_messages=32))
+        while batch := [str(message.content) for message in reader.receive_messages(max_messages=32)]:
+            texts = sorted(texts + batch)
+    finally:
+        reader.close()
+    assert texts == sorted(f"message {index}" for index in range(10))

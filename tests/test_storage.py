@@ -11,7 +11,7 @@ from copy_ops.lifecycle import lease_id_for
 from copy_ops.model import BlobRef
 from copy_ops.settings import Settings
 from copy_ops.storage import BlobStorage
-from devkit import PendingCopyProxy
+from devkit import DEV_ACCOUNT, PendingCopyProxy
 from tests.conftest import Blobs, open_storage
 
 LATER = datetime.now(UTC) + timedelta(hours=1)
@@ -90,3 +90,23 @@ def test_error_messages_never_carry_a_sas(storage: BlobStorage, blobs: Blobs) ->
         storage.start_copy(BlobRef(blobs.dst, "x.bin"), sas_source, {}, overwrite=True, readable_until=LATER)
     assert "TOPSECRET" not in caught.value.detail
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_a_source_listed_by_its_url_leaves_the_apps_own_client_working(
+    storage: BlobStorage, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    """A job's source listed by its URL gets an SDK client of its own, closed after the
+    page; the app's own client (its blob clients kept for reuse) must not end up sending
+    through it: two pipelines that shared a retry policy object did (its ``next`` link)."""
+    from copy_ops.jobs.model import Listing, PrefixSource
+
+    blobs.put(blobs.src, "in/a.bin", b"x")
+    etag = storage.create_document(blobs.dst, "doc.json", b"{}", {})
+    url = f"{proxy.url}/{DEV_ACCOUNT}/{blobs.src}"
+    listed, _ = storage.list_source(
+        PrefixSource(Listing.URL, blobs.src, "in/", url), blobs.container_sas(blobs.src), None, 10
+    )
+    assert [item.name for item in listed] == ["in/a.bin"]
+    # The same document again: a kept client, whose pipeline must still end at our transport.
+    assert storage.replace_document(blobs.dst, "doc.json", b"{}", {}, etag)
+    assert storage.read_document(blobs.dst, "doc.json").data == b"{}"

@@ -14,7 +14,15 @@ PACKAGE = sorted(ROOT.glob("copy_ops/**/*.py"))
 PRODUCT = [*PACKAGE, ROOT / "function_app.py"]
 EVERYTHING = sorted(
     path
-    for pattern in ("copy_ops/**/*.py", "devhost/**/*.py", "devkit/**/*.py", "bench/**/*.py", "tests/**/*.py", "*.py")
+    for pattern in (
+        "copy_ops/**/*.py",
+        "copy_ops_cli/**/*.py",
+        "devhost/**/*.py",
+        "devkit/**/*.py",
+        "bench/**/*.py",
+        "tests/**/*.py",
+        "*.py",
+    )
     for path in ROOT.glob(pattern)
 )
 MAX_LINES = 250
@@ -22,6 +30,7 @@ MAX_LINES = 250
 PURE = {
     "connection",
     "errors",
+    "events",
     "lifecycle",
     "model",
     "names",
@@ -84,7 +93,14 @@ def importing(path: Path, *prefixes: str) -> set[str]:
 def test_only_the_storage_adapter_imports_the_azure_sdk(path: Path) -> None:
     if name_of(path).startswith("copy_ops/storage/"):
         return
-    assert not importing(path, "azure.storage", "azure.core", "azure.identity")
+    assert not importing(path, "azure.storage", "azure.core", "azure.identity", "azure.eventgrid")
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("copy_ops_cli/*.py")), ids=name_of)
+def test_the_cli_is_a_client_of_the_http_api_only(path: Path) -> None:
+    """Not the app's code, not the SDK: what any other caller of the API could write."""
+    assert not importing(path, "copy_ops.", "azure", "devkit", "devhost")
+    assert "copy_ops" not in imports(path)
 
 
 @pytest.mark.parametrize("path", PACKAGE, ids=name_of)

@@ -19,21 +19,25 @@ from functools import partial
 
 from copy_ops import fanout
 from copy_ops.errors import Conflict, CopyOpsError, NotFound
+from copy_ops.events import job_event
 from copy_ops.jobs import progress
 from copy_ops.jobs.model import Job
 from copy_ops.jobs.records import JobLedger, StoredJob
 from copy_ops.ledger import RECORD_PREFIX, Ledger
 from copy_ops.model import Operation
 from copy_ops.pool import Pool, parallel_map
-from copy_ops.ports import Documents, WorkQueue
+from copy_ops.ports import Announcer, Documents, WorkQueue
 from copy_ops.settings import Settings
 from copy_ops.settling import Settler
+from copy_ops.telemetry import OFF, Telemetry
 from copy_ops.work import SETTLE_BATCH, Abort, Page, batches, encode
 
 logger = logging.getLogger(__name__)
 
 # The index's tags have a second's resolution, as the sweep's.
 DUE_TOLERANCE = timedelta(seconds=1)
+# A job's event that could not be sent is tried again by the sweep after this long.
+ANNOUNCE_RETRY = timedelta(seconds=15)
 # Records listed per request while writing a report.
 REPORT_PAGE = 5000
 
@@ -48,7 +52,11 @@ class JobChecker:
         *,
         work: WorkQueue | None,
         settings: Settings,
+        announcer: Announcer | None = None,
+        telemetry: Telemetry = OFF,
     ) -> None:
+        self._announcer = announcer
+        self._telemetry = telemetry
         self._jobs = jobs
         self._ledger = ledger
         self._documents = documents
@@ -64,8 +72,10 @@ class JobChecker:
         except NotFound:
             return "vanished"
         job = stored.job
-        if job.is_final or (job.next_check_at is not None and job.next_check_at > now + DUE_TOLERANCE):
+        if job.next_check_at is not None and job.next_check_at > now + DUE_TOLERANCE:
             return "not_due"
+        if job.is_final:
+            return self._announce(stored, now) if job.announce_owed else "not_due"
         if progress.stalled(job, now):
             job = self._unstall(job, now)
         if job.abort_requested_at is not None:
@@ -84,10 +94,33 @@ class JobChecker:
             self._jobs.save(waiting, stored.etag, now)
             return "waiting"
         report = self._write_report(job)
-        ended = dataclasses.replace(job, state=end, finished_at=now, report=report, next_check_at=None)
-        self._jobs.save(ended, stored.etag, now)
+        owed = self._announcer is not None
+        ended = dataclasses.replace(
+            job, state=end, finished_at=now, report=report, next_check_at=now if owed else None, announce_owed=owed
+        )
+        saved = self._jobs.save(ended, stored.etag, now)
+        self._telemetry.job_ended(end.value)
         logger.info("job_finished job=%s state=%s %s", job.id, end, _counts(ended))
+        if owed:
+            self._announce(saved, now)
         return end.value
+
+    def _announce(self, stored: StoredJob, now: datetime) -> str:
+        """Send the final state's event, then record it sent. If sending fails, the job
+        stays due and the next sweep's check sends it again (at least once)."""
+        job = stored.job
+        if self._announcer is not None:
+            event = job_event(job)
+            try:
+                self._announcer.announce([event])
+            except CopyOpsError as exc:
+                logger.warning("job_announce_deferred job=%s status=%s code=%s", job.id, exc.status, exc.code)
+                retry = dataclasses.replace(job, next_check_at=now + ANNOUNCE_RETRY)
+                self._jobs.save(retry, stored.etag, now)
+                return "announce_deferred"
+            logger.info("job_announced job=%s event=%s type=%s", job.id, event.id, event.type)
+        self._jobs.save(dataclasses.replace(job, announce_owed=False, next_check_at=None), stored.etag, now)
+        return "announced"
 
     def request_abort(self, stored: StoredJob, now: datetime) -> StoredJob:
         """Recorded first, so a crash still ends in the abort; looked after now (a message

@@ -170,6 +170,8 @@ class Job:
     failures: tuple[Failure, ...] = ()
     # The report is written before the final state: a final job always has one.
     report: str | None = None
+    # The final state's event is owed (events configured) until a target took it.
+    announce_owed: bool = False
 
     @property
     def is_final(self) -> bool:
@@ -214,6 +216,7 @@ class Job:
             counts=Counts(**counts),
             failures=tuple(Failure(**item) for item in data.get("failures", [])),
             report=data.get("report"),
+            announce_owed=bool(data.get("announce_owed", False)),
         )
 
 

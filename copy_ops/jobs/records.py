@@ -35,7 +35,7 @@ class StoredJob:
 
 
 def job_tags(job: Job) -> dict[str, str]:
-    if job.is_final or job.next_check_at is None:
+    if (job.is_final and not job.announce_owed) or job.next_check_at is None:
         return {}
     return {"due": format_time(job.next_check_at)}
 

@@ -22,10 +22,12 @@ from copy_ops.jobs.records import JobLedger
 from copy_ops.ledger import Ledger, new_operation_id
 from copy_ops.model import ListQuery, Operation
 from copy_ops.pool import Pool
-from copy_ops.ports import Storage, WorkQueue
+from copy_ops.ports import Announcer, Storage, WorkQueue
+from copy_ops.reading import read_page
 from copy_ops.settings import Settings
 from copy_ops.settling import Settler
 from copy_ops.starting import Starter
+from copy_ops.telemetry import JOB_ID, OFF, Telemetry
 from copy_ops.work import CHUNK, Abort, Check, Chunk, Page, encode, groups
 
 logger = logging.getLogger(__name__)
@@ -62,13 +64,25 @@ class JobService:
         ledger: Ledger,
         starter: Starter,
         settler: Settler,
+        announcer: Announcer | None = None,
+        telemetry: Telemetry = OFF,
     ) -> None:
+        self._telemetry = telemetry
         self._settings = settings
         self._work = work
         self._ledger = ledger
         self._settler = settler
         self.records = JobLedger(storage, settings.ledger_container, ledger)
-        self._checker = JobChecker(self.records, ledger, storage, settler, work=work, settings=settings)
+        self._checker = JobChecker(
+            self.records,
+            ledger,
+            storage,
+            settler,
+            work=work,
+            settings=settings,
+            announcer=announcer,
+            telemetry=telemetry,
+        )
         self._enumerator = Enumerator(
             self.records,
             storage,
@@ -143,15 +157,11 @@ class JobService:
 
     def items(self, job_id: str, query: ListQuery) -> ItemPage:
         self.records.read(job_id)  # 404 for a job that is not there
-        ids, token = self.records.items_page(job_id, query.state, query.limit, query.continuation)
-        items = []
-        for operation_id in ids:
-            try:
-                op = self._ledger.get(operation_id)
-            except NotFound:
-                continue
-            if query.state is None or op.state is query.state:
-                items.append(op)
+
+        def fetch(limit: int, continuation: str | None) -> tuple[list[str], str | None]:
+            return self.records.items_page(job_id, query.state, limit, continuation)
+
+        items, token = read_page(self._ledger, fetch, query, self._settings.sweep_concurrency)
         return ItemPage(items, token)
 
     def abort(self, job_id: str, now: datetime) -> Job:
@@ -190,7 +200,8 @@ class JobService:
         return "raced"
 
     def page(self, message: Page, now: datetime) -> str:
-        return self._enumerator.page(message, now)
+        with self._telemetry.span("copyops.job.page", **{JOB_ID: message.job}):
+            return self._enumerator.page(message, now)
 
     def chunk(self, message: Chunk, now: datetime) -> str:
         return self._enumerator.chunk(message, now)

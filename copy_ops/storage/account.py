@@ -4,6 +4,7 @@ must name exactly that container and blob."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
@@ -21,29 +22,52 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# Blob clients kept for reuse: building one costs about a tenth of a request's CPU, and
+# an operation touches its record and its destination several times in a row. Bounded,
+# oldest out first; a client is a thin object over the account's shared pipeline.
+CACHED_CLIENTS = 4096
+
 
 class Account:
     """The account's client; requests go through :meth:`_run`, blobs through :meth:`_blob`."""
 
     def __init__(
-        self, service: BlobServiceClient, connection: StorageConnection, options: dict[str, Any] | None = None
+        self,
+        service: BlobServiceClient,
+        connection: StorageConnection,
+        options: dict[str, Any] | None = None,
+        slots: int = 10,
     ) -> None:
         self._service = service
+        # Requests in flight at once, for the whole process: beyond it they wait here,
+        # not in the HTTP client's connection pool, whose wait counts against the connect
+        # timeout (many callers at once, such as several work messages, would time out
+        # there and retry, doing the same work twice).
+        self._slots = asyncio.Semaphore(slots)
         self._connection = connection
         self._options = options or {}
         # With an identity, the sources the app reads need a SAS it mints (see delegation).
         self._delegation = (
             Delegation(service, connection.blob_endpoint, options or {}) if connection.uses_identity else None
         )
+        self._clients: dict[tuple[str, str, str | None], BlobClient] = {}
         self.closed = False
 
     def _run(self, call: Awaitable[T]) -> T:
         with storage_errors():
-            return loop.run(call)
+            return loop.run(self._gated(call))
+
+    async def _gated(self, call: Awaitable[T]) -> T:
+        async with self._slots:
+            return await call
 
     def _blob(self, ref: BlobRef, snapshot: str | None = None) -> BlobClient:
         """The SDK client of exactly this blob: the names are checked again here, and the
         URL the SDK built must name that container and blob and nothing else."""
+        key = (ref.container, ref.blob, snapshot)
+        cached = self._clients.get(key)
+        if cached is not None:
+            return cached  # checked when it was built, below
         problem = names.container_problem(ref.container) or names.blob_problem(ref.blob)
         if problem is not None:
             raise UnsafeName(f"refused to address {ref.container!r}/{ref.blob!r}: {problem}", code="UnsafeName")
@@ -52,6 +76,11 @@ class Account:
         expected = f"{urlsplit(self._service.url).path.rstrip('/')}/{ref.container}/{ref.blob}"
         if unquote(path) != expected or not names.path_is_stable(path):
             raise UnsafeName(f"refused to address {ref.container!r}/{ref.blob!r}", code="UnsafeName")
+        if len(self._clients) >= CACHED_CLIENTS:
+            # Dicts keep insertion order: the oldest goes. Threads racing here at worst
+            # build a client twice or drop one too many: both harmless.
+            self._clients.pop(next(iter(self._clients)), None)
+        self._clients[key] = client
         return client
 
     def _container(self, name: str) -> ContainerClient:

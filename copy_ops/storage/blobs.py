@@ -45,7 +45,7 @@ class BlobStorage(DocumentSide, SourceSide):
         requests beyond it wait for a connection."""
         settings = {**CLIENT_OPTIONS, **options}
         service = loop.run(build_client(connection, pool_size + 4, retry or RETRY, settings))
-        return cls(service, connection, {**settings, "retry_policy": service._config.retry_policy})
+        return cls(service, connection, {**settings, "retry_policy": service._config.retry_policy}, slots=pool_size)
 
     @property
     def credential(self) -> Any:

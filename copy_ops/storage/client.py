@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -20,6 +21,17 @@ if TYPE_CHECKING:
 # call. What still fails is left to the caller or the next sweep.
 RETRY = {"retry_total": 3, "backoff": 1.5, "random_jitter_range": 0.5}
 CLIENT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30}
+
+
+def fresh_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` for another SDK client, with a retry policy of its own. A pipeline links
+    its policies together (each one's ``next``): a policy object shared with a second
+    client would send the first client's requests down the second's chain, to its
+    transport, even after that client was closed."""
+    fresh = dict(options)
+    if "retry_policy" in fresh:
+        fresh["retry_policy"] = copy.copy(fresh["retry_policy"])
+    return fresh
 
 
 async def build_client(

@@ -21,6 +21,7 @@ from azure.core.exceptions import HttpResponseError
 from copy_ops import urls
 from copy_ops.errors import FieldError, Forbidden
 from copy_ops.model import DELEGATION_KEY_LIFETIME, SAS_AFTER_DEADLINE, SAS_START_SKEW, ForeignBlob
+from copy_ops.storage.client import fresh_options
 from copy_ops.times import parse_time
 
 if TYPE_CHECKING:
@@ -103,7 +104,9 @@ class Delegation:
             from azure.storage.blob.aio import BlobServiceClient
 
             endpoint = urls.account_endpoint(self._own_endpoint, account)
-            self._clients[account] = BlobServiceClient(endpoint, credential=self._own.credential, **self._options)
+            self._clients[account] = BlobServiceClient(
+                endpoint, credential=self._own.credential, **fresh_options(self._options)
+            )
         return self._clients[account]
 
     async def close(self) -> None:

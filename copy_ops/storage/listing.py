@@ -11,6 +11,7 @@ from copy_ops.errors import UnsafeName
 from copy_ops.jobs.model import Listing, PrefixSource
 from copy_ops.ports import Listed
 from copy_ops.storage.account import Account
+from copy_ops.storage.client import fresh_options
 
 if TYPE_CHECKING:
     from azure.storage.blob.aio import ContainerClient
@@ -45,7 +46,7 @@ class SourceSide(Account):
     def _client_options(self) -> dict[str, Any]:
         return {
             key: value
-            for key, value in self._options.items()
+            for key, value in fresh_options(self._options).items()
             if key in ("retry_policy", "connection_timeout", "read_timeout")
         }
 

@@ -9,16 +9,18 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from azure.core.exceptions import HttpResponseError
+
 from copy_ops.connection import StorageConnection
-from copy_ops.errors import ContainerMissing
 from copy_ops.storage import loop
 from copy_ops.storage.client import CLIENT_OPTIONS, RETRY, build_queue_client
-from copy_ops.storage.errors import ignoring, storage_errors
+from copy_ops.storage.errors import error_code, ignoring, storage_errors
 
 if TYPE_CHECKING:
     from azure.storage.queue.aio import QueueClient
 
 CONFLICT = 409  # the queue exists already
+QUEUE_NOT_FOUND = "QueueNotFound"
 
 
 class QueueStorage:
@@ -44,17 +46,27 @@ class QueueStorage:
         return self._client
 
     def send(self, messages: Sequence[str]) -> None:
-        """Put every message on the queue (concurrently); the queue is created if missing."""
+        """Put every message on the queue (concurrently); the queue is created if missing.
+        After a creation only the messages refused for the missing queue go again: a put
+        still in flight when the queue appeared may have landed, and must not land twice."""
         client = self._queue()
 
-        async def put_all() -> None:
-            await asyncio.gather(*(client.send_message(text) for text in messages))
+        async def put_all(texts: Sequence[str]) -> list[str]:
+            """The texts refused because the queue is missing; any other fault raises."""
+            results = await asyncio.gather(*(client.send_message(text) for text in texts), return_exceptions=True)
+            missing = []
+            for text, result in zip(texts, results, strict=True):
+                if isinstance(result, BaseException):
+                    if isinstance(result, HttpResponseError) and error_code(result) == QUEUE_NOT_FOUND:
+                        missing.append(text)
+                    else:
+                        raise result
+            return missing
 
-        try:
-            self._run(put_all())
-        except ContainerMissing:
+        missing = self._run(put_all(messages))
+        if missing:
             self._run(ignoring(client.create_queue(), CONFLICT))
-            self._run(put_all())
+            self._run(put_all(missing))
 
     def close(self) -> None:
         if not self.closed:

@@ -268,6 +268,11 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       COPY_FANOUT_THRESHOLD: ''
       COPY_JOB_MANIFEST_MAX: ''
       COPY_JOB_PAGE_SIZE: ''
+      // Events are off until a target is set (docs/api.md, Events); a topic is reached with
+      // the app's identity (give it EventGrid Data Sender there), so no key is stored here.
+      COPY_EVENTS_QUEUE: ''
+      COPY_EVENTS_TOPIC_ENDPOINT: ''
+      COPY_EVENTS_TOPIC_KEY: ''
       // -- end of the app's settings --
     }
     dependsOn: [hostBlobOwner, hostQueues, hostTables, copiesBlobOwner, copiesQueues, publisher]

@@ -1,0 +1,74 @@
+"""CloudEvents 1.0 for final states, built here (pure); the adapter sends them.
+
+An event's ``id`` is derived from what it announces (the operation or job and its final
+state), so every delivery of it, the writer's or a later sweep's, carries the same id
+and a consumer deduplicates by it. Its ``data`` is the API's view: no secret.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from copy_ops.jobs.model import Job
+from copy_ops.model import Operation
+from copy_ops.times import format_time
+from copy_ops.views import job_view, operation_view
+
+SPEC_VERSION = "1.0"
+SOURCE = "/copy-ops"
+# Event ids are UUIDs in this namespace (uuid5 of what the event announces).
+NAMESPACE = uuid.UUID("6f4c1f0e-2b1d-5a7e-9a59-3f1c0c0f0e01")
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    type: str
+    subject: str
+    time: str
+    data: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The event in CloudEvents' structured JSON form."""
+        return {
+            "specversion": SPEC_VERSION,
+            "id": self.id,
+            "source": SOURCE,
+            "type": self.type,
+            "subject": self.subject,
+            "time": self.time,
+            "datacontenttype": "application/json",
+            "data": self.data,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), separators=(",", ":"), sort_keys=True)
+
+
+def operation_event(op: Operation, destination_url: str) -> Event:
+    """``copyops.copy.<state>`` for an operation in its final state."""
+    assert op.is_final, op.state
+    when = op.finished_at or op.updated_at or op.created_at
+    return Event(
+        id=str(uuid.uuid5(NAMESPACE, f"copy/{op.id}/{op.state.value}")),
+        type=f"copyops.copy.{op.state.value}",
+        subject=f"copies/{op.id}",
+        time=format_time(when),
+        data=operation_view(op, destination_url),
+    )
+
+
+def job_event(job: Job) -> Event:
+    """``copyops.job.<state>`` for a job in its final state."""
+    assert job.is_final, job.state
+    when = job.finished_at or job.updated_at or job.created_at
+    return Event(
+        id=str(uuid.uuid5(NAMESPACE, f"job/{job.id}/{job.state.value}")),
+        type=f"copyops.job.{job.state.value}",
+        subject=f"jobs/{job.id}",
+        time=format_time(when),
+        data=job_view(job),
+    )

@@ -1,0 +1,117 @@
+"""The event targets: a queue of the app's account (the event's CloudEvents JSON as the
+message text) and an Event Grid topic (the ``azure-eventgrid`` client, CloudEvents
+schema, with the app's identity or an access key). Each is optional; every configured
+one must take an event before it counts as announced.
+
+Both clients run on the storage event loop, are built on first use, and their faults
+are translated like storage's (:mod:`copy_ops.storage.errors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from copy_ops.errors import StorageFault
+from copy_ops.events import SOURCE, Event
+from copy_ops.settings import Settings
+from copy_ops.storage import loop
+from copy_ops.storage.client import RETRY
+from copy_ops.storage.errors import storage_errors
+from copy_ops.storage.queues import QueueStorage
+from copy_ops.times import parse_time
+
+if TYPE_CHECKING:
+    from azure.eventgrid.aio import EventGridPublisherClient
+
+
+class EventTargets:
+    def __init__(self, settings: Settings, credential: Any = None, retry: dict[str, float] | None = None) -> None:
+        self._queue = (
+            QueueStorage(settings.storage, settings.events_queue, credential=credential, retry=retry)
+            if settings.events_queue
+            else None
+        )
+        self._topic = (
+            TopicTarget(settings.events_topic_endpoint, settings.events_topic_key, credential, retry)
+            if settings.events_topic_endpoint
+            else None
+        )
+
+    def announce(self, events: Sequence[Event]) -> None:
+        if self._queue is not None:
+            self._queue.send([event.to_json() for event in events])
+        if self._topic is not None:
+            self._topic.send(events)
+
+    def close(self) -> None:
+        for target in (self._queue, self._topic):
+            if target is not None:
+                target.close()
+
+
+class TopicTarget:
+    """An Event Grid topic, through the SDK's publisher client."""
+
+    def __init__(self, endpoint: str, key: str | None, credential: Any, retry: dict[str, float] | None) -> None:
+        self._endpoint = endpoint
+        self._key = key
+        self._credential = credential
+        self._retry = retry or RETRY
+        self._client: EventGridPublisherClient | None = None
+        self._own_credential: Any = None
+
+    def _publisher(self) -> EventGridPublisherClient:
+        if self._client is None:
+            self._client = self._run(self._build())
+        return self._client
+
+    async def _build(self) -> EventGridPublisherClient:
+        from azure.core.credentials import AzureKeyCredential
+        from azure.eventgrid.aio import EventGridPublisherClient
+
+        credential: Any
+        if self._key is not None:
+            credential = AzureKeyCredential(self._key)
+        elif self._credential is not None:
+            credential = self._credential  # the app's identity, shared with the storage client
+        else:
+            # The app reaches storage with a connection string: the topic with its identity.
+            from azure.identity.aio import DefaultAzureCredential
+
+            credential = self._own_credential = DefaultAzureCredential()
+        retries = int(self._retry.get("retry_total", 3))
+        return EventGridPublisherClient(self._endpoint, credential, retry_total=retries)
+
+    def send(self, events: Sequence[Event]) -> None:
+        from azure.core.messaging import CloudEvent
+
+        batch = [
+            CloudEvent(
+                source=SOURCE,
+                type=event.type,
+                data=event.data,
+                subject=event.subject,
+                id=event.id,
+                time=parse_time(event.time),
+                datacontenttype="application/json",
+            )
+            for event in events
+        ]
+        client = self._publisher()
+        self._run(client.send(batch))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._run(self._client.close())
+        if self._own_credential is not None:
+            self._run(self._own_credential.close())
+
+    @staticmethod
+    def _run(call: Any) -> Any:
+        with storage_errors():
+            try:
+                return loop.run(call)
+            except (TypeError, ValueError) as exc:
+                # The client refused to build or send (for example a token over plain http).
+                raise StorageFault(f"the event topic refused the request: {exc}", code="EventTopicRefused") from None

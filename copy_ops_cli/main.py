@@ -1,0 +1,238 @@
+"""copy-ops: start, watch, list and abort copies and jobs of a copy-ops app.
+
+The app's URL and key come from --url/--key or COPY_OPS_URL/COPY_OPS_KEY; the key is
+sent as x-functions-key. Exit status: 0 done (with --wait or --watch: the copy or job
+succeeded), 1 the API refused or the copy or job ended otherwise, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from copy_ops_cli import display
+from copy_ops_cli.client import ApiError, Client
+
+FINAL = {"succeeded", "failed", "aborted"}
+POLL_SECONDS = 2.0
+
+
+class Output:
+    """Where results go: JSON for scripts, lines for people; a live line only on a terminal."""
+
+    def __init__(self, stream: TextIO, as_json: bool) -> None:
+        self.stream = stream
+        self.as_json = as_json
+        self.live = stream.isatty() and not as_json
+        self._drawn = False
+
+    def data(self, value: Any, text: str) -> None:
+        self.stream.write((json.dumps(value, indent=2) if self.as_json else text) + "\n")
+
+    def progress(self, line: str) -> None:
+        """A progress line: redrawn in place on a terminal, else printed when it changes."""
+        if self.live:
+            self.stream.write("\r\x1b[2K" + line)
+            self._drawn = True
+        elif not self.as_json:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def end_progress(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self._drawn = False
+
+
+def _source(text: str) -> Any:
+    """A URL, or ``container/blob`` in the app's account."""
+    if "://" in text:
+        return text
+    container, _, blob = text.partition("/")
+    return {"container": container, "blob": blob}
+
+
+def _destination(text: str) -> dict[str, str]:
+    container, _, blob = text.partition("/")
+    return {"container": container, "blob": blob}
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if args.timeout is not None:
+        body["timeout_seconds"] = args.timeout
+    if args.overwrite:
+        body["overwrite"] = True
+    if args.lease_source:
+        body["lease_source"] = True
+    if args.on_abort:
+        body["on_abort"] = args.on_abort
+    if args.metadata:
+        body["metadata"] = dict(item.split("=", 1) for item in args.metadata)
+    return body
+
+
+def _watch(
+    client: Client, out: Output, path: str, line: Callable[[dict[str, Any]], str], sleep: Callable[[float], None]
+) -> int:
+    """Poll ``path`` until its state is final; 0 if it succeeded."""
+    last = ""
+    while True:
+        view = client.call("GET", path)
+        text = line(view)
+        if text != last:
+            out.progress(text)
+            last = text
+        if view.get("state") in FINAL:
+            out.end_progress()
+            if out.as_json:
+                out.data(view, "")
+            return 0 if view.get("state") == "succeeded" else 1
+        sleep(POLL_SECONDS)
+
+
+def run(args: argparse.Namespace, client: Client, out: Output, sleep: Callable[[float], None]) -> int:
+    command = args.command if args.command != "jobs" else f"jobs {args.job_command}"
+    if command == "start":
+        body = {"source": _source(args.source), "destination": _destination(args.destination), **_options(args)}
+        view = client.call("POST", "/api/copies", body)
+        if args.wait:
+            return _watch(client, out, f"/api/copies/{view['id']}", display.copy_progress, sleep)
+        out.data(view, display.copy_progress(view))
+        return 0
+    if command == "show":
+        if args.watch:
+            return _watch(client, out, f"/api/copies/{args.id}", display.copy_progress, sleep)
+        view = client.call("GET", f"/api/copies/{args.id}")
+        out.data(view, display.copy_progress(view))
+        return 0
+    if command == "ls":
+        page = client.call("GET", "/api/copies", query={"state": args.state, "limit": str(args.limit)})
+        out.data(page, _with_continuation(display.table(display.copy_rows(page["items"]), display.COPY_HEADER), page))
+        return 0
+    if command == "abort":
+        view = client.call("POST", f"/api/copies/{args.id}/abort")
+        out.data(view, display.copy_progress(view))
+        return 0
+    if command == "sweep":
+        client.call("POST", "/admin/functions/sweep", {"input": ""})
+        out.data({"sweep": "started"}, "sweep started")
+        return 0
+    return _run_jobs(command, args, client, out, sleep)
+
+
+def _run_jobs(
+    command: str, args: argparse.Namespace, client: Client, out: Output, sleep: Callable[[float], None]
+) -> int:
+    if command == "jobs start":
+        source: dict[str, Any]
+        if args.manifest:
+            with open(args.manifest, encoding="utf-8") as manifest:
+                source = {"blobs": [_source(line.strip()) for line in manifest if line.strip()]}
+        elif "://" in args.source:
+            source = {"url": args.source}
+        else:
+            container, _, prefix = args.source.partition("/")
+            source = {"container": container, "prefix": prefix}
+        container, _, prefix = args.destination.partition("/")
+        body = {"source": source, "destination": {"container": container, "prefix": prefix}, **_options(args)}
+        view = client.call("POST", "/api/jobs", body)
+        if args.wait:
+            return _watch(client, out, f"/api/jobs/{view['id']}", display.job_progress, sleep)
+        out.data(view, display.job_progress(view))
+        return 0
+    if command == "jobs show":
+        if args.watch:
+            return _watch(client, out, f"/api/jobs/{args.id}", display.job_progress, sleep)
+        view = client.call("GET", f"/api/jobs/{args.id}")
+        out.data(view, display.job_progress(view))
+        return 0
+    if command == "jobs ls":
+        page = client.call("GET", "/api/jobs", query={"limit": str(args.limit)})
+        out.data(page, _with_continuation(display.table(display.job_rows(page["items"]), display.JOB_HEADER), page))
+        return 0
+    if command == "jobs abort":
+        view = client.call("POST", f"/api/jobs/{args.id}/abort")
+        out.data(view, display.job_progress(view))
+        return 0
+    assert command == "jobs report", command
+    out.stream.write(client.raw("GET", f"/api/jobs/{args.id}/report").decode("utf-8"))
+    return 0
+
+
+def _with_continuation(text: str, page: dict[str, Any]) -> str:
+    return text + (f"\n(more: --continuation {page['continuation']})" if page.get("continuation") else "")
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="copy-ops", description=__doc__.split("\n\n")[0])
+    main.add_argument("--url", default=os.environ.get("COPY_OPS_URL"), help="the app's URL (COPY_OPS_URL)")
+    main.add_argument("--key", default=os.environ.get("COPY_OPS_KEY"), help="a function key (COPY_OPS_KEY)")
+    main.add_argument("--json", action="store_true", help="print the API's JSON, for scripts")
+    commands = main.add_subparsers(dest="command", required=True)
+
+    def copy_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--timeout", type=int, help="seconds until the deadline")
+        command.add_argument("--overwrite", action="store_true")
+        command.add_argument("--lease-source", action="store_true")
+        command.add_argument("--on-abort", choices=["keep", "delete", "restore"])
+        command.add_argument("--metadata", action="append", metavar="NAME=VALUE")
+        command.add_argument("--wait", action="store_true", help="show progress until it ends; exit 0 if it succeeded")
+
+    start = commands.add_parser("start", help="start a copy")
+    start.add_argument("source", help="a blob URL (with its SAS), or container/blob in the app's account")
+    start.add_argument("destination", help="container/blob")
+    copy_options(start)
+    show = commands.add_parser("show", help="an operation")
+    show.add_argument("id")
+    show.add_argument("--watch", action="store_true", help="follow it until it ends")
+    ls = commands.add_parser("ls", help="operations, newest first")
+    ls.add_argument("--state", choices=["pending", "succeeded", "failed", "aborted"])
+    ls.add_argument("--limit", type=int, default=50)
+    commands.add_parser("abort", help="abort a pending copy").add_argument("id")
+    commands.add_parser("sweep", help="run the sweep now (the admin endpoint: needs the master key)")
+
+    jobs = commands.add_parser("jobs", help="jobs: many blobs under one deadline")
+    job_commands = jobs.add_subparsers(dest="job_command", required=True)
+    job_start = job_commands.add_parser("start", help="start a job")
+    job_start.add_argument("source", nargs="?", default="", help="a container URL (with a SAS), or container/prefix")
+    job_start.add_argument("destination", help="container/prefix")
+    job_start.add_argument("--manifest", help="a file of sources, one a line (URLs or container/blob)")
+    copy_options(job_start)
+    job_show = job_commands.add_parser("show", help="a job and its counts")
+    job_show.add_argument("id")
+    job_show.add_argument("--watch", action="store_true", help="follow it until it ends")
+    job_ls = job_commands.add_parser("ls", help="jobs, newest first")
+    job_ls.add_argument("--limit", type=int, default=50)
+    job_commands.add_parser("abort", help="abort a job").add_argument("id")
+    job_commands.add_parser("report", help="the report of an ended job (JSON Lines)").add_argument("id")
+    return main
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    if not args.url:
+        stderr.write("copy-ops: the app's URL is missing: --url or COPY_OPS_URL\n")
+        return 2
+    try:
+        client = Client(args.url, args.key)
+        return run(args, client, Output(stdout, args.json), sleep)
+    except ApiError as error:
+        stderr.write(f"copy-ops: {error}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130

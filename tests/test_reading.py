@@ -1,0 +1,71 @@
+"""Listing at scale (copy_ops.reading) on Azurite through the proxy: a page in one state
+costs what the page costs, found by the blob index, and is never empty while matches
+exist further on, also when the index lags behind the records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from copy_ops.model import ListQuery, State
+from copy_ops.service import CopyService
+from devkit import PendingCopyProxy
+from tests.conftest import Blobs
+from tests.support.requests import copy_body, start
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def _ledger(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, pending: int, done: int) -> list[str]:
+    """``pending`` pending copies (the oldest), then ``done`` that finished at once (the
+    newest, so a page by name would hold none of the pending). The pending ids, newest first."""
+    blobs.put(blobs.src, "a.bin", b"x")
+    proxy.pending_copies = True
+    ids = []
+    for index in range(pending):
+        body = copy_body(blobs.src, blobs.dst, dest_name=f"p/{index}.bin")
+        ids.append(start(service, body, NOW + timedelta(seconds=index)).operation.id)
+    proxy.pending_copies = False
+    for index in range(done):
+        body = copy_body(blobs.src, blobs.dst, dest_name=f"d/{index}.bin")
+        start(service, body, NOW + timedelta(seconds=pending + index))
+    return ids[::-1]
+
+
+def test_a_page_in_one_state_costs_its_page_not_the_ledger(
+    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    pending = _ledger(service, blobs, proxy, pending=3, done=40)
+    before = proxy.log.counts.copy()
+    first = service.list(ListQuery(State.PENDING, 2, None))
+    spent = proxy.log.counts - before
+    assert [op.id for op in first.items] == pending[:2] and first.continuation
+    # One tag query and the page's two records: nothing of the 40 others is read.
+    assert spent == {"find_by_tags": 1, "get_blob": 2}
+    rest = service.list(ListQuery(State.PENDING, 2, first.continuation))
+    assert [op.id for op in rest.items] == pending[2:] and rest.continuation is None
+    succeeded = service.list(ListQuery(State.SUCCEEDED, 100, None))
+    assert len(succeeded.items) == 40 and all(op.state is State.SUCCEEDED for op in succeeded.items)
+    assert [op.id for op in succeeded.items] == sorted(op.id for op in succeeded.items)  # newest first
+
+
+def test_candidates_the_lagging_index_names_are_checked_against_their_records(
+    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    pending = _ledger(service, blobs, proxy, pending=3, done=0)
+    proxy.index.freeze()  # from now on, the index answers as it stands: all three pending
+    newest, middle = pending[0], pending[1]
+    service.abort(newest, NOW + timedelta(seconds=10))
+    service.abort(middle, NOW + timedelta(seconds=10))
+    page = service.list(ListQuery(State.PENDING, 1, None))
+    # The first candidate page (the newest, aborted since) is dropped, so is the second;
+    # the page is not empty while a pending one exists further on.
+    assert [op.id for op in page.items] == [pending[2]]
+    assert service.list(ListQuery(State.ABORTED, 10, None)).items == []  # not indexed yet: not listed
+
+
+def test_an_empty_state_is_an_empty_page_without_continuation(
+    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    _ledger(service, blobs, proxy, pending=0, done=5)
+    page = service.list(ListQuery(State.FAILED, 2, None))
+    assert page.items == [] and page.continuation is None

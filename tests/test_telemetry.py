@@ -1,0 +1,103 @@
+"""OpenTelemetry: a deadline abort on Azurite, through the pending-copy proxy, seen in the
+counters, the lateness histogram, the overdue gauge and the spans (the OpenTelemetry
+SDK's in-memory reader and exporter); and nothing of it imported when it is off."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from copy_ops.service import CopyService
+from copy_ops.settings import Settings
+from copy_ops.sweep import sweep
+from copy_ops.telemetry import OPERATION_ID, OpenTelemetry
+from devkit import PROJECT_ROOT, PendingCopyProxy
+from tests.conftest import Blobs, open_storage
+from tests.support.requests import copy_body, start
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
+    data = reader.get_metrics_data()
+    assert data is not None
+    found: dict[str, list[Any]] = {}
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                found.setdefault(metric.name, []).extend(metric.data.data_points)
+    return found
+
+
+def test_a_deadline_abort_is_counted_timed_and_traced(
+    settings: Settings, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    reader = InMemoryMetricReader()
+    spans = InMemorySpanExporter()
+    tracers = TracerProvider()
+    tracers.add_span_processor(SimpleSpanProcessor(spans))
+    telemetry = OpenTelemetry(MeterProvider(metric_readers=[reader]).get_meter("test"), tracers.get_tracer("test"))
+    service = CopyService(settings, open_storage(settings), telemetry=telemetry)
+    blobs.put(blobs.src, "a.bin", b"x")
+    blobs.put(blobs.src, "b.bin", b"y")
+    start(service, copy_body(blobs.src, blobs.dst, "b.bin"), NOW)  # finishes at once
+    proxy.pending_copies = True
+    op = start(service, copy_body(blobs.src, blobs.dst, timeout_seconds=60), NOW).operation
+
+    sweep(service, NOW + timedelta(seconds=67))  # 7 s late
+
+    found = points(reader)
+    started = {point.attributes["state"]: point.value for point in found["copyops.operations.started"]}
+    assert started == {"succeeded": 1, "pending": 1}
+    ended = {(p.attributes["state"], p.attributes["reason"]): p.value for p in found["copyops.operations.ended"]}
+    assert ended == {("succeeded", ""): 1, ("aborted", "deadline"): 1}
+    [lateness] = found["copyops.abort.lateness"]
+    assert (lateness.count, lateness.sum) == (1, 7.0)
+    [duration] = found["copyops.sweep.duration"]
+    [due] = found["copyops.sweep.due"]
+    assert duration.count == 1 and (due.count, due.sum) == (1, 1)
+    [oldest] = found["copyops.overdue.oldest_age"]
+    assert oldest.value == 7.0
+    names = {(span.name, (span.attributes or {}).get(OPERATION_ID)) for span in spans.get_finished_spans()}
+    assert ("copyops.settle", op.id) in names and ("copyops.start", op.id) in names
+
+
+def _telemetry_in_a_fresh_process(extra: dict[str, str]) -> dict[str, Any]:
+    script = (
+        "import json, sys\n"
+        "import function_app\n"
+        "from copy_ops import runtime\n"
+        "kind = type(runtime._telemetry()).__name__\n"
+        "print(json.dumps({'kind': kind, 'imported': 'opentelemetry' in sys.modules}))\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if k != "APPLICATIONINSIGHTS_CONNECTION_STRING"}
+    answer = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        env={**clean, **extra},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return dict(json.loads(answer.stdout.strip().splitlines()[-1]))
+
+
+def test_without_application_insights_nothing_of_opentelemetry_is_imported() -> None:
+    assert _telemetry_in_a_fresh_process({}) == {"kind": "Telemetry", "imported": False}
+
+
+def test_with_application_insights_the_distro_is_configured() -> None:
+    connection = "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:9/"
+    answer = _telemetry_in_a_fresh_process({"APPLICATIONINSIGHTS_CONNECTION_STRING": connection})
+    assert answer == {"kind": "OpenTelemetry", "imported": True}
