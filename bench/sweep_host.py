@@ -87,6 +87,10 @@ def _measure(harness: Harness, size: int, threshold: int, hosts: int) -> Outcome
             began = time.perf_counter()
             started[0].fire_sweep()
             finished = _wait_for(started, size, began)
+            if sum(host.aborted for host in started) < size:
+                # Say what the hosts said, rather than a figure that means nothing.
+                for host in started:
+                    print("".join(host.lines[-15:]), file=sys.stderr)
             requests = harness.counts() - before
             cpu = sum(host.cpu() for host in started) - cpu_before
             proxy, azurite = (b - a for a, b in zip(helpers_before, harness.helper_cpu_seconds(), strict=True))
@@ -97,7 +101,7 @@ def _measure(harness: Harness, size: int, threshold: int, hosts: int) -> Outcome
         return Outcome(finished - began, sum(host.aborted for host in started), requests, cpu, proxy, azurite)
 
 
-def _wait_for(hosts: list[_Host], size: int, began: float, limit: float = 600) -> float:
+def _wait_for(hosts: list[_Host], size: int, began: float, limit: float = 300) -> float:
     """When the hosts' logs account for ``size`` aborted operations (or the limit passed)."""
     while time.perf_counter() - began < limit:
         if sum(host.aborted for host in hosts) >= size:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 # Application Insights' connection string: set by the platform when the app has one.
 APPINSIGHTS = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+APPINSIGHTS_AUTH = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
 _lock = threading.Lock()
 _built: list[CopyService] = []
 
@@ -78,17 +79,14 @@ def service() -> CopyService:
 
 def _telemetry() -> Telemetry:
     """OpenTelemetry to Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is
-    set (the Azure Monitor distro, configured once per process); else the no-op, and
-    nothing of OpenTelemetry is imported. Logs stay with the Functions host, which
-    already sends them (the distro would send each line twice)."""
-    from copy_ops.telemetry import OFF, OpenTelemetry
+    set (:mod:`copy_ops.monitor`); else the no-op, and nothing of OpenTelemetry is imported."""
+    from copy_ops.telemetry import OFF
 
     if not os.environ.get(APPINSIGHTS):
         return OFF
-    from azure.monitor.opentelemetry import configure_azure_monitor
+    from copy_ops import monitor
 
-    configure_azure_monitor(disable_logging=True)
-    return OpenTelemetry.from_global()
+    return monitor.configure(os.environ.get(APPINSIGHTS_AUTH, ""))
 
 
 def close() -> None:

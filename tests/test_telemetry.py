@@ -80,7 +80,7 @@ def _telemetry_in_a_fresh_process(extra: dict[str, str]) -> dict[str, Any]:
         "kind = type(runtime._telemetry()).__name__\n"
         "print(json.dumps({'kind': kind, 'imported': 'opentelemetry' in sys.modules}))\n"
     )
-    clean = {k: v for k, v in os.environ.items() if k != "APPLICATIONINSIGHTS_CONNECTION_STRING"}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("APPLICATIONINSIGHTS_")}
     answer = subprocess.run(
         [sys.executable, "-c", script],
         cwd=PROJECT_ROOT,
@@ -101,3 +101,18 @@ def test_with_application_insights_the_distro_is_configured() -> None:
     connection = "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:9/"
     answer = _telemetry_in_a_fresh_process({"APPLICATIONINSIGHTS_CONNECTION_STRING": connection})
     assert answer == {"kind": "OpenTelemetry", "imported": True}
+    # As azd deploys it: Entra ID ingestion with the app's user-assigned identity.
+    entra = {
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": connection,
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "ClientId=11111111-2222-3333-4444-555555555555;Authorization=AAD",
+    }
+    assert _telemetry_in_a_fresh_process(entra) == {"kind": "OpenTelemetry", "imported": True}
+
+
+def test_the_ingestion_credential_follows_the_authentication_string() -> None:
+    from copy_ops.monitor import insights_credential
+
+    assert insights_credential("") == {}
+    assert insights_credential("Authorization=key") == {}
+    credential = insights_credential("ClientId=abc;Authorization=AAD")["credential"]
+    assert type(credential).__name__ == "ManagedIdentityCredential"
