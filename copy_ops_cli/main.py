@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from copy_ops_cli import display
@@ -96,73 +97,71 @@ def _watch(
         sleep(POLL_SECONDS)
 
 
+@dataclass(frozen=True)
+class Kind:
+    """What differs between copies and jobs on the command line: where they live and how
+    one is shown in a line or a table."""
+
+    path: str
+    line: Callable[[dict[str, Any]], str]
+    rows: Callable[[Sequence[dict[str, Any]]], list[list[str]]]
+    header: tuple[str, ...]
+
+
+COPIES = Kind("/api/copies", display.copy_progress, display.copy_rows, display.COPY_HEADER)
+JOBS = Kind("/api/jobs", display.job_progress, display.job_rows, display.JOB_HEADER)
+
+
 def run(args: argparse.Namespace, client: Client, out: Output, sleep: Callable[[float], None]) -> int:
-    command = args.command if args.command != "jobs" else f"jobs {args.job_command}"
+    kind = JOBS if args.command == "jobs" else COPIES
+    command = args.job_command if args.command == "jobs" else args.command
     if command == "start":
-        body = {"source": _source(args.source), "destination": _destination(args.destination), **_options(args)}
-        view = client.call("POST", "/api/copies", body)
+        body = {**(_job_start(args) if kind is JOBS else _copy_start(args)), **_options(args)}
+        view = client.call("POST", kind.path, body)
         if args.wait:
-            return _watch(client, out, f"/api/copies/{view['id']}", display.copy_progress, sleep)
-        out.data(view, display.copy_progress(view))
+            return _watch(client, out, f"{kind.path}/{view['id']}", kind.line, sleep)
+        out.data(view, kind.line(view))
         return 0
     if command == "show":
         if args.watch:
-            return _watch(client, out, f"/api/copies/{args.id}", display.copy_progress, sleep)
-        view = client.call("GET", f"/api/copies/{args.id}")
-        out.data(view, display.copy_progress(view))
+            return _watch(client, out, f"{kind.path}/{args.id}", kind.line, sleep)
+        view = client.call("GET", f"{kind.path}/{args.id}")
+        out.data(view, kind.line(view))
         return 0
     if command == "ls":
-        page = client.call("GET", "/api/copies", query={"state": args.state, "limit": str(args.limit)})
-        out.data(page, _with_continuation(display.table(display.copy_rows(page["items"]), display.COPY_HEADER), page))
+        query = {"limit": str(args.limit), "state": getattr(args, "state", None)}
+        page = client.call("GET", kind.path, query={name: value for name, value in query.items() if value})
+        out.data(page, _with_continuation(display.table(kind.rows(page["items"]), kind.header), page))
         return 0
     if command == "abort":
-        view = client.call("POST", f"/api/copies/{args.id}/abort")
-        out.data(view, display.copy_progress(view))
+        view = client.call("POST", f"{kind.path}/{args.id}/abort")
+        out.data(view, kind.line(view))
         return 0
-    if command == "sweep":
-        client.call("POST", "/admin/functions/sweep", {"input": ""})
-        out.data({"sweep": "started"}, "sweep started")
+    if command == "report":
+        out.stream.write(client.raw("GET", f"{kind.path}/{args.id}/report").decode("utf-8"))
         return 0
-    return _run_jobs(command, args, client, out, sleep)
-
-
-def _run_jobs(
-    command: str, args: argparse.Namespace, client: Client, out: Output, sleep: Callable[[float], None]
-) -> int:
-    if command == "jobs start":
-        source: dict[str, Any]
-        if args.manifest:
-            with open(args.manifest, encoding="utf-8") as manifest:
-                source = {"blobs": [_source(line.strip()) for line in manifest if line.strip()]}
-        elif "://" in args.source:
-            source = {"url": args.source}
-        else:
-            container, _, prefix = args.source.partition("/")
-            source = {"container": container, "prefix": prefix}
-        container, _, prefix = args.destination.partition("/")
-        body = {"source": source, "destination": {"container": container, "prefix": prefix}, **_options(args)}
-        view = client.call("POST", "/api/jobs", body)
-        if args.wait:
-            return _watch(client, out, f"/api/jobs/{view['id']}", display.job_progress, sleep)
-        out.data(view, display.job_progress(view))
-        return 0
-    if command == "jobs show":
-        if args.watch:
-            return _watch(client, out, f"/api/jobs/{args.id}", display.job_progress, sleep)
-        view = client.call("GET", f"/api/jobs/{args.id}")
-        out.data(view, display.job_progress(view))
-        return 0
-    if command == "jobs ls":
-        page = client.call("GET", "/api/jobs", query={"limit": str(args.limit)})
-        out.data(page, _with_continuation(display.table(display.job_rows(page["items"]), display.JOB_HEADER), page))
-        return 0
-    if command == "jobs abort":
-        view = client.call("POST", f"/api/jobs/{args.id}/abort")
-        out.data(view, display.job_progress(view))
-        return 0
-    assert command == "jobs report", command
-    out.stream.write(client.raw("GET", f"/api/jobs/{args.id}/report").decode("utf-8"))
+    assert command == "sweep", command
+    client.call("POST", "/admin/functions/sweep", {"input": ""})
+    out.data({"sweep": "started"}, "sweep started")
     return 0
+
+
+def _copy_start(args: argparse.Namespace) -> dict[str, Any]:
+    return {"source": _source(args.source), "destination": _destination(args.destination)}
+
+
+def _job_start(args: argparse.Namespace) -> dict[str, Any]:
+    source: dict[str, Any]
+    if args.manifest:
+        with open(args.manifest, encoding="utf-8") as manifest:
+            source = {"blobs": [_source(line.strip()) for line in manifest if line.strip()]}
+    elif "://" in args.source:
+        source = {"url": args.source}
+    else:
+        container, _, prefix = args.source.partition("/")
+        source = {"container": container, "prefix": prefix}
+    container, _, prefix = args.destination.partition("/")
+    return {"source": source, "destination": {"container": container, "prefix": prefix}}
 
 
 def _with_continuation(text: str, page: dict[str, Any]) -> str:
