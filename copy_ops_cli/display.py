@@ -1,82 +1,74 @@
-"""What the CLI prints: progress bars, tables, one-line summaries. Pure functions of
-their input (the terminal's width and whether it is one are passed in)."""
+"""What the CLI shows, with rich: one-line summaries (pure), tables, and the live
+progress of a copy or a job. On a terminal the progress is a bar redrawn in place;
+otherwise (a pipe, a file, a CI log) a plain line each time it changes: no bar, no
+colour, no control characters."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+from rich.console import Console
+from rich.filesize import decimal
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+COPY_HEADER = ("ID", "STATE", "DESTINATION", "DEADLINE", "REASON")
+JOB_HEADER = ("ID", "STATE", "ITEMS", "FAILED", "DEADLINE")
 
 
-def size(count: float) -> str:
-    """Bytes as a person reads them: 1.5 MiB."""
-    for unit in UNITS:
-        if abs(count) < 1024 or unit == UNITS[-1]:
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")
-
-
-def bar(done: float, total: float | None, width: int = 30) -> str:
-    """``[#####.....]  50%``; without a total, no bar: the count so far."""
-    if not total or total <= 0:
-        return ""
-    share = min(max(done / total, 0.0), 1.0)
-    filled = round(share * width)
-    return f"[{'#' * filled}{'.' * (width - filled)}] {share * 100:3.0f}%"
-
-
-def copy_progress(view: Mapping[str, Any]) -> str:
-    """One line for an operation: its state, and bytes copied of the total."""
+def copy_bytes(view: Mapping[str, Any]) -> tuple[int, int | None]:
+    """Bytes copied, and the total when known."""
     progress = view.get("progress") or {}
     copied, total = progress.get("bytes_copied"), progress.get("bytes_total")
+    return (copied if isinstance(copied, int) else 0), (total if isinstance(total, int) and total > 0 else None)
+
+
+def job_items(view: Mapping[str, Any]) -> tuple[int, int]:
+    """Items done (in a final state) and items known so far."""
+    counts = view.get("counts") or {}
+    items = int(counts.get("items") or 0)
+    return items - int(counts.get("pending") or 0), items
+
+
+def copy_line(view: Mapping[str, Any]) -> str:
+    """An operation in one line: its state, and bytes copied of the total when known."""
     line = f"{view.get('id')} {view.get('state')}"
-    if isinstance(copied, int) and isinstance(total, int) and total > 0:
-        line += f" {bar(copied, total)} {size(copied)} of {size(total)}"
+    copied, total = copy_bytes(view)
+    if total is not None:
+        line += f" {decimal(copied)} of {decimal(total)}"
     return line
 
 
-def job_progress(view: Mapping[str, Any]) -> str:
-    """One line for a job: its state, items done of those known, bytes copied."""
+def job_line(view: Mapping[str, Any]) -> str:
+    """A job in one line: its state, items done of those known, bytes copied, failures."""
     counts = view.get("counts") or {}
-    items = int(counts.get("items") or 0)
-    done = items - int(counts.get("pending") or 0)
-    line = f"{view.get('id')} {view.get('state')} {bar(done, items)} {done}/{items} items"
+    done, items = job_items(view)
+    parts = [f"{view.get('id')} {view.get('state')} {done}/{items} items"]
     if counts.get("bytes_copied"):
-        line += f", {size(int(counts['bytes_copied']))} copied"
-    if counts.get("failed"):
-        line += f", {counts['failed']} failed"
-    if counts.get("aborted"):
-        line += f", {counts['aborted']} aborted"
-    return " ".join(line.split())
+        parts.append(f"{decimal(int(counts['bytes_copied']))} copied")
+    for state in ("failed", "aborted"):
+        if counts.get(state):
+            parts.append(f"{counts[state]} {state}")
+    return ", ".join(parts)
 
 
-def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
-    """Columns padded to their widest cell; the header first."""
-    cells = [list(header), *[list(row) for row in rows]]
-    widths = [max(len(row[index]) for row in cells) for index in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in cells]
-    return "\n".join(lines)
+def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> Table:
+    """Columns padded to their widest cell, no borders: readable, and easy to cut."""
+    grid = Table(*header, box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for row in rows:
+        grid.add_row(*row)
+    return grid
 
 
 def copy_rows(items: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     rows = []
     for item in items:
         destination = item.get("destination") or {}
-        rows.append(
-            [
-                str(item.get("id")),
-                str(item.get("state")),
-                f"{destination.get('container')}/{destination.get('blob')}",
-                str(item.get("deadline") or ""),
-                str(item.get("abort_reason") or (item.get("error") or {}).get("code") or ""),
-            ]
-        )
+        reason = item.get("abort_reason") or (item.get("error") or {}).get("code") or ""
+        where = f"{destination.get('container')}/{destination.get('blob')}"
+        rows.append([str(item.get("id")), str(item.get("state")), where, str(item.get("deadline") or ""), reason])
     return rows
-
-
-COPY_HEADER = ("ID", "STATE", "DESTINATION", "DEADLINE", "REASON")
 
 
 def job_rows(items: Sequence[Mapping[str, Any]]) -> list[list[str]]:
@@ -95,4 +87,39 @@ def job_rows(items: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     return rows
 
 
-JOB_HEADER = ("ID", "STATE", "ITEMS", "FAILED", "DEADLINE")
+class Live:
+    """The progress of one copy or job while it runs: rich's bar on a terminal, plain
+    lines otherwise."""
+
+    def __init__(self, console: Console, job: bool) -> None:
+        self._console = console
+        self._job = job
+        self._last = ""
+        self._progress: Progress | None = None
+        self._task: Any = None
+        if console.is_terminal:
+            amount = MofNCompleteColumn() if job else DownloadColumn()
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), amount, TimeElapsedColumn(), console=console
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("", total=None)
+
+    def show(self, view: Mapping[str, Any]) -> None:
+        line = job_line(view) if self._job else copy_line(view)
+        if self._progress is None:
+            if line != self._last:
+                self._console.print(line, highlight=False, markup=False, soft_wrap=True)
+                self._last = line
+            return
+        done, total = job_items(view) if self._job else copy_bytes(view)
+        if view.get("state") == "succeeded" and not total:
+            done, total = 1, 1  # ended at once: nothing to count, but done
+        description = f"{view.get('id')} {view.get('state')}"
+        if self._job and (view.get("counts") or {}).get("bytes_copied"):
+            description += f" ({decimal(int(view['counts']['bytes_copied']))})"
+        self._progress.update(self._task, description=description, completed=done, total=total or None)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()

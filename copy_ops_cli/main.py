@@ -1,8 +1,10 @@
 """copy-ops: start, watch, list and abort copies and jobs of a copy-ops app.
 
 The app's URL and key come from --url/--key or COPY_OPS_URL/COPY_OPS_KEY; the key is
-sent as x-functions-key. Exit status: 0 done (with --wait or --watch: the copy or job
-succeeded), 1 the API refused or the copy or job ended otherwise, 2 bad usage.
+sent as x-functions-key. argparse (the standard library's) reads the arguments, httpx
+talks HTTP, rich draws tables and progress bars (only on a terminal). Exit status: 0
+done (with --wait or --watch: the copy or job succeeded), 1 the API refused or the copy
+or job ended otherwise, 2 bad usage.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from rich.console import Console
+
 from copy_ops_cli import display
 from copy_ops_cli.client import ApiError, Client
 
@@ -24,30 +28,22 @@ POLL_SECONDS = 2.0
 
 
 class Output:
-    """Where results go: JSON for scripts, lines for people; a live line only on a terminal."""
+    """Where results go: JSON for scripts, lines and tables for people (rich: colour and
+    live bars only on a terminal)."""
 
     def __init__(self, stream: TextIO, as_json: bool) -> None:
         self.stream = stream
         self.as_json = as_json
-        self.live = stream.isatty() and not as_json
-        self._drawn = False
+        self.console = Console(file=stream, highlight=False, soft_wrap=True)
+        if not self.console.is_terminal:
+            # A pipe or a file has no width: rows stay whole, one line each, for grep and cut.
+            self.console.width = 10_000
 
-    def data(self, value: Any, text: str) -> None:
-        self.stream.write((json.dumps(value, indent=2) if self.as_json else text) + "\n")
-
-    def progress(self, line: str) -> None:
-        """A progress line: redrawn in place on a terminal, else printed when it changes."""
-        if self.live:
-            self.stream.write("\r\x1b[2K" + line)
-            self._drawn = True
-        elif not self.as_json:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def end_progress(self) -> None:
-        if self._drawn:
-            self.stream.write("\n")
-            self._drawn = False
+    def data(self, value: Any, shown: Any) -> None:
+        if self.as_json:
+            self.stream.write(json.dumps(value, indent=2) + "\n")
+        else:
+            self.console.print(shown, markup=False)
 
 
 def _source(text: str) -> Any:
@@ -78,23 +74,23 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return body
 
 
-def _watch(
-    client: Client, out: Output, path: str, line: Callable[[dict[str, Any]], str], sleep: Callable[[float], None]
-) -> int:
-    """Poll ``path`` until its state is final; 0 if it succeeded."""
-    last = ""
-    while True:
-        view = client.call("GET", path)
-        text = line(view)
-        if text != last:
-            out.progress(text)
-            last = text
-        if view.get("state") in FINAL:
-            out.end_progress()
-            if out.as_json:
-                out.data(view, "")
-            return 0 if view.get("state") == "succeeded" else 1
-        sleep(POLL_SECONDS)
+def _watch(client: Client, out: Output, path: str, job: bool, sleep: Callable[[float], None]) -> int:
+    """Follow ``path`` until its state is final; 0 if it succeeded."""
+    live = display.Live(out.console, job) if not out.as_json else None
+    try:
+        while True:
+            view = client.call("GET", path)
+            if live is not None:
+                live.show(view)
+            if view.get("state") in FINAL:
+                break
+            sleep(POLL_SECONDS)
+    finally:
+        if live is not None:
+            live.stop()
+    if out.as_json:
+        out.data(view, None)
+    return 0 if view.get("state") == "succeeded" else 1
 
 
 @dataclass(frozen=True)
@@ -106,10 +102,11 @@ class Kind:
     line: Callable[[dict[str, Any]], str]
     rows: Callable[[Sequence[dict[str, Any]]], list[list[str]]]
     header: tuple[str, ...]
+    job: bool
 
 
-COPIES = Kind("/api/copies", display.copy_progress, display.copy_rows, display.COPY_HEADER)
-JOBS = Kind("/api/jobs", display.job_progress, display.job_rows, display.JOB_HEADER)
+COPIES = Kind("/api/copies", display.copy_line, display.copy_rows, display.COPY_HEADER, job=False)
+JOBS = Kind("/api/jobs", display.job_line, display.job_rows, display.JOB_HEADER, job=True)
 
 
 def run(args: argparse.Namespace, client: Client, out: Output, sleep: Callable[[float], None]) -> int:
@@ -119,19 +116,21 @@ def run(args: argparse.Namespace, client: Client, out: Output, sleep: Callable[[
         body = {**(_job_start(args) if kind is JOBS else _copy_start(args)), **_options(args)}
         view = client.call("POST", kind.path, body)
         if args.wait:
-            return _watch(client, out, f"{kind.path}/{view['id']}", kind.line, sleep)
+            return _watch(client, out, f"{kind.path}/{view['id']}", kind.job, sleep)
         out.data(view, kind.line(view))
         return 0
     if command == "show":
         if args.watch:
-            return _watch(client, out, f"{kind.path}/{args.id}", kind.line, sleep)
+            return _watch(client, out, f"{kind.path}/{args.id}", kind.job, sleep)
         view = client.call("GET", f"{kind.path}/{args.id}")
         out.data(view, kind.line(view))
         return 0
     if command == "ls":
-        query = {"limit": str(args.limit), "state": getattr(args, "state", None)}
+        query = {"limit": str(args.limit), "state": getattr(args, "state", None), "continuation": args.continuation}
         page = client.call("GET", kind.path, query={name: value for name, value in query.items() if value})
-        out.data(page, _with_continuation(display.table(kind.rows(page["items"]), kind.header), page))
+        out.data(page, display.table(kind.rows(page["items"]), kind.header))
+        if page.get("continuation") and not out.as_json:
+            out.console.print(f"(more: --continuation {page['continuation']})", markup=False)
         return 0
     if command == "abort":
         view = client.call("POST", f"{kind.path}/{args.id}/abort")
@@ -164,10 +163,6 @@ def _job_start(args: argparse.Namespace) -> dict[str, Any]:
     return {"source": source, "destination": {"container": container, "prefix": prefix}}
 
 
-def _with_continuation(text: str, page: dict[str, Any]) -> str:
-    return text + (f"\n(more: --continuation {page['continuation']})" if page.get("continuation") else "")
-
-
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="copy-ops", description=__doc__.split("\n\n")[0])
     main.add_argument("--url", default=os.environ.get("COPY_OPS_URL"), help="the app's URL (COPY_OPS_URL)")
@@ -193,6 +188,7 @@ def parser() -> argparse.ArgumentParser:
     ls = commands.add_parser("ls", help="operations, newest first")
     ls.add_argument("--state", choices=["pending", "succeeded", "failed", "aborted"])
     ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--continuation", help="the next page, as the previous one named it")
     commands.add_parser("abort", help="abort a pending copy").add_argument("id")
     commands.add_parser("sweep", help="run the sweep now (the admin endpoint: needs the master key)")
 
@@ -208,6 +204,7 @@ def parser() -> argparse.ArgumentParser:
     job_show.add_argument("--watch", action="store_true", help="follow it until it ends")
     job_ls = job_commands.add_parser("ls", help="jobs, newest first")
     job_ls.add_argument("--limit", type=int, default=50)
+    job_ls.add_argument("--continuation", help="the next page, as the previous one named it")
     job_commands.add_parser("abort", help="abort a job").add_argument("id")
     job_commands.add_parser("report", help="the report of an ended job (JSON Lines)").add_argument("id")
     return main
@@ -227,6 +224,7 @@ def main(
     if not args.url:
         stderr.write("copy-ops: the app's URL is missing: --url or COPY_OPS_URL\n")
         return 2
+    client: Client | None = None
     try:
         client = Client(args.url, args.key)
         return run(args, client, Output(stdout, args.json), sleep)
@@ -235,3 +233,6 @@ def main(
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        if client is not None:
+            client.close()

@@ -30,7 +30,7 @@ if [ ! -x .venv313/bin/python ]; then
   "$PY313" -m venv .venv313
 fi
 stamp=.venv313/.requirements.sha
-want=$(cat requirements.txt requirements-dev.txt requirements-worker.txt | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-dev.txt requirements-worker.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv313/bin/python -m pip install --quiet --upgrade pip
   .venv313/bin/python -m pip install --quiet -r requirements-dev.txt -r requirements-worker.txt

@@ -3,46 +3,34 @@ development host over real HTTP, the installed console script included."""
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
+import os
+import select
+import struct
 import subprocess
+import sys
+import termios
+import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
+import pyte
 import pytest
+from rich.console import Console
 
 from copy_ops_cli import display
 from copy_ops_cli.client import problem_line
 from copy_ops_cli.main import main
-from devkit import PROJECT_ROOT, PendingCopyProxy
+from devkit import PendingCopyProxy
 from tests.conftest import Blobs
 from tests.support.devhost_process import DevHostProcess
 from tests.test_fanout import FAST_QUEUES
 
-CONSOLE_SCRIPT = PROJECT_ROOT / ".venv" / "bin" / "copy-ops"
-
-
-@pytest.mark.parametrize(
-    ("count", "text"),
-    [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"), (5 * 1024**3, "5.0 GiB")],
-)
-def test_sizes_read_as_people_read_them(count: int, text: str) -> None:
-    assert display.size(count) == text
-
-
-@pytest.mark.parametrize(
-    ("done", "total", "text"),
-    [
-        (0, 10, "[..........]   0%"),
-        (5, 10, "[#####.....]  50%"),
-        (10, 10, "[##########] 100%"),
-        (12, 10, "[##########] 100%"),  # never past the end
-        (3, 0, ""),  # nothing known: no bar
-        (3, None, ""),
-    ],
-)
-def test_progress_bars(done: int, total: int | None, text: str) -> None:
-    assert display.bar(done, total, width=10) == text
+# The console script of the interpreter running the tests (.venv's, or .venv313's).
+CONSOLE_SCRIPT = Path(sys.executable).parent / "copy-ops"
 
 
 @pytest.mark.parametrize(
@@ -70,25 +58,33 @@ def test_problems_are_one_readable_line(status: int, body: bytes, line: str) -> 
     [
         ({"id": "i", "state": "pending", "progress": None}, "i pending"),
         (
-            {"id": "i", "state": "pending", "progress": {"bytes_copied": 512, "bytes_total": 2048}},
-            "i pending [########......................]  25% 512 B of 2.0 KiB",
+            {"id": "i", "state": "pending", "progress": {"bytes_copied": 500, "bytes_total": 2000}},
+            "i pending 500 bytes of 2.0 kB",
         ),
+        ({"id": "i", "state": "succeeded", "progress": {"bytes_copied": 0, "bytes_total": 0}}, "i succeeded"),
     ],
 )
 def test_a_copy_in_one_line(view: dict[str, object], line: str) -> None:
-    assert display.copy_progress(view) == line
+    assert display.copy_line(view) == line
 
 
-def test_a_job_in_one_line() -> None:
-    view = {"id": "j", "state": "running", "counts": {"items": 4, "pending": 1, "failed": 1, "bytes_copied": 3072}}
-    assert (
-        display.job_progress(view)
-        == "j running [######################........] 75% 3/4 items, 3.0 KiB copied, 1 failed"
-    )
+@pytest.mark.parametrize(
+    ("counts", "line"),
+    [
+        ({}, "j running 0/0 items"),
+        ({"items": 4, "pending": 1, "failed": 1, "bytes_copied": 3000}, "j running 3/4 items, 3.0 kB copied, 1 failed"),
+        ({"items": 2, "pending": 0, "aborted": 2}, "j running 2/2 items, 2 aborted"),
+    ],
+)
+def test_a_job_in_one_line(counts: dict[str, int], line: str) -> None:
+    assert display.job_line({"id": "j", "state": "running", "counts": counts}) == line
 
 
-def test_tables_pad_their_columns() -> None:
-    assert display.table([["a", "bbb"], ["cccc", "d"]], ["X", "Y"]) == "X     Y\na     bbb\ncccc  d"
+def test_tables_pad_their_columns_without_borders_off_a_terminal() -> None:
+    stream = io.StringIO()
+    Console(file=stream, width=80).print(display.table([["a", "bbb"], ["cccc", "d"]], ["X", "Y"]))
+    assert [line.rstrip() for line in stream.getvalue().splitlines()] == ["X     Y", "a     bbb", "cccc  d"]
+    assert "\x1b" not in stream.getvalue()  # not a terminal: no colour, no control characters
 
 
 # -- against the development host ----------------------------------------------------------
@@ -182,7 +178,8 @@ def test_a_job_started_watched_to_its_end_and_reported(host: DevHostProcess, blo
         blobs.put(blobs.src, f"drop/{index}.bin", b"x" * 10)
     code, out, err = cli(host, "jobs", "start", f"{blobs.src}/drop/", f"{blobs.dst}/copied/", "--wait")
     assert (code, err) == (0, "")
-    assert out.splitlines()[-1].split()[1:3] == ["succeeded", "[##############################]"]
+    # Not a terminal: a plain line each time it changed, no bar; the last one its end.
+    assert out.splitlines()[-1].endswith("succeeded 5/5 items, 50 bytes copied") and "━" not in out
     job_id = out.split()[0]
     code, out, _ = cli(host, "jobs", "ls")
     assert code == 0 and job_id in out
@@ -191,3 +188,50 @@ def test_a_job_started_watched_to_its_end_and_reported(host: DevHostProcess, blo
     assert code == 0 and len(lines) == 5 and {line["state"] for line in lines} == {"succeeded"}
     code, _, err = cli(host, "jobs", "abort", job_id)
     assert code == 1 and err.startswith("copy-ops: 409")
+
+
+def run_in_terminal(argv: list[str], env: dict[str, str], columns: int = 100, rows: int = 12) -> pyte.Screen:
+    """Run ``argv`` on a pseudo-terminal of that size and return the screen as a person
+    would see it when the command has exited (a VT100 emulator reads what it wrote)."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    screen = pyte.Screen(columns, rows)
+    stream = pyte.ByteStream(screen)
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 60)
+            if not ready:
+                raise AssertionError("the command wrote nothing for 60 s")
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the terminal closed, the command has exited
+                break
+            if not data:
+                break
+            stream.feed(data)
+    finally:
+        os.close(master)
+        process.wait(30)
+    screen.exit_code = process.returncode  # type: ignore[attr-defined]
+    return screen
+
+
+def test_the_progress_bar_on_a_real_terminal(host: DevHostProcess, blobs: Blobs, proxy: PendingCopyProxy) -> None:
+    blobs.put(blobs.src, "t.bin", b"x" * 2000)
+    proxy.pending_copies = True
+    finisher = threading.Timer(3.0, lambda: proxy.finish(blobs.dst, "t.bin"))
+    finisher.start()
+    try:
+        screen = run_in_terminal(
+            [str(CONSOLE_SCRIPT), "start", f"{blobs.src}/t.bin", f"{blobs.dst}/t.bin", "--wait"],
+            {"COPY_OPS_URL": host.url, "TERM": "xterm-256color", "PATH": "/usr/bin:/bin"},
+        )
+    finally:
+        finisher.cancel()
+    text = [line.rstrip() for line in screen.display if line.strip()]
+    assert screen.exit_code == 0, text  # type: ignore[attr-defined]
+    # One line, redrawn in place: the id, its end, a full bar, the bytes.
+    [line] = text
+    assert " succeeded " in line and "━" * 20 in line and "2.0/2.0 kB" in line, line
