@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from copy_ops.jobs.model import Job
@@ -52,23 +53,22 @@ def operation_event(op: Operation, destination_url: str) -> Event:
     """``copyops.copy.<state>`` for an operation in its final state."""
     assert op.is_final, op.state
     when = op.finished_at or op.updated_at or op.created_at
-    return Event(
-        id=str(uuid.uuid5(NAMESPACE, f"copy/{op.id}/{op.state.value}")),
-        type=f"copyops.copy.{op.state.value}",
-        subject=f"copies/{op.id}",
-        time=format_time(when),
-        data=operation_view(op, destination_url),
-    )
+    return _event("copy", "copies", op.id, op.state.value, when=when, data=operation_view(op, destination_url))
 
 
 def job_event(job: Job) -> Event:
     """``copyops.job.<state>`` for a job in its final state."""
     assert job.is_final, job.state
     when = job.finished_at or job.updated_at or job.created_at
+    return _event("job", "jobs", job.id, job.state.value, when=when, data=job_view(job))
+
+
+def _event(kind: str, collection: str, ident: str, state: str, *, when: datetime, data: dict[str, Any]) -> Event:
     return Event(
-        id=str(uuid.uuid5(NAMESPACE, f"job/{job.id}/{job.state.value}")),
-        type=f"copyops.job.{job.state.value}",
-        subject=f"jobs/{job.id}",
+        # What it announces, and only that: every delivery of it carries the same id.
+        id=str(uuid.uuid5(NAMESPACE, f"{kind}/{ident}/{state}")),
+        type=f"copyops.{kind}.{state}",
+        subject=f"{collection}/{ident}",
         time=format_time(when),
-        data=job_view(job),
+        data=data,
     )

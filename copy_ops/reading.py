@@ -63,7 +63,7 @@ def read_all(ledger: Ledger, ids: Sequence[str], concurrency: int) -> list[Opera
 
 
 class Reader:
-    def __init__(self, ledger: Ledger, copies: Copies, settler: Settler, timing: Timing, concurrency: int = 16) -> None:
+    def __init__(self, ledger: Ledger, copies: Copies, settler: Settler, timing: Timing, concurrency: int) -> None:
         self._ledger = ledger
         self._copies = copies
         self._settler = settler

@@ -124,7 +124,7 @@ class Settings:
                 reader.raw("COPY_EVENTS_QUEUE"), lambda name: _queue_name(name, "COPY_EVENTS_QUEUE")
             ),
             events_topic_endpoint=_optional(reader.raw("COPY_EVENTS_TOPIC_ENDPOINT"), _topic_endpoint),
-            events_topic_key=reader.raw("COPY_EVENTS_TOPIC_KEY"),
+            events_topic_key=_topic_key(reader.raw("COPY_EVENTS_TOPIC_KEY"), reader.raw("COPY_EVENTS_TOPIC_ENDPOINT")),
         )
 
 
@@ -206,6 +206,15 @@ def _topic_endpoint(value: str) -> str:
             code="COPY_EVENTS_TOPIC_ENDPOINT",
         )
     return value
+
+
+def _topic_key(key: str | None, endpoint: str | None) -> str | None:
+    if key is not None and endpoint is None:
+        raise ConfigurationError(
+            "COPY_EVENTS_TOPIC_KEY is set but COPY_EVENTS_TOPIC_ENDPOINT is not: events would go nowhere",
+            code="COPY_EVENTS_TOPIC_KEY",
+        )
+    return key
 
 
 def _schedule(expression: str) -> str:

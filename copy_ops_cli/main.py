@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from copy_ops_cli import display
 from copy_ops_cli.client import ApiError, Client
 
 FINAL = {"succeeded", "failed", "aborted"}
+ID = re.compile(r"[0-9a-f]+(-[0-9a-f]+)+")
 POLL_SECONDS = 2.0
 
 
@@ -111,6 +113,9 @@ JOBS = Kind("/api/jobs", display.job_line, display.job_rows, display.JOB_HEADER,
 
 def run(args: argparse.Namespace, client: Client, out: Output, sleep: Callable[[float], None]) -> int:
     kind = JOBS if args.command == "jobs" else COPIES
+    if getattr(args, "id", None) is not None and not ID.fullmatch(args.id):
+        # Ids are digits, hex and hyphens; anything else (a "..", a "/") could name another route.
+        raise ApiError(0, f"{args.id!r} is not an operation or job id")
     command = args.job_command if args.command == "jobs" else args.command
     if command == "start":
         body = {**(_job_start(args) if kind is JOBS else _copy_start(args)), **_options(args)}

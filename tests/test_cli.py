@@ -154,6 +154,9 @@ def test_refusals_are_one_line_naming_the_field_and_exit_non_zero(host: DevHostP
     assert err.count("\n") == 1 and err.startswith("copy-ops: 400 ") and "destination.blob" in err
     code, _, err = cli(host, "show", "9999999999999-00000000")
     assert code == 1 and "404" in err
+    for bad in ("..", "../jobs", "x/../../admin", "%2e%2e"):
+        code, out, err = cli(host, "show", bad)
+        assert (code, out) == (1, "") and "is not an operation or job id" in err
     unreachable = cli_at("http://127.0.0.1:9", "ls")
     assert unreachable[0] == 1 and "cannot reach" in unreachable[2]
     assert cli_at("ftp://example", "ls")[0] == 1

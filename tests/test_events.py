@@ -24,8 +24,9 @@ from copy_ops.model import BlobRef, Cleanup, OnAbort, Operation, State
 from copy_ops.service import CopyService
 from copy_ops.settings import Settings
 from copy_ops.storage.events import EventTargets
+from copy_ops.storage.queues import QueueStorage
 from copy_ops.sweep import sweep
-from devkit import PendingCopyProxy
+from devkit import DEV_ACCOUNT, PendingCopyProxy
 from tests.conftest import TEST_CLIENT_OPTIONS, Blobs, SettingsFactory, open_storage
 from tests.support.requests import copy_body, start
 
@@ -167,6 +168,35 @@ def test_a_final_state_is_announced_on_the_queue(
     )
     stored = service.ledger.get(op.id)
     assert stored.cleanup == () and stored.next_check_at is None  # nothing owed, nothing due
+
+
+def test_an_event_of_a_copy_from_a_sas_url_carries_no_secret(
+    events_settings: Settings, announcers: Announcers, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    service = _service(events_settings, announcers)
+    blobs.put(blobs.src, "a.bin", b"x")
+    sas = blobs.container_sas(blobs.src)
+    body = {
+        "source": f"{proxy.url}/{DEV_ACCOUNT}/{blobs.src}/a.bin?{sas}",
+        "destination": {"container": blobs.dst, "blob": "s.bin"},
+    }
+    start(service, body, NOW)
+    [event] = _delivered(proxy, events_settings)
+    text = json.dumps(event)
+    assert event["type"] == "copyops.copy.succeeded" and "sig=" not in text and sas not in text
+
+
+def test_a_queue_gone_again_after_its_creation_is_an_error_not_a_loss(
+    events_settings: Settings, proxy: PendingCopyProxy
+) -> None:
+    assert proxy.queue_proxy is not None and events_settings.events_queue is not None
+    proxy.queue_proxy.inject("put_message", status=404, code="QueueNotFound", times=100)
+    queue = QueueStorage(events_settings.storage, events_settings.events_queue, retry=TEST_CLIENT_OPTIONS["retry"])
+    try:
+        with pytest.raises(StorageUnavailable):
+            queue.send(["one", "two"])
+    finally:
+        queue.close()
 
 
 def test_a_crash_between_the_final_state_and_the_delivery_is_repaired_by_the_sweep(

@@ -149,6 +149,16 @@ def test_repr_never_shows_the_account_key() -> None:
             {"COPY_STORAGE": AZURE_CS, "COPY_FIRST_CHECK_SECONDS": "60", "COPY_MAX_CHECK_INTERVAL_SECONDS": "30"},
             "COPY_MAX_CHECK_INTERVAL_SECONDS",
         ),
+        ({"COPY_STORAGE": AZURE_CS, "COPY_EVENTS_QUEUE": "Events!"}, "COPY_EVENTS_QUEUE"),
+        (
+            {"COPY_STORAGE": AZURE_CS, "COPY_EVENTS_TOPIC_ENDPOINT": "http://topic.example/api"},
+            "COPY_EVENTS_TOPIC_ENDPOINT",
+        ),
+        (
+            {"COPY_STORAGE": AZURE_CS, "COPY_EVENTS_TOPIC_ENDPOINT": "https://t.example/api?aeg-sas-key=x"},
+            "COPY_EVENTS_TOPIC_ENDPOINT",
+        ),
+        ({"COPY_STORAGE": AZURE_CS, "COPY_EVENTS_TOPIC_KEY": "topic-secret"}, "COPY_EVENTS_TOPIC_KEY"),
     ],
 )
 def test_a_bad_setting_is_one_clear_error_naming_it(env: dict[str, str], named: str) -> None:

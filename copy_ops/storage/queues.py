@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from azure.core.exceptions import HttpResponseError
 
 from copy_ops.connection import StorageConnection
+from copy_ops.errors import StorageUnavailable
 from copy_ops.storage import loop
 from copy_ops.storage.client import CLIENT_OPTIONS, RETRY, build_queue_client
 from copy_ops.storage.errors import error_code, ignoring, storage_errors
@@ -66,7 +67,11 @@ class QueueStorage:
         missing = self._run(put_all(messages))
         if missing:
             self._run(ignoring(client.create_queue(), CONFLICT))
-            self._run(put_all(missing))
+            if self._run(put_all(missing)):
+                # Deleted again between its creation and the sends: nothing is dropped silently.
+                raise StorageUnavailable(
+                    f"the queue {self._name} vanished while messages were sent", code="QueueNotFound"
+                )
 
     def close(self) -> None:
         if not self.closed:
