@@ -3,7 +3,9 @@
 Per trigger, a loop polls its queue: when it finds nothing it waits, doubling the wait
 up to host.json's ``maxPollingInterval``; when it finds messages it takes up to
 ``batchSize`` of them at once, hidden from other consumers while they run, and runs the
-function on each in parallel. A message whose function returns is deleted. One whose
+function on each in parallel, and takes more whenever the messages still running drop to
+``newBatchThreshold`` (so at most ``batchSize`` + ``newBatchThreshold`` run at once, and
+one slow message does not hold back the rest). A message whose function returns is deleted. One whose
 function raises becomes visible again after ``visibilityTimeout``, and once it has been
 tried ``maxDequeueCount`` times it moves to ``<queue>-poison``. Two hosts (or two
 instances) may consume one queue: each message goes to one at a time.
@@ -16,7 +18,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,16 +44,24 @@ class QueueOptions:
     visibility_timeout: float = 0.0
     batch_size: int = 16
     max_dequeue_count: int = 5
+    # The host's default is half the batch size.
+    new_batch_threshold: int | None = None
 
     @classmethod
     def from_host_json(cls, host: dict[str, Any]) -> QueueOptions:
         queues = host.get("extensions", {}).get("queues", {})
+        threshold = queues.get("newBatchThreshold")
         return cls(
             max_polling_interval=_seconds(queues.get("maxPollingInterval"), cls.max_polling_interval),
             visibility_timeout=_seconds(queues.get("visibilityTimeout"), cls.visibility_timeout),
             batch_size=int(queues.get("batchSize", cls.batch_size)),
             max_dequeue_count=int(queues.get("maxDequeueCount", cls.max_dequeue_count)),
+            new_batch_threshold=None if threshold is None else int(threshold),
         )
+
+    @property
+    def threshold(self) -> int:
+        return self.batch_size // 2 if self.new_batch_threshold is None else self.new_batch_threshold
 
 
 def _seconds(text: str | None, default: float) -> float:
@@ -86,7 +96,11 @@ class QueueTrigger:
         self.options = options
         self._client: QueueClient | None = None
         self._poison: QueueClient | None = None
-        self._pool = ThreadPoolExecutor(max_workers=options.batch_size, thread_name_prefix=f"queue-{name}")
+        self._pool = ThreadPoolExecutor(
+            max_workers=options.batch_size + options.threshold, thread_name_prefix=f"queue-{name}"
+        )
+        self._running = 0
+        self._changed = threading.Condition()
 
     def _clients(self) -> tuple[QueueClient, QueueClient]:
         if self._client is None or self._poison is None:
@@ -107,8 +121,22 @@ class QueueTrigger:
                 wait = min(wait * 2, self.options.max_polling_interval)
                 continue
             wait = FIRST_POLL_SECONDS
-            list(self._pool.map(self.run, messages))
+            with self._changed:
+                self._running += len(messages)
+            for message in messages:
+                self._pool.submit(self.run, message).add_done_callback(self._ended)
+            with self._changed:
+                while self._running > self.options.threshold and not stop.is_set():
+                    self._changed.wait(0.5)
         self._pool.shutdown(wait=True)
+
+    def _ended(self, done: Future[None]) -> None:
+        failure = done.exception()
+        if failure is not None:  # the message stays hidden until its lease ends; then it comes again
+            logger.error("queue_message_failed function=%s error=%r", self.name, failure)
+        with self._changed:
+            self._running -= 1
+            self._changed.notify_all()
 
     def _receive(self) -> list[QueueMessage]:
         client, _ = self._clients()

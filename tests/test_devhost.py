@@ -1,16 +1,24 @@
-"""The development host's own parts: route templates and local settings precedence."""
+"""The development host's own parts: route templates, local settings precedence, the
+queue trigger's batches."""
 
 from __future__ import annotations
 
 import json
+import threading
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import azure.functions as func
 import pytest
 
 from devhost.host import load_local_settings
+from devhost.queues import QueueOptions, QueueTrigger, queue_client
 from devhost.routes import Router, template_pattern
+from devkit import connection_string
 from devkit.inputs import http_request, timer_request
+
+WAIT = 20.0
 
 
 @pytest.mark.parametrize(
@@ -76,3 +84,59 @@ def test_inputs_are_built_by_the_libraries_own_converters() -> None:
     now = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
     timer = timer_request(True, None, now)
     assert timer.past_due is True and timer.schedule_status["Next"] == now.isoformat()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("queues", "expected"),
+    [
+        ({}, (16, 8)),
+        ({"batchSize": 4}, (4, 2)),
+        ({"batchSize": 4, "newBatchThreshold": 0}, (4, 0)),
+        ({"batchSize": 32, "newBatchThreshold": 10}, (32, 10)),
+    ],
+)
+def test_queue_options_default_the_new_batch_threshold_to_half_a_batch(
+    queues: dict[str, int], expected: tuple[int, int]
+) -> None:
+    options = QueueOptions.from_host_json({"extensions": {"queues": queues}})
+    assert (options.batch_size, options.threshold) == expected
+
+
+def test_a_slow_message_does_not_hold_back_the_next_batch(
+    azurite_ports: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the Functions host: more messages are taken once those still running drop to
+    the threshold, not only when a whole batch has ended."""
+    monkeypatch.setenv("DEVHOST_TEST_QUEUES", connection_string(azurite_ports[0], queue_port=azurite_ports[1]))
+    name = f"devhost-{uuid.uuid4().hex[:10]}"
+    sender = queue_client("DEVHOST_TEST_QUEUES", name)
+    sender.create_queue()
+    slow_running, later_ran = threading.Event(), threading.Event()
+    released: list[bool] = []
+
+    def function(message: func.QueueMessage) -> None:
+        body = message.get_body()
+        if body == b"slow":
+            slow_running.set()
+            released.append(later_ran.wait(WAIT))
+        elif body == b"later":
+            later_ran.set()
+
+    options = QueueOptions(max_polling_interval=0.2, batch_size=2, new_batch_threshold=1)
+    trigger = QueueTrigger("work", name, "DEVHOST_TEST_QUEUES", function, options)
+    stop = threading.Event()
+    loop = threading.Thread(target=trigger.loop, args=(stop,))
+    sender.send_message("slow")
+    sender.send_message("quick")
+    loop.start()
+    try:
+        assert slow_running.wait(WAIT)
+        # Sent only now, so only a second take while "slow" still runs can deliver it.
+        sender.send_message("later")
+        assert later_ran.wait(WAIT), "the next message waited for the slow one"
+    finally:
+        later_ran.set()
+        stop.set()
+        loop.join(WAIT)
+    assert released == [True]
+    sender.delete_queue()
