@@ -86,6 +86,9 @@ class Azurite:
                 "--skipApiVersionCheck",
                 # Otherwise it stalls on shutdown without a network.
                 "--disableTelemetry",
+                # No access log: a line per request is CPU taken from the cores the
+                # code under test shares with it, and nothing reads it.
+                "--silent",
                 *self._security_args(),
             ],
             env=self._env(),
