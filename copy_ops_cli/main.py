@@ -187,13 +187,8 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("source", help="a blob URL (with its SAS), or container/blob in the app's account")
     start.add_argument("destination", help="container/blob")
     copy_options(start)
-    show = commands.add_parser("show", help="an operation")
-    show.add_argument("id")
-    show.add_argument("--watch", action="store_true", help="follow it until it ends")
-    ls = commands.add_parser("ls", help="operations, newest first")
+    ls = _show_and_ls(commands, "an operation", "operations, newest first")
     ls.add_argument("--state", choices=["pending", "succeeded", "failed", "aborted"])
-    ls.add_argument("--limit", type=int, default=50)
-    ls.add_argument("--continuation", help="the next page, as the previous one named it")
     commands.add_parser("abort", help="abort a pending copy").add_argument("id")
     commands.add_parser("sweep", help="run the sweep now (the admin endpoint: needs the master key)")
 
@@ -204,15 +199,21 @@ def parser() -> argparse.ArgumentParser:
     job_start.add_argument("destination", help="container/prefix")
     job_start.add_argument("--manifest", help="a file of sources, one a line (URLs or container/blob)")
     copy_options(job_start)
-    job_show = job_commands.add_parser("show", help="a job and its counts")
-    job_show.add_argument("id")
-    job_show.add_argument("--watch", action="store_true", help="follow it until it ends")
-    job_ls = job_commands.add_parser("ls", help="jobs, newest first")
-    job_ls.add_argument("--limit", type=int, default=50)
-    job_ls.add_argument("--continuation", help="the next page, as the previous one named it")
+    _show_and_ls(job_commands, "a job and its counts", "jobs, newest first")
     job_commands.add_parser("abort", help="abort a job").add_argument("id")
     job_commands.add_parser("report", help="the report of an ended job (JSON Lines)").add_argument("id")
     return main
+
+
+def _show_and_ls(commands: Any, one: str, many: str) -> argparse.ArgumentParser:
+    """``show ID [--watch]`` and a paged ``ls``, alike for copies and jobs; the ``ls`` parser."""
+    show = commands.add_parser("show", help=one)
+    show.add_argument("id")
+    show.add_argument("--watch", action="store_true", help="follow it until it ends")
+    ls: argparse.ArgumentParser = commands.add_parser("ls", help=many)
+    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--continuation", help="the next page, as the previous one named it")
+    return ls
 
 
 def main(
