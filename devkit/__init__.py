@@ -13,7 +13,16 @@ the benchmarks share. Development only: never deployed (see .funcignore).
 from devkit.azurite import PROJECT_ROOT, Azurite, free_port, wait_for_port
 from devkit.http_client import Reply, http_call
 from devkit.index_lag import LaggingIndex
-from devkit.proxy import CONTROL_PREFIX, DEV_ACCOUNT, DEV_KEY, FakeCopy, PendingCopyProxy, connection_string, serve
+from devkit.proxy import (
+    CONTROL_PREFIX,
+    DEV_ACCOUNT,
+    DEV_KEY,
+    FakeCopy,
+    PendingCopyProxy,
+    account_sas,
+    connection_string,
+    serve,
+)
 
 __all__ = [
     "CONTROL_PREFIX",
@@ -25,6 +34,7 @@ __all__ = [
     "LaggingIndex",
     "PendingCopyProxy",
     "Reply",
+    "account_sas",
     "connection_string",
     "free_port",
     "http_call",

@@ -46,6 +46,8 @@ DEV_ACCOUNT = "devstoreaccount1"
 # GET counts (JSON of request counts by kind), POST config (JSON with "pending"
 # and/or "latency" in seconds), POST reset (counts to zero).
 CONTROL_PREFIX = "/__proxy/"
+# How long the proxy's own SAS is valid; it is minted again halfway.
+SAS_LIFETIME = timedelta(days=1)
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
@@ -96,16 +98,30 @@ class RequestLog:
         return sum(self.counts.values())
 
 
-def _account_sas() -> str:
-    """A SAS of the development account for everything, for the proxy's own requests."""
-    from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+def account_sas(lifetime: timedelta, queue: bool = False) -> str:
+    """An account SAS of the development account that allows everything, for ``lifetime``
+    (blob service; the queue service too with ``queue``)."""
+    from azure.storage.blob import AccountSasPermissions, ResourceTypes, Services, generate_account_sas
 
+    everything = AccountSasPermissions(
+        read=True,
+        write=True,
+        delete=True,
+        list=True,
+        add=True,
+        create=True,
+        update=True,
+        process=True,
+        tag=True,
+        filter_by_tags=True,
+    )
     return generate_account_sas(
         DEV_ACCOUNT,
         DEV_KEY,
-        ResourceTypes(service=True, container=True, object=True),
-        AccountSasPermissions(read=True, write=True, delete=True, list=True, add=True, create=True),
-        expiry=datetime.now(UTC) + timedelta(days=2),
+        resource_types=ResourceTypes(service=True, container=True, object=True),
+        permission=everything,
+        expiry=datetime.now(UTC) + lifetime,
+        services=Services(blob=True, queue=queue),
     )
 
 
@@ -169,7 +185,7 @@ class PendingCopyProxy:
         self.scheme = "https" if tls else "http"
         verify: dict[str, Any] = {"connection_verify": str(tls.ca)} if tls else {}
         self._direct = BlobServiceClient.from_connection_string(connection_string(azurite_port, self.scheme), **verify)
-        self._sas = _account_sas()
+        self._sas, self._sas_renewed = account_sas(SAS_LIFETIME), time.monotonic()
         self.index = LaggingIndex()
         # A second proxy in front of Azurite's queue service, to count and fault queue requests.
         self.queue_proxy: PendingCopyProxy | None = None
@@ -301,6 +317,13 @@ class PendingCopyProxy:
             return source.replace(f":{self.port}/", f":{self.azurite_port}/", 1)
         return source
 
+    def _own_sas(self) -> str:
+        """The proxy's own SAS, minted again well before it expires (a proxy may run for days)."""
+        with self._lock:
+            if time.monotonic() - self._sas_renewed > SAS_LIFETIME.total_seconds() / 2:
+                self._sas, self._sas_renewed = account_sas(SAS_LIFETIME), time.monotonic()
+            return self._sas
+
     def _take_fault(self, kind: str, path: str) -> Fault | None:
         with self._lock:
             for fault in self._faults:
@@ -430,7 +453,7 @@ class PendingCopyProxy:
         # Copy Blob's only parameter is its timeout; the rest of a query is the client's SAS.
         parts = urlsplit(raw_path)
         timeout = [f"timeout={value}" for value in parse_qs(parts.query).get("timeout", [])]
-        query = "&".join([*timeout, self._sas])
+        query = "&".join([*timeout, self._own_sas()])
         status, out_headers, out_body = self._forward("PUT", f"{parts.path}?{query}", forwarded, b"")
         if status == 202:
             with self._lock:

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from azure.storage.blob import AccountSasPermissions, BlobServiceClient, ResourceTypes, Services, generate_account_sas
+from azure.storage.blob import BlobServiceClient
 
 from copy_ops import runtime
 from copy_ops.service import CopyService
 from copy_ops.settings import Settings
 from copy_ops.storage import BlobStorage
-from devkit import DEV_ACCOUNT, DEV_KEY, Azurite, PendingCopyProxy, connection_string, serve
+from devkit import DEV_ACCOUNT, DEV_KEY, Azurite, PendingCopyProxy, account_sas, connection_string, serve
 from devkit.app import functions, load_function_app
 
 # Quick retries so fault tests stay fast; the production values are in copy_ops.storage.
@@ -176,25 +176,7 @@ def sas_connection_string(port: int, queue_port: int | None = None) -> str:
     """A connection string that carries an account SAS instead of the key, as
     ``BlobEndpoint=...;SharedAccessSignature=...`` from the portal does (for the blob
     service, and the queue service when ``queue_port`` is given)."""
-    sas = generate_account_sas(
-        DEV_ACCOUNT,
-        DEV_KEY,
-        resource_types=ResourceTypes(service=True, container=True, object=True),
-        permission=AccountSasPermissions(
-            read=True,
-            write=True,
-            delete=True,
-            list=True,
-            add=True,
-            create=True,
-            update=True,
-            process=True,
-            tag=True,
-            filter_by_tags=True,
-        ),
-        expiry=datetime.now(UTC) + timedelta(hours=6),
-        services=Services(blob=True, queue=queue_port is not None),
-    )
+    sas = account_sas(timedelta(hours=6), queue=queue_port is not None)
     queue = f"QueueEndpoint=http://127.0.0.1:{queue_port}/{DEV_ACCOUNT};" if queue_port is not None else ""
     return f"BlobEndpoint=http://127.0.0.1:{port}/{DEV_ACCOUNT};{queue}SharedAccessSignature={sas}"
 

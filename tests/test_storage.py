@@ -12,6 +12,7 @@ from copy_ops.model import BlobRef
 from copy_ops.settings import Settings
 from copy_ops.storage import BlobStorage
 from devkit import DEV_ACCOUNT, PendingCopyProxy
+from devkit.proxy import SAS_LIFETIME
 from tests.conftest import Blobs, open_storage
 
 LATER = datetime.now(UTC) + timedelta(hours=1)
@@ -110,3 +111,19 @@ def test_a_source_listed_by_its_url_leaves_the_apps_own_client_working(
     # The same document again: a kept client, whose pipeline must still end at our transport.
     assert storage.replace_document(blobs.dst, "doc.json", b"{}", {}, etag)
     assert storage.read_document(blobs.dst, "doc.json").data == b"{}"
+
+
+def test_the_proxy_mints_its_own_sas_again_before_it_expires(
+    storage: BlobStorage, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    """The development kit's proxy may run for days: a copy it passes on after its SAS's
+    half-life goes out under a new one, and succeeds."""
+    blobs.put(blobs.src, "a.bin", b"data")
+    proxy._own_sas()
+    proxy._sas_renewed -= SAS_LIFETIME.total_seconds()  # as if it had run for a day
+    stale = proxy._sas_renewed
+    _, status = storage.start_copy(
+        BlobRef(blobs.dst, "renewed.bin"), BlobRef(blobs.src, "a.bin"), {}, overwrite=True, readable_until=LATER
+    )
+    assert status == "success" and blobs.read(blobs.dst, "renewed.bin") == b"data"
+    assert proxy._sas_renewed > stale  # minted again, not reused
