@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
@@ -127,6 +128,20 @@ class _Host:
         )
         threading.Thread(target=self._read, daemon=True).start()
         wait_for_port(self.port, 60, self._process)
+        self._wait_until_loaded(60)
+
+    def _wait_until_loaded(self, timeout: float) -> None:
+        """The host listens at once and answers 503 (with Retry-After) while it loads the app."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=5):
+                    return
+            except urllib.error.HTTPError as answer:
+                if answer.code != 503:
+                    return  # served by the app's routes (a 404 for /): loaded
+            time.sleep(0.1)
+        raise RuntimeError(f"the host still loads the app after {timeout} s")
 
     def _read(self) -> None:
         assert self._process.stdout is not None

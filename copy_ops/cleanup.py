@@ -13,12 +13,12 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from copy_ops import lifecycle
-from copy_ops.errors import Conflict, CopyOpsError, PreconditionFailed
+from copy_ops.errors import Conflict, CopyOpsError, PreconditionFailed, UnsafeName
 from copy_ops.events import operation_event
 from copy_ops.ledger import Ledger, Stored
 from copy_ops.lifecycle import Timing
 from copy_ops.model import BlobRef, Cleanup, CopyStatus, Operation
-from copy_ops.ports import Announcer, Copies
+from copy_ops.ports import Announcer, Copies, shown_url
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,11 @@ class Cleaner:
                 continue
             try:
                 op, done = self._step(op, task)
+            except UnsafeName as exc:
+                # A name copy-ops will never address: retrying cannot help, so the task
+                # is dropped, said once, instead of deferred at every sweep for ever.
+                logger.error("cleanup_dropped op=%s task=%s code=%s", op.id, task, exc.code)
+                done = True
             except CopyOpsError as exc:
                 logger.warning("cleanup_deferred op=%s task=%s status=%s code=%s", op.id, task, exc.status, exc.code)
                 done = False
@@ -110,7 +115,7 @@ class Cleaner:
         (events turned off since the state was recorded) there is nothing to owe."""
         if self._announcer is None:
             return True
-        event = operation_event(op, self._copies.public_url(op.destination))
+        event = operation_event(op, shown_url(self._copies, op.destination))
         self._announcer.announce([event])
         logger.info("copy_announced op=%s event=%s type=%s", op.id, event.id, event.type)
         return True

@@ -49,7 +49,7 @@ class Event:
         return json.dumps(self.as_dict(), separators=(",", ":"), sort_keys=True)
 
 
-def operation_event(op: Operation, destination_url: str) -> Event:
+def operation_event(op: Operation, destination_url: str | None) -> Event:
     """``copyops.copy.<state>`` for an operation in its final state."""
     assert op.is_final, op.state
     when = op.finished_at or op.updated_at or op.created_at

@@ -11,18 +11,19 @@ the ETag it was read with. ``updated_at`` is set here, on every write, and nowhe
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import json
 import re
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
-from copy_ops.errors import Conflict, ContainerMissing, FieldError, InvalidRequest, NotFound
+from copy_ops.continuation import decode_continuation, encode_continuation
+from copy_ops.errors import Conflict, ContainerMissing, NotFound
 from copy_ops.model import Operation
 from copy_ops.ports import Documents
 from copy_ops.times import format_time
@@ -43,6 +44,8 @@ _TIME_CEILING_MS = 10**13
 # container by name and gives no continuation after a short page, so locally a ledger
 # of more records than this can hide due ones; Azure pages properly. See docs/design.md.
 FIND_PAGE_SIZE = 5000
+# The key of continuation tokens, beside the records.
+KEY_NAME = "keys/continuation.key"
 
 T = TypeVar("T")
 
@@ -50,6 +53,12 @@ T = TypeVar("T")
 def new_operation_id(now: datetime) -> str:
     inverted = _TIME_CEILING_MS - int(now.timestamp() * 1000)
     return f"{inverted:013d}-{secrets.token_hex(4)}"
+
+
+def created_at_of(record_id: str) -> datetime:
+    """When the operation or job ``record_id`` was created, as its id says (to the millisecond)."""
+    inverted = int(record_id.split("-", 1)[0])
+    return datetime.fromtimestamp((_TIME_CEILING_MS - inverted) / 1000, tz=UTC)
 
 
 def is_operation_id(text: str) -> bool:
@@ -81,6 +90,8 @@ class Ledger:
     def __init__(self, documents: Documents, container: str) -> None:
         self._documents = documents
         self._container = container
+        self._key: bytes | None = None
+        self._key_lock = threading.Lock()
 
     @staticmethod
     def record_name(operation_id: str) -> str:
@@ -151,26 +162,47 @@ class Ledger:
 
     def page(self, limit: int, continuation: str | None, prefix: str = RECORD_PREFIX) -> tuple[list[str], str | None]:
         """One page of record ids under ``prefix`` (operations, by default), newest first.
-        The continuation is our own opaque token (storage's marker, versioned and encoded);
-        a malformed one is InvalidRequest."""
-        marker = _decode_continuation(continuation) if continuation else None
+        The continuation is our own token (:mod:`copy_ops.continuation`); one this listing
+        did not make is InvalidRequest."""
+        scope = f"names:{prefix}"
+        marker = self._marker(scope, continuation)
         try:
             names, token = self._documents.list_names(self._container, prefix, limit, marker)
         except NotFound:
             return [], None
         root = prefix.split("/", 1)[0] + "/"
         ids = [name[len(root) : -len(".json")] for name in names]
-        return ids, _encode_continuation(token) if token else None
+        return ids, self._token(scope, token)
 
     def find_page(self, query: str, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
         """One page of operation ids whose tags match ``query``, with our own continuation."""
-        marker = _decode_continuation(continuation) if continuation else None
+        scope = f"tags:{query}"
+        marker = self._marker(scope, continuation)
         try:
             found, token = self._documents.find_tagged(self._container, query, limit, marker)
         except NotFound:
             return [], None
         ids = [item.name[len(RECORD_PREFIX) : -len(".json")] for item in found if item.name.startswith(RECORD_PREFIX)]
-        return ids, _encode_continuation(token) if token else None
+        return ids, self._token(scope, token)
+
+    def _marker(self, scope: str, continuation: str | None) -> str | None:
+        return decode_continuation(self._continuation_key(), scope, continuation) if continuation else None
+
+    def _token(self, scope: str, marker: str | None) -> str | None:
+        return encode_continuation(self._continuation_key(), scope, marker) if marker else None
+
+    def _continuation_key(self) -> bytes:
+        """The key of continuation tokens: made once per ledger (first writer wins), read
+        once per process. Every instance must know it: a page's next may go to any of them."""
+        with self._key_lock:
+            if self._key is None:
+                fresh = secrets.token_bytes(32)
+                try:
+                    self._with_container(lambda: self._documents.create_document(self._container, KEY_NAME, fresh, {}))
+                    self._key = fresh
+                except Conflict:
+                    self._key = self._documents.read_document(self._container, KEY_NAME).data
+            return self._key
 
     def claim(self, key: str, operation_id: str, fingerprint: str, scope: str = "") -> str:
         """Bind an idempotency key to an operation (or, with ``scope="jobs/"``, a job) id,
@@ -193,20 +225,3 @@ class Ledger:
                 code="IdempotencyKeyReused",
             )
         return str(existing["operation_id"])
-
-
-_CONTINUATION_VERSION = "v1:"
-
-
-def _encode_continuation(marker: str) -> str:
-    return base64.urlsafe_b64encode((_CONTINUATION_VERSION + marker).encode()).decode().rstrip("=")
-
-
-def _decode_continuation(token: str) -> str:
-    try:
-        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        text = ""
-    if not text.startswith(_CONTINUATION_VERSION) or len(text) == len(_CONTINUATION_VERSION):
-        raise InvalidRequest.of(FieldError("continuation", "must be a token from a previous page"))
-    return text[len(_CONTINUATION_VERSION) :]

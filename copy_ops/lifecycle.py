@@ -21,6 +21,7 @@ from copy_ops.model import (
     AbortReason,
     Cleanup,
     CopyObservation,
+    CopyRequest,
     CopyStatus,
     ErrorCode,
     OnAbort,
@@ -143,6 +144,29 @@ def _decide_started(op: Operation, copy_id: str, seen: CopyObservation | None, n
     return Decision(Action.WAIT)
 
 
+def recorded(request: CopyRequest, operation_id: str, source: str, now: datetime, timing: Timing) -> Operation:
+    """The write-ahead record of ``request``, pending, before anything starts. ``source``:
+    the source as the record shows it (no query). If its start request dies before the
+    copy id is recorded, the sweep looks after the start grace (never after the deadline)."""
+    return Operation(
+        id=operation_id,
+        state=State.PENDING,
+        source=source,
+        source_blob=request.source_blob,
+        destination=request.destination,
+        deadline=request.deadline,
+        created_at=now,
+        on_abort=request.on_abort,
+        metadata=request.metadata,
+        lease_source=request.lease_source,
+        had_destination=None if request.overwrite else False,
+        next_check_at=min(request.deadline, now + timing.start_grace),
+        fingerprint=request.fingerprint,
+        job=request.job,
+        source_size=request.source_size,
+    )
+
+
 def next_check(op: Operation, now: datetime, timing: Timing) -> datetime:
     """When to look again: doubling from the first check up to the longest interval,
     never past the deadline."""
@@ -205,6 +229,14 @@ def refused(op: Operation, message: str, now: datetime, timing: Timing) -> Opera
     (nothing started, so no late start to look for and no destination of ours)."""
     ended = finish(op, State.FAILED, now, timing, error=OperationError(ErrorCode.START_REFUSED, message))
     owed = tuple(task for task in ended.cleanup if task is not Cleanup.CHECK_LATE_START)
+    return dataclasses.replace(ended, cleanup=owed, next_check_at=cleanup_due(ended, owed, now, timing, now))
+
+
+def refused_by_name(op: Operation, message: str, now: datetime, timing: Timing) -> Operation:
+    """A job's item whose name copy-ops will not address: failed before anything was asked of
+    storage (no lease, no snapshot, no copy), owing only its event."""
+    ended = finish(op, State.FAILED, now, timing, error=OperationError(ErrorCode.UNSAFE_NAME, message))
+    owed = tuple(task for task in ended.cleanup if task is Cleanup.ANNOUNCE)
     return dataclasses.replace(ended, cleanup=owed, next_check_at=cleanup_due(ended, owed, now, timing, now))
 
 

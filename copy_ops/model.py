@@ -70,11 +70,20 @@ class ErrorCode(StrEnum):
     # A job's item that storage refused to start (source missing, destination exists...):
     # recorded, so the job's report says so, where a single copy's refusal is the caller's 4xx.
     START_REFUSED = "start_refused"
+    # A job's item whose source name copy-ops will not address (a URL client could read it
+    # as another path), or whose destination (prefix + name) is no valid blob name: nothing
+    # is sent to storage for it; recorded so that the page goes on and the report says why.
+    UNSAFE_NAME = "unsafe_name"
 
     @property
     def destination_is_ours(self) -> bool:
         """Whether the destination is still ours to clean up after this failure."""
-        return self not in (ErrorCode.SUPERSEDED, ErrorCode.DESTINATION_GONE, ErrorCode.START_REFUSED)
+        return self not in (
+            ErrorCode.SUPERSEDED,
+            ErrorCode.DESTINATION_GONE,
+            ErrorCode.START_REFUSED,
+            ErrorCode.UNSAFE_NAME,
+        )
 
 
 @dataclass(frozen=True)
@@ -232,6 +241,9 @@ class Operation:
     # A job's item: a token of the attempt that wrote the record, so that attempt can tell
     # its own write (whose answer was lost, and whose retry storage refused) from another's.
     start_token: str | None = None
+    # ...and when that attempt claimed it: a record without a copy whose claim is old is an
+    # attempt that died between its record and its Copy Blob; another attempt may take over.
+    claimed_at: datetime | None = None
 
     @property
     def is_final(self) -> bool:
@@ -279,6 +291,7 @@ class Operation:
             job=data.get("job"),
             source_size=data.get("source_size"),
             start_token=data.get("start_token"),
+            claimed_at=_optional_time(data.get("claimed_at")),
         )
 
 

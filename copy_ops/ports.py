@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from copy_ops.errors import UnsafeName
 from copy_ops.jobs.model import PrefixSource
 from copy_ops.model import BlobRef, CopyObservation, CopyStatus, ForeignBlob
 
@@ -117,6 +118,16 @@ class Copies(Protocol):
 
     def release_lease(self, ref: BlobRef, lease_id: str) -> None:
         """Release our lease; none held, or the blob gone, means nothing is left to release."""
+
+
+def shown_url(copies: Copies, ref: BlobRef) -> str | None:
+    """The URL of ``ref`` to show in a view or an event, or None for a name that copy-ops
+    refuses to address (a job's item refused for its name): such a record is still shown,
+    listed and announced, never a 400 for whoever reads it."""
+    try:
+        return copies.public_url(ref)
+    except UnsafeName:
+        return None
 
 
 class Sources(Protocol):

@@ -20,7 +20,7 @@ from copy_ops.jobs.service import JobService
 from copy_ops.ledger import Ledger
 from copy_ops.lifecycle import Timing
 from copy_ops.model import BlobRef, CopyRequest, ListQuery, Operation, OperationPage
-from copy_ops.ports import Announcer, Storage, WorkQueue
+from copy_ops.ports import Announcer, Storage, WorkQueue, shown_url
 from copy_ops.reading import Reader
 from copy_ops.settings import Settings
 from copy_ops.settling import Settler
@@ -84,8 +84,8 @@ class CopyService:
     def process_due(self, operation_id: str, now: datetime) -> str:
         return self._settler.process_due(operation_id, now)
 
-    def public_url(self, ref: BlobRef) -> str:
-        return self.storage.public_url(ref)
+    def public_url(self, ref: BlobRef) -> str | None:
+        return shown_url(self.storage, ref)
 
     def close(self) -> None:
         """Close the connections: storage's, the work queue's and the event targets'."""

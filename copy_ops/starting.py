@@ -10,17 +10,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
 from copy_ops import lifecycle
 from copy_ops.cleanup import Cleaner, abort_ours_quietly
-from copy_ops.errors import Conflict, CopyOpsError, NotFound, PreconditionFailed, StorageUnavailable
+from copy_ops.errors import CopyOpsError, NotFound, PreconditionFailed, StorageUnavailable
 from copy_ops.ledger import Ledger, Stored, new_operation_id
 from copy_ops.lifecycle import Timing
-from copy_ops.model import OWNER_METADATA_KEY, BlobRef, CopyRequest, CopyStatus, ErrorCode, OnAbort, Operation, State
+from copy_ops.model import (
+    OWNER_METADATA_KEY,
+    BlobRef,
+    CopyRequest,
+    CopyStatus,
+    OnAbort,
+    Operation,
+    Progress,
+)
 from copy_ops.ports import Copies
 from copy_ops.redaction import redact, strip_query
 from copy_ops.telemetry import OFF, OPERATION_ID, Telemetry, operation_ended
@@ -44,9 +52,9 @@ class Starter:
     ) -> None:
         self._ledger = ledger
         self._copies = copies
-        self._cleaner = cleaner
-        self._timing = timing
-        self._telemetry = telemetry
+        self.cleaner = cleaner
+        self.timing = timing
+        self.telemetry = telemetry
 
     def start(self, request: CopyRequest, now: datetime, idempotency_key: str | None) -> StartOutcome:
         operation_id = new_operation_id(now)
@@ -61,62 +69,21 @@ class Starter:
                     operation_id = bound_id
         return StartOutcome(self._start(request, operation_id, now), replayed=False)
 
-    def start_item(self, request: CopyRequest, operation_id: str, now: datetime) -> str:
-        """Start one item of a job under its derived id, at most once: an id already
-        recorded (a page delivered twice) starts nothing. A refusal is recorded as the
-        item's failure (``start_refused``), not undone. Returns what happened:
-        ``started``, ``refused`` or ``exists``; a storage fault raises."""
-        token = secrets.token_hex(8)
-        try:
-            stored = self._record(request, operation_id, now, token)
-        except Conflict:
-            # Recorded already: by a delivery before this one, or by this very attempt (its
-            # answer lost, the retry refused). Only in the second case is it ours to start.
-            current = self._ledger.read(operation_id)
-            if current.op.start_token != token or current.op.copy_id is not None or current.op.is_final:
-                return "exists"
-            stored = current
-        try:
-            op = self._begin(stored, request, now, keep_refused=True)
-        except CopyOpsError:
-            return "uncertain"  # recorded: the sweep settles it (it knows our copy by its metadata)
-        return "refused" if op.error is not None and op.error.code is ErrorCode.START_REFUSED else "started"
-
     def _start(self, request: CopyRequest, operation_id: str, now: datetime) -> Operation:
-        with self._telemetry.span("copyops.start", **{OPERATION_ID: operation_id}):
-            return self._begin(self._record(request, operation_id, now), request, now, keep_refused=False)
+        with self.telemetry.span("copyops.start", **{OPERATION_ID: operation_id}):
+            return self.begin(self.record(request, operation_id, now), request, now, keep_refused=False)
 
-    def _record(self, request: CopyRequest, operation_id: str, now: datetime, token: str | None = None) -> Stored:
+    def record(self, request: CopyRequest, operation_id: str, now: datetime, token: str | None = None) -> Stored:
         """The write-ahead record (and, to restore on abort, the destination's snapshot first)."""
-        dest = request.destination
-        snapshot: str | None = None
-        had_destination: bool | None = None if request.overwrite else False
+        dest, source = request.destination, request.source
+        shown = strip_query(source) if isinstance(source, str) else self._copies.public_url(source)
+        op = lifecycle.recorded(request, operation_id, shown, now, self.timing)
+        if token is not None:
+            op = dataclasses.replace(op, start_token=token, claimed_at=now)
         if request.on_abort is OnAbort.RESTORE and request.overwrite:
             # Before the copy: a destination with a pending copy refuses snapshots.
             snapshot = self._copies.snapshot(dest)
-            had_destination = snapshot is not None
-        source = request.source
-        op = Operation(
-            id=operation_id,
-            state=State.PENDING,
-            source=strip_query(source) if isinstance(source, str) else self._copies.public_url(source),
-            source_blob=request.source_blob,
-            destination=dest,
-            deadline=request.deadline,
-            created_at=now,
-            on_abort=request.on_abort,
-            metadata=request.metadata,
-            lease_source=request.lease_source,
-            snapshot=snapshot,
-            had_destination=had_destination,
-            # If this request dies before the copy id is recorded, the sweep looks
-            # after the start grace (never later than the deadline).
-            next_check_at=min(request.deadline, now + self._timing.start_grace),
-            fingerprint=request.fingerprint,
-            job=request.job,
-            source_size=request.source_size,
-            start_token=token,
-        )
+            op = dataclasses.replace(op, snapshot=snapshot, had_destination=snapshot is not None)
         try:
             stored = self._ledger.create(op, now)
         except CopyOpsError:
@@ -125,7 +92,7 @@ class Starter:
         logger.info("copy_recorded op=%s destination=%s/%s", op.id, dest.container, dest.blob)
         return stored
 
-    def _begin(self, stored: Stored, request: CopyRequest, now: datetime, *, keep_refused: bool) -> Operation:
+    def begin(self, stored: Stored, request: CopyRequest, now: datetime, *, keep_refused: bool) -> Operation:
         """Lease and Copy Blob for a recorded operation; a refusal undone, or kept as its failure."""
         op, dest, source = stored.op, request.destination, request.source
         try:
@@ -152,42 +119,54 @@ class Starter:
                 raise
             copy_id, status = seen
 
-        stored = self._save_started(stored, copy_id, status, now)
-        self._telemetry.copy_started(stored.op.state.value)
+        if request.job is not None and request.source_size is None and status is CopyStatus.SUCCESS:
+            stored = Stored(dataclasses.replace(stored.op, progress=self._progress_of(dest)), stored.etag)
+        stored = self.save_started(stored, copy_id, status, now)
+        self.telemetry.copy_started(stored.op.state.value)
         if stored.op.is_final and stored.op.finished_at == now:
-            operation_ended(self._telemetry, stored.op)  # it ended at once (or a merge ended it now)
+            operation_ended(self.telemetry, stored.op)  # it ended at once (or a merge ended it now)
         logger.info("copy_started op=%s copy_id=%s state=%s", op.id, copy_id, stored.op.state)
-        ended, _ = self._cleaner.run(stored, now)
+        ended, _ = self.cleaner.run(stored, now)
         return ended
 
     def _keep_refused(self, stored: Stored, refusal: CopyOpsError, now: datetime) -> Operation:
         """A job's item that storage refused: its failure recorded, its lease and snapshot let go.
         Lost to another writer (an abort of the job), the record is theirs to settle."""
-        ended = lifecycle.refused(stored.op, f"{refusal.title}: {redact(refusal.detail)}", now, self._timing)
+        ended = lifecycle.refused(stored.op, f"{refusal.title}: {redact(refusal.detail)}", now, self.timing)
         try:
             saved = self._ledger.save(ended, stored.etag, now)
         except PreconditionFailed:
             return self._ledger.get(stored.op.id)
-        operation_ended(self._telemetry, ended)
-        done, _ = self._cleaner.run(saved, now)
+        operation_ended(self.telemetry, ended)
+        done, _ = self.cleaner.run(saved, now)
         return done
 
-    def _save_started(self, stored: Stored, copy_id: str, status: CopyStatus, now: datetime) -> Stored:
+    def save_started(self, stored: Stored, copy_id: str, status: CopyStatus, now: datetime) -> Stored:
         """Record the started copy. If another writer changed the record meanwhile (an abort
         request, a sweep that gave the start up), merge the copy into their version."""
-        op, etag = lifecycle.record_copy(stored.op, copy_id, status, now, self._timing), stored.etag
+        op, etag = lifecycle.record_copy(stored.op, copy_id, status, now, self.timing), stored.etag
         for _ in range(MERGE_ATTEMPTS):
             try:
                 return self._ledger.save(op, etag, now)
             except PreconditionFailed:
                 current = self._ledger.read(op.id)
-            merge = lifecycle.merge_started(current.op, copy_id, status, now, self._timing)
+            merge = lifecycle.merge_started(current.op, copy_id, status, now, self.timing)
             if merge is None:
                 return current
             if merge.abort_copy:
                 abort_ours_quietly(self._copies, current.op.destination, current.op.id, copy_id)
             op, etag = merge.op, current.etag
         raise StorageUnavailable(f"operation {op.id} is busy; the sweep settles it", code="Busy")
+
+    def _progress_of(self, dest: BlobRef) -> Progress | None:
+        """The size of a job's item that ended at once and whose size no listing said (a
+        manifest's): one look at the destination, so the job's bytes count it. Unknown if
+        that look fails; the copy is not the worse for it."""
+        try:
+            seen = self._copies.observe_copy(dest)
+        except CopyOpsError:
+            return None
+        return seen.progress if seen is not None else None
 
     def _own_copy_on(self, dest: BlobRef, operation_id: str) -> tuple[str, CopyStatus] | None:
         try:

@@ -14,7 +14,7 @@ def _when(value: datetime | None) -> str | None:
     return format_time(value) if value is not None else None
 
 
-def operation_view(op: Operation, destination_url: str) -> dict[str, Any]:
+def operation_view(op: Operation, destination_url: str | None) -> dict[str, Any]:
     return {
         "id": op.id,
         "state": op.state.value,

@@ -6,6 +6,7 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
 
@@ -32,32 +33,51 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stdout)
     logging.getLogger("azure").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
 
-    from devhost.host import DevHost, load_local_settings
+    from devhost.host import DevHost, DevServer, load_local_settings
 
     root = Path.cwd()
     load_local_settings(root / args.settings)
     sys.path.insert(0, str(root))
-    host = DevHost(root=root, host_json=Path(args.host_json))
-    server = host.serve(args.host, args.port)
+    log = logging.getLogger("devhost")
+    # Listen before loading the app (slow: it imports and indexes the whole app), so that
+    # a client polling a host just restarted gets 503 with Retry-After, not a refusal.
+    server = DevServer((args.host, args.port))
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="http")
+    serving.daemon = True
+    serving.start()
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    log = logging.getLogger("devhost")
-    log.info("listening on http://%s:%s", args.host, args.port)
-    for template in host.router.templates:
-        log.info("route %s/%s", host.router.prefix, template)
-    for timer in host.timers.values():
-        log.info("timer %s schedule=%r", timer.name, timer.schedule.expression)
-    for queue in host.queues.values():
-        log.info("queue %s queue=%r connection=%s", queue.name, queue.queue, queue.connection)
+    log.info("listening on http://%s:%s (503 until the function app is loaded)", args.host, args.port)
+    host: DevHost | None = None
     try:
-        server.serve_forever(poll_interval=0.2)
+        try:
+            host = DevHost(root=root, host_json=Path(args.host_json))
+        except Exception:
+            log.exception("the function app failed to load")
+            return 1
+        host.start(server)
+        for template in host.router.templates:
+            log.info("route %s/%s", host.router.prefix, template)
+        for timer in host.timers.values():
+            log.info("timer %s schedule=%r", timer.name, timer.schedule.expression)
+        for queue in host.queues.values():
+            log.info("queue %s queue=%r connection=%s", queue.name, queue.queue, queue.connection)
+        log.info("ready: serving the function app")
+        # Joined in short steps, so that Ctrl-C and SIGTERM are taken at once (Windows too).
+        while serving.is_alive():
+            serving.join(0.2)
+        log.error("the HTTP server stopped on its own")
+        return 1
     except KeyboardInterrupt:
         log.info("stopping")
     finally:
-        host.stop()
+        if host is not None:
+            host.stop()
+        else:
+            server.shutdown()
     return 0
 
 

@@ -131,15 +131,22 @@ class DevHost:
                     name, queue, connection or "AzureWebJobsStorage", user_function, options
                 )
         self._stop = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: DevServer | None = None
 
-    def serve(self, host: str, port: int) -> ThreadingHTTPServer:
-        self._server = _Server((host, port), _handler(self))
+    def serve(self, host: str, port: int) -> DevServer:
+        """Bind ``host:port`` and serve this app there (see :meth:`start`)."""
+        return self.start(DevServer((host, port)))
+
+    def start(self, server: DevServer) -> DevServer:
+        """Start the timers and queue triggers, and have ``server`` (bound already, and
+        answering 503 until now) serve this app's routes."""
+        self._server = server
         for timer in self.timers.values():
             threading.Thread(target=timer.loop, args=(self._stop,), name=f"timer-{timer.name}", daemon=True).start()
         for trigger in self.queues.values():
             threading.Thread(target=trigger.loop, args=(self._stop,), name=f"queue-{trigger.name}", daemon=True).start()
-        return self._server
+        server.host = self
+        return server
 
     def stop(self) -> None:
         self._stop.set()
@@ -168,11 +175,20 @@ def _resolve(expression: str) -> str:
     return expression
 
 
-class _Server(ThreadingHTTPServer):
+class DevServer(ThreadingHTTPServer):
+    """The host's HTTP server, listening from the moment it is made. Until ``host`` is
+    set (the app imported and indexed, which takes a while) every request is answered
+    503 with ``Retry-After``: a client polling a host that has just restarted is told to
+    come back, not refused or reset."""
+
     daemon_threads = True
     # http.server's default listen backlog is 5: a burst of clients beyond it sees
     # connections reset. The kernel caps this at net.core.somaxconn.
     request_queue_size = 1024
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.host: DevHost | None = None
+        super().__init__(address, _handler(self))
 
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -185,7 +201,11 @@ def problem_answer(status: int, detail: str, headers: dict[str, str] | None = No
     return status, {"Content-Type": "application/problem+json", **(headers or {})}, json.dumps(body).encode()
 
 
-def _handler(host: DevHost) -> type[BaseHTTPRequestHandler]:
+# The answer to every request while the app loads (a malformed one still gets its own error).
+LOADING_DETAIL = "the function app is still loading: retry in a moment"
+
+
+def _handler(server: DevServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "copy-ops-devhost"
@@ -241,6 +261,9 @@ def _handler(host: DevHost) -> type[BaseHTTPRequestHandler]:
             )
 
         def _dispatch(self, path: str, query: str, body: bytes) -> Answer:
+            host = server.host
+            if host is None:
+                return problem_answer(503, LOADING_DETAIL, {"Retry-After": "1"})
             if path.startswith("/admin/functions/") and self.command == "POST":
                 status, detail = host.run_function(path.rsplit("/", 1)[-1], body)
                 return (status, {}, b"") if status == 202 else problem_answer(status, detail)

@@ -105,6 +105,36 @@ class Blobs:
             expiry=datetime.now(UTC) + timedelta(hours=2),
         )
 
+    def put_raw(self, container: str, name: str, data: bytes) -> None:
+        """A blob whose name a URL client would rewrite (``..``, ``%2e``, look-alikes), put
+        with a raw request whose path is the name percent-encoded and never normalised, as
+        a careless or hostile partner could; checked to be stored under exactly that name."""
+        import http.client
+        from urllib.parse import quote, urlsplit
+
+        from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+        sas = generate_container_sas(
+            DEV_ACCOUNT,
+            container,
+            account_key=DEV_KEY,
+            permission=ContainerSasPermissions(read=True, write=True, create=True, list=True),
+            expiry=datetime.now(UTC) + timedelta(hours=2),
+        )
+        parts = urlsplit(self.direct.url)
+        path = f"{parts.path.rstrip('/')}/{container}/{quote(name, safe='/')}?{sas}"
+        connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
+        try:
+            headers = {"x-ms-blob-type": "BlockBlob", "x-ms-version": "2021-08-06"}
+            connection.request("PUT", path, body=data, headers=headers)
+            response = connection.getresponse()
+            answer = response.read()
+        finally:
+            connection.close()
+        assert response.status == 201, (name, response.status, answer[:300])
+        listed = [blob.name for blob in self.direct.get_container_client(container).list_blobs(name_starts_with=name)]
+        assert name in listed, (name, listed)
+
     def snapshots(self, container: str, name: str) -> list[str]:
         items = self.direct.get_container_client(container).list_blobs(name_starts_with=name, include=["snapshots"])
         return [item.snapshot for item in items if item.snapshot and item.name == name]
@@ -196,6 +226,9 @@ def credential(request: pytest.FixtureRequest) -> str:
 def use_app_settings(monkeypatch: pytest.MonkeyPatch, blobs: Blobs, connection: str) -> Handlers:
     monkeypatch.setenv("COPY_STORAGE", connection)
     monkeypatch.setenv("COPY_LEDGER_CONTAINER", f"ledger-{blobs.src[-10:]}")
+    # A work queue of the test's own, as its ledger: a message left by another test names a
+    # job of another ledger, which this one would take for a job not recorded yet.
+    monkeypatch.setenv("COPY_WORK_QUEUE", f"work-{blobs.src[-10:]}")
     monkeypatch.setenv("COPY_ALLOWED_SOURCE_HOSTS", "127.0.0.1:*")
     monkeypatch.setenv("COPY_ALLOWED_DESTINATION_CONTAINERS", "dst-*")
     return functions(load_function_app())

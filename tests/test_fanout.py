@@ -5,6 +5,8 @@ proxy (no mock of the queue), and end to end through the development host."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -253,3 +255,48 @@ def test_a_queue_created_on_first_use_gets_each_message_once(settings: Settings,
     finally:
         reader.close()
     assert texts == sorted(f"message {index}" for index in range(10))
+
+
+def test_concurrent_first_sends_build_one_client_and_create_the_queue_once(
+    settings: Settings, proxy: PendingCopyProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst of first uses (events after a restart) builds one client, not one each
+    (the others' sessions were left unclosed), and queues created by two senders at once
+    are both fine (the SDK says 'Queue already exists' without a status)."""
+    from copy_ops.storage import client, queues
+
+    built: list[object] = []
+    real = client.build_queue_client
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.05)  # a build takes a moment: long enough for the others to arrive
+        client = await real(*args, **kwargs)
+        built.append(client)
+        return client
+
+    monkeypatch.setattr(queues, "build_queue_client", counted)
+    name = f"burst-{uuid.uuid4().hex[:10]}"
+    queue = QueueStorage(settings.storage, name, retry=TEST_CLIENT_OPTIONS["retry"])
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def send(index: int) -> None:
+        start.wait()
+        try:
+            queue.send([f"message {index}"])
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    queue.close()
+    assert not errors and len(built) == 1, (errors, built)
+    reader = QueueClient.from_connection_string(proxy.connection_string, name)
+    try:
+        texts = [str(message.content) for message in reader.receive_messages(max_messages=32)]
+    finally:
+        reader.close()
+    assert sorted(texts) == sorted(f"message {index}" for index in range(8))

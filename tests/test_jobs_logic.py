@@ -4,6 +4,7 @@ Azurite tests (test_jobs.py, test_jobs_crash.py) are the proof on the wire."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from copy_ops.errors import Conflict
 from copy_ops.jobs import progress
 from copy_ops.jobs.model import Counts, Enumeration, Job, JobState, Listing, PrefixSource
 from copy_ops.jobs.validation import parse_job_request
-from copy_ops.model import BlobRef, OnAbort, State
+from copy_ops.model import BlobRef, OnAbort, Operation, State
 from copy_ops.service import CopyService
 from copy_ops.settings import Settings
 from copy_ops.sweep import sweep
@@ -214,3 +215,90 @@ def test_item_ids_are_stable_distinct_and_operation_ids() -> None:
     ids = {progress.item_id("8204449906000-a768621b", f"out/{i}") for i in range(1000)}
     assert len(ids) == 1000 and all(is_operation_id(item) for item in ids)
     assert progress.item_id("8204449906000-a768621b", "out/1") == progress.item_id("8204449906000-a768621b", "out/1")
+
+
+# -- an item's claim (issue 16): who may start a recorded item -----------------------
+
+DEADLINE = T0 + timedelta(hours=1)
+RECORD = Operation(
+    id="8000000000000-00000000-0000000000000000",
+    state=State.PENDING,
+    source="https://acct.blob.core.windows.net/src/a.bin",
+    destination=BlobRef("dst", "a.bin"),
+    deadline=DEADLINE,
+    created_at=T0,
+    on_abort=OnAbort.KEEP,
+    start_token="first",
+    claimed_at=T0,
+)
+CLAIM = progress.ITEM_CLAIM
+
+
+@pytest.mark.parametrize(
+    ("change", "now", "expected"),
+    [
+        ({}, T0, progress.Claim.HELD),
+        ({}, T0 + CLAIM - timedelta(seconds=1), progress.Claim.HELD),
+        ({}, T0 + CLAIM, progress.Claim.ABANDONED),
+        # An older record, written before claims were timed: its creation is its claim.
+        ({"claimed_at": None}, T0 + CLAIM, progress.Claim.ABANDONED),
+        # Taken over later: the new claim counts.
+        ({"claimed_at": T0 + CLAIM}, T0 + CLAIM + timedelta(seconds=5), progress.Claim.HELD),
+        ({"copy_id": "c1"}, T0 + CLAIM, progress.Claim.SETTLED),
+        ({"state": State.FAILED}, T0 + CLAIM, progress.Claim.SETTLED),
+        ({"abort_requested_at": T0}, T0 + CLAIM, progress.Claim.SETTLED),
+        ({}, DEADLINE, progress.Claim.SETTLED),  # too late to start: the sweep ends it
+    ],
+)
+def test_an_items_claim(change: dict[str, object], now: datetime, expected: progress.Claim) -> None:
+    assert progress.item_claim(dataclasses.replace(RECORD, **change), now) is expected  # type: ignore[arg-type]
+
+
+def test_a_claim_taken_over_carries_the_new_attempt_and_its_time() -> None:
+    taken = progress.claimed(RECORD, "second", T0 + CLAIM)
+    assert (taken.start_token, taken.claimed_at) == ("second", T0 + CLAIM)
+    assert progress.item_claim(taken, T0 + CLAIM) is progress.Claim.HELD
+
+
+@pytest.mark.parametrize(
+    ("name", "refused"),
+    [
+        ("w/fine.bin", False),
+        ("w/a.", True),
+        ("w/x/../y", True),
+        ("w/%2e%2e/z", True),
+        ("w/\uff0e\uff0e/q", True),
+        ("w/q?/..", True),
+        ("w/semi..;/t", True),
+        ("w/", True),
+        ("", True),
+        ("x" * 1025, True),
+    ],
+)
+def test_which_listed_names_are_not_addressed(name: str, refused: bool) -> None:
+    assert (progress.source_name_problem(name) is not None) is refused
+    assert (progress.destination_name_problem(name) is not None) is refused
+
+
+@pytest.mark.parametrize(
+    ("abort_requested_at", "now", "stops"),
+    [(None, T0, False), (T0, T0, True), (None, DEADLINE - timedelta(seconds=1), False), (None, DEADLINE, True)],
+)
+def test_when_no_more_items_are_started(abort_requested_at: datetime | None, now: datetime, stops: bool) -> None:
+    job = Job(
+        id="8000000000000-00000000",
+        state=JobState.ENUMERATING,
+        source=None,
+        manifest_size=1,
+        destination_container="dst",
+        destination_prefix="",
+        deadline=DEADLINE,
+        created_at=T0,
+        overwrite=False,
+        lease_source=False,
+        on_abort=OnAbort.KEEP,
+        metadata={},
+        fingerprint="f",
+        abort_requested_at=abort_requested_at,
+    )
+    assert (progress.stop_reason(job, now) is not None) is stops

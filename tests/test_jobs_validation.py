@@ -104,6 +104,19 @@ def test_valid_job_requests(given: dict[str, Any], settings: Settings, check: An
     assert check(parse_job_request(given, settings, NOW))
 
 
+@pytest.mark.parametrize(
+    ("source_prefix", "destination_prefix"),
+    [("in/", "out/"), ("a/", "b/"), ("ab/", "ac/"), ("data/2026/", "copies/2026/"), ("x", "y")],
+)
+def test_prefixes_apart_in_one_container_are_accepted(source_prefix: str, destination_prefix: str) -> None:
+    given = {
+        "source": {"container": "data-in", "prefix": source_prefix},
+        "destination": {"container": "data-in", "prefix": destination_prefix},
+    }
+    request = parse_job_request(given, SETTINGS, NOW)
+    assert request.destination_prefix == destination_prefix
+
+
 TOO_MANY = [{"container": "data-in", "blob": f"{i}.bin"} for i in range(4)]
 
 
@@ -161,6 +174,45 @@ TOO_MANY = [{"container": "data-in", "blob": f"{i}.bin"} for i in range(4)]
             SETTINGS,
             Forbidden,
             {"destination.container"},
+        ),
+        # Issue 16: a destination prefix that one prefix begins the other's, in one container:
+        # the job would list its own copies (source ab/, destination a -> ab/...).
+        (
+            {
+                "source": {"container": "data-in", "prefix": "ab/"},
+                "destination": {"container": "data-in", "prefix": "a"},
+            },
+            SETTINGS,
+            InvalidRequest,
+            {"destination.prefix"},
+        ),
+        (
+            {"source": {"container": "data-in", "prefix": "d/"}, "destination": {"container": "data-in"}},
+            SETTINGS,
+            InvalidRequest,
+            {"destination.prefix"},
+        ),
+        # A destination prefix that leaves no room for a name; a manifest entry whose
+        # destination (prefix + name) is too long: known at the request, refused there.
+        (
+            body({"container": "data-in"}, destination={"container": "landing", "prefix": "q/" * 512}),
+            SETTINGS,
+            InvalidRequest,
+            {"destination.prefix"},
+        ),
+        (
+            body(
+                {
+                    "blobs": [
+                        {"container": "data-in", "blob": "ok.bin"},
+                        {"container": "data-in", "blob": "L/" + "x" * 300},
+                    ]
+                },
+                destination={"container": "landing", "prefix": "p/" * 400},
+            ),
+            SETTINGS,
+            InvalidRequest,
+            {"source.blobs[1]"},
         ),
         (body({"url": PARTNER}, lease_source=True), SETTINGS, InvalidRequest, {"lease_source"}),
         (

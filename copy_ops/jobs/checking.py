@@ -76,13 +76,15 @@ class JobChecker:
             return "not_due"
         if job.is_final:
             return self._announce(stored, now) if job.announce_owed else "not_due"
+        reason = progress.stop_reason(job, now)
+        if reason is not None and not job.enumeration.done:
+            # Aborted, or past its deadline: the job ends with the items it has, whatever its
+            # enumeration was doing (a page failing again and again holds nothing up).
+            job = dataclasses.replace(job, enumeration=progress.stopped(job.enumeration, reason, None, now))
+            logger.info("job_enumeration_ended job=%s reason=%s", job.id, reason)
         if progress.stalled(job, now):
             job = self._unstall(job, now)
         if job.abort_requested_at is not None:
-            if not job.enumeration.done:
-                job = dataclasses.replace(
-                    job, enumeration=progress.stopped(job.enumeration, "the job was aborted", None, now)
-                )
             self._abort_items(job.id, now)
         counts, failures = self._jobs.counts(job.id)
         job = dataclasses.replace(job, counts=counts, failures=failures, checks=job.checks + 1)

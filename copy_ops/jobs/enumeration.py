@@ -16,27 +16,39 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 
 from copy_ops.errors import CopyOpsError, Forbidden, InvalidRequest, NotFound, PreconditionFailed, StorageUnavailable
 from copy_ops.jobs import progress
+from copy_ops.jobs.items import Item, ItemStarter, item_request, shown_source
 from copy_ops.jobs.model import Enumeration, Job, JobState
 from copy_ops.jobs.records import JobLedger, StoredJob
-from copy_ops.model import BlobRef, CopyRequest, ForeignBlob
+from copy_ops.ledger import created_at_of
+from copy_ops.model import CopyRequest
 from copy_ops.pool import Pool
 from copy_ops.ports import Sources, WorkQueue
 from copy_ops.redaction import redact
-from copy_ops.starting import Starter
 from copy_ops.work import Chunk, Page, encode
 
 logger = logging.getLogger(__name__)
 
 SAVE_ATTEMPTS = 10
-# An item to start: its name below the prefixes, what Copy Blob reads, its size if known.
-Item = tuple[str, str | BlobRef | ForeignBlob, int | None]
+# A job's messages go out before its record: one that finds no record is delivered again
+# while the job is this young (its start request may still be writing it, or retried with
+# its key); an older one belongs to a start that failed, and is dropped.
+RECORD_WAIT = timedelta(minutes=2)
+# Outcomes of an item's start that leave it to a later delivery of the page: not recorded
+# (a storage fault), claimed by an attempt that may still be at work, or started with an
+# answer lost. The checkpoint moves only when none is left (every item started or ended),
+# so a page is never stale while one of its items still waits for its start.
+_UNSETTLED = ("deferred", "error", "held", "uncertain")
+
+
 # A refusal to list (no such container, a SAS that does not allow it) ends the
 # enumeration; a transient fault is retried by the host.
 _REFUSALS = (NotFound, Forbidden, InvalidRequest)
@@ -47,7 +59,7 @@ class Enumerator:
         self,
         jobs: JobLedger,
         sources: Sources,
-        starter: Starter,
+        starter: ItemStarter,
         work: WorkQueue | None,
         *,
         concurrency: int,
@@ -62,9 +74,8 @@ class Enumerator:
 
     def page(self, message: Page, now: datetime) -> str:
         """One page of a prefix job. Returns what happened, for the log."""
-        try:
-            stored = self._jobs.read(message.job)
-        except NotFound:
+        stored = self._read(message.job, now)
+        if stored is None:
             return "gone"
         job, checkpoint = stored.job, stored.job.enumeration
         if job.is_final or checkpoint.done or job.source is None:
@@ -75,8 +86,9 @@ class Enumerator:
             return "resent"
         if checkpoint.page != message.page:
             return "stale"
-        if job.abort_requested_at is not None:
-            self._save(stored, lambda e: progress.stopped(e, "the job was aborted", None, now), now)
+        ending = progress.stop_reason(job, now)
+        if ending is not None:
+            self._save(stored, lambda e: progress.stopped(e, ending, None, now), now)
             return "stopped"
         try:
             listed, marker = self._sources.list_source(job.source, message.sas, checkpoint.marker, self._page_size)
@@ -86,8 +98,14 @@ class Enumerator:
             self._save(stored, lambda e: progress.stopped(e, reason, None, now), now)
             return "stopped"
         source = job.source
-        items: list[Item] = [
-            (progress.relative_name(source.prefix, item.name), source.item(item.name, message.sas), item.size)
+        items = [
+            Item(
+                relative=progress.relative_name(source.prefix, item.name),
+                source=source.item(item.name, message.sas),
+                size=item.size,
+                shown=source.shown(item.name),
+                unsafe=progress.source_name_problem(item.name),
+            )
             for item in listed
         ]
         outcomes = self._start_all(job, items, now, f"page {message.page}")
@@ -109,37 +127,58 @@ class Enumerator:
 
     def chunk(self, message: Chunk, now: datetime) -> str:
         """One chunk of a manifest job, in any order beside the others."""
-        try:
-            stored = self._jobs.read(message.job)
-        except NotFound:
+        stored = self._read(message.job, now)
+        if stored is None:
             return "gone"
         job = stored.job
         if job.is_final or job.enumeration.done or message.index in job.enumeration.chunks_done:
             return "stale"
-        if job.abort_requested_at is not None:
+        if progress.stop_reason(job, now) is not None:
             return "stopped"  # the job's check ends the enumeration
-        items: list[Item] = [(entry.name, entry.source, None) for entry in message.entries]
+        items = [Item(entry.name, entry.source, None) for entry in message.entries]
         outcomes = self._start_all(job, items, now, f"chunk {message.index}")
         self._save(stored, lambda e: progress.chunk_done(e, message.index, now), now)
         logger.info("job_chunk job=%s chunk=%s %s", job.id, message.index, _counts(outcomes))
         return "chunk"
 
+    def _read(self, job_id: str, now: datetime) -> StoredJob | None:
+        """The job of a message; None if it is gone for good. A job's messages are sent
+        before its record is written: a young job not found yet is delivered again."""
+        try:
+            return self._jobs.read(job_id)
+        except NotFound:
+            if now - created_at_of(job_id) < RECORD_WAIT:
+                raise StorageUnavailable(f"job {job_id} is not recorded yet", code="JobNotRecorded") from None
+            return None
+
     def _start_all(self, job: Job, items: Sequence[Item], now: datetime, what: str) -> Counter[str]:
         pool = Pool(self._concurrency, "start")
-        for relative, source, size in items:
-            request = item_request(job, relative, source, size)
+        # A page may take many seconds: each item's start (its claim's time) is ``now`` moved
+        # on by the time the page has taken so far, so that a claim's age read by another
+        # attempt is never more than its real age by the length of the page.
+        clock = _Clock(now, time.monotonic())
+        for item in items:
+            request = item_request(job, item.relative, item.source, item.size)
             operation_id = progress.item_id(job.id, request.destination.blob)
-            pool.submit(partial(self._start_one, request, operation_id, now))
+            why = item.unsafe or progress.destination_name_problem(request.destination.blob)
+            pool.submit(partial(self._start_one, request, operation_id, clock, why, item.shown))
         outcomes = pool.finish()
-        unrecorded = outcomes["deferred"] + outcomes["error"]
-        if unrecorded:
-            # The checkpoint stays: the host delivers this message again, and the items
-            # recorded meanwhile are skipped.
-            raise StorageUnavailable(f"{unrecorded} items of {what} of job {job.id} could not be recorded")
+        unsettled = sum(outcomes[outcome] for outcome in _UNSETTLED)
+        if unsettled:
+            # The checkpoint stays: the host delivers this message again; the items started
+            # meanwhile are skipped, and one whose attempt died is taken over.
+            left = f"{unsettled} items of {what} of job {job.id} are not started yet"
+            raise StorageUnavailable(f"{left}: {_counts(outcomes)}")
         return outcomes
 
-    def _start_one(self, request: CopyRequest, operation_id: str, now: datetime) -> str:
+    def _start_one(
+        self, request: CopyRequest, operation_id: str, clock: _Clock, unsafe: str | None, shown: str | None
+    ) -> str:
+        now = clock.now()
         try:
+            if unsafe is not None:
+                source = shown or shown_source(request.source)
+                return self._starter.record_unaddressed(request, operation_id, source, unsafe, now)
             return self._starter.start_item(request, operation_id, now)
         except CopyOpsError as exc:
             logger.warning("job_item_deferred op=%s status=%s code=%s", operation_id, exc.status, exc.code)
@@ -170,22 +209,15 @@ class Enumerator:
         self._work.send([encode(message)])
 
 
-def item_request(job: Job, relative: str, source: str | BlobRef | ForeignBlob, size: int | None) -> CopyRequest:
-    """The start request of one item: the job's options, its own source and destination."""
-    return CopyRequest(
-        source_url=source if isinstance(source, str) else None,
-        source_blob=source if isinstance(source, BlobRef) else None,
-        source_foreign=source if isinstance(source, ForeignBlob) else None,
-        destination=BlobRef(job.destination_container, progress.destination_name(job, relative)),
-        deadline=job.deadline,
-        metadata=job.metadata,
-        overwrite=job.overwrite,
-        lease_source=job.lease_source,
-        on_abort=job.on_abort,
-        fingerprint=job.fingerprint,
-        job=job.id,
-        source_size=size,
-    )
+@dataclass(frozen=True)
+class _Clock:
+    """``start`` as the message's time, moved on by the monotonic time elapsed since."""
+
+    start: datetime
+    began: float
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.began)
 
 
 def _counts(outcomes: Counter[str]) -> str:

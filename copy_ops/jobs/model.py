@@ -50,16 +50,21 @@ class PrefixSource:
     # for good cannot be listed again (docs/design.md, "Jobs").
     needs_sas: bool = False
 
+    def shown(self, name: str) -> str:
+        """The blob ``name`` of this source as a record shows it: its URL, without a query."""
+        from urllib.parse import quote
+
+        return f"{self.url}/{quote(name, safe='/~')}"
+
     def item(self, name: str, sas: str | None) -> str | BlobRef | ForeignBlob:
         """What Copy Blob reads for the blob ``name`` of this source."""
-        from urllib.parse import quote
 
         if self.listing is Listing.OWN:
             return BlobRef(self.container, name)
         if self.listing is Listing.IDENTITY:
             assert self.account is not None
             return ForeignBlob(self.account, self.container, name)
-        url = f"{self.url}/{quote(name, safe='/~')}"
+        url = self.shown(name)
         return f"{url}?{sas}" if sas else url
 
 

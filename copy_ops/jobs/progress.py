@@ -6,9 +6,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from datetime import datetime, timedelta
+from enum import StrEnum
 
+from copy_ops import names
 from copy_ops.jobs.model import Counts, Enumeration, Job, JobState
-from copy_ops.model import State
+from copy_ops.model import Operation, State
 
 # A job is looked at this long after it starts, doubling per check up to the longest...
 FIRST_CHECK = timedelta(seconds=10)
@@ -31,6 +33,32 @@ def item_id(job_id: str, name: str) -> str:
 def item_prefix(job_id: str) -> str:
     """What every item id of the job begins with."""
     return f"{job_id}-"
+
+
+def source_name_problem(name: str) -> str | None:
+    """Why copy-ops will not address the listed source blob ``name`` (legal in Azure, but a
+    URL client could read it as another path), or None. Its item fails, ``unsafe_name``."""
+    problem = names.blob_problem(name)
+    return f"the source name {problem}" if problem is not None else None
+
+
+def destination_name_problem(name: str) -> str | None:
+    """Why the destination prefix and the blob's name below the source prefix make no
+    name copy-ops accepts (empty, ending in ``/``, too long...), or None."""
+    problem = names.blob_problem(name)
+    if problem is None:
+        return None
+    return f"the destination name (destination prefix + the name below the source prefix) {problem}"
+
+
+def stop_reason(job: Job, now: datetime) -> str | None:
+    """Why no more of the job's items are to be started, or None: an abort, or its deadline
+    (an item started now could not finish in time, and the job ends with what it has)."""
+    if job.abort_requested_at is not None:
+        return "the job was aborted"
+    if now >= job.deadline:
+        return "the deadline passed before the source was listed to its end"
+    return None
 
 
 def destination_name(job: Job, relative: str) -> str:
@@ -100,3 +128,34 @@ def ending(job: Job, counts: Counts) -> JobState | None:
 
 def running_state(job: Job) -> JobState:
     return JobState.RUNNING if job.enumeration.done else JobState.ENUMERATING
+
+
+class Claim(StrEnum):
+    """What a job's item recorded by another start attempt is to a new attempt."""
+
+    # Started, ended, asked to abort, or past its deadline: nothing for a page to start.
+    SETTLED = "settled"
+    # Claimed recently: that attempt may be starting it right now.
+    HELD = "held"
+    # Claimed long ago and never started: that attempt died between record and Copy Blob.
+    ABANDONED = "abandoned"
+
+
+# How long a start attempt holds the item it recorded. An attempt sends its Copy Blob
+# within half of this or not at all (copy_ops.jobs.items), so an older claim without a copy
+# id is an attempt that died, and a later delivery of its page takes the item over. Short
+# enough to be over by the host's third or fourth delivery of a page (10 s apart).
+ITEM_CLAIM = timedelta(seconds=30)
+
+
+def item_claim(op: Operation, now: datetime, claim: timedelta = ITEM_CLAIM) -> Claim:
+    if op.is_final or op.copy_id is not None or op.abort_requested_at is not None or now >= op.deadline:
+        return Claim.SETTLED
+    if now < (op.claimed_at or op.created_at) + claim:
+        return Claim.HELD
+    return Claim.ABANDONED
+
+
+def claimed(op: Operation, token: str, now: datetime) -> Operation:
+    """``op`` taken over by the start attempt ``token``."""
+    return dataclasses.replace(op, start_token=token, claimed_at=now)

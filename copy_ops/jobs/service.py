@@ -17,6 +17,7 @@ from copy_ops.errors import Conflict, CopyOpsError, NotFound, PreconditionFailed
 from copy_ops.jobs import progress
 from copy_ops.jobs.checking import JobChecker, abort_one
 from copy_ops.jobs.enumeration import Enumerator
+from copy_ops.jobs.items import ItemStarter
 from copy_ops.jobs.model import Enumeration, Job, JobRequest, JobState
 from copy_ops.jobs.records import JobLedger
 from copy_ops.ledger import Ledger, new_operation_id
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_SCOPE = "jobs/"
 CHECK_ATTEMPTS = 3
+# How many times an abort reads the job again after losing a race for its record.
+ABORT_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class JobService:
         self._enumerator = Enumerator(
             self.records,
             storage,
-            starter,
+            ItemStarter(starter, ledger, storage),
             work,
             concurrency=settings.sweep_concurrency,
             page=settings.job_page_size,
@@ -121,17 +124,19 @@ class JobService:
             enumeration=Enumeration(items=len(request.manifest), chunks=len(chunks), progressed_at=now),
             next_check_at=now + progress.FIRST_CHECK,
         )
-        job = self.records.create(job, now).job
         if request.source is not None:
             messages = [encode(Page(job_id, 0, request.sas))]
         else:
             messages = [encode(Chunk(job_id, index, group)) for index, group in enumerate(chunks)]
+        # The messages first, then the record: a job exists only once its work is handed
+        # out, so nothing is ever undone, and a replay (the same key) returns only a job that
+        # stays. A message may meet no record yet: it is delivered again (Enumerator).
+        self._queue().send(messages)
         try:
-            self._queue().send(messages)
-        except CopyOpsError:
-            # Nothing was handed out: nothing remains (the key, if any, starts it next time).
-            self.records.delete(job_id)
-            raise
+            job = self.records.create(job, now).job
+        except Conflict:
+            # A request with the same key, at the same time, recorded it first: the same job.
+            return JobOutcome(self.records.read(job_id).job, replayed=True)
         logger.info(
             "job_started job=%s kind=%s messages=%s", job_id, "prefix" if request.source else "manifest", len(messages)
         )
@@ -167,19 +172,33 @@ class JobService:
     def abort(self, job_id: str, now: datetime) -> Job:
         """Stop the enumeration and abort every pending item; idempotent. :class:`Conflict`
         for a job that ended otherwise."""
-        stored = self.records.read(job_id)
-        job = stored.job
+        job = self._request_abort(job_id, now)
         if job.is_final:
-            if job.state is JobState.ABORTED:
-                return job
-            raise Conflict(f"job {job_id} already ended as {job.state}", code="AlreadyFinished")
-        if job.abort_requested_at is None:
-            job = self._checker.request_abort(stored, now).job
+            return job
         try:
             self._queue().send([encode(Check(job_id))])
         except CopyOpsError:
             logger.warning("job_abort_deferred job=%s", job_id)  # the next sweep does it
         return job
+
+    def _request_abort(self, job_id: str, now: datetime) -> Job:
+        """The abort recorded (or found recorded, or the job aborted already). A write that
+        lost the record to another writer (a page's checkpoint, a sweep's look, another
+        abort) reads it again: an abort never answers 412 for a race it did not cause."""
+        for _ in range(ABORT_ATTEMPTS):
+            stored = self.records.read(job_id)
+            job = stored.job
+            if job.is_final:
+                if job.state is JobState.ABORTED:
+                    return job
+                raise Conflict(f"job {job_id} already ended as {job.state}", code="AlreadyFinished")
+            if job.abort_requested_at is not None:
+                return job
+            try:
+                return self._checker.request_abort(stored, now).job
+            except PreconditionFailed:
+                continue
+        raise StorageUnavailable(f"job {job_id} is busy; try again", code="Busy")
 
     def report(self, job_id: str) -> bytes:
         job = self.records.read(job_id).job

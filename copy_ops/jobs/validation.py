@@ -61,6 +61,9 @@ def parse_job_request(body: Any, settings: Settings, now: datetime) -> JobReques
         problems.bad("lease_source", "a lease can be held only on sources in the app's own storage account")
     if container is not None and read.prefix is not None:
         _check_overlap(read.prefix, container, prefix, problems)
+        _check_room(prefix, problems)
+    if container is not None:
+        _check_manifest_names(read.manifest, prefix, problems)
     _check_collisions(read.manifest, problems)
 
     problems.raise_any()
@@ -98,9 +101,40 @@ def _destination(value: Any, problems: Problems) -> tuple[str | None, str]:
 
 
 def _check_overlap(source: PrefixSource, container: str, prefix: str, problems: Problems) -> None:
-    """A destination inside the source: a later page would list the job's own copies."""
-    if source.listing is Listing.OWN and source.container == container and prefix.startswith(source.prefix):
-        problems.bad("destination.prefix", "lies inside the source: the job would copy its own copies")
+    """A destination whose names can fall under the source's prefix: a later page would
+    list the job's own copies and copy them again. In one container that is so whenever
+    one prefix begins the other: a destination ``a`` under a source ``ab/`` lands a blob
+    ``b/x`` at ``ab/x``. Refused rather than filtered out of the listing: a filter would
+    also hide the caller's own blobs that happen to lie there, and say nothing."""
+    if source.listing is not Listing.OWN or source.container != container:
+        return
+    if prefix.startswith(source.prefix) or source.prefix.startswith(prefix):
+        problems.bad(
+            "destination.prefix",
+            f"overlaps the source prefix {source.prefix!r} in the same container: "
+            "the job would copy its own copies; choose a prefix neither begins nor is begun by it",
+        )
+
+
+def _check_room(prefix: str, problems: Problems) -> None:
+    """The destination prefix must leave room for a name: an item's name is the prefix and
+    at least one character of the blob's name below the source's prefix. (Which names a
+    listing will bring is not known here: an item whose name does not fit is recorded as
+    failed, ``unsafe_name``, and the job goes on.)"""
+    if len(prefix) >= names.BLOB_NAME_MAX:
+        problems.bad(
+            "destination.prefix",
+            f"leaves no room for a blob name: prefix and name together are at most {names.BLOB_NAME_MAX} characters",
+        )
+
+
+def _check_manifest_names(manifest: list[tuple[ManifestEntry, Source, int]], prefix: str, problems: Problems) -> None:
+    """Each manifest entry's destination, the prefix and its name, must be a name copy-ops
+    accepts: known at the request, so refused there, not found out item by item."""
+    for entry, _, index in manifest:
+        problem = names.blob_problem(prefix + entry.name)
+        if problem is not None:
+            problems.bad(f"source.blobs[{index}]", f"its destination, destination.prefix + its name, {problem}")
 
 
 def _check_collisions(manifest: list[tuple[ManifestEntry, Source, int]], problems: Problems) -> None:

@@ -96,7 +96,9 @@ class BlobStorage(DocumentSide, SourceSide):
         return CopyObservation(
             copy_id=copy.id,
             status=CopyStatus(copy.status) if copy.status else None,
-            progress=_progress(copy.progress),
+            # A copy that ended at once may carry no progress of its own: it copied the whole blob.
+            progress=_progress(copy.progress)
+            or (Progress(props.size, props.size) if copy.status == CopyStatus.SUCCESS.value else None),
             status_description=redact(copy.status_description) if copy.status_description else None,
             owner=(props.metadata or {}).get(OWNER_METADATA_KEY),
         )

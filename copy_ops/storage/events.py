@@ -9,6 +9,7 @@ are translated like storage's (:mod:`copy_ops.storage.errors`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -59,12 +60,14 @@ class TopicTarget:
         self._credential = credential
         self._retry = retry or RETRY
         self._client: EventGridPublisherClient | None = None
+        self._building = threading.Lock()
         self._own_credential: Any = None
 
     def _publisher(self) -> EventGridPublisherClient:
-        if self._client is None:
-            self._client = self._run(self._build())
-        return self._client
+        with self._building:  # once, as the queue's client
+            if self._client is None:
+                self._client = self._run(self._build())
+            return self._client
 
     async def _build(self) -> EventGridPublisherClient:
         from azure.core.credentials import AzureKeyCredential

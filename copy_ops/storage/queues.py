@@ -6,16 +6,17 @@ same credential and event loop as the blob client; created on first use.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import threading
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
 
 from copy_ops.connection import StorageConnection
 from copy_ops.errors import StorageUnavailable
 from copy_ops.storage import loop
 from copy_ops.storage.client import CLIENT_OPTIONS, RETRY, build_queue_client
-from copy_ops.storage.errors import error_code, ignoring, storage_errors
+from copy_ops.storage.errors import error_code, storage_errors
 
 if TYPE_CHECKING:
     from azure.storage.queue.aio import QueueClient
@@ -36,15 +37,19 @@ class QueueStorage:
         self._credential = credential
         self._retry = retry or RETRY
         self._client: QueueClient | None = None
+        self._building = threading.Lock()
         self.closed = False
 
     def _queue(self) -> QueueClient:
-        if self._client is None:
-            build = build_queue_client(
-                self._connection, self._name, self._credential, self._retry, dict(CLIENT_OPTIONS)
-            )
-            self._client = self._run(build)
-        return self._client
+        # Built once: concurrent first uses (a burst of events after a restart) would each
+        # build a client, keep one and leave the others' sessions unclosed.
+        with self._building:
+            if self._client is None:
+                build = build_queue_client(
+                    self._connection, self._name, self._credential, self._retry, dict(CLIENT_OPTIONS)
+                )
+                self._client = self._run(build)
+            return self._client
 
     def send(self, messages: Sequence[str]) -> None:
         """Put every message on the queue (concurrently); the queue is created if missing.
@@ -66,7 +71,7 @@ class QueueStorage:
 
         missing = self._run(put_all(messages))
         if missing:
-            self._run(ignoring(client.create_queue(), CONFLICT))
+            self._run(_created(client.create_queue()))
             if self._run(put_all(missing)):
                 # Deleted again between its creation and the sends: nothing is dropped silently.
                 raise StorageUnavailable(
@@ -82,3 +87,16 @@ class QueueStorage:
     def _run(self, call: Any) -> Any:
         with storage_errors():
             return loop.run(call)
+
+
+async def _created(call: Awaitable[Any]) -> None:
+    """The queue exists: made now, or by another writer at the same time. (The SDK raises
+    ResourceExistsError of its own, without a status, when the service answers 204 for a
+    queue that exists already; Azure and Azurite answer 409 in other cases.)"""
+    try:
+        await call
+    except ResourceExistsError:
+        return
+    except HttpResponseError as exc:
+        if exc.status_code != CONFLICT:
+            raise

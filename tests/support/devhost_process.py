@@ -15,12 +15,20 @@ from devkit import PROJECT_ROOT, Reply, free_port, http_call, wait_for_port
 
 
 class DevHostProcess:
+    """``python -m devhost`` on a free port, started and (unless ``wait_until_loaded`` is
+    false) waited for until it serves the app: it listens, answering 503, while it loads.
+
+    ``app_dir`` runs it there (the app is that directory's ``function_app.py``) instead of
+    in the project."""
+
     def __init__(
         self,
         env: dict[str, str],
         local_settings: dict[str, str] | None = None,
         verbose: bool = False,
         host_json: dict[str, Any] | None = None,
+        app_dir: Path | None = None,
+        wait_until_loaded: bool = True,
     ) -> None:
         self.port = free_port()
         self.env = env
@@ -34,18 +42,46 @@ class DevHostProcess:
             custom.write_text(json.dumps(host_json))
             extra += ["--host-json", str(custom)]
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("COPY_", "AzureWebJobs"))}
+        if app_dir is not None:
+            # Elsewhere than the project, devhost itself is found on the path.
+            clean["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), clean.get("PYTHONPATH")]))
         self._process = subprocess.Popen(
             [sys.executable, "-m", "devhost", "--port", str(self.port), "--settings", str(settings), *extra],
-            cwd=PROJECT_ROOT,
+            cwd=app_dir or PROJECT_ROOT,
             env={**clean, **env},
             stdout=self.log_path.open("wb"),
             stderr=subprocess.STDOUT,
         )
-        wait_for_port(self.port, 30, self._process)
+        try:
+            wait_for_port(self.port, 30, self._process)
+            if wait_until_loaded:
+                self.wait_until_loaded()
+        except BaseException:
+            self.stop()  # no host left running, nor its directory, by a start that failed
+            raise
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def wait_until_loaded(self, timeout: float = 30) -> None:
+        """Until the host serves the app: any answer but its own 503 while it loads."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if not loading(self.call("GET", "/")):
+                    return
+            except OSError:
+                pass  # refused: it exited (said below)
+            if self._process.poll() is not None:
+                raise RuntimeError(f"the host exited with {self._process.returncode}: {self.log()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the host still loads the app after {timeout} s: {self.log()[-2000:]}")
+            time.sleep(0.05)
+
+    def wait_for_exit(self, timeout: float = 15) -> int:
+        """The host's exit status, once it has exited of itself."""
+        return self._process.wait(timeout)
 
     def log(self) -> str:
         return self.log_path.read_text()
@@ -83,3 +119,8 @@ class DevHostProcess:
             if predicate(reply) or time.monotonic() > deadline:
                 return reply
             time.sleep(0.2)
+
+
+def loading(reply: Reply) -> bool:
+    """Whether this is the host's answer while it loads the app: 503 with Retry-After."""
+    return reply.status == 503 and "Retry-After" in reply.headers

@@ -8,7 +8,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -19,6 +19,7 @@ from copy_ops.jobs.model import Job
 from copy_ops.jobs.service import JobOutcome
 from copy_ops.jobs.validation import parse_job_request
 from copy_ops.service import CopyService
+from copy_ops.storage import BlobStorage
 from copy_ops.storage.queues import QueueStorage
 from copy_ops.working import do_work
 from devkit import PendingCopyProxy
@@ -37,18 +38,27 @@ class Delivered:
 class JobWorld:
     """One app instance (service, work queue) and the queue as the host reads it."""
 
-    def __init__(self, make_settings: SettingsFactory, proxy: PendingCopyProxy, **settings: str) -> None:
-        self.queue_name = f"work-{uuid.uuid4().hex[:10]}"
+    def __init__(
+        self,
+        make_settings: SettingsFactory,
+        proxy: PendingCopyProxy,
+        wrap: Callable[[BlobStorage], Any] | None = None,
+        **settings: str,
+    ) -> None:
         self.proxy = proxy
-        self.settings = make_settings(COPY_WORK_QUEUE=self.queue_name, **settings)
+        self.settings = make_settings(COPY_WORK_QUEUE=f"work-{uuid.uuid4().hex[:10]}", **settings)
+        # Another instance of the same app (beside) gets the same settings: the same queue.
+        self.queue_name = self.settings.work_queue
         self.work = QueueStorage(self.settings.storage, self.queue_name, retry=TEST_CLIENT_OPTIONS["retry"])
-        self.service = CopyService(self.settings, open_storage(self.settings), self.work)
+        storage = open_storage(self.settings)
+        # ``wrap``: the instance's storage seen through a test's hands (a kill switch, say).
+        self.service = CopyService(self.settings, wrap(storage) if wrap else storage, self.work)
         self.queue = QueueClient.from_connection_string(proxy.connection_string, self.queue_name)
 
     @classmethod
-    def beside(cls, world: JobWorld) -> JobWorld:
+    def beside(cls, world: JobWorld, wrap: Callable[[BlobStorage], Any] | None = None) -> JobWorld:
         """Another instance of the same app: its own clients, the same ledger and queue."""
-        return cls(lambda **overrides: world.settings, world.proxy)
+        return cls(lambda **overrides: world.settings, world.proxy, wrap)
 
     def close(self) -> None:
         self.work.close()
@@ -59,13 +69,21 @@ class JobWorld:
         return self.service.jobs.start(request, now, key)
 
     def deliver(
-        self, now: datetime, *, before: Callable[[str], None] | None = None, rounds: int | None = None
+        self,
+        now: datetime,
+        *,
+        before: Callable[[str], None] | None = None,
+        rounds: int | None = None,
+        visibility: timedelta | None = None,
     ) -> Delivered:
         """Deliver every message until the queue is empty (or for so many ``rounds``), as the
-        host's trigger does: one that raises is made visible again at once (the host waits
-        its visibility timeout)."""
+        host's trigger does: one that raises is made visible again at once. With
+        ``visibility``, the clock the work sees moves on by that much at each such failure,
+        as the host's redelivery comes after its visibility timeout (without it, time
+        stands still: for tests whose instances must not outrun each other's clocks)."""
         most = rounds or MOST_DELIVERIES
         delivered = Delivered()
+        clock = now
         for _ in range(most):
             messages = self._receive()
             if not messages:
@@ -75,16 +93,26 @@ class JobWorld:
                 if before is not None:
                     before(text)
                 try:
-                    kind, _ = do_work(self.service, text, now)
-                except CopyOpsError as exc:
+                    kind, _ = do_work(self.service, text, clock)
+                except BaseException as exc:
+                    if not isinstance(exc, CopyOpsError):
+                        # The instance died (a test's kill): its message comes back after
+                        # its visibility timeout, to whichever instance takes it then.
+                        self.queue.update_message(message, visibility_timeout=0)
+                        raise
+
                     delivered.failures.append(f"{exc.status} {exc.detail}")
                     self.queue.update_message(message, visibility_timeout=0)
+                    clock += visibility or timedelta(0)
                     continue
                 delivered.kinds[kind] += 1
                 self.queue.delete_message(message)
         if rounds is not None:
             return delivered
-        raise AssertionError(f"the queue was not empty after {most} rounds: {delivered}")
+        raise AssertionError(
+            f"the queue was not empty after {most} rounds: {delivered.kinds}, {len(delivered.failures)} failures, "
+            f"the last: {delivered.failures[-3:]}"
+        )
 
     def _receive(self) -> list[Any]:
         try:

@@ -1,0 +1,154 @@
+"""Starting a job's items: each under its derived id, at most once, whoever delivers its page.
+
+* An item is recorded before its copy starts (If-None-Match), carrying a token of the
+  attempt that claimed it and when: a delivery that finds it recorded starts nothing,
+  unless the claim is old and no copy was recorded, which is an attempt that died between
+  its record and its Copy Blob. Then the item is taken over (a conditional write of a new
+  claim, so two takers cannot both win) and started, or its copy adopted if it did start.
+* An attempt sends its Copy Blob within half the claim or not at all, so a claim counted
+  as abandoned can no longer be acted on by its first holder.
+* A refusal by storage is recorded as the item's failure (``start_refused``), and an item
+  whose name copy-ops will not address as ``unsafe_name`` without asking storage anything:
+  either way the page goes on and the report says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from copy_ops import lifecycle
+from copy_ops.errors import Conflict, CopyOpsError, PreconditionFailed
+from copy_ops.jobs import progress
+from copy_ops.jobs.model import Job
+from copy_ops.ledger import Ledger, Stored
+from copy_ops.model import BlobRef, CopyRequest, CopyStatus, ErrorCode, ForeignBlob
+from copy_ops.ports import Copies
+from copy_ops.redaction import strip_query
+from copy_ops.starting import Starter
+from copy_ops.telemetry import operation_ended
+
+logger = logging.getLogger(__name__)
+
+# An item's Copy Blob goes out this soon after its claim, or not at all (the claim is then
+# left to a later attempt, which counts it abandoned after progress.ITEM_CLAIM).
+SEND_WINDOW = progress.ITEM_CLAIM / 2
+
+
+class ItemStarter:
+    def __init__(self, starter: Starter, ledger: Ledger, copies: Copies) -> None:
+        self._starter = starter
+        self._ledger = ledger
+        self._copies = copies
+
+    def start_item(self, request: CopyRequest, operation_id: str, now: datetime) -> str:
+        """Start one item of a job under its derived id, at most once. A refusal is recorded
+        as the item's failure (``start_refused``), not undone. Returns what happened:
+        ``started``, ``refused``, ``exists`` (started or ended by an earlier attempt),
+        ``held`` (another attempt claimed it moments ago and may be starting it now) or
+        ``uncertain`` (recorded, its Copy Blob's outcome unknown); a storage fault raises.
+
+        An item recorded by an attempt that died before its Copy Blob (its claim is old,
+        no copy id) is taken over: started now, or adopted if its copy did start after all."""
+        token = secrets.token_hex(8)
+        began = time.monotonic()
+        try:
+            stored = self._starter.record(request, operation_id, now, token)
+        except Conflict:
+            found = self._recorded(operation_id, token, now)
+            if isinstance(found, str):
+                return found
+            stored = found
+        if time.monotonic() - began > SEND_WINDOW.total_seconds():
+            # Too late to send: a later attempt may count this claim as abandoned already.
+            logger.warning("job_item_start_late op=%s", operation_id)
+            return "held"
+        try:
+            op = self._starter.begin(stored, request, now, keep_refused=True)
+        except CopyOpsError:
+            return "uncertain"  # recorded: a later delivery or the sweep settles it
+        return "refused" if op.error is not None and op.error.code is ErrorCode.START_REFUSED else "started"
+
+    def _recorded(self, operation_id: str, token: str, now: datetime) -> Stored | str:
+        """The item is recorded: by this very attempt (its answer lost, the retry refused),
+        by an attempt still at work, by one that got as far as its copy, or by one that died
+        before it. The record to start from, or what happened."""
+        current = self._ledger.read(operation_id)
+        op = current.op
+        if op.start_token == token and op.copy_id is None and not op.is_final:
+            return current
+        claim = progress.item_claim(op, now)
+        if claim is not progress.Claim.ABANDONED:
+            return "exists" if claim is progress.Claim.SETTLED else "held"
+        try:
+            seen = self._copies.observe_copy(op.destination)
+        except CopyOpsError:
+            return "held"  # not knowing whether its copy started, start nothing yet
+        if seen is not None and seen.owner == op.id and seen.copy_id:
+            # The attempt that died did start the copy: adopt it, start nothing.
+            logger.info("copy_adopted op=%s copy_id=%s", op.id, seen.copy_id)
+            status = seen.status or CopyStatus.PENDING
+            self._starter.cleaner.run(self._starter.save_started(current, seen.copy_id, status, now), now)
+            return "started"
+        try:
+            taken = self._ledger.save(progress.claimed(op, token, now), current.etag, now)
+        except PreconditionFailed:
+            return "held"  # another attempt took it over first
+        logger.info("job_item_taken_over op=%s", operation_id)
+        return taken
+
+    def record_unaddressed(self, request: CopyRequest, operation_id: str, source: str, why: str, now: datetime) -> str:
+        """A job's item whose name copy-ops will not address: recorded as failed
+        (``unsafe_name``) under its derived id, without a request to storage for the blob
+        itself, so the page goes on and the report says why. ``source``: the source as shown."""
+        op = lifecycle.recorded(request, operation_id, source, now, self._starter.timing)
+        ended = lifecycle.refused_by_name(op, why, now, self._starter.timing)
+        try:
+            stored = self._ledger.create(ended, now)
+        except Conflict:
+            return "exists"
+        logger.info("job_item_unaddressed op=%s", operation_id)
+        operation_ended(self._starter.telemetry, ended)
+        self._starter.cleaner.run(stored, now)
+        return "refused"
+
+
+@dataclass(frozen=True)
+class Item:
+    """An item to start: its name below the prefixes, what Copy Blob reads, its size if
+    known; the source as shown (no query) and why copy-ops will not address it, if so."""
+
+    relative: str
+    source: str | BlobRef | ForeignBlob
+    size: int | None
+    shown: str | None = None
+    unsafe: str | None = None
+
+
+def item_request(job: Job, relative: str, source: str | BlobRef | ForeignBlob, size: int | None) -> CopyRequest:
+    """The start request of one item: the job's options, its own source and destination."""
+    return CopyRequest(
+        source_url=source if isinstance(source, str) else None,
+        source_blob=source if isinstance(source, BlobRef) else None,
+        source_foreign=source if isinstance(source, ForeignBlob) else None,
+        destination=BlobRef(job.destination_container, progress.destination_name(job, relative)),
+        deadline=job.deadline,
+        metadata=job.metadata,
+        overwrite=job.overwrite,
+        lease_source=job.lease_source,
+        on_abort=job.on_abort,
+        fingerprint=job.fingerprint,
+        job=job.id,
+        source_size=size,
+    )
+
+
+def shown_source(source: str | BlobRef | ForeignBlob) -> str:
+    """A source as a record may show it when it is not to be addressed: never a query."""
+    if isinstance(source, str):
+        return strip_query(source)
+    account = f"{source.account}/" if isinstance(source, ForeignBlob) else ""
+    return f"{account}{source.container}/{source.blob}"
