@@ -71,7 +71,11 @@ class Reader:
         self._concurrency = concurrency
 
     def get(self, operation_id: str, now: datetime) -> Operation:
-        """The record, with live progress; a copy seen finished is recorded as such."""
+        """The record, with live progress; a copy seen finished is recorded as such.
+
+        A GET is safe (RFC 9110): it may record what it observes, but what an ending owes
+        (``on_abort``'s delete or restore, the lease, the event) is left on the record, due
+        now, for the sweep; a read never deletes, restores or releases anything."""
         stored = self._ledger.read(operation_id)
         op = stored.op
         if op.is_final or op.copy_id is None:
@@ -82,7 +86,7 @@ class Reader:
         decision = lifecycle.decide(op, seen, now, self._timing)
         if decision.action is Action.FINISH:
             try:
-                return self._settler.finish_and_clean(Stored(op, stored.etag), decision, now)
+                return self._settler.finish_and_clean(Stored(op, stored.etag), decision, now, clean=False)
             except PreconditionFailed:
                 return self._ledger.get(operation_id)
         return op

@@ -114,8 +114,9 @@ class Settler:
             raise StorageUnavailable("the copy is neither pending nor finished yet", code="CopyStateUnsettled")
         return decision
 
-    def finish_and_clean(self, stored: Stored, ending: Decision, now: datetime) -> Operation:
-        """Record the final state, then clean up. :class:`PreconditionFailed` if another
+    def finish_and_clean(self, stored: Stored, ending: Decision, now: datetime, *, clean: bool = True) -> Operation:
+        """Record the final state, then clean up (unless ``clean`` is false: the cleanup
+        stays on the record, due now, for the sweep). :class:`PreconditionFailed` if another
         writer got to the record first: then nothing is touched."""
         op = lifecycle.finish(
             stored.op, ending.state, now, self._timing, abort_reason=ending.abort_reason, error=ending.error
@@ -129,6 +130,8 @@ class Settler:
             op.abort_reason,
             op.error.code if op.error else None,
         )
+        if not clean:
+            return saved.op
         ended, _ = self._cleaner.run(saved, now)
         return ended
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from copy_ops.model import ListQuery, State
 from copy_ops.service import CopyService
+from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
 from tests.conftest import Blobs
 from tests.support.requests import copy_body, start
@@ -71,3 +72,22 @@ def test_an_empty_state_is_an_empty_page_without_continuation(
     _ledger(service, blobs, proxy, pending=0, done=5)
     page = service.list(ListQuery(State.FAILED, 2, None))
     assert page.items == [] and page.continuation is None
+
+
+def test_a_get_records_an_ending_it_sees_and_leaves_its_cleanup_to_the_sweep(
+    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    """GET is safe (RFC 9110): seeing a copy failed, it records that, but the delete that
+    on_abort asks for (and the source lease, and the event) is the sweep's to do."""
+    blobs.put(blobs.src, "a.bin", b"x")
+    proxy.pending_copies = True
+    body = copy_body(blobs.src, blobs.dst, on_abort="delete", lease_source=True)
+    op = start(service, body, NOW).operation
+    proxy.fail(blobs.dst, "a.bin")
+    seen = service.get(op.id, NOW + timedelta(seconds=1))
+    assert seen.state is State.FAILED and seen.cleanup, seen
+    assert blobs.exists(blobs.dst, "a.bin") and blobs.lease_state(blobs.src, "a.bin") == "leased"
+    assert proxy.log.counts["delete_blob"] == 0
+    sweep(service, NOW + timedelta(seconds=2))
+    assert not blobs.exists(blobs.dst, "a.bin") and blobs.lease_state(blobs.src, "a.bin") != "leased"
+    assert service.get(op.id, NOW + timedelta(seconds=3)).cleanup == ()
