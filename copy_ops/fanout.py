@@ -14,7 +14,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from copy_ops.errors import Conflict, ContainerMissing, NotFound, PreconditionFailed
+from copy_ops.errors import Conflict, NotFound, PreconditionFailed
+from copy_ops.ledger import with_container
 from copy_ops.ports import Documents
 from copy_ops.times import format_time, parse_time
 
@@ -64,8 +65,6 @@ class InFlight:
         # Not written: these batches may be handed out again by the next sweep; harmless.
 
     def _create(self, data: bytes) -> str:
-        try:
-            return self._documents.create_document(self._container, NAME, data, {})
-        except ContainerMissing:
-            self._documents.ensure_container(self._container)
-            return self._documents.create_document(self._container, NAME, data, {})
+        return with_container(
+            self._documents, self._container, lambda: self._documents.create_document(self._container, NAME, data, {})
+        )

@@ -8,12 +8,12 @@ import azure.functions as func
 from copy_ops import runtime
 from copy_ops.http import handled, idempotency_key, json_body, json_response, list_query, view
 from copy_ops.jobs.model import Job
+from copy_ops.jobs.records import REPORT_TYPE
 from copy_ops.jobs.validation import parse_job_request
 from copy_ops.views import job_view
 
 # A manifest of COPY_JOB_MANIFEST_MAX (at most 5,000) sources with long SAS URLs.
 MAX_JOB_BODY_BYTES = 2 * 1024 * 1024
-REPORT_TYPE = "application/x-ndjson"
 
 
 def _job_response(status: int, job: Job) -> func.HttpResponse:

@@ -50,6 +50,16 @@ KEY_NAME = "keys/continuation.key"
 T = TypeVar("T")
 
 
+def with_container(documents: Documents, container: str, write: Callable[[], T]) -> T:
+    """``write``, and again after making the container if it was missing: the ledger's
+    container is made on first use rather than at every cold start."""
+    try:
+        return write()
+    except ContainerMissing:
+        documents.ensure_container(container)
+        return write()
+
+
 def new_operation_id(now: datetime) -> str:
     inverted = _TIME_CEILING_MS - int(now.timestamp() * 1000)
     return f"{inverted:013d}-{secrets.token_hex(4)}"
@@ -98,12 +108,7 @@ class Ledger:
         return f"{RECORD_PREFIX}{operation_id}.json"
 
     def _with_container(self, write: Callable[[], T]) -> T:
-        # The container is made on first use rather than at every cold start.
-        try:
-            return write()
-        except ContainerMissing:
-            self._documents.ensure_container(self._container)
-            return write()
+        return with_container(self._documents, self._container, write)
 
     def create(self, op: Operation, now: datetime) -> Stored:
         """Write a new record; :class:`Conflict` if the id is taken."""

@@ -19,6 +19,7 @@ from functools import partial
 
 from copy_ops import fanout, work
 from copy_ops.errors import CopyOpsError, PreconditionFailed
+from copy_ops.logtext import counts_text
 from copy_ops.pool import Pool
 from copy_ops.service import CopyService
 
@@ -42,7 +43,7 @@ class SweepSummary:
         return sum(count for name, count in self.outcomes.items() if not name.startswith("job_")) + self.handed_out
 
     def line(self) -> str:
-        counts = " ".join(f"{name}={count}" for name, count in sorted(self.outcomes.items()))
+        counts = counts_text(self.outcomes)
         return (
             f"sweep_summary due={self.due} {counts} handed_out={self.handed_out} batches={self.batches} "
             f"left_over={self.left_over} failed={self.failed} seconds={self.seconds:.3f}"

@@ -12,6 +12,7 @@ import azure.functions as func
 
 from copy_ops import runtime
 from copy_ops.errors import ConfigurationError, CopyOpsError, InvalidRequest
+from copy_ops.logtext import counts_text
 
 logger = logging.getLogger(__name__)
 
@@ -57,5 +58,5 @@ def work(message: func.QueueMessage) -> None:
     except CopyOpsError as error:
         logger.warning("work_failed id=%s dequeue_count=%s code=%s", message.id, message.dequeue_count, error.code)
         raise
-    counts = " ".join(f"{name}={count}" for name, count in sorted(outcomes.items()))
+    counts = counts_text(outcomes)
     logger.info("work_done id=%s kind=%s dequeue_count=%s %s", message.id, kind, message.dequeue_count, counts)

@@ -23,6 +23,7 @@ from copy_ops.settings import Settings
 from copy_ops.sources import Source, blob_ref, minted_deadline_problem, read_source
 from copy_ops.times import parse_time
 
+# The fields of a start request; a job's request has the same ones.
 KNOWN_FIELDS = frozenset(
     {"source", "destination", "timeout_seconds", "deadline", "metadata", "overwrite", "lease_source", "on_abort"}
 )
@@ -36,14 +37,20 @@ _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-
 T = TypeVar("T")
 
 
-def parse_copy_request(body: Any, settings: Settings, now: datetime) -> CopyRequest:
-    """The validated request, or :class:`InvalidRequest`/:class:`Forbidden` listing every problem."""
+def opened(body: Any) -> tuple[Mapping[str, Any], Problems]:
+    """A request body that is a JSON object, and its problems so far: each unknown field
+    (a typo never falls back to a default). Not an object: :class:`InvalidRequest`."""
     if not isinstance(body, Mapping):
         raise InvalidRequest.of(FieldError("body", "must be a JSON object"))
     problems = Problems()
     for name in sorted(set(body) - KNOWN_FIELDS):
         problems.bad(name, "unknown field")
+    return body, problems
 
+
+def parse_copy_request(body: Any, settings: Settings, now: datetime) -> CopyRequest:
+    """The validated request, or :class:`InvalidRequest`/:class:`Forbidden` listing every problem."""
+    body, problems = opened(body)
     destination = guarded("destination", problems, lambda: _destination(body.get("destination"), settings, problems))
     source = guarded("source", problems, lambda: read_source(body.get("source"), settings, problems)) or Source()
     deadline = guarded("deadline", problems, lambda: deadline_of(body, settings, now, problems))

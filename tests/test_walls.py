@@ -33,6 +33,7 @@ PURE = {
     "errors",
     "events",
     "lifecycle",
+    "logtext",
     "model",
     "names",
     "ncrontab",

@@ -24,18 +24,17 @@ from copy_ops.jobs import progress
 from copy_ops.jobs.model import Job
 from copy_ops.jobs.records import JobLedger, StoredJob
 from copy_ops.ledger import RECORD_PREFIX, Ledger
+from copy_ops.logtext import counts_text
 from copy_ops.model import Operation
 from copy_ops.pool import Pool, parallel_map
 from copy_ops.ports import Announcer, Documents, WorkQueue
 from copy_ops.settings import Settings
-from copy_ops.settling import Settler
+from copy_ops.settling import DUE_TOLERANCE, Settler
 from copy_ops.telemetry import OFF, Telemetry
 from copy_ops.work import SETTLE_BATCH, Abort, Page, batches, encode
 
 logger = logging.getLogger(__name__)
 
-# The index's tags have a second's resolution, as the sweep's.
-DUE_TOLERANCE = timedelta(seconds=1)
 # A job's event that could not be sent is tried again by the sweep after this long.
 ANNOUNCE_RETRY = timedelta(seconds=15)
 # Records listed per request while writing a report.
@@ -161,7 +160,7 @@ class JobChecker:
             pool = Pool(self._settings.sweep_concurrency, "abort")
             for operation_id in pending:
                 pool.submit(partial(abort_one, self._settler, operation_id, now))
-            logger.info("job_items_aborted job=%s %s", job_id, _outcomes(pool.finish()))
+            logger.info("job_items_aborted job=%s %s", job_id, counts_text(pool.finish()))
             return
         registry = fanout.InFlight(self._documents, self._settings.ledger_container)
         in_flight = registry.load(now)
@@ -223,8 +222,4 @@ def report_line(op: Operation) -> dict[str, object]:
 
 
 def _counts(job: Job) -> str:
-    return " ".join(f"{name}={value}" for name, value in job.counts.as_dict().items())
-
-
-def _outcomes(outcomes: dict[str, int]) -> str:
-    return " ".join(f"{name}={count}" for name, count in sorted(outcomes.items()))
+    return counts_text(job.counts.as_dict())

@@ -29,6 +29,7 @@ from copy_ops.jobs.items import Item, ItemStarter, item_request, shown_source
 from copy_ops.jobs.model import Enumeration, Job, JobState
 from copy_ops.jobs.records import JobLedger, StoredJob
 from copy_ops.ledger import created_at_of
+from copy_ops.logtext import counts_text
 from copy_ops.model import CopyRequest
 from copy_ops.pool import Pool
 from copy_ops.ports import Sources, WorkQueue
@@ -122,7 +123,7 @@ class Enumerator:
         moved = self._save(stored, move, now) or any(moved_here)
         if moved and marker is not None:
             self._send(Page(job.id, message.page + 1, message.sas))
-        logger.info("job_page job=%s page=%s listed=%s %s", job.id, message.page, len(listed), _counts(outcomes))
+        logger.info("job_page job=%s page=%s listed=%s %s", job.id, message.page, len(listed), counts_text(outcomes))
         return "page"
 
     def chunk(self, message: Chunk, now: datetime) -> str:
@@ -138,7 +139,7 @@ class Enumerator:
         items = [Item(entry.name, entry.source, None) for entry in message.entries]
         outcomes = self._start_all(job, items, now, f"chunk {message.index}")
         self._save(stored, lambda e: progress.chunk_done(e, message.index, now), now)
-        logger.info("job_chunk job=%s chunk=%s %s", job.id, message.index, _counts(outcomes))
+        logger.info("job_chunk job=%s chunk=%s %s", job.id, message.index, counts_text(outcomes))
         return "chunk"
 
     def _read(self, job_id: str, now: datetime) -> StoredJob | None:
@@ -168,7 +169,7 @@ class Enumerator:
             # The checkpoint stays: the host delivers this message again; the items started
             # meanwhile are skipped, and one whose attempt died is taken over.
             left = f"{unsettled} items of {what} of job {job.id} are not started yet"
-            raise StorageUnavailable(f"{left}: {_counts(outcomes)}")
+            raise StorageUnavailable(f"{left}: {counts_text(outcomes)}")
         return outcomes
 
     def _start_one(
@@ -218,7 +219,3 @@ class _Clock:
 
     def now(self) -> datetime:
         return self.start + timedelta(seconds=time.monotonic() - self.began)
-
-
-def _counts(outcomes: Counter[str]) -> str:
-    return " ".join(f"{name}={count}" for name, count in sorted(outcomes.items()))

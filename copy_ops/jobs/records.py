@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from copy_ops.errors import ContainerMissing, NotFound
+from copy_ops.errors import NotFound
 from copy_ops.jobs.model import Counts, Failure, Job
 from copy_ops.jobs.progress import FAILURES_SHOWN, item_prefix
-from copy_ops.ledger import FIND_PAGE_SIZE, JOB_PREFIX, RECORD_PREFIX, UNKNOWN, Ledger, is_operation_id
+from copy_ops.ledger import FIND_PAGE_SIZE, JOB_PREFIX, RECORD_PREFIX, UNKNOWN, Ledger, is_operation_id, with_container
 from copy_ops.model import State
 from copy_ops.ports import Documents, Tagged
 from copy_ops.times import format_time
@@ -60,11 +60,11 @@ class JobLedger:
     def create(self, job: Job, now: datetime) -> StoredJob:
         job = dataclasses.replace(job, updated_at=now)
         name = self.record_name(job.id)
-        try:
-            etag = self._documents.create_document(self._container, name, job.to_json(), job_tags(job))
-        except ContainerMissing:
-            self._documents.ensure_container(self._container)
-            etag = self._documents.create_document(self._container, name, job.to_json(), job_tags(job))
+        etag = with_container(
+            self._documents,
+            self._container,
+            lambda: self._documents.create_document(self._container, name, job.to_json(), job_tags(job)),
+        )
         return StoredJob(job, etag)
 
     def save(self, job: Job, etag: str, now: datetime) -> StoredJob:

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from copy_ops import names
-from copy_ops.errors import FieldError, InvalidRequest
 from copy_ops.jobs.model import JobRequest, Listing, ManifestEntry, PrefixSource
 from copy_ops.jobs.sources import SourceReader
 from copy_ops.problems import Problems, guarded
@@ -29,20 +28,13 @@ from copy_ops.validation import (
     fingerprint,
     metadata_of,
     on_abort_of,
-)
-
-KNOWN_FIELDS = frozenset(
-    {"source", "destination", "timeout_seconds", "deadline", "metadata", "overwrite", "lease_source", "on_abort"}
+    opened,
 )
 
 
 def parse_job_request(body: Any, settings: Settings, now: datetime) -> JobRequest:
     """The validated request, or :class:`InvalidRequest`/:class:`Forbidden` listing every problem."""
-    if not isinstance(body, Mapping):
-        raise InvalidRequest.of(FieldError("body", "must be a JSON object"))
-    problems = Problems()
-    for name in sorted(set(body) - KNOWN_FIELDS):
-        problems.bad(name, "unknown field")
+    body, problems = opened(body)
     destination = guarded("destination", problems, lambda: _destination(body.get("destination"), problems))
     container, prefix = destination or (None, "")
     if container is not None:
