@@ -47,6 +47,22 @@ class Timing:
     announce: bool = False
 
 
+# A job's item recorded but not started is given up this long after its claim, not after
+# the start grace: the attempt that claimed it may have died with its host, and the
+# Functions host then gets the page's message back only when the message's 10-minute
+# peek lock runs out (host.json's visibilityTimeout applies to failed invocations only),
+# or the job's stall check resumes the page after 5 minutes. Either delivery takes the
+# item over and starts it (copy_ops.jobs.items); 15 minutes leaves room for both.
+ITEM_START_GRACE = timedelta(minutes=15)
+
+
+def start_given_up_at(op: Operation, timing: Timing) -> datetime:
+    """When a record whose copy never started is given up (``not_started``), deadline aside."""
+    if op.job is not None:
+        return (op.claimed_at or op.created_at) + ITEM_START_GRACE
+    return op.created_at + timing.start_grace
+
+
 class Action(StrEnum):
     WAIT = "wait"
     ABORT = "abort"
@@ -117,7 +133,7 @@ def decide(op: Operation, seen: CopyObservation | None, now: datetime, timing: T
         # give it a grace period, but never past the deadline.
         if op.abort_requested_at is not None:
             return _finish(State.ABORTED, AbortReason.REQUESTED)
-        if now >= min(op.deadline, op.created_at + timing.start_grace):
+        if now >= min(op.deadline, start_given_up_at(op, timing)):
             return _failed(ErrorCode.NOT_STARTED, "the copy was never started")
         return Decision(Action.WAIT)
     decision = _decide_started(op, copy_id, seen, now)
@@ -148,7 +164,7 @@ def recorded(request: CopyRequest, operation_id: str, source: str, now: datetime
     """The write-ahead record of ``request``, pending, before anything starts. ``source``:
     the source as the record shows it (no query). If its start request dies before the
     copy id is recorded, the sweep looks after the start grace (never after the deadline)."""
-    return Operation(
+    op = Operation(
         id=operation_id,
         state=State.PENDING,
         source=source,
@@ -160,11 +176,11 @@ def recorded(request: CopyRequest, operation_id: str, source: str, now: datetime
         metadata=request.metadata,
         lease_source=request.lease_source,
         had_destination=None if request.overwrite else False,
-        next_check_at=min(request.deadline, now + timing.start_grace),
         fingerprint=request.fingerprint,
         job=request.job,
         source_size=request.source_size,
     )
+    return dataclasses.replace(op, next_check_at=min(request.deadline, start_given_up_at(op, timing)))
 
 
 def next_check(op: Operation, now: datetime, timing: Timing) -> datetime:
@@ -232,10 +248,10 @@ def refused(op: Operation, message: str, now: datetime, timing: Timing) -> Opera
     return dataclasses.replace(ended, cleanup=owed, next_check_at=cleanup_due(ended, owed, now, timing, now))
 
 
-def refused_by_name(op: Operation, message: str, now: datetime, timing: Timing) -> Operation:
-    """A job's item whose name copy-ops will not address: failed before anything was asked of
-    storage (no lease, no snapshot, no copy), owing only its event."""
-    ended = finish(op, State.FAILED, now, timing, error=OperationError(ErrorCode.UNSAFE_NAME, message))
+def failed_before_start(op: Operation, code: ErrorCode, message: str, now: datetime, timing: Timing) -> Operation:
+    """A job's item failed before anything of it was taken (no lease, no snapshot, no copy):
+    a name copy-ops will not address, or a refusal before its record. It owes only its event."""
+    ended = finish(op, State.FAILED, now, timing, error=OperationError(code, message))
     owed = tuple(task for task in ended.cleanup if task is Cleanup.ANNOUNCE)
     return dataclasses.replace(ended, cleanup=owed, next_check_at=cleanup_due(ended, owed, now, timing, now))
 

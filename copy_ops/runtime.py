@@ -118,8 +118,9 @@ def run_sweep() -> SweepSummary:
     return sweep(service(), utc_now())
 
 
-def run_work(text: str) -> tuple[str, Counter[str]]:
-    """One message of the work queue, done: its kind and outcomes, counted."""
+def run_work(text: str, sent_at: datetime | None = None) -> tuple[str, Counter[str]]:
+    """One message of the work queue, done: its kind and outcomes, counted. ``sent_at``:
+    when the queue took the message in, as the trigger says."""
     from copy_ops.working import do_work
 
-    return do_work(service(), text, utc_now())
+    return do_work(service(), text, utc_now(), sent_at)

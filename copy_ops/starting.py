@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -44,6 +45,12 @@ class StartOutcome:
     operation: Operation
     # True when an Idempotency-Key replay returned an operation started earlier.
     replayed: bool
+
+
+class SendWindowPassed(CopyOpsError):
+    """A job item's Copy Blob was not sent: the window after its claim had passed."""
+
+    status = 503
 
 
 class Starter:
@@ -92,16 +99,24 @@ class Starter:
         logger.info("copy_recorded op=%s destination=%s/%s", op.id, dest.container, dest.blob)
         return stored
 
-    def begin(self, stored: Stored, request: CopyRequest, now: datetime, *, keep_refused: bool) -> Operation:
-        """Lease and Copy Blob for a recorded operation; a refusal undone, or kept as its failure."""
+    def begin(
+        self, stored: Stored, request: CopyRequest, now: datetime, *, keep_refused: bool, send_by: float | None = None
+    ) -> Operation:
+        """Lease and Copy Blob for a recorded operation; a refusal undone, or kept as its failure.
+        ``send_by``: a time of the monotonic clock after which Copy Blob is not sent at all
+        (:class:`SendWindowPassed`; a job's item, whose claim another attempt may take over)."""
         op, dest, source = stored.op, request.destination, request.source
         try:
             if request.lease_source:
                 self._copies.acquire_infinite_lease(_own_source(request), lifecycle.lease_id_for(op.id))
+            if send_by is not None and time.monotonic() > send_by:
+                raise SendWindowPassed(f"operation {op.id}: too late to send its copy", code="SendWindowPassed")
             metadata = {**request.metadata, OWNER_METADATA_KEY: op.id}
             copy_id, status = self._copies.start_copy(
                 dest, source, metadata, request.overwrite, readable_until=request.deadline
             )
+        except SendWindowPassed:
+            raise  # nothing was sent: the claim is left to a later attempt
         except StorageUnavailable:
             # The copy may or may not have started: the record stays, and the sweep
             # settles it (it recognises our copy by the owner metadata).

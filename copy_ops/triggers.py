@@ -48,7 +48,7 @@ def work(message: func.QueueMessage) -> None:
     failure raises, so the host retries it and, after maxDequeueCount, moves it to the
     poison queue (whatever it held stays due in the ledger: nothing is lost)."""
     try:
-        kind, outcomes = runtime.run_work(message.get_body().decode("utf-8", errors="replace"))
+        kind, outcomes = runtime.run_work(message.get_body().decode("utf-8", errors="replace"), message.insertion_time)
     except InvalidRequest as error:
         logger.error("work_message_invalid id=%s detail=%s", message.id, error.detail)
         return

@@ -17,8 +17,11 @@ from copy_ops.sweep import settle_batch
 from copy_ops.work import Abort, Check, Chunk, Page, Settle, decode
 
 
-def do_work(service: CopyService, text: str, now: datetime) -> tuple[str, Counter[str]]:
-    """Do one message; its kind and outcomes, counted."""
+def do_work(
+    service: CopyService, text: str, now: datetime, sent_at: datetime | None = None
+) -> tuple[str, Counter[str]]:
+    """Do one message; its kind and outcomes, counted. ``sent_at``: when it was put on the
+    queue, if the trigger says (a job's message may arrive before its job's record)."""
     work = decode(text)
     if isinstance(work, Settle | Abort):
         kind = "settle" if isinstance(work, Settle) else "abort"
@@ -32,8 +35,8 @@ def do_work(service: CopyService, text: str, now: datetime) -> tuple[str, Counte
             raise StorageUnavailable(f"none of the {len(work.ids)} operations could be done", code="BatchDeferred")
         return kind, outcomes
     if isinstance(work, Page):
-        return "page", Counter([service.jobs.page(work, now)])
+        return "page", Counter([service.jobs.page(work, now, sent_at)])
     if isinstance(work, Chunk):
-        return "chunk", Counter([service.jobs.chunk(work, now)])
+        return "chunk", Counter([service.jobs.chunk(work, now, sent_at)])
     assert isinstance(work, Check)
     return "check", Counter([service.jobs.check(work.job, now)])

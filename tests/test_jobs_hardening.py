@@ -161,8 +161,12 @@ def test_a_job_past_its_deadline_ends_whatever_its_enumeration_does(
     proxy.inject("list_blobs", times=10_000, path_contains=f"/{blobs.src}")  # the listing fails, again and again
     world.deliver(NOW, rounds=3)
     after = NOW + timedelta(seconds=91)
-    assert world.service.jobs.check(job.id, after) == "failed"
-    ended = world.job(job.id, after)
+    # The check stops the listing at once, and ends the job once a page that may still be
+    # in flight is done.
+    assert world.service.jobs.check(job.id, after) == "waiting"
+    assert world.job(job.id, after).enumeration.done
+    assert world.service.jobs.check(job.id, after + progress.IN_FLIGHT) == "failed"
+    ended = world.job(job.id, after + progress.IN_FLIGHT)
     assert ended.state is JobState.FAILED and ended.counts.items == 0, ended
     assert ended.enumeration.done and ended.enumeration.stopped is not None
     assert "deadline" in ended.enumeration.stopped

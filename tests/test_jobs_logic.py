@@ -187,13 +187,21 @@ DONE = Enumeration(items=3, done=True)
         (DONE, True, {"succeeded": 3}, JobState.ABORTED),
         (Enumeration(items=3, done=True, stopped="lost"), False, {"succeeded": 3}, JobState.FAILED),
         (Enumeration(items=0, done=True), False, {}, JobState.SUCCEEDED),
+        # Stopped by its check while a page may be in flight: not before that page is done.
+        (
+            Enumeration(items=3, done=True, stopped="d", settle_after=T0 + timedelta(seconds=1)),
+            True,
+            {"aborted": 3},
+            None,
+        ),
+        (Enumeration(items=3, done=True, stopped="d", settle_after=T0), True, {"aborted": 3}, JobState.ABORTED),
     ],
 )
 def test_how_a_job_ends(
     enumeration: Enumeration, aborted: bool, counts: dict[str, int], expected: JobState | None
 ) -> None:
     job = job_with(enumeration=enumeration, abort_requested_at=T0 if aborted else None)
-    assert progress.ending(job, Counts(counts)) is expected
+    assert progress.ending(job, Counts(counts), T0) is expected
 
 
 @pytest.mark.parametrize(

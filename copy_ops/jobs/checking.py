@@ -79,7 +79,7 @@ class JobChecker:
         if reason is not None and not job.enumeration.done:
             # Aborted, or past its deadline: the job ends with the items it has, whatever its
             # enumeration was doing (a page failing again and again holds nothing up).
-            job = dataclasses.replace(job, enumeration=progress.stopped(job.enumeration, reason, None, now))
+            job = dataclasses.replace(job, enumeration=progress.stopped_by_check(job.enumeration, reason, now))
             logger.info("job_enumeration_ended job=%s reason=%s", job.id, reason)
         if progress.stalled(job, now):
             job = self._unstall(job, now)
@@ -87,7 +87,7 @@ class JobChecker:
             self._abort_items(job.id, now)
         counts, failures = self._jobs.counts(job.id)
         job = dataclasses.replace(job, counts=counts, failures=failures, checks=job.checks + 1)
-        end = progress.ending(job, counts)
+        end = progress.ending(job, counts, now)
         if end is None:
             waiting = dataclasses.replace(
                 job, state=progress.running_state(job), next_check_at=progress.next_check(job, now)

@@ -73,9 +73,9 @@ class Enumerator:
         self._concurrency = concurrency
         self._page_size = page
 
-    def page(self, message: Page, now: datetime) -> str:
+    def page(self, message: Page, now: datetime, sent_at: datetime | None = None) -> str:
         """One page of a prefix job. Returns what happened, for the log."""
-        stored = self._read(message.job, now)
+        stored = self._read(message.job, now, sent_at)
         if stored is None:
             return "gone"
         job, checkpoint = stored.job, stored.job.enumeration
@@ -111,9 +111,15 @@ class Enumerator:
         ]
         outcomes = self._start_all(job, items, now, f"page {message.page}")
         mover = secrets.token_hex(8)
+        late = outcomes["late"]
 
         def move(e: Enumeration) -> Enumeration | None:
             if e.page == message.page:
+                if e.done:
+                    return None  # stopped meanwhile by the job's check, which ends the job
+                if late:
+                    # The deadline passed midway: the items this page started are the last.
+                    return progress.stopped(e, progress.DEADLINE_PASSED, e.items + len(listed) - late, now)
                 return progress.page_done(e, len(listed), marker, now, mover)
             # Moved already: by this handler (a write whose answer was lost), or by another.
             moved_here.append(e.page == message.page + 1 and e.mover == mover)
@@ -121,14 +127,14 @@ class Enumerator:
 
         moved_here: list[bool] = []
         moved = self._save(stored, move, now) or any(moved_here)
-        if moved and marker is not None:
+        if moved and marker is not None and not late:
             self._send(Page(job.id, message.page + 1, message.sas))
         logger.info("job_page job=%s page=%s listed=%s %s", job.id, message.page, len(listed), counts_text(outcomes))
         return "page"
 
-    def chunk(self, message: Chunk, now: datetime) -> str:
+    def chunk(self, message: Chunk, now: datetime, sent_at: datetime | None = None) -> str:
         """One chunk of a manifest job, in any order beside the others."""
-        stored = self._read(message.job, now)
+        stored = self._read(message.job, now, sent_at)
         if stored is None:
             return "gone"
         job = stored.job
@@ -138,17 +144,21 @@ class Enumerator:
             return "stopped"  # the job's check ends the enumeration
         items = [Item(entry.name, entry.source, None) for entry in message.entries]
         outcomes = self._start_all(job, items, now, f"chunk {message.index}")
-        self._save(stored, lambda e: progress.chunk_done(e, message.index, now), now)
+        late = outcomes["late"]
+        self._save(stored, lambda e: None if e.done else progress.chunk_done(e, message.index, now, late), now)
         logger.info("job_chunk job=%s chunk=%s %s", job.id, message.index, counts_text(outcomes))
         return "chunk"
 
-    def _read(self, job_id: str, now: datetime) -> StoredJob | None:
+    def _read(self, job_id: str, now: datetime, sent_at: datetime | None) -> StoredJob | None:
         """The job of a message; None if it is gone for good. A job's messages are sent
-        before its record is written: a young job not found yet is delivered again."""
+        before its record is written: a young message that finds no record is delivered
+        again. Young by the time the queue took it in; the job id's time is the fallback,
+        and a start retried with its key reuses an older id, so the later of the two counts."""
         try:
             return self._jobs.read(job_id)
         except NotFound:
-            if now - created_at_of(job_id) < RECORD_WAIT:
+            sent = max(created_at_of(job_id), sent_at or created_at_of(job_id))
+            if now - sent < RECORD_WAIT:
                 raise StorageUnavailable(f"job {job_id} is not recorded yet", code="JobNotRecorded") from None
             return None
 
@@ -176,6 +186,8 @@ class Enumerator:
         self, request: CopyRequest, operation_id: str, clock: _Clock, unsafe: str | None, shown: str | None
     ) -> str:
         now = clock.now()
+        if now >= request.deadline:
+            return "late"  # it could not finish in time; the job ends with what it has
         try:
             if unsafe is not None:
                 source = shown or shown_source(request.source)

@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from copy_ops import lifecycle
-from copy_ops.errors import Conflict, CopyOpsError, PreconditionFailed
+from copy_ops.errors import Conflict, CopyOpsError, NotFound, PreconditionFailed
 from copy_ops.jobs import progress
 from copy_ops.jobs.model import Job
 from copy_ops.ledger import Ledger, Stored
 from copy_ops.model import BlobRef, CopyRequest, CopyStatus, ErrorCode, ForeignBlob
 from copy_ops.ports import Copies
-from copy_ops.redaction import strip_query
-from copy_ops.starting import Starter
+from copy_ops.redaction import redact, strip_query
+from copy_ops.starting import SendWindowPassed, Starter
 from copy_ops.telemetry import operation_ended
 
 logger = logging.getLogger(__name__)
@@ -57,26 +57,36 @@ class ItemStarter:
         began = time.monotonic()
         try:
             stored = self._starter.record(request, operation_id, now, token)
-        except Conflict:
+        except Conflict as refusal:
             found = self._recorded(operation_id, token, now)
+            if found is None:
+                # Not recorded: the refusal was the destination's, before the record (its
+                # restore snapshot, refused while another copy is pending there).
+                return self._record_failed(request, operation_id, now, ErrorCode.START_REFUSED, _said(refusal))
             if isinstance(found, str):
                 return found
             stored = found
-        if time.monotonic() - began > SEND_WINDOW.total_seconds():
+        try:
+            # Checked just before Copy Blob goes out (after the lease, which may be slow too).
+            op = self._starter.begin(
+                stored, request, now, keep_refused=True, send_by=began + SEND_WINDOW.total_seconds()
+            )
+        except SendWindowPassed:
             # Too late to send: a later attempt may count this claim as abandoned already.
             logger.warning("job_item_start_late op=%s", operation_id)
             return "held"
-        try:
-            op = self._starter.begin(stored, request, now, keep_refused=True)
         except CopyOpsError:
             return "uncertain"  # recorded: a later delivery or the sweep settles it
         return "refused" if op.error is not None and op.error.code is ErrorCode.START_REFUSED else "started"
 
-    def _recorded(self, operation_id: str, token: str, now: datetime) -> Stored | str:
+    def _recorded(self, operation_id: str, token: str, now: datetime) -> Stored | str | None:
         """The item is recorded: by this very attempt (its answer lost, the retry refused),
         by an attempt still at work, by one that got as far as its copy, or by one that died
-        before it. The record to start from, or what happened."""
-        current = self._ledger.read(operation_id)
+        before it. The record to start from, or what happened; None if it is not recorded."""
+        try:
+            current = self._ledger.read(operation_id)
+        except NotFound:
+            return None
         op = current.op
         if op.start_token == token and op.copy_id is None and not op.is_final:
             return current
@@ -104,13 +114,28 @@ class ItemStarter:
         """A job's item whose name copy-ops will not address: recorded as failed
         (``unsafe_name``) under its derived id, without a request to storage for the blob
         itself, so the page goes on and the report says why. ``source``: the source as shown."""
-        op = lifecycle.recorded(request, operation_id, source, now, self._starter.timing)
-        ended = lifecycle.refused_by_name(op, why, now, self._starter.timing)
+        return self._record_failed(request, operation_id, now, ErrorCode.UNSAFE_NAME, why, source=source)
+
+    def _record_failed(
+        self,
+        request: CopyRequest,
+        operation_id: str,
+        now: datetime,
+        code: ErrorCode,
+        why: str,
+        *,
+        source: str | None = None,
+    ) -> str:
+        """The item recorded in its failed state at once: nothing of it was taken (no
+        lease, no snapshot, no copy), so it owes nothing but its event."""
+        shown = source if source is not None else shown_url_of(self._copies, request.source)
+        op = lifecycle.recorded(request, operation_id, shown, now, self._starter.timing)
+        ended = lifecycle.failed_before_start(op, code, why, now, self._starter.timing)
         try:
             stored = self._ledger.create(ended, now)
         except Conflict:
             return "exists"
-        logger.info("job_item_unaddressed op=%s", operation_id)
+        logger.info("job_item_failed_unstarted op=%s code=%s", operation_id, code)
         operation_ended(self._starter.telemetry, ended)
         self._starter.cleaner.run(stored, now)
         return "refused"
@@ -152,3 +177,17 @@ def shown_source(source: str | BlobRef | ForeignBlob) -> str:
         return strip_query(source)
     account = f"{source.account}/" if isinstance(source, ForeignBlob) else ""
     return f"{account}{source.container}/{source.blob}"
+
+
+def shown_url_of(copies: Copies, source: str | BlobRef | ForeignBlob) -> str:
+    """The source as a record shows it: a URL without its query."""
+    if isinstance(source, str):
+        return strip_query(source)
+    try:
+        return copies.public_url(source)
+    except CopyOpsError:
+        return shown_source(source)
+
+
+def _said(refusal: CopyOpsError) -> str:
+    return f"{refusal.title}: {redact(refusal.detail)}"

@@ -147,6 +147,9 @@ class Enumeration:
     # was lost (and whose retry storage refused, the ETag having moved), a handler can
     # tell its own write from another's and still send the next page.
     mover: str | None = None
+    # Stopped by the job's check (abort, deadline) while a page may still be starting its
+    # items: the job does not end before this, so its report has every item it started.
+    settle_after: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,7 @@ class Job:
                 **{
                     **enumeration,
                     "progressed_at": _optional_time(enumeration.get("progressed_at")),
+                    "settle_after": _optional_time(enumeration.get("settle_after")),
                     "chunks_done": tuple(enumeration.get("chunks_done", ())),
                 }
             ),

@@ -8,7 +8,7 @@ import hashlib
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from copy_ops import names
+from copy_ops import lifecycle, names
 from copy_ops.jobs.model import Counts, Enumeration, Job, JobState
 from copy_ops.model import Operation, State
 
@@ -51,13 +51,27 @@ def destination_name_problem(name: str) -> str | None:
     return f"the destination name (destination prefix + the name below the source prefix) {problem}"
 
 
+# A page in flight when its job's check stops the enumeration is done within this: no item
+# starts past the deadline, and one claimed before sends its copy within half a claim or
+# gives up (a record write still held up by storage's retries is the longest part).
+IN_FLIGHT = timedelta(minutes=1)
+
+
+def stopped_by_check(enumeration: Enumeration, reason: str, now: datetime) -> Enumeration:
+    """Stopped by the job's check (an abort, the deadline), whatever a page is doing."""
+    return dataclasses.replace(stopped(enumeration, reason, None, now), settle_after=now + IN_FLIGHT)
+
+
+DEADLINE_PASSED = "the deadline passed before the source was listed to its end"
+
+
 def stop_reason(job: Job, now: datetime) -> str | None:
     """Why no more of the job's items are to be started, or None: an abort, or its deadline
     (an item started now could not finish in time, and the job ends with what it has)."""
     if job.abort_requested_at is not None:
         return "the job was aborted"
     if now >= job.deadline:
-        return "the deadline passed before the source was listed to its end"
+        return DEADLINE_PASSED
     return None
 
 
@@ -97,9 +111,17 @@ def page_done(enumeration: Enumeration, found: int, marker: str | None, now: dat
     )
 
 
-def chunk_done(enumeration: Enumeration, index: int, now: datetime) -> Enumeration:
+def chunk_done(enumeration: Enumeration, index: int, now: datetime, late: int = 0) -> Enumeration:
+    """The checkpoint after a manifest chunk, ``late`` of whose items came past the deadline
+    and were not started: the job does not wait for them."""
     done = tuple(sorted({*enumeration.chunks_done, index}))
-    return dataclasses.replace(enumeration, chunks_done=done, done=len(done) >= enumeration.chunks, progressed_at=now)
+    return dataclasses.replace(
+        enumeration,
+        chunks_done=done,
+        done=len(done) >= enumeration.chunks,
+        progressed_at=now,
+        items=enumeration.items - late,
+    )
 
 
 def stopped(enumeration: Enumeration, reason: str, items: int | None, now: datetime) -> Enumeration:
@@ -114,10 +136,19 @@ def stopped(enumeration: Enumeration, reason: str, items: int | None, now: datet
     )
 
 
-def ending(job: Job, counts: Counts) -> JobState | None:
+def ending(job: Job, counts: Counts, now: datetime) -> JobState | None:
     """The job's final state once every item it found has ended, else None. The counts
-    come from the blob index, which may lag: fewer items than found means wait."""
-    if not job.enumeration.done or counts.items < job.enumeration.items or counts.of(State.PENDING):
+    come from the blob index, which may lag: fewer items than found means wait; and a job
+    whose enumeration its check stopped waits until a page still in flight is done."""
+    enumeration = job.enumeration
+    if not enumeration.done or counts.of(State.PENDING):
+        return None
+    if enumeration.settle_after is not None:
+        # Stopped by its check: the job is the items its pages started; once those pages
+        # are done (and the index has caught up with them), whatever the listing found.
+        if now < enumeration.settle_after:
+            return None
+    elif counts.items < enumeration.items:
         return None
     if job.abort_requested_at is not None:
         return JobState.ABORTED
@@ -157,5 +188,7 @@ def item_claim(op: Operation, now: datetime, claim: timedelta = ITEM_CLAIM) -> C
 
 
 def claimed(op: Operation, token: str, now: datetime) -> Operation:
-    """``op`` taken over by the start attempt ``token``."""
-    return dataclasses.replace(op, start_token=token, claimed_at=now)
+    """``op`` taken over by the start attempt ``token``: its claim, and the sweep's look
+    for a start that never came, moved on from now."""
+    taken = dataclasses.replace(op, start_token=token, claimed_at=now)
+    return dataclasses.replace(taken, next_check_at=min(op.deadline, now + lifecycle.ITEM_START_GRACE))

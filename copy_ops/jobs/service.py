@@ -218,12 +218,12 @@ class JobService:
                 continue
         return "raced"
 
-    def page(self, message: Page, now: datetime) -> str:
+    def page(self, message: Page, now: datetime, sent_at: datetime | None = None) -> str:
         with self._telemetry.span("copyops.job.page", **{JOB_ID: message.job}):
-            return self._enumerator.page(message, now)
+            return self._enumerator.page(message, now, sent_at)
 
-    def chunk(self, message: Chunk, now: datetime) -> str:
-        return self._enumerator.chunk(message, now)
+    def chunk(self, message: Chunk, now: datetime, sent_at: datetime | None = None) -> str:
+        return self._enumerator.chunk(message, now, sent_at)
 
     def abort_batch(self, message: Abort, now: datetime) -> Counter[str]:
         pool = Pool(self._settings.sweep_concurrency, "abort")

@@ -93,7 +93,7 @@ class JobWorld:
                 if before is not None:
                     before(text)
                 try:
-                    kind, _ = do_work(self.service, text, clock)
+                    kind, _ = do_work(self.service, text, clock, message.inserted_on)
                 except BaseException as exc:
                     if not isinstance(exc, CopyOpsError):
                         # The instance died (a test's kill): its message comes back after
