@@ -52,7 +52,7 @@ def test_two_hosts_run_one_job(hosts: list[DevHostProcess], blobs: Blobs, proxy:
     body = {
         "source": {"container": blobs.src, "prefix": "in/"},
         "destination": {"container": blobs.dst, "prefix": "out/"},
-        "timeout_seconds": 4,
+        "timeout_seconds": 600,
     }
     reply = first.call("POST", "/api/jobs", body)
     assert reply.status == 202, reply.body
@@ -62,6 +62,9 @@ def test_two_hosts_run_one_job(hosts: list[DevHostProcess], blobs: Blobs, proxy:
         return bool(second.call("GET", f"/api/jobs/{job_id}").json()["enumeration"]["done"])
 
     assert until(enumerated), second.call("GET", f"/api/jobs/{job_id}").json()
+    # Every item started (copies stay pending): the job is aborted, its items end.
+    # (A deadline of seconds would end the listing itself: no item starts past it.)
+    assert second.call("POST", f"/api/jobs/{job_id}/abort").status == 202
 
     def ended() -> bool:
         for host in hosts:  # both sweep, as the timer would on whichever instance holds it
