@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from copy_ops.jobs.model import Job
 from copy_ops.model import Operation
 from copy_ops.times import format_time
-from copy_ops.views import job_view, operation_view
+from copy_ops.views import operation_view
 
 SPEC_VERSION = "1.0"
 SOURCE = "/copy-ops"
@@ -53,17 +52,10 @@ def operation_event(op: Operation, destination_url: str | None) -> Event:
     """``copyops.copy.<state>`` for an operation in its final state."""
     assert op.is_final, op.state
     when = op.finished_at or op.updated_at or op.created_at
-    return _event("copy", "copies", op.id, op.state.value, when=when, data=operation_view(op, destination_url))
+    return event_of("copy", "copies", op.id, op.state.value, when=when, data=operation_view(op, destination_url))
 
 
-def job_event(job: Job) -> Event:
-    """``copyops.job.<state>`` for a job in its final state."""
-    assert job.is_final, job.state
-    when = job.finished_at or job.updated_at or job.created_at
-    return _event("job", "jobs", job.id, job.state.value, when=when, data=job_view(job))
-
-
-def _event(kind: str, collection: str, ident: str, state: str, *, when: datetime, data: dict[str, Any]) -> Event:
+def event_of(kind: str, collection: str, ident: str, state: str, *, when: datetime, data: dict[str, Any]) -> Event:
     return Event(
         # What it announces, and only that: every delivery of it carries the same id.
         id=str(uuid.uuid5(NAMESPACE, f"{kind}/{ident}/{state}")),

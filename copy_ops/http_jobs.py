@@ -10,7 +10,7 @@ from copy_ops.http import handled, idempotency_key, json_body, json_response, li
 from copy_ops.jobs.model import Job
 from copy_ops.jobs.records import REPORT_TYPE
 from copy_ops.jobs.validation import parse_job_request
-from copy_ops.views import job_view
+from copy_ops.jobs.views import job_view
 
 # A manifest of COPY_JOB_MANIFEST_MAX (at most 5,000) sources with long SAS URLs.
 MAX_JOB_BODY_BYTES = 2 * 1024 * 1024

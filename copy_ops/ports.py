@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from copy_ops.errors import UnsafeName
-from copy_ops.jobs.model import PrefixSource
 from copy_ops.model import BlobRef, CopyObservation, CopyStatus, ForeignBlob
 
 if TYPE_CHECKING:
@@ -35,14 +34,6 @@ class Tagged:
 
     name: str
     tags: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Listed:
-    """A blob of a job's source: its name and size."""
-
-    name: str
-    size: int
 
 
 class Documents(Protocol):
@@ -130,16 +121,9 @@ def shown_url(copies: Copies, ref: BlobRef) -> str | None:
         return None
 
 
-class Sources(Protocol):
-    def list_source(
-        self, source: PrefixSource, sas: str | None, marker: str | None, page_size: int
-    ) -> tuple[list[Listed], str | None]:
-        """One page of the blobs under the source's prefix, in name order, and the next
-        page's marker (None after the last). ``sas``: the caller's, for a source given by URL."""
-
-
-class Storage(Documents, Copies, Sources, Protocol):
-    """Every side, as one client of one account provides them."""
+class Storage(Documents, Copies, Protocol):
+    """The sides a copy needs, as one client of one account provides them (a job's
+    storage lists sources too: :class:`copy_ops.jobs.ports.JobStorage`)."""
 
     def close(self) -> None:
         """Close the connections."""

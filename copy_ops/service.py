@@ -16,11 +16,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from copy_ops.cleanup import Cleaner
+from copy_ops.jobs.ports import JobStorage
 from copy_ops.jobs.service import JobService
 from copy_ops.ledger import Ledger
 from copy_ops.lifecycle import Timing
 from copy_ops.model import BlobRef, CopyRequest, ListQuery, Operation, OperationPage
-from copy_ops.ports import Announcer, Storage, WorkQueue, shown_url
+from copy_ops.ports import Announcer, WorkQueue, shown_url
 from copy_ops.reading import Reader
 from copy_ops.settings import Settings
 from copy_ops.settling import Settler
@@ -34,7 +35,7 @@ class CopyService:
     def __init__(
         self,
         settings: Settings,
-        storage: Storage,
+        storage: JobStorage,
         work: WorkQueue | None = None,
         announcer: Announcer | None = None,
         telemetry: Telemetry = OFF,

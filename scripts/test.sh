@@ -10,6 +10,8 @@ scripts/setup-313.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+# The layers and walls (pyproject.toml [tool.importlinter]).
+.venv/bin/lint-imports
 # The deployment templates, checked statically (each skipped check says why in the file).
 .venv-checkov/bin/checkov -d infra --framework bicep --compact --quiet --skip-download
 echo "== tests on $(.venv/bin/python --version)"

@@ -18,7 +18,8 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
 from copy_ops.errors import StorageFault, StorageUnavailable
-from copy_ops.events import Event, job_event, operation_event
+from copy_ops.events import Event, operation_event
+from copy_ops.jobs.events import job_event
 from copy_ops.jobs.model import Job, JobState
 from copy_ops.model import BlobRef, Cleanup, OnAbort, Operation, State
 from copy_ops.service import CopyService

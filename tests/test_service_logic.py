@@ -14,8 +14,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from copy_ops import lifecycle
 from copy_ops.errors import Conflict, CopyOpsError
+from copy_ops.jobs.ports import JobStorage
 from copy_ops.model import AbortReason, BlobRef, Cleanup, CopyStatus, ErrorCode, OnAbort, State
-from copy_ops.ports import Storage
 from copy_ops.service import CopyService
 from copy_ops.settings import Settings
 from copy_ops.sweep import sweep
@@ -28,7 +28,7 @@ SOURCE = BlobRef("src", "a.bin")
 
 
 def service_on(storage: MemoryStorage) -> CopyService:
-    conforms: Storage = storage  # the fake implements both ports (checked by mypy)
+    conforms: JobStorage = storage  # the fake implements every port (checked by mypy)
     return CopyService(SETTINGS, conforms)
 
 

@@ -47,9 +47,12 @@ PURE = {
     "validation",
     "views",
     "work",
+    "jobs.events",
     "jobs.model",
+    "jobs.ports",
     "jobs.progress",
     "jobs.sources",
+    "jobs.views",
     "jobs.validation",
 }
 # Azure Storage's own error codes: above the adapter, named exceptions stand for them.
@@ -102,13 +105,6 @@ def test_only_the_storage_adapter_imports_the_azure_sdk(path: Path) -> None:
     assert not importing(path, "azure.storage", "azure.core", "azure.identity", "azure.eventgrid", "azure.monitor")
 
 
-@pytest.mark.parametrize("path", sorted(ROOT.glob("copy_ops_cli/*.py")), ids=name_of)
-def test_the_cli_is_a_client_of_the_http_api_only(path: Path) -> None:
-    """Not the app's code, not the SDK: what any other caller of the API could write."""
-    assert not importing(path, "copy_ops.", "azure", "devkit", "devhost")
-    assert "copy_ops" not in imports(path)
-
-
 @pytest.mark.parametrize("path", PACKAGE, ids=name_of)
 def test_only_the_adapters_import_azure_functions(path: Path) -> None:
     if name_of(path) in ("copy_ops/http.py", "copy_ops/http_jobs.py", "copy_ops/triggers.py"):
@@ -136,20 +132,16 @@ def test_only_the_composition_root_reads_the_environment(path: Path) -> None:
     assert "environ" not in names and "getenv" not in names and "getenv" not in calls
 
 
-def _pure(module: str) -> bool:
-    """``copy_ops.<a pure module>``, or a name imported from one."""
-    return any(module == f"copy_ops.{stem}" or module.startswith(f"copy_ops.{stem}.") for stem in PURE)
-
-
 @pytest.mark.parametrize(
     "path", [ROOT / "copy_ops" / f"{stem.replace('.', '/')}.py" for stem in sorted(PURE)], ids=name_of
 )
 def test_the_pure_core_touches_nothing_outside(path: Path) -> None:
+    """Of the standard library, only what does no I/O. (Which modules of copy_ops the core
+    may import, and that it imports no Azure SDK, are import-linter's contracts:
+    pyproject.toml, `lint-imports` in make test; the CLI's walls too.)"""
     outside = {module.split(".")[0] for module in imports(path)} - {"copy_ops", "__future__"}
     io_free = {"dataclasses", "datetime", "enum", "typing", "collections", "re", "json", "hashlib", "uuid", "fnmatch"}
     assert outside <= io_free | {"ipaddress", "unicodedata", "urllib", "base64", "hmac"}, outside
-    inside = {module for module in imports(path) if module.startswith("copy_ops.")}
-    assert all(_pure(module) for module in inside), inside
 
 
 @pytest.mark.parametrize("path", [p for p in PACKAGE if not name_of(p).startswith("copy_ops/storage/")], ids=name_of)

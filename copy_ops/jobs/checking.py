@@ -19,8 +19,8 @@ from functools import partial
 
 from copy_ops import fanout
 from copy_ops.errors import Conflict, CopyOpsError, NotFound
-from copy_ops.events import job_event
 from copy_ops.jobs import progress
+from copy_ops.jobs.events import job_event
 from copy_ops.jobs.model import Job
 from copy_ops.jobs.records import JobLedger, StoredJob
 from copy_ops.ledger import RECORD_PREFIX, Ledger

@@ -27,12 +27,13 @@ from copy_ops.errors import CopyOpsError, Forbidden, InvalidRequest, NotFound, P
 from copy_ops.jobs import progress
 from copy_ops.jobs.items import Item, ItemStarter, item_request, shown_source
 from copy_ops.jobs.model import Enumeration, Job, JobState
+from copy_ops.jobs.ports import Sources
 from copy_ops.jobs.records import JobLedger, StoredJob
 from copy_ops.ledger import created_at_of
 from copy_ops.logtext import counts_text
 from copy_ops.model import CopyRequest
 from copy_ops.pool import Pool
-from copy_ops.ports import Sources, WorkQueue
+from copy_ops.ports import WorkQueue
 from copy_ops.redaction import redact
 from copy_ops.work import Chunk, Page, encode
 

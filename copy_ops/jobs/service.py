@@ -19,11 +19,12 @@ from copy_ops.jobs.checking import JobChecker, abort_one
 from copy_ops.jobs.enumeration import Enumerator
 from copy_ops.jobs.items import ItemStarter
 from copy_ops.jobs.model import Enumeration, Job, JobRequest, JobState
+from copy_ops.jobs.ports import JobStorage
 from copy_ops.jobs.records import JobLedger
 from copy_ops.ledger import Ledger, new_operation_id
 from copy_ops.model import ListQuery, Operation
 from copy_ops.pool import Pool
-from copy_ops.ports import Announcer, Storage, WorkQueue
+from copy_ops.ports import Announcer, WorkQueue
 from copy_ops.reading import read_page
 from copy_ops.settings import Settings
 from copy_ops.settling import Settler
@@ -61,7 +62,7 @@ class JobService:
     def __init__(
         self,
         settings: Settings,
-        storage: Storage,
+        storage: JobStorage,
         work: WorkQueue | None,
         *,
         ledger: Ledger,

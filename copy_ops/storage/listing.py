@@ -1,4 +1,4 @@
-"""The sources side of the adapter (:class:`copy_ops.ports.Sources`): a page of a job's
+"""The sources side of the adapter (:class:`copy_ops.jobs.ports.Sources`): a page of a job's
 source listed, in the app's account, in another through the app's identity, or by the
 container URL the caller gave (with its SAS, which goes into this one request only)."""
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from copy_ops import names
 from copy_ops.errors import UnsafeName
 from copy_ops.jobs.model import Listing, PrefixSource
-from copy_ops.ports import Listed
+from copy_ops.jobs.ports import Listed
 from copy_ops.storage.account import Account
 from copy_ops.storage.client import fresh_options
 

@@ -26,8 +26,9 @@ from copy_ops.errors import (
     StorageUnavailable,
 )
 from copy_ops.jobs.model import Listing, PrefixSource
+from copy_ops.jobs.ports import Listed
 from copy_ops.model import OWNER_METADATA_KEY, BlobRef, CopyObservation, CopyStatus, ForeignBlob, Progress
-from copy_ops.ports import Listed, StoredDocument, Tagged
+from copy_ops.ports import StoredDocument, Tagged
 from devkit.index_lag import matches, parse_query
 
 

@@ -1,0 +1,41 @@
+"""How a job is shown to callers: the API's JSON shape, no bookkeeping, no secret."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from copy_ops.jobs.model import Job
+from copy_ops.views import when_shown
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    source = job.source
+    shown: dict[str, Any] = (
+        {"url": source.url, "prefix": source.prefix} if source is not None else {"manifest": job.manifest_size}
+    )
+    enumeration = job.enumeration
+    return {
+        "id": job.id,
+        "state": job.state.value,
+        "source": shown,
+        "destination": {"container": job.destination_container, "prefix": job.destination_prefix},
+        "deadline": when_shown(job.deadline),
+        "created_at": when_shown(job.created_at),
+        "updated_at": when_shown(job.updated_at),
+        "finished_at": when_shown(job.finished_at),
+        "abort_requested_at": when_shown(job.abort_requested_at),
+        "counts": job.counts.as_dict(),
+        "enumeration": {
+            "done": enumeration.done,
+            "items": enumeration.items,
+            "pages": enumeration.page if source is not None else len(enumeration.chunks_done),
+            "stopped": enumeration.stopped,
+        },
+        # The first failures; the report names every item.
+        "failures": [failure.as_dict() for failure in job.failures],
+        "report": f"/api/jobs/{job.id}/report" if job.report is not None else None,
+        "on_abort": job.on_abort.value,
+        "overwrite": job.overwrite,
+        "lease_source": job.lease_source,
+        "metadata": job.metadata,
+    }
