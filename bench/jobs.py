@@ -17,9 +17,9 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
 from bench.harness import Harness
+from copy_ops.dispatch import do_work
 from copy_ops.jobs.validation import parse_job_request
 from copy_ops.service import CopyService
-from copy_ops.working import do_work
 
 # What the host asks for in one Get Messages (host.json's queues.batchSize is 16).
 HOST_BATCH = 16

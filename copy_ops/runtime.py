@@ -70,7 +70,7 @@ def service() -> CopyService:
             queue = QueueStorage(current.storage, current.work_queue, credential=storage.credential)
             announcer = None
             if current.announces:
-                from copy_ops.storage.events import EventTargets
+                from copy_ops.storage.event_targets import EventTargets
 
                 announcer = EventTargets(current, credential=storage.credential)
             _built.append(CopyService(current, storage, queue, announcer, telemetry))
@@ -121,6 +121,6 @@ def run_sweep() -> SweepSummary:
 def run_work(text: str, sent_at: datetime | None = None) -> tuple[str, Counter[str]]:
     """One message of the work queue, done: its kind and outcomes, counted. ``sent_at``:
     when the queue took the message in, as the trigger says."""
-    from copy_ops.working import do_work
+    from copy_ops.dispatch import do_work
 
     return do_work(service(), text, utc_now(), sent_at)

@@ -1,7 +1,7 @@
 """The sweep: find the due operations and settle each, concurrently, within a time budget.
 
 Up to ``COPY_FANOUT_THRESHOLD`` due operations a run settles itself; beyond that, when a
-work queue is there, it hands the rest to the queue in batches (:mod:`copy_ops.work`),
+work queue is there, it hands the rest to the queue in batches (:mod:`copy_ops.messages`),
 which the queue trigger settles on every instance the platform scales out to, and
 remembers them as in flight (:mod:`copy_ops.fanout`) so the next run does not hand them
 out again. Below the threshold no queue request is made at all.
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
-from copy_ops import fanout, work
+from copy_ops import fanout, messages
 from copy_ops.errors import CopyOpsError, PreconditionFailed
 from copy_ops.logtext import counts_text
 from copy_ops.pool import Pool
@@ -126,11 +126,11 @@ def _hand_out(
     service: CopyService, registry: fanout.InFlight, handed: list[str], now: datetime, summary: SweepSummary
 ) -> None:
     assert service.work is not None
-    messages = list(work.batches(handed, work.Settle, work.SETTLE_BATCH))
+    batches = list(messages.batches(handed, messages.Settle, messages.SETTLE_BATCH))
     try:
         # Sent first, remembered second: a crash in between hands them out again (harmless),
         # never leaves them unsent yet remembered (late).
-        service.work.send(messages)
+        service.work.send(batches)
         registry.add(handed, now + fanout.LEASE)
         registry.save(now)
     except CopyOpsError as exc:
@@ -138,7 +138,7 @@ def _hand_out(
         summary.failed = True
         logger.error("sweep_fanout_failed status=%s code=%s count=%s", exc.status, exc.code, len(handed))
         return
-    summary.handed_out, summary.batches = len(handed), len(messages)
+    summary.handed_out, summary.batches = len(handed), len(batches)
 
 
 def settle_batch(service: CopyService, ids: Iterable[str], now: datetime) -> Counter[str]:

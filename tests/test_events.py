@@ -24,7 +24,7 @@ from copy_ops.jobs.model import Job, JobState
 from copy_ops.model import BlobRef, Cleanup, OnAbort, Operation, State
 from copy_ops.service import CopyService
 from copy_ops.settings import Settings
-from copy_ops.storage.events import EventTargets
+from copy_ops.storage.event_targets import EventTargets
 from copy_ops.storage.queues import QueueStorage
 from copy_ops.sweep import sweep
 from devkit import DEV_ACCOUNT, PendingCopyProxy

@@ -17,7 +17,7 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
-from copy_ops import fanout, work
+from copy_ops import fanout, messages
 from copy_ops.model import State
 from copy_ops.service import CopyService
 from copy_ops.settings import Settings
@@ -64,8 +64,8 @@ def queue_client(proxy: PendingCopyProxy, name: str) -> QueueClient:
 
 
 def settle_ids(message: Any) -> tuple[str, ...]:
-    decoded = work.decode(str(message.content))
-    assert isinstance(decoded, work.Settle), decoded
+    decoded = messages.decode(str(message.content))
+    assert isinstance(decoded, messages.Settle), decoded
     return decoded.ids
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from copy_ops.dispatch import do_work
 from copy_ops.errors import Conflict
 from copy_ops.jobs import progress
 from copy_ops.jobs.model import Counts, Enumeration, Job, JobState, Listing, PrefixSource
@@ -17,7 +18,6 @@ from copy_ops.model import BlobRef, OnAbort, Operation, State
 from copy_ops.service import CopyService
 from copy_ops.settings import Settings
 from copy_ops.sweep import sweep
-from copy_ops.working import do_work
 from tests.support.memory import MemoryQueue, MemoryStorage
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)

@@ -46,7 +46,7 @@ PURE = {
     "urls",
     "validation",
     "views",
-    "work",
+    "messages",
     "jobs.events",
     "jobs.model",
     "jobs.ports",

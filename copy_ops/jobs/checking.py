@@ -25,13 +25,13 @@ from copy_ops.jobs.model import Job
 from copy_ops.jobs.records import JobLedger, StoredJob
 from copy_ops.ledger import RECORD_PREFIX, Ledger
 from copy_ops.logtext import counts_text
+from copy_ops.messages import SETTLE_BATCH, Abort, Page, batches, encode
 from copy_ops.model import Operation
 from copy_ops.pool import Pool, parallel_map
 from copy_ops.ports import Announcer, Documents, WorkQueue
 from copy_ops.settings import Settings
 from copy_ops.settling import DUE_TOLERANCE, Settler
 from copy_ops.telemetry import OFF, Telemetry
-from copy_ops.work import SETTLE_BATCH, Abort, Page, batches, encode
 
 logger = logging.getLogger(__name__)
 

@@ -31,11 +31,11 @@ from copy_ops.jobs.ports import Sources
 from copy_ops.jobs.records import JobLedger, StoredJob
 from copy_ops.ledger import created_at_of
 from copy_ops.logtext import counts_text
+from copy_ops.messages import Chunk, Page, encode
 from copy_ops.model import CopyRequest
 from copy_ops.pool import Pool
 from copy_ops.ports import WorkQueue
 from copy_ops.redaction import redact
-from copy_ops.work import Chunk, Page, encode
 
 logger = logging.getLogger(__name__)
 

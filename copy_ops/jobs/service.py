@@ -22,6 +22,7 @@ from copy_ops.jobs.model import Enumeration, Job, JobRequest, JobState
 from copy_ops.jobs.ports import JobStorage
 from copy_ops.jobs.records import JobLedger
 from copy_ops.ledger import Ledger, new_operation_id
+from copy_ops.messages import CHUNK, Abort, Check, Chunk, Page, encode, groups
 from copy_ops.model import ListQuery, Operation
 from copy_ops.pool import Pool
 from copy_ops.ports import Announcer, WorkQueue
@@ -30,7 +31,6 @@ from copy_ops.settings import Settings
 from copy_ops.settling import Settler
 from copy_ops.starting import Starter
 from copy_ops.telemetry import JOB_ID, OFF, Telemetry
-from copy_ops.work import CHUNK, Abort, Check, Chunk, Page, encode, groups
 
 logger = logging.getLogger(__name__)
 

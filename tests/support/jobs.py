@@ -14,6 +14,7 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
+from copy_ops.dispatch import do_work
 from copy_ops.errors import CopyOpsError
 from copy_ops.jobs.model import Job
 from copy_ops.jobs.service import JobOutcome
@@ -21,7 +22,6 @@ from copy_ops.jobs.validation import parse_job_request
 from copy_ops.service import CopyService
 from copy_ops.storage import BlobStorage
 from copy_ops.storage.queues import QueueStorage
-from copy_ops.working import do_work
 from devkit import PendingCopyProxy
 from tests.conftest import TEST_CLIENT_OPTIONS, SettingsFactory, open_storage
 

@@ -12,9 +12,9 @@ from collections import Counter
 from datetime import datetime
 
 from copy_ops.errors import StorageUnavailable
+from copy_ops.messages import Abort, Check, Chunk, Page, Settle, decode
 from copy_ops.service import CopyService
 from copy_ops.sweep import settle_batch
-from copy_ops.work import Abort, Check, Chunk, Page, Settle, decode
 
 
 def do_work(

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from copy_ops import work
+from copy_ops import messages
 from copy_ops.errors import InvalidRequest
 
 
 def test_a_settle_batch_round_trips() -> None:
-    batch = work.Settle(("8204461114000-cc5eca4f", "8204461114001-cc5eca4f"))
-    assert work.decode(work.encode(batch)) == batch
+    batch = messages.Settle(("8204461114000-cc5eca4f", "8204461114001-cc5eca4f"))
+    assert messages.decode(messages.encode(batch)) == batch
 
 
 @pytest.mark.parametrize(
@@ -31,17 +31,17 @@ def test_a_settle_batch_round_trips() -> None:
 )
 def test_anything_else_is_refused_whole(text: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        work.decode(text)
+        messages.decode(text)
     assert caught.value.errors[0].field == "message"
 
 
 def test_batches_hold_at_most_so_many_and_stay_under_the_size_limit() -> None:
     ids = [f"{i:013d}-abcdef01" for i in range(1000)]
-    messages = list(work.batches(ids, work.Settle, 200))
-    assert len(messages) == 5
-    assert [item for text in messages for item in json.loads(text)["ids"]] == ids
+    texts = list(messages.batches(ids, messages.Settle, 200))
+    assert len(texts) == 5
+    assert [item for text in texts for item in json.loads(text)["ids"]] == ids
     # Items so long that a batch of 200 would not fit are split until each fits.
     long_ids = ["x" * 1000 for _ in range(200)]
-    split = list(work.batches(long_ids, work.Settle, 200))
-    assert len(split) > 1 and all(len(text.encode()) <= work.MESSAGE_LIMIT_BYTES for text in split)
+    split = list(messages.batches(long_ids, messages.Settle, 200))
+    assert len(split) > 1 and all(len(text.encode()) <= messages.MESSAGE_LIMIT_BYTES for text in split)
     assert sum(len(json.loads(text)["ids"]) for text in split) == 200
