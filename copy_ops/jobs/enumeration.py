@@ -25,7 +25,7 @@ from functools import partial
 
 from copy_ops.errors import CopyOpsError, Forbidden, InvalidRequest, NotFound, PreconditionFailed, StorageUnavailable
 from copy_ops.jobs import progress
-from copy_ops.jobs.items import Item, ItemStarter, item_request, shown_source
+from copy_ops.jobs.items import Item, ItemOutcome, ItemStarter, item_request, shown_source
 from copy_ops.jobs.model import Enumeration, Job, JobState
 from copy_ops.jobs.ports import Sources
 from copy_ops.jobs.records import JobLedger, StoredJob
@@ -48,7 +48,7 @@ RECORD_WAIT = timedelta(minutes=2)
 # (a storage fault), claimed by an attempt that may still be at work, or started with an
 # answer lost. The checkpoint moves only when none is left (every item started or ended),
 # so a page is never stale while one of its items still waits for its start.
-_UNSETTLED = ("deferred", "error", "held", "uncertain")
+_UNSETTLED = tuple(outcome for outcome in ItemOutcome if not outcome.settled)
 
 
 # A refusal to list (no such container, a SAS that does not allow it) ends the
@@ -112,7 +112,7 @@ class Enumerator:
         ]
         outcomes = self._start_all(job, items, now, f"page {message.page}")
         mover = secrets.token_hex(8)
-        late = outcomes["late"]
+        late = outcomes[ItemOutcome.LATE]
 
         def move(e: Enumeration) -> Enumeration | None:
             if e.page == message.page:
@@ -145,7 +145,7 @@ class Enumerator:
             return "stopped"  # the job's check ends the enumeration
         items = [Item(entry.name, entry.source, None) for entry in message.entries]
         outcomes = self._start_all(job, items, now, f"chunk {message.index}")
-        late = outcomes["late"]
+        late = outcomes[ItemOutcome.LATE]
         self._save(stored, lambda e: None if e.done else progress.chunk_done(e, message.index, now, late), now)
         logger.info("job_chunk job=%s chunk=%s %s", job.id, message.index, counts_text(outcomes))
         return "chunk"
@@ -185,10 +185,10 @@ class Enumerator:
 
     def _start_one(
         self, request: CopyRequest, operation_id: str, clock: _Clock, unsafe: str | None, shown: str | None
-    ) -> str:
+    ) -> ItemOutcome:
         now = clock.now()
         if now >= request.deadline:
-            return "late"  # it could not finish in time; the job ends with what it has
+            return ItemOutcome.LATE  # it could not finish in time; the job ends with what it has
         try:
             if unsafe is not None:
                 source = shown or shown_source(request.source)
@@ -196,10 +196,10 @@ class Enumerator:
             return self._starter.start_item(request, operation_id, now)
         except CopyOpsError as exc:
             logger.warning("job_item_deferred op=%s status=%s code=%s", operation_id, exc.status, exc.code)
-            return "deferred"
+            return ItemOutcome.DEFERRED
         except Exception:
             logger.exception("job_item_error op=%s", operation_id)
-            return "error"
+            return ItemOutcome.ERROR
 
     def _save(self, stored: StoredJob, change: Callable[[Enumeration], Enumeration | None], now: datetime) -> bool:
         """Apply ``change`` to the checkpoint, re-reading after a lost race; False when

@@ -19,6 +19,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from copy_ops import lifecycle
 from copy_ops.errors import Conflict, CopyOpsError, NotFound, PreconditionFailed
@@ -38,13 +39,38 @@ logger = logging.getLogger(__name__)
 SEND_WINDOW = progress.ITEM_CLAIM / 2
 
 
+class ItemOutcome(StrEnum):
+    """What became of an item a page meant to start (counted in the page's log line)."""
+
+    STARTED = "started"
+    # Recorded as failed: storage refused it, or copy-ops will not address its name.
+    REFUSED = "refused"
+    # Started or ended by an earlier attempt: nothing to do.
+    EXISTS = "exists"
+    # Claimed moments ago by an attempt that may be starting it now: the page comes back.
+    HELD = "held"
+    # Recorded, its Copy Blob's outcome unknown: the page comes back, and the claim's
+    # next holder looks at the destination before starting anything.
+    UNCERTAIN = "uncertain"
+    # Not recorded (a storage fault, or a fault of ours): the page comes back.
+    DEFERRED = "deferred"
+    ERROR = "error"
+    # Its page's clock passed the deadline: not started, not part of the job.
+    LATE = "late"
+
+    @property
+    def settled(self) -> bool:
+        """Started or ended, or never to be: the page's checkpoint may move past it."""
+        return self in (ItemOutcome.STARTED, ItemOutcome.REFUSED, ItemOutcome.EXISTS, ItemOutcome.LATE)
+
+
 class ItemStarter:
     def __init__(self, starter: Starter, ledger: Ledger, copies: Copies) -> None:
         self._starter = starter
         self._ledger = ledger
         self._copies = copies
 
-    def start_item(self, request: CopyRequest, operation_id: str, now: datetime) -> str:
+    def start_item(self, request: CopyRequest, operation_id: str, now: datetime) -> ItemOutcome:
         """Start one item of a job under its derived id, at most once. A refusal is recorded
         as the item's failure (``start_refused``), not undone. Returns what happened:
         ``started``, ``refused``, ``exists`` (started or ended by an earlier attempt),
@@ -63,7 +89,7 @@ class ItemStarter:
                 # Not recorded: the refusal was the destination's, before the record (its
                 # restore snapshot, refused while another copy is pending there).
                 return self._record_failed(request, operation_id, now, ErrorCode.START_REFUSED, _said(refusal))
-            if isinstance(found, str):
+            if isinstance(found, ItemOutcome):
                 return found
             stored = found
         try:
@@ -74,12 +100,13 @@ class ItemStarter:
         except SendWindowPassed:
             # Too late to send: a later attempt may count this claim as abandoned already.
             logger.warning("job_item_start_late op=%s", operation_id)
-            return "held"
+            return ItemOutcome.HELD
         except CopyOpsError:
-            return "uncertain"  # recorded: a later delivery or the sweep settles it
-        return "refused" if op.error is not None and op.error.code is ErrorCode.START_REFUSED else "started"
+            return ItemOutcome.UNCERTAIN  # recorded: a later delivery or the sweep settles it
+        refused = op.error is not None and op.error.code is ErrorCode.START_REFUSED
+        return ItemOutcome.REFUSED if refused else ItemOutcome.STARTED
 
-    def _recorded(self, operation_id: str, token: str, now: datetime) -> Stored | str | None:
+    def _recorded(self, operation_id: str, token: str, now: datetime) -> Stored | ItemOutcome | None:
         """The item is recorded: by this very attempt (its answer lost, the retry refused),
         by an attempt still at work, by one that got as far as its copy, or by one that died
         before it. The record to start from, or what happened; None if it is not recorded."""
@@ -92,25 +119,27 @@ class ItemStarter:
             return current
         claim = progress.item_claim(op, now)
         if claim is not progress.Claim.ABANDONED:
-            return "exists" if claim is progress.Claim.SETTLED else "held"
+            return ItemOutcome.EXISTS if claim is progress.Claim.SETTLED else ItemOutcome.HELD
         try:
             seen = self._copies.observe_copy(op.destination)
         except CopyOpsError:
-            return "held"  # not knowing whether its copy started, start nothing yet
+            return ItemOutcome.HELD  # not knowing whether its copy started, start nothing yet
         if seen is not None and seen.owner == op.id and seen.copy_id:
             # The attempt that died did start the copy: adopt it, start nothing.
             logger.info("copy_adopted op=%s copy_id=%s", op.id, seen.copy_id)
             status = seen.status or CopyStatus.PENDING
             self._starter.cleaner.run(self._starter.save_started(current, seen.copy_id, status, now), now)
-            return "started"
+            return ItemOutcome.STARTED
         try:
             taken = self._ledger.save(progress.claimed(op, token, now), current.etag, now)
         except PreconditionFailed:
-            return "held"  # another attempt took it over first
+            return ItemOutcome.HELD  # another attempt took it over first
         logger.info("job_item_taken_over op=%s", operation_id)
         return taken
 
-    def record_unaddressed(self, request: CopyRequest, operation_id: str, source: str, why: str, now: datetime) -> str:
+    def record_unaddressed(
+        self, request: CopyRequest, operation_id: str, source: str, why: str, now: datetime
+    ) -> ItemOutcome:
         """A job's item whose name copy-ops will not address: recorded as failed
         (``unsafe_name``) under its derived id, without a request to storage for the blob
         itself, so the page goes on and the report says why. ``source``: the source as shown."""
@@ -125,7 +154,7 @@ class ItemStarter:
         why: str,
         *,
         source: str | None = None,
-    ) -> str:
+    ) -> ItemOutcome:
         """The item recorded in its failed state at once: nothing of it was taken (no
         lease, no snapshot, no copy), so it owes nothing but its event."""
         shown = source if source is not None else shown_url_of(self._copies, request.source)
@@ -134,11 +163,11 @@ class ItemStarter:
         try:
             stored = self._ledger.create(ended, now)
         except Conflict:
-            return "exists"
+            return ItemOutcome.EXISTS
         logger.info("job_item_failed_unstarted op=%s code=%s", operation_id, code)
         operation_ended(self._starter.telemetry, ended)
         self._starter.cleaner.run(stored, now)
-        return "refused"
+        return ItemOutcome.REFUSED
 
 
 @dataclass(frozen=True)
