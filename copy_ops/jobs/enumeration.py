@@ -44,6 +44,8 @@ SAVE_ATTEMPTS = 10
 # while the job is this young (its start request may still be writing it, or retried with
 # its key); an older one belongs to a start that failed, and is dropped.
 RECORD_WAIT = timedelta(minutes=2)
+# Reads of a missing job record before its message is given back to the queue.
+RECORD_PAUSES = (0.2, 0.5, 1.0)
 # Outcomes of an item's start that leave it to a later delivery of the page: not recorded
 # (a storage fault), claimed by an attempt that may still be at work, or started with an
 # answer lost. The checkpoint moves only when none is left (every item started or ended),
@@ -155,13 +157,19 @@ class Enumerator:
         before its record is written: a young message that finds no record is delivered
         again. Young by the time the queue took it in; the job id's time is the fallback,
         and a start retried with its key reuses an older id, so the later of the two counts."""
-        try:
-            return self._jobs.read(job_id)
-        except NotFound:
-            sent = max(created_at_of(job_id), sent_at or created_at_of(job_id))
-            if now - sent < RECORD_WAIT:
-                raise StorageUnavailable(f"job {job_id} is not recorded yet", code="JobNotRecorded") from None
-            return None
+        sent = max(created_at_of(job_id), sent_at or created_at_of(job_id))
+        young = now - sent < RECORD_WAIT
+        for pause in (*(RECORD_PAUSES if young else ()), None):
+            try:
+                return self._jobs.read(job_id)
+            except NotFound:
+                if pause is not None:
+                    # Its start is most likely writing the record right now: a moment's wait
+                    # spares the message a redelivery, which comes only after the visibility timeout.
+                    time.sleep(pause)
+        if young:
+            raise StorageUnavailable(f"job {job_id} is not recorded yet", code="JobNotRecorded")
+        return None
 
     def _start_all(self, job: Job, items: Sequence[Item], now: datetime, what: str) -> Counter[str]:
         pool = Pool(self._concurrency, "start")
