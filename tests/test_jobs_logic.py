@@ -293,20 +293,5 @@ def test_which_listed_names_are_not_addressed(name: str, refused: bool) -> None:
     [(None, T0, False), (T0, T0, True), (None, DEADLINE - timedelta(seconds=1), False), (None, DEADLINE, True)],
 )
 def test_when_no_more_items_are_started(abort_requested_at: datetime | None, now: datetime, stops: bool) -> None:
-    job = Job(
-        id="8000000000000-00000000",
-        state=JobState.ENUMERATING,
-        source=None,
-        manifest_size=1,
-        destination_container="dst",
-        destination_prefix="",
-        deadline=DEADLINE,
-        created_at=T0,
-        overwrite=False,
-        lease_source=False,
-        on_abort=OnAbort.KEEP,
-        metadata={},
-        fingerprint="f",
-        abort_requested_at=abort_requested_at,
-    )
+    job = job_with(deadline=DEADLINE, abort_requested_at=abort_requested_at)
     assert (progress.stop_reason(job, now) is not None) is stops
