@@ -13,11 +13,12 @@ from datetime import datetime, timedelta
 
 from copy_ops import lifecycle
 from copy_ops.cleanup import Cleaner
-from copy_ops.errors import Conflict, CopyIdMismatch, NoPendingCopy, NotFound, PreconditionFailed, StorageUnavailable
+from copy_ops.errors import Conflict, CopyIdMismatch, NoPendingCopy, NotFound, StorageUnavailable
 from copy_ops.ledger import Ledger, Stored
 from copy_ops.lifecycle import Action, Decision, Timing
 from copy_ops.model import Operation, State
 from copy_ops.ports import Copies
+from copy_ops.races import retried
 from copy_ops.telemetry import OFF, OPERATION_ID, Telemetry, operation_ended
 
 logger = logging.getLogger(__name__)
@@ -81,19 +82,18 @@ class Settler:
     def abort(self, operation_id: str, now: datetime) -> Operation:
         """Abort on request. Idempotent for an aborted operation; :class:`Conflict` (with
         the operation) for one that ended otherwise."""
-        for _ in range(ABORT_ATTEMPTS):
+
+        def attempt() -> Operation:
             stored = self._ledger.read(operation_id)
             if stored.op.is_final:
                 return _aborted_or_conflict(stored.op)
-            try:
-                if stored.op.abort_requested_at is None:
-                    stored = self._ledger.save(lifecycle.request_abort(stored.op, now), stored.etag, now)
-                    logger.info("copy_abort_requested op=%s", operation_id)
-                _, op = self.settle(stored, now)
-            except PreconditionFailed:
-                continue
+            if stored.op.abort_requested_at is None:
+                stored = self._ledger.save(lifecycle.request_abort(stored.op, now), stored.etag, now)
+                logger.info("copy_abort_requested op=%s", operation_id)
+            _, op = self.settle(stored, now)
             return _aborted_or_conflict(op)
-        raise StorageUnavailable(f"operation {operation_id} is busy; try again", code="Busy")
+
+        return retried(attempt, ABORT_ATTEMPTS, f"operation {operation_id} is busy; try again")
 
     def _abort_copy(self, op: Operation, now: datetime, abort: Decision) -> Decision:
         """Carry out an abort decision; the decision on how the operation ended."""

@@ -39,6 +39,7 @@ PURE = {
     "ncrontab",
     "ports",
     "problems",
+    "races",
     "sources",
     "redaction",
     "settings",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
-from copy_ops.errors import Conflict, CopyOpsError, NotFound, PreconditionFailed, StorageUnavailable
+from copy_ops.errors import Conflict, CopyOpsError, NotFound, StorageUnavailable
 from copy_ops.jobs import progress
 from copy_ops.jobs.checking import JobChecker, abort_one
 from copy_ops.jobs.enumeration import Enumerator
@@ -26,6 +26,7 @@ from copy_ops.messages import CHUNK, Abort, Check, Chunk, Page, encode, groups
 from copy_ops.model import ListQuery, Operation
 from copy_ops.pool import Pool
 from copy_ops.ports import Announcer, WorkQueue
+from copy_ops.races import retried
 from copy_ops.reading import read_page
 from copy_ops.settings import Settings
 from copy_ops.settling import Settler
@@ -186,7 +187,8 @@ class JobService:
         """The abort recorded (or found recorded, or the job aborted already). A write that
         lost the record to another writer (a page's checkpoint, a sweep's look, another
         abort) reads it again: an abort never answers 412 for a race it did not cause."""
-        for _ in range(ABORT_ATTEMPTS):
+
+        def attempt() -> Job:
             stored = self.records.read(job_id)
             job = stored.job
             if job.is_final:
@@ -195,11 +197,9 @@ class JobService:
                 raise Conflict(f"job {job_id} already ended as {job.state}", code="AlreadyFinished")
             if job.abort_requested_at is not None:
                 return job
-            try:
-                return self._checker.request_abort(stored, now).job
-            except PreconditionFailed:
-                continue
-        raise StorageUnavailable(f"job {job_id} is busy; try again", code="Busy")
+            return self._checker.request_abort(stored, now).job
+
+        return retried(attempt, ABORT_ATTEMPTS, f"job {job_id} is busy; try again")
 
     def report(self, job_id: str) -> bytes:
         job = self.records.read(job_id).job
@@ -212,12 +212,7 @@ class JobService:
     def check(self, job_id: str, now: datetime) -> str:
         """Look after a job; a check that lost the record to another writer (a page moving
         the checkpoint) looks again, and after a few tries leaves it to the next sweep."""
-        for _ in range(CHECK_ATTEMPTS):
-            try:
-                return self._checker.check(job_id, now)
-            except PreconditionFailed:
-                continue
-        return "raced"
+        return retried(lambda: self._checker.check(job_id, now), CHECK_ATTEMPTS, "", otherwise=lambda: "raced")
 
     def page(self, message: Page, now: datetime, sent_at: datetime | None = None) -> str:
         with self._telemetry.span("copyops.job.page", **{JOB_ID: message.job}):
