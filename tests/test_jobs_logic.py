@@ -5,6 +5,7 @@ Azurite tests (test_jobs.py, test_jobs_crash.py) are the proof on the wire."""
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from copy_ops.errors import Conflict
 from copy_ops.jobs import progress
 from copy_ops.jobs.model import Counts, Enumeration, Job, JobState, Listing, PrefixSource
 from copy_ops.jobs.validation import parse_job_request
+from copy_ops.messages import Page, encode
 from copy_ops.model import BlobRef, OnAbort, Operation, State
 from copy_ops.service import CopyService
 from copy_ops.settings import Settings
@@ -295,3 +297,9 @@ def test_which_listed_names_are_not_addressed(name: str, refused: bool) -> None:
 def test_when_no_more_items_are_started(abort_requested_at: datetime | None, now: datetime, stops: bool) -> None:
     job = job_with(deadline=DEADLINE, abort_requested_at=abort_requested_at)
     assert (progress.stop_reason(job, now) is not None) is stops
+
+
+@pytest.mark.parametrize("job_id", ["not-an-id", "", "8000000000000-zz", "9" * 40])
+def test_a_page_for_no_job_that_could_exist_is_dropped_not_a_crash(job_id: str) -> None:
+    world = World(blobs=0)
+    assert do_work(world.service, encode(Page(job_id, 0)), T0) == ("page", Counter({"gone": 1}))

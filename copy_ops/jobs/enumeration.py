@@ -25,11 +25,11 @@ from functools import partial
 
 from copy_ops.errors import CopyOpsError, Forbidden, InvalidRequest, NotFound, PreconditionFailed, StorageUnavailable
 from copy_ops.jobs import progress
-from copy_ops.jobs.items import Item, ItemOutcome, ItemStarter, item_request, shown_source
+from copy_ops.jobs.items import Item, ItemOutcome, ItemStarter, item_request
 from copy_ops.jobs.model import Enumeration, Job, JobState
 from copy_ops.jobs.ports import Sources
 from copy_ops.jobs.records import JobLedger, StoredJob
-from copy_ops.ledger import created_at_of
+from copy_ops.ledger import created_at_of, is_operation_id
 from copy_ops.logtext import counts_text
 from copy_ops.messages import Chunk, Page, encode
 from copy_ops.model import CopyRequest
@@ -157,19 +157,24 @@ class Enumerator:
         before its record is written: a young message that finds no record is delivered
         again. Young by the time the queue took it in; the job id's time is the fallback,
         and a start retried with its key reuses an older id, so the later of the two counts."""
-        sent = max(created_at_of(job_id), sent_at or created_at_of(job_id))
-        young = now - sent < RECORD_WAIT
-        for pause in (*(RECORD_PAUSES if young else ()), None):
+        try:
+            return self._jobs.read(job_id)
+        except NotFound:
+            pass
+        if not is_operation_id(job_id):
+            return None  # no job ever had that id
+        created = created_at_of(job_id)
+        if now - max(created, sent_at or created) >= RECORD_WAIT:
+            return None
+        for pause in RECORD_PAUSES:
+            # Its start is most likely writing the record right now: a moment's wait spares
+            # the message a redelivery, which comes only after the visibility timeout.
+            time.sleep(pause)
             try:
                 return self._jobs.read(job_id)
             except NotFound:
-                if pause is not None:
-                    # Its start is most likely writing the record right now: a moment's wait
-                    # spares the message a redelivery, which comes only after the visibility timeout.
-                    time.sleep(pause)
-        if young:
-            raise StorageUnavailable(f"job {job_id} is not recorded yet", code="JobNotRecorded")
-        return None
+                continue
+        raise StorageUnavailable(f"job {job_id} is not recorded yet", code="JobNotRecorded")
 
     def _start_all(self, job: Job, items: Sequence[Item], now: datetime, what: str) -> Counter[str]:
         pool = Pool(self._concurrency, "start")
@@ -199,8 +204,7 @@ class Enumerator:
             return ItemOutcome.LATE  # it could not finish in time; the job ends with what it has
         try:
             if unsafe is not None:
-                source = shown or shown_source(request.source)
-                return self._starter.record_unaddressed(request, operation_id, source, unsafe, now)
+                return self._starter.record_unaddressed(request, operation_id, shown, unsafe, now)
             return self._starter.start_item(request, operation_id, now)
         except CopyOpsError as exc:
             logger.warning("job_item_deferred op=%s status=%s code=%s", operation_id, exc.status, exc.code)

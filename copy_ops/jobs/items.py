@@ -138,7 +138,7 @@ class ItemStarter:
         return taken
 
     def record_unaddressed(
-        self, request: CopyRequest, operation_id: str, source: str, why: str, now: datetime
+        self, request: CopyRequest, operation_id: str, source: str | None, why: str, now: datetime
     ) -> ItemOutcome:
         """A job's item whose name copy-ops will not address: recorded as failed
         (``unsafe_name``) under its derived id, without a request to storage for the blob

@@ -84,9 +84,6 @@ class JobLedger:
             raise NotFound(f"no job {job_id!r}") from None
         return StoredJob(Job.from_json(document.data), document.etag)
 
-    def delete(self, job_id: str) -> None:
-        self._documents.delete_document(self._container, self.record_name(job_id))
-
     def page(self, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
         """Job ids, newest first (ids sort so), a page at a time."""
         return self._ledger.page(limit, continuation, prefix=JOB_PREFIX)
