@@ -2,6 +2,8 @@
 
 Each function hands its trigger's input to an adapter of :mod:`copy_ops` (``http``
 and ``http_jobs`` for HTTP, ``triggers`` for the rest) and returns what it gives back.
+Every function is ``async def``: the worker awaits it on its own event loop, where the
+storage SDK's async clients run (see docs/design.md, "How the app runs on the worker").
 """
 
 import azure.functions as func
@@ -12,65 +14,65 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 
 @app.route(route="copies", methods=["POST"])
-def start_copy(req: func.HttpRequest) -> func.HttpResponse:
-    return http.start_copy(req)
+async def start_copy(req: func.HttpRequest) -> func.HttpResponse:
+    return await http.start_copy(req)
 
 
 @app.route(route="copies", methods=["GET"])
-def list_copies(req: func.HttpRequest) -> func.HttpResponse:
-    return http.list_copies(req)
+async def list_copies(req: func.HttpRequest) -> func.HttpResponse:
+    return await http.list_copies(req)
 
 
 @app.route(route="copies/{id}", methods=["GET"])
-def get_copy(req: func.HttpRequest) -> func.HttpResponse:
-    return http.get_copy(req)
+async def get_copy(req: func.HttpRequest) -> func.HttpResponse:
+    return await http.get_copy(req)
 
 
 @app.route(route="copies/{id}/abort", methods=["POST"])
-def abort_copy(req: func.HttpRequest) -> func.HttpResponse:
-    return http.abort_copy(req)
+async def abort_copy(req: func.HttpRequest) -> func.HttpResponse:
+    return await http.abort_copy(req)
 
 
 @app.route(route="jobs", methods=["POST"])
-def start_job(req: func.HttpRequest) -> func.HttpResponse:
-    return http_jobs.start_job(req)
+async def start_job(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_jobs.start_job(req)
 
 
 @app.route(route="jobs", methods=["GET"])
-def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
-    return http_jobs.list_jobs(req)
+async def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_jobs.list_jobs(req)
 
 
 @app.route(route="jobs/{id}", methods=["GET"])
-def get_job(req: func.HttpRequest) -> func.HttpResponse:
-    return http_jobs.get_job(req)
+async def get_job(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_jobs.get_job(req)
 
 
 @app.route(route="jobs/{id}/items", methods=["GET"])
-def job_items(req: func.HttpRequest) -> func.HttpResponse:
-    return http_jobs.job_items(req)
+async def job_items(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_jobs.job_items(req)
 
 
 @app.route(route="jobs/{id}/abort", methods=["POST"])
-def abort_job(req: func.HttpRequest) -> func.HttpResponse:
-    return http_jobs.abort_job(req)
+async def abort_job(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_jobs.abort_job(req)
 
 
 @app.route(route="jobs/{id}/report", methods=["GET"])
-def job_report(req: func.HttpRequest) -> func.HttpResponse:
-    return http_jobs.job_report(req)
+async def job_report(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_jobs.job_report(req)
 
 
 @app.route(route="openapi.json", methods=["GET"])
-def openapi(req: func.HttpRequest) -> func.HttpResponse:
-    return http.openapi(req)
+async def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    return await http.openapi(req)
 
 
 @app.timer_trigger(schedule=triggers.sweep_schedule(), arg_name="timer", run_on_startup=False)
-def sweep(timer: func.TimerRequest) -> None:
-    triggers.sweep(timer)
+async def sweep(timer: func.TimerRequest) -> None:
+    await triggers.sweep(timer)
 
 
 @app.queue_trigger(arg_name="message", queue_name=triggers.work_queue(), connection=triggers.work_connection())
-def work(message: func.QueueMessage) -> None:
-    triggers.work(message)
+async def work(message: func.QueueMessage) -> None:
+    await triggers.work(message)

@@ -9,6 +9,7 @@ from functools import partial
 from bench.harness import T0, Harness, after, start_copy
 from copy_ops.service import CopyService
 from copy_ops.sweep import sweep
+from devkit.worker import run as awaited
 
 CHECKS = 4
 DEADLINE_SECONDS = 600
@@ -18,7 +19,7 @@ def run(harness: Harness, not_due: int) -> None:
     print("\n== cost: storage requests per operation ==")
     src, dst = harness.containers()
     service = harness.service()
-    service.storage.ensure_container(service.settings.ledger_container)
+    awaited(service.storage.ensure_container(service.settings.ledger_container))
 
     harness.proxy.configure(pending=False)
     instant = _counted(harness, lambda: _start(service, src, dst, "now.bin", DEADLINE_SECONDS))
@@ -37,11 +38,11 @@ def run(harness: Harness, not_due: int) -> None:
     checked = 0
     for _ in range(CHECKS):
         # When the sweep would next look (read outside the count: a sweep does not ask).
-        moment = service.ledger.get(operation_id).next_check_at
+        moment = awaited(service.ledger.get(operation_id)).next_check_at
         assert moment is not None
         checked += _counted(harness, partial(sweep, service, moment))
-    aborted = _counted(harness, lambda: sweep(service, after(DEADLINE_SECONDS)))
-    state = service.ledger.get(operation_id).state.value
+    aborted = _counted(harness, lambda: awaited(sweep(service, after(DEADLINE_SECONDS))))
+    state = awaited(service.ledger.get(operation_id)).state.value
     total = started + checked + aborted
     bound = 3 + 4 * CHECKS + 4
     print(
@@ -60,13 +61,13 @@ def run(harness: Harness, not_due: int) -> None:
     # Started last and a second later, so its record is the newest and sorts first: Azurite
     # filters only the first 5000 records of a tag query (docs/performance.md).
     due_id = _start(crowded, src, dst, "due.bin", 1, at=after(1))
-    with_crowd = _counted(harness, lambda: sweep(crowded, after(3)))
-    crowd_state = crowded.ledger.get(due_id).state.value
+    with_crowd = _counted(harness, lambda: awaited(sweep(crowded, after(3))))
+    crowd_state = awaited(crowded.ledger.get(due_id)).state.value
 
     alone = harness.service()
     src, dst = harness.containers()
     _start(alone, src, dst, "due.bin", 1, at=after(1))
-    by_itself = _counted(harness, lambda: sweep(alone, after(3)))
+    by_itself = _counted(harness, lambda: awaited(sweep(alone, after(3))))
     print(
         f"a sweep with 1 due ({crowd_state}) and {not_due} not-due operations: {with_crowd} requests; "
         f"the same sweep with the 1 due alone: {by_itself} requests"

@@ -26,6 +26,7 @@ from copy_ops.storage import BlobStorage
 from copy_ops.storage.queues import QueueStorage
 from copy_ops.validation import parse_copy_request
 from devkit import CONTROL_PREFIX, PROJECT_ROOT, Azurite, connection_string
+from devkit.worker import run as awaited
 
 ROOT = PROJECT_ROOT
 # The benchmarks drive time themselves, from here.
@@ -34,7 +35,7 @@ T0 = datetime.now(UTC).replace(microsecond=0)
 
 def start_copy(service: CopyService, body: dict[str, object], now: datetime) -> str:
     """Start from a request body, parsed as the HTTP adapter parses it; the operation's id."""
-    return service.start(parse_copy_request(body, service.settings, now), now).operation.id
+    return awaited(service.start(parse_copy_request(body, service.settings, now), now)).operation.id
 
 
 def after(seconds: float) -> datetime:
@@ -155,7 +156,7 @@ class Harness:
         if concurrency is not None:
             values["COPY_SWEEP_CONCURRENCY"] = str(concurrency)
         settings = Settings.from_env(values)
-        storage = BlobStorage.connect(settings.storage, pool_size=settings.sweep_concurrency)
+        storage = awaited(BlobStorage.connect(settings.storage, pool_size=settings.sweep_concurrency))
         work = QueueStorage(settings.storage, settings.work_queue, credential=storage.credential)
         service = CopyService(settings, storage, work)
         self._services.append(service)
@@ -163,7 +164,7 @@ class Harness:
 
     def close_services(self) -> None:
         while self._services:
-            self._services.pop().close()
+            awaited(self._services.pop().close())
 
     def containers(self) -> tuple[str, str]:
         """A source container with one small blob, and an empty destination container."""

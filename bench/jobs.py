@@ -20,6 +20,7 @@ from bench.harness import Harness
 from copy_ops.dispatch import do_work
 from copy_ops.jobs.validation import parse_job_request
 from copy_ops.service import CopyService
+from devkit.worker import run as awaited
 
 # What the host asks for in one Get Messages (host.json's queues.batchSize is 16).
 HOST_BATCH = 16
@@ -39,11 +40,11 @@ def run(harness: Harness, size: int) -> None:
     began = time.perf_counter()
     body = {"source": {"container": src, "prefix": "drop/"}, "destination": {"container": dst}, "timeout_seconds": 3600}
     now = datetime.now(UTC)
-    job_id = service.jobs.start(parse_job_request(body, service.settings, now), now).job.id
+    job_id = awaited(service.jobs.start(parse_job_request(body, service.settings, now), now)).job.id
     posted = time.perf_counter() - began
     started_after, kinds = _drain(service, queue, job_id, size, began)
     spent = harness.counts() - before
-    job = service.jobs.get(job_id, datetime.now(UTC))
+    job = awaited(service.jobs.get(job_id, datetime.now(UTC)))
     total = sum(spent.values())
     print(
         f"POST answered in {posted * 1000:.0f} ms; all {size:,} items started {started_after:.1f} s after the POST "
@@ -58,7 +59,7 @@ def run(harness: Harness, size: int) -> None:
         "requests a job (a List Blobs, a job-record write, a message and its delete, per page)"
     )
     before = harness.counts()
-    job = service.jobs.get(job_id, datetime.now(UTC))
+    job = awaited(service.jobs.get(job_id, datetime.now(UTC)))
     status = harness.counts() - before
     print(f"status (GET /api/jobs/{{id}}) at {size:,} items: {sum(status.values())} requests {dict(status)}")
     queue.close()
@@ -93,7 +94,7 @@ def _drain(
             continue
         empty = 0
         for message in messages:
-            kind, _ = do_work(service, str(message.content), datetime.now(UTC))
+            kind, _ = awaited(do_work(service, str(message.content), datetime.now(UTC)))
             queue.delete_message(message)
             kinds[kind] += 1
             if kind in ("page", "chunk"):

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from bench.harness import Harness, start_copy
 from copy_ops.sweep import sweep
+from devkit.worker import run as awaited
 
 ROUNDS = 10
 PER_ROUND = 4
@@ -32,11 +33,11 @@ def run(harness: Harness, interval: float = 2.0, lag: float = 3.0) -> None:
     durations = []
     while len(ids) < ROUNDS * PER_ROUND or len(ended_by) < len(ids):
         began = time.monotonic()
-        sweep(service, datetime.now(UTC))
+        awaited(sweep(service, datetime.now(UTC)))
         durations.append(time.monotonic() - began)
         finished = datetime.now(UTC)
         for operation_id in ids:
-            if operation_id not in ended_by and service.ledger.get(operation_id).is_final:
+            if operation_id not in ended_by and awaited(service.ledger.get(operation_id)).is_final:
                 ended_by[operation_id] = finished
         if len(ids) < ROUNDS * PER_ROUND:
             for _ in range(PER_ROUND):
@@ -47,7 +48,7 @@ def run(harness: Harness, interval: float = 2.0, lag: float = 3.0) -> None:
                 }
                 ids.append(start_copy(service, body, datetime.now(UTC)))
         time.sleep(max(0.0, interval - (time.monotonic() - began)))
-    lateness = sorted((ended_by[i] - service.ledger.get(i).deadline).total_seconds() for i in ids)
+    lateness = sorted((ended_by[i] - awaited(service.ledger.get(i)).deadline).total_seconds() for i in ids)
     bound = interval + lag + max(durations)
     print(
         f"{len(ids)} copies, each started 1 s before its deadline: lateness min {lateness[0]:.2f} s, "

@@ -22,6 +22,7 @@ from bench.harness import T0, Harness, start_copy
 from copy_ops.ledger import RECORD_PREFIX, new_operation_id
 from copy_ops.model import ListQuery, State
 from copy_ops.service import CopyService
+from devkit.worker import run as awaited
 
 PENDING = 50
 SAMPLES = 20
@@ -53,7 +54,7 @@ def _ledger(harness: Harness, size: int) -> CopyService:
         {"source": {"container": src, "blob": "a.bin"}, "destination": {"container": dst, "blob": "done.bin"}},
         T0 + timedelta(seconds=1),
     )
-    text = service.ledger.get(done).to_json()
+    text = awaited(service.ledger.get(done)).to_json()
     # Written through the proxy, so that its index sees the tags; fast set-up, not a figure.
     harness.proxy.configure(latency=0.0)
     client = BlobServiceClient.from_connection_string(harness.proxy.connection_string)
@@ -79,7 +80,7 @@ def _list(harness: Harness, service: CopyService) -> tuple[float, float, int]:
     found = 0
     for _ in range(SAMPLES):
         before = harness.requests()
-        page = service.list(ListQuery(State.PENDING, PENDING, None))
+        page = awaited(service.list(ListQuery(State.PENDING, PENDING, None)))
         found = len(page.items)
         requests += harness.requests() - before
     return requests / SAMPLES, (time.perf_counter() - began) / SAMPLES, found
@@ -88,5 +89,5 @@ def _list(harness: Harness, service: CopyService) -> tuple[float, float, int]:
 def _bare_query(harness: Harness, service: CopyService) -> float:
     began = time.perf_counter()
     for _ in range(SAMPLES):
-        service.ledger.find_page("\"state\" = 'pending'", PENDING, None)
+        awaited(service.ledger.find_page("\"state\" = 'pending'", PENDING, None))
     return (time.perf_counter() - began) / SAMPLES

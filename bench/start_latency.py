@@ -9,6 +9,7 @@ import time
 from bench.harness import Harness
 from copy_ops import runtime
 from devkit.app import functions, load_function_app, request
+from devkit.worker import run as awaited
 
 
 def run(harness: Harness, samples: int) -> None:
@@ -38,7 +39,7 @@ def run(harness: Harness, samples: int) -> None:
         f"{samples} starts: p50 {statistics.median(timings) * 1000:.1f} ms, p95 {quantiles[18] * 1000:.1f} ms, "
         f"{per_start:.1f} storage requests per start"
     )
-    runtime.reset()
+    awaited(runtime.reset())
 
 
 def _body(src: str, dst: str, index: int) -> dict[str, object]:

@@ -6,6 +6,7 @@ import time
 
 from bench.harness import Harness, after
 from copy_ops.sweep import SweepSummary, sweep
+from devkit.worker import run as awaited
 
 TIMEOUT = 60
 # Concurrency 1 is measured over a sample: at 20 ms a request, sweeping 10,000
@@ -40,7 +41,7 @@ def _measure(harness: Harness, size: int, level: int) -> tuple[SweepSummary, tup
     service = harness.service(level, COPY_FANOUT_THRESHOLD=str(size * 10))
     harness.start_many(service, src, dst, size, TIMEOUT)
     own_before, helpers_before = time.process_time(), harness.helper_cpu_seconds()
-    summary = sweep(service, after(TIMEOUT + 1))
+    summary = awaited(sweep(service, after(TIMEOUT + 1)))
     own = time.process_time() - own_before
     proxy, azurite = (now - then for now, then in zip(harness.helper_cpu_seconds(), helpers_before, strict=True))
     harness.close_services()

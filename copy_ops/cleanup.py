@@ -27,11 +27,11 @@ logger = logging.getLogger(__name__)
 RESTORE_WINDOW = timedelta(hours=1)
 
 
-def abort_ours_quietly(copies: Copies, dest: BlobRef, operation_id: str, copy_id: str) -> None:
+async def abort_ours_quietly(copies: Copies, dest: BlobRef, operation_id: str, copy_id: str) -> None:
     """Abort a copy known to be ours; if that fails (it ended meanwhile, or storage is
     away), the sweep's checks take it from here."""
     try:
-        copies.abort_copy(dest, copy_id)
+        await copies.abort_copy(dest, copy_id)
         logger.info("copy_late_start_aborted op=%s copy_id=%s", operation_id, copy_id)
     except CopyOpsError as exc:
         logger.warning("copy_late_start_abort_failed op=%s status=%s code=%s", operation_id, exc.status, exc.code)
@@ -44,7 +44,7 @@ class Cleaner:
         self._timing = timing
         self._announcer = announcer
 
-    def run(self, stored: Stored, now: datetime) -> tuple[Operation, bool]:
+    async def run(self, stored: Stored, now: datetime) -> tuple[Operation, bool]:
         """Do the outstanding cleanup; what fails stays on the record for the next sweep.
 
         Returns the record as it now stands, and True when nothing is left to do.
@@ -63,7 +63,7 @@ class Cleaner:
                 remaining.append(task)  # the start may still be running
                 continue
             try:
-                op, done = self._step(op, task)
+                op, done = await self._step(op, task)
             except UnsafeName as exc:
                 # A name copy-ops will never address: retrying cannot help, so the task
                 # is dropped, said once, instead of deferred at every sweep for ever.
@@ -84,65 +84,65 @@ class Cleaner:
             op, cleanup=left, next_check_at=lifecycle.cleanup_due(op, left, now, self._timing, retry_at)
         )
         try:
-            op = self._ledger.save(op, stored.etag, now).op
+            op = (await self._ledger.save(op, stored.etag, now)).op
         except PreconditionFailed:
             return op, False  # someone else is cleaning up this operation
         return op, not left
 
-    def _step(self, op: Operation, task: Cleanup) -> tuple[Operation, bool]:
+    async def _step(self, op: Operation, task: Cleanup) -> tuple[Operation, bool]:
         if task is Cleanup.CHECK_LATE_START:
-            return self._check_late_start(op), True
+            return await self._check_late_start(op), True
         if task is Cleanup.ANNOUNCE:
-            return op, self._announce(op)
+            return op, await self._announce(op)
         if task is Cleanup.RELEASE_SOURCE_LEASE:
             if op.source_blob is not None:
-                self._copies.release_lease(op.source_blob, lifecycle.lease_id_for(op.id))
+                await self._copies.release_lease(op.source_blob, lifecycle.lease_id_for(op.id))
             return op, True
         if task is Cleanup.DROP_SNAPSHOT:
-            self._copies.delete_blob(op.destination, snapshot=op.snapshot)
+            await self._copies.delete_blob(op.destination, snapshot=op.snapshot)
             return op, True
         if task is Cleanup.DELETE_DESTINATION:
             try:
-                self._copies.delete_blob(op.destination)
+                await self._copies.delete_blob(op.destination)
             except Conflict as exc:
                 # The blob has snapshots of its own (not ours): keeping it loses nothing.
                 logger.warning("destination_kept op=%s code=%s", op.id, exc.code)
             return op, True
-        return self._restore_step(op)
+        return await self._restore_step(op)
 
-    def _announce(self, op: Operation) -> bool:
+    async def _announce(self, op: Operation) -> bool:
         """Send the final state's event; True once a target took it. Without a target
         (events turned off since the state was recorded) there is nothing to owe."""
         if self._announcer is None:
             return True
         event = operation_event(op, shown_url(self._copies, op.destination))
-        self._announcer.announce([event])
+        await self._announcer.announce([event])
         logger.info("copy_announced op=%s event=%s type=%s", op.id, event.id, event.type)
         return True
 
-    def _check_late_start(self, op: Operation) -> Operation:
+    async def _check_late_start(self, op: Operation) -> Operation:
         """Look for a copy of ours that began after the operation ended; stop it if found.
         The record then carries its copy id."""
-        seen = self._copies.observe_copy(op.destination)
+        seen = await self._copies.observe_copy(op.destination)
         if seen is None or seen.owner != op.id or not seen.copy_id:
             return op
         if seen.status is CopyStatus.PENDING:
-            abort_ours_quietly(self._copies, op.destination, op.id, seen.copy_id)
+            await abort_ours_quietly(self._copies, op.destination, op.id, seen.copy_id)
         logger.info("copy_late_start_found op=%s copy_id=%s", op.id, seen.copy_id)
         return dataclasses.replace(op, copy_id=seen.copy_id)
 
-    def _restore_step(self, op: Operation) -> tuple[Operation, bool]:
+    async def _restore_step(self, op: Operation) -> tuple[Operation, bool]:
         """Copy the pre-copy snapshot back over the destination; True once it is back."""
         assert op.snapshot is not None
         if op.restore_copy_id is not None:
-            seen = self._copies.observe_copy(op.destination)
+            seen = await self._copies.observe_copy(op.destination)
             if seen is not None and seen.copy_id == op.restore_copy_id:
                 if seen.status is CopyStatus.SUCCESS:
                     return op, True
                 if seen.status is CopyStatus.PENDING:
                     return op, False
         # No metadata given: Copy Blob then restores the snapshot's own metadata too.
-        copy_id, status = self._copies.start_copy(
+        copy_id, status = await self._copies.start_copy(
             op.destination,
             op.destination,
             None,

@@ -17,7 +17,7 @@ from copy_ops.service import CopyService
 from copy_ops.sweep import settle_batch
 
 
-def do_work(
+async def do_work(
     service: CopyService, text: str, now: datetime, sent_at: datetime | None = None
 ) -> tuple[str, Counter[str]]:
     """Do one message; its kind and outcomes, counted. ``sent_at``: when it was put on the
@@ -26,17 +26,17 @@ def do_work(
     if isinstance(work, Settle | Abort):
         kind = "settle" if isinstance(work, Settle) else "abort"
         if isinstance(work, Settle):
-            outcomes = settle_batch(service, work.ids, now)
+            outcomes = await settle_batch(service, work.ids, now)
         else:
-            outcomes = service.jobs.abort_batch(work, now)
+            outcomes = await service.jobs.abort_batch(work, now)
         if outcomes["deferred"] + outcomes["error"] == len(work.ids):
             # Nothing of it could be done (storage away): the host retries the message
             # after its visibility timeout; the records stay due meanwhile.
             raise StorageUnavailable(f"none of the {len(work.ids)} operations could be done", code="BatchDeferred")
         return kind, outcomes
     if isinstance(work, Page):
-        return "page", Counter([service.jobs.page(work, now, sent_at)])
+        return "page", Counter([await service.jobs.page(work, now, sent_at)])
     if isinstance(work, Chunk):
-        return "chunk", Counter([service.jobs.chunk(work, now, sent_at)])
+        return "chunk", Counter([await service.jobs.chunk(work, now, sent_at)])
     assert isinstance(work, Check)
-    return "check", Counter([service.jobs.check(work.job, now)])
+    return "check", Counter([await service.jobs.check(work.job, now)])

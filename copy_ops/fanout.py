@@ -33,10 +33,10 @@ class InFlight:
         self._batches: list[dict[str, Any]] = []
         self._etag: str | None = None
 
-    def load(self, now: datetime) -> set[str]:
+    async def load(self, now: datetime) -> set[str]:
         """The ids of batches still in flight at ``now``."""
         try:
-            document = self._documents.read_document(self._container, NAME)
+            document = await self._documents.read_document(self._container, NAME)
         except NotFound:
             self._batches, self._etag = [], None
             return set()
@@ -48,23 +48,23 @@ class InFlight:
     def add(self, ids: list[str], until: datetime) -> None:
         self._batches.append({"until": format_time(until, exact=True), "ids": ids})
 
-    def save(self, now: datetime) -> None:
+    async def save(self, now: datetime) -> None:
         """Write the batches; another sweep writing at the same moment is merged with, not lost."""
         mine = list(self._batches)
         for _ in range(SAVE_ATTEMPTS):
             data = json.dumps({"batches": self._batches}, separators=(",", ":")).encode()
             try:
                 if self._etag is None:
-                    self._etag = self._create(data)
+                    self._etag = await self._create(data)
                 else:
-                    self._etag = self._documents.replace_document(self._container, NAME, data, {}, self._etag)
+                    self._etag = await self._documents.replace_document(self._container, NAME, data, {}, self._etag)
                 return
             except (PreconditionFailed, Conflict):
-                self.load(now)
+                await self.load(now)
                 self._batches += [batch for batch in mine if batch not in self._batches]
         # Not written: these batches may be handed out again by the next sweep; harmless.
 
-    def _create(self, data: bytes) -> str:
-        return with_container(
+    async def _create(self, data: bytes) -> str:
+        return await with_container(
             self._documents, self._container, lambda: self._documents.create_document(self._container, NAME, data, {})
         )

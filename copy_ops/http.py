@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import wraps
 from importlib import resources
 from typing import Any
@@ -36,7 +36,7 @@ PROBLEM_TYPE = "urn:copy-ops:problem:"
 JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
 
-Handler = Callable[[func.HttpRequest], func.HttpResponse]
+Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
 
 
 # -- input ---------------------------------------------------------------------
@@ -97,7 +97,7 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 
 
 def view(op: Operation) -> dict[str, Any]:
-    return operation_view(op, runtime.service().public_url(op.destination))
+    return operation_view(op, runtime.built().public_url(op.destination))
 
 
 def problem(error: CopyOpsError) -> func.HttpResponse:
@@ -123,9 +123,9 @@ def handled(handler: Handler) -> Handler:
     """Every error becomes problem+json; an unexpected one a 500 with no detail."""
 
     @wraps(handler)
-    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+    async def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         try:
-            return handler(req)
+            return await handler(req)
         except ConfigurationError as error:
             logger.error("configuration_error setting=%s detail=%s", error.code, error.detail)
             return problem(error)
@@ -153,35 +153,35 @@ def _operation_response(status: int, op: Operation) -> func.HttpResponse:
 
 
 @handled
-def start_copy(req: func.HttpRequest) -> func.HttpResponse:
+async def start_copy(req: func.HttpRequest) -> func.HttpResponse:
     now = runtime.utc_now()
     request = parse_copy_request(json_body(req), runtime.settings(), now)
-    outcome = runtime.service().start(request, now, idempotency_key(req.headers))
+    outcome = await (await runtime.service()).start(request, now, idempotency_key(req.headers))
     if outcome.replayed:
         return _operation_response(200, outcome.operation)
     return _operation_response(201 if outcome.operation.is_final else 202, outcome.operation)
 
 
 @handled
-def get_copy(req: func.HttpRequest) -> func.HttpResponse:
-    op = runtime.service().get(req.route_params.get("id", ""), runtime.utc_now())
+async def get_copy(req: func.HttpRequest) -> func.HttpResponse:
+    op = await (await runtime.service()).get(req.route_params.get("id", ""), runtime.utc_now())
     return _operation_response(200, op)
 
 
 @handled
-def abort_copy(req: func.HttpRequest) -> func.HttpResponse:
-    op = runtime.service().abort(req.route_params.get("id", ""), runtime.utc_now())
+async def abort_copy(req: func.HttpRequest) -> func.HttpResponse:
+    op = await (await runtime.service()).abort(req.route_params.get("id", ""), runtime.utc_now())
     return _operation_response(200, op)
 
 
 @handled
-def list_copies(req: func.HttpRequest) -> func.HttpResponse:
-    page = runtime.service().list(list_query(req.params))
+async def list_copies(req: func.HttpRequest) -> func.HttpResponse:
+    page = await (await runtime.service()).list(list_query(req.params))
     return json_response(200, {"items": [view(op) for op in page.items], "continuation": page.continuation})
 
 
 @handled
-def openapi(req: func.HttpRequest) -> func.HttpResponse:
+async def openapi(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(openapi_document(), status_code=200, mimetype=JSON)
 
 

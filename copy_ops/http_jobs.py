@@ -24,37 +24,41 @@ def _job_response(status: int, job: Job) -> func.HttpResponse:
 
 
 @handled
-def start_job(req: func.HttpRequest) -> func.HttpResponse:
+async def start_job(req: func.HttpRequest) -> func.HttpResponse:
     now = runtime.utc_now()
     request = parse_job_request(json_body(req, MAX_JOB_BODY_BYTES), runtime.settings(), now)
-    outcome = runtime.service().jobs.start(request, now, idempotency_key(req.headers))
+    outcome = await (await runtime.service()).jobs.start(request, now, idempotency_key(req.headers))
     return _job_response(200 if outcome.replayed else 202, outcome.job)
 
 
 @handled
-def get_job(req: func.HttpRequest) -> func.HttpResponse:
-    return _job_response(200, runtime.service().jobs.get(req.route_params.get("id", ""), runtime.utc_now()))
+async def get_job(req: func.HttpRequest) -> func.HttpResponse:
+    return _job_response(
+        200, await (await runtime.service()).jobs.get(req.route_params.get("id", ""), runtime.utc_now())
+    )
 
 
 @handled
-def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
+async def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
     query = list_query(req.params, states=False)
-    page = runtime.service().jobs.list(query.limit, query.continuation)
+    page = await (await runtime.service()).jobs.list(query.limit, query.continuation)
     return json_response(200, {"items": [job_view(job) for job in page.items], "continuation": page.continuation})
 
 
 @handled
-def job_items(req: func.HttpRequest) -> func.HttpResponse:
-    page = runtime.service().jobs.items(req.route_params.get("id", ""), list_query(req.params))
+async def job_items(req: func.HttpRequest) -> func.HttpResponse:
+    page = await (await runtime.service()).jobs.items(req.route_params.get("id", ""), list_query(req.params))
     return json_response(200, {"items": [view(op) for op in page.items], "continuation": page.continuation})
 
 
 @handled
-def abort_job(req: func.HttpRequest) -> func.HttpResponse:
-    return _job_response(202, runtime.service().jobs.abort(req.route_params.get("id", ""), runtime.utc_now()))
+async def abort_job(req: func.HttpRequest) -> func.HttpResponse:
+    return _job_response(
+        202, await (await runtime.service()).jobs.abort(req.route_params.get("id", ""), runtime.utc_now())
+    )
 
 
 @handled
-def job_report(req: func.HttpRequest) -> func.HttpResponse:
-    report = runtime.service().jobs.report(req.route_params.get("id", ""))
+async def job_report(req: func.HttpRequest) -> func.HttpResponse:
+    report = await (await runtime.service()).jobs.report(req.route_params.get("id", ""))
     return func.HttpResponse(report, status_code=200, mimetype=REPORT_TYPE)

@@ -11,13 +11,13 @@ the ETag it was read with. ``updated_at`` is set here, on every write, and nowhe
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
 import re
 import secrets
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -50,14 +50,14 @@ KEY_NAME = "keys/continuation.key"
 T = TypeVar("T")
 
 
-def with_container(documents: Documents, container: str, write: Callable[[], T]) -> T:
+async def with_container(documents: Documents, container: str, write: Callable[[], Awaitable[T]]) -> T:
     """``write``, and again after making the container if it was missing: the ledger's
     container is made on first use rather than at every cold start."""
     try:
-        return write()
+        return await write()
     except ContainerMissing:
-        documents.ensure_container(container)
-        return write()
+        await documents.ensure_container(container)
+        return await write()
 
 
 def new_operation_id(now: datetime) -> str:
@@ -101,53 +101,55 @@ class Ledger:
         self._documents = documents
         self._container = container
         self._key: bytes | None = None
-        self._key_lock = threading.Lock()
+        self._key_lock = asyncio.Lock()
 
     @staticmethod
     def record_name(operation_id: str) -> str:
         return f"{RECORD_PREFIX}{operation_id}.json"
 
-    def _with_container(self, write: Callable[[], T]) -> T:
-        return with_container(self._documents, self._container, write)
+    async def _with_container(self, write: Callable[[], Awaitable[T]]) -> T:
+        return await with_container(self._documents, self._container, write)
 
-    def create(self, op: Operation, now: datetime) -> Stored:
+    async def create(self, op: Operation, now: datetime) -> Stored:
         """Write a new record; :class:`Conflict` if the id is taken."""
         op = dataclasses.replace(op, updated_at=now)
         name = self.record_name(op.id)
-        etag = self._with_container(
+        etag = await self._with_container(
             lambda: self._documents.create_document(self._container, name, op.to_json(), record_tags(op))
         )
         return Stored(op, etag)
 
-    def save(self, op: Operation, etag: str, now: datetime) -> Stored:
+    async def save(self, op: Operation, etag: str, now: datetime) -> Stored:
         """Replace the record if it still has ``etag``; else :class:`PreconditionFailed`."""
         op = dataclasses.replace(op, updated_at=now)
         name = self.record_name(op.id)
-        return Stored(op, self._documents.replace_document(self._container, name, op.to_json(), record_tags(op), etag))
+        return Stored(
+            op, await self._documents.replace_document(self._container, name, op.to_json(), record_tags(op), etag)
+        )
 
-    def read(self, operation_id: str) -> Stored:
+    async def read(self, operation_id: str) -> Stored:
         """The record and its ETag, to change it."""
         if not is_operation_id(operation_id):
             raise NotFound(f"no operation {operation_id!r}")
         try:
-            document = self._documents.read_document(self._container, self.record_name(operation_id))
+            document = await self._documents.read_document(self._container, self.record_name(operation_id))
         except NotFound:
             raise NotFound(f"no operation {operation_id!r}") from None
         return Stored(Operation.from_json(document.data), document.etag)
 
-    def get(self, operation_id: str) -> Operation:
-        return self.read(operation_id).op
+    async def get(self, operation_id: str) -> Operation:
+        return (await self.read(operation_id)).op
 
-    def delete(self, operation_id: str) -> None:
-        self._documents.delete_document(self._container, self.record_name(operation_id))
+    async def delete(self, operation_id: str) -> None:
+        await self._documents.delete_document(self._container, self.record_name(operation_id))
 
-    def due(self, now: datetime) -> Iterator[str]:
+    async def due(self, now: datetime) -> AsyncIterator[str]:
         """Ids of the operations whose next check is at or before ``now``."""
-        for kind, record_id in self.due_records(now):
+        async for kind, record_id in self.due_records(now):
             if kind == "op":
                 yield record_id
 
-    def due_records(self, now: datetime) -> Iterator[tuple[str, str]]:
+    async def due_records(self, now: datetime) -> AsyncIterator[tuple[str, str]]:
         """``("op", id)`` or ``("job", id)`` for each record whose next check is at or
         before ``now``: one query finds both.
 
@@ -155,7 +157,7 @@ class Ledger:
         """
         query = f"\"due\" <= '{format_time(now)}'"
         try:
-            for name in self._documents.find_by_tags(self._container, query, FIND_PAGE_SIZE):
+            async for name in self._documents.find_by_tags(self._container, query, FIND_PAGE_SIZE):
                 if not name.endswith(".json"):
                     continue
                 if name.startswith(RECORD_PREFIX):
@@ -165,51 +167,55 @@ class Ledger:
         except NotFound:
             return  # no ledger yet: nothing is due
 
-    def page(self, limit: int, continuation: str | None, prefix: str = RECORD_PREFIX) -> tuple[list[str], str | None]:
+    async def page(
+        self, limit: int, continuation: str | None, prefix: str = RECORD_PREFIX
+    ) -> tuple[list[str], str | None]:
         """One page of record ids under ``prefix`` (operations, by default), newest first.
         The continuation is our own token (:mod:`copy_ops.continuation`); one this listing
         did not make is InvalidRequest."""
         scope = f"names:{prefix}"
-        marker = self._marker(scope, continuation)
+        marker = await self._marker(scope, continuation)
         try:
-            names, token = self._documents.list_names(self._container, prefix, limit, marker)
+            names, token = await self._documents.list_names(self._container, prefix, limit, marker)
         except NotFound:
             return [], None
         root = prefix.split("/", 1)[0] + "/"
         ids = [name[len(root) : -len(".json")] for name in names]
-        return ids, self._token(scope, token)
+        return ids, await self._token(scope, token)
 
-    def find_page(self, query: str, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
+    async def find_page(self, query: str, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
         """One page of operation ids whose tags match ``query``, with our own continuation."""
         scope = f"tags:{query}"
-        marker = self._marker(scope, continuation)
+        marker = await self._marker(scope, continuation)
         try:
-            found, token = self._documents.find_tagged(self._container, query, limit, marker)
+            found, token = await self._documents.find_tagged(self._container, query, limit, marker)
         except NotFound:
             return [], None
         ids = [item.name[len(RECORD_PREFIX) : -len(".json")] for item in found if item.name.startswith(RECORD_PREFIX)]
-        return ids, self._token(scope, token)
+        return ids, await self._token(scope, token)
 
-    def _marker(self, scope: str, continuation: str | None) -> str | None:
-        return decode_continuation(self._continuation_key(), scope, continuation) if continuation else None
+    async def _marker(self, scope: str, continuation: str | None) -> str | None:
+        return decode_continuation(await self._continuation_key(), scope, continuation) if continuation else None
 
-    def _token(self, scope: str, marker: str | None) -> str | None:
-        return encode_continuation(self._continuation_key(), scope, marker) if marker else None
+    async def _token(self, scope: str, marker: str | None) -> str | None:
+        return encode_continuation(await self._continuation_key(), scope, marker) if marker else None
 
-    def _continuation_key(self) -> bytes:
+    async def _continuation_key(self) -> bytes:
         """The key of continuation tokens: made once per ledger (first writer wins), read
         once per process. Every instance must know it: a page's next may go to any of them."""
-        with self._key_lock:
+        async with self._key_lock:
             if self._key is None:
                 fresh = secrets.token_bytes(32)
                 try:
-                    self._with_container(lambda: self._documents.create_document(self._container, KEY_NAME, fresh, {}))
+                    await self._with_container(
+                        lambda: self._documents.create_document(self._container, KEY_NAME, fresh, {})
+                    )
                     self._key = fresh
                 except Conflict:
-                    self._key = self._documents.read_document(self._container, KEY_NAME).data
+                    self._key = (await self._documents.read_document(self._container, KEY_NAME)).data
             return self._key
 
-    def claim(self, key: str, operation_id: str, fingerprint: str, scope: str = "") -> str:
+    async def claim(self, key: str, operation_id: str, fingerprint: str, scope: str = "") -> str:
         """Bind an idempotency key to an operation (or, with ``scope="jobs/"``, a job) id,
         first writer wins.
 
@@ -219,11 +225,11 @@ class Ledger:
         name = f"{CLAIM_PREFIX}{scope}{hashlib.sha256(key.encode()).hexdigest()}.json"
         document = json.dumps({"operation_id": operation_id, "fingerprint": fingerprint}).encode()
         try:
-            self._with_container(lambda: self._documents.create_document(self._container, name, document, {}))
+            await self._with_container(lambda: self._documents.create_document(self._container, name, document, {}))
             return operation_id
         except Conflict:
             pass
-        existing = json.loads(self._documents.read_document(self._container, name).data)
+        existing = json.loads((await self._documents.read_document(self._container, name)).data)
         if existing["fingerprint"] != fingerprint:
             raise Conflict(
                 "this Idempotency-Key was already used with a different request body",

@@ -3,19 +3,20 @@
 :class:`Documents` is the ledger's side (JSON documents with index tags, written
 with ETags); :class:`Copies` is the copy side (Copy Blob, Abort Copy, leases,
 snapshots); :class:`Sources` lists a job's source. :class:`copy_ops.storage.BlobStorage`
-implements them against Azure Blob Storage; ``tests/support/memory.py`` in memory, for
+implements them against Azure Blob Storage (as coroutines: every port is awaited on the
+caller's event loop); ``tests/support/memory.py`` in memory, for
 fast tests of service logic (the Azurite tests stay the proof against real storage).
 Errors are those of :mod:`copy_ops.errors`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from copy_ops.errors import UnsafeName
+from copy_ops.errors import StorageUnavailable, UnsafeName
 from copy_ops.model import BlobRef, CopyObservation, CopyStatus, ForeignBlob
 
 if TYPE_CHECKING:
@@ -37,38 +38,39 @@ class Tagged:
 
 
 class Documents(Protocol):
-    def ensure_container(self, container: str) -> None:
+    async def ensure_container(self, container: str) -> None:
         """Create the container if it does not exist."""
 
-    def create_document(self, container: str, name: str, data: bytes, tags: dict[str, str]) -> str:
+    async def create_document(self, container: str, name: str, data: bytes, tags: dict[str, str]) -> str:
         """Write a new document; :class:`~copy_ops.errors.Conflict` if one exists. Returns the ETag.
         :class:`~copy_ops.errors.ContainerMissing` if the container does not exist."""
 
-    def replace_document(self, container: str, name: str, data: bytes, tags: dict[str, str], etag: str) -> str:
+    async def replace_document(self, container: str, name: str, data: bytes, tags: dict[str, str], etag: str) -> str:
         """Replace a document if it still has ``etag``; :class:`~copy_ops.errors.PreconditionFailed` otherwise."""
 
-    def read_document(self, container: str, name: str) -> StoredDocument:
+    async def read_document(self, container: str, name: str) -> StoredDocument:
         """The document and its ETag; :class:`~copy_ops.errors.NotFound` if there is none."""
 
-    def delete_document(self, container: str, name: str) -> None:
+    async def delete_document(self, container: str, name: str) -> None:
         """Delete a document; one that is not there is deleted already."""
 
-    def find_by_tags(self, container: str, query: str, page_size: int) -> Iterator[str]:
+    def find_by_tags(self, container: str, query: str, page_size: int) -> AsyncIterator[str]:
         """Names of the documents whose tags match ``query``, a page at a time. The index
         may lag behind writes: a name is a candidate, the document is the truth."""
+        ...
 
-    def find_tagged(
+    async def find_tagged(
         self, container: str, query: str, limit: int, continuation: str | None
     ) -> tuple[list[Tagged], str | None]:
         """One page of the documents whose tags match ``query``, each with the tags the
         query names (the index returns those alone), and the next page's marker."""
 
-    def list_names(
+    async def list_names(
         self, container: str, prefix: str, limit: int, continuation: str | None
     ) -> tuple[list[str], str | None]:
         """One page of names under ``prefix``, in name order, and the next page's marker."""
 
-    def put_document(self, container: str, name: str, data: bytes, content_type: str) -> None:
+    async def put_document(self, container: str, name: str, data: bytes, content_type: str) -> None:
         """Write a document whatever is there (a report: written whole, by one writer)."""
 
 
@@ -76,10 +78,10 @@ class Copies(Protocol):
     def public_url(self, ref: BlobRef | ForeignBlob) -> str:
         """The blob's URL as it may be shown or stored: never a query string."""
 
-    def observe_copy(self, ref: BlobRef) -> CopyObservation | None:
+    async def observe_copy(self, ref: BlobRef) -> CopyObservation | None:
         """The destination's copy state; None when the blob does not exist."""
 
-    def start_copy(
+    async def start_copy(
         self,
         ref: BlobRef,
         source: str | BlobRef | ForeignBlob,
@@ -94,20 +96,20 @@ class Copies(Protocol):
         through a SAS the adapter mints, valid until a little after ``readable_until``).
         No metadata copies the source's."""
 
-    def abort_copy(self, ref: BlobRef, copy_id: str) -> None:
+    async def abort_copy(self, ref: BlobRef, copy_id: str) -> None:
         """Abort the pending copy ``copy_id``: :class:`~copy_ops.errors.CopyIdMismatch` if the
         destination's copy is another, :class:`~copy_ops.errors.NoPendingCopy` if none is pending."""
 
-    def snapshot(self, ref: BlobRef) -> str | None:
+    async def snapshot(self, ref: BlobRef) -> str | None:
         """Snapshot the blob; None when it does not exist."""
 
-    def delete_blob(self, ref: BlobRef, snapshot: str | None = None) -> None:
+    async def delete_blob(self, ref: BlobRef, snapshot: str | None = None) -> None:
         """Delete a blob or one snapshot; a missing one is deleted already."""
 
-    def acquire_infinite_lease(self, ref: BlobRef, lease_id: str) -> None:
+    async def acquire_infinite_lease(self, ref: BlobRef, lease_id: str) -> None:
         """Take an infinite lease with this id (taking it again is harmless)."""
 
-    def release_lease(self, ref: BlobRef, lease_id: str) -> None:
+    async def release_lease(self, ref: BlobRef, lease_id: str) -> None:
         """Release our lease; none held, or the blob gone, means nothing is left to release."""
 
 
@@ -125,21 +127,28 @@ class Storage(Documents, Copies, Protocol):
     """The sides a copy needs, as one client of one account provides them (a job's
     storage lists sources too: :class:`copy_ops.jobs.ports.JobStorage`)."""
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Close the connections."""
 
 
 class WorkQueue(Protocol):
     """The work queue: messages out; the Functions host's queue trigger takes them in."""
 
-    def send(self, messages: Sequence[str]) -> None:
+    async def send(self, messages: Sequence[str]) -> None:
         """Put every message on the queue."""
+
+
+def needed(work: WorkQueue | None) -> WorkQueue:
+    """The work queue, which jobs cannot do without (a copy's sweep can)."""
+    if work is None:
+        raise StorageUnavailable("jobs need the work queue (COPY_WORK_QUEUE)", code="NoWorkQueue")
+    return work
 
 
 class Announcer(Protocol):
     """Where the events of final states go (a queue, an Event Grid topic, or both)."""
 
-    def announce(self, events: Sequence[Event]) -> None:
+    async def announce(self, events: Sequence[Event]) -> None:
         """Deliver every event, or raise (:class:`~copy_ops.errors.StorageUnavailable`,
         or another :class:`~copy_ops.errors.CopyOpsError`): the event stays owed."""
         ...

@@ -8,7 +8,7 @@ only repeats it, a bounded number of times.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from copy_ops.errors import PreconditionFailed, StorageUnavailable
@@ -16,13 +16,15 @@ from copy_ops.errors import PreconditionFailed, StorageUnavailable
 T = TypeVar("T")
 
 
-def retried(attempt: Callable[[], T], attempts: int, busy: str, otherwise: Callable[[], T] | None = None) -> T:
+async def retried(
+    attempt: Callable[[], Awaitable[T]], attempts: int, busy: str, otherwise: Callable[[], T] | None = None
+) -> T:
     """``attempt()``, again while it loses the race. If it loses every time: ``otherwise()``
     when given, else :class:`StorageUnavailable` (``Busy``, saying ``busy``): the caller
     tries later, or the sweep does."""
     for _ in range(attempts):
         try:
-            return attempt()
+            return await attempt()
         except PreconditionFailed:
             continue
     if otherwise is not None:

@@ -9,15 +9,15 @@ itself is in that state (the index lags and may name a record that has moved on)
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from copy_ops import lifecycle
+from copy_ops.bounded import bounded_map
 from copy_ops.errors import NotFound, PreconditionFailed
 from copy_ops.ledger import Ledger, Stored
 from copy_ops.lifecycle import Action, Timing
 from copy_ops.model import ListQuery, Operation, OperationPage, State
-from copy_ops.pool import parallel_map
 from copy_ops.ports import Copies
 from copy_ops.settling import Settler
 
@@ -26,7 +26,7 @@ from copy_ops.settling import Settler
 # this many pages at most (each a tag query and its reads), then the caller continues.
 MOST_CANDIDATE_PAGES = 20
 # Fetches the ids of one page: (limit, continuation) -> (ids, continuation).
-PageOfIds = Callable[[int, str | None], tuple[list[str], str | None]]
+PageOfIds = Callable[[int, str | None], Awaitable[tuple[list[str], str | None]]]
 
 
 def state_query(state: State) -> str:
@@ -34,15 +34,17 @@ def state_query(state: State) -> str:
     return f"\"state\" = '{state.value}'"
 
 
-def read_page(
+async def read_page(
     ledger: Ledger, fetch: PageOfIds, query: ListQuery, concurrency: int
 ) -> tuple[list[Operation], str | None]:
     """One page of operations: the ids ``fetch`` names, read concurrently, in order; with
     a state, only records in that state, and never an empty page before the end."""
     token = query.continuation
     for _ in range(MOST_CANDIDATE_PAGES):
-        ids, token = fetch(query.limit, token)
-        found = [op for op in read_all(ledger, ids, concurrency) if query.state is None or op.state is query.state]
+        ids, token = await fetch(query.limit, token)
+        found = [
+            op for op in await read_all(ledger, ids, concurrency) if query.state is None or op.state is query.state
+        ]
         # Ids sort newest first; the index answers in name order, but no document promises it.
         found.sort(key=lambda op: op.id)
         if found or token is None:
@@ -50,16 +52,16 @@ def read_page(
     return [], token
 
 
-def read_all(ledger: Ledger, ids: Sequence[str], concurrency: int) -> list[Operation]:
+async def read_all(ledger: Ledger, ids: Sequence[str], concurrency: int) -> list[Operation]:
     """The records of ``ids`` that exist, read at most ``concurrency`` at once, in order."""
 
-    def read(operation_id: str) -> Operation | None:
+    async def read(operation_id: str) -> Operation | None:
         try:
-            return ledger.get(operation_id)
+            return await ledger.get(operation_id)
         except NotFound:
             return None  # deleted (retention) since it was listed
 
-    return [op for op in parallel_map(read, ids, concurrency, "read") if op is not None]
+    return [op for op in await bounded_map(read, ids, concurrency) if op is not None]
 
 
 class Reader:
@@ -70,28 +72,28 @@ class Reader:
         self._timing = timing
         self._concurrency = concurrency
 
-    def get(self, operation_id: str, now: datetime) -> Operation:
+    async def get(self, operation_id: str, now: datetime) -> Operation:
         """The record, with live progress; a copy seen finished is recorded as such.
 
         A GET is safe (RFC 9110): it may record what it observes, but what an ending owes
         (``on_abort``'s delete or restore, the lease, the event) is left on the record, due
         now, for the sweep; a read never deletes, restores or releases anything."""
-        stored = self._ledger.read(operation_id)
+        stored = await self._ledger.read(operation_id)
         op = stored.op
         if op.is_final or op.copy_id is None:
             return op
-        seen = self._copies.observe_copy(op.destination)
+        seen = await self._copies.observe_copy(op.destination)
         if seen is not None and seen.copy_id == op.copy_id and seen.progress is not None:
             op = dataclasses.replace(op, progress=seen.progress)
         decision = lifecycle.decide(op, seen, now, self._timing)
         if decision.action is Action.FINISH:
             try:
-                return self._settler.finish_and_clean(Stored(op, stored.etag), decision, now, clean=False)
+                return await self._settler.finish_and_clean(Stored(op, stored.etag), decision, now, clean=False)
             except PreconditionFailed:
-                return self._ledger.get(operation_id)
+                return await self._ledger.get(operation_id)
         return op
 
-    def list(self, query: ListQuery) -> OperationPage:
+    async def list(self, query: ListQuery) -> OperationPage:
         """Newest first. With a state, the page holds only operations in that state, found
         by the blob index; without one, the records by name."""
         if query.state is None:
@@ -99,8 +101,8 @@ class Reader:
         else:
             state = query.state
 
-            def fetch(limit: int, continuation: str | None) -> tuple[list[str], str | None]:
-                return self._ledger.find_page(state_query(state), limit, continuation)
+            async def fetch(limit: int, continuation: str | None) -> tuple[list[str], str | None]:
+                return await self._ledger.find_page(state_query(state), limit, continuation)
 
-        items, token = read_page(self._ledger, fetch, query, self._concurrency)
+        items, token = await read_page(self._ledger, fetch, query, self._concurrency)
         return OperationPage(items, token)

@@ -2,16 +2,15 @@
 
 This is the one place that reads ``os.environ``. The service (and with it the storage
 SDK) is built on first use, not at import, to keep the function app's cold start short.
-Concurrent first requests share one build (a lock, not ``lru_cache``, which may call
-its function once per racing thread), and the service's connections are closed when
-the process exits or the host stops.
+Concurrent first requests share one build (an asyncio lock: the functions are coroutines
+on the worker's one event loop, so the async SDK's clients are built on it and used only
+there), and the service's connections are closed when the host stops (:func:`close`).
 """
 
 from __future__ import annotations
 
-import atexit
+import asyncio
 import os
-import threading
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -29,8 +28,8 @@ if TYPE_CHECKING:
 # Application Insights' connection string: set by the platform when the app has one.
 APPINSIGHTS = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 APPINSIGHTS_AUTH = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
-_lock = threading.Lock()
 _built: list[CopyService] = []
+_building: list[asyncio.Lock] = []
 
 
 @lru_cache(maxsize=1)
@@ -55,17 +54,24 @@ def sweep_schedule() -> str:
     return Settings.schedule_from_env(os.environ)
 
 
-def service() -> CopyService:
+def _lock() -> asyncio.Lock:
+    # Made on first use, so it belongs to the loop that runs the functions.
+    if not _building:
+        _building.append(asyncio.Lock())
+    return _building[0]
+
+
+async def service() -> CopyService:
     if _built:
         return _built[0]
-    with _lock:
+    async with _lock():
         if not _built:
             from copy_ops.service import CopyService
             from copy_ops.storage import BlobStorage
             from copy_ops.storage.queues import QueueStorage
 
             current = settings()
-            storage = BlobStorage.connect(current.storage, pool_size=current.sweep_concurrency)
+            storage = await BlobStorage.connect(current.storage, pool_size=current.sweep_concurrency)
             telemetry = _telemetry()
             queue = QueueStorage(current.storage, current.work_queue, credential=storage.credential)
             announcer = None
@@ -89,38 +95,42 @@ def _telemetry() -> Telemetry:
     return monitor.configure(os.environ.get(APPINSIGHTS_AUTH, ""))
 
 
-def close() -> None:
-    """Close the service's connections, if it was built. Safe to call more than once."""
-    with _lock:
-        while _built:
-            _built.pop().close()
+def built() -> CopyService:
+    """The service, built already by the invocation that asks (to render a view)."""
+    if not _built:
+        raise RuntimeError("the service is built by the first function that needs it")
+    return _built[0]
 
 
-def reset() -> None:
+async def close() -> None:
+    """Close the service's connections, if it was built. Safe to call more than once.
+    The development host calls it when it stops; the worker gives Python functions no
+    shutdown hook, so on Azure the process's exit ends the connections."""
+    while _built:
+        await _built.pop().close()
+
+
+async def reset() -> None:
     """Forget the settings and close the service's connections: for tests and tools
     that change the environment between uses."""
-    close()
+    await close()
+    _building.clear()
     settings.cache_clear()
-
-
-# The worker gives Python functions no shutdown hook; the interpreter's exit is the last
-# moment to close the storage sessions cleanly (aiohttp complains about any left open).
-atexit.register(close)
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def run_sweep() -> SweepSummary:
+async def run_sweep() -> SweepSummary:
     from copy_ops.sweep import sweep
 
-    return sweep(service(), utc_now())
+    return await sweep(await service(), utc_now())
 
 
-def run_work(text: str, sent_at: datetime | None = None) -> tuple[str, Counter[str]]:
+async def run_work(text: str, sent_at: datetime | None = None) -> tuple[str, Counter[str]]:
     """One message of the work queue, done: its kind and outcomes, counted. ``sent_at``:
     when the queue took the message in, as the trigger says."""
     from copy_ops.dispatch import do_work
 
-    return do_work(service(), text, utc_now(), sent_at)
+    return await do_work(await service(), text, utc_now(), sent_at)

@@ -70,28 +70,28 @@ class CopyService:
             telemetry=telemetry,
         )
 
-    def start(self, request: CopyRequest, now: datetime, idempotency_key: str | None = None) -> StartOutcome:
-        return self._starter.start(request, now, idempotency_key)
+    async def start(self, request: CopyRequest, now: datetime, idempotency_key: str | None = None) -> StartOutcome:
+        return await self._starter.start(request, now, idempotency_key)
 
-    def get(self, operation_id: str, now: datetime) -> Operation:
-        return self._reader.get(operation_id, now)
+    async def get(self, operation_id: str, now: datetime) -> Operation:
+        return await self._reader.get(operation_id, now)
 
-    def list(self, query: ListQuery) -> OperationPage:
-        return self._reader.list(query)
+    async def list(self, query: ListQuery) -> OperationPage:
+        return await self._reader.list(query)
 
-    def abort(self, operation_id: str, now: datetime) -> Operation:
-        return self._settler.abort(operation_id, now)
+    async def abort(self, operation_id: str, now: datetime) -> Operation:
+        return await self._settler.abort(operation_id, now)
 
-    def process_due(self, operation_id: str, now: datetime) -> str:
-        return self._settler.process_due(operation_id, now)
+    async def process_due(self, operation_id: str, now: datetime) -> str:
+        return await self._settler.process_due(operation_id, now)
 
     def public_url(self, ref: BlobRef) -> str | None:
         return shown_url(self.storage, ref)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Close the connections: storage's, the work queue's and the event targets'."""
-        self.storage.close()
+        await self.storage.close()
         for part in (self.work, self.announcer):
             close = getattr(part, "close", None)
             if close is not None:
-                close()
+                await close()

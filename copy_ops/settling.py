@@ -40,10 +40,10 @@ class Settler:
         self._timing = timing
         self._telemetry = telemetry
 
-    def process_due(self, operation_id: str, now: datetime) -> str:
+    async def process_due(self, operation_id: str, now: datetime) -> str:
         """Do what is due for one operation; returns an outcome label for the sweep summary."""
         try:
-            stored = self._ledger.read(operation_id)
+            stored = await self._ledger.read(operation_id)
         except NotFound:
             return "vanished"
         op = stored.op
@@ -51,20 +51,20 @@ class Settler:
         if not op.needs_sweep or (op.next_check_at is not None and op.next_check_at > now + DUE_TOLERANCE):
             return "not_due"
         if op.is_final:
-            _, done = self._cleaner.run(stored, now)
+            _, done = await self._cleaner.run(stored, now)
             return "cleaned" if done else "cleanup_pending"
         if now > op.deadline:
             self._telemetry.overdue((now - op.deadline).total_seconds())
         with self._telemetry.span("copyops.settle", **{OPERATION_ID: op.id}):
-            outcome, _ = self.settle(stored, now)
+            outcome, _ = await self.settle(stored, now)
         return outcome
 
-    def settle(self, stored: Stored, now: datetime) -> tuple[str, Operation]:
+    async def settle(self, stored: Stored, now: datetime) -> tuple[str, Operation]:
         """Look at a pending operation's copy and act: wait, abort, or record how it ended."""
         op = stored.op
         decision = lifecycle.abort_at_once(op, now)
         if decision is None:
-            seen = self._copies.observe_copy(op.destination)
+            seen = await self._copies.observe_copy(op.destination)
             decision = lifecycle.decide(op, seen, now, self._timing)
             if decision.adopt_copy_id is not None:
                 op = dataclasses.replace(op, copy_id=decision.adopt_copy_id)
@@ -72,35 +72,35 @@ class Settler:
             if seen is not None and seen.copy_id == op.copy_id and seen.progress is not None:
                 op = dataclasses.replace(op, progress=seen.progress)
         if decision.action is Action.WAIT:
-            saved = self._ledger.save(lifecycle.waiting(op, now, self._timing), stored.etag, now)
+            saved = await self._ledger.save(lifecycle.waiting(op, now, self._timing), stored.etag, now)
             return "waiting", saved.op
         if decision.action is Action.ABORT:
-            decision = self._abort_copy(op, now, decision)
-        ended = self.finish_and_clean(Stored(op, stored.etag), decision, now)
+            decision = await self._abort_copy(op, now, decision)
+        ended = await self.finish_and_clean(Stored(op, stored.etag), decision, now)
         return decision.state.value, ended
 
-    def abort(self, operation_id: str, now: datetime) -> Operation:
+    async def abort(self, operation_id: str, now: datetime) -> Operation:
         """Abort on request. Idempotent for an aborted operation; :class:`Conflict` (with
         the operation) for one that ended otherwise."""
 
-        def attempt() -> Operation:
-            stored = self._ledger.read(operation_id)
+        async def attempt() -> Operation:
+            stored = await self._ledger.read(operation_id)
             if stored.op.is_final:
                 return _aborted_or_conflict(stored.op)
             if stored.op.abort_requested_at is None:
-                stored = self._ledger.save(lifecycle.request_abort(stored.op, now), stored.etag, now)
+                stored = await self._ledger.save(lifecycle.request_abort(stored.op, now), stored.etag, now)
                 logger.info("copy_abort_requested op=%s", operation_id)
-            _, op = self.settle(stored, now)
+            _, op = await self.settle(stored, now)
             return _aborted_or_conflict(op)
 
-        return retried(attempt, ABORT_ATTEMPTS, f"operation {operation_id} is busy; try again")
+        return await retried(attempt, ABORT_ATTEMPTS, f"operation {operation_id} is busy; try again")
 
-    def _abort_copy(self, op: Operation, now: datetime, abort: Decision) -> Decision:
+    async def _abort_copy(self, op: Operation, now: datetime, abort: Decision) -> Decision:
         """Carry out an abort decision; the decision on how the operation ended."""
         assert op.copy_id is not None
         try:
             # Abort Copy carries our copy id: storage refuses it for anyone else's copy.
-            self._copies.abort_copy(op.destination, op.copy_id)
+            await self._copies.abort_copy(op.destination, op.copy_id)
             logger.info("copy_aborted op=%s copy_id=%s reason=%s", op.id, op.copy_id, abort.abort_reason)
             return Decision(Action.FINISH, State.ABORTED, abort.abort_reason)
         except NotFound:
@@ -109,19 +109,21 @@ class Settler:
             decision = lifecycle.superseded()
         except NoPendingCopy:
             # It already ended (a normal race, or no look came first): read how.
-            decision = lifecycle.decide(op, self._copies.observe_copy(op.destination), now, self._timing)
+            decision = lifecycle.decide(op, await self._copies.observe_copy(op.destination), now, self._timing)
         if decision.action is not Action.FINISH:
             raise StorageUnavailable("the copy is neither pending nor finished yet", code="CopyStateUnsettled")
         return decision
 
-    def finish_and_clean(self, stored: Stored, ending: Decision, now: datetime, *, clean: bool = True) -> Operation:
+    async def finish_and_clean(
+        self, stored: Stored, ending: Decision, now: datetime, *, clean: bool = True
+    ) -> Operation:
         """Record the final state, then clean up (unless ``clean`` is false: the cleanup
         stays on the record, due now, for the sweep). :class:`PreconditionFailed` if another
         writer got to the record first: then nothing is touched."""
         op = lifecycle.finish(
             stored.op, ending.state, now, self._timing, abort_reason=ending.abort_reason, error=ending.error
         )
-        saved = self._ledger.save(op, stored.etag, now)
+        saved = await self._ledger.save(op, stored.etag, now)
         operation_ended(self._telemetry, op)
         logger.info(
             "copy_finished op=%s state=%s reason=%s error=%s",
@@ -132,7 +134,7 @@ class Settler:
         )
         if not clean:
             return saved.op
-        ended, _ = self._cleaner.run(saved, now)
+        ended, _ = await self._cleaner.run(saved, now)
         return ended
 
 

@@ -9,6 +9,7 @@ out again. Below the threshold no queue request is made at all.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -18,9 +19,9 @@ from datetime import datetime
 from functools import partial
 
 from copy_ops import fanout, messages
+from copy_ops.bounded import Bounded
 from copy_ops.errors import CopyOpsError, PreconditionFailed
 from copy_ops.logtext import counts_text
-from copy_ops.pool import Pool
 from copy_ops.service import CopyService
 
 logger = logging.getLogger(__name__)
@@ -50,43 +51,49 @@ class SweepSummary:
         ).replace("  ", " ")
 
 
-class Settling(Pool):
-    """Settle operations (and look after jobs) on a bounded pool of threads."""
+class Settling(Bounded):
+    """Settle operations (and look after jobs), so many at once, as tasks of the sweep's invocation."""
 
     def __init__(self, service: CopyService, now: datetime, concurrency: int) -> None:
-        super().__init__(concurrency, "settle")
+        super().__init__(concurrency)
         self._service = service
         self._now = now
 
-    def settle(self, operation_id: str) -> None:
-        self.submit(partial(settle_one, self._service, operation_id, self._now))
+    async def settle(self, operation_id: str) -> None:
+        await self.submit(partial(settle_one, self._service, operation_id, self._now))
 
-    def check_job(self, job_id: str) -> None:
-        self.submit(partial(check_job, self._service, job_id, self._now))
+    async def check_job(self, job_id: str) -> None:
+        await self.submit(partial(check_job, self._service, job_id, self._now))
 
 
-def sweep(service: CopyService, now: datetime, clock: Callable[[], float] = time.monotonic) -> SweepSummary:
+async def sweep(service: CopyService, now: datetime, clock: Callable[[], float] = time.monotonic) -> SweepSummary:
     """Settle (or hand out) every operation due at ``now``. Safe to run twice at once, or to cut short."""
     settings = service.settings
     summary = SweepSummary()
     started = clock()
-    settling = Settling(service, now, settings.sweep_concurrency)
     registry = fanout.InFlight(service.storage, settings.ledger_container)
-    try:
-        handed = _walk(service, settling, registry, now, summary=summary, elapsed=lambda: clock() - started)
+    async with Settling(service, now, settings.sweep_concurrency) as settling:
+        try:
+            # The budget bounds the walk; what was submitted before it ran out is finished
+            # (a settle cut short is safe, but finishing one costs a request or two).
+            async with asyncio.timeout(settings.sweep_budget_seconds):
+                handed = await _walk(
+                    service, settling, registry, now, summary=summary, elapsed=lambda: clock() - started
+                )
+        except TimeoutError:
+            summary.left_over, handed = True, []
         if handed:
             # Handed out before the inline part is waited for, so that other instances
             # (and this one's queue trigger) work on them meanwhile.
-            _hand_out(service, registry, handed, now, summary)
-    finally:
-        summary.outcomes = settling.finish()
+            await _hand_out(service, registry, handed, now, summary)
+    summary.outcomes = settling.outcomes
     summary.seconds = clock() - started
     service.telemetry.sweep_finished(summary.seconds, summary.due, summary.batches)
     logger.info("%s", summary.line())
     return summary
 
 
-def _walk(
+async def _walk(
     service: CopyService,
     settling: Settling,
     registry: fanout.InFlight,
@@ -101,19 +108,19 @@ def _walk(
     handed: list[str] = []
     in_flight: set[str] | None = None
     try:
-        for kind, record_id in service.ledger.due_records(now):
+        async for kind, record_id in service.ledger.due_records(now):
             if elapsed() >= settings.sweep_budget_seconds:
                 summary.left_over = True
                 break
             if kind == "job":
-                settling.check_job(record_id)
+                await settling.check_job(record_id)
                 continue
             operation_id = record_id
             if service.work is None or settling.submitted < settings.fanout_threshold:
-                settling.settle(operation_id)
+                await settling.settle(operation_id)
                 continue
             if in_flight is None:
-                in_flight = registry.load(now)
+                in_flight = await registry.load(now)
             if operation_id not in in_flight:
                 handed.append(operation_id)
     except CopyOpsError as exc:
@@ -122,7 +129,7 @@ def _walk(
     return handed
 
 
-def _hand_out(
+async def _hand_out(
     service: CopyService, registry: fanout.InFlight, handed: list[str], now: datetime, summary: SweepSummary
 ) -> None:
     assert service.work is not None
@@ -130,9 +137,9 @@ def _hand_out(
     try:
         # Sent first, remembered second: a crash in between hands them out again (harmless),
         # never leaves them unsent yet remembered (late).
-        service.work.send(batches)
+        await service.work.send(batches)
         registry.add(handed, now + fanout.LEASE)
-        registry.save(now)
+        await registry.save(now)
     except CopyOpsError as exc:
         # Their records stay due: the next sweep finds them.
         summary.failed = True
@@ -141,18 +148,18 @@ def _hand_out(
     summary.handed_out, summary.batches = len(handed), len(batches)
 
 
-def settle_batch(service: CopyService, ids: Iterable[str], now: datetime) -> Counter[str]:
+async def settle_batch(service: CopyService, ids: Iterable[str], now: datetime) -> Counter[str]:
     """A batch from the work queue, settled as the sweep would."""
-    settling = Settling(service, now, service.settings.sweep_concurrency)
-    for operation_id in ids:
-        settling.settle(operation_id)
-    return settling.finish()
+    async with Settling(service, now, service.settings.sweep_concurrency) as settling:
+        for operation_id in ids:
+            await settling.settle(operation_id)
+    return settling.outcomes
 
 
-def check_job(service: CopyService, job_id: str, now: datetime) -> str:
+async def check_job(service: CopyService, job_id: str, now: datetime) -> str:
     """One job's turn: ``job_`` and what the check did. Never raises, as :func:`settle_one`."""
     try:
-        return "job_" + service.jobs.check(job_id, now)
+        return "job_" + await service.jobs.check(job_id, now)
     except PreconditionFailed:
         return "job_raced"
     except CopyOpsError as exc:
@@ -165,10 +172,10 @@ def check_job(service: CopyService, job_id: str, now: datetime) -> str:
         return "job_error"
 
 
-def settle_one(service: CopyService, operation_id: str, now: datetime) -> str:
+async def settle_one(service: CopyService, operation_id: str, now: datetime) -> str:
     """One operation's turn. Never raises: one bad operation must not stop the others."""
     try:
-        return service.process_due(operation_id, now)
+        return await service.process_due(operation_id, now)
     except PreconditionFailed:
         return "raced"  # another sweep or an abort request changed it first
     except CopyOpsError as exc:

@@ -23,11 +23,11 @@ def sweep_schedule() -> str:
     return runtime.sweep_schedule()
 
 
-def sweep(timer: func.TimerRequest) -> None:
+async def sweep(timer: func.TimerRequest) -> None:
     if timer.past_due:
         logger.warning("sweep_past_due")
     try:
-        runtime.run_sweep()
+        await runtime.run_sweep()
     except ConfigurationError as error:
         # One line a run, not a traceback: the timer has no caller to answer.
         logger.error("configuration_error setting=%s detail=%s", error.code, error.detail)
@@ -43,12 +43,14 @@ def work_connection() -> str:
     return runtime.work_connection()
 
 
-def work(message: func.QueueMessage) -> None:
+async def work(message: func.QueueMessage) -> None:
     """One message of the work queue. A message that is not ours is logged and dropped; a
     failure raises, so the host retries it and, after maxDequeueCount, moves it to the
     poison queue (whatever it held stays due in the ledger: nothing is lost)."""
     try:
-        kind, outcomes = runtime.run_work(message.get_body().decode("utf-8", errors="replace"), message.insertion_time)
+        kind, outcomes = await runtime.run_work(
+            message.get_body().decode("utf-8", errors="replace"), message.insertion_time
+        )
     except InvalidRequest as error:
         logger.error("work_message_invalid id=%s detail=%s", message.id, error.detail)
         return

@@ -22,6 +22,7 @@ from copy_ops.ncrontab import Schedule
 from devhost.queues import QueueOptions, QueueTrigger
 from devhost.routes import Router
 from devkit.inputs import http_request, timer_request
+from devkit.worker import Worker
 
 logger = logging.getLogger("devhost")
 # Azure Functions refuses HTTP requests over 100 MB (the host's maxRequestBodySize).
@@ -53,8 +54,16 @@ def route_prefix(host: dict[str, Any]) -> str:
 class Timer:
     """One timer trigger: fires on its schedule; runs never overlap (as the host's singleton)."""
 
-    def __init__(self, name: str, schedule: Schedule, function: Callable[..., Any], run_on_startup: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        schedule: Schedule,
+        function: Callable[..., Any],
+        run_on_startup: bool,
+        invoke: Callable[..., Any],
+    ) -> None:
         self.name = name
+        self._invoke = invoke
         self.schedule = schedule
         self.function = function
         self.run_on_startup = run_on_startup
@@ -69,7 +78,7 @@ class Timer:
         started = time.monotonic()
         now = datetime.now(UTC)
         try:
-            self.function(timer_request(past_due, self.last, self.schedule.next_after(now)))
+            self._invoke(self.function, timer_request(past_due, self.last, self.schedule.next_after(now)))
             self.last = now
             outcome = "ok"
         except Exception:
@@ -106,6 +115,9 @@ class DevHost:
         self, app_module: str = "function_app", root: Path | None = None, host_json: Path | None = None
     ) -> None:
         self.root = root or Path.cwd()
+        # Every function runs as the worker runs it: async ones on this one event loop,
+        # sync ones in a pool of the worker's size.
+        self.worker = Worker("functions")
         module = importlib.import_module(app_module)
         self.app: func.FunctionApp = module.app
         host = read_host_json(self.root / (host_json or Path("host.json")))
@@ -123,12 +135,13 @@ class DevHost:
                 self.router.add(trigger.get("route") or name, methods, user_function)
             elif trigger["type"] == "timerTrigger":
                 schedule = Schedule.parse(_resolve(str(trigger["schedule"])))
-                self.timers[name] = Timer(name, schedule, user_function, bool(trigger.get("runOnStartup")))
+                startup = bool(trigger.get("runOnStartup"))
+                self.timers[name] = Timer(name, schedule, user_function, startup, self.worker.call)
             elif trigger["type"] == "queueTrigger":
                 queue, connection = _resolve(str(trigger["queueName"])), str(trigger.get("connection") or "")
                 options = QueueOptions.from_host_json(host)
                 self.queues[name] = QueueTrigger(
-                    name, queue, connection or "AzureWebJobsStorage", user_function, options
+                    name, queue, connection or "AzureWebJobsStorage", user_function, options, invoke=self.worker.call
                 )
         self._stop = threading.Event()
         self._server: DevServer | None = None
@@ -152,6 +165,14 @@ class DevHost:
         self._stop.set()
         if self._server is not None:
             self._server.shutdown()
+        # The app's connections, closed on the loop they belong to; then the loop.
+        from copy_ops import runtime
+
+        try:
+            self.worker.run(runtime.close(), timeout=30)
+        except Exception:
+            logger.exception("host_close_failed")
+        self.worker.stop()
 
     def run_function(self, name: str, body: bytes) -> tuple[int, str]:
         """``POST /admin/functions/{name}``: run a non-HTTP function now, as the host does
@@ -284,7 +305,7 @@ def _handler(server: DevServer) -> type[BaseHTTPRequestHandler]:
                 body,
             )
             try:
-                response = handler(request)
+                response = host.worker.call(handler, request)
             except Exception:
                 logger.exception("function_failed route=%s", route.template)
                 return problem_answer(500, "the function failed; see the host's log")

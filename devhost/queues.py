@@ -88,11 +88,22 @@ def queue_client(connection: str, queue: str) -> QueueClient:
 
 
 class QueueTrigger:
-    def __init__(self, name: str, queue: str, connection: str, function: Callable[..., Any], options: QueueOptions):
+    def __init__(
+        self,
+        name: str,
+        queue: str,
+        connection: str,
+        function: Callable[..., Any],
+        options: QueueOptions,
+        *,
+        invoke: Callable[..., Any],
+    ):
         self.name = name
         self.queue = queue
         self.connection = connection
         self.function = function
+        # How a function is called: as the worker calls it (devkit.worker), waited for.
+        self._invoke = invoke
         self.options = options
         self._client: QueueClient | None = None
         self._poison: QueueClient | None = None
@@ -154,7 +165,7 @@ class QueueTrigger:
         inserted = message.inserted_on or datetime.now(UTC)
         try:
             dequeued = message.dequeue_count or 1
-            self.function(queue_message(body, message.id, dequeued, inserted, message.pop_receipt or ""))
+            self._invoke(self.function, queue_message(body, message.id, dequeued, inserted, message.pop_receipt or ""))
         except Exception:
             logger.exception(
                 "queue_function_failed function=%s id=%s dequeue_count=%s", self.name, message.id, message.dequeue_count

@@ -3,6 +3,7 @@ environment, settings and service rebuilt from them."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import azure.functions as func
 from copy_ops import runtime
 from devkit.azurite import PROJECT_ROOT
 from devkit.inputs import http_request
+from devkit.worker import run, shared_worker
 
 ROOT = PROJECT_ROOT
 
@@ -24,14 +26,19 @@ def sample_settings() -> dict[str, str]:
 
 
 def load_function_app() -> ModuleType:
-    runtime.reset()
+    run(runtime.reset())
     module = importlib.import_module("function_app")
     return importlib.reload(module)
 
 
 def functions(module: ModuleType) -> dict[str, Callable[..., Any]]:
-    """The user functions the app registers, by name, as the host would call them."""
-    return {fn.get_function_name(): fn.get_user_function() for fn in module.app.get_functions()}
+    """The user functions the app registers, by name, callable from synchronous code: each
+    call is invoked as the worker invokes it (:mod:`devkit.worker`), and waited for."""
+    worker = shared_worker()
+    return {
+        fn.get_function_name(): functools.partial(worker.call, fn.get_user_function())
+        for fn in module.app.get_functions()
+    }
 
 
 def request(

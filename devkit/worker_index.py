@@ -27,6 +27,10 @@ class Message:
     def __init__(self, **fields: Any) -> None:
         self.__dict__.update(fields)
 
+    def WhichOneof(self, group: str) -> str | None:  # protobuf's name
+        """The one field set (a TypedData's value, a ParameterBinding's data)."""
+        return next((name for name in self.__dict__ if name != "name"), None)
+
 
 class BindingInfo(Message):
     # The values of the worker protocol's BindingInfo.Direction and BindingInfo.DataType.
@@ -46,7 +50,9 @@ class Protos:
         return type(name, (Message,), {})
 
 
-def index(app_dir: Path) -> list[dict[str, Any]]:
+def load(app_dir: Path) -> list[Any]:
+    """The app indexed by the real library, as on the worker's init and metadata requests:
+    the metadata the host receives (each function's id among it)."""
     from azure_functions_runtime import handle_event
 
     sys.path.insert(0, str(app_dir))
@@ -54,7 +60,20 @@ def index(app_dir: Path) -> list[dict[str, Any]]:
     handle_event.protos = Protos()
     handle_event.load_binding_registry()  # as the worker does on its init request
     handle_event.load_function_metadata(str(app_dir), caller_info="copy-ops index check")
-    results = handle_event._metadata_result or []
+    return list(handle_event._metadata_result or [])
+
+
+def is_async(function_id: str) -> bool:
+    """Whether the worker will await the function on its event loop (its registry's own
+    ``is_async``: ``inspect.iscoroutinefunction`` of the user function), not run it in its
+    thread pool."""
+    from azure_functions_runtime import handle_event
+
+    return bool(handle_event._functions.get_function(function_id).is_async)
+
+
+def index(app_dir: Path) -> list[dict[str, Any]]:
+    results = load(app_dir)
     return [
         {
             "name": meta.name,
@@ -67,6 +86,7 @@ def index(app_dir: Path) -> list[dict[str, Any]]:
             },
             "raw_bindings": [json.loads(raw) for raw in meta.raw_bindings],
             "properties": dict(meta.properties),
+            "is_async": is_async(meta.function_id),
         }
         for meta in results
     ]

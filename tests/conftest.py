@@ -18,6 +18,7 @@ from copy_ops.settings import Settings
 from copy_ops.storage import BlobStorage
 from devkit import DEV_ACCOUNT, DEV_KEY, Azurite, PendingCopyProxy, account_sas, connection_string, serve
 from devkit.app import functions, load_function_app
+from devkit.worker import run
 
 # Quick retries so fault tests stay fast; the production values are in copy_ops.storage.
 TEST_CLIENT_OPTIONS: dict[str, Any] = {
@@ -175,7 +176,7 @@ _opened: list[BlobStorage] = []
 
 def open_storage(settings: Settings) -> BlobStorage:
     """A storage client for the test, closed when the test ends."""
-    storage = BlobStorage.connect(settings.storage, **TEST_CLIENT_OPTIONS)
+    storage = run(BlobStorage.connect(settings.storage, **TEST_CLIENT_OPTIONS))
     _opened.append(storage)
     return storage
 
@@ -188,7 +189,7 @@ def connect(settings: Settings) -> CopyService:
 def _close_storage() -> Iterator[None]:
     yield
     while _opened:
-        _opened.pop().close()
+        run(_opened.pop().close())
 
 
 @pytest.fixture
@@ -237,7 +238,7 @@ def use_app_settings(monkeypatch: pytest.MonkeyPatch, blobs: Blobs, connection: 
 @pytest.fixture
 def handlers(proxy: PendingCopyProxy, blobs: Blobs, monkeypatch: pytest.MonkeyPatch) -> Iterator[Handlers]:
     yield use_app_settings(monkeypatch, blobs, proxy.connection_string)
-    runtime.reset()
+    run(runtime.reset())
 
 
 @pytest.fixture
@@ -246,4 +247,4 @@ def handlers_by_credential(
 ) -> Iterator[Handlers]:
     """The app's functions, holding each kind of credential in turn."""
     yield use_app_settings(monkeypatch, blobs, credential_connection_string(credential, proxy))
-    runtime.reset()
+    run(runtime.reset())

@@ -15,6 +15,7 @@ from copy_ops.connection import IDENTITY_SUFFIXES
 from copy_ops.ncrontab import Schedule
 from copy_ops.settings import Settings
 from devkit.app import ROOT, load_function_app, sample_settings
+from devkit.worker import run
 from tests.support.env import RecordingEnv
 
 EXPECTED = {
@@ -38,7 +39,7 @@ def app(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         monkeypatch.setenv(name, value)
     module = load_function_app()
     yield module.app
-    runtime.reset()
+    run(runtime.reset())
 
 
 def text(value: Any) -> str:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from copy_ops.service import CopyService
 from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
+from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory, connect
 from tests.support.requests import copy_body, start
 
@@ -16,7 +17,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 def sweep_requests(service: CopyService, proxy: PendingCopyProxy, at: datetime) -> int:
     before = proxy.log.total
-    summary = sweep(service, at)
+    summary = run(sweep(service, at))
     assert summary.outcomes == {"aborted": 1}
     return proxy.log.total - before
 
@@ -44,7 +45,7 @@ def test_a_sweep_costs_the_same_with_500_operations_not_due(
 
 def test_requests_per_start(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy) -> None:
     blobs.put(blobs.src, "a.bin", b"x")
-    service.storage.ensure_container(service.settings.ledger_container)
+    run(service.storage.ensure_container(service.settings.ledger_container))
     before = proxy.log.total
     start(service, copy_body(blobs.src, blobs.dst), NOW)
     # write-ahead record (1) + Copy Blob (1) + final record (1): the lower bound for a

@@ -15,6 +15,7 @@ from copy_ops.settings import Settings
 from copy_ops.storage import BlobStorage
 from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
+from devkit.worker import run
 from tests.conftest import Blobs, connect
 from tests.support.requests import copy_body, start
 
@@ -35,8 +36,8 @@ def crash_before(method: str) -> Callable[..., Any]:
 
 
 def crash_after(original: Callable[..., Any]) -> Callable[..., Any]:
-    def run_then_die(*args: Any, **kwargs: Any) -> Any:
-        original(*args, **kwargs)
+    async def run_then_die(*args: Any, **kwargs: Any) -> Any:
+        await original(*args, **kwargs)
         raise Crash(original.__name__)
 
     return run_then_die
@@ -51,7 +52,7 @@ def dying_at(settings: Settings, monkeypatch: pytest.MonkeyPatch, step: str, whe
 
 
 def ids(service: CopyService) -> list[str]:
-    found, _ = service.ledger.page(100, None)
+    found, _ = run(service.ledger.page(100, None))
     return found
 
 
@@ -77,8 +78,8 @@ def test_a_start_that_dies_is_still_enforced_by_the_next_sweep(
     restarted = connect(settings)
     [operation_id] = ids(restarted)  # the write-ahead record survived
     for moment in (NOW + timedelta(seconds=300), AFTER, AFTER + timedelta(seconds=30)):
-        sweep(restarted, moment)
-    final = restarted.ledger.get(operation_id)
+        run(sweep(restarted, moment))
+    final = run(restarted.ledger.get(operation_id))
     copy_started = step == "replace_document" or (step == "start_copy" and when == "after")
     if copy_started:
         assert (final.state, final.abort_reason) == (State.ABORTED, AbortReason.DEADLINE)
@@ -110,12 +111,12 @@ def test_a_sweep_that_dies_is_finished_by_the_next(
 
     dying = dying_at(settings, monkeypatch, step, when)
     with pytest.raises(Crash):
-        sweep(dying, AFTER)
+        run(sweep(dying, AFTER))
 
     restarted = connect(settings)
-    sweep(restarted, AFTER + timedelta(seconds=1))
-    sweep(restarted, AFTER + timedelta(seconds=60))
-    final = restarted.ledger.get(op.id)
+    run(sweep(restarted, AFTER + timedelta(seconds=1)))
+    run(sweep(restarted, AFTER + timedelta(seconds=60)))
+    final = run(restarted.ledger.get(op.id))
     assert (final.state, final.abort_reason, final.cleanup) == (State.ABORTED, AbortReason.DEADLINE, ())
     assert not blobs.exists(blobs.dst, "a.bin")
     assert blobs.lease_state(blobs.src, "a.bin") == "available"

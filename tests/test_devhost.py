@@ -17,6 +17,7 @@ from devhost.queues import QueueOptions, QueueTrigger, queue_client
 from devhost.routes import Router, template_pattern
 from devkit import connection_string
 from devkit.inputs import http_request, timer_request
+from devkit.worker import shared_worker
 
 WAIT = 20.0
 
@@ -123,7 +124,7 @@ def test_a_slow_message_does_not_hold_back_the_next_batch(
             later_ran.set()
 
     options = QueueOptions(max_polling_interval=0.2, batch_size=2, new_batch_threshold=1)
-    trigger = QueueTrigger("work", name, "DEVHOST_TEST_QUEUES", function, options)
+    trigger = QueueTrigger("work", name, "DEVHOST_TEST_QUEUES", function, options, invoke=shared_worker().call)
     stop = threading.Event()
     loop = threading.Thread(target=trigger.loop, args=(stop,))
     sender.send_message("slow")
@@ -140,3 +141,39 @@ def test_a_slow_message_does_not_hold_back_the_next_batch(
         loop.join(WAIT)
     assert released == [True]
     sender.delete_queue()
+
+
+def test_functions_run_as_the_worker_runs_them() -> None:
+    """An async function is awaited on the one event loop (every invocation the same loop,
+    which the SDK's async clients are bound to); a sync one runs in a pool of the worker's
+    size, min(32, cores + 4), with the caller's context."""
+    import asyncio
+    import contextvars
+    import os
+
+    from devkit.worker import POOL_THREADS, Worker
+
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="none")
+
+    async def coroutine() -> tuple[str, int]:
+        await asyncio.sleep(0)
+        return threading.current_thread().name, id(asyncio.get_running_loop())
+
+    def blocking() -> tuple[str, str]:
+        return threading.current_thread().name, marker.get()
+
+    worker = Worker("probe")
+    try:
+        awaited = {worker.call(coroutine) for _ in range(3)}
+        assert len(awaited) == 1 and next(iter(awaited))[0] == "probe-loop", awaited
+
+        async def from_an_invocation() -> tuple[str, str]:
+            marker.set("invocation-1")
+            result: tuple[str, str] = await worker.invoke(blocking)
+            return result
+
+        thread, seen = worker.run(from_an_invocation())
+        assert thread.startswith("probe-sync") and seen == "invocation-1"
+        assert min(32, (os.cpu_count() or 1) + 4) == POOL_THREADS
+    finally:
+        worker.stop()

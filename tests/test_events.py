@@ -28,6 +28,7 @@ from copy_ops.storage.event_targets import EventTargets
 from copy_ops.storage.queues import QueueStorage
 from copy_ops.sweep import sweep
 from devkit import DEV_ACCOUNT, PendingCopyProxy
+from devkit.worker import run
 from tests.conftest import TEST_CLIENT_OPTIONS, Blobs, SettingsFactory, open_storage
 from tests.support.requests import copy_body, start
 
@@ -118,14 +119,14 @@ class Announcers:
         self.targets = targets
         self.crash_next = False
 
-    def announce(self, events: Sequence[Event]) -> None:
+    async def announce(self, events: Sequence[Event]) -> None:
         if self.crash_next:
             self.crash_next = False
             raise Crash
-        self.targets.announce(events)
+        await self.targets.announce(events)
 
-    def close(self) -> None:
-        self.targets.close()
+    async def close(self) -> None:
+        await self.targets.close()
 
 
 @pytest.fixture
@@ -137,7 +138,7 @@ def events_settings(make_settings: SettingsFactory) -> Settings:
 def announcers(events_settings: Settings) -> Iterator[Announcers]:
     announcers = Announcers(EventTargets(events_settings, retry=TEST_CLIENT_OPTIONS["retry"]))
     yield announcers
-    announcers.close()
+    run(announcers.close())
 
 
 def _service(settings: Settings, announcers: Announcers) -> CopyService:
@@ -167,7 +168,7 @@ def test_a_final_state_is_announced_on_the_queue(
         f"copies/{op.id}",
         op.id,
     )
-    stored = service.ledger.get(op.id)
+    stored = run(service.ledger.get(op.id))
     assert stored.cleanup == () and stored.next_check_at is None  # nothing owed, nothing due
 
 
@@ -195,9 +196,9 @@ def test_a_queue_gone_again_after_its_creation_is_an_error_not_a_loss(
     queue = QueueStorage(events_settings.storage, events_settings.events_queue, retry=TEST_CLIENT_OPTIONS["retry"])
     try:
         with pytest.raises(StorageUnavailable):
-            queue.send(["one", "two"])
+            run(queue.send(["one", "two"]))
     finally:
-        queue.close()
+        run(queue.close())
 
 
 def test_a_crash_between_the_final_state_and_the_delivery_is_repaired_by_the_sweep(
@@ -209,17 +210,17 @@ def test_a_crash_between_the_final_state_and_the_delivery_is_repaired_by_the_swe
     op = start(service, copy_body(blobs.src, blobs.dst, timeout_seconds=60), NOW).operation
     announcers.crash_next = True
     with pytest.raises(Crash):
-        sweep(service, NOW + timedelta(seconds=61))  # aborted and recorded, then the process dies
-    owed = service.ledger.get(op.id)
+        run(sweep(service, NOW + timedelta(seconds=61)))  # aborted and recorded, then the process dies
+    owed = run(service.ledger.get(op.id))
     assert owed.state is State.ABORTED and owed.cleanup == (Cleanup.ANNOUNCE,)
     assert _delivered(proxy, events_settings) == []
     restarted = _service(events_settings, announcers)
-    summary = sweep(restarted, NOW + timedelta(seconds=62))
+    summary = run(sweep(restarted, NOW + timedelta(seconds=62)))
     assert not summary.failed
     [event] = _delivered(proxy, events_settings)
     assert event["type"] == "copyops.copy.aborted" and event["data"]["abort_reason"] == "deadline"
-    assert restarted.ledger.get(op.id).cleanup == ()
-    sweep(restarted, NOW + timedelta(seconds=120))
+    assert run(restarted.ledger.get(op.id)).cleanup == ()
+    run(sweep(restarted, NOW + timedelta(seconds=120)))
     assert len(_delivered(proxy, events_settings)) == 1  # announced once it is taken: not again
 
 
@@ -233,13 +234,13 @@ def test_a_target_down_for_a_while_gets_the_event_when_it_is_back(
     op = start(service, copy_body(blobs.src, blobs.dst), NOW).operation
     assert op.state is State.SUCCEEDED  # the caller is answered: the event is owed, not lost
     for minute in range(1, 3):
-        sweep(service, NOW + timedelta(minutes=minute))
-        assert service.ledger.get(op.id).cleanup == (Cleanup.ANNOUNCE,)
+        run(sweep(service, NOW + timedelta(minutes=minute)))
+        assert run(service.ledger.get(op.id)).cleanup == (Cleanup.ANNOUNCE,)
     proxy.queue_proxy.reset()
-    sweep(service, NOW + timedelta(minutes=3))
+    run(sweep(service, NOW + timedelta(minutes=3)))
     [event] = _delivered(proxy, events_settings)
-    assert event["id"] == operation_event(service.ledger.get(op.id), "u").id
-    assert service.ledger.get(op.id).cleanup == ()
+    assert event["id"] == operation_event(run(service.ledger.get(op.id)), "u").id
+    assert run(service.ledger.get(op.id)).cleanup == ()
 
 
 # -- Event Grid, as the real client sends to it -------------------------------------------
@@ -286,7 +287,7 @@ def test_event_grid_gets_a_cloudevents_batch_with_the_key(make_settings: Setting
     targets = EventTargets(settings, retry={"retry_total": 0, "backoff": 0.1, "random_jitter_range": 0.1})
     event = operation_event(_operation(State.ABORTED), "https://acct.example/dst/a.bin")
     try:
-        targets.announce([event])
+        run(targets.announce([event]))
         [(headers, body)] = receiver.requests
         assert headers["aeg-sas-key"] == "topic-key-123"
         assert headers["content-type"].startswith("application/cloudevents-batch+json")
@@ -301,9 +302,9 @@ def test_event_grid_gets_a_cloudevents_batch_with_the_key(make_settings: Setting
         assert sent["data"] == event.data and sent["time"].startswith(event.time[:19])
         receiver.status = 503
         with pytest.raises(StorageUnavailable):
-            targets.announce([event])
+            run(targets.announce([event]))
         receiver.status = 401
         with pytest.raises((StorageFault, StorageUnavailable)):
-            targets.announce([event])
+            run(targets.announce([event]))
     finally:
-        targets.close()
+        run(targets.close())

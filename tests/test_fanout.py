@@ -6,7 +6,6 @@ proxy (no mock of the queue), and end to end through the development host."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from copy_ops.settings import Settings
 from copy_ops.storage.queues import QueueStorage
 from copy_ops.sweep import settle_batch, sweep
 from devkit import PendingCopyProxy
+from devkit.worker import run
 from tests.conftest import TEST_CLIENT_OPTIONS, Blobs, SettingsFactory, open_storage
 from tests.support.devhost_process import DevHostProcess
 from tests.support.requests import copy_body, start
@@ -56,7 +56,7 @@ def fanning(make_settings: SettingsFactory, proxy: PendingCopyProxy, queue_name:
     settings = make_settings(COPY_FANOUT_THRESHOLD=str(THRESHOLD), COPY_WORK_QUEUE=queue_name)
     queue = QueueStorage(settings.storage, queue_name, retry=TEST_CLIENT_OPTIONS["retry"])
     yield CopyService(settings, open_storage(settings), queue)
-    queue.close()
+    run(queue.close())
 
 
 def queue_client(proxy: PendingCopyProxy, name: str) -> QueueClient:
@@ -91,18 +91,18 @@ def test_beyond_the_threshold_due_operations_go_to_the_queue_once(
 ) -> None:
     ids = start_overdue(fanning, blobs, proxy, 20)
     after = NOW + timedelta(seconds=61)
-    first = sweep(fanning, after)
+    first = run(sweep(fanning, after))
     assert (first.outcomes["aborted"], first.handed_out, first.batches) == (THRESHOLD, 15, 1)
     [message] = queue_client(proxy, queue_name).peek_messages(max_messages=32)
     handed = settle_ids(message)
     assert len(handed) == 15 and set(handed) <= set(ids)
     # While in flight, the next sweep does not hand them out again.
-    second = sweep(fanning, after + timedelta(seconds=1))
+    second = run(sweep(fanning, after + timedelta(seconds=1)))
     assert second.handed_out == 0
     assert len(queue_client(proxy, queue_name).peek_messages(max_messages=32)) == 1
     # The queue trigger's work: each operation settled as the sweep would, each once.
-    settle_batch(fanning, handed, after + timedelta(seconds=2))
-    assert {fanning.ledger.get(op_id).state for op_id in ids} == {State.ABORTED}
+    run(settle_batch(fanning, handed, after + timedelta(seconds=2)))
+    assert {run(fanning.ledger.get(op_id)).state for op_id in ids} == {State.ABORTED}
     copies = [proxy.copy_state(blobs.dst, f"{i}.bin") for i in range(20)]
     assert all(copy is not None and copy.status == "aborted" for copy in copies)
 
@@ -113,7 +113,7 @@ def test_below_the_threshold_no_queue_request_is_made(
     start_overdue(fanning, blobs, proxy, THRESHOLD)
     assert proxy.queue_proxy is not None
     proxy.queue_proxy.log.counts.clear()
-    summary = sweep(fanning, NOW + timedelta(seconds=61))
+    summary = run(sweep(fanning, NOW + timedelta(seconds=61)))
     assert (summary.outcomes["aborted"], summary.handed_out) == (THRESHOLD, 0)
     assert sum(proxy.queue_proxy.log.counts.values()) == 0
 
@@ -125,15 +125,15 @@ def test_a_queue_outage_loses_nothing(
     assert proxy.queue_proxy is not None
     proxy.queue_proxy.inject("put_message", times=100)
     proxy.queue_proxy.inject("put_blob", times=100)  # creating the queue, too
-    failed = sweep(fanning, NOW + timedelta(seconds=61))
+    failed = run(sweep(fanning, NOW + timedelta(seconds=61)))
     assert failed.failed and failed.handed_out == 0
     proxy.queue_proxy.clear_faults()
     # Nothing was remembered as in flight: the next sweep settles five and hands out the rest.
-    again = sweep(fanning, NOW + timedelta(seconds=62))
+    again = run(sweep(fanning, NOW + timedelta(seconds=62)))
     assert (again.outcomes["aborted"], again.handed_out) == (THRESHOLD, 7 - THRESHOLD)
     [message] = queue_client(proxy, queue_name).peek_messages(max_messages=32)
-    settle_batch(fanning, settle_ids(message), NOW + timedelta(seconds=63))
-    assert {fanning.ledger.get(op_id).state for op_id in ids} == {State.ABORTED}
+    run(settle_batch(fanning, settle_ids(message), NOW + timedelta(seconds=63)))
+    assert {run(fanning.ledger.get(op_id)).state for op_id in ids} == {State.ABORTED}
 
 
 def test_the_in_flight_record_merges_two_sweeps_writing_at_once(
@@ -141,14 +141,14 @@ def test_the_in_flight_record_merges_two_sweeps_writing_at_once(
 ) -> None:
     settings: Settings = fanning.settings
     first, second = (fanout.InFlight(fanning.storage, settings.ledger_container) for _ in range(2))
-    assert first.load(NOW) == set() and second.load(NOW) == set()
+    assert run(first.load(NOW)) == set() and run(second.load(NOW)) == set()
     first.add(["a", "b"], NOW + fanout.LEASE)
     second.add(["c"], NOW + fanout.LEASE)
-    first.save(NOW)
-    second.save(NOW)  # its ETag is stale: it reloads and merges
-    assert fanout.InFlight(fanning.storage, settings.ledger_container).load(NOW) == {"a", "b", "c"}
+    run(first.save(NOW))
+    run(second.save(NOW))  # its ETag is stale: it reloads and merges
+    assert run(fanout.InFlight(fanning.storage, settings.ledger_container).load(NOW)) == {"a", "b", "c"}
     # Expired batches are dropped.
-    assert fanout.InFlight(fanning.storage, settings.ledger_container).load(NOW + fanout.LEASE) == set()
+    assert run(fanout.InFlight(fanning.storage, settings.ledger_container).load(NOW + fanout.LEASE)) == set()
 
 
 # -- end to end: the development host's queue trigger ------------------------------
@@ -222,7 +222,7 @@ def test_a_poisoned_batch_loses_nothing(
     later = datetime.now(UTC) + fanout.LEASE + timedelta(seconds=1)
     settings = fanning.settings
     assert settings.work_queue == queue_name
-    summary = sweep(shared_ledger(fanning, host), later)
+    summary = run(sweep(shared_ledger(fanning, host), later))
     # All ten: the first sweep's own five could not be read either.
     assert (summary.due, summary.outcomes["aborted"], summary.handed_out) == (10, THRESHOLD, 10 - THRESHOLD)
     assert wait_until(lambda: states(host, ids) == ["aborted"] * 10), states(host, ids)
@@ -244,9 +244,9 @@ def test_a_queue_created_on_first_use_gets_each_message_once(settings: Settings,
     proxy.queue_proxy.inject("put_message", mode="delay", seconds=0.5)
     queue = QueueStorage(settings.storage, name, retry=TEST_CLIENT_OPTIONS["retry"])
     try:
-        queue.send([f"message {index}" for index in range(10)])
+        run(queue.send([f"message {index}" for index in range(10)]))
     finally:
-        queue.close()
+        run(queue.close())
     reader = QueueClient.from_connection_string(proxy.connection_string, name)
     try:
         texts = sorted(str(message.content) for message in reader.receive_messages(max_messages=32))
@@ -277,22 +277,14 @@ def test_concurrent_first_sends_build_one_client_and_create_the_queue_once(
     monkeypatch.setattr(queues, "build_queue_client", counted)
     name = f"burst-{uuid.uuid4().hex[:10]}"
     queue = QueueStorage(settings.storage, name, retry=TEST_CLIENT_OPTIONS["retry"])
-    start = threading.Barrier(8)
-    errors: list[BaseException] = []
 
-    def send(index: int) -> None:
-        start.wait()
-        try:
-            queue.send([f"message {index}"])
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
+    async def burst() -> list[BaseException]:
+        sends = [queue.send([f"message {index}"]) for index in range(8)]
+        results = await asyncio.gather(*sends, return_exceptions=True)
+        return [result for result in results if isinstance(result, BaseException)]
 
-    threads = [threading.Thread(target=send, args=(index,)) for index in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    queue.close()
+    errors = run(burst())
+    run(queue.close())
     assert not errors and len(built) == 1, (errors, built)
     reader = QueueClient.from_connection_string(proxy.connection_string, name)
     try:

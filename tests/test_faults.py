@@ -12,6 +12,7 @@ from copy_ops.model import AbortReason, Operation, State
 from copy_ops.service import CopyService
 from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
+from devkit.worker import run
 from tests.conftest import Blobs
 from tests.support.requests import copy_body, start
 
@@ -23,13 +24,13 @@ MANY = 20  # more than the SDK's retries: the step fails for this call
 
 
 def records(service: CopyService) -> list[str]:
-    ids, _ = service.ledger.page(100, None)
+    ids, _ = run(service.ledger.page(100, None))
     return ids
 
 
 def settle_all(service: CopyService, *moments: datetime) -> None:
     for moment in moments:
-        sweep(service, moment)
+        run(sweep(service, moment))
 
 
 # -- start ----------------------------------------------------------------------
@@ -56,7 +57,7 @@ def test_copy_blob_never_reached_storage(
     [operation_id] = records(service)
     assert blobs.lease_state(blobs.src, "a.bin") == "leased"
     settle_all(service, NOW + timedelta(seconds=10), AFTER_GRACE)
-    stored = service.ledger.get(operation_id)
+    stored = run(service.ledger.get(operation_id))
     assert stored.state is State.FAILED and stored.error is not None and stored.error.code == "not_started"
     assert blobs.lease_state(blobs.src, "a.bin") == "available"
 
@@ -72,28 +73,28 @@ def test_copy_blob_took_effect_but_its_answer_was_lost(
     assert op.state is State.PENDING
     copy = proxy.copy_state(blobs.dst, "a.bin")
     assert copy is not None and op.copy_id == copy.copy_id  # adopted, not undone
-    sweep(service, AFTER)
-    assert service.ledger.get(op.id).state is State.ABORTED
+    run(sweep(service, AFTER))
+    assert run(service.ledger.get(op.id)).state is State.ABORTED
 
 
 def test_record_update_after_the_copy_started_fails(
     service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
 ) -> None:
     blobs.put(blobs.src, "a.bin", b"x")
-    service.storage.ensure_container(service.settings.ledger_container)
+    run(service.storage.ensure_container(service.settings.ledger_container))
     proxy.pending_copies = True
     proxy.inject("put_blob", times=MANY, after=1, path_contains=f"{service.settings.ledger_container}/ops/")
     with pytest.raises(StorageUnavailable):
         start(service, copy_body(blobs.src, blobs.dst, timeout_seconds=600), NOW)
     proxy.clear_faults()
     [operation_id] = records(service)
-    assert service.ledger.get(operation_id).copy_id is None
-    sweep(service, NOW + timedelta(seconds=300))  # the write-ahead record is due at the start grace
-    adopted = service.ledger.get(operation_id)
+    assert run(service.ledger.get(operation_id)).copy_id is None
+    run(sweep(service, NOW + timedelta(seconds=300)))  # the write-ahead record is due at the start grace
+    adopted = run(service.ledger.get(operation_id))
     copy = proxy.copy_state(blobs.dst, "a.bin")
     assert copy is not None and adopted.copy_id == copy.copy_id
-    sweep(service, AFTER)
-    final = service.ledger.get(operation_id)
+    run(sweep(service, AFTER))
+    final = run(service.ledger.get(operation_id))
     assert (final.state, final.abort_reason) == (State.ABORTED, AbortReason.DEADLINE)
 
 
@@ -133,11 +134,11 @@ def test_a_sweep_step_that_fails_is_finished_by_the_next_sweep(
 ) -> None:
     op = start_restorable(service, blobs, proxy)
     proxy.inject(kind, mode=mode, times=1 if mode == "lost_response" else MANY)
-    first = sweep(service, AFTER)
+    first = run(sweep(service, AFTER))
     proxy.clear_faults()
-    sweep(service, AFTER + timedelta(seconds=1))
-    sweep(service, AFTER + timedelta(seconds=30))
-    final = service.ledger.get(op.id)
+    run(sweep(service, AFTER + timedelta(seconds=1)))
+    run(sweep(service, AFTER + timedelta(seconds=30)))
+    final = run(service.ledger.get(op.id))
     assert (final.state, final.abort_reason, final.cleanup) == (State.ABORTED, AbortReason.DEADLINE, ())
     assert_restored(blobs)
     assert first.failed or first.outcomes.total() >= 1
@@ -149,11 +150,11 @@ def test_cleanup_that_fails_stays_on_the_record_until_done(
 ) -> None:
     op = start_restorable(service, blobs, proxy)
     proxy.inject(kind, times=MANY)
-    sweep(service, AFTER)
-    stuck = service.ledger.get(op.id)
+    run(sweep(service, AFTER))
+    stuck = run(service.ledger.get(op.id))
     assert stuck.state is State.ABORTED and stuck.cleanup  # final, with cleanup still owed
     proxy.clear_faults()
-    summary = sweep(service, AFTER + timedelta(seconds=60))
+    summary = run(sweep(service, AFTER + timedelta(seconds=60)))
     assert summary.outcomes == {"cleaned": 1}
-    assert service.ledger.get(op.id).cleanup == ()
+    assert run(service.ledger.get(op.id)).cleanup == ()
     assert_restored(blobs)

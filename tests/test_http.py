@@ -16,6 +16,7 @@ from copy_ops import runtime
 from copy_ops.http import MAX_BODY_BYTES
 from devkit import DEV_ACCOUNT, DEV_KEY, PendingCopyProxy
 from devkit.app import payload, request
+from devkit.worker import run
 from tests.conftest import Blobs, Handlers
 from tests.support.requests import copy_body
 
@@ -215,6 +216,6 @@ def test_an_unexpected_error_is_a_500_problem_without_detail(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internals https://x/c/b?sig=LEAK")
 
-    monkeypatch.setattr(runtime.service(), "get", broken)
+    monkeypatch.setattr(run(runtime.service()), "get", broken)
     body = is_problem(handlers["get_copy"](request("GET", "copies/x", route_params={"id": "x"})), 500)
     assert "LEAK" not in body["detail"] and "internals" not in body["detail"]

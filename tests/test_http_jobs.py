@@ -15,6 +15,7 @@ from copy_ops.http_jobs import MAX_JOB_BODY_BYTES
 from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
 from devkit.app import payload, request
+from devkit.worker import run
 from tests.conftest import Blobs, Handlers
 from tests.support.jobs import drain_through
 from tests.test_http import is_problem
@@ -53,7 +54,7 @@ def test_a_job_from_post_to_report(handlers: Handlers, blobs: Blobs, proxy: Pend
 
     queue = QueueClient.from_connection_string(proxy.connection_string, runtime.settings().work_queue)
     assert drain_through(handlers["work"], queue) == 1
-    sweep(runtime.service(), datetime.now(UTC) + timedelta(seconds=30))
+    run(sweep(runtime.built(), datetime.now(UTC) + timedelta(seconds=30)))
     done = payload(call(handlers, "get_job", "GET", f"jobs/{job['id']}", route_params=route))
     assert done["state"] == "succeeded" and done["counts"]["succeeded"] == 2, done
     assert done["report"] == f"/api/jobs/{job['id']}/report"

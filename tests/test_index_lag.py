@@ -19,6 +19,7 @@ from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
 from devkit.app import payload, request
 from devkit.index_lag import LaggingIndex, matches, parse_query
+from devkit.worker import collected, run
 from tests.conftest import Blobs, Handlers
 from tests.support.requests import copy_body, start
 
@@ -128,15 +129,15 @@ def test_deadlines_hold_within_interval_plus_lag(service: CopyService, blobs: Bl
     give_up = time.monotonic() + 30
     while time.monotonic() < give_up:
         now = utc_now()
-        summary = sweep(service, now)
+        summary = run(sweep(service, now))
         assert summary.outcomes["error"] == 0 and not summary.failed
         sweeps.append(now)
-        if all(service.ledger.get(o.operation.id).is_final for o in ops):
+        if all(run(service.ledger.get(o.operation.id)).is_final for o in ops):
             break
         time.sleep(INTERVAL)
     lateness = []
     for outcome in ops:
-        final = service.ledger.get(outcome.operation.id)
+        final = run(service.ledger.get(outcome.operation.id))
         assert (final.state, final.abort_reason) == (State.ABORTED, AbortReason.DEADLINE)
         assert final.finished_at is not None and final.finished_at >= final.deadline
         # The record (due <= deadline) was written before the deadline; the index shows it
@@ -159,16 +160,16 @@ def test_a_ghost_costs_one_read(service: CopyService, blobs: Blobs, proxy: Pendi
     gone = start(service, copy_body(blobs.src, blobs.dst, dest_name="gone.bin", timeout_seconds=60), now).operation
     done = start(service, copy_body(blobs.src, blobs.dst, dest_name="done.bin", timeout_seconds=60), now).operation
     due_then = now + timedelta(seconds=30)
-    assert {gone.id, done.id} <= set(service.ledger.due(due_then))
+    assert {gone.id, done.id} <= set(run(collected(service.ledger.due(due_then))))
     proxy.index.freeze()  # from here on, the index shows what it shows now
-    service.ledger.delete(gone.id)
+    run(service.ledger.delete(gone.id))
     proxy.finish(blobs.dst, "done.bin")
-    assert service.get(done.id, now).state is State.SUCCEEDED  # re-tagged: no longer due
+    assert run(service.get(done.id, now)).state is State.SUCCEEDED  # re-tagged: no longer due
     proxy.log.counts.clear()
-    summary = sweep(service, due_then)
+    summary = run(sweep(service, due_then))
     assert summary.outcomes == {"vanished": 1, "not_due": 1}
     assert dict(proxy.log.counts) == {"find_by_tags": 1, "get_blob": 2}
-    assert service.ledger.get(done.id).state is State.SUCCEEDED  # untouched
+    assert run(service.ledger.get(done.id)).state is State.SUCCEEDED  # untouched
 
 
 def test_the_api_answers_while_the_index_lags(
@@ -187,6 +188,6 @@ def test_the_api_answers_while_the_index_lags(
     ):
         response = handlers[name](request(method, route, route_params={"id": op_id}))
         assert response.status_code == 200, response.get_body()
-    ledger = Ledger(runtime.service().storage, f"ledger-{blobs.src[-10:]}")
-    record = ledger.get(op_id)
+    ledger = Ledger(runtime.built().storage, f"ledger-{blobs.src[-10:]}")
+    record = run(ledger.get(op_id))
     assert (record.state, record.abort_reason) == (State.ABORTED, AbortReason.REQUESTED)

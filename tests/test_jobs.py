@@ -16,6 +16,7 @@ from copy_ops.jobs.model import JobState
 from copy_ops.model import ListQuery, State
 from copy_ops.sweep import sweep
 from devkit import DEV_ACCOUNT, PendingCopyProxy
+from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
 from tests.support.jobs import JobWorld
 
@@ -43,7 +44,7 @@ def prefix_body(blobs: Blobs, prefix: str = "in/", **fields: object) -> dict[str
 def settle_all(world: JobWorld, at: datetime, rounds: int = 3) -> None:
     """Sweeps a minute apart, as the timer runs them (and their fan-out, if any)."""
     for step in range(rounds):
-        sweep(world.service, at + timedelta(minutes=step))
+        run(sweep(world.service, at + timedelta(minutes=step)))
         world.deliver(at + timedelta(minutes=step))
 
 
@@ -91,7 +92,7 @@ def test_a_prefix_job_ends_with_every_item_accounted_for(
     assert len(copies) == 245 and set(copies.values()) == {1}
     assert {copy.status for copy in proxy.copies()} == {"success", "failed", "aborted"}
 
-    lines = [json.loads(line) for line in world.service.jobs.report(job.id).decode().splitlines()]
+    lines = [json.loads(line) for line in run(world.service.jobs.report(job.id)).decode().splitlines()]
     assert len(lines) == 250
     assert Counter(line["state"] for line in lines) == Counter(succeeded=100, failed=35, aborted=115)
     refused = [line for line in lines if line["error"] == "start_refused"]
@@ -99,7 +100,7 @@ def test_a_prefix_job_ends_with_every_item_accounted_for(
     assert {line["destination"]["blob"] for line in lines} == {"out/" + name[3:] for name in names}
     assert all(line["source"].endswith(line["destination"]["blob"][4:]) for line in lines)
 
-    failed = world.service.jobs.items(job.id, ListQuery(State.FAILED, 100, None))
+    failed = run(world.service.jobs.items(job.id, ListQuery(State.FAILED, 100, None)))
     assert len(failed.items) == 35 and {op.job for op in failed.items} == {job.id}
     assert len(ended.failures) == 10
 
@@ -132,4 +133,4 @@ def test_an_empty_prefix_succeeds_at_once(world: JobWorld, blobs: Blobs) -> None
     settle_all(world, NOW + timedelta(seconds=11), rounds=1)
     ended = world.job(job.id, NOW)
     assert ended.state is JobState.SUCCEEDED and ended.counts.items == 0
-    assert world.service.jobs.report(job.id) == b""
+    assert run(world.service.jobs.report(job.id)) == b""

@@ -5,6 +5,7 @@ the send window, a page still in flight when its job's deadline ends the listing
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from copy_ops.model import BlobRef, CopyRequest, ErrorCode, OnAbort, State
 from copy_ops.storage import BlobStorage
 from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
+from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
 from tests.support.jobs import JobWorld
 from tests.test_jobs_crash import NOW, VISIBILITY, arrange, body
@@ -43,9 +45,9 @@ def test_a_killed_page_back_after_the_start_grace_still_starts_its_item(
         doomed.deliver(NOW)
     survivor = JobWorld.beside(starter)
     later = NOW + progress.STALL + timedelta(seconds=30)
-    sweep(survivor.service, later)  # the timer, while the page is away: it resends the page
+    run(sweep(survivor.service, later))  # the timer, while the page is away: it resends the page
     survivor.deliver(later)
-    op = survivor.service.ledger.get(item)
+    op = run(survivor.service.ledger.get(item))
     assert op.copy_id is not None and op.state is State.PENDING, (op.state, op.error)
     for world in (starter, doomed, survivor):
         world.close()
@@ -68,12 +70,12 @@ def test_a_destination_that_refuses_its_restore_snapshot_is_a_failed_item(
         on_abort=OnAbort.DELETE,
         fingerprint="x",
     )
-    world.service.start(foreign, NOW)
+    run(world.service.start(foreign, NOW))
     job = world.start({**body(blobs), "overwrite": True, "on_abort": "restore"}, NOW).job
     world.deliver(NOW, visibility=VISIBILITY)
     enumerated = world.job(job.id, NOW)
     assert enumerated.enumeration.done and enumerated.enumeration.items == 3, enumerated.enumeration
-    refused = world.service.ledger.get(progress.item_id(job.id, "out/001.bin"))
+    refused = run(world.service.ledger.get(progress.item_id(job.id, "out/001.bin")))
     assert refused.state is State.FAILED and refused.error is not None
     assert refused.error.code is ErrorCode.START_REFUSED, refused.error
     world.close()
@@ -98,15 +100,16 @@ def test_a_retried_key_whose_page_meets_no_record_yet_is_delivered_again(
     retry = datetime.now(UTC)
     send = world.work.send
 
-    def send_then_a_fast_trigger(messages: Sequence[str]) -> None:
-        send(messages)
-        fast.deliver(retry, rounds=1)  # another instance takes it at once
+    async def send_then_a_fast_trigger(messages: Sequence[str]) -> None:
+        await send(messages)
+        # Another instance takes it at once (the test's trigger waits on this loop: a thread).
+        await asyncio.to_thread(fast.deliver, retry, rounds=1)
 
     world.work.send = send_then_a_fast_trigger  # type: ignore[method-assign]
     job = world.start({**body(blobs), "source": manifest}, retry, key="K").job
     world.work.send = send  # type: ignore[method-assign]
     world.deliver(retry)
-    sweep(world.service, retry + timedelta(seconds=30))
+    run(sweep(world.service, retry + timedelta(seconds=30)))
     ended = world.job(job.id, retry + timedelta(seconds=30))
     assert ended.enumeration.stopped is None and ended.counts.items == 1, ended
     assert ended.state.value == "succeeded", ended
@@ -133,7 +136,7 @@ def test_a_lease_slower_than_the_send_window_starts_nothing_twice(
 
     def slow() -> None:
         try:
-            outcome.append(do_work(world.service, page, NOW))
+            outcome.append(run(do_work(world.service, page, NOW)))
         except StorageUnavailable as exc:  # its item left to the other: the page comes back
             outcome.append(exc)
 
@@ -142,11 +145,11 @@ def test_a_lease_slower_than_the_send_window_starts_nothing_twice(
     recorded = threading.Event()
     while not recorded.wait(0.02):
         try:
-            world.service.ledger.get(item)
+            run(world.service.ledger.get(item))
             recorded.set()
         except Exception:
             continue
-    do_work(other.service, page, NOW + progress.ITEM_CLAIM + timedelta(seconds=1))  # takes the claim over
+    run(do_work(other.service, page, NOW + progress.ITEM_CLAIM + timedelta(seconds=1)))  # takes the claim over
     thread.join(30)
     assert isinstance(outcome[0], StorageUnavailable), outcome
     assert proxy.started.get(f"/devstoreaccount1/{blobs.dst}/out/000.bin") == 1
@@ -165,23 +168,23 @@ def test_a_job_ended_by_its_deadline_reports_every_item_its_pages_started(
     slow_item = progress.item_id(job.id, "out/005.bin")
     proxy.inject("put_blob", mode="delay", seconds=3, times=1, path_contains=f"/ops/{slow_item}.json")
     # The page starts a second before the deadline; one record write is slow.
-    thread = threading.Thread(target=lambda: do_work(world.service, page, NOW + timedelta(seconds=59)))
+    thread = threading.Thread(target=lambda: run(do_work(world.service, page, NOW + timedelta(seconds=59))))
     thread.start()
     after = NOW + timedelta(seconds=61)
-    assert world.service.jobs.check(job.id, after) == "waiting"  # stopped, a page may be in flight
+    assert run(world.service.jobs.check(job.id, after)) == "waiting"  # stopped, a page may be in flight
     thread.join(60)
     settled = after + progress.IN_FLIGHT
-    sweep(world.service, settled)
+    run(sweep(world.service, settled))
     ended = world.job(job.id, settled)
     assert ended.is_final, ended
     recorded: list[str] = []
     token = None
     while True:
-        ids, token = world.service.ledger.page(100, token, prefix=f"ops/{job.id}-")
+        ids, token = run(world.service.ledger.page(100, token, prefix=f"ops/{job.id}-"))
         recorded += ids
         if token is None:
             break
-    report = world.service.jobs.report(job.id).decode().splitlines()
+    report = run(world.service.jobs.report(job.id)).decode().splitlines()
     # Nothing started past the deadline, and everything started is in the report.
     assert 0 < len(recorded) < 10 and len(report) == len(recorded), (len(report), len(recorded))
     assert len(proxy.started) == len(recorded)

@@ -17,6 +17,7 @@ from copy_ops.jobs.model import JobState
 from copy_ops.model import State
 from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
+from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
 from tests.support.jobs import JobWorld
 
@@ -55,7 +56,7 @@ def finish(world: JobWorld, job_id: str) -> None:
     """Past the deadline: sweeps abort the pending items and end the job."""
     after = NOW + timedelta(seconds=TIMEOUT + 1)
     for step in range(3):
-        sweep(world.service, after + timedelta(minutes=step))
+        run(sweep(world.service, after + timedelta(minutes=step)))
         world.deliver(after + timedelta(minutes=step))
     job = world.job(job_id, after + timedelta(minutes=3))
     assert job.state is JobState.ABORTED or job.state.is_final, job
@@ -77,7 +78,7 @@ def test_every_message_delivered_twice_starts_nothing_twice(
     def twice(text: str) -> None:
         if text not in seen:
             seen.add(text)
-            world.work.send([text])  # the same message again, as an at-least-once queue may
+            run(world.work.send([text]))  # the same message again, as an at-least-once queue may
 
     delivered = world.deliver(NOW, before=twice)
     assert delivered.kinds["page"] >= 6
@@ -145,7 +146,7 @@ def test_a_queue_outage_at_the_start_leaves_nothing(world: JobWorld, blobs: Blob
     proxy.queue_proxy.inject("put_blob", times=100)  # creating the queue
     with pytest.raises(StorageUnavailable):
         world.start(body(blobs), NOW, key="k1")
-    assert world.service.jobs.list(10, None).items == []
+    assert run(world.service.jobs.list(10, None)).items == []
     proxy.queue_proxy.clear_faults()
     # The same key starts it now (the first attempt left its claim, not a job).
     started = world.start(body(blobs), NOW, key="k1")
@@ -160,7 +161,7 @@ def test_a_page_lost_for_good_is_resumed_by_the_check(world: JobWorld, blobs: Bl
     [lost] = world.queue.receive_messages(max_messages=1)
     world.queue.delete_message(lost)
     later = NOW + progress.STALL + timedelta(seconds=1)
-    assert world.service.jobs.check(job.id, later) == "waiting"
+    assert run(world.service.jobs.check(job.id, later)) == "waiting"
     world.deliver(later)
     assert world.job(job.id, later).enumeration.items == ITEMS
     assert_each_started_once(proxy, blobs, names)
@@ -174,14 +175,14 @@ def test_two_instances_at_once(
     job = world.start(body(blobs), NOW).job
     errors: list[BaseException] = []
 
-    def run(instance: JobWorld) -> None:
+    def work_on(instance: JobWorld) -> None:
         try:
             instance.deliver(NOW)
-            sweep(instance.service, NOW + timedelta(seconds=20))
+            run(sweep(instance.service, NOW + timedelta(seconds=20)))
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=(instance,)) for instance in (world, other)]
+    threads = [threading.Thread(target=work_on, args=(instance,)) for instance in (world, other)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -4,6 +4,7 @@ queue outage, concurrent aborts, a manifest's bytes. On Azurite through the prox
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from copy_ops.model import BlobRef, ErrorCode, ListQuery, State
 from copy_ops.storage import BlobStorage
 from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
+from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
 from tests.support.jobs import JobWorld
 from tests.test_jobs_crash import NOW, VISIBILITY, arrange, assert_each_started_once, finish
@@ -46,16 +48,30 @@ class KillSwitch:
         if not callable(real):
             return real
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if self.killed.is_set():
-                raise Killed(name)
-            result = real(*args, **kwargs)
+        def check(args: tuple[Any, ...]) -> None:
             if name == self._method and self._matches(args):
                 self.killed.set()
                 raise Killed(name)
+
+        if not inspect.iscoroutinefunction(real):  # public_url, a listing's async iterator
+
+            def call(*args: Any, **kwargs: Any) -> Any:
+                if self.killed.is_set():
+                    raise Killed(name)
+                result = real(*args, **kwargs)
+                check(args)
+                return result
+
+            return call
+
+        async def call_async(*args: Any, **kwargs: Any) -> Any:
+            if self.killed.is_set():
+                raise Killed(name)
+            result = await real(*args, **kwargs)
+            check(args)
             return result
 
-        return call
+        return call_async
 
 
 def body(blobs: Blobs, **fields: Any) -> dict[str, Any]:
@@ -143,14 +159,14 @@ def test_a_recent_claim_is_left_to_the_attempt_that_holds_it(
     # The record another attempt wrote a moment ago (its copy not sent yet).
     first = item_request(job, "000.bin", BlobRef(blobs.src, names[0]), 1)
     item = progress.item_id(job.id, first.destination.blob)
-    world.service._starter.record(first, item, NOW, "another-attempt")
+    run(world.service._starter.record(first, item, NOW, "another-attempt"))
     failed = world.deliver(NOW, rounds=1)
     assert failed.failures and "held=1" in failed.failures[0], failed
     assert proxy.started.get(f"/devstoreaccount1/{blobs.dst}/out/000.bin") is None
     # Its claim runs out: the page takes the item over and starts it, once.
     world.deliver(NOW + VISIBILITY, visibility=VISIBILITY)
     assert_each_started_once(proxy, blobs, names)
-    assert world.service.ledger.get(item).copy_id is not None
+    assert run(world.service.ledger.get(item)).copy_id is not None
 
 
 def test_a_job_past_its_deadline_ends_whatever_its_enumeration_does(
@@ -163,9 +179,9 @@ def test_a_job_past_its_deadline_ends_whatever_its_enumeration_does(
     after = NOW + timedelta(seconds=91)
     # The check stops the listing at once, and ends the job once a page that may still be
     # in flight is done.
-    assert world.service.jobs.check(job.id, after) == "waiting"
+    assert run(world.service.jobs.check(job.id, after)) == "waiting"
     assert world.job(job.id, after).enumeration.done
-    assert world.service.jobs.check(job.id, after + progress.IN_FLIGHT) == "failed"
+    assert run(world.service.jobs.check(job.id, after + progress.IN_FLIGHT)) == "failed"
     ended = world.job(job.id, after + progress.IN_FLIGHT)
     assert ended.state is JobState.FAILED and ended.counts.items == 0, ended
     assert ended.enumeration.done and ended.enumeration.stopped is not None
@@ -176,7 +192,7 @@ def test_a_job_past_its_deadline_ends_whatever_its_enumeration_does(
 def test_concurrent_aborts_of_a_job_all_succeed(world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy) -> None:
     arrange(blobs, proxy, 5)
     job = world.start(body(blobs), NOW).job
-    results = run_at_once(lambda: world.service.jobs.abort(job.id, NOW).abort_requested_at, 10)
+    results = run_at_once(lambda: run(world.service.jobs.abort(job.id, NOW)).abort_requested_at, 10)
     assert len(results) == 10 and all(isinstance(result, datetime) for result in results), results
 
 
@@ -197,7 +213,7 @@ def test_an_idempotent_retry_during_a_queue_outage_never_returns_an_undone_job(
     outcomes = run_at_once(start, 5)
     # During the outage every request fails, and none is told of a job.
     assert len(outcomes) == 5 and all(isinstance(outcome, StorageUnavailable) for outcome in outcomes), outcomes
-    assert world.service.jobs.list(10, None).items == []
+    assert run(world.service.jobs.list(10, None)).items == []
     proxy.queue_proxy.clear_faults()
     outcomes = run_at_once(start, 10)
     # Back: concurrent retries with the key converge on one job, which exists and stays.
@@ -214,7 +230,7 @@ def test_a_manifest_job_counts_its_bytes(world: JobWorld, blobs: Blobs, proxy: P
     manifest = {"blobs": [{"container": blobs.src, "blob": "m/a.bin"}, {"container": blobs.src, "blob": "m/b.bin"}]}
     job = world.start(body(blobs, source=manifest), NOW).job
     world.deliver(NOW)
-    sweep(world.service, NOW + timedelta(seconds=30))
+    run(sweep(world.service, NOW + timedelta(seconds=30)))
     ended = world.job(job.id, NOW + timedelta(seconds=30))
     assert ended.state is JobState.SUCCEEDED, ended
     assert (ended.counts.bytes_copied, ended.counts.bytes_total) == (123, 123), ended.counts
@@ -231,10 +247,10 @@ def test_unsafe_source_names_are_failed_items_and_the_job_goes_on(
     job = world.start(body(blobs, source=source), NOW).job
     delivered = world.deliver(NOW)
     assert not delivered.failures, delivered
-    sweep(world.service, NOW + timedelta(seconds=30))
+    run(sweep(world.service, NOW + timedelta(seconds=30)))
     ended = world.job(job.id, NOW + timedelta(seconds=30))
     assert ended.is_final and ended.state is JobState.FAILED, ended
     assert ended.counts.items == len(odd) + 1 and ended.counts.of(State.SUCCEEDED) == 1, ended.counts
-    items = world.service.jobs.items(job.id, ListQuery(State.FAILED, 50, None)).items
+    items = run(world.service.jobs.items(job.id, ListQuery(State.FAILED, 50, None))).items
     assert len(items) == len(odd) and {op.error.code for op in items if op.error} == {ErrorCode.UNSAFE_NAME}
     assert not proxy.started.keys() - {f"/devstoreaccount1/{blobs.dst}/out/fine.bin"}

@@ -20,6 +20,7 @@ from copy_ops.model import BlobRef, OnAbort, Operation, State
 from copy_ops.service import CopyService
 from copy_ops.settings import Settings
 from copy_ops.sweep import sweep
+from devkit.worker import run
 from tests.support.memory import MemoryQueue, MemoryStorage
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
@@ -43,7 +44,7 @@ class World:
             self.storage.put(BlobRef("src", f"in/{i:02d}.bin"), b"x" * 3)
 
     def start(self, body: dict[str, object], now: datetime = T0) -> Job:
-        return self.service.jobs.start(parse_job_request(body, SETTINGS, now), now).job
+        return run(self.service.jobs.start(parse_job_request(body, SETTINGS, now), now)).job
 
     def deliver(self, now: datetime = T0, rounds: int = 100) -> list[str]:
         kinds = []
@@ -52,7 +53,7 @@ class World:
             if not messages:
                 break
             for text in messages:
-                kinds.append(do_work(self.service, text, now)[0])
+                kinds.append(run(do_work(self.service, text, now))[0])
         return kinds
 
 
@@ -69,16 +70,16 @@ def test_an_abort_while_enumerating_stops_the_listing_and_aborts_what_started() 
     world = World(25)
     job = world.start(prefix_job())
     [first_page] = world.queue.take()
-    do_work(world.service, first_page, T0)  # ten items started; the next page is queued
-    aborted = world.service.jobs.abort(job.id, T0 + timedelta(seconds=1))
+    run(do_work(world.service, first_page, T0))  # ten items started; the next page is queued
+    aborted = run(world.service.jobs.abort(job.id, T0 + timedelta(seconds=1)))
     assert aborted.abort_requested_at is not None
     assert world.deliver(T0 + timedelta(seconds=1)).count("page") == 1  # it stops, starting nothing
-    ended = world.service.jobs.get(job.id, T0 + timedelta(seconds=2))
+    ended = run(world.service.jobs.get(job.id, T0 + timedelta(seconds=2)))
     assert ended.state is JobState.ABORTED
     assert ended.enumeration.items == 10 and ended.enumeration.stopped == "the job was aborted"
     assert ended.counts.of(State.ABORTED) == 10 and len(world.storage.aborts) == 10
     # Idempotent; and a job that ended otherwise refuses it.
-    assert world.service.jobs.abort(job.id, T0 + timedelta(seconds=3)).state is JobState.ABORTED
+    assert run(world.service.jobs.abort(job.id, T0 + timedelta(seconds=3))).state is JobState.ABORTED
 
 
 def test_aborting_a_job_that_succeeded_is_a_conflict() -> None:
@@ -86,10 +87,10 @@ def test_aborting_a_job_that_succeeded_is_a_conflict() -> None:
     world.storage.pending = False
     job = world.start(prefix_job())
     world.deliver()
-    world.service.jobs.check(job.id, T0 + timedelta(seconds=11))
-    assert world.service.jobs.get(job.id, T0).state is JobState.SUCCEEDED
+    run(world.service.jobs.check(job.id, T0 + timedelta(seconds=11)))
+    assert run(world.service.jobs.get(job.id, T0)).state is JobState.SUCCEEDED
     with pytest.raises(Conflict):
-        world.service.jobs.abort(job.id, T0)
+        run(world.service.jobs.abort(job.id, T0))
 
 
 def test_more_pending_items_than_the_threshold_are_aborted_in_batches_on_the_queue() -> None:
@@ -98,10 +99,10 @@ def test_more_pending_items_than_the_threshold_are_aborted_in_batches_on_the_que
     world.service = CopyService(settings, world.storage, world.queue)
     job = world.start(prefix_job())
     world.deliver()
-    world.service.jobs.abort(job.id, T0 + timedelta(seconds=1))
+    run(world.service.jobs.abort(job.id, T0 + timedelta(seconds=1)))
     kinds = world.deliver(T0 + timedelta(seconds=1))
     assert kinds.count("check") == 1 and kinds.count("abort") == 1
-    assert world.service.jobs.check(job.id, T0 + timedelta(seconds=30)) == "aborted"
+    assert run(world.service.jobs.check(job.id, T0 + timedelta(seconds=30))) == "aborted"
     assert len(world.storage.aborts) == 25
 
 
@@ -114,8 +115,8 @@ def test_a_manifest_chunk_lost_for_good_ends_the_job_saying_which() -> None:
     job = world.start(body)
     assert len(world.queue.take()) == 1  # the only chunk, lost
     later = T0 + progress.STALL + timedelta(seconds=1)
-    world.service.jobs.check(job.id, later)
-    ended = world.service.jobs.get(job.id, later)
+    run(world.service.jobs.check(job.id, later))
+    ended = run(world.service.jobs.get(job.id, later))
     assert ended.state is JobState.FAILED
     assert ended.enumeration.items == 0 and "[0]" in (ended.enumeration.stopped or "")
 
@@ -127,27 +128,27 @@ def test_a_source_listed_with_a_sas_whose_page_is_lost_ends_the_job_saying_why()
     assert job.source is not None and job.source.needs_sas and sas not in job.to_json().decode()
     [first_page] = world.queue.take()
     assert sas in first_page  # the one place it is kept
-    do_work(world.service, first_page, T0)
+    run(do_work(world.service, first_page, T0))
     assert len(world.queue.take()) == 1  # the second page, lost
     later = T0 + progress.STALL + timedelta(seconds=1)
-    world.service.jobs.check(job.id, later)
-    stopped = world.service.jobs.get(job.id, later)
+    run(world.service.jobs.check(job.id, later))
+    stopped = run(world.service.jobs.get(job.id, later))
     assert stopped.enumeration.done and stopped.enumeration.items == 10
     assert "SAS" in (stopped.enumeration.stopped or "")
-    sweep(world.service, T0 + timedelta(seconds=601))
-    sweep(world.service, T0 + timedelta(seconds=700))
-    assert world.service.jobs.get(job.id, later).state is JobState.FAILED
+    run(sweep(world.service, T0 + timedelta(seconds=601)))
+    run(sweep(world.service, T0 + timedelta(seconds=700)))
+    assert run(world.service.jobs.get(job.id, later)).state is JobState.FAILED
 
 
 def test_a_stalled_own_source_is_resumed_from_its_checkpoint() -> None:
     world = World(25)
     job = world.start(prefix_job())
-    do_work(world.service, world.queue.take()[0], T0)
+    run(do_work(world.service, world.queue.take()[0], T0))
     world.queue.take()  # the second page, lost
     later = T0 + progress.STALL
-    assert world.service.jobs.check(job.id, later) == "waiting"
+    assert run(world.service.jobs.check(job.id, later)) == "waiting"
     assert world.deliver(later).count("page") == 2
-    assert world.service.jobs.get(job.id, later).enumeration.items == 25
+    assert run(world.service.jobs.get(job.id, later)).enumeration.items == 25
 
 
 # -- pure: ids, names, timing, the ending -------------------------------------------
@@ -302,4 +303,4 @@ def test_when_no_more_items_are_started(abort_requested_at: datetime | None, now
 @pytest.mark.parametrize("job_id", ["not-an-id", "", "8000000000000-zz", "9" * 40])
 def test_a_page_for_no_job_that_could_exist_is_dropped_not_a_crash(job_id: str) -> None:
     world = World(blobs=0)
-    assert do_work(world.service, encode(Page(job_id, 0)), T0) == ("page", Counter({"gone": 1}))
+    assert run(do_work(world.service, encode(Page(job_id, 0)), T0)) == ("page", Counter({"gone": 1}))

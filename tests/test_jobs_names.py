@@ -19,6 +19,7 @@ from copy_ops import runtime
 from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
 from devkit.app import payload, request
+from devkit.worker import run
 from tests.conftest import Blobs, Handlers
 from tests.support.jobs import drain_through
 from tests.test_http import is_problem
@@ -45,7 +46,7 @@ def run_job(app: Handlers, proxy: PendingCopyProxy, body: dict[str, Any]) -> tup
         drain_through(app["work"], queue)
     finally:
         queue.close()
-    sweep(runtime.service(), datetime.now(UTC) + timedelta(seconds=30))
+    run(sweep(runtime.built(), datetime.now(UTC) + timedelta(seconds=30)))
     return 202, payload(call(app, "get_job", "GET", f"jobs/{job['id']}", route_params={"id": job["id"]}))
 
 

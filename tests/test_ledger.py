@@ -11,6 +11,7 @@ from copy_ops.errors import Conflict, NotFound, PreconditionFailed
 from copy_ops.ledger import Ledger, new_operation_id
 from copy_ops.model import BlobRef, OnAbort, Operation, State
 from copy_ops.service import CopyService
+from devkit.worker import collected, run
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 
@@ -36,55 +37,55 @@ def ledger(service: CopyService) -> Ledger:
 
 def test_a_record_round_trips_and_is_replaced_only_with_its_etag(ledger: Ledger) -> None:
     op = record(T0, T0)
-    created = ledger.create(op, T0)  # the container is created on first use
-    stale = ledger.read(op.id)
-    saved = ledger.save(replace(created.op, state=State.SUCCEEDED), created.etag, T0)
+    created = run(ledger.create(op, T0))  # the container is created on first use
+    stale = run(ledger.read(op.id))
+    saved = run(ledger.save(replace(created.op, state=State.SUCCEEDED), created.etag, T0))
     with pytest.raises(PreconditionFailed):
-        ledger.save(stale.op, stale.etag, T0)
-    assert ledger.get(op.id) == saved.op
+        run(ledger.save(stale.op, stale.etag, T0))
+    assert run(ledger.get(op.id)) == saved.op
     with pytest.raises(Conflict):
-        ledger.create(op, T0)
+        run(ledger.create(op, T0))
 
 
 def test_updated_at_is_set_by_every_write_and_only_there(ledger: Ledger) -> None:
-    created = ledger.create(record(T0, T0), T0 + timedelta(seconds=1))
+    created = run(ledger.create(record(T0, T0), T0 + timedelta(seconds=1)))
     assert created.op.updated_at == T0 + timedelta(seconds=1)
-    saved = ledger.save(created.op, created.etag, T0 + timedelta(seconds=2))
-    assert ledger.get(created.op.id).updated_at == saved.op.updated_at == T0 + timedelta(seconds=2)
+    saved = run(ledger.save(created.op, created.etag, T0 + timedelta(seconds=2)))
+    assert run(ledger.get(created.op.id)).updated_at == saved.op.updated_at == T0 + timedelta(seconds=2)
 
 
 @pytest.mark.parametrize("bad_id", ["../x", "nope", "", "1234567890123-zzzzzzzz"])
 def test_unknown_or_malformed_ids_are_not_found(ledger: Ledger, bad_id: str) -> None:
     with pytest.raises(NotFound):
-        ledger.get(bad_id)
+        run(ledger.get(bad_id))
 
 
 def test_due_finds_only_what_is_due(ledger: Ledger) -> None:
     due_now = record(T0, T0 + timedelta(seconds=10))
     due_later = record(T0, T0 + timedelta(minutes=10))
     finished = replace(record(T0, None), state=State.SUCCEEDED)
-    stored = [ledger.create(op, T0) for op in (due_now, due_later, finished)]
-    assert list(ledger.due(T0 + timedelta(seconds=10))) == [due_now.id]
-    assert sorted(ledger.due(T0 + timedelta(hours=1))) == sorted([due_now.id, due_later.id])
-    ledger.save(replace(due_now, state=State.SUCCEEDED, next_check_at=None), stored[0].etag, T0)
-    assert list(ledger.due(T0 + timedelta(seconds=10))) == []
+    stored = [run(ledger.create(op, T0)) for op in (due_now, due_later, finished)]
+    assert list(run(collected(ledger.due(T0 + timedelta(seconds=10))))) == [due_now.id]
+    assert sorted(run(collected(ledger.due(T0 + timedelta(hours=1))))) == sorted([due_now.id, due_later.id])
+    run(ledger.save(replace(due_now, state=State.SUCCEEDED, next_check_at=None), stored[0].etag, T0))
+    assert list(run(collected(ledger.due(T0 + timedelta(seconds=10))))) == []
 
 
 def test_pages_are_newest_first(ledger: Ledger) -> None:
     ids = []
     for minute in range(5):
         op = record(T0 + timedelta(minutes=minute), None)
-        ledger.create(op, T0)
+        run(ledger.create(op, T0))
         ids.append(op.id)
-    first, token = ledger.page(3, None)
-    second, end = ledger.page(3, token)
+    first, token = run(ledger.page(3, None))
+    second, end = run(ledger.page(3, token))
     assert first + second == list(reversed(ids))
     assert token is not None and end is None
 
 
 def test_an_idempotency_key_binds_to_the_first_operation_and_its_body(ledger: Ledger) -> None:
-    assert ledger.claim("key-1", "op-a", "body-1") == "op-a"
-    assert ledger.claim("key-1", "op-b", "body-1") == "op-a"
+    assert run(ledger.claim("key-1", "op-a", "body-1")) == "op-a"
+    assert run(ledger.claim("key-1", "op-b", "body-1")) == "op-a"
     with pytest.raises(Conflict) as caught:
-        ledger.claim("key-1", "op-c", "body-2")
+        run(ledger.claim("key-1", "op-c", "body-2"))
     assert caught.value.code == "IdempotencyKeyReused"

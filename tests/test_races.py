@@ -17,6 +17,7 @@ from copy_ops.service import CopyService
 from copy_ops.settings import Settings
 from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
+from devkit.worker import run
 from tests.conftest import Blobs
 from tests.support.requests import copy_body, start
 from tests.test_crash import Crash, dying_at
@@ -30,7 +31,7 @@ def first_record(service: CopyService, timeout: float = 10) -> str:
     """The id of the first record to appear in the ledger (written before the lease)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found, _ = service.ledger.page(1, None)
+        found, _ = run(service.ledger.page(1, None))
         if found:
             return found[0]
         time.sleep(0.02)
@@ -42,7 +43,7 @@ def race(start: Callable[[], Any], service: CopyService) -> tuple[str, Any]:
     with ThreadPoolExecutor(1) as pool:
         started = pool.submit(start)
         operation_id = first_record(service)
-        aborted = service.abort(operation_id, NOW)
+        aborted = run(service.abort(operation_id, NOW))
         assert aborted.state is State.ABORTED and aborted.abort_reason is AbortReason.REQUESTED
         with contextlib.suppress(Crash):
             started.result()
@@ -50,7 +51,7 @@ def race(start: Callable[[], Any], service: CopyService) -> tuple[str, Any]:
 
 
 def assert_released_and_applied(service: CopyService, blobs: Blobs, operation_id: str) -> None:
-    final = service.ledger.get(operation_id)
+    final = run(service.ledger.get(operation_id))
     assert (final.state, final.abort_reason) == (State.ABORTED, AbortReason.REQUESTED)
     assert final.copy_id is not None, "the late copy is on the record"
     assert final.cleanup == ()
@@ -89,16 +90,16 @@ def test_a_start_that_dies_after_losing_the_race_is_repaired_by_the_sweep(
     body = copy_body(blobs.src, blobs.dst, lease_source=True, on_abort="delete", timeout_seconds=600)
     operation_id, _ = race(lambda: start(dying, body, NOW), service)
     if step == "start_copy":
-        stuck = service.ledger.get(operation_id)
+        stuck = run(service.ledger.get(operation_id))
         assert stuck.copy_id is None and blobs.lease_state(blobs.src, "a.bin") == "leased"
     # Nothing is due until no start can still be running; then one sweep repairs it.
-    assert sweep(service, NOW + timedelta(seconds=5)).outcomes.get("cleaned", 0) == 0
+    assert run(sweep(service, NOW + timedelta(seconds=5))).outcomes.get("cleaned", 0) == 0
     grace_over = NOW + timedelta(seconds=settings.start_grace_seconds + 1)
-    assert sweep(service, grace_over).outcomes == {"cleaned": 1}
+    assert run(sweep(service, grace_over)).outcomes == {"cleaned": 1}
     if step == "start_copy":
         assert_released_and_applied(service, blobs, operation_id)
     else:
         # It died holding the lease, before any copy: the lease is released, nothing to abort.
-        final = service.ledger.get(operation_id)
+        final = run(service.ledger.get(operation_id))
         assert final.copy_id is None and final.cleanup == ()
         assert blobs.lease_state(blobs.src, "a.bin") == "available"

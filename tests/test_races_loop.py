@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from copy_ops.errors import PreconditionFailed, StorageUnavailable
 from copy_ops.races import retried
+from devkit.worker import run
 
 
-def losing(times: int) -> tuple[list[int], Callable[[], str]]:
+def losing(times: int) -> tuple[list[int], Callable[[], Awaitable[str]]]:
     calls: list[int] = []
 
-    def attempt() -> str:
+    async def attempt() -> str:
         calls.append(1)
         if len(calls) <= times:
             raise PreconditionFailed("another writer first")
@@ -25,25 +26,25 @@ def losing(times: int) -> tuple[list[int], Callable[[], str]]:
 @pytest.mark.parametrize(("losses", "attempts", "calls"), [(0, 3, 1), (1, 3, 2), (2, 3, 3)])
 def test_an_attempt_is_repeated_while_it_loses(losses: int, attempts: int, calls: int) -> None:
     made, attempt = losing(losses)
-    assert retried(attempt, attempts, "busy") == "won"
+    assert run(retried(attempt, attempts, "busy")) == "won"
     assert len(made) == calls
 
 
 def test_losing_every_time_is_busy_or_the_fallback() -> None:
     made, attempt = losing(10)
     with pytest.raises(StorageUnavailable) as busy:
-        retried(attempt, 3, "op 1 is busy")
+        run(retried(attempt, 3, "op 1 is busy"))
     assert (busy.value.code, busy.value.detail, len(made)) == ("Busy", "op 1 is busy", 3)
-    assert retried(attempt, 2, "", otherwise=lambda: "raced") == "raced"
+    assert run(retried(attempt, 2, "", otherwise=lambda: "raced")) == "raced"
 
 
 def test_any_other_error_is_not_retried() -> None:
     calls: list[int] = []
 
-    def attempt() -> str:
+    async def attempt() -> str:
         calls.append(1)
         raise StorageUnavailable("down")
 
     with pytest.raises(StorageUnavailable):
-        retried(attempt, 5, "busy")
+        run(retried(attempt, 5, "busy"))
     assert len(calls) == 1

@@ -10,6 +10,7 @@ from copy_ops.model import ListQuery, State
 from copy_ops.service import CopyService
 from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
+from devkit.worker import run
 from tests.conftest import Blobs
 from tests.support.requests import copy_body, start
 
@@ -37,16 +38,16 @@ def test_a_page_in_one_state_costs_its_page_not_the_ledger(
 ) -> None:
     pending = _ledger(service, blobs, proxy, pending=3, done=40)
     # The process's first token makes (or reads) the key of continuation tokens: once.
-    service.list(ListQuery(None, 1, None))
+    run(service.list(ListQuery(None, 1, None)))
     before = proxy.log.counts.copy()
-    first = service.list(ListQuery(State.PENDING, 2, None))
+    first = run(service.list(ListQuery(State.PENDING, 2, None)))
     spent = proxy.log.counts - before
     assert [op.id for op in first.items] == pending[:2] and first.continuation
     # One tag query and the page's two records: nothing of the 40 others is read.
     assert spent == {"find_by_tags": 1, "get_blob": 2}
-    rest = service.list(ListQuery(State.PENDING, 2, first.continuation))
+    rest = run(service.list(ListQuery(State.PENDING, 2, first.continuation)))
     assert [op.id for op in rest.items] == pending[2:] and rest.continuation is None
-    succeeded = service.list(ListQuery(State.SUCCEEDED, 100, None))
+    succeeded = run(service.list(ListQuery(State.SUCCEEDED, 100, None)))
     assert len(succeeded.items) == 40 and all(op.state is State.SUCCEEDED for op in succeeded.items)
     assert [op.id for op in succeeded.items] == sorted(op.id for op in succeeded.items)  # newest first
 
@@ -57,20 +58,20 @@ def test_candidates_the_lagging_index_names_are_checked_against_their_records(
     pending = _ledger(service, blobs, proxy, pending=3, done=0)
     proxy.index.freeze()  # from now on, the index answers as it stands: all three pending
     newest, middle = pending[0], pending[1]
-    service.abort(newest, NOW + timedelta(seconds=10))
-    service.abort(middle, NOW + timedelta(seconds=10))
-    page = service.list(ListQuery(State.PENDING, 1, None))
+    run(service.abort(newest, NOW + timedelta(seconds=10)))
+    run(service.abort(middle, NOW + timedelta(seconds=10)))
+    page = run(service.list(ListQuery(State.PENDING, 1, None)))
     # The first candidate page (the newest, aborted since) is dropped, so is the second;
     # the page is not empty while a pending one exists further on.
     assert [op.id for op in page.items] == [pending[2]]
-    assert service.list(ListQuery(State.ABORTED, 10, None)).items == []  # not indexed yet: not listed
+    assert run(service.list(ListQuery(State.ABORTED, 10, None))).items == []  # not indexed yet: not listed
 
 
 def test_an_empty_state_is_an_empty_page_without_continuation(
     service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
 ) -> None:
     _ledger(service, blobs, proxy, pending=0, done=5)
-    page = service.list(ListQuery(State.FAILED, 2, None))
+    page = run(service.list(ListQuery(State.FAILED, 2, None)))
     assert page.items == [] and page.continuation is None
 
 
@@ -84,10 +85,10 @@ def test_a_get_records_an_ending_it_sees_and_leaves_its_cleanup_to_the_sweep(
     body = copy_body(blobs.src, blobs.dst, on_abort="delete", lease_source=True)
     op = start(service, body, NOW).operation
     proxy.fail(blobs.dst, "a.bin")
-    seen = service.get(op.id, NOW + timedelta(seconds=1))
+    seen = run(service.get(op.id, NOW + timedelta(seconds=1)))
     assert seen.state is State.FAILED and seen.cleanup, seen
     assert blobs.exists(blobs.dst, "a.bin") and blobs.lease_state(blobs.src, "a.bin") == "leased"
     assert proxy.log.counts["delete_blob"] == 0
-    sweep(service, NOW + timedelta(seconds=2))
+    run(sweep(service, NOW + timedelta(seconds=2)))
     assert not blobs.exists(blobs.dst, "a.bin") and blobs.lease_state(blobs.src, "a.bin") != "leased"
-    assert service.get(op.id, NOW + timedelta(seconds=3)).cleanup == ()
+    assert run(service.get(op.id, NOW + timedelta(seconds=3))).cleanup == ()

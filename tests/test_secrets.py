@@ -24,6 +24,7 @@ from copy_ops import runtime
 from copy_ops.sweep import sweep
 from devkit import DEV_ACCOUNT, DEV_KEY, PendingCopyProxy
 from devkit.app import payload, request
+from devkit.worker import run
 from tests.conftest import Blobs, Handlers, credential_connection_string
 from tests.support.jobs import drain_through
 from tests.support.requests import copy_body
@@ -94,7 +95,7 @@ def test_no_secret_in_any_response_record_claim_or_log(
     call("abort_copy", "POST", f"copies/{op_id}/abort", route_params={"id": op_id})
     # Pending past its deadline: the sweep aborts it.
     assert start_from(f"{base}/d.bin?{sas_d}", "d.bin", timeout_seconds=5) == 202
-    summary = sweep(runtime.service(), datetime.now(UTC) + timedelta(seconds=60))
+    summary = run(sweep(runtime.built(), datetime.now(UTC) + timedelta(seconds=60)))
     assert summary.outcomes["aborted"] == 1
     # Refused by storage: a tampered SAS, a missing source behind a SAS.
     assert start_from(f"{base}/b.bin?{sas_b}A", "e.bin") in (403, 404)
@@ -121,8 +122,8 @@ def test_no_secret_in_any_response_record_claim_or_log(
     # The test's own queue client holds the key (in a header): its log lines are no leak.
     queue = QueueClient.from_connection_string(proxy.connection_string, runtime.settings().work_queue)
     assert drain_through(handlers["work"], queue) >= 3
-    sweep(runtime.service(), datetime.now(UTC) + timedelta(seconds=60))
-    sweep(runtime.service(), datetime.now(UTC) + timedelta(seconds=120))
+    run(sweep(runtime.built(), datetime.now(UTC) + timedelta(seconds=60)))
+    run(sweep(runtime.built(), datetime.now(UTC) + timedelta(seconds=120)))
     for job_id in job_ids:
         ended = call("get_job", "GET", f"jobs/{job_id}", route_params={"id": job_id})
         assert payload(ended)["state"] in ("succeeded", "failed", "aborted"), payload(ended)

@@ -12,6 +12,7 @@ from copy_ops.ledger import Ledger
 from copy_ops.model import OWNER_METADATA_KEY, AbortReason, ListQuery, State
 from copy_ops.service import CopyService
 from devkit import PendingCopyProxy
+from devkit.worker import collected, run
 from tests.conftest import Blobs
 from tests.support.requests import copy_body, start
 
@@ -31,8 +32,8 @@ def test_a_copy_that_finishes_at_once_is_final_right_away(service: CopyService, 
     assert op.state is State.SUCCEEDED and op.copy_id and op.finished_at == NOW
     assert blobs.read(blobs.dst, "a.bin") == b"payload"
     assert blobs.metadata(blobs.dst, "a.bin") == {"origin": "partner", OWNER_METADATA_KEY: op.id}
-    assert service.ledger.get(op.id).state is State.SUCCEEDED
-    assert list(service.ledger.due(NOW + timedelta(days=30))) == []
+    assert run(service.ledger.get(op.id)).state is State.SUCCEEDED
+    assert run(collected(service.ledger.due(NOW + timedelta(days=30)))) == []
 
 
 def test_a_pending_copy_is_recorded_with_its_deadline_and_next_check(
@@ -42,19 +43,19 @@ def test_a_pending_copy_is_recorded_with_its_deadline_and_next_check(
     proxy.pending_copies = True
     op = start(service, copy_body(blobs.src, blobs.dst, timeout_seconds=600), NOW).operation
     assert op.state is State.PENDING
-    stored = service.ledger.get(op.id)
+    stored = run(service.ledger.get(op.id))
     assert stored.copy_id == op.copy_id
     assert stored.deadline == NOW + timedelta(seconds=600)
     assert stored.next_check_at == NOW + timedelta(seconds=service.settings.first_check_seconds)
 
     proxy.advance(blobs.dst, "a.bin", 1024)
-    live = service.get(op.id, NOW)
+    live = run(service.get(op.id, NOW))
     assert live.progress is not None and (live.progress.bytes_copied, live.progress.bytes_total) == (1024, 4096)
 
     proxy.finish(blobs.dst, "a.bin")
-    settled = service.get(op.id, NOW + timedelta(seconds=1))
+    settled = run(service.get(op.id, NOW + timedelta(seconds=1)))
     assert settled.state is State.SUCCEEDED  # seen finished on read: recorded at once
-    assert service.ledger.get(op.id).state is State.SUCCEEDED
+    assert run(service.ledger.get(op.id)).state is State.SUCCEEDED
     assert blobs.read(blobs.dst, "a.bin") == b"x" * 4096
 
 
@@ -131,23 +132,23 @@ def test_list_is_newest_first_and_filters_by_state(service: CopyService, blobs: 
     proxy.pending_copies = True
     older = start(service, copy_body(blobs.src, blobs.dst, "1.bin"), NOW + timedelta(seconds=1)).operation
     newer = start(service, copy_body(blobs.src, blobs.dst, "2.bin"), NOW + timedelta(seconds=2)).operation
-    page = service.list(ListQuery(None, 2, None))
+    page = run(service.list(ListQuery(None, 2, None)))
     assert [op.id for op in page.items] == [newer.id, older.id] and page.continuation
-    rest = service.list(ListQuery(None, 2, page.continuation))
+    rest = run(service.list(ListQuery(None, 2, page.continuation)))
     assert [op.id for op in rest.items] == [done.id] and rest.continuation is None
-    assert [op.id for op in service.list(ListQuery(State.SUCCEEDED, 10, None)).items] == [done.id]
+    assert [op.id for op in run(service.list(ListQuery(State.SUCCEEDED, 10, None))).items] == [done.id]
 
 
 def test_abort_on_request(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy) -> None:
     blobs.put(blobs.src, "a.bin", b"x" * 100)
     proxy.pending_copies = True
     op = start(service, copy_body(blobs.src, blobs.dst, metadata={"origin": "p"}), NOW).operation
-    aborted = service.abort(op.id, NOW + timedelta(seconds=3))
+    aborted = run(service.abort(op.id, NOW + timedelta(seconds=3)))
     assert (aborted.state, aborted.abort_reason) == (State.ABORTED, AbortReason.REQUESTED)
     # keep: Azure's zero-length blob with the new metadata
     assert blobs.read(blobs.dst, "a.bin") == b""
     assert blobs.metadata(blobs.dst, "a.bin")["origin"] == "p"
-    again = service.abort(op.id, NOW + timedelta(seconds=4))
+    again = run(service.abort(op.id, NOW + timedelta(seconds=4)))
     assert (again.state, again.finished_at) == (State.ABORTED, aborted.finished_at)
     assert proxy.log.counts["abort_copy"] == 1
 
@@ -156,10 +157,10 @@ def test_abort_of_a_finished_copy_is_a_conflict_with_the_operation(service: Copy
     blobs.put(blobs.src, "a.bin", b"x")
     op = start(service, copy_body(blobs.src, blobs.dst), NOW).operation
     with pytest.raises(Conflict) as caught:
-        service.abort(op.id, NOW)
+        run(service.abort(op.id, NOW))
     assert caught.value.operation is not None and caught.value.operation.state == "succeeded"
     with pytest.raises(NotFound):
-        service.abort("9999999999999-00000000", NOW)
+        run(service.abort("9999999999999-00000000", NOW))
 
 
 def test_abort_of_a_copy_that_just_finished_records_the_finish(
@@ -170,8 +171,8 @@ def test_abort_of_a_copy_that_just_finished_records_the_finish(
     op = start(service, copy_body(blobs.src, blobs.dst), NOW).operation
     proxy.finish(blobs.dst, "a.bin")  # finishes before the abort gets there
     with pytest.raises(Conflict):
-        service.abort(op.id, NOW)
-    assert service.ledger.get(op.id).state is State.SUCCEEDED
+        run(service.abort(op.id, NOW))
+    assert run(service.ledger.get(op.id)).state is State.SUCCEEDED
     assert blobs.read(blobs.dst, "a.bin") == b"abc"
 
 
@@ -187,5 +188,5 @@ def test_a_leased_source_is_released_when_the_operation_ends(
     proxy.pending_copies = True
     op = start(service, copy_body(blobs.src, blobs.dst, "b.bin", lease_source=True), NOW).operation
     assert blobs.lease_state(blobs.src, "b.bin") == "leased"
-    service.abort(op.id, NOW)
+    run(service.abort(op.id, NOW))
     assert blobs.lease_state(blobs.src, "b.bin") == "available"

@@ -19,6 +19,7 @@ from copy_ops.model import AbortReason, BlobRef, Cleanup, CopyStatus, ErrorCode,
 from copy_ops.service import CopyService
 from copy_ops.settings import Settings
 from copy_ops.sweep import sweep
+from devkit.worker import run
 from tests.support.memory import MemoryStorage
 from tests.support.requests import copy_body, start
 
@@ -51,8 +52,9 @@ def test_an_abort_landing_before_copy_blob_is_merged_by_the_start() -> None:
     its write loses, and it merges: aborts its own copy, applies on_abort, releases the lease."""
     storage, service = fresh()
 
-    def abort_first_record(ref: BlobRef) -> None:
-        service.abort(service.ledger.page(1, None)[0][0], T0)
+    async def abort_first_record(ref: BlobRef) -> None:
+        # Called on the loop, inside Copy Blob: the other writer is awaited, not run.
+        await service.abort((await service.ledger.page(1, None))[0][0], T0)
 
     storage.before_copy = abort_first_record
     body = copy_body("src", "dst", lease_source=True, on_abort="delete", timeout_seconds=600)
@@ -66,16 +68,16 @@ def test_an_abort_landing_before_copy_blob_is_merged_by_the_start() -> None:
 def test_an_abort_request_landing_before_the_starts_write_is_kept() -> None:
     storage, service = fresh()
 
-    def request_abort(container: str, name: str) -> None:
-        stored = service.ledger.read(name.removeprefix("ops/").removesuffix(".json"))
-        service.ledger.save(lifecycle.request_abort(stored.op, T0), stored.etag, T0)
+    async def request_abort(container: str, name: str) -> None:
+        stored = await service.ledger.read(name.removeprefix("ops/").removesuffix(".json"))
+        await service.ledger.save(lifecycle.request_abort(stored.op, T0), stored.etag, T0)
 
     storage.before_replace = request_abort
     op = start(service, copy_body("src", "dst", timeout_seconds=600), T0).operation
     assert op.state is State.PENDING and op.copy_id is not None and op.abort_requested_at == T0
-    summary = sweep(service, T0 + timedelta(seconds=1))
+    summary = run(sweep(service, T0 + timedelta(seconds=1)))
     assert summary.outcomes == {"aborted": 1}
-    final = service.ledger.get(op.id)
+    final = run(service.ledger.get(op.id))
     assert (final.state, final.abort_reason) == (State.ABORTED, AbortReason.REQUESTED)
 
 
@@ -84,18 +86,18 @@ def test_a_late_start_check_finds_stops_and_cleans_up_after_a_dead_start() -> No
     op = start(service, copy_body("src", "dst", lease_source=True, on_abort="delete", timeout_seconds=600), T0)
     # As if the abort had won and the start had died after Copy Blob: the record ended
     # without the copy id, the copy still runs, the lease is still held.
-    stored = service.ledger.read(op.operation.id)
+    stored = run(service.ledger.read(op.operation.id))
     ended = lifecycle.finish(
         replace(stored.op, copy_id=None), State.ABORTED, T0, service_timing(), abort_reason=AbortReason.REQUESTED
     )
     assert ended.cleanup == (Cleanup.CHECK_LATE_START, Cleanup.RELEASE_SOURCE_LEASE)
     grace_over = lifecycle.late_start_check_at(ended, service_timing())
     lease_released = replace(ended, cleanup=(Cleanup.CHECK_LATE_START,), next_check_at=grace_over)
-    service.ledger.save(lease_released, stored.etag, T0)
-    assert sweep(service, T0 + timedelta(seconds=60)).outcomes == {}  # not due before the grace
+    run(service.ledger.save(lease_released, stored.etag, T0))
+    assert run(sweep(service, T0 + timedelta(seconds=60))).outcomes == {}  # not due before the grace
     after_grace = T0 + timedelta(seconds=SETTINGS.start_grace_seconds)
-    assert sweep(service, after_grace).outcomes == {"cleaned": 1}
-    final = service.ledger.get(op.operation.id)
+    assert run(sweep(service, after_grace)).outcomes == {"cleaned": 1}
+    final = run(service.ledger.get(op.operation.id))
     assert final.copy_id == op.operation.copy_id and final.cleanup == ()
     assert BlobRef("dst", "a.bin") not in storage.blobs and storage.blobs[SOURCE].lease_id is None
 
@@ -113,9 +115,9 @@ def test_restore_puts_the_old_destination_back_then_drops_the_snapshot() -> None
     dest = BlobRef("dst", "a.bin")
     storage.put(dest, b"before", {"k": "old"})
     op = start(service, copy_body("src", "dst", overwrite=True, on_abort="restore", timeout_seconds=60), T0).operation
-    assert sweep(service, T0 + timedelta(seconds=61)).outcomes == {"aborted": 1}
+    assert run(sweep(service, T0 + timedelta(seconds=61))).outcomes == {"aborted": 1}
     assert storage.blobs[dest].data == b"before" and storage.blobs[dest].metadata == {"k": "old"}
-    assert storage.blobs[dest].snapshots == {} and service.ledger.get(op.id).cleanup == ()
+    assert storage.blobs[dest].snapshots == {} and run(service.ledger.get(op.id)).cleanup == ()
 
 
 # -- random interleavings ---------------------------------------------------------
@@ -153,12 +155,12 @@ class Interleavings(RuleBasedStateMachine):
     @rule(index=st.integers(0, 100))
     def request_abort(self, index: int) -> None:
         with contextlib.suppress(Conflict):  # it ended otherwise
-            self.service.abort(self.ids[index % len(self.ids)], self.now)
+            run(self.service.abort(self.ids[index % len(self.ids)], self.now))
 
     @rule(seconds=st.integers(1, 90))
     def sweep_later(self, seconds: int) -> None:
         self.now += timedelta(seconds=seconds)
-        assert sweep(self.service, self.now).outcomes["error"] == 0
+        assert run(sweep(self.service, self.now)).outcomes["error"] == 0
 
     @rule(name=st.sampled_from(DESTINATIONS), what=st.sampled_from(["finish", "fail", "overwrite", "delete"]))
     def storage_acts(self, name: str, what: str) -> None:
@@ -177,7 +179,7 @@ class Interleavings(RuleBasedStateMachine):
 
     @invariant()
     def finals_never_change_and_only_our_copies_are_aborted(self) -> None:
-        records = {op_id: self.service.ledger.get(op_id) for op_id in self.ids}
+        records = {op_id: run(self.service.ledger.get(op_id)) for op_id in self.ids}
         for op_id, op in records.items():
             if op_id in self.finals:
                 assert op.state is self.finals[op_id], (op_id, self.finals[op_id], op.state)
@@ -191,9 +193,9 @@ class Interleavings(RuleBasedStateMachine):
         # Past every deadline and the start grace: everything ends, nothing stays owed.
         for _ in range(4):
             self.now += timedelta(seconds=SETTINGS.start_grace_seconds)
-            sweep(self.service, self.now)
+            run(sweep(self.service, self.now))
         for op_id in self.ids:
-            op = self.service.ledger.get(op_id)
+            op = run(self.service.ledger.get(op_id))
             assert op.is_final and op.cleanup == (), op
             if op.error is not None:
                 assert op.error.code in set(ErrorCode)

@@ -13,6 +13,7 @@ from copy_ops.settings import Settings
 from copy_ops.storage import BlobStorage
 from devkit import DEV_ACCOUNT, PendingCopyProxy
 from devkit.proxy import SAS_LIFETIME
+from devkit.worker import run
 from tests.conftest import Blobs, open_storage
 
 LATER = datetime.now(UTC) + timedelta(hours=1)
@@ -24,25 +25,25 @@ def storage(settings: Settings) -> BlobStorage:
 
 
 def test_documents_are_created_once_and_replaced_only_with_their_etag(storage: BlobStorage, blobs: Blobs) -> None:
-    etag = storage.create_document(blobs.dst, "doc.json", b"1", {"state": "pending"})
+    etag = run(storage.create_document(blobs.dst, "doc.json", b"1", {"state": "pending"}))
     with pytest.raises(Conflict) as exists:
-        storage.create_document(blobs.dst, "doc.json", b"2", {})
+        run(storage.create_document(blobs.dst, "doc.json", b"2", {}))
     assert exists.value.code == "BlobAlreadyExists"
-    new_etag = storage.replace_document(blobs.dst, "doc.json", b"3", {"state": "done"}, etag)
+    new_etag = run(storage.replace_document(blobs.dst, "doc.json", b"3", {"state": "done"}, etag))
     with pytest.raises(PreconditionFailed):
-        storage.replace_document(blobs.dst, "doc.json", b"4", {}, etag)
-    document = storage.read_document(blobs.dst, "doc.json")
+        run(storage.replace_document(blobs.dst, "doc.json", b"4", {}, etag))
+    document = run(storage.read_document(blobs.dst, "doc.json"))
     assert (document.data, document.etag) == (b"3", new_etag)
 
 
 def test_missing_things_are_not_found(storage: BlobStorage, blobs: Blobs) -> None:
     with pytest.raises(NotFound) as caught:
-        storage.read_document(blobs.dst, "nothing.json")
+        run(storage.read_document(blobs.dst, "nothing.json"))
     assert caught.value.code == "BlobNotFound"
-    assert storage.observe_copy(BlobRef(blobs.dst, "nothing")) is None
-    assert storage.snapshot(BlobRef(blobs.dst, "nothing")) is None
-    storage.delete_blob(BlobRef(blobs.dst, "nothing"))  # already gone is fine
-    storage.release_lease(BlobRef(blobs.dst, "nothing"), lease_id_for("x"))
+    assert run(storage.observe_copy(BlobRef(blobs.dst, "nothing"))) is None
+    assert run(storage.snapshot(BlobRef(blobs.dst, "nothing"))) is None
+    run(storage.delete_blob(BlobRef(blobs.dst, "nothing")))  # already gone is fine
+    run(storage.release_lease(BlobRef(blobs.dst, "nothing"), lease_id_for("x")))
 
 
 def test_copy_guard_and_abort_codes(storage: BlobStorage, blobs: Blobs, proxy: PendingCopyProxy) -> None:
@@ -50,25 +51,25 @@ def test_copy_guard_and_abort_codes(storage: BlobStorage, blobs: Blobs, proxy: P
     blobs.put(blobs.dst, "exists.bin", b"old")
     source = BlobRef(blobs.src, "a.bin")
     with pytest.raises(Conflict) as exists:
-        storage.start_copy(BlobRef(blobs.dst, "exists.bin"), source, {}, overwrite=False, readable_until=LATER)
+        run(storage.start_copy(BlobRef(blobs.dst, "exists.bin"), source, {}, overwrite=False, readable_until=LATER))
     assert exists.value.code == "BlobAlreadyExists"
     assert blobs.read(blobs.dst, "exists.bin") == b"old"
 
     proxy.pending_copies = True
     dest = BlobRef(blobs.dst, "p.bin")
-    copy_id, status = storage.start_copy(dest, source, {"k": "v"}, overwrite=True, readable_until=LATER)
+    copy_id, status = run(storage.start_copy(dest, source, {"k": "v"}, overwrite=True, readable_until=LATER))
     assert status == "pending"
     with pytest.raises(Conflict) as busy:
-        storage.start_copy(dest, source, {}, overwrite=True, readable_until=LATER)
+        run(storage.start_copy(dest, source, {}, overwrite=True, readable_until=LATER))
     assert busy.value.code == "PendingCopyOperation"
     with pytest.raises(Conflict) as mismatch:
-        storage.abort_copy(dest, "not-our-copy")
+        run(storage.abort_copy(dest, "not-our-copy"))
     assert mismatch.value.code == "CopyIdMismatch"
-    storage.abort_copy(dest, copy_id)
+    run(storage.abort_copy(dest, copy_id))
     with pytest.raises(Conflict) as over:
-        storage.abort_copy(dest, copy_id)
+        run(storage.abort_copy(dest, copy_id))
     assert over.value.code == "NoPendingCopyOperation"
-    seen = storage.observe_copy(dest)
+    seen = run(storage.observe_copy(dest))
     assert seen is not None and (seen.copy_id, seen.status) == (copy_id, "aborted")
     assert blobs.read(blobs.dst, "p.bin") == b"" and blobs.metadata(blobs.dst, "p.bin") == {"k": "v"}
 
@@ -78,17 +79,17 @@ def test_transient_faults_are_retried_then_reported_as_unavailable(
     storage: BlobStorage, blobs: Blobs, proxy: PendingCopyProxy, mode: str
 ) -> None:
     proxy.inject("get_properties", mode=mode, times=1)
-    assert storage.observe_copy(BlobRef(blobs.dst, "nothing")) is None  # one fault: the retry gets through
+    assert run(storage.observe_copy(BlobRef(blobs.dst, "nothing"))) is None  # one fault: the retry gets through
     proxy.inject("get_properties", mode=mode, times=10)
     with pytest.raises(StorageUnavailable):
-        storage.observe_copy(BlobRef(blobs.dst, "nothing"))
+        run(storage.observe_copy(BlobRef(blobs.dst, "nothing")))
 
 
 def test_error_messages_never_carry_a_sas(storage: BlobStorage, blobs: Blobs) -> None:
     sas_source = f"{storage.public_url(BlobRef(blobs.src, 'missing.bin'))}?sv=2024&sig=TOPSECRET"
     # Azurite checks the bogus signature (403); Azure would say CannotVerifyCopySource.
     with pytest.raises(CopyOpsError) as caught:
-        storage.start_copy(BlobRef(blobs.dst, "x.bin"), sas_source, {}, overwrite=True, readable_until=LATER)
+        run(storage.start_copy(BlobRef(blobs.dst, "x.bin"), sas_source, {}, overwrite=True, readable_until=LATER))
     assert "TOPSECRET" not in caught.value.detail
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
@@ -102,15 +103,15 @@ def test_a_source_listed_by_its_url_leaves_the_apps_own_client_working(
     from copy_ops.jobs.model import Listing, PrefixSource
 
     blobs.put(blobs.src, "in/a.bin", b"x")
-    etag = storage.create_document(blobs.dst, "doc.json", b"{}", {})
+    etag = run(storage.create_document(blobs.dst, "doc.json", b"{}", {}))
     url = f"{proxy.url}/{DEV_ACCOUNT}/{blobs.src}"
-    listed, _ = storage.list_source(
-        PrefixSource(Listing.URL, blobs.src, "in/", url), blobs.container_sas(blobs.src), None, 10
+    listed, _ = run(
+        storage.list_source(PrefixSource(Listing.URL, blobs.src, "in/", url), blobs.container_sas(blobs.src), None, 10)
     )
     assert [item.name for item in listed] == ["in/a.bin"]
     # The same document again: a kept client, whose pipeline must still end at our transport.
-    assert storage.replace_document(blobs.dst, "doc.json", b"{}", {}, etag)
-    assert storage.read_document(blobs.dst, "doc.json").data == b"{}"
+    assert run(storage.replace_document(blobs.dst, "doc.json", b"{}", {}, etag))
+    assert run(storage.read_document(blobs.dst, "doc.json")).data == b"{}"
 
 
 def test_the_proxy_mints_its_own_sas_again_before_it_expires(
@@ -122,8 +123,10 @@ def test_the_proxy_mints_its_own_sas_again_before_it_expires(
     proxy._own_sas()
     proxy._sas_renewed -= SAS_LIFETIME.total_seconds()  # as if it had run for a day
     stale = proxy._sas_renewed
-    _, status = storage.start_copy(
-        BlobRef(blobs.dst, "renewed.bin"), BlobRef(blobs.src, "a.bin"), {}, overwrite=True, readable_until=LATER
+    _, status = run(
+        storage.start_copy(
+            BlobRef(blobs.dst, "renewed.bin"), BlobRef(blobs.src, "a.bin"), {}, overwrite=True, readable_until=LATER
+        )
     )
     assert status == "success" and blobs.read(blobs.dst, "renewed.bin") == b"data"
     assert proxy._sas_renewed > stale  # minted again, not reused

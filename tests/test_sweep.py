@@ -14,6 +14,7 @@ from copy_ops.service import CopyService
 from copy_ops.settings import Settings
 from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
+from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory, connect
 from tests.support.requests import copy_body, start
 
@@ -36,12 +37,12 @@ def test_before_the_deadline_the_sweep_only_schedules_the_next_check(
 ) -> None:
     blobs.put(blobs.src, "a.bin", b"x")
     op = start_pending(service, blobs, proxy)
-    summary = sweep(service, NOW + timedelta(seconds=15))
+    summary = run(sweep(service, NOW + timedelta(seconds=15)))
     assert summary.outcomes == {"waiting": 1}
-    stored = service.ledger.get(op.id)
+    stored = run(service.ledger.get(op.id))
     assert stored.state is State.PENDING and stored.checks == 1
     assert stored.next_check_at == NOW + timedelta(seconds=45)  # 15 s, then 30 s
-    assert sweep(service, NOW + timedelta(seconds=20)).outcomes == {}  # not due: untouched
+    assert run(sweep(service, NOW + timedelta(seconds=20))).outcomes == {}  # not due: untouched
 
 
 @pytest.mark.parametrize("on_abort", ["keep", "delete", "restore"])
@@ -51,9 +52,9 @@ def test_a_copy_pending_at_its_deadline_is_aborted_and_on_abort_applied(
     blobs.put(blobs.src, "a.bin", b"new content")
     blobs.put(blobs.dst, "a.bin", b"old content", metadata={"was": "old"})
     op = start_pending(service, blobs, proxy, overwrite=True, on_abort=on_abort, metadata={"now": "new"})
-    summary = sweep(service, AFTER)
+    summary = run(sweep(service, AFTER))
     assert summary.outcomes == {"aborted": 1}
-    stored = service.ledger.get(op.id)
+    stored = run(service.ledger.get(op.id))
     assert (stored.state, stored.abort_reason, stored.cleanup) == (State.ABORTED, AbortReason.DEADLINE, ())
     copy = proxy.copy_state(blobs.dst, "a.bin")
     assert copy is None or copy.status == "aborted"
@@ -73,7 +74,7 @@ def test_restore_without_a_previous_destination_deletes_it(
 ) -> None:
     blobs.put(blobs.src, "a.bin", b"x")
     start_pending(service, blobs, proxy, overwrite=True, on_abort="restore")
-    assert sweep(service, AFTER).outcomes == {"aborted": 1}
+    assert run(sweep(service, AFTER)).outcomes == {"aborted": 1}
     assert not blobs.exists(blobs.dst, "a.bin")
 
 
@@ -86,10 +87,10 @@ def test_completion_and_failure_before_the_deadline_are_recorded(
     bad = start_pending(service, blobs, proxy, "b.bin", on_abort="delete")
     proxy.finish(blobs.dst, "a.bin")
     proxy.fail(blobs.dst, "b.bin", "500 source read failed")
-    summary = sweep(service, NOW + timedelta(seconds=15))
+    summary = run(sweep(service, NOW + timedelta(seconds=15)))
     assert summary.outcomes == {"succeeded": 1, "failed": 1}
-    assert service.ledger.get(good.id).state is State.SUCCEEDED
-    failed = service.ledger.get(bad.id)
+    assert run(service.ledger.get(good.id)).state is State.SUCCEEDED
+    failed = run(service.ledger.get(bad.id))
     assert failed.error is not None
     assert failed.error.as_dict() == {"code": "copy_failed", "message": "500 source read failed"}
     assert not blobs.exists(blobs.dst, "b.bin")  # on_abort=delete applies to a failed copy too
@@ -109,13 +110,15 @@ def test_a_copy_that_is_no_longer_ours_is_never_aborted(
     other = connect(service.settings).storage
     from copy_ops.model import BlobRef
 
-    their_id, _ = other.start_copy(
-        BlobRef(blobs.dst, "a.bin"), BlobRef(blobs.src, "theirs.bin"), {}, overwrite=True, readable_until=LATER
+    their_id, _ = run(
+        other.start_copy(
+            BlobRef(blobs.dst, "a.bin"), BlobRef(blobs.src, "theirs.bin"), {}, overwrite=True, readable_until=LATER
+        )
     )
     assert theirs is not None and their_id != op.copy_id
-    summary = sweep(service, AFTER)
+    summary = run(sweep(service, AFTER))
     assert summary.outcomes == {"failed": 1}
-    stored = service.ledger.get(op.id)
+    stored = run(service.ledger.get(op.id))
     assert stored.error is not None and stored.error.code == "superseded"
     state = proxy.copy_state(blobs.dst, "a.bin")
     assert state is not None and (state.copy_id, state.status) == (their_id, "pending")
@@ -129,9 +132,9 @@ def test_a_destination_deleted_under_the_copy_is_recorded_as_gone(
     blobs.put(blobs.src, "a.bin", b"x")
     op = start_pending(service, blobs, proxy, lease_source=True)
     # Through the proxy, which then forgets the pending copy, as Azure would.
-    service.storage.delete_blob(BlobRef(blobs.dst, "a.bin"))
-    assert sweep(service, NOW + timedelta(seconds=15)).outcomes == {"failed": 1}
-    stored = service.ledger.get(op.id)
+    run(service.storage.delete_blob(BlobRef(blobs.dst, "a.bin")))
+    assert run(sweep(service, NOW + timedelta(seconds=15))).outcomes == {"failed": 1}
+    stored = run(service.ledger.get(op.id))
     assert stored.error is not None and stored.error.code == "destination_gone"
     assert blobs.lease_state(blobs.src, "a.bin") == "available"
 
@@ -140,8 +143,8 @@ def test_an_external_abort_is_recorded(service: CopyService, blobs: Blobs, proxy
     blobs.put(blobs.src, "a.bin", b"x")
     op = start_pending(service, blobs, proxy)
     proxy.abort_elsewhere(blobs.dst, "a.bin")
-    assert sweep(service, NOW + timedelta(seconds=15)).outcomes == {"aborted": 1}
-    assert service.ledger.get(op.id).abort_reason is AbortReason.EXTERNAL
+    assert run(sweep(service, NOW + timedelta(seconds=15))).outcomes == {"aborted": 1}
+    assert run(service.ledger.get(op.id)).abort_reason is AbortReason.EXTERNAL
 
 
 @pytest.mark.parametrize("on_abort", ["keep", "delete"])
@@ -151,7 +154,7 @@ def test_the_source_lease_is_released_in_every_final_case(
     blobs.put(blobs.src, "a.bin", b"x")
     start_pending(service, blobs, proxy, lease_source=True, on_abort=on_abort)
     assert blobs.lease_state(blobs.src, "a.bin") == "leased"
-    sweep(service, AFTER)
+    run(sweep(service, AFTER))
     assert blobs.lease_state(blobs.src, "a.bin") == "available"
 
 
@@ -166,14 +169,14 @@ def test_two_sweeps_at_once_end_each_operation_in_exactly_one_final_state(
     for index in range(0, 12, 3):
         proxy.finish(blobs.dst, f"{index}.bin")
     summaries = []
-    threads = [threading.Thread(target=lambda s=s: summaries.append(sweep(s, AFTER))) for s in (first, second)]
+    threads = [threading.Thread(target=lambda s=s: summaries.append(run(sweep(s, AFTER)))) for s in (first, second)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     finals = sum(summary.outcomes[state] for summary in summaries for state in ("aborted", "succeeded", "failed"))
     assert finals == 12  # each operation was finished by exactly one of the two sweeps
-    states = [first.ledger.get(op_id).state for op_id in _all_ids(first)]
+    states = [run(first.ledger.get(op_id)).state for op_id in _all_ids(first)]
     assert sorted(states) == sorted([State.SUCCEEDED] * 4 + [State.ABORTED] * 8)
     for index in range(12):
         assert blobs.exists(blobs.dst, f"{index}.bin") == (index % 3 == 0)
@@ -191,14 +194,14 @@ def test_a_requested_abort_racing_a_sweep_ends_in_one_final_state(
 
     def abort_all() -> None:
         for op in ops:
-            results[op.id] = other.abort(op.id, AFTER).abort_reason
+            results[op.id] = run(other.abort(op.id, AFTER)).abort_reason
 
     thread = threading.Thread(target=abort_all)
     thread.start()
-    summary = sweep(service, AFTER)
+    summary = run(sweep(service, AFTER))
     thread.join()
     for op in ops:
-        stored = service.ledger.get(op.id)
+        stored = run(service.ledger.get(op.id))
         assert stored.state is State.ABORTED and stored.abort_reason in (AbortReason.DEADLINE, AbortReason.REQUESTED)
         assert results[op.id] == stored.abort_reason  # the requester saw the recorded outcome
     assert summary.outcomes["aborted"] + list(results.values()).count(AbortReason.REQUESTED) >= 6
@@ -212,22 +215,22 @@ def test_the_budget_leaves_the_rest_to_the_next_sweep(
         blobs.put(blobs.src, f"{index}.bin", b"x")
         start_pending(service, blobs, proxy, f"{index}.bin")
     ticks = iter(range(100))
-    summary = sweep(service, AFTER, clock=lambda: float(next(ticks)) * 0.4)  # budget gone after 2-3 items
+    summary = run(sweep(service, AFTER, clock=lambda: float(next(ticks)) * 0.4))  # budget gone after 2-3 items
     assert summary.left_over and 0 < summary.outcomes["aborted"] < 5
-    assert sweep(service, AFTER).outcomes["aborted"] == 5 - summary.outcomes["aborted"]
+    assert run(sweep(service, AFTER)).outcomes["aborted"] == 5 - summary.outcomes["aborted"]
 
 
 def test_one_summary_line_per_sweep(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, caplog) -> None:
     blobs.put(blobs.src, "a.bin", b"x")
     start_pending(service, blobs, proxy)
     with caplog.at_level(logging.INFO, logger="copy_ops.sweep"):
-        sweep(service, AFTER)
+        run(sweep(service, AFTER))
     lines = [r.getMessage() for r in caplog.records if r.name == "copy_ops.sweep"]
     assert len(lines) == 1 and lines[0].startswith("sweep_summary due=1 aborted=1")
     assert "seconds=" in lines[0]
 
 
 def _all_ids(service: CopyService) -> list[str]:
-    ids, token = service.ledger.page(1000, None)
+    ids, token = run(service.ledger.page(1000, None))
     assert token is None
     return ids

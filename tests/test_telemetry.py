@@ -22,6 +22,7 @@ from copy_ops.settings import Settings
 from copy_ops.sweep import sweep
 from copy_ops.telemetry import OPERATION_ID, OpenTelemetry
 from devkit import PROJECT_ROOT, PendingCopyProxy
+from devkit.worker import run
 from tests.conftest import Blobs, open_storage
 from tests.support.requests import copy_body, start
 
@@ -54,7 +55,7 @@ def test_a_deadline_abort_is_counted_timed_and_traced(
     proxy.pending_copies = True
     op = start(service, copy_body(blobs.src, blobs.dst, timeout_seconds=60), NOW).operation
 
-    sweep(service, NOW + timedelta(seconds=67))  # 7 s late
+    run(sweep(service, NOW + timedelta(seconds=67)))  # 7 s late
 
     found = points(reader)
     started = {point.attributes["state"]: point.value for point in found["copyops.operations.started"]}

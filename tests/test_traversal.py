@@ -22,6 +22,7 @@ from copy_ops.service import CopyService
 from copy_ops.storage import BlobStorage
 from devkit import PendingCopyProxy
 from devkit.app import payload, request
+from devkit.worker import collected, run
 from tests.conftest import Blobs, Handlers, SettingsFactory, connect, credential_connection_string
 from tests.support.requests import copy_body, start
 
@@ -110,26 +111,31 @@ def test_the_adapter_refuses_to_address_another_container(
     from copy_ops.connection import StorageConnection
     from tests.conftest import TEST_CLIENT_OPTIONS
 
-    storage = BlobStorage.connect(
-        StorageConnection(connection_string=credential_connection_string(credential_kind, proxy)), **TEST_CLIENT_OPTIONS
+    storage = run(
+        BlobStorage.connect(
+            StorageConnection(connection_string=credential_connection_string(credential_kind, proxy)),
+            **TEST_CLIENT_OPTIONS,
+        )
     )
     try:
         blobs.put(blobs.src, "a.bin", b"x")
         for name in (f"../{victim}/precious", f"a/../../{victim}/precious", "./x"):
             with pytest.raises(UnsafeName):
-                storage.start_copy(
-                    BlobRef(blobs.dst, name), BlobRef(blobs.src, "a.bin"), {}, overwrite=True, readable_until=LATER
+                run(
+                    storage.start_copy(
+                        BlobRef(blobs.dst, name), BlobRef(blobs.src, "a.bin"), {}, overwrite=True, readable_until=LATER
+                    )
                 )
             with pytest.raises(UnsafeName):
-                storage.delete_blob(BlobRef(blobs.dst, name))
+                run(storage.delete_blob(BlobRef(blobs.dst, name)))
             with pytest.raises(UnsafeName):
-                storage.create_document(blobs.dst, name, b"{}", {})
+                run(storage.create_document(blobs.dst, name, b"{}", {}))
         with pytest.raises(UnsafeName):
-            list(storage.find_by_tags(f"{blobs.dst}/../{victim}", "\"due\" <= 'z'", 10))
+            run(collected(storage.find_by_tags(f"{blobs.dst}/../{victim}", "\"due\" <= 'z'", 10)))
         assert proxy.log.paths == []
         assert blobs.read(victim, "precious") == b"precious"
     finally:
-        storage.close()
+        run(storage.close())
 
 
 # -- property: what reaches the wire is exactly what was validated --------------------
@@ -184,7 +190,7 @@ def test_the_transport_refuses_any_path_a_client_would_rewrite(storage: BlobStor
     """The last check, below every SDK client: even a client the adapter did not vet."""
     client = storage._service.get_blob_client("dst-x", "a/../../victim/precious")
     with pytest.raises(UnsafeName):
-        storage._run(client.get_blob_properties())
+        run(storage._run(client.get_blob_properties()))
     assert proxy.log.paths == []
 
 

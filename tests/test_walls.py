@@ -167,3 +167,57 @@ def test_patterns_match_whole_strings(path: Path) -> None:
             if node.func.attr == "compile" and node.args and isinstance(node.args[0], ast.Constant):
                 pattern = str(node.args[0].value)
                 assert not pattern.startswith("^") and not pattern.endswith("$"), f"{path}:{node.lineno}"
+
+
+# -- one concurrency model: coroutines on the worker's loop, nothing that blocks it ----------
+
+# Synchronous clients and the means to start threads or block: none of them in the product.
+BLOCKING_MODULES = ("requests", "urllib3", "http.client", "urllib.request", "socket", "concurrent.futures")
+THREAD_MAKERS = {"Thread", "ThreadPoolExecutor", "run_coroutine_threadsafe", "new_event_loop", "to_thread"}
+# Where the SDKs keep their synchronous clients: an async client comes from an ``aio`` module.
+SDK_PACKAGES = ("azure.storage", "azure.identity", "azure.eventgrid", "azure.core.pipeline.transport")
+# The one synchronous credential: the Azure Monitor distro's exporter takes only a sync
+# TokenCredential, and calls it from its own export thread, never on the worker's loop.
+EXPORTER_CREDENTIAL = ("copy_ops/monitor.py", "azure.identity.ManagedIdentityCredential")
+
+
+@pytest.mark.parametrize("path", PRODUCT, ids=name_of)
+def test_no_synchronous_storage_or_network_client(path: Path) -> None:
+    """Every client the app builds is an SDK's async one (from an ``aio`` module) or aiohttp;
+    no synchronous HTTP library, no socket of its own."""
+    assert not importing(path, *BLOCKING_MODULES)
+    for node in ast.walk(parse(path)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(SDK_PACKAGES):
+            for alias in node.names:
+                name = f"{node.module}.{alias.name}"
+                if not alias.name.endswith(("Client", "Credential", "Transport")) or alias.name.startswith("Aio"):
+                    continue
+                if (name_of(path), name) != EXPORTER_CREDENTIAL:
+                    assert ".aio" in node.module, f"{name_of(path)}:{node.lineno}: {name} is synchronous"
+
+
+@pytest.mark.parametrize("path", PRODUCT, ids=name_of)
+def test_the_app_starts_no_thread_and_never_blocks_the_loop(path: Path) -> None:
+    """No thread or private event loop of the app's own (the worker's loop runs everything)
+    and no ``time.sleep``: a wait is ``await asyncio.sleep``. (OpenTelemetry's metric
+    callbacks run on the exporter's thread: telemetry's lock guards against it.)"""
+    tree = parse(path)
+    attributes = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    called = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    assert not (attributes | called) & THREAD_MAKERS
+    assert "sleep" not in {
+        node.func.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "time"
+    }
+
+
+def test_every_function_of_the_app_is_a_coroutine() -> None:
+    """The worker awaits an ``async def`` function on its loop (a ``def`` one goes to its
+    thread pool); the real worker's own index says so too (tests/test_worker.py)."""
+    tree = parse(ROOT / "function_app.py")
+    decorated = [node for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)]
+    assert decorated and all(isinstance(node, ast.AsyncFunctionDef) for node in decorated)

@@ -12,11 +12,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
 
-from devkit import PROJECT_ROOT
+from copy_ops.messages import Settle, encode
+from copy_ops.model import State
+from copy_ops.service import CopyService
+from copy_ops.settings import Settings
+from devkit import PROJECT_ROOT, PendingCopyProxy
+from devkit.worker import run
+from tests.conftest import Blobs
+from tests.support.requests import copy_body, start
 from tests.test_app_shape import EXPECTED
 
 PYTHON_313 = PROJECT_ROOT / ".venv313" / "bin" / "python"
@@ -71,3 +80,76 @@ def test_the_timer_takes_its_schedule_from_the_setting() -> None:
     functions = index_with_worker(COPY_SWEEP_SCHEDULE="*/10 * * * * *", COPY_STORAGE="UseDevelopmentStorage=true")
     assert trigger(functions["sweep"])["schedule"] == "*/10 * * * * *"
     assert trigger(functions["work"])["connection"] == "COPY_STORAGE"
+
+
+# -- invoked through the real worker library: async, and every log line tied to its invocation
+
+SWEPT = 50
+BATCH = 10
+
+
+def invoke_with_worker(invocations: list[dict[str, Any]], **settings: str) -> list[dict[str, Any]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COPY_", "AzureWebJobs"))}
+    result = subprocess.run(
+        [str(PYTHON_313), "-m", "devkit.worker_invoke", str(PROJECT_ROOT)],
+        cwd=PROJECT_ROOT,
+        env={**env, **settings},
+        input=json.dumps(invocations),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers: list[dict[str, Any]] = json.loads(result.stdout.strip().splitlines()[-1])
+    return answers
+
+
+def test_the_worker_reports_every_function_as_async() -> None:
+    functions = index_with_worker()
+    assert functions and {name: function["is_async"] for name, function in functions.items()} == dict.fromkeys(
+        functions, True
+    )
+
+
+def test_a_sweep_and_a_work_message_log_every_line_under_their_invocation(
+    service: CopyService, settings: Settings, blobs: Blobs, proxy: PendingCopyProxy
+) -> None:
+    """The sweep settles 50 operations concurrently, a work message a batch of 10, both
+    invoked by the real worker library: every record the app writes meanwhile (each
+    operation's own lines, written by its own task) carries that invocation's id as the
+    worker reads it (no thread of the app's own would)."""
+    blobs.put(blobs.src, "a.bin", b"payload")
+    proxy.pending_copies = True
+    long_ago = datetime.now(UTC) - timedelta(hours=2)
+    body = partial(copy_body, blobs.src, blobs.dst, timeout_seconds=60)
+    ops = [start(service, body(dest_name=f"{index}.bin"), long_ago).operation for index in range(SWEPT + BATCH)]
+    assert all(op.state is State.PENDING for op in ops)
+    # The work message settles a batch of them first; the sweep then finds the other 50.
+    batch = [op.id for op in ops[SWEPT:]]
+    now = datetime.now(UTC).isoformat()
+    timer = {"Schedule": {"AdjustForDST": True}, "IsPastDue": False, "ScheduleStatus": {"Last": now, "Next": now}}
+    message = {"body": encode(Settle(tuple(batch))), "id": "message-1", "dequeue_count": 1, "inserted": now}
+    work_answer, sweep_answer = invoke_with_worker(
+        [
+            {"function": "work", "invocation_id": "invocation-work", "message": message},
+            {"function": "sweep", "invocation_id": "invocation-sweep", "timer": timer},
+        ],
+        COPY_STORAGE=proxy.connection_string,
+        COPY_LEDGER_CONTAINER=settings.ledger_container,
+        COPY_ALLOWED_SOURCE_HOSTS="127.0.0.1:*",
+        COPY_WORK_QUEUE=f"work-{blobs.src[-10:]}",
+        COPY_SWEEP_CONCURRENCY="16",
+    )
+    for answer, invocation, aborted in (
+        (sweep_answer, "invocation-sweep", SWEPT),
+        (work_answer, "invocation-work", BATCH),
+    ):
+        assert answer["ok"], answer["error"]
+        ours = [record for record in answer["records"] if record["logger"].startswith("copy_ops")]
+        assert sum(record["message"].startswith("copy_aborted ") for record in ours) == aborted, ours[-5:]
+        untied = [record for record in ours if record["invocation_id"] != invocation]
+        assert not untied, untied[:5]
+    summary = [r["message"] for r in sweep_answer["records"] if r["message"].startswith("sweep_summary")]
+    assert len(summary) == 1 and f"aborted={SWEPT}" in summary[0], summary
+    assert all(run(service.ledger.get(op.id)).state is State.ABORTED for op in ops)

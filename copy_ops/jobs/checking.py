@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from copy_ops import fanout
+from copy_ops.bounded import Bounded, bounded_map
 from copy_ops.errors import Conflict, CopyOpsError, NotFound
 from copy_ops.jobs import progress
 from copy_ops.jobs.events import job_event
@@ -27,7 +28,6 @@ from copy_ops.ledger import RECORD_PREFIX, Ledger
 from copy_ops.logtext import counts_text
 from copy_ops.messages import SETTLE_BATCH, Abort, Page, batches, encode
 from copy_ops.model import Operation
-from copy_ops.pool import Pool, parallel_map
 from copy_ops.ports import Announcer, Documents, WorkQueue
 from copy_ops.settings import Settings
 from copy_ops.settling import DUE_TOLERANCE, Settler
@@ -63,18 +63,18 @@ class JobChecker:
         self._work = work
         self._settings = settings
 
-    def check(self, job_id: str, now: datetime) -> str:
+    async def check(self, job_id: str, now: datetime) -> str:
         """Look after one job; returns what happened. :class:`PreconditionFailed` if the
         record changed meanwhile (the next check goes on from there)."""
         try:
-            stored = self._jobs.read(job_id)
+            stored = await self._jobs.read(job_id)
         except NotFound:
             return "vanished"
         job = stored.job
         if job.next_check_at is not None and job.next_check_at > now + DUE_TOLERANCE:
             return "not_due"
         if job.is_final:
-            return self._announce(stored, now) if job.announce_owed else "not_due"
+            return await self._announce(stored, now) if job.announce_owed else "not_due"
         reason = progress.stop_reason(job, now)
         if reason is not None and not job.enumeration.done:
             # Aborted, or past its deadline: the job ends with the items it has, whatever its
@@ -82,59 +82,59 @@ class JobChecker:
             job = dataclasses.replace(job, enumeration=progress.stopped_by_check(job.enumeration, reason, now))
             logger.info("job_enumeration_ended job=%s reason=%s", job.id, reason)
         if progress.stalled(job, now):
-            job = self._unstall(job, now)
+            job = await self._unstall(job, now)
         if job.abort_requested_at is not None:
-            self._abort_items(job.id, now)
-        counts, failures = self._jobs.counts(job.id)
+            await self._abort_items(job.id, now)
+        counts, failures = await self._jobs.counts(job.id)
         job = dataclasses.replace(job, counts=counts, failures=failures, checks=job.checks + 1)
         end = progress.ending(job, counts, now)
         if end is None:
             waiting = dataclasses.replace(
                 job, state=progress.running_state(job), next_check_at=progress.next_check(job, now)
             )
-            self._jobs.save(waiting, stored.etag, now)
+            await self._jobs.save(waiting, stored.etag, now)
             return "waiting"
-        report = self._write_report(job)
+        report = await self._write_report(job)
         owed = self._announcer is not None
         ended = dataclasses.replace(
             job, state=end, finished_at=now, report=report, next_check_at=now if owed else None, announce_owed=owed
         )
-        saved = self._jobs.save(ended, stored.etag, now)
+        saved = await self._jobs.save(ended, stored.etag, now)
         self._telemetry.job_ended(end.value)
         logger.info("job_finished job=%s state=%s %s", job.id, end, _counts(ended))
         if owed:
-            self._announce(saved, now)
+            await self._announce(saved, now)
         return end.value
 
-    def _announce(self, stored: StoredJob, now: datetime) -> str:
+    async def _announce(self, stored: StoredJob, now: datetime) -> str:
         """Send the final state's event, then record it sent. If sending fails, the job
         stays due and the next sweep's check sends it again (at least once)."""
         job = stored.job
         if self._announcer is not None:
             event = job_event(job)
             try:
-                self._announcer.announce([event])
+                await self._announcer.announce([event])
             except CopyOpsError as exc:
                 logger.warning("job_announce_deferred job=%s status=%s code=%s", job.id, exc.status, exc.code)
                 retry = dataclasses.replace(job, next_check_at=now + ANNOUNCE_RETRY)
-                self._jobs.save(retry, stored.etag, now)
+                await self._jobs.save(retry, stored.etag, now)
                 return "announce_deferred"
             logger.info("job_announced job=%s event=%s type=%s", job.id, event.id, event.type)
-        self._jobs.save(dataclasses.replace(job, announce_owed=False, next_check_at=None), stored.etag, now)
+        await self._jobs.save(dataclasses.replace(job, announce_owed=False, next_check_at=None), stored.etag, now)
         return "announced"
 
-    def request_abort(self, stored: StoredJob, now: datetime) -> StoredJob:
+    async def request_abort(self, stored: StoredJob, now: datetime) -> StoredJob:
         """Recorded first, so a crash still ends in the abort; looked after now (a message
         to the work queue), or at the next sweep if that message cannot be sent."""
         job = dataclasses.replace(stored.job, abort_requested_at=now, next_check_at=now)
-        saved = self._jobs.save(job, stored.etag, now)
+        saved = await self._jobs.save(job, stored.etag, now)
         logger.info("job_abort_requested job=%s", job.id)
         return saved
 
-    def _unstall(self, job: Job, now: datetime) -> Job:
+    async def _unstall(self, job: Job, now: datetime) -> Job:
         source = job.source
         if source is not None and not source.needs_sas and self._work is not None:
-            self._work.send([encode(Page(job.id, job.enumeration.page))])
+            await self._work.send([encode(Page(job.id, job.enumeration.page))])
             logger.warning("job_enumeration_resumed job=%s page=%s", job.id, job.enumeration.page)
             return dataclasses.replace(job, enumeration=dataclasses.replace(job.enumeration, progressed_at=now))
         if source is None:
@@ -148,55 +148,55 @@ class JobChecker:
                 f"the listing stopped at page {job.enumeration.page} and cannot go on without the caller's SAS, "
                 "which copy-ops does not keep"
             )
-        counted, _ = self._jobs.counts(job.id)
+        counted, _ = await self._jobs.counts(job.id)
         logger.error("job_enumeration_stopped job=%s reason=%s", job.id, reason)
         return dataclasses.replace(job, enumeration=progress.stopped(job.enumeration, reason, counted.items, now))
 
-    def _abort_items(self, job_id: str, now: datetime) -> None:
-        pending = list(self._jobs.pending_items(job_id))
+    async def _abort_items(self, job_id: str, now: datetime) -> None:
+        pending = [operation_id async for operation_id in self._jobs.pending_items(job_id)]
         if not pending:
             return
         if self._work is None or len(pending) <= self._settings.fanout_threshold:
-            pool = Pool(self._settings.sweep_concurrency, "abort")
-            for operation_id in pending:
-                pool.submit(partial(abort_one, self._settler, operation_id, now))
-            logger.info("job_items_aborted job=%s %s", job_id, counts_text(pool.finish()))
+            async with Bounded(self._settings.sweep_concurrency) as aborting:
+                for operation_id in pending:
+                    await aborting.submit(partial(abort_one, self._settler, operation_id, now))
+            logger.info("job_items_aborted job=%s %s", job_id, counts_text(aborting.outcomes))
             return
         registry = fanout.InFlight(self._documents, self._settings.ledger_container)
-        in_flight = registry.load(now)
+        in_flight = await registry.load(now)
         handed = [operation_id for operation_id in pending if operation_id not in in_flight]
         if handed:
-            self._work.send(list(batches(handed, Abort, SETTLE_BATCH)))
+            await self._work.send(list(batches(handed, Abort, SETTLE_BATCH)))
             registry.add(handed, now + fanout.LEASE)
-            registry.save(now)
+            await registry.save(now)
         logger.info("job_items_handed_out job=%s count=%s", job_id, len(handed))
 
-    def _write_report(self, job: Job) -> str:
+    async def _write_report(self, job: Job) -> str:
         """One JSON line per item, in id order: read from every item's record, once."""
         ids: list[str] = []
         continuation: str | None = None
         while True:
-            page, continuation = self._ledger.page(
+            page, continuation = await self._ledger.page(
                 REPORT_PAGE, continuation, prefix=RECORD_PREFIX + progress.item_prefix(job.id)
             )
             ids += page
             if continuation is None:
                 break
-        records = parallel_map(self._read, ids, self._settings.sweep_concurrency, "report")
+        records = await bounded_map(self._read, ids, self._settings.sweep_concurrency)
         lines = [json.dumps(report_line(op), separators=(",", ":")) for op in records if op is not None]
-        return self._jobs.write_report(job.id, ("\n".join(lines) + "\n" if lines else "").encode())
+        return await self._jobs.write_report(job.id, ("\n".join(lines) + "\n" if lines else "").encode())
 
-    def _read(self, operation_id: str) -> Operation | None:
+    async def _read(self, operation_id: str) -> Operation | None:
         try:
-            return self._ledger.get(operation_id)
+            return await self._ledger.get(operation_id)
         except NotFound:
             return None
 
 
-def abort_one(settler: Settler, operation_id: str, now: datetime) -> str:
+async def abort_one(settler: Settler, operation_id: str, now: datetime) -> str:
     """Abort one item on request; never raises (one item must not stop the others)."""
     try:
-        return settler.abort(operation_id, now).state.value
+        return (await settler.abort(operation_id, now)).state.value
     except Conflict:
         return "ended"  # it ended otherwise first
     except NotFound:

@@ -13,6 +13,7 @@ name, and the checkpoint in the job record moved on, in that order.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import secrets
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
+from copy_ops.bounded import Bounded
 from copy_ops.errors import CopyOpsError, Forbidden, InvalidRequest, NotFound, PreconditionFailed, StorageUnavailable
 from copy_ops.jobs import progress
 from copy_ops.jobs.items import Item, ItemOutcome, ItemStarter, item_request
@@ -33,8 +35,7 @@ from copy_ops.ledger import created_at_of, is_operation_id
 from copy_ops.logtext import counts_text
 from copy_ops.messages import Chunk, Page, encode
 from copy_ops.model import CopyRequest
-from copy_ops.pool import Pool
-from copy_ops.ports import WorkQueue
+from copy_ops.ports import WorkQueue, needed
 from copy_ops.redaction import redact
 
 logger = logging.getLogger(__name__)
@@ -76,9 +77,9 @@ class Enumerator:
         self._concurrency = concurrency
         self._page_size = page
 
-    def page(self, message: Page, now: datetime, sent_at: datetime | None = None) -> str:
+    async def page(self, message: Page, now: datetime, sent_at: datetime | None = None) -> str:
         """One page of a prefix job. Returns what happened, for the log."""
-        stored = self._read(message.job, now, sent_at)
+        stored = await self._read(message.job, now, sent_at)
         if stored is None:
             return "gone"
         job, checkpoint = stored.job, stored.job.enumeration
@@ -86,20 +87,22 @@ class Enumerator:
             return "stale"
         if checkpoint.page == message.page + 1:
             # This page was done but its handler died before sending the next one's message.
-            self._send(Page(job.id, checkpoint.page, message.sas))
+            await self._send(Page(job.id, checkpoint.page, message.sas))
             return "resent"
         if checkpoint.page != message.page:
             return "stale"
         ending = progress.stop_reason(job, now)
         if ending is not None:
-            self._save(stored, lambda e: progress.stopped(e, ending, None, now), now)
+            await self._save(stored, lambda e: progress.stopped(e, ending, None, now), now)
             return "stopped"
         try:
-            listed, marker = self._sources.list_source(job.source, message.sas, checkpoint.marker, self._page_size)
+            listed, marker = await self._sources.list_source(
+                job.source, message.sas, checkpoint.marker, self._page_size
+            )
         except _REFUSALS as exc:
             reason = f"the source could not be listed: {exc.title}: {redact(exc.detail)}"
             logger.warning("job_enumeration_refused job=%s page=%s status=%s", job.id, message.page, exc.status)
-            self._save(stored, lambda e: progress.stopped(e, reason, None, now), now)
+            await self._save(stored, lambda e: progress.stopped(e, reason, None, now), now)
             return "stopped"
         source = job.source
         items = [
@@ -112,7 +115,7 @@ class Enumerator:
             )
             for item in listed
         ]
-        outcomes = self._start_all(job, items, now, f"page {message.page}")
+        outcomes = await self._start_all(job, items, now, f"page {message.page}")
         mover = secrets.token_hex(8)
         late = outcomes[ItemOutcome.LATE]
 
@@ -129,15 +132,15 @@ class Enumerator:
             return None
 
         moved_here: list[bool] = []
-        moved = self._save(stored, move, now) or any(moved_here)
+        moved = await self._save(stored, move, now) or any(moved_here)
         if moved and marker is not None and not late:
-            self._send(Page(job.id, message.page + 1, message.sas))
+            await self._send(Page(job.id, message.page + 1, message.sas))
         logger.info("job_page job=%s page=%s listed=%s %s", job.id, message.page, len(listed), counts_text(outcomes))
         return "page"
 
-    def chunk(self, message: Chunk, now: datetime, sent_at: datetime | None = None) -> str:
+    async def chunk(self, message: Chunk, now: datetime, sent_at: datetime | None = None) -> str:
         """One chunk of a manifest job, in any order beside the others."""
-        stored = self._read(message.job, now, sent_at)
+        stored = await self._read(message.job, now, sent_at)
         if stored is None:
             return "gone"
         job = stored.job
@@ -146,19 +149,19 @@ class Enumerator:
         if progress.stop_reason(job, now) is not None:
             return "stopped"  # the job's check ends the enumeration
         items = [Item(entry.name, entry.source, None) for entry in message.entries]
-        outcomes = self._start_all(job, items, now, f"chunk {message.index}")
+        outcomes = await self._start_all(job, items, now, f"chunk {message.index}")
         late = outcomes[ItemOutcome.LATE]
-        self._save(stored, lambda e: None if e.done else progress.chunk_done(e, message.index, now, late), now)
+        await self._save(stored, lambda e: None if e.done else progress.chunk_done(e, message.index, now, late), now)
         logger.info("job_chunk job=%s chunk=%s %s", job.id, message.index, counts_text(outcomes))
         return "chunk"
 
-    def _read(self, job_id: str, now: datetime, sent_at: datetime | None) -> StoredJob | None:
+    async def _read(self, job_id: str, now: datetime, sent_at: datetime | None) -> StoredJob | None:
         """The job of a message; None if it is gone for good. A job's messages are sent
         before its record is written: a young message that finds no record is delivered
         again. Young by the time the queue took it in; the job id's time is the fallback,
         and a start retried with its key reuses an older id, so the later of the two counts."""
         try:
-            return self._jobs.read(job_id)
+            return await self._jobs.read(job_id)
         except NotFound:
             pass
         if not is_operation_id(job_id):
@@ -169,25 +172,25 @@ class Enumerator:
         for pause in RECORD_PAUSES:
             # Its start is most likely writing the record right now: a moment's wait spares
             # the message a redelivery, which comes only after the visibility timeout.
-            time.sleep(pause)
+            await asyncio.sleep(pause)
             try:
-                return self._jobs.read(job_id)
+                return await self._jobs.read(job_id)
             except NotFound:
                 continue
         raise StorageUnavailable(f"job {job_id} is not recorded yet", code="JobNotRecorded")
 
-    def _start_all(self, job: Job, items: Sequence[Item], now: datetime, what: str) -> Counter[str]:
-        pool = Pool(self._concurrency, "start")
+    async def _start_all(self, job: Job, items: Sequence[Item], now: datetime, what: str) -> Counter[str]:
         # A page may take many seconds: each item's start (its claim's time) is ``now`` moved
         # on by the time the page has taken so far, so that a claim's age read by another
         # attempt is never more than its real age by the length of the page.
         clock = _Clock(now, time.monotonic())
-        for item in items:
-            request = item_request(job, item.relative, item.source, item.size)
-            operation_id = progress.item_id(job.id, request.destination.blob)
-            why = item.unsafe or progress.destination_name_problem(request.destination.blob)
-            pool.submit(partial(self._start_one, request, operation_id, clock, why, item.shown))
-        outcomes = pool.finish()
+        async with Bounded(self._concurrency) as starting:
+            for item in items:
+                request = item_request(job, item.relative, item.source, item.size)
+                operation_id = progress.item_id(job.id, request.destination.blob)
+                why = item.unsafe or progress.destination_name_problem(request.destination.blob)
+                await starting.submit(partial(self._start_one, request, operation_id, clock, why, item.shown))
+        outcomes = starting.outcomes
         unsettled = sum(outcomes[outcome] for outcome in _UNSETTLED)
         if unsettled:
             # The checkpoint stays: the host delivers this message again; the items started
@@ -196,7 +199,7 @@ class Enumerator:
             raise StorageUnavailable(f"{left}: {counts_text(outcomes)}")
         return outcomes
 
-    def _start_one(
+    async def _start_one(
         self, request: CopyRequest, operation_id: str, clock: _Clock, unsafe: str | None, shown: str | None
     ) -> ItemOutcome:
         now = clock.now()
@@ -204,8 +207,8 @@ class Enumerator:
             return ItemOutcome.LATE  # it could not finish in time; the job ends with what it has
         try:
             if unsafe is not None:
-                return self._starter.record_unaddressed(request, operation_id, shown, unsafe, now)
-            return self._starter.start_item(request, operation_id, now)
+                return await self._starter.record_unaddressed(request, operation_id, shown, unsafe, now)
+            return await self._starter.start_item(request, operation_id, now)
         except CopyOpsError as exc:
             logger.warning("job_item_deferred op=%s status=%s code=%s", operation_id, exc.status, exc.code)
             return ItemOutcome.DEFERRED
@@ -213,7 +216,9 @@ class Enumerator:
             logger.exception("job_item_error op=%s", operation_id)
             return ItemOutcome.ERROR
 
-    def _save(self, stored: StoredJob, change: Callable[[Enumeration], Enumeration | None], now: datetime) -> bool:
+    async def _save(
+        self, stored: StoredJob, change: Callable[[Enumeration], Enumeration | None], now: datetime
+    ) -> bool:
         """Apply ``change`` to the checkpoint, re-reading after a lost race; False when
         the change no longer applies (``change`` returns None) or the job ended."""
         for _ in range(SAVE_ATTEMPTS):
@@ -223,16 +228,14 @@ class Enumerator:
                 return False
             state = JobState.RUNNING if enumeration.done else job.state
             try:
-                self._jobs.save(dataclasses.replace(job, enumeration=enumeration, state=state), stored.etag, now)
+                await self._jobs.save(dataclasses.replace(job, enumeration=enumeration, state=state), stored.etag, now)
                 return True
             except PreconditionFailed:
-                stored = self._jobs.read(job.id)
+                stored = await self._jobs.read(job.id)
         raise StorageUnavailable(f"job {stored.job.id} is busy; the page is retried", code="Busy")
 
-    def _send(self, message: Page) -> None:
-        if self._work is None:
-            raise StorageUnavailable("jobs need the work queue", code="NoWorkQueue")
-        self._work.send([encode(message)])
+    async def _send(self, message: Page) -> None:
+        await needed(self._work).send([encode(message)])
 
 
 @dataclass(frozen=True)

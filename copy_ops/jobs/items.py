@@ -70,7 +70,7 @@ class ItemStarter:
         self._ledger = ledger
         self._copies = copies
 
-    def start_item(self, request: CopyRequest, operation_id: str, now: datetime) -> ItemOutcome:
+    async def start_item(self, request: CopyRequest, operation_id: str, now: datetime) -> ItemOutcome:
         """Start one item of a job under its derived id, at most once. A refusal is recorded
         as the item's failure (``start_refused``), not undone. Returns what happened:
         ``started``, ``refused``, ``exists`` (started or ended by an earlier attempt),
@@ -82,19 +82,19 @@ class ItemStarter:
         token = secrets.token_hex(8)
         began = time.monotonic()
         try:
-            stored = self._starter.record(request, operation_id, now, token)
+            stored = await self._starter.record(request, operation_id, now, token)
         except Conflict as refusal:
-            found = self._recorded(operation_id, token, now)
+            found = await self._recorded(operation_id, token, now)
             if found is None:
                 # Not recorded: the refusal was the destination's, before the record (its
                 # restore snapshot, refused while another copy is pending there).
-                return self._record_failed(request, operation_id, now, ErrorCode.START_REFUSED, _said(refusal))
+                return await self._record_failed(request, operation_id, now, ErrorCode.START_REFUSED, _said(refusal))
             if isinstance(found, ItemOutcome):
                 return found
             stored = found
         try:
             # Checked just before Copy Blob goes out (after the lease, which may be slow too).
-            op = self._starter.begin(
+            op = await self._starter.begin(
                 stored, request, now, keep_refused=True, send_by=began + SEND_WINDOW.total_seconds()
             )
         except SendWindowPassed:
@@ -106,12 +106,12 @@ class ItemStarter:
         refused = op.error is not None and op.error.code is ErrorCode.START_REFUSED
         return ItemOutcome.REFUSED if refused else ItemOutcome.STARTED
 
-    def _recorded(self, operation_id: str, token: str, now: datetime) -> Stored | ItemOutcome | None:
+    async def _recorded(self, operation_id: str, token: str, now: datetime) -> Stored | ItemOutcome | None:
         """The item is recorded: by this very attempt (its answer lost, the retry refused),
         by an attempt still at work, by one that got as far as its copy, or by one that died
         before it. The record to start from, or what happened; None if it is not recorded."""
         try:
-            current = self._ledger.read(operation_id)
+            current = await self._ledger.read(operation_id)
         except NotFound:
             return None
         op = current.op
@@ -121,31 +121,31 @@ class ItemStarter:
         if claim is not progress.Claim.ABANDONED:
             return ItemOutcome.EXISTS if claim is progress.Claim.SETTLED else ItemOutcome.HELD
         try:
-            seen = self._copies.observe_copy(op.destination)
+            seen = await self._copies.observe_copy(op.destination)
         except CopyOpsError:
             return ItemOutcome.HELD  # not knowing whether its copy started, start nothing yet
         if seen is not None and seen.owner == op.id and seen.copy_id:
             # The attempt that died did start the copy: adopt it, start nothing.
             logger.info("copy_adopted op=%s copy_id=%s", op.id, seen.copy_id)
             status = seen.status or CopyStatus.PENDING
-            self._starter.cleaner.run(self._starter.save_started(current, seen.copy_id, status, now), now)
+            await self._starter.cleaner.run(await self._starter.save_started(current, seen.copy_id, status, now), now)
             return ItemOutcome.STARTED
         try:
-            taken = self._ledger.save(progress.claimed(op, token, now), current.etag, now)
+            taken = await self._ledger.save(progress.claimed(op, token, now), current.etag, now)
         except PreconditionFailed:
             return ItemOutcome.HELD  # another attempt took it over first
         logger.info("job_item_taken_over op=%s", operation_id)
         return taken
 
-    def record_unaddressed(
+    async def record_unaddressed(
         self, request: CopyRequest, operation_id: str, source: str | None, why: str, now: datetime
     ) -> ItemOutcome:
         """A job's item whose name copy-ops will not address: recorded as failed
         (``unsafe_name``) under its derived id, without a request to storage for the blob
         itself, so the page goes on and the report says why. ``source``: the source as shown."""
-        return self._record_failed(request, operation_id, now, ErrorCode.UNSAFE_NAME, why, source=source)
+        return await self._record_failed(request, operation_id, now, ErrorCode.UNSAFE_NAME, why, source=source)
 
-    def _record_failed(
+    async def _record_failed(
         self,
         request: CopyRequest,
         operation_id: str,
@@ -161,12 +161,12 @@ class ItemStarter:
         op = lifecycle.recorded(request, operation_id, shown, now, self._starter.timing)
         ended = lifecycle.failed_before_start(op, code, why, now, self._starter.timing)
         try:
-            stored = self._ledger.create(ended, now)
+            stored = await self._ledger.create(ended, now)
         except Conflict:
             return ItemOutcome.EXISTS
         logger.info("job_item_failed_unstarted op=%s code=%s", operation_id, code)
         operation_ended(self._starter.telemetry, ended)
-        self._starter.cleaner.run(stored, now)
+        await self._starter.cleaner.run(stored, now)
         return ItemOutcome.REFUSED
 
 

@@ -22,7 +22,7 @@ class Listed:
 
 
 class Sources(Protocol):
-    def list_source(
+    async def list_source(
         self, source: PrefixSource, sas: str | None, marker: str | None, page_size: int
     ) -> tuple[list[Listed], str | None]:
         """One page of the blobs under the source's prefix, in name order, and the next

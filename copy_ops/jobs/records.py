@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -57,46 +57,46 @@ class JobLedger:
     def record_name(job_id: str) -> str:
         return f"{JOB_PREFIX}{job_id}.json"
 
-    def create(self, job: Job, now: datetime) -> StoredJob:
+    async def create(self, job: Job, now: datetime) -> StoredJob:
         job = dataclasses.replace(job, updated_at=now)
         name = self.record_name(job.id)
-        etag = with_container(
+        etag = await with_container(
             self._documents,
             self._container,
             lambda: self._documents.create_document(self._container, name, job.to_json(), job_tags(job)),
         )
         return StoredJob(job, etag)
 
-    def save(self, job: Job, etag: str, now: datetime) -> StoredJob:
+    async def save(self, job: Job, etag: str, now: datetime) -> StoredJob:
         """Replace the record if it still has ``etag``; else :class:`PreconditionFailed`."""
         job = dataclasses.replace(job, updated_at=now)
         name = self.record_name(job.id)
         return StoredJob(
-            job, self._documents.replace_document(self._container, name, job.to_json(), job_tags(job), etag)
+            job, await self._documents.replace_document(self._container, name, job.to_json(), job_tags(job), etag)
         )
 
-    def read(self, job_id: str) -> StoredJob:
+    async def read(self, job_id: str) -> StoredJob:
         if not is_operation_id(job_id) or job_id.count("-") != 1:
             raise NotFound(f"no job {job_id!r}")
         try:
-            document = self._documents.read_document(self._container, self.record_name(job_id))
+            document = await self._documents.read_document(self._container, self.record_name(job_id))
         except NotFound:
             raise NotFound(f"no job {job_id!r}") from None
         return StoredJob(Job.from_json(document.data), document.etag)
 
-    def page(self, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
+    async def page(self, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
         """Job ids, newest first (ids sort so), a page at a time."""
-        return self._ledger.page(limit, continuation, prefix=JOB_PREFIX)
+        return await self._ledger.page(limit, continuation, prefix=JOB_PREFIX)
 
     # -- items, as the index sees them -----------------------------------------------
 
-    def counts(self, job_id: str) -> tuple[Counts, tuple[Failure, ...]]:
+    async def counts(self, job_id: str) -> tuple[Counts, tuple[Failure, ...]]:
         """Items by state, bytes, and the first failures: from the index, a page per 5,000 items."""
         query = f'"job" = {_quoted(job_id)} AND "state" >= \'a\' AND "bytes" >= \'0\' AND "error" >= \'a\''
         by_state: Counter[str] = Counter()
         copied = total = 0
         failures: list[Failure] = []
-        for item in self._find(query):
+        async for item in self._find(query):
             state = item.tags.get("state", "")
             by_state[state] += 1
             size = item.tags.get("bytes", UNKNOWN)
@@ -107,29 +107,31 @@ class JobLedger:
                 failures.append(Failure(_id_of(item.name), item.tags.get("error", UNKNOWN)))
         return Counts(dict(by_state), copied, total), tuple(failures)
 
-    def pending_items(self, job_id: str) -> Iterator[str]:
+    async def pending_items(self, job_id: str) -> AsyncIterator[str]:
         """Ids of the job's items still pending, as the index says."""
         query = f'"job" = {_quoted(job_id)} AND "state" = \'pending\''
-        for item in self._find(query):
+        async for item in self._find(query):
             yield _id_of(item.name)
 
-    def items_page(
+    async def items_page(
         self, job_id: str, state: State | None, limit: int, continuation: str | None
     ) -> tuple[list[str], str | None]:
         """A page of the job's item ids: by name from the records, or by state from the index."""
         if state is None:
-            return self._ledger.page(limit, continuation, prefix=RECORD_PREFIX + item_prefix(job_id))
+            return await self._ledger.page(limit, continuation, prefix=RECORD_PREFIX + item_prefix(job_id))
         query = f'"job" = {_quoted(job_id)} AND "state" = {_quoted(state.value)}'
-        return self._ledger.find_page(query, limit, continuation)
+        return await self._ledger.find_page(query, limit, continuation)
 
-    def _find(self, query: str) -> Iterator[Tagged]:
+    async def _find(self, query: str) -> AsyncIterator[Tagged]:
         marker: str | None = None
         while True:
             try:
-                found, marker = self._documents.find_tagged(self._container, query, FIND_PAGE_SIZE, marker)
+                found, marker = await self._documents.find_tagged(self._container, query, FIND_PAGE_SIZE, marker)
             except NotFound:
                 return
-            yield from (item for item in found if item.name.startswith(RECORD_PREFIX))
+            for item in found:
+                if item.name.startswith(RECORD_PREFIX):
+                    yield item
             if marker is None:
                 return
 
@@ -139,13 +141,13 @@ class JobLedger:
     def report_name(job_id: str) -> str:
         return f"{REPORT_PREFIX}{job_id}.jsonl"
 
-    def write_report(self, job_id: str, lines: bytes) -> str:
+    async def write_report(self, job_id: str, lines: bytes) -> str:
         name = self.report_name(job_id)
-        self._documents.put_document(self._container, name, lines, REPORT_TYPE)
+        await self._documents.put_document(self._container, name, lines, REPORT_TYPE)
         return name
 
-    def read_report(self, job_id: str) -> bytes:
-        return self._documents.read_document(self._container, self.report_name(job_id)).data
+    async def read_report(self, job_id: str) -> bytes:
+        return (await self._documents.read_document(self._container, self.report_name(job_id))).data
 
 
 def _id_of(name: str) -> str:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
-from copy_ops.errors import Conflict, CopyOpsError, NotFound, StorageUnavailable
+from copy_ops.bounded import Bounded
+from copy_ops.errors import Conflict, CopyOpsError, NotFound
 from copy_ops.jobs import progress
 from copy_ops.jobs.checking import JobChecker, abort_one
 from copy_ops.jobs.enumeration import Enumerator
@@ -24,8 +25,7 @@ from copy_ops.jobs.records import JobLedger
 from copy_ops.ledger import Ledger, new_operation_id
 from copy_ops.messages import CHUNK, Abort, Check, Chunk, Page, encode, groups
 from copy_ops.model import ListQuery, Operation
-from copy_ops.pool import Pool
-from copy_ops.ports import Announcer, WorkQueue
+from copy_ops.ports import Announcer, WorkQueue, needed
 from copy_ops.races import retried
 from copy_ops.reading import read_page
 from copy_ops.settings import Settings
@@ -99,13 +99,13 @@ class JobService:
 
     # -- the API --------------------------------------------------------------------
 
-    def start(self, request: JobRequest, now: datetime, idempotency_key: str | None = None) -> JobOutcome:
+    async def start(self, request: JobRequest, now: datetime, idempotency_key: str | None = None) -> JobOutcome:
         job_id = new_operation_id(now)
         if idempotency_key is not None:
-            bound = self._ledger.claim(idempotency_key, job_id, request.fingerprint, IDEMPOTENCY_SCOPE)
+            bound = await self._ledger.claim(idempotency_key, job_id, request.fingerprint, IDEMPOTENCY_SCOPE)
             if bound != job_id:
                 try:
-                    return JobOutcome(self.records.read(bound).job, replayed=True)
+                    return JobOutcome((await self.records.read(bound)).job, replayed=True)
                 except NotFound:
                     job_id = bound  # claimed, but that start never got as far as its record
         chunks = list(groups(request.manifest, lambda group: Chunk(job_id, 10**9, group), CHUNK))
@@ -133,63 +133,63 @@ class JobService:
         # The messages first, then the record: a job exists only once its work is handed
         # out, so nothing is ever undone, and a replay (the same key) returns only a job that
         # stays. A message may meet no record yet: it is delivered again (Enumerator).
-        self._queue().send(messages)
+        await needed(self._work).send(messages)
         try:
-            job = self.records.create(job, now).job
+            job = (await self.records.create(job, now)).job
         except Conflict:
             # A request with the same key, at the same time, recorded it first: the same job.
-            return JobOutcome(self.records.read(job_id).job, replayed=True)
+            return JobOutcome((await self.records.read(job_id)).job, replayed=True)
         logger.info(
             "job_started job=%s kind=%s messages=%s", job_id, "prefix" if request.source else "manifest", len(messages)
         )
         return JobOutcome(job, replayed=False)
 
-    def get(self, job_id: str, now: datetime) -> Job:
+    async def get(self, job_id: str, now: datetime) -> Job:
         """The job with its counts as the index has them now (a final job: as it ended)."""
-        job = self.records.read(job_id).job
+        job = (await self.records.read(job_id)).job
         if job.is_final:
             return job
-        counts, failures = self.records.counts(job_id)
+        counts, failures = await self.records.counts(job_id)
         return dataclasses.replace(job, counts=counts, failures=failures)
 
-    def list(self, limit: int, continuation: str | None) -> JobPage:
-        ids, token = self.records.page(limit, continuation)
+    async def list(self, limit: int, continuation: str | None) -> JobPage:
+        ids, token = await self.records.page(limit, continuation)
         jobs = []
         for job_id in ids:
             try:
-                jobs.append(self.records.read(job_id).job)
+                jobs.append((await self.records.read(job_id)).job)
             except NotFound:
                 continue
         return JobPage(jobs, token)
 
-    def items(self, job_id: str, query: ListQuery) -> ItemPage:
-        self.records.read(job_id)  # 404 for a job that is not there
+    async def items(self, job_id: str, query: ListQuery) -> ItemPage:
+        await self.records.read(job_id)  # 404 for a job that is not there
 
-        def fetch(limit: int, continuation: str | None) -> tuple[list[str], str | None]:
-            return self.records.items_page(job_id, query.state, limit, continuation)
+        async def fetch(limit: int, continuation: str | None) -> tuple[list[str], str | None]:
+            return await self.records.items_page(job_id, query.state, limit, continuation)
 
-        items, token = read_page(self._ledger, fetch, query, self._settings.sweep_concurrency)
+        items, token = await read_page(self._ledger, fetch, query, self._settings.sweep_concurrency)
         return ItemPage(items, token)
 
-    def abort(self, job_id: str, now: datetime) -> Job:
+    async def abort(self, job_id: str, now: datetime) -> Job:
         """Stop the enumeration and abort every pending item; idempotent. :class:`Conflict`
         for a job that ended otherwise."""
-        job = self._request_abort(job_id, now)
+        job = await self._request_abort(job_id, now)
         if job.is_final:
             return job
         try:
-            self._queue().send([encode(Check(job_id))])
+            await needed(self._work).send([encode(Check(job_id))])
         except CopyOpsError:
             logger.warning("job_abort_deferred job=%s", job_id)  # the next sweep does it
         return job
 
-    def _request_abort(self, job_id: str, now: datetime) -> Job:
+    async def _request_abort(self, job_id: str, now: datetime) -> Job:
         """The abort recorded (or found recorded, or the job aborted already). A write that
         lost the record to another writer (a page's checkpoint, a sweep's look, another
         abort) reads it again: an abort never answers 412 for a race it did not cause."""
 
-        def attempt() -> Job:
-            stored = self.records.read(job_id)
+        async def attempt() -> Job:
+            stored = await self.records.read(job_id)
             job = stored.job
             if job.is_final:
                 if job.state is JobState.ABORTED:
@@ -197,37 +197,32 @@ class JobService:
                 raise Conflict(f"job {job_id} already ended as {job.state}", code="AlreadyFinished")
             if job.abort_requested_at is not None:
                 return job
-            return self._checker.request_abort(stored, now).job
+            return (await self._checker.request_abort(stored, now)).job
 
-        return retried(attempt, ABORT_ATTEMPTS, f"job {job_id} is busy; try again")
+        return await retried(attempt, ABORT_ATTEMPTS, f"job {job_id} is busy; try again")
 
-    def report(self, job_id: str) -> bytes:
-        job = self.records.read(job_id).job
+    async def report(self, job_id: str) -> bytes:
+        job = (await self.records.read(job_id)).job
         if not job.is_final or job.report is None:
             raise Conflict(f"job {job_id} is {job.state}: its report is written when it ends", code="JobNotFinished")
-        return self.records.read_report(job_id)
+        return await self.records.read_report(job_id)
 
     # -- the work -------------------------------------------------------------------
 
-    def check(self, job_id: str, now: datetime) -> str:
+    async def check(self, job_id: str, now: datetime) -> str:
         """Look after a job; a check that lost the record to another writer (a page moving
         the checkpoint) looks again, and after a few tries leaves it to the next sweep."""
-        return retried(lambda: self._checker.check(job_id, now), CHECK_ATTEMPTS, "", otherwise=lambda: "raced")
+        return await retried(lambda: self._checker.check(job_id, now), CHECK_ATTEMPTS, "", otherwise=lambda: "raced")
 
-    def page(self, message: Page, now: datetime, sent_at: datetime | None = None) -> str:
+    async def page(self, message: Page, now: datetime, sent_at: datetime | None = None) -> str:
         with self._telemetry.span("copyops.job.page", **{JOB_ID: message.job}):
-            return self._enumerator.page(message, now, sent_at)
+            return await self._enumerator.page(message, now, sent_at)
 
-    def chunk(self, message: Chunk, now: datetime, sent_at: datetime | None = None) -> str:
-        return self._enumerator.chunk(message, now, sent_at)
+    async def chunk(self, message: Chunk, now: datetime, sent_at: datetime | None = None) -> str:
+        return await self._enumerator.chunk(message, now, sent_at)
 
-    def abort_batch(self, message: Abort, now: datetime) -> Counter[str]:
-        pool = Pool(self._settings.sweep_concurrency, "abort")
-        for operation_id in message.ids:
-            pool.submit(partial(abort_one, self._settler, operation_id, now))
-        return pool.finish()
-
-    def _queue(self) -> WorkQueue:
-        if self._work is None:
-            raise StorageUnavailable("jobs need the work queue (COPY_WORK_QUEUE)", code="NoWorkQueue")
-        return self._work
+    async def abort_batch(self, message: Abort, now: datetime) -> Counter[str]:
+        async with Bounded(self._settings.sweep_concurrency) as aborting:
+            for operation_id in message.ids:
+                await aborting.submit(partial(abort_one, self._settler, operation_id, now))
+        return aborting.outcomes

@@ -13,9 +13,8 @@ from copy_ops import names, urls
 from copy_ops.connection import StorageConnection
 from copy_ops.errors import UnsafeName
 from copy_ops.model import BlobRef, ForeignBlob
-from copy_ops.storage import loop
 from copy_ops.storage.delegation import Delegation
-from copy_ops.storage.errors import storage_errors
+from copy_ops.storage.errors import bounded_wait
 
 if TYPE_CHECKING:
     from azure.storage.blob.aio import BlobClient, BlobServiceClient, ContainerClient
@@ -53,9 +52,9 @@ class Account:
         self._clients: dict[tuple[str, str, str | None], BlobClient] = {}
         self.closed = False
 
-    def _run(self, call: Awaitable[T]) -> T:
-        with storage_errors():
-            return loop.run(self._gated(call))
+    async def _run(self, call: Awaitable[T]) -> T:
+        """One request, within the process's bound, its SDK errors translated."""
+        return await bounded_wait(self._gated(call))
 
     async def _gated(self, call: Awaitable[T]) -> T:
         async with self._slots:
@@ -77,8 +76,8 @@ class Account:
         if unquote(path) != expected or not names.path_is_stable(path):
             raise UnsafeName(f"refused to address {ref.container!r}/{ref.blob!r}", code="UnsafeName")
         if len(self._clients) >= CACHED_CLIENTS:
-            # Dicts keep insertion order: the oldest goes. Threads racing here at worst
-            # build a client twice or drop one too many: both harmless.
+            # Dicts keep insertion order: the oldest goes. No await between the look and
+            # the store: coroutines never interleave here.
             self._clients.pop(next(iter(self._clients)), None)
         self._clients[key] = client
         return client

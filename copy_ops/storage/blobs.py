@@ -1,9 +1,9 @@
 """The adapter to Azure Blob Storage: :class:`BlobStorage`, both sides of :mod:`copy_ops.ports`.
 
-Its methods are synchronous; underneath, every call runs on the async SDK in one
-event loop thread shared by the process (:mod:`copy_ops.storage.loop`). The async SDK
-over aiohttp spends about a third less CPU per request than the sync SDK over
-requests (bench/, docs/performance.md), and the sweep is CPU-bound on the SDK.
+Its methods are coroutines over the async SDK, awaited on the caller's event loop (the
+Functions worker's own). The async SDK over aiohttp spends about a third less CPU per
+request than the sync SDK over requests (bench/, docs/performance.md), and the sweep is
+CPU-bound on the SDK.
 This module is the copy side; the documents side is :mod:`copy_ops.storage.documents`.
 """
 
@@ -19,11 +19,10 @@ from copy_ops.connection import StorageConnection
 from copy_ops.errors import UnsafeName
 from copy_ops.model import OWNER_METADATA_KEY, BlobRef, CopyObservation, CopyStatus, ForeignBlob, Progress
 from copy_ops.redaction import redact, strip_query
-from copy_ops.storage import loop
 from copy_ops.storage.client import CLIENT_OPTIONS, RETRY, build_client
 from copy_ops.storage.delegation import FORBIDDEN, READER_ROLE, missing_role
 from copy_ops.storage.documents import NOT_FOUND, DocumentSide
-from copy_ops.storage.errors import CANNOT_VERIFY_SOURCE, error_code, ignoring
+from copy_ops.storage.errors import CANNOT_VERIFY_SOURCE, error_code, ignoring, storage_errors
 from copy_ops.storage.listing import SourceSide
 
 # Releasing a lease that is not held (released already, broken, or never taken) is 409.
@@ -34,7 +33,7 @@ class BlobStorage(DocumentSide, SourceSide):
     """What copy-ops needs from Blob Storage, and nothing more."""
 
     @classmethod
-    def connect(
+    async def connect(
         cls,
         connection: StorageConnection,
         pool_size: int = 10,
@@ -44,7 +43,7 @@ class BlobStorage(DocumentSide, SourceSide):
         """A client for the account. ``pool_size`` should cover the sweep's concurrency:
         requests beyond it wait for a connection."""
         settings = {**CLIENT_OPTIONS, **options}
-        service = loop.run(build_client(connection, pool_size + 4, retry or RETRY, settings))
+        service = await build_client(connection, pool_size + 4, retry or RETRY, settings)
         return cls(service, connection, {**settings, "retry_policy": service._config.retry_policy}, slots=pool_size)
 
     @property
@@ -52,20 +51,18 @@ class BlobStorage(DocumentSide, SourceSide):
         """The identity's credential (None with a connection string), for the queue client."""
         return None if self._connection.connection_string else self._service.credential
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Close the connections (and the identity's, if any). Safe to call twice."""
-
-        async def call() -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with storage_errors():
             if self._delegation is not None:
                 await self._delegation.close()
             await self._service.close()
             credential_close = getattr(self._service.credential, "close", None)
             if credential_close is not None:
                 await credential_close()
-
-        if not self.closed:
-            self.closed = True
-            self._run(call())
 
     def public_url(self, ref: BlobRef | ForeignBlob) -> str:
         """The blob's URL as it may be shown or stored: never a query string (a client
@@ -88,8 +85,8 @@ class BlobStorage(DocumentSide, SourceSide):
         own = ForeignBlob(self._connection.account.name, source.container, source.blob)
         return await self._delegation.sas_url(strip_query(str(self._blob(source).url)), own, snapshot, until)
 
-    def observe_copy(self, ref: BlobRef) -> CopyObservation | None:
-        props = self._run(ignoring(self._blob(ref).get_blob_properties(), NOT_FOUND))
+    async def observe_copy(self, ref: BlobRef) -> CopyObservation | None:
+        props = await self._run(ignoring(self._blob(ref).get_blob_properties(), NOT_FOUND))
         if props is None:
             return None
         copy = props.copy
@@ -103,7 +100,7 @@ class BlobStorage(DocumentSide, SourceSide):
             owner=(props.metadata or {}).get(OWNER_METADATA_KEY),
         )
 
-    def start_copy(
+    async def start_copy(
         self,
         ref: BlobRef,
         source: str | BlobRef | ForeignBlob,
@@ -129,26 +126,28 @@ class BlobStorage(DocumentSide, SourceSide):
                     raise missing_role(minted_for, READER_ROLE, "read the source") from None
                 raise
 
-        result = self._run(call())
+        result = await self._run(call())
         return str(result["copy_id"]), CopyStatus(str(result["copy_status"]))
 
-    def abort_copy(self, ref: BlobRef, copy_id: str) -> None:
-        self._run(self._blob(ref).abort_copy(copy_id))
+    async def abort_copy(self, ref: BlobRef, copy_id: str) -> None:
+        await self._run(self._blob(ref).abort_copy(copy_id))
 
-    def snapshot(self, ref: BlobRef) -> str | None:
-        result = self._run(ignoring(self._blob(ref).create_snapshot(), NOT_FOUND))
+    async def snapshot(self, ref: BlobRef) -> str | None:
+        result = await self._run(ignoring(self._blob(ref).create_snapshot(), NOT_FOUND))
         return str(result["snapshot"]) if result is not None else None
 
-    def delete_blob(self, ref: BlobRef, snapshot: str | None = None) -> None:
-        self._run(ignoring(self._blob(ref, snapshot).delete_blob(), NOT_FOUND))
+    async def delete_blob(self, ref: BlobRef, snapshot: str | None = None) -> None:
+        await self._run(ignoring(self._blob(ref, snapshot).delete_blob(), NOT_FOUND))
 
-    def acquire_infinite_lease(self, ref: BlobRef, lease_id: str) -> None:
-        self._run(self._blob(ref).acquire_lease(-1, lease_id=lease_id))
+    async def acquire_infinite_lease(self, ref: BlobRef, lease_id: str) -> None:
+        await self._run(self._blob(ref).acquire_lease(-1, lease_id=lease_id))
 
-    def release_lease(self, ref: BlobRef, lease_id: str) -> None:
+    async def release_lease(self, ref: BlobRef, lease_id: str) -> None:
         from azure.storage.blob.aio import BlobLeaseClient
 
-        self._run(ignoring(BlobLeaseClient(self._blob(ref), lease_id=lease_id).release(), NOT_FOUND, LEASE_NOT_HELD))
+        await self._run(
+            ignoring(BlobLeaseClient(self._blob(ref), lease_id=lease_id).release(), NOT_FOUND, LEASE_NOT_HELD)
+        )
 
 
 def _progress(text: str | None) -> Progress | None:

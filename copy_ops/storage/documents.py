@@ -3,7 +3,7 @@ JSON blobs, written with ETags and index tags, found by tag and listed by name."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from azure.core import MatchConditions
@@ -18,39 +18,40 @@ CONFLICT = 409
 
 
 class DocumentSide(Account):
-    def ensure_container(self, container: str) -> None:
-        self._run(ignoring(self._container(container).create_container(), CONFLICT))
+    async def ensure_container(self, container: str) -> None:
+        await self._run(ignoring(self._container(container).create_container(), CONFLICT))
 
-    def create_document(self, container: str, name: str, data: bytes, tags: dict[str, str]) -> str:
+    async def create_document(self, container: str, name: str, data: bytes, tags: dict[str, str]) -> str:
         upload = self._blob(BlobRef(container, name)).upload_blob(
             data, overwrite=False, tags=tags, match_condition=MatchConditions.IfMissing
         )
-        return str(self._run(upload)["etag"])
+        return str((await self._run(upload))["etag"])
 
-    def replace_document(self, container: str, name: str, data: bytes, tags: dict[str, str], etag: str) -> str:
+    async def replace_document(self, container: str, name: str, data: bytes, tags: dict[str, str], etag: str) -> str:
         upload = self._blob(BlobRef(container, name)).upload_blob(
             data, overwrite=True, tags=tags, etag=etag, match_condition=MatchConditions.IfNotModified
         )
-        return str(self._run(upload)["etag"])
+        return str((await self._run(upload))["etag"])
 
-    def read_document(self, container: str, name: str) -> StoredDocument:
+    async def read_document(self, container: str, name: str) -> StoredDocument:
         blob = self._blob(BlobRef(container, name))
 
         async def call() -> StoredDocument:
             download = await blob.download_blob()
             return StoredDocument(await download.readall(), str(download.properties.etag))
 
-        return self._run(call())
+        return await self._run(call())
 
-    def delete_document(self, container: str, name: str) -> None:
-        self._run(ignoring(self._blob(BlobRef(container, name)).delete_blob(), NOT_FOUND))
+    async def delete_document(self, container: str, name: str) -> None:
+        await self._run(ignoring(self._blob(BlobRef(container, name)).delete_blob(), NOT_FOUND))
 
-    def find_by_tags(self, container: str, query: str, page_size: int) -> Iterator[str]:
+    async def find_by_tags(self, container: str, query: str, page_size: int) -> AsyncIterator[str]:
         pages = self._container(container).find_blobs_by_tags(query, results_per_page=page_size).by_page()
-        while (found := self._run(_next_page(pages))) is not None:
-            yield from found
+        while (found := await self._run(_next_page(pages))) is not None:
+            for name in found:
+                yield name
 
-    def find_tagged(
+    async def find_tagged(
         self, container: str, query: str, limit: int, continuation: str | None
     ) -> tuple[list[Tagged], str | None]:
         pages = self._container(container).find_blobs_by_tags(query, results_per_page=limit).by_page(continuation)
@@ -62,23 +63,23 @@ class DocumentSide(Account):
                 return []
             return [Tagged(str(item.name), dict(item.tags or {})) async for item in found]
 
-        items = self._run(page())
+        items = await self._run(page())
         return items, getattr(pages, "continuation_token", None) or None
 
-    def put_document(self, container: str, name: str, data: bytes, content_type: str) -> None:
+    async def put_document(self, container: str, name: str, data: bytes, content_type: str) -> None:
         from azure.storage.blob import ContentSettings
 
         upload = self._blob(BlobRef(container, name)).upload_blob(
             data, overwrite=True, content_settings=ContentSettings(content_type=content_type)
         )
-        self._run(upload)
+        await self._run(upload)
 
-    def list_names(
+    async def list_names(
         self, container: str, prefix: str, limit: int, continuation: str | None
     ) -> tuple[list[str], str | None]:
         pages = self._container(container).list_blobs(name_starts_with=prefix, results_per_page=limit)
         by_page = pages.by_page(continuation)
-        found = self._run(_next_page(by_page))
+        found = await self._run(_next_page(by_page))
         return found or [], getattr(by_page, "continuation_token", None)
 
 

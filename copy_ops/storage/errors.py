@@ -5,6 +5,7 @@ Azure's error code strings appear here and nowhere else in copy-ops.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -27,6 +28,10 @@ from copy_ops.errors import (
 from copy_ops.redaction import redact
 
 T = TypeVar("T")
+
+# Above the SDK's own worst case for one call (4 tries of 5 s to connect and 30 s to
+# read, plus about 8 s of backoff): a wait this long means something is stuck.
+WAIT_SECONDS = 180.0
 
 # Copy Blob's refusal to read its source (no rights, a bad SAS, or no such blob).
 CANNOT_VERIFY_SOURCE = "CannotVerifyCopySource"
@@ -88,3 +93,13 @@ async def ignoring(call: Awaitable[T], *statuses: int) -> T | None:
         if exc.status_code in statuses:
             return None
         raise
+
+
+async def bounded_wait(call: Awaitable[T], timeout: float = WAIT_SECONDS) -> T:
+    """``call``, its SDK errors translated, never waited on longer than ``timeout``."""
+    try:
+        async with asyncio.timeout(timeout):
+            with storage_errors():
+                return await call
+    except TimeoutError:
+        raise StorageUnavailable(f"storage did not answer within {timeout:.0f} s", code="Timeout") from None

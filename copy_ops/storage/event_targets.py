@@ -3,22 +3,21 @@ message text) and an Event Grid topic (the ``azure-eventgrid`` client, CloudEven
 schema, with the app's identity or an access key). Each is optional; every configured
 one must take an event before it counts as announced.
 
-Both clients run on the storage event loop, are built on first use, and their faults
+Both clients are coroutines on the caller's event loop, are built on first use, and their faults
 are translated like storage's (:mod:`copy_ops.storage.errors`).
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from copy_ops.errors import StorageFault
 from copy_ops.events import SOURCE, Event
 from copy_ops.settings import Settings
-from copy_ops.storage import loop
 from copy_ops.storage.client import RETRY
-from copy_ops.storage.errors import storage_errors
+from copy_ops.storage.errors import bounded_wait
 from copy_ops.storage.queues import QueueStorage
 from copy_ops.times import parse_time
 
@@ -39,16 +38,16 @@ class EventTargets:
             else None
         )
 
-    def announce(self, events: Sequence[Event]) -> None:
+    async def announce(self, events: Sequence[Event]) -> None:
         if self._queue is not None:
-            self._queue.send([event.to_json() for event in events])
+            await self._queue.send([event.to_json() for event in events])
         if self._topic is not None:
-            self._topic.send(events)
+            await self._topic.send(events)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         for target in (self._queue, self._topic):
             if target is not None:
-                target.close()
+                await target.close()
 
 
 class TopicTarget:
@@ -60,13 +59,13 @@ class TopicTarget:
         self._credential = credential
         self._retry = retry or RETRY
         self._client: EventGridPublisherClient | None = None
-        self._building = threading.Lock()
+        self._building = asyncio.Lock()
         self._own_credential: Any = None
 
-    def _publisher(self) -> EventGridPublisherClient:
-        with self._building:  # once, as the queue's client
+    async def _publisher(self) -> EventGridPublisherClient:
+        async with self._building:  # once, as the queue's client
             if self._client is None:
-                self._client = self._run(self._build())
+                self._client = await self._run(self._build())
             return self._client
 
     async def _build(self) -> EventGridPublisherClient:
@@ -86,7 +85,7 @@ class TopicTarget:
         retries = int(self._retry.get("retry_total", 3))
         return EventGridPublisherClient(self._endpoint, credential, retry_total=retries)
 
-    def send(self, events: Sequence[Event]) -> None:
+    async def send(self, events: Sequence[Event]) -> None:
         from azure.core.messaging import CloudEvent
 
         batch = [
@@ -101,20 +100,19 @@ class TopicTarget:
             )
             for event in events
         ]
-        client = self._publisher()
-        self._run(client.send(batch))
+        client = await self._publisher()
+        await self._run(client.send(batch))
 
-    def close(self) -> None:
+    async def close(self) -> None:
         if self._client is not None:
-            self._run(self._client.close())
+            await self._run(self._client.close())
         if self._own_credential is not None:
-            self._run(self._own_credential.close())
+            await self._run(self._own_credential.close())
 
     @staticmethod
-    def _run(call: Any) -> Any:
-        with storage_errors():
-            try:
-                return loop.run(call)
-            except (TypeError, ValueError) as exc:
-                # The client refused to build or send (for example a token over plain http).
-                raise StorageFault(f"the event topic refused the request: {exc}", code="EventTopicRefused") from None
+    async def _run(call: Any) -> Any:
+        try:
+            return await bounded_wait(call)
+        except (TypeError, ValueError) as exc:
+            # The client refused to build or send (for example a token over plain http).
+            raise StorageFault(f"the event topic refused the request: {exc}", code="EventTopicRefused") from None

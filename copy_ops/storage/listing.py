@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 class SourceSide(Account):
-    def list_source(
+    async def list_source(
         self, source: PrefixSource, sas: str | None, marker: str | None, page_size: int
     ) -> tuple[list[Listed], str | None]:
         problem = names.container_problem(source.container) or names.prefix_problem(source.prefix)
@@ -41,7 +41,7 @@ class SourceSide(Account):
             async with ContainerClient.from_container_url(url, **self._client_options()) as client:
                 return await _page(client, source.prefix, marker, page_size)
 
-        return self._run(call())
+        return await self._run(call())
 
     def _client_options(self) -> dict[str, Any]:
         return {

@@ -6,7 +6,6 @@ same credential and event loop as the blob client; created on first use.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,9 +13,8 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError
 
 from copy_ops.connection import StorageConnection
 from copy_ops.errors import StorageUnavailable
-from copy_ops.storage import loop
 from copy_ops.storage.client import CLIENT_OPTIONS, RETRY, build_queue_client
-from copy_ops.storage.errors import error_code, storage_errors
+from copy_ops.storage.errors import bounded_wait, error_code
 
 if TYPE_CHECKING:
     from azure.storage.queue.aio import QueueClient
@@ -37,25 +35,25 @@ class QueueStorage:
         self._credential = credential
         self._retry = retry or RETRY
         self._client: QueueClient | None = None
-        self._building = threading.Lock()
+        self._building = asyncio.Lock()
         self.closed = False
 
-    def _queue(self) -> QueueClient:
+    async def _queue(self) -> QueueClient:
         # Built once: concurrent first uses (a burst of events after a restart) would each
         # build a client, keep one and leave the others' sessions unclosed.
-        with self._building:
+        async with self._building:
             if self._client is None:
                 build = build_queue_client(
                     self._connection, self._name, self._credential, self._retry, dict(CLIENT_OPTIONS)
                 )
-                self._client = self._run(build)
+                self._client = await bounded_wait(build)
             return self._client
 
-    def send(self, messages: Sequence[str]) -> None:
+    async def send(self, messages: Sequence[str]) -> None:
         """Put every message on the queue (concurrently); the queue is created if missing.
         After a creation only the messages refused for the missing queue go again: a put
         still in flight when the queue appeared may have landed, and must not land twice."""
-        client = self._queue()
+        client = await self._queue()
 
         async def put_all(texts: Sequence[str]) -> list[str]:
             """The texts refused because the queue is missing; any other fault raises."""
@@ -69,24 +67,20 @@ class QueueStorage:
                         raise result
             return missing
 
-        missing = self._run(put_all(messages))
+        missing = await bounded_wait(put_all(messages))
         if missing:
-            self._run(_created(client.create_queue()))
-            if self._run(put_all(missing)):
+            await bounded_wait(_created(client.create_queue()))
+            if await bounded_wait(put_all(missing)):
                 # Deleted again between its creation and the sends: nothing is dropped silently.
                 raise StorageUnavailable(
                     f"the queue {self._name} vanished while messages were sent", code="QueueNotFound"
                 )
 
-    def close(self) -> None:
+    async def close(self) -> None:
         if not self.closed:
             self.closed = True
             if self._client is not None:
-                self._run(self._client.close())
-
-    def _run(self, call: Any) -> Any:
-        with storage_errors():
-            return loop.run(call)
+                await bounded_wait(self._client.close())
 
 
 async def _created(call: Awaitable[Any]) -> None:

@@ -23,6 +23,7 @@ from copy_ops.service import CopyService
 from copy_ops.storage import BlobStorage
 from copy_ops.storage.queues import QueueStorage
 from devkit import PendingCopyProxy
+from devkit.worker import run
 from tests.conftest import TEST_CLIENT_OPTIONS, SettingsFactory, open_storage
 
 # A job's work is done after this many deliveries, or the test has found a bug.
@@ -61,12 +62,12 @@ class JobWorld:
         return cls(lambda **overrides: world.settings, world.proxy, wrap)
 
     def close(self) -> None:
-        self.work.close()
+        run(self.work.close())
         self.queue.close()
 
     def start(self, body: Any, now: datetime, key: str | None = None) -> JobOutcome:
         request = parse_job_request(body, self.settings, now)
-        return self.service.jobs.start(request, now, key)
+        return run(self.service.jobs.start(request, now, key))
 
     def deliver(
         self,
@@ -93,7 +94,7 @@ class JobWorld:
                 if before is not None:
                     before(text)
                 try:
-                    kind, _ = do_work(self.service, text, clock, message.inserted_on)
+                    kind, _ = run(do_work(self.service, text, clock, message.inserted_on))
                 except BaseException as exc:
                     if not isinstance(exc, CopyOpsError):
                         # The instance died (a test's kill): its message comes back after
@@ -127,7 +128,7 @@ class JobWorld:
             return []
 
     def job(self, job_id: str, now: datetime) -> Job:
-        return self.service.jobs.get(job_id, now)
+        return run(self.service.jobs.get(job_id, now))
 
 
 def drain_through(work: Callable[[Any], None], queue: QueueClient, rounds: int = 50) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -46,7 +46,7 @@ class MemoryDocuments:
         self._lock = threading.RLock()
         # Called with (container, name) just before a replace takes effect: a test's way
         # to let another writer in at exactly that moment.
-        self.before_replace: Callable[[str, str], None] | None = None
+        self.before_replace: Callable[[str, str], Awaitable[None]] | None = None
 
     def _etag(self) -> str:
         return f'"{next(self._etags)}"'
@@ -56,11 +56,11 @@ class MemoryDocuments:
             raise ContainerMissing(f"no container {container}", code="ContainerNotFound")
         return self.containers[container]
 
-    def ensure_container(self, container: str) -> None:
+    async def ensure_container(self, container: str) -> None:
         with self._lock:
             self.containers.setdefault(container, {})
 
-    def create_document(self, container: str, name: str, data: bytes, tags: dict[str, str]) -> str:
+    async def create_document(self, container: str, name: str, data: bytes, tags: dict[str, str]) -> str:
         with self._lock:
             documents = self._container(container)
             if name in documents:
@@ -68,10 +68,10 @@ class MemoryDocuments:
             documents[name] = _Document(data, self._etag(), dict(tags))
             return documents[name].etag
 
-    def replace_document(self, container: str, name: str, data: bytes, tags: dict[str, str], etag: str) -> str:
+    async def replace_document(self, container: str, name: str, data: bytes, tags: dict[str, str], etag: str) -> str:
         hook, self.before_replace = self.before_replace, None
         if hook is not None:
-            hook(container, name)
+            await hook(container, name)
         with self._lock:
             current = self._container(container).get(name)
             if current is None or current.etag != etag:
@@ -79,26 +79,27 @@ class MemoryDocuments:
             current.data, current.etag, current.tags = data, self._etag(), dict(tags)
             return current.etag
 
-    def read_document(self, container: str, name: str) -> StoredDocument:
+    async def read_document(self, container: str, name: str) -> StoredDocument:
         with self._lock:
             document = self._container(container).get(name)
             if document is None:
                 raise NotFound(f"no {name}", code="BlobNotFound")
             return StoredDocument(document.data, document.etag)
 
-    def delete_document(self, container: str, name: str) -> None:
+    async def delete_document(self, container: str, name: str) -> None:
         with self._lock:
             self.containers.get(container, {}).pop(name, None)
 
-    def find_by_tags(self, container: str, query: str, page_size: int) -> Iterator[str]:
+    async def find_by_tags(self, container: str, query: str, page_size: int) -> AsyncIterator[str]:
         conditions = parse_query(query)
         with self._lock:
             found = sorted(
                 n for n, d in self._container(container).items() if d.tags and matches(conditions, container, d.tags)
             )
-        yield from found
+        for name in found:
+            yield name
 
-    def find_tagged(
+    async def find_tagged(
         self, container: str, query: str, limit: int, continuation: str | None
     ) -> tuple[list[Tagged], str | None]:
         conditions = parse_query(query)
@@ -113,11 +114,11 @@ class MemoryDocuments:
         items = [Tagged(name, {k: v for k, v in tags.items() if k in named}) for name, tags in page]
         return items, rest[0][0] if rest else None
 
-    def put_document(self, container: str, name: str, data: bytes, content_type: str) -> None:
+    async def put_document(self, container: str, name: str, data: bytes, content_type: str) -> None:
         with self._lock:
             self._container(container)[name] = _Document(data, self._etag(), {})
 
-    def list_names(
+    async def list_names(
         self, container: str, prefix: str, limit: int, continuation: str | None
     ) -> tuple[list[str], str | None]:
         with self._lock:
@@ -152,7 +153,7 @@ class MemoryCopies:
         self._lock = threading.RLock()
         self._snapshots = itertools.count(1)
         # Called with the destination just before Copy Blob takes effect.
-        self.before_copy: Callable[[BlobRef], None] | None = None
+        self.before_copy: Callable[[BlobRef], Awaitable[None]] | None = None
 
     def put(self, ref: BlobRef, data: bytes, metadata: dict[str, str] | None = None) -> None:
         self.blobs[ref] = MemoryBlob(data, dict(metadata or {}))
@@ -161,7 +162,7 @@ class MemoryCopies:
         account = ref.account if isinstance(ref, ForeignBlob) else "memory"
         return f"https://{account}.example/{ref.container}/{ref.blob}"
 
-    def observe_copy(self, ref: BlobRef) -> CopyObservation | None:
+    async def observe_copy(self, ref: BlobRef) -> CopyObservation | None:
         with self._lock:
             blob = self.blobs.get(ref)
             if blob is None:
@@ -174,7 +175,7 @@ class MemoryCopies:
                 owner=blob.metadata.get(OWNER_METADATA_KEY),
             )
 
-    def start_copy(
+    async def start_copy(
         self,
         ref: BlobRef,
         source: str | BlobRef | ForeignBlob,
@@ -186,7 +187,7 @@ class MemoryCopies:
     ) -> tuple[str, CopyStatus]:
         hook, self.before_copy = self.before_copy, None
         if hook is not None:
-            hook(ref)
+            await hook(ref)
         with self._lock:
             data, source_metadata = self._read_source(source, source_snapshot)
             current = self.blobs.get(ref)
@@ -221,7 +222,7 @@ class MemoryCopies:
             return blob.snapshots[snapshot]
         return blob.data, blob.metadata
 
-    def abort_copy(self, ref: BlobRef, copy_id: str) -> None:
+    async def abort_copy(self, ref: BlobRef, copy_id: str) -> None:
         with self._lock:
             blob = self.blobs.get(ref)
             if blob is None:
@@ -233,7 +234,7 @@ class MemoryCopies:
             blob.copy_status = CopyStatus.ABORTED
             self.aborts.append((ref, copy_id))
 
-    def snapshot(self, ref: BlobRef) -> str | None:
+    async def snapshot(self, ref: BlobRef) -> str | None:
         with self._lock:
             blob = self.blobs.get(ref)
             if blob is None:
@@ -244,7 +245,7 @@ class MemoryCopies:
             blob.snapshots[name] = (blob.data, dict(blob.metadata))
             return name
 
-    def delete_blob(self, ref: BlobRef, snapshot: str | None = None) -> None:
+    async def delete_blob(self, ref: BlobRef, snapshot: str | None = None) -> None:
         with self._lock:
             blob = self.blobs.get(ref)
             if blob is None:
@@ -256,7 +257,7 @@ class MemoryCopies:
                 raise Conflict("the blob has snapshots", code="SnapshotsPresent")
             del self.blobs[ref]
 
-    def acquire_infinite_lease(self, ref: BlobRef, lease_id: str) -> None:
+    async def acquire_infinite_lease(self, ref: BlobRef, lease_id: str) -> None:
         with self._lock:
             blob = self.blobs.get(ref)
             if blob is None:
@@ -265,13 +266,13 @@ class MemoryCopies:
                 raise Conflict("leased by someone else", code="LeaseAlreadyPresent")
             blob.lease_id = lease_id
 
-    def release_lease(self, ref: BlobRef, lease_id: str) -> None:
+    async def release_lease(self, ref: BlobRef, lease_id: str) -> None:
         with self._lock:
             blob = self.blobs.get(ref)
             if blob is not None and blob.lease_id == lease_id:
                 blob.lease_id = None
 
-    def list_source(
+    async def list_source(
         self, source: PrefixSource, sas: str | None, marker: str | None, page_size: int
     ) -> tuple[list[Listed], str | None]:
         """The container of that name in memory, whatever account the source names; a
@@ -310,7 +311,7 @@ class MemoryStorage(MemoryDocuments, MemoryCopies):
         MemoryCopies.__init__(self)
         self.closed = False
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self.closed = True
 
 
@@ -321,7 +322,7 @@ class MemoryQueue:
         self.messages: list[str] = []
         self.refuse = False
 
-    def send(self, messages: Sequence[str]) -> None:
+    async def send(self, messages: Sequence[str]) -> None:
         if self.refuse:
             raise StorageUnavailable("the queue is away", code="ServerBusy")
         self.messages.extend(messages)

@@ -9,6 +9,7 @@ from typing import Any
 from copy_ops import http
 from copy_ops.service import CopyService, StartOutcome
 from copy_ops.validation import parse_copy_request
+from devkit.worker import run
 
 
 def copy_body(src: str, dst: str, name: str = "a.bin", dest_name: str | None = None, **fields: Any) -> dict[str, Any]:
@@ -24,4 +25,4 @@ def start(service: CopyService, body: Any, now: datetime, idempotency_key: str |
     own door takes typed input only."""
     request = parse_copy_request(body, service.settings, now)
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
-    return service.start(request, now, http.idempotency_key(headers))
+    return run(service.start(request, now, http.idempotency_key(headers)))
