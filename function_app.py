@@ -8,7 +8,7 @@ storage SDK's async clients run (see docs/design.md, "How the app runs on the wo
 
 import azure.functions as func
 
-from copy_ops import http, http_jobs, triggers
+from copy_ops.edges import http, http_jobs, triggers
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 

@@ -7,8 +7,8 @@ from datetime import datetime
 from functools import partial
 
 from bench.harness import T0, Harness, after, start_copy
+from copy_ops.background.sweep import sweep
 from copy_ops.service import CopyService
-from copy_ops.sweep import sweep
 from devkit.worker import run as awaited
 
 CHECKS = 4

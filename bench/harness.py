@@ -20,11 +20,11 @@ from pathlib import Path
 
 from azure.storage.blob import BlobServiceClient
 
+from copy_ops.copies.request import parse_copy_request
+from copy_ops.core.settings import Settings
 from copy_ops.service import CopyService
-from copy_ops.settings import Settings
 from copy_ops.storage import BlobStorage
 from copy_ops.storage.queues import QueueStorage
-from copy_ops.validation import parse_copy_request
 from devkit import CONTROL_PREFIX, PROJECT_ROOT, Azurite, connection_string
 from devkit.worker import run as awaited
 

@@ -17,8 +17,8 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
 from bench.harness import Harness
-from copy_ops.dispatch import do_work
-from copy_ops.jobs.validation import parse_job_request
+from copy_ops.background.dispatch import do_work
+from copy_ops.jobs.request import parse_job_request
 from copy_ops.service import CopyService
 from devkit.worker import run as awaited
 

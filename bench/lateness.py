@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 
 from bench.harness import Harness, start_copy
-from copy_ops.sweep import sweep
+from copy_ops.background.sweep import sweep
 from devkit.worker import run as awaited
 
 ROUNDS = 10

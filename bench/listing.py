@@ -19,8 +19,8 @@ from datetime import timedelta
 from azure.storage.blob import BlobServiceClient
 
 from bench.harness import T0, Harness, start_copy
-from copy_ops.ledger import RECORD_PREFIX, new_operation_id
-from copy_ops.model import ListQuery, State
+from copy_ops.copies.model import ListQuery, State
+from copy_ops.copies.records import RECORD_PREFIX, new_operation_id
 from copy_ops.service import CopyService
 from devkit.worker import run as awaited
 

@@ -7,7 +7,7 @@ import statistics
 import time
 
 from bench.harness import Harness
-from copy_ops import runtime
+from copy_ops.edges import runtime
 from devkit.app import functions, load_function_app, request
 from devkit.worker import run as awaited
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from bench.harness import Harness, after
-from copy_ops.sweep import SweepSummary, sweep
+from copy_ops.background.sweep import SweepSummary, sweep
 from devkit.worker import run as awaited
 
 TIMEOUT = 60

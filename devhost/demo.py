@@ -50,7 +50,7 @@ def show_sweeps() -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("         %(name)s: %(message)s"))
     handler.addFilter(_SweepsWithWork())
-    sweep_log = logging.getLogger("copy_ops.sweep")
+    sweep_log = logging.getLogger("copy_ops.background.sweep")
     sweep_log.addHandler(handler)
     sweep_log.setLevel(logging.INFO)
 

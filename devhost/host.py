@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
-from copy_ops.ncrontab import Schedule
+from copy_ops.core.ncrontab import Schedule
 from devhost.queues import QueueOptions, QueueTrigger
 from devhost.routes import Router
 from devkit.inputs import http_request, timer_request
@@ -166,7 +166,7 @@ class DevHost:
         if self._server is not None:
             self._server.shutdown()
         # The app's connections, closed on the loop they belong to; then the loop.
-        from copy_ops import runtime
+        from copy_ops.edges import runtime
 
         try:
             self.worker.run(runtime.close(), timeout=30)

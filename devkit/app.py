@@ -12,7 +12,7 @@ from typing import Any
 
 import azure.functions as func
 
-from copy_ops import runtime
+from copy_ops.edges import runtime
 from devkit.azurite import PROJECT_ROOT
 from devkit.inputs import http_request
 from devkit.worker import run, shared_worker

@@ -90,7 +90,7 @@ async def invoke_all(app_dir: Path, invocations: list[dict[str, Any]]) -> list[d
             results.append({"ok": bool(ok), "error": error, "records": captured.records})
     finally:
         root.removeHandler(captured)
-        from copy_ops import runtime
+        from copy_ops.edges import runtime
 
         await runtime.close()
         azure_functions_runtime.stop_threadpool_executor()

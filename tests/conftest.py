@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from copy_ops import runtime
+from copy_ops.core.settings import Settings
+from copy_ops.edges import runtime
 from copy_ops.service import CopyService
-from copy_ops.settings import Settings
 from copy_ops.storage import BlobStorage
 from devkit import DEV_ACCOUNT, DEV_KEY, Azurite, PendingCopyProxy, account_sas, connection_string, serve
 from devkit.app import functions, load_function_app

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from copy_ops import runtime
-from copy_ops.connection import IDENTITY_SUFFIXES
-from copy_ops.ncrontab import Schedule
-from copy_ops.settings import Settings
+from copy_ops.core.connection import IDENTITY_SUFFIXES
+from copy_ops.core.ncrontab import Schedule
+from copy_ops.core.settings import Settings
+from copy_ops.edges import runtime
 from devkit.app import ROOT, load_function_app, sample_settings
 from devkit.worker import run
 from tests.support.env import RecordingEnv

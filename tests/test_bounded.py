@@ -1,4 +1,4 @@
-"""Concurrency bounded by asyncio (copy_ops.bounded): outcomes counted, the submitter held
+"""Concurrency bounded by asyncio (copy_ops.aio.bounded): outcomes counted, the submitter held
 back while it is full, never more at once than the bound, a task's error raised as itself,
 results in the items' order. Conditions are awaited (events), never timed."""
 
@@ -9,7 +9,7 @@ from functools import partial
 
 import pytest
 
-from copy_ops.bounded import Bounded, bounded_map
+from copy_ops.aio.bounded import Bounded, bounded_map
 from devkit.worker import run
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from copy_ops.continuation import decode_continuation, encode_continuation
-from copy_ops.errors import InvalidRequest
+from copy_ops.core.continuation import decode_continuation, encode_continuation
+from copy_ops.core.errors import InvalidRequest
 
 KEY = b"k" * 32
 SCOPE = "names:ops/"

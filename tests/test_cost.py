@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from copy_ops.background.sweep import sweep
 from copy_ops.service import CopyService
-from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory, connect

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from copy_ops.model import AbortReason, State
+from copy_ops.background.sweep import sweep
+from copy_ops.copies.model import AbortReason, State
+from copy_ops.core.settings import Settings
 from copy_ops.service import CopyService
-from copy_ops.settings import Settings
 from copy_ops.storage import BlobStorage
-from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, connect

@@ -14,10 +14,10 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import UserDelegationKey
 
-from copy_ops.errors import Forbidden
-from copy_ops.model import SAS_AFTER_DEADLINE, ForeignBlob
+from copy_ops.copies.model import SAS_AFTER_DEADLINE, ForeignBlob
+from copy_ops.core.errors import Forbidden
+from copy_ops.core.times import format_time
 from copy_ops.storage.delegation import Delegation
-from copy_ops.times import format_time
 
 
 class KeySource:

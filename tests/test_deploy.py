@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 
-from copy_ops.settings import Settings
+from copy_ops.core.settings import Settings
 from devkit import PROJECT_ROOT
 from tests.support.env import RecordingEnv
 

@@ -17,16 +17,17 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
-from copy_ops.errors import StorageFault, StorageUnavailable
-from copy_ops.events import Event, operation_event
+from copy_ops.background.sweep import sweep
+from copy_ops.copies.events import operation_event
+from copy_ops.copies.model import BlobRef, Cleanup, OnAbort, Operation, State
+from copy_ops.core.errors import StorageFault, StorageUnavailable
+from copy_ops.core.settings import Settings
 from copy_ops.jobs.events import job_event
 from copy_ops.jobs.model import Job, JobState
-from copy_ops.model import BlobRef, Cleanup, OnAbort, Operation, State
+from copy_ops.observability.events import Event
 from copy_ops.service import CopyService
-from copy_ops.settings import Settings
 from copy_ops.storage.event_targets import EventTargets
 from copy_ops.storage.queues import QueueStorage
-from copy_ops.sweep import sweep
 from devkit import DEV_ACCOUNT, PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import TEST_CLIENT_OPTIONS, Blobs, SettingsFactory, open_storage

@@ -16,12 +16,12 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
-from copy_ops import fanout, messages
-from copy_ops.model import State
+from copy_ops.background.sweep import settle_batch, sweep
+from copy_ops.copies.model import State
+from copy_ops.core.settings import Settings
 from copy_ops.service import CopyService
-from copy_ops.settings import Settings
 from copy_ops.storage.queues import QueueStorage
-from copy_ops.sweep import settle_batch, sweep
+from copy_ops.work import fanout, messages
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import TEST_CLIENT_OPTIONS, Blobs, SettingsFactory, open_storage

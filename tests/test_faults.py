@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from copy_ops.errors import StorageUnavailable
-from copy_ops.model import AbortReason, Operation, State
+from copy_ops.background.sweep import sweep
+from copy_ops.copies.model import AbortReason, Operation, State
+from copy_ops.core.errors import StorageUnavailable
 from copy_ops.service import CopyService
-from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs

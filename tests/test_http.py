@@ -12,8 +12,8 @@ import azure.functions as func
 import pytest
 from azure.storage.blob import generate_blob_sas
 
-from copy_ops import runtime
-from copy_ops.http import MAX_BODY_BYTES
+from copy_ops.edges import runtime
+from copy_ops.edges.http import MAX_BODY_BYTES
 from devkit import DEV_ACCOUNT, DEV_KEY, PendingCopyProxy
 from devkit.app import payload, request
 from devkit.worker import run

@@ -10,9 +10,9 @@ from typing import Any
 
 from azure.storage.queue import QueueClient
 
-from copy_ops import runtime
-from copy_ops.http_jobs import MAX_JOB_BODY_BYTES
-from copy_ops.sweep import sweep
+from copy_ops.background.sweep import sweep
+from copy_ops.edges import runtime
+from copy_ops.edges.http_jobs import MAX_JOB_BODY_BYTES
 from devkit import PendingCopyProxy
 from devkit.app import payload, request
 from devkit.worker import run

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from copy_ops import runtime
-from copy_ops.ledger import Ledger
-from copy_ops.model import AbortReason, State
+from copy_ops.background.sweep import sweep
+from copy_ops.copies.model import AbortReason, State
+from copy_ops.copies.records import Ledger
+from copy_ops.edges import runtime
 from copy_ops.service import CopyService
-from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
 from devkit.app import payload, request
 from devkit.index_lag import LaggingIndex, matches, parse_query

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from copy_ops.background.sweep import sweep
+from copy_ops.copies.model import ListQuery, State
 from copy_ops.jobs.model import JobState
-from copy_ops.model import ListQuery, State
-from copy_ops.sweep import sweep
 from devkit import DEV_ACCOUNT, PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory

@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from copy_ops.dispatch import do_work
-from copy_ops.errors import StorageUnavailable
+from copy_ops.background.dispatch import do_work
+from copy_ops.background.sweep import sweep
+from copy_ops.copies.model import BlobRef, CopyRequest, ErrorCode, OnAbort, State
+from copy_ops.core.errors import StorageUnavailable
 from copy_ops.jobs import items, progress
-from copy_ops.model import BlobRef, CopyRequest, ErrorCode, OnAbort, State
 from copy_ops.storage import BlobStorage
-from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from copy_ops.errors import StorageUnavailable
+from copy_ops.background.sweep import sweep
+from copy_ops.copies.model import State
+from copy_ops.core.errors import StorageUnavailable
 from copy_ops.jobs import progress
 from copy_ops.jobs.model import JobState
-from copy_ops.model import State
-from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory

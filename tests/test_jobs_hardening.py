@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from copy_ops.errors import StorageUnavailable
+from copy_ops.background.sweep import sweep
+from copy_ops.copies.model import BlobRef, ErrorCode, ListQuery, State
+from copy_ops.core.errors import StorageUnavailable
 from copy_ops.jobs import progress
 from copy_ops.jobs.items import item_request
 from copy_ops.jobs.model import JobState
-from copy_ops.model import BlobRef, ErrorCode, ListQuery, State
 from copy_ops.storage import BlobStorage
-from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
@@ -159,7 +159,7 @@ def test_a_recent_claim_is_left_to_the_attempt_that_holds_it(
     # The record another attempt wrote a moment ago (its copy not sent yet).
     first = item_request(job, "000.bin", BlobRef(blobs.src, names[0]), 1)
     item = progress.item_id(job.id, first.destination.blob)
-    run(world.service._starter.record(first, item, NOW, "another-attempt"))
+    run(world.service.copies.starter.record(first, item, NOW, "another-attempt"))
     failed = world.deliver(NOW, rounds=1)
     assert failed.failures and "held=1" in failed.failures[0], failed
     assert proxy.started.get(f"/devstoreaccount1/{blobs.dst}/out/000.bin") is None

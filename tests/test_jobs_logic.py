@@ -10,16 +10,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from copy_ops.dispatch import do_work
-from copy_ops.errors import Conflict
+from copy_ops.background.dispatch import do_work
+from copy_ops.background.sweep import sweep
+from copy_ops.copies.model import BlobRef, OnAbort, Operation, State
+from copy_ops.core.errors import Conflict
+from copy_ops.core.settings import Settings
 from copy_ops.jobs import progress
 from copy_ops.jobs.model import Counts, Enumeration, Job, JobState, Listing, PrefixSource
-from copy_ops.jobs.validation import parse_job_request
-from copy_ops.messages import Page, encode
-from copy_ops.model import BlobRef, OnAbort, Operation, State
+from copy_ops.jobs.request import parse_job_request
 from copy_ops.service import CopyService
-from copy_ops.settings import Settings
-from copy_ops.sweep import sweep
+from copy_ops.work.messages import Page, encode
 from devkit.worker import run
 from tests.support.memory import MemoryQueue, MemoryStorage
 
@@ -221,7 +221,7 @@ def test_when_a_job_is_looked_at_next(now: datetime, checks: int, expected: date
 
 
 def test_item_ids_are_stable_distinct_and_operation_ids() -> None:
-    from copy_ops.ledger import is_operation_id
+    from copy_ops.copies.records import is_operation_id
 
     ids = {progress.item_id("8204449906000-a768621b", f"out/{i}") for i in range(1000)}
     assert len(ids) == 1000 and all(is_operation_id(item) for item in ids)

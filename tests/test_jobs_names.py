@@ -15,8 +15,8 @@ from azure.storage.queue import QueueClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from copy_ops import runtime
-from copy_ops.sweep import sweep
+from copy_ops.background.sweep import sweep
+from copy_ops.edges import runtime
 from devkit import PendingCopyProxy
 from devkit.app import payload, request
 from devkit.worker import run

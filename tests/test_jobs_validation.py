@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from copy_ops.errors import CopyOpsError, Forbidden, InvalidRequest
+from copy_ops.copies.model import BlobRef, ForeignBlob
+from copy_ops.core.errors import CopyOpsError, Forbidden, InvalidRequest
+from copy_ops.core.settings import Settings
 from copy_ops.jobs.model import Listing
-from copy_ops.jobs.validation import parse_job_request
-from copy_ops.model import BlobRef, ForeignBlob
-from copy_ops.settings import Settings
+from copy_ops.jobs.request import parse_job_request
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 ENV = {

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from copy_ops.errors import Conflict, NotFound, PreconditionFailed
-from copy_ops.ledger import Ledger, new_operation_id
-from copy_ops.model import BlobRef, OnAbort, Operation, State
+from copy_ops.copies.model import BlobRef, OnAbort, Operation, State
+from copy_ops.copies.records import Ledger, new_operation_id
+from copy_ops.core.errors import Conflict, NotFound, PreconditionFailed
 from copy_ops.service import CopyService
 from devkit.worker import collected, run
 

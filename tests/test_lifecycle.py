@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from copy_ops import lifecycle
-from copy_ops.lifecycle import Action, Timing
-from copy_ops.model import (
+from copy_ops.copies import lifecycle
+from copy_ops.copies.lifecycle import Action, Timing
+from copy_ops.copies.model import (
     AbortReason,
     BlobRef,
     Cleanup,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from copy_ops import messages
-from copy_ops.errors import InvalidRequest
+from copy_ops.core.errors import InvalidRequest
+from copy_ops.work import messages
 
 
 def test_a_settle_batch_round_trips() -> None:

@@ -12,7 +12,7 @@ from azure.storage.blob import BlobServiceClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copy_ops import names
+from copy_ops.core import names
 
 ENDPOINT = "https://acct.blob.core.windows.net"
 SERVICE = BlobServiceClient(ENDPOINT)

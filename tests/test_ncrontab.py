@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from copy_ops.ncrontab import Schedule, ScheduleError
+from copy_ops.core.ncrontab import Schedule, ScheduleError
 
 T = datetime(2026, 11, 24, 2, 0, 30, tzinfo=UTC)  # a Tuesday
 

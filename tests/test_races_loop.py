@@ -1,4 +1,4 @@
-"""The one loop for a write that lost its record (copy_ops.races), table-driven."""
+"""The one loop for a write that lost its record (copy_ops.aio.races), table-driven."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from copy_ops.errors import PreconditionFailed, StorageUnavailable
-from copy_ops.races import retried
+from copy_ops.aio.races import retried
+from copy_ops.core.errors import PreconditionFailed, StorageUnavailable
 from devkit.worker import run
 
 

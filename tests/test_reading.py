@@ -1,4 +1,4 @@
-"""Listing at scale (copy_ops.reading) on Azurite through the proxy: a page in one state
+"""Listing at scale (copy_ops.copies.read) on Azurite through the proxy: a page in one state
 costs what the page costs, found by the blob index, and is never empty while matches
 exist further on, also when the index lags behind the records."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from copy_ops.model import ListQuery, State
+from copy_ops.background.sweep import sweep
+from copy_ops.copies.model import ListQuery, State
 from copy_ops.service import CopyService
-from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from copy_ops.redaction import redact, strip_query
+from copy_ops.core.redaction import redact, strip_query
 
 SAS = "sv=2024-08-04&ss=b&srt=o&sp=r&se=2026-12-01T00:00:00Z&sig=AbCdEf0123456789%2BxyzSECRET%3D"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from copy_ops import runtime
+from copy_ops.edges import runtime
 from copy_ops.storage import BlobStorage
 from devkit import PendingCopyProxy
 from devkit.worker import run

@@ -20,8 +20,8 @@ import pytest
 from azure.storage.blob import generate_blob_sas
 from azure.storage.queue import QueueClient
 
-from copy_ops import runtime
-from copy_ops.sweep import sweep
+from copy_ops.background.sweep import sweep
+from copy_ops.edges import runtime
 from devkit import DEV_ACCOUNT, DEV_KEY, PendingCopyProxy
 from devkit.app import payload, request
 from devkit.worker import run

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from copy_ops.errors import Conflict, CopyOpsError, Forbidden, InvalidRequest, NotFound
-from copy_ops.ledger import Ledger
-from copy_ops.model import OWNER_METADATA_KEY, AbortReason, ListQuery, State
+from copy_ops.copies.model import OWNER_METADATA_KEY, AbortReason, ListQuery, Operation, State
+from copy_ops.copies.records import Ledger
+from copy_ops.core.errors import Conflict, CopyOpsError, Forbidden, InvalidRequest, NotFound
 from copy_ops.service import CopyService
 from devkit import PendingCopyProxy
 from devkit.worker import collected, run
@@ -158,7 +158,8 @@ def test_abort_of_a_finished_copy_is_a_conflict_with_the_operation(service: Copy
     op = start(service, copy_body(blobs.src, blobs.dst), NOW).operation
     with pytest.raises(Conflict) as caught:
         run(service.abort(op.id, NOW))
-    assert caught.value.operation is not None and caught.value.operation.state == "succeeded"
+    shown = caught.value.operation
+    assert isinstance(shown, Operation) and shown.state == "succeeded"
     with pytest.raises(NotFound):
         run(service.abort("9999999999999-00000000", NOW))
 

@@ -12,13 +12,13 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from copy_ops import lifecycle
-from copy_ops.errors import Conflict, CopyOpsError
+from copy_ops.background.sweep import sweep
+from copy_ops.copies import lifecycle
+from copy_ops.copies.model import AbortReason, BlobRef, Cleanup, CopyStatus, ErrorCode, OnAbort, State
+from copy_ops.core.errors import Conflict, CopyOpsError
+from copy_ops.core.settings import Settings
 from copy_ops.jobs.ports import JobStorage
-from copy_ops.model import AbortReason, BlobRef, Cleanup, CopyStatus, ErrorCode, OnAbort, State
 from copy_ops.service import CopyService
-from copy_ops.settings import Settings
-from copy_ops.sweep import sweep
 from devkit.worker import run
 from tests.support.memory import MemoryStorage
 from tests.support.requests import copy_body, start

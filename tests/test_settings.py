@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from copy_ops.connection import endpoint_of
-from copy_ops.errors import ConfigurationError
-from copy_ops.settings import Settings
+from copy_ops.core.connection import endpoint_of
+from copy_ops.core.errors import ConfigurationError
+from copy_ops.core.settings import Settings
 
 KEY = "Zm9vYmFyYmF6cXV4c2VjcmV0a2V5MTIzNDU2Nzg5MA=="
 AZURE_CS = f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={KEY};EndpointSuffix=core.windows.net"

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from copy_ops.errors import Conflict, CopyOpsError, NotFound, PreconditionFailed, StorageUnavailable
-from copy_ops.lifecycle import lease_id_for
-from copy_ops.model import BlobRef
-from copy_ops.settings import Settings
+from copy_ops.copies.lifecycle import lease_id_for
+from copy_ops.copies.model import BlobRef
+from copy_ops.core.errors import Conflict, CopyOpsError, NotFound, PreconditionFailed, StorageUnavailable
+from copy_ops.core.settings import Settings
 from copy_ops.storage import BlobStorage
 from devkit import DEV_ACCOUNT, PendingCopyProxy
 from devkit.proxy import SAS_LIFETIME

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from copy_ops.model import AbortReason, BlobRef, Operation, State
+from copy_ops.background.sweep import sweep
+from copy_ops.copies.model import AbortReason, BlobRef, Operation, State
+from copy_ops.core.settings import Settings
 from copy_ops.service import CopyService
-from copy_ops.settings import Settings
-from copy_ops.sweep import sweep
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory, connect
@@ -108,7 +108,7 @@ def test_a_copy_that_is_no_longer_ours_is_never_aborted(
     # Someone else starts a copy onto the same destination, still pending at our deadline.
     theirs = proxy.copy_state(blobs.dst, "a.bin")
     other = connect(service.settings).storage
-    from copy_ops.model import BlobRef
+    from copy_ops.copies.model import BlobRef
 
     their_id, _ = run(
         other.start_copy(
@@ -223,9 +223,9 @@ def test_the_budget_leaves_the_rest_to_the_next_sweep(
 def test_one_summary_line_per_sweep(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, caplog) -> None:
     blobs.put(blobs.src, "a.bin", b"x")
     start_pending(service, blobs, proxy)
-    with caplog.at_level(logging.INFO, logger="copy_ops.sweep"):
+    with caplog.at_level(logging.INFO, logger="copy_ops.background.sweep"):
         run(sweep(service, AFTER))
-    lines = [r.getMessage() for r in caplog.records if r.name == "copy_ops.sweep"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "copy_ops.background.sweep"]
     assert len(lines) == 1 and lines[0].startswith("sweep_summary due=1 aborted=1")
     assert "seconds=" in lines[0]
 

@@ -17,10 +17,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from copy_ops.background.sweep import sweep
+from copy_ops.core.settings import Settings
+from copy_ops.observability.telemetry import OPERATION_ID, OpenTelemetry
 from copy_ops.service import CopyService
-from copy_ops.settings import Settings
-from copy_ops.sweep import sweep
-from copy_ops.telemetry import OPERATION_ID, OpenTelemetry
 from devkit import PROJECT_ROOT, PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, open_storage
@@ -77,7 +77,7 @@ def _telemetry_in_a_fresh_process(extra: dict[str, str]) -> dict[str, Any]:
     script = (
         "import json, sys\n"
         "import function_app\n"
-        "from copy_ops import runtime\n"
+        "from copy_ops.edges import runtime\n"
         "kind = type(runtime._telemetry()).__name__\n"
         "print(json.dumps({'kind': kind, 'imported': 'opentelemetry' in sys.modules}))\n"
     )
@@ -111,7 +111,7 @@ def test_with_application_insights_the_distro_is_configured() -> None:
 
 
 def test_the_ingestion_credential_follows_the_authentication_string() -> None:
-    from copy_ops.monitor import insights_credential
+    from copy_ops.observability.monitor import insights_credential
 
     assert insights_credential("") == {}
     assert insights_credential("Authorization=key") == {}

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from copy_ops.errors import Forbidden, InvalidRequest, UnsafeName
-from copy_ops.model import BlobRef
+from copy_ops.copies.model import BlobRef
+from copy_ops.core.errors import Forbidden, InvalidRequest, UnsafeName
 from copy_ops.service import CopyService
 from copy_ops.storage import BlobStorage
 from devkit import PendingCopyProxy
@@ -108,7 +108,7 @@ def test_a_url_source_may_not_name_the_ledger_either(
 def test_the_adapter_refuses_to_address_another_container(
     proxy: PendingCopyProxy, blobs: Blobs, victim: str, credential_kind: str
 ) -> None:
-    from copy_ops.connection import StorageConnection
+    from copy_ops.core.connection import StorageConnection
     from tests.conftest import TEST_CLIENT_OPTIONS
 
     storage = run(

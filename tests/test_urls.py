@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from copy_ops import urls
+from copy_ops.core import urls
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from copy_ops.errors import CopyOpsError, Forbidden, InvalidRequest
-from copy_ops.model import BlobRef, ForeignBlob, OnAbort
-from copy_ops.settings import Settings
-from copy_ops.validation import fingerprint, parse_copy_request
+from copy_ops.copies.model import BlobRef, ForeignBlob, OnAbort
+from copy_ops.copies.request import fingerprint, parse_copy_request
+from copy_ops.core.errors import CopyOpsError, Forbidden, InvalidRequest
+from copy_ops.core.settings import Settings
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 SETTINGS = Settings.from_env(

@@ -28,33 +28,33 @@ EVERYTHING = sorted(
 MAX_LINES = 250
 # The pure core: decisions and values only, nothing that touches storage, HTTP or the clock.
 PURE = {
-    "connection",
-    "continuation",
-    "errors",
-    "events",
-    "lifecycle",
-    "logtext",
-    "model",
-    "names",
-    "ncrontab",
-    "ports",
-    "problems",
-    "races",
-    "sources",
-    "redaction",
-    "settings",
-    "times",
-    "urls",
-    "validation",
-    "views",
-    "messages",
+    "core.connection",
+    "core.continuation",
+    "core.errors",
+    "core.logtext",
+    "core.names",
+    "core.ncrontab",
+    "core.problems",
+    "core.redaction",
+    "core.settings",
+    "core.times",
+    "core.urls",
+    "copies.events",
+    "copies.lifecycle",
+    "copies.model",
+    "copies.ports",
+    "copies.request",
+    "copies.sources",
+    "copies.views",
     "jobs.events",
     "jobs.model",
     "jobs.ports",
     "jobs.progress",
+    "jobs.request",
     "jobs.sources",
     "jobs.views",
-    "jobs.validation",
+    "observability.events",
+    "work.messages",
 }
 # Azure Storage's own error codes: above the adapter, named exceptions stand for them.
 AZURE_CODES = {
@@ -99,7 +99,7 @@ def importing(path: Path, *prefixes: str) -> set[str]:
 def test_only_the_storage_adapter_imports_the_azure_sdk(path: Path) -> None:
     if name_of(path).startswith("copy_ops/storage/"):
         return
-    if name_of(path) == "copy_ops/monitor.py":
+    if name_of(path) == "copy_ops/observability/monitor.py":
         # The Azure Monitor adapter: the distro, and the identity its exporter signs in with.
         assert importing(path, "azure.storage", "azure.core", "azure.eventgrid") == set()
         return
@@ -108,13 +108,19 @@ def test_only_the_storage_adapter_imports_the_azure_sdk(path: Path) -> None:
 
 @pytest.mark.parametrize("path", PACKAGE, ids=name_of)
 def test_only_the_adapters_import_azure_functions(path: Path) -> None:
-    if name_of(path) in ("copy_ops/http.py", "copy_ops/http_jobs.py", "copy_ops/triggers.py"):
+    if name_of(path).startswith("copy_ops/edges/"):
         return
     assert not importing(path, "azure.functions")
 
 
 def test_function_app_imports_only_azure_functions_and_the_adapters() -> None:
-    allowed = {"azure.functions", "copy_ops", "copy_ops.http", "copy_ops.http_jobs", "copy_ops.triggers"}
+    allowed = {
+        "azure.functions",
+        "copy_ops.edges",
+        "copy_ops.edges.http",
+        "copy_ops.edges.http_jobs",
+        "copy_ops.edges.triggers",
+    }
     assert imports(ROOT / "function_app.py") <= allowed
 
 
@@ -125,7 +131,7 @@ def test_nothing_outside_tests_imports_from_tests(path: Path) -> None:
 
 @pytest.mark.parametrize("path", PRODUCT, ids=name_of)
 def test_only_the_composition_root_reads_the_environment(path: Path) -> None:
-    if name_of(path) == "copy_ops/runtime.py":
+    if name_of(path) == "copy_ops/edges/runtime.py":
         return
     tree = parse(path)
     names = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
@@ -178,7 +184,7 @@ THREAD_MAKERS = {"Thread", "ThreadPoolExecutor", "run_coroutine_threadsafe", "ne
 SDK_PACKAGES = ("azure.storage", "azure.identity", "azure.eventgrid", "azure.core.pipeline.transport")
 # The one synchronous credential: the Azure Monitor distro's exporter takes only a sync
 # TokenCredential, and calls it from its own export thread, never on the worker's loop.
-EXPORTER_CREDENTIAL = ("copy_ops/monitor.py", "azure.identity.ManagedIdentityCredential")
+EXPORTER_CREDENTIAL = ("copy_ops/observability/monitor.py", "azure.identity.ManagedIdentityCredential")
 
 
 @pytest.mark.parametrize("path", PRODUCT, ids=name_of)

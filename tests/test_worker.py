@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from copy_ops.messages import Settle, encode
-from copy_ops.model import State
+from copy_ops.copies.model import State
+from copy_ops.core.settings import Settings
 from copy_ops.service import CopyService
-from copy_ops.settings import Settings
+from copy_ops.work.messages import Settle, encode
 from devkit import PROJECT_ROOT, PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs

@@ -1,10 +1,10 @@
 """Jobs: many blobs copied under one deadline, each an ordinary operation marked with its job.
 
 * :mod:`~copy_ops.jobs.model`: the job record and its request (pure);
-* :mod:`~copy_ops.jobs.validation`: a job request body, checked (pure);
+* :mod:`~copy_ops.jobs.request`: a job request body, checked (pure);
 * :mod:`~copy_ops.jobs.progress`: a job's decisions: item ids and names, its state from counts (pure);
 * :mod:`~copy_ops.jobs.records`: job records, counts from the blob index, the report;
-* :mod:`~copy_ops.jobs.enumeration`: a page of the source listed, its items started;
-* :mod:`~copy_ops.jobs.checking`: a job looked after: stalls, aborts, its end and report;
+* :mod:`~copy_ops.jobs.start`: a page of the source listed, its items started;
+* :mod:`~copy_ops.jobs.settle`: a job looked after: stalls, aborts, its end and report;
 * :mod:`~copy_ops.jobs.service`: the one door the adapters use.
 """

@@ -1,10 +1,10 @@
-"""The CloudEvent of a job's final state (:mod:`copy_ops.events` builds them alike). Pure."""
+"""The CloudEvent of a job's final state (:mod:`copy_ops.observability.events` builds them alike). Pure."""
 
 from __future__ import annotations
 
-from copy_ops.events import Event, event_of
 from copy_ops.jobs.model import Job
 from copy_ops.jobs.views import job_view
+from copy_ops.observability.events import Event, event_of
 
 
 def job_event(job: Job) -> Event:

@@ -18,19 +18,19 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-from copy_ops import lifecycle
-from copy_ops.errors import Conflict, CopyOpsError, NotFound, PreconditionFailed
+from copy_ops.copies import lifecycle
+from copy_ops.copies.metrics import operation_ended
+from copy_ops.copies.model import BlobRef, CopyRequest, CopyStatus, ErrorCode, ForeignBlob
+from copy_ops.copies.ports import Copies
+from copy_ops.copies.records import Ledger, Stored
+from copy_ops.copies.start import SendWindowPassed, Starter
+from copy_ops.core.errors import Conflict, CopyOpsError, NotFound, PreconditionFailed
+from copy_ops.core.redaction import redact, strip_query
 from copy_ops.jobs import progress
 from copy_ops.jobs.model import Job
-from copy_ops.ledger import Ledger, Stored
-from copy_ops.model import BlobRef, CopyRequest, CopyStatus, ErrorCode, ForeignBlob
-from copy_ops.ports import Copies
-from copy_ops.redaction import redact, strip_query
-from copy_ops.starting import SendWindowPassed, Starter
-from copy_ops.telemetry import operation_ended
 
 logger = logging.getLogger(__name__)
 
@@ -220,3 +220,15 @@ def shown_url_of(copies: Copies, source: str | BlobRef | ForeignBlob) -> str:
 
 def _said(refusal: CopyOpsError) -> str:
     return f"{refusal.title}: {redact(refusal.detail)}"
+
+
+@dataclass(frozen=True)
+class ItemClock:
+    """A page's items' clock: ``start`` (the message's time), moved on by the monotonic time
+    elapsed since, so that an item's claim is never older, read by another attempt, than it is."""
+
+    start: datetime
+    began: float
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.began)

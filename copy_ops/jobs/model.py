@@ -13,8 +13,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from copy_ops.model import BlobRef, ForeignBlob, OnAbort, State
-from copy_ops.times import format_time, parse_time
+from copy_ops.copies.model import BlobRef, ForeignBlob, ManifestEntry, OnAbort, State
+from copy_ops.core.times import format_time, parse_time
 
 
 class JobState(StrEnum):
@@ -66,14 +66,6 @@ class PrefixSource:
             return ForeignBlob(self.account, self.container, name)
         url = self.shown(name)
         return f"{url}?{sas}" if sas else url
-
-
-@dataclass(frozen=True)
-class ManifestEntry:
-    """One source of a manifest: as for one copy, and the name it lands under (after the prefix)."""
-
-    source: str | BlobRef | ForeignBlob
-    name: str
 
 
 @dataclass(frozen=True)

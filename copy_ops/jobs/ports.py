@@ -1,4 +1,4 @@
-"""The port the jobs add to the copies' (:mod:`copy_ops.ports`): listing a source. Pure.
+"""The port the jobs add to the copies' (:mod:`copy_ops.copies.ports`): listing a source. Pure.
 
 Jobs use copies, never the reverse: this lives beside the jobs, and the storage adapter
 implements it beside the copies' ports.
@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from copy_ops.copies.ports import Storage
 from copy_ops.jobs.model import PrefixSource
-from copy_ops.ports import Storage
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ import hashlib
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from copy_ops import lifecycle, names
+from copy_ops.copies import lifecycle
+from copy_ops.copies.model import Operation, State
+from copy_ops.core import names
 from copy_ops.jobs.model import Counts, Enumeration, Job, JobState
-from copy_ops.model import Operation, State
 
 # A job is looked at this long after it starts, doubling per check up to the longest...
 FIRST_CHECK = timedelta(seconds=10)

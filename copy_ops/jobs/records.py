@@ -3,7 +3,7 @@
 A job is one JSON blob, ``jobs/{id}.json``, beside the operation records, written with
 ETags like them and tagged ``due`` while it is not final, so the sweep finds it with
 the same query. Its items are ordinary operation records, tagged with the job's id,
-their state, size and error code (:func:`copy_ops.ledger.record_tags`): a job's counts
+their state, size and error code (:func:`copy_ops.copies.records.record_tags`): a job's counts
 come from the index alone, a page of up to 5,000 items per request, never from reading
 its items. The report is ``reports/{id}.jsonl``.
 """
@@ -16,13 +16,21 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from copy_ops.errors import NotFound
+from copy_ops.copies.model import State
+from copy_ops.copies.ports import Documents, Tagged
+from copy_ops.copies.records import (
+    FIND_PAGE_SIZE,
+    JOB_PREFIX,
+    RECORD_PREFIX,
+    UNKNOWN,
+    Ledger,
+    is_operation_id,
+    with_container,
+)
+from copy_ops.core.errors import NotFound
+from copy_ops.core.times import format_time
 from copy_ops.jobs.model import Counts, Failure, Job
 from copy_ops.jobs.progress import FAILURES_SHOWN, item_prefix
-from copy_ops.ledger import FIND_PAGE_SIZE, JOB_PREFIX, RECORD_PREFIX, UNKNOWN, Ledger, is_operation_id, with_container
-from copy_ops.model import State
-from copy_ops.ports import Documents, Tagged
-from copy_ops.times import format_time
 
 REPORT_PREFIX = "reports/"
 REPORT_TYPE = "application/x-ndjson"

@@ -1,7 +1,7 @@
 """The jobs' one door: start, read, list, abort, report; and the work messages of jobs.
 
 It takes and returns domain objects (:mod:`copy_ops.jobs.model`); the HTTP adapter
-(:mod:`copy_ops.http_jobs`) parses and shapes, the queue adapter hands messages in.
+(:mod:`copy_ops.edges.http_jobs`) parses and shapes, the queue adapter hands messages in.
 """
 
 from __future__ import annotations
@@ -13,25 +13,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
-from copy_ops.bounded import Bounded
-from copy_ops.errors import Conflict, CopyOpsError, NotFound
+from copy_ops.aio.bounded import Bounded
+from copy_ops.aio.races import retried
+from copy_ops.copies.model import ListQuery, Operation
+from copy_ops.copies.ports import Announcer, WorkQueue, needed
+from copy_ops.copies.read import read_page
+from copy_ops.copies.records import Ledger, new_operation_id
+from copy_ops.copies.settle import Settler
+from copy_ops.copies.start import Starter
+from copy_ops.core.errors import Conflict, CopyOpsError, NotFound
+from copy_ops.core.settings import Settings
 from copy_ops.jobs import progress
-from copy_ops.jobs.checking import JobChecker, abort_one
-from copy_ops.jobs.enumeration import Enumerator
 from copy_ops.jobs.items import ItemStarter
 from copy_ops.jobs.model import Enumeration, Job, JobRequest, JobState
 from copy_ops.jobs.ports import JobStorage
 from copy_ops.jobs.records import JobLedger
-from copy_ops.ledger import Ledger, new_operation_id
-from copy_ops.messages import CHUNK, Abort, Check, Chunk, Page, encode, groups
-from copy_ops.model import ListQuery, Operation
-from copy_ops.ports import Announcer, WorkQueue, needed
-from copy_ops.races import retried
-from copy_ops.reading import read_page
-from copy_ops.settings import Settings
-from copy_ops.settling import Settler
-from copy_ops.starting import Starter
-from copy_ops.telemetry import JOB_ID, OFF, Telemetry
+from copy_ops.jobs.settle import JobChecker, abort_one
+from copy_ops.jobs.start import Enumerator
+from copy_ops.observability.telemetry import JOB_ID, OFF, Telemetry
+from copy_ops.work.messages import CHUNK, Abort, Check, Chunk, Page, encode, groups
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """A job's source, read from its request: a prefix (by URL, by name, or in another
-account by name) or a manifest of single sources. Pure, like :mod:`copy_ops.sources`,
+account by name) or a manifest of single sources. Pure, like :mod:`copy_ops.copies.sources`,
 whose rules each source of a manifest follows.
 """
 
@@ -9,13 +9,13 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from copy_ops import names, urls
-from copy_ops.jobs.model import Listing, ManifestEntry, PrefixSource
-from copy_ops.model import BlobRef, ForeignBlob
-from copy_ops.problems import Problems
-from copy_ops.redaction import strip_query
-from copy_ops.settings import Settings
-from copy_ops.sources import Source, account_readable, mintable, read_source, reads_minted_sas
+from copy_ops.copies.model import BlobRef, ForeignBlob, ManifestEntry
+from copy_ops.copies.sources import Source, account_readable, mintable, read_source, reads_minted_sas
+from copy_ops.core import names, urls
+from copy_ops.core.problems import Problems
+from copy_ops.core.redaction import strip_query
+from copy_ops.core.settings import Settings
+from copy_ops.jobs.model import Listing, PrefixSource
 
 
 class SourceReader:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from copy_ops.copies.views import when_shown
 from copy_ops.jobs.model import Job
-from copy_ops.views import when_shown
 
 
 def job_view(job: Job) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
-from copy_ops import names, urls
-from copy_ops.connection import StorageConnection
-from copy_ops.errors import UnsafeName
-from copy_ops.model import BlobRef, ForeignBlob
+from copy_ops.copies.model import BlobRef, ForeignBlob
+from copy_ops.core import names, urls
+from copy_ops.core.connection import StorageConnection
+from copy_ops.core.errors import UnsafeName
 from copy_ops.storage.delegation import Delegation
 from copy_ops.storage.errors import bounded_wait
 

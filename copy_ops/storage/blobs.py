@@ -1,4 +1,4 @@
-"""The adapter to Azure Blob Storage: :class:`BlobStorage`, both sides of :mod:`copy_ops.ports`.
+"""The adapter to Azure Blob Storage: :class:`BlobStorage`, both sides of :mod:`copy_ops.copies.ports`.
 
 Its methods are coroutines over the async SDK, awaited on the caller's event loop (the
 Functions worker's own). The async SDK over aiohttp spends about a third less CPU per
@@ -15,10 +15,10 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError
 
-from copy_ops.connection import StorageConnection
-from copy_ops.errors import UnsafeName
-from copy_ops.model import OWNER_METADATA_KEY, BlobRef, CopyObservation, CopyStatus, ForeignBlob, Progress
-from copy_ops.redaction import redact, strip_query
+from copy_ops.copies.model import OWNER_METADATA_KEY, BlobRef, CopyObservation, CopyStatus, ForeignBlob, Progress
+from copy_ops.core.connection import StorageConnection
+from copy_ops.core.errors import UnsafeName
+from copy_ops.core.redaction import redact, strip_query
 from copy_ops.storage.client import CLIENT_OPTIONS, RETRY, build_client
 from copy_ops.storage.delegation import FORBIDDEN, READER_ROLE, missing_role
 from copy_ops.storage.documents import NOT_FOUND, DocumentSide

@@ -6,9 +6,9 @@ import copy
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from copy_ops import names
-from copy_ops.connection import StorageConnection
-from copy_ops.errors import UnsafeName
+from copy_ops.core import names
+from copy_ops.core.connection import StorageConnection
+from copy_ops.core.errors import UnsafeName
 
 if TYPE_CHECKING:
     from azure.storage.blob.aio import BlobServiceClient

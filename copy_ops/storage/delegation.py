@@ -18,11 +18,11 @@ from urllib.parse import quote
 
 from azure.core.exceptions import HttpResponseError
 
-from copy_ops import urls
-from copy_ops.errors import FieldError, Forbidden
-from copy_ops.model import DELEGATION_KEY_LIFETIME, SAS_AFTER_DEADLINE, SAS_START_SKEW, ForeignBlob
+from copy_ops.copies.model import DELEGATION_KEY_LIFETIME, SAS_AFTER_DEADLINE, SAS_START_SKEW, ForeignBlob
+from copy_ops.core import urls
+from copy_ops.core.errors import FieldError, Forbidden
+from copy_ops.core.times import parse_time
 from copy_ops.storage.client import fresh_options
-from copy_ops.times import parse_time
 
 if TYPE_CHECKING:
     from azure.storage.blob import UserDelegationKey

@@ -1,4 +1,4 @@
-"""The documents side of the adapter (:class:`copy_ops.ports.Documents`): the ledger's
+"""The documents side of the adapter (:class:`copy_ops.copies.ports.Documents`): the ledger's
 JSON blobs, written with ETags and index tags, found by tag and listed by name."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from typing import Any
 
 from azure.core import MatchConditions
 
-from copy_ops.model import BlobRef
-from copy_ops.ports import StoredDocument, Tagged
+from copy_ops.copies.model import BlobRef
+from copy_ops.copies.ports import StoredDocument, Tagged
 from copy_ops.storage.account import Account
 from copy_ops.storage.errors import ignoring
 

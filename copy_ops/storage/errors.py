@@ -1,4 +1,4 @@
-"""SDK exceptions and Azure's error codes, translated into :mod:`copy_ops.errors` once.
+"""SDK exceptions and Azure's error codes, translated into :mod:`copy_ops.core.errors` once.
 
 Azure's error code strings appear here and nowhere else in copy-ops.
 """
@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
 
-from copy_ops.errors import (
+from copy_ops.core.errors import (
     Conflict,
     ContainerMissing,
     CopyIdMismatch,
@@ -25,7 +25,7 @@ from copy_ops.errors import (
     StorageFault,
     StorageUnavailable,
 )
-from copy_ops.redaction import redact
+from copy_ops.core.redaction import redact
 
 T = TypeVar("T")
 

@@ -13,13 +13,13 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from copy_ops.errors import StorageFault
-from copy_ops.events import SOURCE, Event
-from copy_ops.settings import Settings
+from copy_ops.core.errors import StorageFault
+from copy_ops.core.settings import Settings
+from copy_ops.core.times import parse_time
+from copy_ops.observability.events import SOURCE, Event
 from copy_ops.storage.client import RETRY
 from copy_ops.storage.errors import bounded_wait
 from copy_ops.storage.queues import QueueStorage
-from copy_ops.times import parse_time
 
 if TYPE_CHECKING:
     from azure.eventgrid.aio import EventGridPublisherClient

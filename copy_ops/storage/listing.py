@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from copy_ops import names
-from copy_ops.errors import UnsafeName
+from copy_ops.core import names
+from copy_ops.core.errors import UnsafeName
 from copy_ops.jobs.model import Listing, PrefixSource
 from copy_ops.jobs.ports import Listed
 from copy_ops.storage.account import Account

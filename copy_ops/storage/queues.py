@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
 
-from copy_ops.connection import StorageConnection
-from copy_ops.errors import StorageUnavailable
+from copy_ops.core.connection import StorageConnection
+from copy_ops.core.errors import StorageUnavailable
 from copy_ops.storage.client import CLIENT_OPTIONS, RETRY, build_queue_client
 from copy_ops.storage.errors import bounded_wait, error_code
 

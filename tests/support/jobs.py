@@ -14,11 +14,11 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
-from copy_ops.dispatch import do_work
-from copy_ops.errors import CopyOpsError
+from copy_ops.background.dispatch import do_work
+from copy_ops.core.errors import CopyOpsError
 from copy_ops.jobs.model import Job
+from copy_ops.jobs.request import parse_job_request
 from copy_ops.jobs.service import JobOutcome
-from copy_ops.jobs.validation import parse_job_request
 from copy_ops.service import CopyService
 from copy_ops.storage import BlobStorage
 from copy_ops.storage.queues import QueueStorage

@@ -1,4 +1,4 @@
-"""Both ports of copy_ops.ports in memory: fast tests of service logic, no emulator.
+"""Both ports of copy_ops.copies.ports in memory: fast tests of service logic, no emulator.
 
 They keep the storage semantics the service relies on (ETags, If-None-Match, tag
 queries, one pending copy per destination, Abort Copy by copy id, leases, snapshots)
@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from copy_ops.errors import (
+from copy_ops.copies.model import OWNER_METADATA_KEY, BlobRef, CopyObservation, CopyStatus, ForeignBlob, Progress
+from copy_ops.copies.ports import StoredDocument, Tagged
+from copy_ops.core.errors import (
     Conflict,
     ContainerMissing,
     CopyIdMismatch,
@@ -27,8 +29,6 @@ from copy_ops.errors import (
 )
 from copy_ops.jobs.model import Listing, PrefixSource
 from copy_ops.jobs.ports import Listed
-from copy_ops.model import OWNER_METADATA_KEY, BlobRef, CopyObservation, CopyStatus, ForeignBlob, Progress
-from copy_ops.ports import StoredDocument, Tagged
 from devkit.index_lag import matches, parse_query
 
 

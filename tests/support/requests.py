@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from copy_ops import http
+from copy_ops.copies.request import parse_copy_request
+from copy_ops.edges import http
 from copy_ops.service import CopyService, StartOutcome
-from copy_ops.validation import parse_copy_request
 from devkit.worker import run
 
 

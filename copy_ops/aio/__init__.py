@@ -1,0 +1,1 @@
+"""How the orchestration runs on the worker's loop: bounded concurrency, retried races (asyncio, no I/O)."""

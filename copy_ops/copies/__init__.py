@@ -1,0 +1,1 @@
+"""Copies: one blob copied under a deadline (model, request, records, start, settle, read, service)."""

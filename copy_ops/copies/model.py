@@ -1,0 +1,321 @@
+"""The operation record and the values it is made of: copy-ops' own vocabulary.
+
+An :class:`Operation` is what the ledger stores (one JSON blob each) and what the API
+shows. It is immutable: every change makes a new one (``dataclasses.replace``). It
+never holds a secret: the source is kept without its query string. Nothing here
+speaks Azure's words; the storage adapter translates them into these.
+
+Size: a little over 250 lines. It is the vocabulary every other module speaks; kept in
+one place, a reader finds every state, reason, error code and value type together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from copy_ops.core.times import format_time, parse_time
+
+# Put on the destination's metadata at copy start, so a copy whose start crashed
+# before its id was recorded can still be recognised as ours by the sweep.
+OWNER_METADATA_KEY = "copyops_operation"
+RESERVED_METADATA_PREFIX = "copyops_"
+
+
+class State(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+    @property
+    def is_final(self) -> bool:
+        return self is not State.PENDING
+
+
+class CopyStatus(StrEnum):
+    """A copy's status as the destination blob reports it."""
+
+    PENDING = "pending"
+    SUCCESS = "success"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+
+class OnAbort(StrEnum):
+    KEEP = "keep"
+    DELETE = "delete"
+    RESTORE = "restore"
+
+
+class AbortReason(StrEnum):
+    DEADLINE = "deadline"
+    REQUESTED = "requested"
+    # Aborted by someone else (another tool, the portal) while we watched it.
+    EXTERNAL = "external"
+
+
+class ErrorCode(StrEnum):
+    """Why an operation failed."""
+
+    COPY_FAILED = "copy_failed"
+    # Another copy (or a plain write) replaced ours on the destination.
+    SUPERSEDED = "superseded"
+    DESTINATION_GONE = "destination_gone"
+    NOT_STARTED = "not_started"
+    # A job's item that storage refused to start (source missing, destination exists...):
+    # recorded, so the job's report says so, where a single copy's refusal is the caller's 4xx.
+    START_REFUSED = "start_refused"
+    # A job's item whose source name copy-ops will not address (a URL client could read it
+    # as another path), or whose destination (prefix + name) is no valid blob name: nothing
+    # is sent to storage for it; recorded so that the page goes on and the report says why.
+    UNSAFE_NAME = "unsafe_name"
+
+    @property
+    def destination_is_ours(self) -> bool:
+        """Whether the destination is still ours to clean up after this failure."""
+        return self not in (
+            ErrorCode.SUPERSEDED,
+            ErrorCode.DESTINATION_GONE,
+            ErrorCode.START_REFUSED,
+            ErrorCode.UNSAFE_NAME,
+        )
+
+
+@dataclass(frozen=True)
+class OperationError:
+    code: ErrorCode
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code.value, "message": self.message}
+
+
+class Cleanup(StrEnum):
+    """Work that remains after an operation reached its final state, done in this order."""
+
+    # Ended before its start request could have finished (an abort request, or a start
+    # given up early): once the start grace is over, look for a copy of ours that the
+    # start began after all, and stop it and clean up after it as after any other.
+    CHECK_LATE_START = "check_late_start"
+    # The final state's event (events configured): owed until a target took it.
+    ANNOUNCE = "announce"
+    RESTORE_DESTINATION = "restore_destination"
+    DELETE_DESTINATION = "delete_destination"
+    DROP_SNAPSHOT = "drop_snapshot"
+    RELEASE_SOURCE_LEASE = "release_source_lease"
+
+
+CLEANUP_ORDER = tuple(Cleanup)
+
+
+def in_cleanup_order(tasks: set[Cleanup]) -> tuple[Cleanup, ...]:
+    return tuple(task for task in CLEANUP_ORDER if task in tasks)
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    container: str
+    blob: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"container": self.container, "blob": self.blob}
+
+
+@dataclass(frozen=True)
+class ForeignBlob:
+    """A blob in another storage account, read through a user delegation SAS that the app
+    mints with its identity for this one copy (never stored or shown)."""
+
+    account: str
+    container: str
+    blob: str
+
+
+# A user delegation SAS is signed with a user delegation key, which Azure issues for at
+# most 7 days. The app's SAS is valid from a little before now (clock skew) until a
+# little after the deadline; the key must cover it. So a copy read through a minted SAS
+# may have a deadline no further than this from now (7 days less 20 minutes: 5 of skew,
+# 15 after the deadline).
+DELEGATION_KEY_LIFETIME = timedelta(days=7)
+SAS_START_SKEW = timedelta(minutes=5)
+SAS_AFTER_DEADLINE = timedelta(minutes=15)
+MINTED_SAS_LONGEST_TIMEOUT = DELEGATION_KEY_LIFETIME - SAS_START_SKEW - SAS_AFTER_DEADLINE
+
+
+@dataclass(frozen=True)
+class CopyRequest:
+    """A validated start request. ``source_url`` may carry a SAS: it is used once, never stored."""
+
+    source_url: str | None
+    source_blob: BlobRef | None
+    destination: BlobRef
+    deadline: datetime
+    metadata: dict[str, str]
+    overwrite: bool
+    lease_source: bool
+    on_abort: OnAbort
+    # A digest of the request body as given, to tell a replay from a different request.
+    fingerprint: str
+    # A source in another account, read through a SAS the app mints (then the two above are None).
+    source_foreign: ForeignBlob | None = None
+    # Set for an item of a job: the job's id, and the source's size if the listing said it.
+    job: str | None = None
+    source_size: int | None = None
+
+    @property
+    def source(self) -> str | BlobRef | ForeignBlob:
+        """What Copy Blob reads: the caller's URL as given, a blob of the app's account, or
+        a blob of another account."""
+        if self.source_url is not None:
+            return self.source_url
+        if self.source_foreign is not None:
+            return self.source_foreign
+        assert self.source_blob is not None
+        return self.source_blob
+
+
+@dataclass(frozen=True)
+class Progress:
+    bytes_copied: int
+    bytes_total: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"bytes_copied": self.bytes_copied, "bytes_total": self.bytes_total}
+
+
+@dataclass(frozen=True)
+class CopyObservation:
+    """What the destination blob says about its copy, read in one Get Blob Properties."""
+
+    copy_id: str | None
+    status: CopyStatus | None
+    progress: Progress | None = None
+    status_description: str | None = None
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """A page of the list: only operations in ``state`` (all if None), at most ``limit``."""
+
+    state: State | None
+    limit: int
+    continuation: str | None
+
+
+@dataclass(frozen=True)
+class Operation:
+    id: str
+    state: State
+    source: str
+    destination: BlobRef
+    deadline: datetime
+    created_at: datetime
+    on_abort: OnAbort
+    # Set by the ledger on every write (copy_ops.copies.records), nowhere else.
+    updated_at: datetime | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    source_blob: BlobRef | None = None
+    lease_source: bool = False
+    copy_id: str | None = None
+    finished_at: datetime | None = None
+    next_check_at: datetime | None = None
+    checks: int = 0
+    abort_reason: AbortReason | None = None
+    abort_requested_at: datetime | None = None
+    error: OperationError | None = None
+    progress: Progress | None = None
+    snapshot: str | None = None
+    had_destination: bool | None = None
+    restore_copy_id: str | None = None
+    cleanup: tuple[Cleanup, ...] = ()
+    fingerprint: str | None = None
+    # An item of a job: the job's id; the source's size when its listing said it.
+    job: str | None = None
+    source_size: int | None = None
+    # A job's item: a token of the attempt that wrote the record, so that attempt can tell
+    # its own write (whose answer was lost, and whose retry storage refused) from another's.
+    start_token: str | None = None
+    # ...and when that attempt claimed it: a record without a copy whose claim is old is an
+    # attempt that died between its record and its Copy Blob; another attempt may take over.
+    claimed_at: datetime | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.state.is_final
+
+    @property
+    def needs_sweep(self) -> bool:
+        return not self.is_final or bool(self.cleanup)
+
+    def to_json(self) -> bytes:
+        data = dataclasses.asdict(self)
+        if self.error is not None:
+            data["error"] = self.error.as_dict()
+        return json.dumps(data, default=_encode, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Operation:
+        data: dict[str, Any] = json.loads(raw)
+        error = data.get("error")
+        return cls(
+            id=data["id"],
+            state=State(data["state"]),
+            source=data["source"],
+            destination=BlobRef(**data["destination"]),
+            deadline=parse_time(data["deadline"]),
+            created_at=parse_time(data["created_at"]),
+            updated_at=parse_time(data["updated_at"]),
+            on_abort=OnAbort(data["on_abort"]),
+            metadata=data.get("metadata") or {},
+            source_blob=BlobRef(**data["source_blob"]) if data.get("source_blob") else None,
+            lease_source=bool(data.get("lease_source")),
+            copy_id=data.get("copy_id"),
+            finished_at=_optional_time(data.get("finished_at")),
+            next_check_at=_optional_time(data.get("next_check_at")),
+            checks=int(data.get("checks", 0)),
+            abort_reason=AbortReason(data["abort_reason"]) if data.get("abort_reason") else None,
+            abort_requested_at=_optional_time(data.get("abort_requested_at")),
+            error=OperationError(ErrorCode(error["code"]), error["message"]) if error else None,
+            progress=Progress(**data["progress"]) if data.get("progress") else None,
+            snapshot=data.get("snapshot"),
+            had_destination=data.get("had_destination"),
+            restore_copy_id=data.get("restore_copy_id"),
+            cleanup=tuple(Cleanup(item) for item in data.get("cleanup", [])),
+            fingerprint=data.get("fingerprint"),
+            job=data.get("job"),
+            source_size=data.get("source_size"),
+            start_token=data.get("start_token"),
+            claimed_at=_optional_time(data.get("claimed_at")),
+        )
+
+
+def _encode(value: object) -> object:
+    if isinstance(value, datetime):
+        return format_time(value, exact=True)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _optional_time(text: str | None) -> datetime | None:
+    return parse_time(text) if text else None
+
+
+@dataclass(frozen=True)
+class OperationPage:
+    items: list[Operation]
+    continuation: str | None
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One source of a job's manifest: as for one copy, and the name it lands under (after
+    the prefix). Here, with the copies' vocabulary, because the work queue's messages carry
+    it and sit below the jobs."""
+
+    source: str | BlobRef | ForeignBlob
+    name: str

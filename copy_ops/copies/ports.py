@@ -1,0 +1,154 @@
+"""The narrow interfaces copy-ops needs from storage, in its own words.
+
+:class:`Documents` is the ledger's side (JSON documents with index tags, written
+with ETags); :class:`Copies` is the copy side (Copy Blob, Abort Copy, leases,
+snapshots); :class:`Sources` lists a job's source. :class:`copy_ops.storage.BlobStorage`
+implements them against Azure Blob Storage (as coroutines: every port is awaited on the
+caller's event loop); ``tests/support/memory.py`` in memory, for
+fast tests of service logic (the Azurite tests stay the proof against real storage).
+Errors are those of :mod:`copy_ops.core.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from copy_ops.copies.model import BlobRef, CopyObservation, CopyStatus, ForeignBlob
+from copy_ops.core.errors import StorageUnavailable, UnsafeName
+
+if TYPE_CHECKING:
+    from copy_ops.observability.events import Event
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    data: bytes
+    etag: str
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """A document found by its tags: its name, and the tags the query named."""
+
+    name: str
+    tags: dict[str, str]
+
+
+class Documents(Protocol):
+    async def ensure_container(self, container: str) -> None:
+        """Create the container if it does not exist."""
+
+    async def create_document(self, container: str, name: str, data: bytes, tags: dict[str, str]) -> str:
+        """Write a new document; :class:`~copy_ops.core.errors.Conflict` if one exists. Returns the ETag.
+        :class:`~copy_ops.core.errors.ContainerMissing` if the container does not exist."""
+
+    async def replace_document(self, container: str, name: str, data: bytes, tags: dict[str, str], etag: str) -> str:
+        """Replace a document if it still has ``etag``; :class:`~copy_ops.core.errors.PreconditionFailed` otherwise."""
+
+    async def read_document(self, container: str, name: str) -> StoredDocument:
+        """The document and its ETag; :class:`~copy_ops.core.errors.NotFound` if there is none."""
+
+    async def delete_document(self, container: str, name: str) -> None:
+        """Delete a document; one that is not there is deleted already."""
+
+    def find_by_tags(self, container: str, query: str, page_size: int) -> AsyncIterator[str]:
+        """Names of the documents whose tags match ``query``, a page at a time. The index
+        may lag behind writes: a name is a candidate, the document is the truth."""
+        ...
+
+    async def find_tagged(
+        self, container: str, query: str, limit: int, continuation: str | None
+    ) -> tuple[list[Tagged], str | None]:
+        """One page of the documents whose tags match ``query``, each with the tags the
+        query names (the index returns those alone), and the next page's marker."""
+
+    async def list_names(
+        self, container: str, prefix: str, limit: int, continuation: str | None
+    ) -> tuple[list[str], str | None]:
+        """One page of names under ``prefix``, in name order, and the next page's marker."""
+
+    async def put_document(self, container: str, name: str, data: bytes, content_type: str) -> None:
+        """Write a document whatever is there (a report: written whole, by one writer)."""
+
+
+class Copies(Protocol):
+    def public_url(self, ref: BlobRef | ForeignBlob) -> str:
+        """The blob's URL as it may be shown or stored: never a query string."""
+
+    async def observe_copy(self, ref: BlobRef) -> CopyObservation | None:
+        """The destination's copy state; None when the blob does not exist."""
+
+    async def start_copy(
+        self,
+        ref: BlobRef,
+        source: str | BlobRef | ForeignBlob,
+        metadata: dict[str, str] | None,
+        overwrite: bool,
+        *,
+        readable_until: datetime,
+        source_snapshot: str | None = None,
+    ) -> tuple[str, CopyStatus]:
+        """Start a server-side copy onto ``ref``; its copy id and status. ``source`` is a URL
+        as the caller gave it, a blob of this account, or a blob of another account (read
+        through a SAS the adapter mints, valid until a little after ``readable_until``).
+        No metadata copies the source's."""
+
+    async def abort_copy(self, ref: BlobRef, copy_id: str) -> None:
+        """Abort the pending copy ``copy_id``: :class:`~copy_ops.core.errors.CopyIdMismatch` if the
+        destination's copy is another, :class:`~copy_ops.core.errors.NoPendingCopy` if none is pending."""
+
+    async def snapshot(self, ref: BlobRef) -> str | None:
+        """Snapshot the blob; None when it does not exist."""
+
+    async def delete_blob(self, ref: BlobRef, snapshot: str | None = None) -> None:
+        """Delete a blob or one snapshot; a missing one is deleted already."""
+
+    async def acquire_infinite_lease(self, ref: BlobRef, lease_id: str) -> None:
+        """Take an infinite lease with this id (taking it again is harmless)."""
+
+    async def release_lease(self, ref: BlobRef, lease_id: str) -> None:
+        """Release our lease; none held, or the blob gone, means nothing is left to release."""
+
+
+def shown_url(copies: Copies, ref: BlobRef) -> str | None:
+    """The URL of ``ref`` to show in a view or an event, or None for a name that copy-ops
+    refuses to address (a job's item refused for its name): such a record is still shown,
+    listed and announced, never a 400 for whoever reads it."""
+    try:
+        return copies.public_url(ref)
+    except UnsafeName:
+        return None
+
+
+class Storage(Documents, Copies, Protocol):
+    """The sides a copy needs, as one client of one account provides them (a job's
+    storage lists sources too: :class:`copy_ops.jobs.ports.JobStorage`)."""
+
+    async def close(self) -> None:
+        """Close the connections."""
+
+
+class WorkQueue(Protocol):
+    """The work queue: messages out; the Functions host's queue trigger takes them in."""
+
+    async def send(self, messages: Sequence[str]) -> None:
+        """Put every message on the queue."""
+
+
+def needed(work: WorkQueue | None) -> WorkQueue:
+    """The work queue, which jobs cannot do without (a copy's sweep can)."""
+    if work is None:
+        raise StorageUnavailable("jobs need the work queue (COPY_WORK_QUEUE)", code="NoWorkQueue")
+    return work
+
+
+class Announcer(Protocol):
+    """Where the events of final states go (a queue, an Event Grid topic, or both)."""
+
+    async def announce(self, events: Sequence[Event]) -> None:
+        """Deliver every event, or raise (:class:`~copy_ops.core.errors.StorageUnavailable`,
+        or another :class:`~copy_ops.core.errors.CopyOpsError`): the event stays owed."""
+        ...

@@ -1,0 +1,108 @@
+"""Reading operations: one with live progress, and pages of them, newest first.
+
+A page in one state costs what the page costs, not what the ledger holds: the blob
+index names the candidates (ids sort newest first, and the index answers in name
+order), their records are read concurrently, and each is kept only if the record
+itself is in that state (the index lags and may name a record that has moved on).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+
+from copy_ops.aio.bounded import bounded_map
+from copy_ops.copies import lifecycle
+from copy_ops.copies.lifecycle import Action, Timing
+from copy_ops.copies.model import ListQuery, Operation, OperationPage, State
+from copy_ops.copies.ports import Copies
+from copy_ops.copies.records import Ledger, Stored
+from copy_ops.copies.settle import Settler
+from copy_ops.core.errors import NotFound, PreconditionFailed
+
+# A page of candidates that the index named but whose records have all moved on is
+# followed by the next, so that a page is never empty while matches exist further on;
+# this many pages at most (each a tag query and its reads), then the caller continues.
+MOST_CANDIDATE_PAGES = 20
+# Fetches the ids of one page: (limit, continuation) -> (ids, continuation).
+PageOfIds = Callable[[int, str | None], Awaitable[tuple[list[str], str | None]]]
+
+
+def state_query(state: State) -> str:
+    """The tag query that names the operations in ``state`` (values are our enum's)."""
+    return f"\"state\" = '{state.value}'"
+
+
+async def read_page(
+    ledger: Ledger, fetch: PageOfIds, query: ListQuery, concurrency: int
+) -> tuple[list[Operation], str | None]:
+    """One page of operations: the ids ``fetch`` names, read concurrently, in order; with
+    a state, only records in that state, and never an empty page before the end."""
+    token = query.continuation
+    for _ in range(MOST_CANDIDATE_PAGES):
+        ids, token = await fetch(query.limit, token)
+        found = [
+            op for op in await read_all(ledger, ids, concurrency) if query.state is None or op.state is query.state
+        ]
+        # Ids sort newest first; the index answers in name order, but no document promises it.
+        found.sort(key=lambda op: op.id)
+        if found or token is None:
+            return found, token
+    return [], token
+
+
+async def read_all(ledger: Ledger, ids: Sequence[str], concurrency: int) -> list[Operation]:
+    """The records of ``ids`` that exist, read at most ``concurrency`` at once, in order."""
+
+    async def read(operation_id: str) -> Operation | None:
+        try:
+            return await ledger.get(operation_id)
+        except NotFound:
+            return None  # deleted (retention) since it was listed
+
+    return [op for op in await bounded_map(read, ids, concurrency) if op is not None]
+
+
+class Reader:
+    def __init__(self, ledger: Ledger, copies: Copies, settler: Settler, timing: Timing, concurrency: int) -> None:
+        self._ledger = ledger
+        self._copies = copies
+        self._settler = settler
+        self._timing = timing
+        self._concurrency = concurrency
+
+    async def get(self, operation_id: str, now: datetime) -> Operation:
+        """The record, with live progress; a copy seen finished is recorded as such.
+
+        A GET is safe (RFC 9110): it may record what it observes, but what an ending owes
+        (``on_abort``'s delete or restore, the lease, the event) is left on the record, due
+        now, for the sweep; a read never deletes, restores or releases anything."""
+        stored = await self._ledger.read(operation_id)
+        op = stored.op
+        if op.is_final or op.copy_id is None:
+            return op
+        seen = await self._copies.observe_copy(op.destination)
+        if seen is not None and seen.copy_id == op.copy_id and seen.progress is not None:
+            op = dataclasses.replace(op, progress=seen.progress)
+        decision = lifecycle.decide(op, seen, now, self._timing)
+        if decision.action is Action.FINISH:
+            try:
+                return await self._settler.finish_and_clean(Stored(op, stored.etag), decision, now, clean=False)
+            except PreconditionFailed:
+                return await self._ledger.get(operation_id)
+        return op
+
+    async def list(self, query: ListQuery) -> OperationPage:
+        """Newest first. With a state, the page holds only operations in that state, found
+        by the blob index; without one, the records by name."""
+        if query.state is None:
+            fetch: PageOfIds = self._ledger.page
+        else:
+            state = query.state
+
+            async def fetch(limit: int, continuation: str | None) -> tuple[list[str], str | None]:
+                return await self._ledger.find_page(state_query(state), limit, continuation)
+
+        items, token = await read_page(self._ledger, fetch, query, self._concurrency)
+        return OperationPage(items, token)

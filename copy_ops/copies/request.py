@@ -1,0 +1,196 @@
+"""Validation of a start request: every violation found, each naming its field.
+
+Pure: no storage, no clock (``now`` is passed in). Nothing starts unless this passes.
+Each field is read under :func:`~copy_ops.core.problems.guarded`, so no exception raised
+while reading input (an overflow, a recursion, a value of an unexpected type) can
+become a 5xx. The source's own rules are in :mod:`copy_ops.copies.sources`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
+from typing import Any, TypeVar
+
+from copy_ops.copies.model import RESERVED_METADATA_PREFIX, BlobRef, CopyRequest, OnAbort
+from copy_ops.copies.sources import Source, blob_ref, minted_deadline_problem, read_source
+from copy_ops.core.errors import FieldError, InvalidRequest
+from copy_ops.core.problems import Problems, guarded
+from copy_ops.core.settings import Settings
+from copy_ops.core.times import parse_time
+
+# The fields of a start request; a job's request has the same ones.
+KNOWN_FIELDS = frozenset(
+    {"source", "destination", "timeout_seconds", "deadline", "metadata", "overwrite", "lease_source", "on_abort"}
+)
+METADATA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Azure's limit on all metadata names and values of a blob together.
+METADATA_MAX_BYTES = 8 * 1024
+# A deadline closer than this could pass before the copy has even been started.
+MIN_TIMEOUT_SECONDS = 1
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+T = TypeVar("T")
+
+
+def opened(body: Any) -> tuple[Mapping[str, Any], Problems]:
+    """A request body that is a JSON object, and its problems so far: each unknown field
+    (a typo never falls back to a default). Not an object: :class:`InvalidRequest`."""
+    if not isinstance(body, Mapping):
+        raise InvalidRequest.of(FieldError("body", "must be a JSON object"))
+    problems = Problems()
+    for name in sorted(set(body) - KNOWN_FIELDS):
+        problems.bad(name, "unknown field")
+    return body, problems
+
+
+def parse_copy_request(body: Any, settings: Settings, now: datetime) -> CopyRequest:
+    """The validated request, or :class:`InvalidRequest`/:class:`Forbidden` listing every problem."""
+    body, problems = opened(body)
+    destination = guarded("destination", problems, lambda: _destination(body.get("destination"), settings, problems))
+    source = guarded("source", problems, lambda: read_source(body.get("source"), settings, problems)) or Source()
+    deadline = guarded("deadline", problems, lambda: deadline_of(body, settings, now, problems))
+    too_far = minted_deadline_problem(source, deadline, now, settings) if deadline is not None else None
+    if too_far is not None:
+        problems.bad("deadline" if "deadline" in body else "timeout_seconds", too_far)
+    metadata = guarded("metadata", problems, lambda: metadata_of(body.get("metadata"), problems)) or {}
+    overwrite = boolean_of(body, "overwrite", problems)
+    lease_source = boolean_of(body, "lease_source", problems)
+    on_abort = on_abort_of(body.get("on_abort", "keep"), problems)
+
+    source_url, source_blob = source.url, source.blob
+    if lease_source and source_blob is None and (source_url is not None or source.foreign is not None):
+        problems.bad(
+            "lease_source",
+            "a lease can be held only on a source in the app's own storage account "
+            "(its SAS is not kept, so the lease could not be released later)",
+        )
+    if destination is not None and source_blob is not None and source_blob == destination:
+        problems.bad("destination", "must differ from the source")
+
+    problems.raise_any()
+    assert destination is not None and deadline is not None and on_abort is not None
+    return CopyRequest(
+        source_url=source_url,
+        source_blob=source_blob,
+        destination=destination,
+        deadline=deadline,
+        metadata=metadata,
+        overwrite=overwrite,
+        lease_source=lease_source,
+        on_abort=on_abort,
+        fingerprint=fingerprint(body),
+        source_foreign=source.foreign,
+    )
+
+
+def fingerprint(body: Mapping[str, Any]) -> str:
+    """A digest of the body as given: a replay with the same body matches, any change does not."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _destination(value: Any, settings: Settings, problems: Problems) -> BlobRef | None:
+    if value is None:
+        problems.bad("destination", "is required")
+        return None
+    ref = blob_ref(value, "destination", problems)
+    if ref is None:
+        return None
+    check_destination_container(ref.container, settings, problems)
+    return ref
+
+
+def check_destination_container(container: str, settings: Settings, problems: Problems) -> None:
+    """The settings' say on a destination container (its name is valid already)."""
+    if container == settings.ledger_container:
+        problems.deny("destination.container", "is the ledger's own container")
+    elif not any(fnmatchcase(container, pattern) for pattern in settings.allowed_destination_containers):
+        problems.deny("destination.container", "is not in COPY_ALLOWED_DESTINATION_CONTAINERS")
+
+
+def deadline_of(body: Mapping[str, Any], settings: Settings, now: datetime, problems: Problems) -> datetime | None:
+    has_timeout, has_deadline = "timeout_seconds" in body, "deadline" in body
+    if has_timeout and has_deadline:
+        problems.bad("deadline", "give either timeout_seconds or deadline, not both")
+        return None
+    low, high = MIN_TIMEOUT_SECONDS, settings.max_timeout_seconds
+    if has_deadline:
+        text = body["deadline"]
+        if not isinstance(text, str) or not _RFC3339.fullmatch(text):
+            problems.bad("deadline", "must be an RFC 3339 date-time with an offset, e.g. 2026-11-24T03:00:00Z")
+            return None
+        try:
+            deadline = parse_time(text)
+        except (ValueError, OverflowError):
+            # 9999-12-31T23:59:59-23:59 is past the last datetime once in UTC.
+            problems.bad("deadline", "is not a valid date-time")
+            return None
+        seconds = (deadline - now).total_seconds()
+        if not low <= seconds <= high:
+            problems.bad("deadline", f"must be between {low} s and {high} s from now")
+            return None
+        return deadline
+    timeout = body.get("timeout_seconds", settings.default_timeout_seconds)
+    if isinstance(timeout, bool) or not isinstance(timeout, int):
+        problems.bad("timeout_seconds", "must be a whole number of seconds")
+        return None
+    if not low <= timeout <= high:
+        problems.bad("timeout_seconds", f"must be between {low} and {high}")
+        return None
+    return now + timedelta(seconds=timeout)
+
+
+def metadata_of(value: Any, problems: Problems) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        problems.bad("metadata", "must be an object of string names to string values")
+        return {}
+    size = 0
+    seen: set[str] = set()
+    ok = True
+    for name, item in value.items():
+        field = f"metadata.{name}"
+        if not isinstance(name, str) or not METADATA_NAME.fullmatch(name):
+            problems.bad(field, "names must be C# identifiers: letters, digits and _, not starting with a digit")
+            ok = False
+        elif name.lower().startswith(RESERVED_METADATA_PREFIX):
+            problems.bad(field, f"names starting with {RESERVED_METADATA_PREFIX!r} are reserved")
+            ok = False
+        elif name.lower() in seen:
+            problems.bad(field, "names are case-insensitive and must be unique")
+            ok = False
+        seen.add(str(name).lower())
+        if not isinstance(item, str):
+            problems.bad(field, "must be a string")
+            ok = False
+            continue
+        if not item.isascii() or not item.isprintable() or item != item.strip():
+            problems.bad(field, "must be printable ASCII without leading or trailing spaces")
+            ok = False
+        size += len(name) + len(item)
+    if size > METADATA_MAX_BYTES:
+        problems.bad("metadata", f"names and values together exceed {METADATA_MAX_BYTES} bytes")
+        ok = False
+    return dict(value) if ok else {}
+
+
+def boolean_of(body: Mapping[str, Any], name: str, problems: Problems) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        problems.bad(name, "must be true or false")
+        return False
+    return value
+
+
+def on_abort_of(value: Any, problems: Problems) -> OnAbort | None:
+    try:
+        return OnAbort(value)
+    except (ValueError, TypeError):
+        problems.bad("on_abort", "must be one of keep, delete, restore")
+        return None

@@ -1,0 +1,64 @@
+"""The copies' door: one blob copied under a deadline, against storage, over four rooms.
+
+* :mod:`copy_ops.copies.start`: start a copy (write-ahead record, lease, Copy Blob), undo a refused one;
+* :mod:`copy_ops.copies.read`: an operation with live progress, pages of them;
+* :mod:`copy_ops.copies.settle`: the sweep's work on one operation, and aborts on request;
+* :mod:`copy_ops.copies.cleanup`: what an ended operation still owes.
+
+It takes and returns domain objects (:mod:`copy_ops.copies.model`). The jobs' door
+(:mod:`copy_ops.jobs.service`) uses its rooms; both sit behind the app's one door,
+:mod:`copy_ops.service`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from copy_ops.copies.cleanup import Cleaner
+from copy_ops.copies.lifecycle import Timing
+from copy_ops.copies.model import BlobRef, CopyRequest, ListQuery, Operation, OperationPage
+from copy_ops.copies.ports import Announcer, Storage, shown_url
+from copy_ops.copies.read import Reader
+from copy_ops.copies.records import Ledger
+from copy_ops.copies.settle import Settler
+from copy_ops.copies.start import Starter, StartOutcome
+from copy_ops.core.settings import Settings
+from copy_ops.observability.telemetry import OFF, Telemetry
+
+__all__ = ["Copies", "StartOutcome"]
+
+
+class Copies:
+    def __init__(
+        self, settings: Settings, storage: Storage, announcer: Announcer | None = None, telemetry: Telemetry = OFF
+    ) -> None:
+        self.storage = storage
+        self.ledger = Ledger(storage, settings.ledger_container)
+        timing = Timing(
+            start_grace=timedelta(seconds=settings.start_grace_seconds),
+            first_check=timedelta(seconds=settings.first_check_seconds),
+            longest_check=timedelta(seconds=settings.max_check_interval_seconds),
+            announce=announcer is not None,
+        )
+        cleaner = Cleaner(self.ledger, storage, timing, announcer)
+        self.settler = Settler(self.ledger, storage, cleaner, timing, telemetry)
+        self.starter = Starter(self.ledger, storage, cleaner, timing, telemetry)
+        self._reader = Reader(self.ledger, storage, self.settler, timing, settings.sweep_concurrency)
+
+    async def start(self, request: CopyRequest, now: datetime, idempotency_key: str | None = None) -> StartOutcome:
+        return await self.starter.start(request, now, idempotency_key)
+
+    async def get(self, operation_id: str, now: datetime) -> Operation:
+        return await self._reader.get(operation_id, now)
+
+    async def list(self, query: ListQuery) -> OperationPage:
+        return await self._reader.list(query)
+
+    async def abort(self, operation_id: str, now: datetime) -> Operation:
+        return await self.settler.abort(operation_id, now)
+
+    async def process_due(self, operation_id: str, now: datetime) -> str:
+        return await self.settler.process_due(operation_id, now)
+
+    def public_url(self, ref: BlobRef) -> str | None:
+        return shown_url(self.storage, ref)

@@ -1,0 +1,145 @@
+"""Settling one operation: look at its copy, then wait, abort, or record how it ended.
+
+The sweep's work on each due operation, and an abort on request. A final state is
+recorded (with the ETag read) before any cleanup that changes the destination, so only
+the writer that won the record goes on to clean up (invariant 3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import datetime, timedelta
+
+from copy_ops.aio.races import retried
+from copy_ops.copies import lifecycle
+from copy_ops.copies.cleanup import Cleaner
+from copy_ops.copies.lifecycle import Action, Decision, Timing
+from copy_ops.copies.metrics import operation_ended
+from copy_ops.copies.model import Operation, State
+from copy_ops.copies.ports import Copies
+from copy_ops.copies.records import Ledger, Stored
+from copy_ops.core.errors import Conflict, CopyIdMismatch, NoPendingCopy, NotFound, StorageUnavailable
+from copy_ops.observability.telemetry import OFF, OPERATION_ID, Telemetry
+
+logger = logging.getLogger(__name__)
+
+# How many times a requested abort re-reads the record after losing a race for it.
+ABORT_ATTEMPTS = 5
+# A record found through the (lagging) tag index is due if its own next check says so,
+# give or take the index's second-resolution tags.
+DUE_TOLERANCE = timedelta(seconds=1)
+
+
+class Settler:
+    def __init__(
+        self, ledger: Ledger, copies: Copies, cleaner: Cleaner, timing: Timing, telemetry: Telemetry = OFF
+    ) -> None:
+        self._ledger = ledger
+        self._copies = copies
+        self._cleaner = cleaner
+        self._timing = timing
+        self._telemetry = telemetry
+
+    async def process_due(self, operation_id: str, now: datetime) -> str:
+        """Do what is due for one operation; returns an outcome label for the sweep summary."""
+        try:
+            stored = await self._ledger.read(operation_id)
+        except NotFound:
+            return "vanished"
+        op = stored.op
+        # The tag index can lag: trust the record, not the index.
+        if not op.needs_sweep or (op.next_check_at is not None and op.next_check_at > now + DUE_TOLERANCE):
+            return "not_due"
+        if op.is_final:
+            _, done = await self._cleaner.run(stored, now)
+            return "cleaned" if done else "cleanup_pending"
+        if now > op.deadline:
+            self._telemetry.overdue((now - op.deadline).total_seconds())
+        with self._telemetry.span("copyops.settle", **{OPERATION_ID: op.id}):
+            outcome, _ = await self.settle(stored, now)
+        return outcome
+
+    async def settle(self, stored: Stored, now: datetime) -> tuple[str, Operation]:
+        """Look at a pending operation's copy and act: wait, abort, or record how it ended."""
+        op = stored.op
+        decision = lifecycle.abort_at_once(op, now)
+        if decision is None:
+            seen = await self._copies.observe_copy(op.destination)
+            decision = lifecycle.decide(op, seen, now, self._timing)
+            if decision.adopt_copy_id is not None:
+                op = dataclasses.replace(op, copy_id=decision.adopt_copy_id)
+                logger.info("copy_adopted op=%s copy_id=%s", op.id, op.copy_id)
+            if seen is not None and seen.copy_id == op.copy_id and seen.progress is not None:
+                op = dataclasses.replace(op, progress=seen.progress)
+        if decision.action is Action.WAIT:
+            saved = await self._ledger.save(lifecycle.waiting(op, now, self._timing), stored.etag, now)
+            return "waiting", saved.op
+        if decision.action is Action.ABORT:
+            decision = await self._abort_copy(op, now, decision)
+        ended = await self.finish_and_clean(Stored(op, stored.etag), decision, now)
+        return decision.state.value, ended
+
+    async def abort(self, operation_id: str, now: datetime) -> Operation:
+        """Abort on request. Idempotent for an aborted operation; :class:`Conflict` (with
+        the operation) for one that ended otherwise."""
+
+        async def attempt() -> Operation:
+            stored = await self._ledger.read(operation_id)
+            if stored.op.is_final:
+                return _aborted_or_conflict(stored.op)
+            if stored.op.abort_requested_at is None:
+                stored = await self._ledger.save(lifecycle.request_abort(stored.op, now), stored.etag, now)
+                logger.info("copy_abort_requested op=%s", operation_id)
+            _, op = await self.settle(stored, now)
+            return _aborted_or_conflict(op)
+
+        return await retried(attempt, ABORT_ATTEMPTS, f"operation {operation_id} is busy; try again")
+
+    async def _abort_copy(self, op: Operation, now: datetime, abort: Decision) -> Decision:
+        """Carry out an abort decision; the decision on how the operation ended."""
+        assert op.copy_id is not None
+        try:
+            # Abort Copy carries our copy id: storage refuses it for anyone else's copy.
+            await self._copies.abort_copy(op.destination, op.copy_id)
+            logger.info("copy_aborted op=%s copy_id=%s reason=%s", op.id, op.copy_id, abort.abort_reason)
+            return Decision(Action.FINISH, State.ABORTED, abort.abort_reason)
+        except NotFound:
+            decision = lifecycle.destination_gone()
+        except CopyIdMismatch:
+            decision = lifecycle.superseded()
+        except NoPendingCopy:
+            # It already ended (a normal race, or no look came first): read how.
+            decision = lifecycle.decide(op, await self._copies.observe_copy(op.destination), now, self._timing)
+        if decision.action is not Action.FINISH:
+            raise StorageUnavailable("the copy is neither pending nor finished yet", code="CopyStateUnsettled")
+        return decision
+
+    async def finish_and_clean(
+        self, stored: Stored, ending: Decision, now: datetime, *, clean: bool = True
+    ) -> Operation:
+        """Record the final state, then clean up (unless ``clean`` is false: the cleanup
+        stays on the record, due now, for the sweep). :class:`PreconditionFailed` if another
+        writer got to the record first: then nothing is touched."""
+        op = lifecycle.finish(
+            stored.op, ending.state, now, self._timing, abort_reason=ending.abort_reason, error=ending.error
+        )
+        saved = await self._ledger.save(op, stored.etag, now)
+        operation_ended(self._telemetry, op)
+        logger.info(
+            "copy_finished op=%s state=%s reason=%s error=%s",
+            op.id,
+            op.state,
+            op.abort_reason,
+            op.error.code if op.error else None,
+        )
+        if not clean:
+            return saved.op
+        ended, _ = await self._cleaner.run(saved, now)
+        return ended
+
+
+def _aborted_or_conflict(op: Operation) -> Operation:
+    if op.state is State.ABORTED:
+        return op
+    raise Conflict(f"operation {op.id} already ended as {op.state}", code="AlreadyFinished", operation=op)

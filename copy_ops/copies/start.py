@@ -1,0 +1,221 @@
+"""Starting a copy, in an order that survives a crash at any step, and undone if refused.
+
+* the record is written before anything starts, and holds the deadline;
+* a refusal before anything started (source missing, destination exists...) is
+  undone: lease released, snapshot dropped, record deleted;
+* a refusal by our own copy (a retried Copy Blob whose first attempt got through) is
+  adopted, never undone;
+* a record that another writer changed meanwhile gets our copy merged into it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from copy_ops.copies import lifecycle
+from copy_ops.copies.cleanup import Cleaner, abort_ours_quietly
+from copy_ops.copies.lifecycle import Timing
+from copy_ops.copies.metrics import operation_ended
+from copy_ops.copies.model import (
+    OWNER_METADATA_KEY,
+    BlobRef,
+    CopyRequest,
+    CopyStatus,
+    OnAbort,
+    Operation,
+    Progress,
+)
+from copy_ops.copies.ports import Copies
+from copy_ops.copies.records import Ledger, Stored, new_operation_id
+from copy_ops.core.errors import CopyOpsError, NotFound, PreconditionFailed, StorageUnavailable
+from copy_ops.core.redaction import redact, strip_query
+from copy_ops.observability.telemetry import OFF, OPERATION_ID, Telemetry
+
+logger = logging.getLogger(__name__)
+
+# How many times a start re-reads its record after losing a race for it.
+MERGE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    operation: Operation
+    # True when an Idempotency-Key replay returned an operation started earlier.
+    replayed: bool
+
+
+class SendWindowPassed(CopyOpsError):
+    """A job item's Copy Blob was not sent: the window after its claim had passed."""
+
+    status = 503
+
+
+class Starter:
+    def __init__(
+        self, ledger: Ledger, copies: Copies, cleaner: Cleaner, timing: Timing, telemetry: Telemetry = OFF
+    ) -> None:
+        self._ledger = ledger
+        self._copies = copies
+        self.cleaner = cleaner
+        self.timing = timing
+        self.telemetry = telemetry
+
+    async def start(self, request: CopyRequest, now: datetime, idempotency_key: str | None) -> StartOutcome:
+        operation_id = new_operation_id(now)
+        if idempotency_key is not None:
+            bound_id = await self._ledger.claim(idempotency_key, operation_id, request.fingerprint)
+            if bound_id != operation_id:
+                try:
+                    return StartOutcome(await self._ledger.get(bound_id), replayed=True)
+                except NotFound:
+                    # The key was claimed but that start never got as far as its record
+                    # (or failed and was undone): this request starts it.
+                    operation_id = bound_id
+        return StartOutcome(await self._start(request, operation_id, now), replayed=False)
+
+    async def _start(self, request: CopyRequest, operation_id: str, now: datetime) -> Operation:
+        with self.telemetry.span("copyops.start", **{OPERATION_ID: operation_id}):
+            return await self.begin(await self.record(request, operation_id, now), request, now, keep_refused=False)
+
+    async def record(self, request: CopyRequest, operation_id: str, now: datetime, token: str | None = None) -> Stored:
+        """The write-ahead record (and, to restore on abort, the destination's snapshot first)."""
+        dest, source = request.destination, request.source
+        shown = strip_query(source) if isinstance(source, str) else self._copies.public_url(source)
+        op = lifecycle.recorded(request, operation_id, shown, now, self.timing)
+        if token is not None:
+            op = dataclasses.replace(op, start_token=token, claimed_at=now)
+        if request.on_abort is OnAbort.RESTORE and request.overwrite:
+            # Before the copy: a destination with a pending copy refuses snapshots.
+            snapshot = await self._copies.snapshot(dest)
+            op = dataclasses.replace(op, snapshot=snapshot, had_destination=snapshot is not None)
+        try:
+            stored = await self._ledger.create(op, now)
+        except CopyOpsError:
+            # Shielded: no record names this snapshot, so a cancelled drop would leak it.
+            await asyncio.shield(self._drop_snapshot_quietly(op))
+            raise
+        logger.info("copy_recorded op=%s destination=%s/%s", op.id, dest.container, dest.blob)
+        return stored
+
+    async def begin(
+        self, stored: Stored, request: CopyRequest, now: datetime, *, keep_refused: bool, send_by: float | None = None
+    ) -> Operation:
+        """Lease and Copy Blob for a recorded operation; a refusal undone, or kept as its failure.
+        ``send_by``: a time of the monotonic clock after which Copy Blob is not sent at all
+        (:class:`SendWindowPassed`; a job's item, whose claim another attempt may take over)."""
+        op, dest, source = stored.op, request.destination, request.source
+        try:
+            if request.lease_source:
+                await self._copies.acquire_infinite_lease(_own_source(request), lifecycle.lease_id_for(op.id))
+            if send_by is not None and time.monotonic() > send_by:
+                raise SendWindowPassed(f"operation {op.id}: too late to send its copy", code="SendWindowPassed")
+            metadata = {**request.metadata, OWNER_METADATA_KEY: op.id}
+            copy_id, status = await self._copies.start_copy(
+                dest, source, metadata, request.overwrite, readable_until=request.deadline
+            )
+        except SendWindowPassed:
+            raise  # nothing was sent: the claim is left to a later attempt
+        except StorageUnavailable:
+            # The copy may or may not have started: the record stays, and the sweep
+            # settles it (it recognises our copy by the owner metadata).
+            logger.warning("copy_start_uncertain op=%s", op.id)
+            raise
+        except CopyOpsError as exc:
+            # A retried Copy Blob whose first attempt did reach storage is refused
+            # (PendingCopyOperation, BlobAlreadyExists) by our own copy: adopt it.
+            seen = await self._own_copy_on(dest, op.id)
+            if seen is None:
+                logger.info("copy_start_refused op=%s status=%s code=%s", op.id, exc.status, exc.code)
+                if keep_refused:
+                    return await self._keep_refused(stored, exc, now)
+                # Shielded: an invocation cancelled meanwhile still finishes the undo.
+                await asyncio.shield(self._undo_start(op))
+                raise
+            copy_id, status = seen
+
+        if request.job is not None and request.source_size is None and status is CopyStatus.SUCCESS:
+            stored = Stored(dataclasses.replace(stored.op, progress=await self._progress_of(dest)), stored.etag)
+        stored = await self.save_started(stored, copy_id, status, now)
+        self.telemetry.copy_started(stored.op.state.value)
+        if stored.op.is_final and stored.op.finished_at == now:
+            operation_ended(self.telemetry, stored.op)  # it ended at once (or a merge ended it now)
+        logger.info("copy_started op=%s copy_id=%s state=%s", op.id, copy_id, stored.op.state)
+        ended, _ = await self.cleaner.run(stored, now)
+        return ended
+
+    async def _keep_refused(self, stored: Stored, refusal: CopyOpsError, now: datetime) -> Operation:
+        """A job's item that storage refused: its failure recorded, its lease and snapshot let go.
+        Lost to another writer (an abort of the job), the record is theirs to settle."""
+        ended = lifecycle.refused(stored.op, f"{refusal.title}: {redact(refusal.detail)}", now, self.timing)
+        try:
+            saved = await self._ledger.save(ended, stored.etag, now)
+        except PreconditionFailed:
+            return await self._ledger.get(stored.op.id)
+        operation_ended(self.telemetry, ended)
+        done, _ = await self.cleaner.run(saved, now)
+        return done
+
+    async def save_started(self, stored: Stored, copy_id: str, status: CopyStatus, now: datetime) -> Stored:
+        """Record the started copy. If another writer changed the record meanwhile (an abort
+        request, a sweep that gave the start up), merge the copy into their version."""
+        op, etag = lifecycle.record_copy(stored.op, copy_id, status, now, self.timing), stored.etag
+        for _ in range(MERGE_ATTEMPTS):
+            try:
+                return await self._ledger.save(op, etag, now)
+            except PreconditionFailed:
+                current = await self._ledger.read(op.id)
+            merge = lifecycle.merge_started(current.op, copy_id, status, now, self.timing)
+            if merge is None:
+                return current
+            if merge.abort_copy:
+                await abort_ours_quietly(self._copies, current.op.destination, current.op.id, copy_id)
+            op, etag = merge.op, current.etag
+        raise StorageUnavailable(f"operation {op.id} is busy; the sweep settles it", code="Busy")
+
+    async def _progress_of(self, dest: BlobRef) -> Progress | None:
+        """The size of a job's item that ended at once and whose size no listing said (a
+        manifest's): one look at the destination, so the job's bytes count it. Unknown if
+        that look fails; the copy is not the worse for it."""
+        try:
+            seen = await self._copies.observe_copy(dest)
+        except CopyOpsError:
+            return None
+        return seen.progress if seen is not None else None
+
+    async def _own_copy_on(self, dest: BlobRef, operation_id: str) -> tuple[str, CopyStatus] | None:
+        try:
+            seen = await self._copies.observe_copy(dest)
+        except CopyOpsError:
+            return None
+        if seen is None or seen.owner != operation_id or not seen.copy_id:
+            return None
+        logger.info("copy_adopted op=%s copy_id=%s", operation_id, seen.copy_id)
+        return seen.copy_id, seen.status or CopyStatus.PENDING
+
+    async def _undo_start(self, op: Operation) -> None:
+        """Nothing started: leave nothing behind. What cannot be undone now, the sweep finishes."""
+        try:
+            if op.lease_source and op.source_blob is not None:
+                await self._copies.release_lease(op.source_blob, lifecycle.lease_id_for(op.id))
+            await self._drop_snapshot_quietly(op)
+            await self._ledger.delete(op.id)
+        except CopyOpsError:
+            logger.warning("copy_start_undo_incomplete op=%s", op.id)
+
+    async def _drop_snapshot_quietly(self, op: Operation) -> None:
+        if op.snapshot is None:
+            return
+        try:
+            await self._copies.delete_blob(op.destination, snapshot=op.snapshot)
+        except CopyOpsError:
+            logger.warning("snapshot_left_behind op=%s", op.id)
+
+
+def _own_source(request: CopyRequest) -> BlobRef:
+    assert request.source_blob is not None
+    return request.source_blob

@@ -1,0 +1,38 @@
+"""How an operation is shown to callers: the API's JSON shape, no bookkeeping, no secret."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from copy_ops.copies.model import Cleanup, Operation
+from copy_ops.core.times import format_time
+
+
+def when_shown(value: datetime | None) -> str | None:
+    return format_time(value) if value is not None else None
+
+
+def operation_view(op: Operation, destination_url: str | None) -> dict[str, Any]:
+    return {
+        "id": op.id,
+        "state": op.state.value,
+        "source": op.source,
+        "destination": {**op.destination.as_dict(), "url": destination_url},
+        "copy_id": op.copy_id,
+        "deadline": when_shown(op.deadline),
+        "created_at": when_shown(op.created_at),
+        "updated_at": when_shown(op.updated_at),
+        "finished_at": when_shown(op.finished_at),
+        "progress": op.progress.as_dict() if op.progress else None,
+        "on_abort": op.on_abort.value,
+        "lease_source": op.lease_source,
+        "metadata": op.metadata,
+        "abort_reason": op.abort_reason.value if op.abort_reason else None,
+        "error": op.error.as_dict() if op.error else None,
+        # Cleanup that failed for now and that the sweep retries (e.g. a lease release).
+        # (The event still owed is not cleanup the caller can see or wait for.)
+        "cleanup_pending": [task.value for task in op.cleanup if task is not Cleanup.ANNOUNCE],
+        # The job this operation is an item of, if any.
+        "job": op.job,
+    }

@@ -1,0 +1,64 @@
+"""HTTP adapter of the jobs: requests in, responses out, as :mod:`copy_ops.edges.http` does for
+single copies (whose input checks, problem+json and views it shares)."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from copy_ops.edges import runtime
+from copy_ops.edges.http import handled, idempotency_key, json_body, json_response, list_query, view
+from copy_ops.jobs.model import Job
+from copy_ops.jobs.records import REPORT_TYPE
+from copy_ops.jobs.request import parse_job_request
+from copy_ops.jobs.views import job_view
+
+# A manifest of COPY_JOB_MANIFEST_MAX (at most 5,000) sources with long SAS URLs.
+MAX_JOB_BODY_BYTES = 2 * 1024 * 1024
+
+
+def _job_response(status: int, job: Job) -> func.HttpResponse:
+    headers = {"Location": f"/api/jobs/{job.id}"}
+    if not job.is_final:
+        headers["Retry-After"] = "10"
+    return json_response(status, job_view(job), headers)
+
+
+@handled
+async def start_job(req: func.HttpRequest) -> func.HttpResponse:
+    now = runtime.utc_now()
+    request = parse_job_request(json_body(req, MAX_JOB_BODY_BYTES), runtime.settings(), now)
+    outcome = await (await runtime.service()).jobs.start(request, now, idempotency_key(req.headers))
+    return _job_response(200 if outcome.replayed else 202, outcome.job)
+
+
+@handled
+async def get_job(req: func.HttpRequest) -> func.HttpResponse:
+    return _job_response(
+        200, await (await runtime.service()).jobs.get(req.route_params.get("id", ""), runtime.utc_now())
+    )
+
+
+@handled
+async def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
+    query = list_query(req.params, states=False)
+    page = await (await runtime.service()).jobs.list(query.limit, query.continuation)
+    return json_response(200, {"items": [job_view(job) for job in page.items], "continuation": page.continuation})
+
+
+@handled
+async def job_items(req: func.HttpRequest) -> func.HttpResponse:
+    page = await (await runtime.service()).jobs.items(req.route_params.get("id", ""), list_query(req.params))
+    return json_response(200, {"items": [view(op) for op in page.items], "continuation": page.continuation})
+
+
+@handled
+async def abort_job(req: func.HttpRequest) -> func.HttpResponse:
+    return _job_response(
+        202, await (await runtime.service()).jobs.abort(req.route_params.get("id", ""), runtime.utc_now())
+    )
+
+
+@handled
+async def job_report(req: func.HttpRequest) -> func.HttpResponse:
+    report = await (await runtime.service()).jobs.report(req.route_params.get("id", ""))
+    return func.HttpResponse(report, status_code=200, mimetype=REPORT_TYPE)

@@ -1,0 +1,1 @@
+"""Observability: CloudEvents of final states, metrics and spans, the Azure Monitor adapter."""

@@ -1,0 +1,182 @@
+"""Messages on the work queue: what the sweep and the jobs hand to every instance.
+
+Plain JSON text (host.json sets the queues' ``messageEncoding`` to ``none``), versioned,
+each under Azure's 64 KiB. Decoding is strict: a message that is not one of these is
+refused whole. Pure: no storage.
+
+A job's enumeration messages (``page``, ``chunk``) may carry the caller's SAS for its
+source: the one place it is kept, for as long as the enumeration needs it
+(docs/design.md, "Jobs").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from copy_ops.copies.model import BlobRef, ForeignBlob, ManifestEntry
+from copy_ops.core.errors import FieldError, InvalidRequest
+
+VERSION = 1
+# Azure refuses a message over 64 KiB; every message stays below this.
+MESSAGE_LIMIT_BYTES = 60 * 1024
+# Ids per settle or abort batch: a batch is one invocation's work on one instance, a few seconds.
+SETTLE_BATCH = 200
+# Manifest entries per chunk (fewer when their URLs are long: each message fits the limit).
+CHUNK = 200
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settle:
+    """Settle these operations (the sweep's fan-out): as the sweep would, each only if due."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Abort:
+    """Abort these operations on request (a job's abort, fanned out)."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Page:
+    """List page ``page`` of a prefix job from its checkpoint, and start its items."""
+
+    job: str
+    page: int
+    sas: str | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Start the items of chunk ``index`` of a manifest job."""
+
+    job: str
+    index: int
+    entries: tuple[ManifestEntry, ...]
+
+
+@dataclass(frozen=True)
+class Check:
+    """Look after a job now (an abort was asked for)."""
+
+    job: str
+
+
+Work = Settle | Abort | Page | Chunk | Check
+
+
+def encode(work: Work) -> str:
+    data: dict[str, Any]
+    if isinstance(work, Settle | Abort):
+        data = {"kind": "settle" if isinstance(work, Settle) else "abort", "ids": list(work.ids)}
+    elif isinstance(work, Page):
+        data = {"kind": "page", "job": work.job, "page": work.page, "sas": work.sas}
+    elif isinstance(work, Chunk):
+        entries = [{"source": _source_data(entry.source), "name": entry.name} for entry in work.entries]
+        data = {"kind": "chunk", "job": work.job, "index": work.index, "entries": entries}
+    else:
+        data = {"kind": "check", "job": work.job}
+    return json.dumps({"v": VERSION, **data}, separators=(",", ":"))
+
+
+def decode(text: str) -> Work:
+    try:
+        data: Any = json.loads(text)
+    except (ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict) or data.get("v") != VERSION:
+        raise _invalid("is not a copy-ops work message of this version")
+    try:
+        work = _decode(data)
+    except (KeyError, TypeError, ValueError):
+        work = None
+    if work is None:
+        raise _invalid("has no known kind, or fields of the wrong type")
+    return work
+
+
+def _decode(data: dict[str, Any]) -> Work | None:
+    kind = data.get("kind")
+    if kind in ("settle", "abort"):
+        ids = data["ids"]
+        if isinstance(ids, list) and ids and all(isinstance(item, str) for item in ids):
+            return Settle(tuple(ids)) if kind == "settle" else Abort(tuple(ids))
+        return None
+    job = data["job"]
+    if not isinstance(job, str):
+        return None
+    if kind == "check":
+        return Check(job)
+    if kind == "page" and _whole(data["page"]) and isinstance(data.get("sas"), str | None):
+        return Page(job, data["page"], data.get("sas"))
+    if kind == "chunk" and _whole(data["index"]) and isinstance(data["entries"], list):
+        entries = tuple(ManifestEntry(_source_of(item["source"]), _text(item["name"])) for item in data["entries"])
+        return Chunk(job, data["index"], entries)
+    return None
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not a string")
+    return value
+
+
+def _source_data(source: str | BlobRef | ForeignBlob) -> dict[str, str]:
+    if isinstance(source, str):
+        return {"url": source}
+    if isinstance(source, ForeignBlob):
+        return {"account": source.account, "container": source.container, "blob": source.blob}
+    return source.as_dict()
+
+
+def _source_of(data: Any) -> str | BlobRef | ForeignBlob:
+    if not isinstance(data, dict):
+        raise TypeError("not an object")
+    if "url" in data:
+        return _text(data["url"])
+    if "account" in data:
+        return ForeignBlob(_text(data["account"]), _text(data["container"]), _text(data["blob"]))
+    return BlobRef(_text(data["container"]), _text(data["blob"]))
+
+
+def _invalid(message: str) -> InvalidRequest:
+    return InvalidRequest.of(FieldError("message", message))
+
+
+def batches(items: Iterable[T], make: Callable[[tuple[T, ...]], Work], most: int) -> Iterator[str]:
+    """Encoded messages of ``make(batch)``, each with at most ``most`` items and under the
+    size limit (a batch too large is split)."""
+    for group in groups(items, make, most):
+        yield encode(make(group))
+
+
+def groups(items: Iterable[T], make: Callable[[tuple[T, ...]], Work], most: int) -> Iterator[tuple[T, ...]]:
+    """``items`` in groups of at most ``most`` whose message ``make(group)`` fits the limit."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == most:
+            yield from _fitting(tuple(batch), make)
+            batch = []
+    if batch:
+        yield from _fitting(tuple(batch), make)
+
+
+def _fitting(batch: tuple[T, ...], make: Callable[[tuple[T, ...]], Work]) -> Iterator[tuple[T, ...]]:
+    if len(encode(make(batch)).encode()) <= MESSAGE_LIMIT_BYTES or len(batch) == 1:
+        yield batch
+        return
+    half = len(batch) // 2
+    yield from _fitting(batch[:half], make)
+    yield from _fitting(batch[half:], make)
