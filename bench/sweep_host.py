@@ -10,6 +10,7 @@ message's outcome) account for every operation aborted: nothing polls storage.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -114,19 +115,23 @@ def _wait_for(hosts: list[_Host], size: int, began: float, limit: float = 300) -
 class _Host:
     """``python -m devhost`` in a process of its own; its log is read as it comes."""
 
-    def __init__(self, settings: Path) -> None:
+    def __init__(self, settings: Path, root: Path = ROOT) -> None:
         self.port = free_port()
         self.aborted = 0
         self.last_at = 0.0
         self.lines: list[str] = []
+        # The most threads the process had at once, sampled every 20 ms (Linux /proc).
+        self.most_threads = 0
         self._process = subprocess.Popen(
             [sys.executable, "-m", "devhost", "--port", str(self.port), "--settings", str(settings)],
-            cwd=ROOT,
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._count_threads, daemon=True).start()
         wait_for_port(self.port, 60, self._process)
         self._wait_until_loaded(60)
 
@@ -151,6 +156,16 @@ class _Host:
             if found:
                 self.aborted += int(found.group(1))
                 self.last_at = time.perf_counter()
+
+    def _count_threads(self) -> None:
+        status = Path(f"/proc/{self._process.pid}/status")
+        while self._process.poll() is None:
+            try:
+                line = next(line for line in status.read_text().splitlines() if line.startswith("Threads:"))
+                self.most_threads = max(self.most_threads, int(line.split()[1]))
+            except (OSError, StopIteration, ValueError):
+                return
+            time.sleep(0.02)
 
     def fire_sweep(self) -> None:
         request = urllib.request.Request(

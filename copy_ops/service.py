@@ -15,6 +15,7 @@ from datetime import datetime
 from copy_ops.copies.model import BlobRef, CopyRequest, ListQuery, Operation, OperationPage
 from copy_ops.copies.ports import Announcer, WorkQueue
 from copy_ops.copies.service import Copies, StartOutcome
+from copy_ops.copies.settle import Settled
 from copy_ops.core.settings import Settings
 from copy_ops.jobs.ports import JobStorage
 from copy_ops.jobs.service import JobService
@@ -65,7 +66,7 @@ class CopyService:
     async def abort(self, operation_id: str, now: datetime) -> Operation:
         return await self.copies.abort(operation_id, now)
 
-    async def process_due(self, operation_id: str, now: datetime) -> str:
+    async def process_due(self, operation_id: str, now: datetime) -> Settled:
         return await self.copies.process_due(operation_id, now)
 
     def public_url(self, ref: BlobRef) -> str | None:

@@ -12,7 +12,24 @@ import azure.functions as func
 import pytest
 from azure.storage.blob import generate_blob_sas
 
-from copy_ops.edges import runtime
+from copy_ops.copies.start import SendWindowPassed
+from copy_ops.core.errors import (
+    ConditionNotMet,
+    ConfigurationError,
+    Conflict,
+    ContainerMissing,
+    CopyOpsError,
+    Forbidden,
+    InvalidRequest,
+    NoPendingCopy,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    StorageFault,
+    StorageUnavailable,
+    UnsafeName,
+)
+from copy_ops.edges import http, runtime
 from copy_ops.edges.http import MAX_BODY_BYTES
 from devkit import DEV_ACCOUNT, DEV_KEY, PendingCopyProxy
 from devkit.app import payload, request
@@ -135,6 +152,55 @@ def test_storage_refusals_are_mapped(handlers: Handlers, blobs: Blobs, proxy: Pe
     unavailable = handlers["start_copy"](request("POST", "copies", copy_body(blobs.src, blobs.dst, overwrite=True)))
     is_problem(unavailable, 503)
     assert unavailable.headers["Retry-After"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "code", "caller_status"),
+    [
+        # The app's own requests (its record): storage's refusal is never the caller's 4xx.
+        ("put_blob", 403, "AuthorizationPermissionMismatch", 502),
+        ("put_blob", 400, "InvalidHeaderValue", 502),
+        # The caller's source, through their Copy Blob: storage's refusal is theirs.
+        ("copy_blob", 403, "CannotVerifyCopySource", 403),
+        ("copy_blob", 400, "InvalidSourceBlobUrl", 400),
+        # A condition of the caller's destination (its lease): 412, theirs.
+        ("copy_blob", 412, "LeaseIdMissing", 412),
+    ],
+)
+def test_a_storage_refusal_is_the_callers_only_when_their_input_caused_it(
+    handlers: Handlers, blobs: Blobs, proxy: PendingCopyProxy, kind: str, status: int, code: str, caller_status: int
+) -> None:
+    blobs.put(blobs.src, "a.bin", b"x")
+    ledger = f"ledger-{blobs.src[-10:]}"
+    proxy.inject(kind, status=status, code=code, times=20, path_contains=ledger if kind == "put_blob" else "")
+    answer = is_problem(
+        handlers["start_copy"](request("POST", "copies", copy_body(blobs.src, blobs.dst))), caller_status
+    )
+    assert answer["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "slug"),
+    [
+        (InvalidRequest("x"), 400, "invalid-request"),
+        (UnsafeName("x"), 400, "invalid-request"),
+        (Forbidden("x"), 403, "forbidden"),
+        (NotFound("x"), 404, "not-found"),
+        (ContainerMissing("x"), 404, "not-found"),
+        (Conflict("x"), 409, "conflict"),
+        (NoPendingCopy("x"), 409, "conflict"),
+        (ConditionNotMet("x"), 412, "precondition-failed"),
+        (PayloadTooLarge("x"), 413, "payload-too-large"),
+        (PreconditionFailed("x"), 503, "busy"),
+        (StorageFault("x"), 502, "storage-error"),
+        (StorageUnavailable("x"), 503, "storage-unavailable"),
+        (ConfigurationError("x"), 503, "configuration-error"),
+        (SendWindowPassed("x"), 500, "internal-error"),
+        (CopyOpsError("x"), 500, "internal-error"),
+    ],
+)
+def test_every_error_has_one_status_in_the_edge_table(error: CopyOpsError, status: int, slug: str) -> None:
+    assert http.status_of(error) == (status, slug)
 
 
 def test_list_pages_and_filters(handlers: Handlers, blobs: Blobs, proxy: PendingCopyProxy) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from copy_ops.aio.races import retried
-from copy_ops.core.errors import PreconditionFailed, StorageUnavailable
+from copy_ops.core.errors import Busy, PreconditionFailed, StorageUnavailable
 from devkit.worker import run
 
 
@@ -32,7 +32,7 @@ def test_an_attempt_is_repeated_while_it_loses(losses: int, attempts: int, calls
 
 def test_losing_every_time_is_busy_or_the_fallback() -> None:
     made, attempt = losing(10)
-    with pytest.raises(StorageUnavailable) as busy:
+    with pytest.raises(Busy) as busy:
         run(retried(attempt, 3, "op 1 is busy"))
     assert (busy.value.code, busy.value.detail, len(made)) == ("Busy", "op 1 is busy", 3)
     assert run(retried(attempt, 2, "", otherwise=lambda: "raced")) == "raced"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from copy_ops.core.errors import PreconditionFailed, StorageUnavailable
+from copy_ops.core.errors import Busy, PreconditionFailed
 
 T = TypeVar("T")
 
@@ -20,7 +20,7 @@ async def retried(
     attempt: Callable[[], Awaitable[T]], attempts: int, busy: str, otherwise: Callable[[], T] | None = None
 ) -> T:
     """``attempt()``, again while it loses the race. If it loses every time: ``otherwise()``
-    when given, else :class:`StorageUnavailable` (``Busy``, saying ``busy``): the caller
+    when given, else :class:`~copy_ops.core.errors.Busy` (saying ``busy``): the caller
     tries later, or the sweep does."""
     for _ in range(attempts):
         try:
@@ -29,4 +29,4 @@ async def retried(
             continue
     if otherwise is not None:
         return otherwise()
-    raise StorageUnavailable(busy, code="Busy")
+    raise Busy(busy, code="Busy")

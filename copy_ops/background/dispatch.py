@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import datetime
 
 from copy_ops.background.sweep import settle_batch
+from copy_ops.copies.settle import Settled
 from copy_ops.core.errors import StorageUnavailable
 from copy_ops.service import CopyService
 from copy_ops.work.messages import Abort, Check, Chunk, Page, Settle, decode
@@ -29,7 +30,7 @@ async def do_work(
             outcomes = await settle_batch(service, work.ids, now)
         else:
             outcomes = await service.jobs.abort_batch(work, now)
-        if outcomes["deferred"] + outcomes["error"] == len(work.ids):
+        if outcomes[Settled.DEFERRED] + outcomes[Settled.ERROR] == len(work.ids):
             # Nothing of it could be done (storage away): the host retries the message
             # after its visibility timeout; the records stay due meanwhile.
             raise StorageUnavailable(f"none of the {len(work.ids)} operations could be done", code="BatchDeferred")

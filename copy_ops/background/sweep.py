@@ -19,8 +19,10 @@ from datetime import datetime
 from functools import partial
 
 from copy_ops.aio.bounded import Bounded
+from copy_ops.copies.settle import Settled
 from copy_ops.core.errors import CopyOpsError, PreconditionFailed
 from copy_ops.core.logtext import counts_text
+from copy_ops.jobs.settle import Checked
 from copy_ops.service import CopyService
 from copy_ops.work import fanout, messages
 
@@ -125,7 +127,7 @@ async def _walk(
                 handed.append(operation_id)
     except CopyOpsError as exc:
         summary.failed = True
-        logger.error("sweep_query_failed status=%s code=%s detail=%s", exc.status, exc.code, exc.detail)
+        logger.error("sweep_query_failed error=%s code=%s detail=%s", exc.kind, exc.code, exc.detail)
     return handed
 
 
@@ -143,7 +145,7 @@ async def _hand_out(
     except CopyOpsError as exc:
         # Their records stay due: the next sweep finds them.
         summary.failed = True
-        logger.error("sweep_fanout_failed status=%s code=%s count=%s", exc.status, exc.code, len(handed))
+        logger.error("sweep_fanout_failed error=%s code=%s count=%s", exc.kind, exc.code, len(handed))
         return
     summary.handed_out, summary.batches = len(handed), len(batches)
 
@@ -159,30 +161,28 @@ async def settle_batch(service: CopyService, ids: Iterable[str], now: datetime) 
 async def check_job(service: CopyService, job_id: str, now: datetime) -> str:
     """One job's turn: ``job_`` and what the check did. Never raises, as :func:`settle_one`."""
     try:
-        return "job_" + await service.jobs.check(job_id, now)
+        return f"job_{await service.jobs.check(job_id, now)}"
     except PreconditionFailed:
-        return "job_raced"
+        return f"job_{Checked.RACED}"
     except CopyOpsError as exc:
-        logger.warning(
-            "job_check_deferred job=%s status=%s code=%s detail=%s", job_id, exc.status, exc.code, exc.detail
-        )
-        return "job_deferred"
+        logger.warning("job_check_deferred job=%s error=%s code=%s detail=%s", job_id, exc.kind, exc.code, exc.detail)
+        return f"job_{Checked.DEFERRED}"
     except Exception:
         logger.exception("job_check_error job=%s", job_id)
-        return "job_error"
+        return f"job_{Checked.ERROR}"
 
 
-async def settle_one(service: CopyService, operation_id: str, now: datetime) -> str:
+async def settle_one(service: CopyService, operation_id: str, now: datetime) -> Settled:
     """One operation's turn. Never raises: one bad operation must not stop the others."""
     try:
         return await service.process_due(operation_id, now)
     except PreconditionFailed:
-        return "raced"  # another sweep or an abort request changed it first
+        return Settled.RACED  # another sweep or an abort request changed it first
     except CopyOpsError as exc:
         logger.warning(
-            "sweep_operation_deferred op=%s status=%s code=%s detail=%s", operation_id, exc.status, exc.code, exc.detail
+            "sweep_operation_deferred op=%s error=%s code=%s detail=%s", operation_id, exc.kind, exc.code, exc.detail
         )
-        return "deferred"
+        return Settled.DEFERRED
     except Exception:
         logger.exception("sweep_operation_error op=%s", operation_id)
-        return "error"
+        return Settled.ERROR

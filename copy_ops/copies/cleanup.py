@@ -34,7 +34,7 @@ async def abort_ours_quietly(copies: Copies, dest: BlobRef, operation_id: str, c
         await copies.abort_copy(dest, copy_id)
         logger.info("copy_late_start_aborted op=%s copy_id=%s", operation_id, copy_id)
     except CopyOpsError as exc:
-        logger.warning("copy_late_start_abort_failed op=%s status=%s code=%s", operation_id, exc.status, exc.code)
+        logger.warning("copy_late_start_abort_failed op=%s error=%s code=%s", operation_id, exc.kind, exc.code)
 
 
 class Cleaner:
@@ -70,7 +70,7 @@ class Cleaner:
                 logger.error("cleanup_dropped op=%s task=%s code=%s", op.id, task, exc.code)
                 done = True
             except CopyOpsError as exc:
-                logger.warning("cleanup_deferred op=%s task=%s status=%s code=%s", op.id, task, exc.status, exc.code)
+                logger.warning("cleanup_deferred op=%s task=%s error=%s code=%s", op.id, task, exc.kind, exc.code)
                 done = False
             if not done:
                 remaining.append(task)
@@ -150,5 +150,5 @@ class Cleaner:
             readable_until=datetime.now(UTC) + RESTORE_WINDOW,
             source_snapshot=op.snapshot,
         )
-        logger.info("destination_restore_started op=%s status=%s", op.id, status)
+        logger.info("destination_restore_started op=%s error=%s", op.id, status)
         return dataclasses.replace(op, restore_copy_id=copy_id), status is CopyStatus.SUCCESS

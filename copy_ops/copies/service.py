@@ -20,7 +20,7 @@ from copy_ops.copies.model import BlobRef, CopyRequest, ListQuery, Operation, Op
 from copy_ops.copies.ports import Announcer, Storage, shown_url
 from copy_ops.copies.read import Reader
 from copy_ops.copies.records import Ledger
-from copy_ops.copies.settle import Settler
+from copy_ops.copies.settle import Settled, Settler
 from copy_ops.copies.start import Starter, StartOutcome
 from copy_ops.core.settings import Settings
 from copy_ops.observability.telemetry import OFF, Telemetry
@@ -57,7 +57,7 @@ class Copies:
     async def abort(self, operation_id: str, now: datetime) -> Operation:
         return await self.settler.abort(operation_id, now)
 
-    async def process_due(self, operation_id: str, now: datetime) -> str:
+    async def process_due(self, operation_id: str, now: datetime) -> Settled:
         return await self.settler.process_due(operation_id, now)
 
     def public_url(self, ref: BlobRef) -> str | None:

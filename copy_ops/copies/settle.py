@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from copy_ops.aio.races import retried
 from copy_ops.copies import lifecycle
@@ -23,6 +24,28 @@ from copy_ops.core.errors import Conflict, CopyIdMismatch, NoPendingCopy, NotFou
 from copy_ops.observability.telemetry import OFF, OPERATION_ID, Telemetry
 
 logger = logging.getLogger(__name__)
+
+
+class Settled(StrEnum):
+    """What one turn on an operation did: the sweep counts these, a batch is retried on them."""
+
+    VANISHED = "vanished"  # no record (retention deleted it since the index named it)
+    NOT_DUE = "not_due"  # the index lagged: the record says it is not due
+    CLEANED = "cleaned"
+    CLEANUP_PENDING = "cleanup_pending"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ABORTED = "aborted"
+    ENDED = "ended"  # an abort found it ended otherwise first
+    RACED = "raced"  # another writer changed it first
+    DEFERRED = "deferred"  # storage failed: left for the next sweep
+    ERROR = "error"  # a bug: logged with its traceback
+
+    @classmethod
+    def of(cls, state: State) -> Settled:
+        return cls(state.value)
+
 
 # How many times a requested abort re-reads the record after losing a race for it.
 ABORT_ATTEMPTS = 5
@@ -41,26 +64,26 @@ class Settler:
         self._timing = timing
         self._telemetry = telemetry
 
-    async def process_due(self, operation_id: str, now: datetime) -> str:
+    async def process_due(self, operation_id: str, now: datetime) -> Settled:
         """Do what is due for one operation; returns an outcome label for the sweep summary."""
         try:
             stored = await self._ledger.read(operation_id)
         except NotFound:
-            return "vanished"
+            return Settled.VANISHED
         op = stored.op
         # The tag index can lag: trust the record, not the index.
         if not op.needs_sweep or (op.next_check_at is not None and op.next_check_at > now + DUE_TOLERANCE):
-            return "not_due"
+            return Settled.NOT_DUE
         if op.is_final:
             _, done = await self._cleaner.run(stored, now)
-            return "cleaned" if done else "cleanup_pending"
+            return Settled.CLEANED if done else Settled.CLEANUP_PENDING
         if now > op.deadline:
             self._telemetry.overdue((now - op.deadline).total_seconds())
         with self._telemetry.span("copyops.settle", **{OPERATION_ID: op.id}):
             outcome, _ = await self.settle(stored, now)
         return outcome
 
-    async def settle(self, stored: Stored, now: datetime) -> tuple[str, Operation]:
+    async def settle(self, stored: Stored, now: datetime) -> tuple[Settled, Operation]:
         """Look at a pending operation's copy and act: wait, abort, or record how it ended."""
         op = stored.op
         decision = lifecycle.abort_at_once(op, now)
@@ -74,11 +97,11 @@ class Settler:
                 op = dataclasses.replace(op, progress=seen.progress)
         if decision.action is Action.WAIT:
             saved = await self._ledger.save(lifecycle.waiting(op, now, self._timing), stored.etag, now)
-            return "waiting", saved.op
+            return Settled.WAITING, saved.op
         if decision.action is Action.ABORT:
             decision = await self._abort_copy(op, now, decision)
         ended = await self.finish_and_clean(Stored(op, stored.etag), decision, now)
-        return decision.state.value, ended
+        return Settled.of(decision.state), ended
 
     async def abort(self, operation_id: str, now: datetime) -> Operation:
         """Abort on request. Idempotent for an aborted operation; :class:`Conflict` (with

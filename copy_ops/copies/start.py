@@ -32,7 +32,7 @@ from copy_ops.copies.model import (
 )
 from copy_ops.copies.ports import Copies
 from copy_ops.copies.records import Ledger, Stored, new_operation_id
-from copy_ops.core.errors import CopyOpsError, NotFound, PreconditionFailed, StorageUnavailable
+from copy_ops.core.errors import Busy, CopyOpsError, NotFound, PreconditionFailed, StorageUnavailable
 from copy_ops.core.redaction import redact, strip_query
 from copy_ops.observability.telemetry import OFF, OPERATION_ID, Telemetry
 
@@ -51,8 +51,6 @@ class StartOutcome:
 
 class SendWindowPassed(CopyOpsError):
     """A job item's Copy Blob was not sent: the window after its claim had passed."""
-
-    status = 503
 
 
 class Starter:
@@ -130,7 +128,7 @@ class Starter:
             # (PendingCopyOperation, BlobAlreadyExists) by our own copy: adopt it.
             seen = await self._own_copy_on(dest, op.id)
             if seen is None:
-                logger.info("copy_start_refused op=%s status=%s code=%s", op.id, exc.status, exc.code)
+                logger.info("copy_start_refused op=%s error=%s code=%s", op.id, exc.kind, exc.code)
                 if keep_refused:
                     return await self._keep_refused(stored, exc, now)
                 # Shielded: an invocation cancelled meanwhile still finishes the undo.
@@ -175,7 +173,7 @@ class Starter:
             if merge.abort_copy:
                 await abort_ours_quietly(self._copies, current.op.destination, current.op.id, copy_id)
             op, etag = merge.op, current.etag
-        raise StorageUnavailable(f"operation {op.id} is busy; the sweep settles it", code="Busy")
+        raise Busy(f"operation {op.id} is busy; the sweep settles it", code="Busy")
 
     async def _progress_of(self, dest: BlobRef) -> Progress | None:
         """The size of a job's item that ended at once and whose size no listing said (a

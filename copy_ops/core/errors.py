@@ -1,4 +1,7 @@
-"""The error hierarchy: every failure copy-ops can report, each knowing its HTTP status.
+"""The error hierarchy: every failure copy-ops can report, named by what it means.
+
+Which HTTP status each meaning is, is the HTTP edge's one table
+(:data:`copy_ops.edges.http.STATUSES`, and docs/api.md): nothing below the edge knows HTTP.
 
 Storage SDK exceptions are translated into these once, in :mod:`copy_ops.storage`;
 nothing above that boundary sees an ``azure.core`` exception or branches on one of
@@ -28,11 +31,9 @@ def summary(errors: tuple[FieldError, ...] | list[FieldError]) -> str:
 
 
 class CopyOpsError(Exception):
-    """Base of all errors copy-ops reports. ``status`` is the HTTP status it maps to."""
+    """Base of all errors copy-ops reports; ``title`` says its meaning in a few words."""
 
-    status: ClassVar[int] = 500
     title: ClassVar[str] = "Internal error"
-    slug: ClassVar[str] = "internal-error"
 
     def __init__(
         self,
@@ -50,6 +51,11 @@ class CopyOpsError(Exception):
         # copies' record, which the core does not know by type (the edge shows it).
         self.operation = operation
 
+    @property
+    def kind(self) -> str:
+        """The error's meaning, as log lines name it: its class."""
+        return type(self).__name__
+
     @classmethod
     def of(cls, *errors: FieldError) -> Self:
         """The error for these fields; its detail is built from them, so the two never disagree."""
@@ -57,9 +63,7 @@ class CopyOpsError(Exception):
 
 
 class InvalidRequest(CopyOpsError):
-    status = 400
     title = "Invalid request"
-    slug = "invalid-request"
 
 
 class UnsafeName(InvalidRequest):
@@ -68,15 +72,11 @@ class UnsafeName(InvalidRequest):
 
 
 class Forbidden(CopyOpsError):
-    status = 403
     title = "Not allowed"
-    slug = "forbidden"
 
 
 class NotFound(CopyOpsError):
-    status = 404
     title = "Not found"
-    slug = "not-found"
 
 
 class ContainerMissing(NotFound):
@@ -84,9 +84,7 @@ class ContainerMissing(NotFound):
 
 
 class Conflict(CopyOpsError):
-    status = 409
     title = "Conflict"
-    slug = "conflict"
 
 
 class CopyIdMismatch(Conflict):
@@ -98,31 +96,40 @@ class NoPendingCopy(Conflict):
 
 
 class PreconditionFailed(CopyOpsError):
-    status = 412
+    """Another writer changed a record first (its ETag moved): a race inside the app, which
+    the writer reads again and decides afresh; never the caller's doing."""
+
+    title = "Busy"
+
+
+class Busy(PreconditionFailed):
+    """Every retry of a write lost its race: the record is busy; try again later (the
+    caller, the queue's redelivery, or the next sweep)."""
+
+
+class ConditionNotMet(CopyOpsError):
+    """A condition of the caller's request that storage found unmet: a lease held on the
+    destination, a destination in a state that refuses the copy."""
+
     title = "Precondition failed"
-    slug = "precondition-failed"
 
 
 class PayloadTooLarge(CopyOpsError):
-    status = 413
     title = "Request body too large"
-    slug = "payload-too-large"
 
 
 class StorageFault(CopyOpsError):
-    """Storage answered in a way copy-ops does not expect; not the caller's fault."""
+    """Storage refused or answered a request of the app's own in a way copy-ops does not
+    expect (a request it calls malformed, an identity without the role it needs): never
+    the caller's fault, and not fixed by trying again."""
 
-    status = 502
     title = "Storage error"
-    slug = "storage-error"
 
 
 class StorageUnavailable(CopyOpsError):
     """A transient fault (timeout, 500, 503): safe to retry later."""
 
-    status = 503
     title = "Storage unavailable"
-    slug = "storage-unavailable"
 
 
 class ConfigurationError(CopyOpsError):
@@ -132,6 +139,4 @@ class ConfigurationError(CopyOpsError):
     found"); every request answers 503 with this problem and logs one line, and every
     sweep logs one line and does nothing, until the setting is fixed."""
 
-    status = 503
     title = "Service misconfigured"
-    slug = "configuration-error"

@@ -21,7 +21,20 @@ import azure.functions as func
 from copy_ops.copies.model import ListQuery, Operation, State
 from copy_ops.copies.request import parse_copy_request
 from copy_ops.copies.views import operation_view
-from copy_ops.core.errors import ConfigurationError, CopyOpsError, FieldError, InvalidRequest, PayloadTooLarge
+from copy_ops.core.errors import (
+    ConditionNotMet,
+    ConfigurationError,
+    Conflict,
+    CopyOpsError,
+    FieldError,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    StorageFault,
+    StorageUnavailable,
+)
 from copy_ops.core.redaction import redact
 from copy_ops.edges import runtime
 
@@ -100,11 +113,36 @@ def view(op: Operation) -> dict[str, Any]:
     return operation_view(op, runtime.built().public_url(op.destination))
 
 
+# Every error, by what it means, to its HTTP status and problem type: the one table (the
+# most specific class that is in it wins; docs/api.md, "Errors", says the same). A fault
+# of storage that the caller did not cause is never a 4xx: storage's refusals of the app's
+# own requests are StorageFault (502), a race lost inside the app is Busy (503).
+STATUSES: dict[type[CopyOpsError], tuple[int, str]] = {
+    PayloadTooLarge: (413, "payload-too-large"),
+    InvalidRequest: (400, "invalid-request"),
+    Forbidden: (403, "forbidden"),
+    NotFound: (404, "not-found"),
+    Conflict: (409, "conflict"),
+    ConditionNotMet: (412, "precondition-failed"),
+    PreconditionFailed: (503, "busy"),
+    StorageFault: (502, "storage-error"),
+    StorageUnavailable: (503, "storage-unavailable"),
+    ConfigurationError: (503, "configuration-error"),
+    CopyOpsError: (500, "internal-error"),
+}
+
+
+def status_of(error: CopyOpsError) -> tuple[int, str]:
+    """The HTTP status and problem type of ``error``: its class's, or its nearest ancestor's."""
+    return next(STATUSES[kind] for kind in type(error).__mro__ if kind in STATUSES)
+
+
 def problem(error: CopyOpsError) -> func.HttpResponse:
+    status, slug = status_of(error)
     body: dict[str, Any] = {
-        "type": PROBLEM_TYPE + error.slug,
+        "type": PROBLEM_TYPE + slug,
         "title": error.title,
-        "status": error.status,
+        "status": status,
         "detail": redact(error.detail),
     }
     if error.code:
@@ -113,9 +151,9 @@ def problem(error: CopyOpsError) -> func.HttpResponse:
         body["errors"] = [item.as_dict() for item in error.errors]
     if isinstance(error.operation, Operation):
         body["operation"] = view(error.operation)
-    headers = {"Retry-After": "5"} if error.status == 503 else {}
+    headers = {"Retry-After": "5"} if status == 503 else {}
     return func.HttpResponse(
-        json.dumps(body, separators=(",", ":")), status_code=error.status, mimetype=PROBLEM_JSON, headers=headers
+        json.dumps(body, separators=(",", ":")), status_code=status, mimetype=PROBLEM_JSON, headers=headers
     )
 
 
@@ -130,8 +168,11 @@ def handled(handler: Handler) -> Handler:
             logger.error("configuration_error setting=%s detail=%s", error.code, error.detail)
             return problem(error)
         except CopyOpsError as error:
-            if error.status >= 500:
-                logger.warning("request_failed status=%s code=%s detail=%s", error.status, error.code, error.detail)
+            status, _ = status_of(error)
+            if status >= 500:
+                logger.warning(
+                    "request_failed status=%s error=%s code=%s detail=%s", status, error.kind, error.code, error.detail
+                )
             return problem(error)
         except Exception:
             # The traceback can quote request data: redact it like everything else.

@@ -5,16 +5,19 @@ ETags like them and tagged ``due`` while it is not final, so the sweep finds it 
 the same query. Its items are ordinary operation records, tagged with the job's id,
 their state, size and error code (:func:`copy_ops.copies.records.record_tags`): a job's counts
 come from the index alone, a page of up to 5,000 items per request, never from reading
-its items. The report is ``reports/{id}.jsonl``.
+its items. The report is ``reports/{id}.jsonl``. A job's messages go out before its
+record, so a message may find none yet: :meth:`JobLedger.read_arriving` waits a moment,
+then has the message delivered again while the job is young.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from copy_ops.copies.model import State
 from copy_ops.copies.ports import Documents, Tagged
@@ -24,16 +27,23 @@ from copy_ops.copies.records import (
     RECORD_PREFIX,
     UNKNOWN,
     Ledger,
+    created_at_of,
     is_operation_id,
     with_container,
 )
-from copy_ops.core.errors import NotFound
+from copy_ops.core.errors import NotFound, StorageUnavailable
 from copy_ops.core.times import format_time
 from copy_ops.jobs.model import Counts, Failure, Job
 from copy_ops.jobs.progress import FAILURES_SHOWN, item_prefix
 
 REPORT_PREFIX = "reports/"
 REPORT_TYPE = "application/x-ndjson"
+# A job's messages go out before its record: one that finds no record is delivered again
+# while the job is this young (its start request may still be writing it, or retried with
+# its key); an older one belongs to a start that failed, and is dropped.
+RECORD_WAIT = timedelta(minutes=2)
+# Reads of a missing job record before its message is given back to the queue.
+RECORD_PAUSES = (0.2, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,30 @@ class JobLedger:
         except NotFound:
             raise NotFound(f"no job {job_id!r}") from None
         return StoredJob(Job.from_json(document.data), document.etag)
+
+    async def read_arriving(self, job_id: str, now: datetime, sent_at: datetime | None) -> StoredJob | None:
+        """The job of a message; None if it is gone for good. A job's messages are sent
+        before its record is written: a young message that finds no record is delivered
+        again. Young by the time the queue took it in; the job id's time is the fallback,
+        and a start retried with its key reuses an older id, so the later of the two counts."""
+        try:
+            return await self.read(job_id)
+        except NotFound:
+            pass
+        if not is_operation_id(job_id):
+            return None  # no job ever had that id
+        created = created_at_of(job_id)
+        if now - max(created, sent_at or created) >= RECORD_WAIT:
+            return None
+        for pause in RECORD_PAUSES:
+            # Its start is most likely writing the record right now: a moment's wait spares
+            # the message a redelivery, which comes only after the visibility timeout.
+            await asyncio.sleep(pause)
+            try:
+                return await self.read(job_id)
+            except NotFound:
+                continue
+        raise StorageUnavailable(f"job {job_id} is not recorded yet", code="JobNotRecorded")
 
     async def page(self, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
         """Job ids, newest first (ids sort so), a page at a time."""

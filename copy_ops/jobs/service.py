@@ -28,8 +28,8 @@ from copy_ops.jobs.items import ItemStarter
 from copy_ops.jobs.model import Enumeration, Job, JobRequest, JobState
 from copy_ops.jobs.ports import JobStorage
 from copy_ops.jobs.records import JobLedger
-from copy_ops.jobs.settle import JobChecker, abort_one
-from copy_ops.jobs.start import Enumerator
+from copy_ops.jobs.settle import Checked, JobChecker, abort_one
+from copy_ops.jobs.start import Enumerator, Paged
 from copy_ops.observability.telemetry import JOB_ID, OFF, Telemetry
 from copy_ops.work.messages import CHUNK, Abort, Check, Chunk, Page, encode, groups
 
@@ -209,16 +209,18 @@ class JobService:
 
     # -- the work -------------------------------------------------------------------
 
-    async def check(self, job_id: str, now: datetime) -> str:
+    async def check(self, job_id: str, now: datetime) -> Checked:
         """Look after a job; a check that lost the record to another writer (a page moving
         the checkpoint) looks again, and after a few tries leaves it to the next sweep."""
-        return await retried(lambda: self._checker.check(job_id, now), CHECK_ATTEMPTS, "", otherwise=lambda: "raced")
+        return await retried(
+            lambda: self._checker.check(job_id, now), CHECK_ATTEMPTS, "", otherwise=lambda: Checked.RACED
+        )
 
-    async def page(self, message: Page, now: datetime, sent_at: datetime | None = None) -> str:
+    async def page(self, message: Page, now: datetime, sent_at: datetime | None = None) -> Paged:
         with self._telemetry.span("copyops.job.page", **{JOB_ID: message.job}):
             return await self._enumerator.page(message, now, sent_at)
 
-    async def chunk(self, message: Chunk, now: datetime, sent_at: datetime | None = None) -> str:
+    async def chunk(self, message: Chunk, now: datetime, sent_at: datetime | None = None) -> Paged:
         return await self._enumerator.chunk(message, now, sent_at)
 
     async def abort_batch(self, message: Abort, now: datetime) -> Counter[str]:

@@ -15,13 +15,14 @@ import dataclasses
 import json
 import logging
 from datetime import datetime, timedelta
+from enum import StrEnum
 from functools import partial
 
 from copy_ops.aio.bounded import Bounded, bounded_map
 from copy_ops.copies.model import Operation
 from copy_ops.copies.ports import Announcer, Documents, WorkQueue
 from copy_ops.copies.records import RECORD_PREFIX, Ledger
-from copy_ops.copies.settle import DUE_TOLERANCE, Settler
+from copy_ops.copies.settle import DUE_TOLERANCE, Settled, Settler
 from copy_ops.core.errors import Conflict, CopyOpsError, NotFound
 from copy_ops.core.logtext import counts_text
 from copy_ops.core.settings import Settings
@@ -34,6 +35,23 @@ from copy_ops.work import fanout
 from copy_ops.work.messages import SETTLE_BATCH, Abort, Page, batches, encode
 
 logger = logging.getLogger(__name__)
+
+
+class Checked(StrEnum):
+    """What one look at a job did (the sweep counts these, prefixed ``job_``)."""
+
+    VANISHED = "vanished"
+    NOT_DUE = "not_due"
+    WAITING = "waiting"
+    ANNOUNCED = "announced"
+    ANNOUNCE_DEFERRED = "announce_deferred"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ABORTED = "aborted"
+    RACED = "raced"
+    DEFERRED = "deferred"
+    ERROR = "error"
+
 
 # A job's event that could not be sent is tried again by the sweep after this long.
 ANNOUNCE_RETRY = timedelta(seconds=15)
@@ -63,18 +81,18 @@ class JobChecker:
         self._work = work
         self._settings = settings
 
-    async def check(self, job_id: str, now: datetime) -> str:
+    async def check(self, job_id: str, now: datetime) -> Checked:
         """Look after one job; returns what happened. :class:`PreconditionFailed` if the
         record changed meanwhile (the next check goes on from there)."""
         try:
             stored = await self._jobs.read(job_id)
         except NotFound:
-            return "vanished"
+            return Checked.VANISHED
         job = stored.job
         if job.next_check_at is not None and job.next_check_at > now + DUE_TOLERANCE:
-            return "not_due"
+            return Checked.NOT_DUE
         if job.is_final:
-            return await self._announce(stored, now) if job.announce_owed else "not_due"
+            return await self._announce(stored, now) if job.announce_owed else Checked.NOT_DUE
         reason = progress.stop_reason(job, now)
         if reason is not None and not job.enumeration.done:
             # Aborted, or past its deadline: the job ends with the items it has, whatever its
@@ -93,7 +111,7 @@ class JobChecker:
                 job, state=progress.running_state(job), next_check_at=progress.next_check(job, now)
             )
             await self._jobs.save(waiting, stored.etag, now)
-            return "waiting"
+            return Checked.WAITING
         report = await self._write_report(job)
         owed = self._announcer is not None
         ended = dataclasses.replace(
@@ -104,9 +122,9 @@ class JobChecker:
         logger.info("job_finished job=%s state=%s %s", job.id, end, _counts(ended))
         if owed:
             await self._announce(saved, now)
-        return end.value
+        return Checked(end.value)
 
-    async def _announce(self, stored: StoredJob, now: datetime) -> str:
+    async def _announce(self, stored: StoredJob, now: datetime) -> Checked:
         """Send the final state's event, then record it sent. If sending fails, the job
         stays due and the next sweep's check sends it again (at least once)."""
         job = stored.job
@@ -115,13 +133,13 @@ class JobChecker:
             try:
                 await self._announcer.announce([event])
             except CopyOpsError as exc:
-                logger.warning("job_announce_deferred job=%s status=%s code=%s", job.id, exc.status, exc.code)
+                logger.warning("job_announce_deferred job=%s error=%s code=%s", job.id, exc.kind, exc.code)
                 retry = dataclasses.replace(job, next_check_at=now + ANNOUNCE_RETRY)
                 await self._jobs.save(retry, stored.etag, now)
-                return "announce_deferred"
+                return Checked.ANNOUNCE_DEFERRED
             logger.info("job_announced job=%s event=%s type=%s", job.id, event.id, event.type)
         await self._jobs.save(dataclasses.replace(job, announce_owed=False, next_check_at=None), stored.etag, now)
-        return "announced"
+        return Checked.ANNOUNCED
 
     async def request_abort(self, stored: StoredJob, now: datetime) -> StoredJob:
         """Recorded first, so a crash still ends in the abort; looked after now (a message
@@ -193,17 +211,17 @@ class JobChecker:
             return None
 
 
-async def abort_one(settler: Settler, operation_id: str, now: datetime) -> str:
+async def abort_one(settler: Settler, operation_id: str, now: datetime) -> Settled:
     """Abort one item on request; never raises (one item must not stop the others)."""
     try:
-        return (await settler.abort(operation_id, now)).state.value
+        return Settled.of((await settler.abort(operation_id, now)).state)
     except Conflict:
-        return "ended"  # it ended otherwise first
+        return Settled.ENDED
     except NotFound:
-        return "vanished"
+        return Settled.VANISHED
     except CopyOpsError as exc:
-        logger.warning("job_item_abort_deferred op=%s status=%s code=%s", operation_id, exc.status, exc.code)
-        return "deferred"
+        logger.warning("job_item_abort_deferred op=%s error=%s code=%s", operation_id, exc.kind, exc.code)
+        return Settled.DEFERRED
 
 
 def report_line(op: Operation) -> dict[str, object]:

@@ -13,21 +13,21 @@ name, and the checkpoint in the job record moved on, in that order.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
+from enum import StrEnum
 from functools import partial
 
 from copy_ops.aio.bounded import Bounded
 from copy_ops.copies.model import CopyRequest
 from copy_ops.copies.ports import WorkQueue, needed
-from copy_ops.copies.records import created_at_of, is_operation_id
 from copy_ops.core.errors import (
+    Busy,
     CopyOpsError,
     Forbidden,
     InvalidRequest,
@@ -46,13 +46,19 @@ from copy_ops.work.messages import Chunk, Page, encode
 
 logger = logging.getLogger(__name__)
 
+
+class Paged(StrEnum):
+    """What a page's or a chunk's message did."""
+
+    GONE = "gone"  # no job has that id (any more)
+    STALE = "stale"  # the checkpoint is past it, or the job ended
+    RESENT = "resent"  # the next page's message, sent again (its sender died)
+    STOPPED = "stopped"  # the enumeration ended here (deadline, abort, a refused listing)
+    PAGE = "page"
+    CHUNK = "chunk"
+
+
 SAVE_ATTEMPTS = 10
-# A job's messages go out before its record: one that finds no record is delivered again
-# while the job is this young (its start request may still be writing it, or retried with
-# its key); an older one belongs to a start that failed, and is dropped.
-RECORD_WAIT = timedelta(minutes=2)
-# Reads of a missing job record before its message is given back to the queue.
-RECORD_PAUSES = (0.2, 0.5, 1.0)
 # Outcomes of an item's start that leave it to a later delivery of the page: not recorded
 # (a storage fault), claimed by an attempt that may still be at work, or started with an
 # answer lost. The checkpoint moves only when none is left (every item started or ended),
@@ -83,33 +89,33 @@ class Enumerator:
         self._concurrency = concurrency
         self._page_size = page
 
-    async def page(self, message: Page, now: datetime, sent_at: datetime | None = None) -> str:
+    async def page(self, message: Page, now: datetime, sent_at: datetime | None = None) -> Paged:
         """One page of a prefix job. Returns what happened, for the log."""
-        stored = await self._read(message.job, now, sent_at)
+        stored = await self._jobs.read_arriving(message.job, now, sent_at)
         if stored is None:
-            return "gone"
+            return Paged.GONE
         job, checkpoint = stored.job, stored.job.enumeration
         if job.is_final or checkpoint.done or job.source is None:
-            return "stale"
+            return Paged.STALE
         if checkpoint.page == message.page + 1:
             # This page was done but its handler died before sending the next one's message.
             await self._send(Page(job.id, checkpoint.page, message.sas))
-            return "resent"
+            return Paged.RESENT
         if checkpoint.page != message.page:
-            return "stale"
+            return Paged.STALE
         ending = progress.stop_reason(job, now)
         if ending is not None:
             await self._save(stored, lambda e: progress.stopped(e, ending, None, now), now)
-            return "stopped"
+            return Paged.STOPPED
         try:
             listed, marker = await self._sources.list_source(
                 job.source, message.sas, checkpoint.marker, self._page_size
             )
         except _REFUSALS as exc:
             reason = f"the source could not be listed: {exc.title}: {redact(exc.detail)}"
-            logger.warning("job_enumeration_refused job=%s page=%s status=%s", job.id, message.page, exc.status)
+            logger.warning("job_enumeration_refused job=%s page=%s error=%s", job.id, message.page, exc.kind)
             await self._save(stored, lambda e: progress.stopped(e, reason, None, now), now)
-            return "stopped"
+            return Paged.STOPPED
         source = job.source
         items = [
             Item(
@@ -142,48 +148,24 @@ class Enumerator:
         if moved and marker is not None and not late:
             await self._send(Page(job.id, message.page + 1, message.sas))
         logger.info("job_page job=%s page=%s listed=%s %s", job.id, message.page, len(listed), counts_text(outcomes))
-        return "page"
+        return Paged.PAGE
 
-    async def chunk(self, message: Chunk, now: datetime, sent_at: datetime | None = None) -> str:
+    async def chunk(self, message: Chunk, now: datetime, sent_at: datetime | None = None) -> Paged:
         """One chunk of a manifest job, in any order beside the others."""
-        stored = await self._read(message.job, now, sent_at)
+        stored = await self._jobs.read_arriving(message.job, now, sent_at)
         if stored is None:
-            return "gone"
+            return Paged.GONE
         job = stored.job
         if job.is_final or job.enumeration.done or message.index in job.enumeration.chunks_done:
-            return "stale"
+            return Paged.STALE
         if progress.stop_reason(job, now) is not None:
-            return "stopped"  # the job's check ends the enumeration
+            return Paged.STOPPED  # the job's check ends the enumeration
         items = [Item(entry.name, entry.source, None) for entry in message.entries]
         outcomes = await self._start_all(job, items, now, f"chunk {message.index}")
         late = outcomes[ItemOutcome.LATE]
         await self._save(stored, lambda e: None if e.done else progress.chunk_done(e, message.index, now, late), now)
         logger.info("job_chunk job=%s chunk=%s %s", job.id, message.index, counts_text(outcomes))
-        return "chunk"
-
-    async def _read(self, job_id: str, now: datetime, sent_at: datetime | None) -> StoredJob | None:
-        """The job of a message; None if it is gone for good. A job's messages are sent
-        before its record is written: a young message that finds no record is delivered
-        again. Young by the time the queue took it in; the job id's time is the fallback,
-        and a start retried with its key reuses an older id, so the later of the two counts."""
-        try:
-            return await self._jobs.read(job_id)
-        except NotFound:
-            pass
-        if not is_operation_id(job_id):
-            return None  # no job ever had that id
-        created = created_at_of(job_id)
-        if now - max(created, sent_at or created) >= RECORD_WAIT:
-            return None
-        for pause in RECORD_PAUSES:
-            # Its start is most likely writing the record right now: a moment's wait spares
-            # the message a redelivery, which comes only after the visibility timeout.
-            await asyncio.sleep(pause)
-            try:
-                return await self._jobs.read(job_id)
-            except NotFound:
-                continue
-        raise StorageUnavailable(f"job {job_id} is not recorded yet", code="JobNotRecorded")
+        return Paged.CHUNK
 
     async def _start_all(self, job: Job, items: Sequence[Item], now: datetime, what: str) -> Counter[str]:
         # A page may take many seconds: each item's start (its claim's time) is ``now`` moved
@@ -216,7 +198,7 @@ class Enumerator:
                 return await self._starter.record_unaddressed(request, operation_id, shown, unsafe, now)
             return await self._starter.start_item(request, operation_id, now)
         except CopyOpsError as exc:
-            logger.warning("job_item_deferred op=%s status=%s code=%s", operation_id, exc.status, exc.code)
+            logger.warning("job_item_deferred op=%s error=%s code=%s", operation_id, exc.kind, exc.code)
             return ItemOutcome.DEFERRED
         except Exception:
             logger.exception("job_item_error op=%s", operation_id)
@@ -238,7 +220,7 @@ class Enumerator:
                 return True
             except PreconditionFailed:
                 stored = await self._jobs.read(job.id)
-        raise StorageUnavailable(f"job {stored.job.id} is busy; the page is retried", code="Busy")
+        raise Busy(f"job {stored.job.id} is busy; the page is retried", code="Busy")
 
     async def _send(self, message: Page) -> None:
         await needed(self._work).send([encode(message)])

@@ -52,9 +52,10 @@ class Account:
         self._clients: dict[tuple[str, str, str | None], BlobClient] = {}
         self.closed = False
 
-    async def _run(self, call: Awaitable[T]) -> T:
-        """One request, within the process's bound, its SDK errors translated."""
-        return await bounded_wait(self._gated(call))
+    async def _run(self, call: Awaitable[T], *, callers: bool = False) -> T:
+        """One request, within the process's bound, its SDK errors translated (``callers``:
+        a request the caller's input shaped, whose refusals are the caller's)."""
+        return await bounded_wait(self._gated(call), callers=callers)
 
     async def _gated(self, call: Awaitable[T]) -> T:
         async with self._slots:

@@ -126,21 +126,21 @@ class BlobStorage(DocumentSide, SourceSide):
                     raise missing_role(minted_for, READER_ROLE, "read the source") from None
                 raise
 
-        result = await self._run(call())
+        result = await self._run(call(), callers=True)
         return str(result["copy_id"]), CopyStatus(str(result["copy_status"]))
 
     async def abort_copy(self, ref: BlobRef, copy_id: str) -> None:
         await self._run(self._blob(ref).abort_copy(copy_id))
 
     async def snapshot(self, ref: BlobRef) -> str | None:
-        result = await self._run(ignoring(self._blob(ref).create_snapshot(), NOT_FOUND))
+        result = await self._run(ignoring(self._blob(ref).create_snapshot(), NOT_FOUND), callers=True)
         return str(result["snapshot"]) if result is not None else None
 
     async def delete_blob(self, ref: BlobRef, snapshot: str | None = None) -> None:
         await self._run(ignoring(self._blob(ref, snapshot).delete_blob(), NOT_FOUND))
 
     async def acquire_infinite_lease(self, ref: BlobRef, lease_id: str) -> None:
-        await self._run(self._blob(ref).acquire_lease(-1, lease_id=lease_id))
+        await self._run(self._blob(ref).acquire_lease(-1, lease_id=lease_id), callers=True)
 
     async def release_lease(self, ref: BlobRef, lease_id: str) -> None:
         from azure.storage.blob.aio import BlobLeaseClient

@@ -13,6 +13,7 @@ from typing import TypeVar
 from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
 
 from copy_ops.core.errors import (
+    ConditionNotMet,
     Conflict,
     ContainerMissing,
     CopyIdMismatch,
@@ -36,12 +37,21 @@ WAIT_SECONDS = 180.0
 # Copy Blob's refusal to read its source (no rights, a bad SAS, or no such blob).
 CANNOT_VERIFY_SOURCE = "CannotVerifyCopySource"
 _TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# What storage's refusals mean. On a request the caller's input shaped (their source and
+# its SAS, their destination, their lease: ``callers=True``), a 400 or 403 or 412 is the
+# caller's; on the app's own requests (its records, its queue, its cleanup) a 400 or 403
+# is a fault of the app or of its configuration, never reported as the caller's 4xx.
 _BY_STATUS: dict[int, type[CopyOpsError]] = {
-    400: InvalidRequest,
-    403: Forbidden,
+    400: StorageFault,
+    403: StorageFault,
     404: NotFound,
     409: Conflict,
     412: PreconditionFailed,
+}
+_CALLERS: dict[int, type[CopyOpsError]] = {
+    400: InvalidRequest,
+    403: Forbidden,
+    412: ConditionNotMet,
 }
 # The storage outcomes the lifecycle acts on, by Azure's error code.
 _BY_CODE: dict[str, type[CopyOpsError]] = {
@@ -58,13 +68,16 @@ def error_code(exc: HttpResponseError) -> str | None:
     return str(getattr(raw, "value", raw)) if raw else None
 
 
-def translate(exc: AzureError) -> CopyOpsError:
-    """The copy-ops error for an SDK exception. The message is redacted."""
+def translate(exc: AzureError, callers: bool = False) -> CopyOpsError:
+    """The copy-ops error for an SDK exception; ``callers``: the request was shaped by the
+    caller's input (see ``_CALLERS``). The message is redacted."""
     message = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     if isinstance(exc, HttpResponseError) and exc.status_code is not None:
         code = error_code(exc)
         if code in _BY_CODE:
             return _BY_CODE[code](message, code=code)
+        if callers and exc.status_code in _CALLERS:
+            return _CALLERS[exc.status_code](message, code=code)
         if exc.status_code in _BY_STATUS:
             return _BY_STATUS[exc.status_code](message, code=code)
         if exc.status_code in _TRANSIENT_STATUSES:
@@ -76,12 +89,12 @@ def translate(exc: AzureError) -> CopyOpsError:
 
 
 @contextmanager
-def storage_errors() -> Iterator[None]:
+def storage_errors(callers: bool = False) -> Iterator[None]:
     try:
         yield
     except AzureError as exc:
         # "from None": the SDK's exception text can hold URLs with a SAS.
-        raise translate(exc) from None
+        raise translate(exc, callers) from None
 
 
 async def ignoring(call: Awaitable[T], *statuses: int) -> T | None:
@@ -95,11 +108,11 @@ async def ignoring(call: Awaitable[T], *statuses: int) -> T | None:
         raise
 
 
-async def bounded_wait(call: Awaitable[T], timeout: float = WAIT_SECONDS) -> T:
+async def bounded_wait(call: Awaitable[T], timeout: float = WAIT_SECONDS, *, callers: bool = False) -> T:
     """``call``, its SDK errors translated, never waited on longer than ``timeout``."""
     try:
         async with asyncio.timeout(timeout):
-            with storage_errors():
+            with storage_errors(callers):
                 return await call
     except TimeoutError:
         raise StorageUnavailable(f"storage did not answer within {timeout:.0f} s", code="Timeout") from None

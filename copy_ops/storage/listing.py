@@ -41,7 +41,7 @@ class SourceSide(Account):
             async with ContainerClient.from_container_url(url, **self._client_options()) as client:
                 return await _page(client, source.prefix, marker, page_size)
 
-        return await self._run(call())
+        return await self._run(call(), callers=True)
 
     def _client_options(self) -> dict[str, Any]:
         return {

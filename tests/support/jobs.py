@@ -102,7 +102,7 @@ class JobWorld:
                         self.queue.update_message(message, visibility_timeout=0)
                         raise
 
-                    delivered.failures.append(f"{exc.status} {exc.detail}")
+                    delivered.failures.append(f"{exc.kind} {exc.detail}")
                     self.queue.update_message(message, visibility_timeout=0)
                     clock += visibility or timedelta(0)
                     continue

@@ -18,6 +18,7 @@ from datetime import datetime
 from copy_ops.copies.model import OWNER_METADATA_KEY, BlobRef, CopyObservation, CopyStatus, ForeignBlob, Progress
 from copy_ops.copies.ports import StoredDocument, Tagged
 from copy_ops.core.errors import (
+    ConditionNotMet,
     Conflict,
     ContainerMissing,
     CopyIdMismatch,
@@ -196,7 +197,7 @@ class MemoryCopies:
             if current is not None and not overwrite:
                 raise Conflict("the destination exists", code="BlobAlreadyExists")
             if current is not None and current.lease_id is not None:
-                raise PreconditionFailed("the destination is leased", code="LeaseIdMissing")
+                raise ConditionNotMet("the destination is leased", code="LeaseIdMissing")
             new_metadata = dict(source_metadata if metadata is None else metadata)
             copy_id = str(uuid.uuid4())
             snapshots = current.snapshots if current is not None else {}
