@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any, TypeVar
@@ -48,19 +49,47 @@ def opened(body: Any) -> tuple[Mapping[str, Any], Problems]:
     return body, problems
 
 
+@dataclass(frozen=True)
+class Terms:
+    """What a copy and a job ask alike: the deadline, metadata, overwrite, the source's
+    lease and what an abort leaves (None where the field is invalid: its problem is kept)."""
+
+    deadline: datetime | None
+    metadata: dict[str, str]
+    overwrite: bool
+    lease_source: bool
+    on_abort: OnAbort | None
+
+
+def terms_of(
+    body: Mapping[str, Any],
+    settings: Settings,
+    now: datetime,
+    problems: Problems,
+    too_far: Callable[[datetime], str | None],
+) -> Terms:
+    """The terms of a copy's or a job's request; ``too_far``: what is wrong with a deadline
+    beyond what a SAS the app mints for the source may cover, if anything."""
+    deadline = guarded("deadline", problems, lambda: deadline_of(body, settings, now, problems))
+    beyond = too_far(deadline) if deadline is not None else None
+    if beyond is not None:
+        problems.bad("deadline" if "deadline" in body else "timeout_seconds", beyond)
+    return Terms(
+        deadline=deadline,
+        metadata=guarded("metadata", problems, lambda: metadata_of(body.get("metadata"), problems)) or {},
+        overwrite=boolean_of(body, "overwrite", problems),
+        lease_source=boolean_of(body, "lease_source", problems),
+        on_abort=on_abort_of(body.get("on_abort", "keep"), problems),
+    )
+
+
 def parse_copy_request(body: Any, settings: Settings, now: datetime) -> CopyRequest:
     """The validated request, or :class:`InvalidRequest`/:class:`Forbidden` listing every problem."""
     body, problems = opened(body)
     destination = guarded("destination", problems, lambda: _destination(body.get("destination"), settings, problems))
     source = guarded("source", problems, lambda: read_source(body.get("source"), settings, problems)) or Source()
-    deadline = guarded("deadline", problems, lambda: deadline_of(body, settings, now, problems))
-    too_far = minted_deadline_problem(source, deadline, now, settings) if deadline is not None else None
-    if too_far is not None:
-        problems.bad("deadline" if "deadline" in body else "timeout_seconds", too_far)
-    metadata = guarded("metadata", problems, lambda: metadata_of(body.get("metadata"), problems)) or {}
-    overwrite = boolean_of(body, "overwrite", problems)
-    lease_source = boolean_of(body, "lease_source", problems)
-    on_abort = on_abort_of(body.get("on_abort", "keep"), problems)
+    terms = terms_of(body, settings, now, problems, lambda d: minted_deadline_problem(source, d, now, settings))
+    deadline, on_abort, lease_source = terms.deadline, terms.on_abort, terms.lease_source
 
     source_url, source_blob = source.url, source.blob
     if lease_source and source_blob is None and (source_url is not None or source.foreign is not None):
@@ -79,8 +108,8 @@ def parse_copy_request(body: Any, settings: Settings, now: datetime) -> CopyRequ
         source_blob=source_blob,
         destination=destination,
         deadline=deadline,
-        metadata=metadata,
-        overwrite=overwrite,
+        metadata=terms.metadata,
+        overwrite=terms.overwrite,
         lease_source=lease_source,
         on_abort=on_abort,
         fingerprint=fingerprint(body),

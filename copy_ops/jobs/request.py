@@ -13,15 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from copy_ops.copies.model import ManifestEntry
-from copy_ops.copies.request import (
-    boolean_of,
-    check_destination_container,
-    deadline_of,
-    fingerprint,
-    metadata_of,
-    on_abort_of,
-    opened,
-)
+from copy_ops.copies.request import check_destination_container, fingerprint, opened, terms_of
 from copy_ops.copies.sources import (
     Source,
     too_far_for_minted_sas,
@@ -42,15 +34,9 @@ def parse_job_request(body: Any, settings: Settings, now: datetime) -> JobReques
         check_destination_container(container, settings, problems)
     read = SourceReader(settings, problems)
     guarded("source", problems, lambda: read.source(body.get("source")))
-    deadline = guarded("deadline", problems, lambda: deadline_of(body, settings, now, problems))
-    too_far = too_far_for_minted_sas(deadline, now) if deadline is not None and read.minted else None
-    if too_far is not None:
-        problems.bad("deadline" if "deadline" in body else "timeout_seconds", too_far)
-    metadata = guarded("metadata", problems, lambda: metadata_of(body.get("metadata"), problems)) or {}
-    overwrite = boolean_of(body, "overwrite", problems)
-    lease_source = boolean_of(body, "lease_source", problems)
-    on_abort = on_abort_of(body.get("on_abort", "keep"), problems)
-    if lease_source and not read.all_own:
+    terms = terms_of(body, settings, now, problems, lambda d: too_far_for_minted_sas(d, now) if read.minted else None)
+    deadline, on_abort = terms.deadline, terms.on_abort
+    if terms.lease_source and not read.all_own:
         problems.bad("lease_source", "a lease can be held only on sources in the app's own storage account")
     if container is not None and read.prefix is not None:
         _check_overlap(read.prefix, container, prefix, problems)
@@ -68,10 +54,10 @@ def parse_job_request(body: Any, settings: Settings, now: datetime) -> JobReques
         destination_container=container,
         destination_prefix=prefix,
         deadline=deadline,
-        overwrite=overwrite,
-        lease_source=lease_source,
+        overwrite=terms.overwrite,
+        lease_source=terms.lease_source,
         on_abort=on_abort,
-        metadata=metadata,
+        metadata=terms.metadata,
         fingerprint=fingerprint(body),
     )
 
