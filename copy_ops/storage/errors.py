@@ -40,10 +40,9 @@ _TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # What storage's refusals mean. On a request the caller's input shaped (their source and
 # its SAS, their destination, their lease: ``callers=True``), a 400 or 403 or 412 is the
 # caller's; on the app's own requests (its records, its queue, its cleanup) a 400 or 403
-# is a fault of the app or of its configuration, never reported as the caller's 4xx.
+# is a fault of the app or of its configuration, never reported as the caller's 4xx: it
+# falls through to StorageFault below, as every other answer copy-ops does not expect.
 _BY_STATUS: dict[int, type[CopyOpsError]] = {
-    400: StorageFault,
-    403: StorageFault,
     404: NotFound,
     409: Conflict,
     412: PreconditionFailed,
