@@ -37,7 +37,7 @@ def fresh_options(options: dict[str, Any]) -> dict[str, Any]:
 async def build_client(
     connection: StorageConnection, connections: int, retry: dict[str, float], options: dict[str, Any]
 ) -> BlobServiceClient:
-    """The account's client. Built inside the storage loop: aiohttp binds its session to
+    """The account's client. Built on the worker's event loop: aiohttp binds its session to
     the running loop. The SDK is imported here, on first use, not at cold start."""
     import aiohttp
     from azure.core.pipeline.transport import AioHttpTransport

@@ -76,7 +76,7 @@ class Delegation:
 
     async def _key(self, account: str, start: datetime, expiry: datetime) -> UserDelegationKey:
         if self._lock is None:
-            self._lock = asyncio.Lock()  # made on the storage loop, where it is used
+            self._lock = asyncio.Lock()  # made on the worker's loop, where it is used
         async with self._lock:
             cached = self._keys.get(account)
             if cached is not None and _covers(cached, start, expiry):
