@@ -136,6 +136,7 @@ def measure(root: Path, harness: Harness, size: int, scratch: Path) -> Figures:
         harness.start_many(service, src, dst, size, timeout=1, prefix=f"s{uuid.uuid4().hex[:6]}")
         host = _Host(settings_file(scratch, harness, ledger, threshold, queue), root)
         try:
+            host.warm()
             cpu, began = host.cpu(), time.perf_counter()
             host.fire_sweep()
             finished = _wait_for([host], size, began)

@@ -167,6 +167,13 @@ class _Host:
                 return
             time.sleep(0.02)
 
+    def warm(self) -> None:
+        """Build the app's service before a clock starts (one read of the ledger): its
+        imports and clients are a cold start's cost, not an abort's; the peer's loop
+        likewise imports the SDK before its clock starts."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/copies?limit=1", timeout=60) as answer:
+            assert answer.status == 200, answer.status
+
     def fire_sweep(self) -> None:
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}/admin/functions/sweep", data=b'{"input": ""}', method="POST"
