@@ -53,6 +53,8 @@ class CopyService:
             announcer=announcer,
             telemetry=telemetry,
         )
+        # An item of a job that ends after being pending asks for a look at its job.
+        self.copies.settler.job_watch = self.jobs.watch
 
     async def start(self, request: CopyRequest, now: datetime, idempotency_key: str | None = None) -> StartOutcome:
         return await self.copies.start(request, now, idempotency_key)

@@ -23,7 +23,8 @@ class ApiError(Exception):
 
 
 def problem_line(status: int, body: bytes) -> str:
-    """A problem+json answer as one line: status, title, detail, and each field named."""
+    """A problem+json answer as one line: status, title, and each field named once (the
+    detail of a refusal with fields only says them again), else the detail."""
     try:
         problem = json.loads(body)
     except ValueError:
@@ -32,13 +33,16 @@ def problem_line(status: int, body: bytes) -> str:
         text = " ".join(body.decode("utf-8", errors="replace").split())
         return f"{status}: {text[:200]}" if text else f"{status}"
     parts = [f"{status} {problem.get('title') or ''}".strip()]
-    if problem.get("detail"):
-        parts.append(str(problem["detail"]))
     errors = problem.get("errors")
+    fields: dict[str, None] = {}
     if isinstance(errors, list):
-        fields = [f"{item.get('field')}: {item.get('message')}" for item in errors if isinstance(item, dict)]
-        if fields:
-            parts.append("; ".join(fields))
+        fields = dict.fromkeys(
+            f"{item.get('field')}: {item.get('message')}" for item in errors if isinstance(item, dict)
+        )
+    if fields:
+        parts.append("; ".join(fields))
+    elif problem.get("detail"):
+        parts.append(str(problem["detail"]))
     return ": ".join(parts)
 
 

@@ -6,12 +6,22 @@ colour, no control characters."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
 from rich.filesize import decimal
-from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 COPY_HEADER = ("ID", "STATE", "DESTINATION", "DEADLINE", "REASON")
 JOB_HEADER = ("ID", "STATE", "ITEMS", "FAILED", "DEADLINE")
@@ -51,6 +61,67 @@ def job_line(view: Mapping[str, Any]) -> str:
         if counts.get(state):
             parts.append(f"{counts[state]} {state}")
     return ", ".join(parts)
+
+
+def copy_details(view: Mapping[str, Any], now: datetime) -> list[str]:
+    """An operation as ``show`` prints it: its line, then what a person asks next (how far,
+    until when, why it ended, by which engine), one ``name  value`` line each."""
+    details: list[tuple[str, str]] = []
+    copied, total = copy_bytes(view)
+    if total is not None:
+        details.append(("progress", f"{decimal(copied)} of {decimal(total)} ({copied * 100 // total}%)"))
+    if view.get("deadline"):
+        details.append(("deadline", f"{view['deadline']} ({_relative(str(view['deadline']), now)})"))
+    if view.get("abort_reason"):
+        details.append(("reason", str(view["abort_reason"])))
+    error = view.get("error") or {}
+    if error:
+        details.append(("error", f"{error.get('code')}: {error.get('message')}"))
+    engine = view.get("engine")
+    if engine:
+        blocks = view.get("blocks") or {}
+        staged = f", {blocks.get('staged')} of {blocks.get('total')} blocks staged" if blocks.get("total") else ""
+        details.append(("engine", f"{engine}{staged}"))
+    source = view.get("source")
+    details.append(("source", source if isinstance(source, str) else _where(source)))
+    details.append(("destination", _where(view.get("destination"))))
+    return [copy_line(view), *_aligned(details)]
+
+
+def job_details(view: Mapping[str, Any], now: datetime) -> list[str]:
+    """A job as ``show`` prints it: its line, then its deadline and first failures."""
+    details: list[tuple[str, str]] = []
+    if view.get("deadline"):
+        details.append(("deadline", f"{view['deadline']} ({_relative(str(view['deadline']), now)})"))
+    if view.get("engine"):
+        details.append(("engine", str(view["engine"])))
+    for failure in view.get("failures") or []:
+        details.append(("failed", f"{failure.get('id')}: {failure.get('code')}"))
+    return [job_line(view), *_aligned(details)]
+
+
+def _aligned(details: Sequence[tuple[str, str]]) -> list[str]:
+    width = max((len(name) for name, _ in details), default=0)
+    return [f"  {name.ljust(width)}  {value}" for name, value in details]
+
+
+def _where(ref: Any) -> str:
+    if not isinstance(ref, Mapping):
+        return str(ref)
+    account = f"{ref['account']}:" if ref.get("account") else ""
+    return f"{account}{ref.get('container')}/{ref.get('blob')}"
+
+
+def _relative(stamp: str, now: datetime) -> str:
+    """``in 5 min`` or ``passed 2 h ago``: a deadline as a person reads it."""
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return "?"
+    seconds = int((when - now).total_seconds())
+    amount = abs(seconds)
+    text = f"{amount} s" if amount < 120 else f"{amount // 60} min" if amount < 7200 else f"{amount // 3600} h"
+    return f"in {text}" if seconds >= 0 else f"passed {text} ago"
 
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> Table:
@@ -98,7 +169,7 @@ class Live:
         self._progress: Progress | None = None
         self._task: Any = None
         if console.is_terminal:
-            amount = MofNCompleteColumn() if job else DownloadColumn()
+            amount = MofNCompleteColumn() if job else _KnownBytes()
             self._progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), amount, TimeElapsedColumn(), console=console
             )
@@ -113,13 +184,21 @@ class Live:
                 self._last = line
             return
         done, total = job_items(view) if self._job else copy_bytes(view)
+        known = bool(total)
         if view.get("state") == "succeeded" and not total:
-            done, total = 1, 1  # ended at once: nothing to count, but done
+            done, total = 1, 1  # ended at once, its size not reported: a full bar, no invented bytes
         description = f"{view.get('id')} {view.get('state')}"
         if self._job and (view.get("counts") or {}).get("bytes_copied"):
             description += f" ({decimal(int(view['counts']['bytes_copied']))})"
-        self._progress.update(self._task, description=description, completed=done, total=total or None)
+        self._progress.update(self._task, description=description, completed=done, total=total or None, known=known)
 
     def stop(self) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+class _KnownBytes(DownloadColumn):
+    """Bytes copied of the total, only when the API reported them."""
+
+    def render(self, task: Task) -> Text:
+        return super().render(task) if task.fields.get("known") else Text("")

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -48,16 +49,27 @@ class Output:
             self.console.print(shown, markup=False)
 
 
-def _source(text: str) -> Any:
+class UsageError(Exception):
+    """A command line the CLI cannot turn into a request: exit status 2, one line."""
+
+
+def _source(text: str, what: str = "source") -> Any:
     """A URL, or ``container/blob`` in the app's account."""
     if "://" in text:
         return text
     container, _, blob = text.partition("/")
+    if not container or not blob:
+        raise UsageError(
+            f"{what}: {text!r} is not a blob: give container/blob (a blob of the app's storage account) "
+            "or the blob's URL (https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB, with a SAS if it needs one)"
+        )
     return {"container": container, "blob": blob}
 
 
 def _destination(text: str) -> dict[str, str]:
     container, _, blob = text.partition("/")
+    if not container or not blob:
+        raise UsageError(f"destination: {text!r} is not a blob: give container/blob (in the app's storage account)")
     return {"container": container, "blob": blob}
 
 
@@ -101,14 +113,18 @@ class Kind:
     one is shown in a line or a table."""
 
     path: str
+    plural: str
     line: Callable[[dict[str, Any]], str]
+    details: Callable[[dict[str, Any], datetime], list[str]]
     rows: Callable[[Sequence[dict[str, Any]]], list[list[str]]]
     header: tuple[str, ...]
     job: bool
 
 
-COPIES = Kind("/api/copies", display.copy_line, display.copy_rows, display.COPY_HEADER, job=False)
-JOBS = Kind("/api/jobs", display.job_line, display.job_rows, display.JOB_HEADER, job=True)
+COPIES = Kind(
+    "/api/copies", "copies", display.copy_line, display.copy_details, display.copy_rows, display.COPY_HEADER, job=False
+)
+JOBS = Kind("/api/jobs", "jobs", display.job_line, display.job_details, display.job_rows, display.JOB_HEADER, job=True)
 
 
 def run(args: argparse.Namespace, client: Client, out: Output, sleep: Callable[[float], None]) -> int:
@@ -128,12 +144,16 @@ def run(args: argparse.Namespace, client: Client, out: Output, sleep: Callable[[
         if args.watch:
             return _watch(client, out, f"{kind.path}/{args.id}", kind.job, sleep)
         view = client.call("GET", f"{kind.path}/{args.id}")
-        out.data(view, kind.line(view))
+        out.data(view, "\n".join(kind.details(view, datetime.now(UTC))))
         return 0
     if command == "ls":
-        query = {"limit": str(args.limit), "state": getattr(args, "state", None), "continuation": args.continuation}
+        state = getattr(args, "state", None)
+        query = {"limit": str(args.limit), "state": state, "continuation": args.continuation}
         page = client.call("GET", kind.path, query={name: value for name, value in query.items() if value})
-        out.data(page, display.table(kind.rows(page["items"]), kind.header))
+        if page["items"]:
+            out.data(page, display.table(kind.rows(page["items"]), kind.header))
+        else:
+            out.data(page, f"no {kind.plural}" + (f" in state {state}" if state else ""))
         if page.get("continuation") and not out.as_json:
             out.console.print(f"(more: --continuation {page['continuation']})", markup=False)
         return 0
@@ -158,22 +178,53 @@ def _job_start(args: argparse.Namespace) -> dict[str, Any]:
     source: dict[str, Any]
     if args.manifest:
         with open(args.manifest, encoding="utf-8") as manifest:
-            source = {"blobs": [_source(line.strip()) for line in manifest if line.strip()]}
+            lines = [line.strip() for line in manifest]
+        source = {"blobs": [_source(line, f"{args.manifest} line {at}") for at, line in enumerate(lines, 1) if line]}
     elif "://" in args.source:
         source = {"url": args.source}
-    else:
+    elif args.source.partition("/")[0]:
         container, _, prefix = args.source.partition("/")
         source = {"container": container, "prefix": prefix}
+    else:
+        raise UsageError(
+            f"source: {args.source!r} names no container: give container/prefix (in the app's storage account), "
+            "a container's URL (with a SAS that allows listing), or --manifest FILE"
+        )
     container, _, prefix = args.destination.partition("/")
+    if not container:
+        raise UsageError(f"destination: {args.destination!r} names no container: give container/prefix")
     return {"source": source, "destination": {"container": container, "prefix": prefix}}
+
+
+def _common(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """The options every command takes, before or after its name (as az, gh and kubectl
+    take them). Only the top level sets defaults: a command's own copy sets a value only
+    when given, so ``--json ls`` and ``ls --json`` mean the same."""
+
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument("--url", default=default(os.environ.get("COPY_OPS_URL")), help="the app's URL (COPY_OPS_URL)")
+    parser.add_argument("--key", default=default(os.environ.get("COPY_OPS_KEY")), help="a function key (COPY_OPS_KEY)")
+    parser.add_argument("--json", action="store_true", default=default(False), help="print the API's JSON, for scripts")
+
+
+class _Commands:
+    """``add_subparsers``, each command taking the common options too."""
+
+    def __init__(self, parent: argparse.ArgumentParser, dest: str) -> None:
+        self._commands = parent.add_subparsers(dest=dest, required=True)
+
+    def add_parser(self, name: str, **options: Any) -> argparse.ArgumentParser:
+        command: argparse.ArgumentParser = self._commands.add_parser(name, **options)
+        _common(command, defaults=False)
+        return command
 
 
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="copy-ops", description=__doc__.split("\n\n")[0])
-    main.add_argument("--url", default=os.environ.get("COPY_OPS_URL"), help="the app's URL (COPY_OPS_URL)")
-    main.add_argument("--key", default=os.environ.get("COPY_OPS_KEY"), help="a function key (COPY_OPS_KEY)")
-    main.add_argument("--json", action="store_true", help="print the API's JSON, for scripts")
-    commands = main.add_subparsers(dest="command", required=True)
+    _common(main, defaults=True)
+    commands = _Commands(main, "command")
 
     def copy_options(command: argparse.ArgumentParser) -> None:
         command.add_argument("--timeout", type=int, help="seconds until the deadline")
@@ -193,7 +244,7 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("sweep", help="run the sweep now (the admin endpoint: needs the master key)")
 
     jobs = commands.add_parser("jobs", help="jobs: many blobs under one deadline")
-    job_commands = jobs.add_subparsers(dest="job_command", required=True)
+    job_commands = _Commands(jobs, "job_command")
     job_start = job_commands.add_parser("start", help="start a job")
     job_start.add_argument("source", nargs="?", default="", help="a container URL (with a SAS), or container/prefix")
     job_start.add_argument("destination", help="container/prefix")
@@ -205,7 +256,7 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
-def _show_and_ls(commands: Any, one: str, many: str) -> argparse.ArgumentParser:
+def _show_and_ls(commands: _Commands, one: str, many: str) -> argparse.ArgumentParser:
     """``show ID [--watch]`` and a paged ``ls``, alike for copies and jobs; the ``ls`` parser."""
     show = commands.add_parser("show", help=one)
     show.add_argument("id")
@@ -234,6 +285,9 @@ def main(
     try:
         client = Client(args.url, args.key)
         return run(args, client, Output(stdout, args.json), sleep)
+    except UsageError as error:
+        stderr.write(f"copy-ops: {error}\n")
+        return 2
     except ApiError as error:
         stderr.write(f"copy-ops: {error}\n")
         return 1

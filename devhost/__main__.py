@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--settings", default="local.settings.json", help="local settings file")
     parser.add_argument("--verbose", action="store_true", help="log everything at DEBUG, the Azure SDK's too")
+    parser.add_argument("--quiet", action="store_true", help="at start, one line for the functions, not one each")
     parser.add_argument("--host-json", default="host.json", help="the host.json to read (default: the app's)")
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.INFO
@@ -59,13 +60,19 @@ def main(argv: list[str] | None = None) -> int:
             log.exception("the function app failed to load")
             return 1
         host.start(server)
+        each = logging.DEBUG if args.quiet else logging.INFO
         for template in host.router.templates:
-            log.info("route %s/%s", host.router.prefix, template)
+            log.log(each, "route %s/%s", host.router.prefix, template)
         for timer in host.timers.values():
-            log.info("timer %s schedule=%r", timer.name, timer.schedule.expression)
+            log.log(each, "timer %s schedule=%r", timer.name, timer.schedule.expression)
         for queue in host.queues.values():
-            log.info("queue %s queue=%r connection=%s", queue.name, queue.queue, queue.connection)
-        log.info("ready: serving the function app")
+            log.log(each, "queue %s queue=%r connection=%s", queue.name, queue.queue, queue.connection)
+        log.info(
+            "ready: serving the function app (%s routes, %s timers, %s queue triggers)",
+            len(host.router.templates),
+            len(host.timers),
+            len(host.queues),
+        )
         # Joined in short steps, so that Ctrl-C and SIGTERM are taken at once (Windows too).
         while serving.is_alive():
             serving.join(0.2)

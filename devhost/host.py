@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 import azure.functions as func
 
 from copy_ops.core.ncrontab import Schedule
-from devhost.queues import QueueOptions, QueueTrigger
+from devhost.queues import QueueOptions, QueueTrigger, connection_problem
 from devhost.routes import Router
 from devkit.inputs import http_request, timer_request
 from devkit.worker import Worker
@@ -157,6 +157,12 @@ class DevHost:
         for timer in self.timers.values():
             threading.Thread(target=timer.loop, args=(self._stop,), name=f"timer-{timer.name}", daemon=True).start()
         for trigger in self.queues.values():
+            problem = connection_problem(trigger.connection)
+            if problem is not None:
+                logger.error(
+                    "queue_trigger_disabled function=%s setting=%s: %s", trigger.name, trigger.connection, problem
+                )
+                continue
             threading.Thread(target=trigger.loop, args=(self._stop,), name=f"queue-{trigger.name}", daemon=True).start()
         server.host = self
         return server

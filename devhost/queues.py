@@ -87,6 +87,27 @@ def queue_client(connection: str, queue: str) -> QueueClient:
     return QueueClient(uri, queue, credential=credential)
 
 
+def connection_problem(connection: str) -> str | None:
+    """Why the queue trigger's ``connection`` cannot reach a queue service, or None. The
+    Functions host says this once, when it indexes the function, and leaves the function
+    out; it does not poll a queue it cannot reach."""
+    string = os.environ.get(connection)
+    if not string:
+        if os.environ.get(f"{connection}__queueServiceUri"):
+            return None
+        return f"no setting {connection} (a connection string) or {connection}__queueServiceUri (an identity)"
+    parts = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (part.partition("=") for part in string.split(";"))
+        if name.strip()
+    }
+    if parts.get("usedevelopmentstorage", "").lower() == "true" or parts.get("queueendpoint"):
+        return None
+    if parts.get("blobendpoint") or not parts.get("accountname"):
+        return f"the connection string in {connection} names no QueueEndpoint (a queue trigger needs a queue service)"
+    return None  # an account by its name: its queue service is found by Azure's naming
+
+
 class QueueTrigger:
     def __init__(
         self,
@@ -121,12 +142,20 @@ class QueueTrigger:
 
     def loop(self, stop: threading.Event) -> None:
         wait = FIRST_POLL_SECONDS
+        failing = False
         while not stop.is_set():
             try:
                 messages = self._receive()
-            except Exception:
-                logger.exception("queue_poll_failed function=%s queue=%s", self.name, self.queue)
-                messages = []
+            except Exception as exc:
+                # Said once when polling starts to fail, and once when it works again: the
+                # host retries quietly in between (the storage emulator restarting, say).
+                if not failing:
+                    logger.error("queue_poll_failed function=%s queue=%s error=%s", self.name, self.queue, exc)
+                failing, messages = True, []
+            else:
+                if failing:
+                    logger.info("queue_poll_recovered function=%s queue=%s", self.name, self.queue)
+                failing = False
             if not messages:
                 stop.wait(wait)
                 wait = min(wait * 2, self.options.max_polling_interval)

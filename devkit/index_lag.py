@@ -78,6 +78,9 @@ class LaggingIndex:
         # a lag that lasts exactly as long as a test needs, with no timing involved.
         self.frozen_at: float | None = None
         self._clock = clock
+        # False (the stand-in's, which runs for days): only each blob's latest tags are
+        # kept, so the index holds what Azurite holds and no more; it cannot lag then.
+        self.keep_history = True
         self._lock = threading.Lock()
         # (container, blob) -> [(when, tags or None for deleted)], oldest first
         self._history: dict[tuple[str, str], list[tuple[float, dict[str, str] | None]]] = {}
@@ -95,6 +98,12 @@ class LaggingIndex:
     def record(self, container: str, blob: str, tags: dict[str, str] | None) -> None:
         """A write of ``tags`` (None: the blob was deleted) that storage accepted just now."""
         with self._lock:
+            if not self.keep_history:
+                if tags is None:
+                    self._history.pop((container, blob), None)
+                else:
+                    self._history[(container, blob)] = [(self._clock(), tags)]
+                return
             self._history.setdefault((container, blob), []).append((self._clock(), tags))
 
     def answer(self, answer: bytes, query: str, container: str | None, marker: str | None, most: int) -> bytes:

@@ -18,6 +18,10 @@ Tests run it in their own process. Benchmarks run it as a process of its own
 (``python -m devkit proxy --azurite-port N``), so that its work
 does not share the measured client's interpreter lock; they drive it through
 ``/__proxy/`` requests (see :data:`CONTROL_PREFIX`).
+
+``make run`` runs it as the local stand-in of Azure (``python -m devkit standin``): tag
+queries answered from an index seeded from Azurite at start, and copies from another
+"account" paced as Azure paces them (:mod:`devkit.pacing`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 from azure.storage.blob import BlobServiceClient
 
 from devkit.index_lag import LaggingIndex, tags_body, tags_header
+from devkit.pacing import Clock, Pacing
 from devkit.tls import TlsFiles
 
 DEV_ACCOUNT = "devstoreaccount1"
@@ -70,6 +75,8 @@ class FakeCopy:
     description: str | None = None
     # The source as the copy was asked to read it (with its SAS): what finishing reads.
     read_from: str = ""
+    # A paced copy (the stand-in's): its progress moves with time and it ends by itself.
+    clock: Clock | None = None
 
 
 @dataclass
@@ -163,10 +170,12 @@ class _Server(ThreadingHTTPServer):
 
 
 class PendingCopyProxy:
-    def __init__(self, azurite_port: int, latency: float = 0.0, tls: TlsFiles | None = None) -> None:
+    def __init__(self, azurite_port: int, latency: float = 0.0, tls: TlsFiles | None = None, port: int = 0) -> None:
         self.azurite_port = azurite_port
         self.latency = latency
         self.pending_copies = False
+        # Set: copies from another "account" are pending at this pace (the stand-in's).
+        self.pacing: Pacing | None = None
         # Answer Find Blobs by Tags from the tag writes seen, paged as Azure does (see
         # LaggingIndex.answer); off: Azurite's own answer, through the lagging index.
         self.paged_index = True
@@ -189,7 +198,7 @@ class PendingCopyProxy:
         self.index = LaggingIndex()
         # A second proxy in front of Azurite's queue service, to count and fault queue requests.
         self.queue_proxy: PendingCopyProxy | None = None
-        self._server = _Server(("127.0.0.1", 0), self._handler_class())
+        self._server = _Server(("127.0.0.1", port), self._handler_class())
         if tls is not None:
             # The handshake happens in each connection's own thread, on its first read.
             context = tls.server_context()
@@ -237,6 +246,7 @@ class PendingCopyProxy:
             self._faults.clear()
             self.log = RequestLog()
             self.pending_copies = False
+            self.pacing = None
             self.paged_index = True
             self.started = Counter()
             self.latency = 0.0
@@ -303,6 +313,47 @@ class PendingCopyProxy:
     def advance(self, container: str, blob: str, copied: int) -> None:
         with self._lock:
             self._copies[self._key(container, blob)].copied = copied
+
+    # -- the stand-in's pace -------------------------------------------------------
+
+    def pace(self, pacing: Pacing, tick: float = 0.5) -> None:
+        """From now on, copies from another "account" are pending at ``pacing``'s rate and
+        end by themselves, looked after every ``tick`` seconds (as Azure ends them whether
+        anyone looks or not)."""
+        self.pacing = pacing
+
+        def ticking() -> None:
+            while self.pacing is not None:
+                self._advance()
+                time.sleep(tick)
+
+        threading.Thread(target=ticking, name="pending-copy-pace", daemon=True).start()
+
+    def _advance(self) -> None:
+        """Move every paced copy on; end those that have copied every byte."""
+        now = time.monotonic()
+        ending = []
+        with self._lock:
+            for key, fake in self._copies.items():
+                if fake.clock is not None and fake.status == "pending":
+                    fake.copied = fake.clock.copied(now)
+                    if fake.copied >= fake.total:
+                        fake.clock = None  # claimed: only this call ends it
+                        ending.append(key)
+        for key in ending:
+            _, container, blob = key.lstrip("/").split("/", 2)
+            self.finish(container, blob)
+
+    def seed_index(self) -> int:
+        """Learn the tags of every blob Azurite already holds (a stand-in restarted over
+        kept data answers tag queries completely); how many blobs have tags."""
+        seeded = 0
+        for container in self._direct.list_containers():
+            for blob in self._direct.get_container_client(container.name).list_blobs(include=["tags"]):
+                if blob.tag_count:
+                    self.index.record(container.name, blob.name, dict(blob.tags or {}))
+                    seeded += 1
+        return seeded
 
     # -- internals ---------------------------------------------------------------
 
@@ -422,6 +473,8 @@ class PendingCopyProxy:
     def _respond(
         self, method: str, raw_path: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes
     ) -> tuple[int, list[tuple[str, str]], bytes]:
+        if self.pacing is not None:
+            self._advance()  # a copy whose time is up has ended, whether the tick saw it yet or not
         with self._lock:
             fake = self._copies.get(path)
         if method == "PUT" and query.get("comp") == ["copy"]:
@@ -429,8 +482,12 @@ class PendingCopyProxy:
         if fake is not None and fake.status == "pending" and method == "PUT":
             return self._error_parts(409, "PendingCopyOperation", "There is currently a pending copy operation.")
         if method == "PUT" and "x-ms-copy-source" in headers and not query.get("comp"):
-            if self.pending_copies and "snapshot=" not in headers["x-ms-copy-source"]:
-                return self._start_pending(path, headers)
+            source = headers["x-ms-copy-source"]
+            paced = self.pacing is not None and self.pacing.is_remote(
+                source, f"127.0.0.1:{self.port}", path.lstrip("/").split("/", 1)[0]
+            )
+            if (self.pending_copies or paced) and "snapshot=" not in source:
+                return self._start_pending(path, headers, paced)
             with self._lock:
                 self._copies.pop(path, None)
             return self._copy_now(raw_path, path, headers)
@@ -460,7 +517,9 @@ class PendingCopyProxy:
                 self.started[path] += 1
         return status, out_headers, out_body
 
-    def _start_pending(self, path: str, headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _start_pending(
+        self, path: str, headers: dict[str, str], paced: bool = False
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         _, container, blob = path.lstrip("/").split("/", 2)
         dest = self._direct.get_blob_client(container, blob)
         if headers.get("if-none-match") == "*" and dest.exists():
@@ -474,6 +533,8 @@ class PendingCopyProxy:
         }
         result = dest.upload_blob(b"", overwrite=True, metadata=metadata)
         fake = FakeCopy(str(uuid.uuid4()), source.split("?")[0], metadata, total=total, read_from=source)
+        if paced and self.pacing is not None:
+            fake.clock = Clock(total, self.pacing.rate)
         with self._lock:
             self._copies[path] = fake
             self.started[path] += 1

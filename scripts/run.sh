@@ -1,74 +1,98 @@
 #!/usr/bin/env bash
-# Run copy-ops locally: installs what is missing, starts Azurite (blob service on
-# 127.0.0.1:10000, queue service on 10001 for the work queue, data kept in .azurite/), then the function app: `func start` where
-# Azure Functions Core Tools is installed, else the development host (python -m devhost).
+# Run copy-ops locally, on a local stand-in of Azure: installs what running needs (once),
+# starts Azurite (its blob service on 127.0.0.1:10010, its queue service on 10001, data
+# kept in .azurite/), the stand-in in front of its blob service on 10000 (tag queries
+# answered and paged as Azure pages them; a copy from another "account" pending for a
+# while with progress, as Azure's are: devkit/pacing.py), then the function app: `func start`
+# where Azure Functions Core Tools is installed, else the development host (python -m devhost).
 # Ctrl-C stops everything this script started.
+#   COPY_STANDIN_RATE   bytes a second a copy from another "account" moves (default 262144)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-7071}
-AZURITE_PORT=10000
+BLOB_PORT=10000
+AZURITE_BLOB_PORT=10010
 QUEUE_PORT=10001
+RATE=${COPY_STANDIN_RATE:-262144}
 
-scripts/setup.sh
+scripts/setup.sh run
 if [ ! -f local.settings.json ]; then
   cp local.settings.sample.json local.settings.json
   echo "created local.settings.json from local.settings.sample.json"
 fi
 
 pids=()
+cleaned=0
 cleanup() {
-  trap - EXIT INT TERM
+  # Once, whichever of Ctrl-C, SIGTERM or the exit comes first. (Resetting a trap from
+  # inside its own handler makes some bash versions re-raise the signal and die before
+  # the children are stopped.)
+  [ "$cleaned" = 1 ] && return
+  cleaned=1
   for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-if port_open "$AZURITE_PORT" && port_open "$QUEUE_PORT"; then
-  echo "Azurite (or another storage emulator) already listens on $AZURITE_PORT and $QUEUE_PORT: using it"
-elif port_open "$AZURITE_PORT" || port_open "$QUEUE_PORT"; then
-  echo "something listens on $AZURITE_PORT or $QUEUE_PORT but not both: copy-ops needs Azurite's blob and queue services" >&2
+wait_port() {
+  for _ in $(seq 1 150); do port_open "$1" && return 0; sleep 0.1; done
+  echo "$2 did not start (nothing listens on $1)" >&2
   exit 1
-else
-  mkdir -p .azurite
-  # The all-in-one binary: blob and queue (the queue trigger's work queue); its table
-  # service, unused, on its usual port.
-  setsid node_modules/.bin/azurite --blobHost 127.0.0.1 --blobPort "$AZURITE_PORT" \
-    --queueHost 127.0.0.1 --queuePort "$QUEUE_PORT" \
-    --location .azurite --skipApiVersionCheck --disableTelemetry --silent &
-  pids+=($!)
-  for _ in $(seq 1 100); do port_open "$AZURITE_PORT" && port_open "$QUEUE_PORT" && break; sleep 0.1; done
-  port_open "$AZURITE_PORT" && port_open "$QUEUE_PORT" || { echo "Azurite did not start" >&2; exit 1; }
-fi
+}
 
-# Containers and a blob for the curl examples below (no-ops when they exist).
+if port_open "$BLOB_PORT" || port_open "$QUEUE_PORT"; then
+  echo "something already listens on $BLOB_PORT or $QUEUE_PORT (another make run, or your own Azurite):" >&2
+  echo "stop it first; make run starts Azurite and the stand-in of Azure itself" >&2
+  exit 1
+fi
+mkdir -p .azurite
+setsid node_modules/.bin/azurite --blobHost 127.0.0.1 --blobPort "$AZURITE_BLOB_PORT" \
+  --queueHost 127.0.0.1 --queuePort "$QUEUE_PORT" --tablePort 10012 \
+  --location .azurite --skipApiVersionCheck --disableTelemetry --silent > .azurite/azurite.log 2>&1 &
+pids+=($!)
+wait_port "$AZURITE_BLOB_PORT" Azurite
+wait_port "$QUEUE_PORT" Azurite
+setsid .venv/bin/python -m devkit standin --azurite-port "$AZURITE_BLOB_PORT" --port "$BLOB_PORT" --rate "$RATE" \
+  > .azurite/standin.log 2>&1 &
+pids+=($!)
+wait_port "$BLOB_PORT" "the stand-in of Azure"
+
+# Containers and blobs for the examples below (no-ops when they exist), through the stand-in.
 .venv/bin/python - <<'PY'
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient
 
 service = BlobServiceClient.from_connection_string("UseDevelopmentStorage=true")
-for name in ("incoming", "backups"):
+for name in ("incoming", "backups", "partner"):
     try:
         service.create_container(name)
     except ResourceExistsError:
         pass
 service.get_blob_client("incoming", "hello.txt").upload_blob(b"hello from copy-ops\n", overwrite=True)
+# 4 MiB in the container that stands for a partner's account: about 16 s to copy.
+big = service.get_blob_client("partner", "big.bin")
+if not big.exists():
+    big.upload_blob(bytes(range(256)) * 16384)
 PY
 
 cat <<HELP
 
-copy-ops on http://localhost:$PORT  (Ctrl-C stops it and Azurite)
+copy-ops on http://localhost:$PORT, on a local stand-in of Azure (Ctrl-C stops it all)
 
-  # start a copy (it finishes at once on Azurite: 201 Created)
-  curl -s -X POST http://localhost:$PORT/api/copies -H 'Content-Type: application/json' \\
-    -d '{"source": {"container": "incoming", "blob": "hello.txt"},
-         "destination": {"container": "backups", "blob": "hello.txt"}, "overwrite": true}'
+  export COPY_OPS_URL=http://localhost:$PORT
 
-  # read it back (the id is in the answer), list them, run the sweep now
-  curl -s http://localhost:$PORT/api/copies/<id>
-  curl -s http://localhost:$PORT/api/copies
-  curl -s -X POST http://localhost:$PORT/admin/functions/sweep -H 'Content-Type: application/json' -d '{"input": ""}'
+  # a copy within the account ends at once
+  .venv/bin/copy-ops start incoming/hello.txt backups/hello.txt --overwrite
+
+  # watch the deadline kept: a copy from a partner's "account" (the container partner)
+  # moves at $RATE bytes/s; at its 10 s deadline the sweep aborts it
+  .venv/bin/copy-ops start partner/big.bin backups/big.bin --overwrite --timeout 10 --wait
+  .venv/bin/copy-ops ls --state aborted
+
+  (docs/api.md walks through the whole API with curl; the sweep runs every 10 s here)
 
 HELP
 
@@ -76,7 +100,7 @@ if command -v func >/dev/null 2>&1; then
   setsid func start --port "$PORT" &
 else
   echo "(Azure Functions Core Tools not found: using the development host, python -m devhost)"
-  setsid .venv/bin/python -m devhost --port "$PORT" &
+  setsid .venv/bin/python -m devhost --port "$PORT" --quiet &
 fi
 pids+=($!)
 wait "${pids[-1]}"

@@ -15,6 +15,7 @@ import termios
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyte
@@ -23,7 +24,7 @@ from rich.console import Console
 
 from copy_ops_cli import display
 from copy_ops_cli.client import problem_line
-from copy_ops_cli.main import main
+from copy_ops_cli.main import Output, main, parser, run
 from devkit import PendingCopyProxy
 from tests.conftest import Blobs
 from tests.support.devhost_process import DevHostProcess
@@ -41,8 +42,14 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "copy-ops"
             b'{"title": "Invalid request", "detail": "2 problems", "errors": '
             b'[{"field": "destination.blob", "message": "must not contain .."}, '
             b'{"field": "timeout_seconds", "message": "must be at least 1"}]}',
-            "400 Invalid request: 2 problems: destination.blob: must not contain ..; "
-            "timeout_seconds: must be at least 1",
+            "400 Invalid request: destination.blob: must not contain ..; timeout_seconds: must be at least 1",
+        ),
+        (
+            400,
+            b'{"title": "Invalid request", "detail": "source.blob: must be set", "errors": '
+            b'[{"field": "source.blob", "message": "must be set"}, '
+            b'{"field": "source.blob", "message": "must be set"}]}',
+            "400 Invalid request: source.blob: must be set",
         ),
         (404, b'{"title": "Not found", "detail": "no operation \'x\'"}', "404 Not found: no operation 'x'"),
         (502, b"<html>bad gateway</html>", "502: <html>bad gateway</html>"),
@@ -238,3 +245,130 @@ def test_the_progress_bar_on_a_real_terminal(host: DevHostProcess, blobs: Blobs,
     # One line, redrawn in place: the id, its end, a full bar, the bytes.
     [line] = text
     assert " succeeded " in line and "━" * 20 in line and "2.0/2.0 kB" in line, line
+
+
+NOW_CLI = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("view", "lines"),
+    [
+        (
+            {
+                "id": "i",
+                "state": "pending",
+                "progress": {"bytes_copied": 500, "bytes_total": 2000},
+                "deadline": "2026-12-01T12:05:00Z",
+                "source": "https://partner.example/c/a.bin",
+                "destination": {"container": "backups", "blob": "a.bin"},
+                "engine": "blocks",
+                "blocks": {"staged": 1, "total": 4},
+            },
+            [
+                "i pending 500 bytes of 2.0 kB",
+                "  progress     500 bytes of 2.0 kB (25%)",
+                "  deadline     2026-12-01T12:05:00Z (in 5 min)",
+                "  engine       blocks, 1 of 4 blocks staged",
+                "  source       https://partner.example/c/a.bin",
+                "  destination  backups/a.bin",
+            ],
+        ),
+        (
+            {
+                "id": "i",
+                "state": "failed",
+                "deadline": "2026-12-01T10:00:00Z",
+                "error": {"code": "source_changed", "message": "the source changed"},
+                "source": {"container": "in", "blob": "a"},
+                "destination": {"container": "out", "blob": "a"},
+            },
+            [
+                "i failed",
+                "  deadline     2026-12-01T10:00:00Z (passed 2 h ago)",
+                "  error        source_changed: the source changed",
+                "  source       in/a",
+                "  destination  out/a",
+            ],
+        ),
+        (
+            {"id": "i", "state": "aborted", "abort_reason": "deadline", "deadline": "2026-12-01T11:59:30Z"},
+            [
+                "i aborted",
+                "  deadline     2026-12-01T11:59:30Z (passed 30 s ago)",
+                "  reason       deadline",
+                "  source       None",
+                "  destination  None",
+            ],
+        ),
+    ],
+)
+def test_show_says_what_a_person_asks_first(view: dict[str, object], lines: list[str]) -> None:
+    assert display.copy_details(view, NOW_CLI) == lines
+
+
+class EmptyApi:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, object]] = []
+
+    def call(self, method: str, path: str, body: object = None, query: dict[str, str] | None = None) -> object:
+        self.calls.append((method, path, query))
+        return {"items": [], "continuation": None}
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["ls", "--state", "pending"], "no copies in state pending"),
+        (["ls"], "no copies"),
+        (["jobs", "ls"], "no jobs"),
+    ],
+)
+def test_an_empty_list_says_so(argv: list[str], said: str) -> None:
+    out = io.StringIO()
+    args = parser().parse_args(["--url", "http://app", *argv])
+    assert run(args, EmptyApi(), Output(out, as_json=False), lambda seconds: None) == 0  # type: ignore[arg-type]
+    assert out.getvalue() == said + "\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--json", "--url", "http://app", "ls", "--state", "pending"],
+        ["ls", "--state", "pending", "--json", "--url", "http://app"],
+        ["--url", "http://elsewhere", "ls", "--json", "--state", "pending", "--url", "http://app"],
+        ["jobs", "--json", "ls", "--url", "http://app"],
+        ["jobs", "ls", "--url", "http://app", "--json"],
+    ],
+)
+def test_options_go_before_or_after_the_command(argv: list[str]) -> None:
+    args = parser().parse_args(argv)
+    assert (args.json, args.url) == (True, "http://app")
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["start", "nowhere", "backups/x"], "source: 'nowhere' is not a blob: give container/blob"),
+        (["start", "in/", "backups/x"], "source: 'in/' is not a blob"),
+        (["start", "in/a", "backups"], "destination: 'backups' is not a blob"),
+        (["jobs", "start", "/x", "out/"], "source: '/x' names no container"),
+    ],
+)
+def test_a_source_it_cannot_read_is_explained_with_its_forms(argv: list[str], said: str) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["--url", "http://127.0.0.1:9", *argv], stdout=out, stderr=err) == 2
+    assert out.getvalue() == "" and err.getvalue().count("\n") == 1
+    assert err.getvalue().startswith(f"copy-ops: {said}")
+    if argv[0] == "start" and "source" in said:
+        assert "URL" in err.getvalue()
+
+
+def test_a_copy_that_ended_at_once_shows_no_invented_bytes_on_a_terminal(host: DevHostProcess, blobs: Blobs) -> None:
+    blobs.put(blobs.src, "once.bin", b"x" * 20)
+    screen = run_in_terminal(
+        [str(CONSOLE_SCRIPT), "start", f"{blobs.src}/once.bin", f"{blobs.dst}/once.bin", "--wait"],
+        {"COPY_OPS_URL": host.url, "TERM": "xterm-256color", "PATH": "/usr/bin:/bin"},
+    )
+    [line] = [line.rstrip() for line in screen.display if line.strip()]
+    assert screen.exit_code == 0, line  # type: ignore[attr-defined]
+    assert " succeeded " in line and "━" * 20 in line and "1/1" not in line and "bytes" not in line, line

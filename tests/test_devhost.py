@@ -4,6 +4,7 @@ queue trigger's batches."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ import azure.functions as func
 import pytest
 
 from devhost.host import load_local_settings
-from devhost.queues import QueueOptions, QueueTrigger, queue_client
+from devhost.queues import QueueOptions, QueueTrigger, connection_problem, queue_client
 from devhost.routes import Router, template_pattern
 from devkit import connection_string
 from devkit.inputs import http_request, timer_request
@@ -177,3 +178,63 @@ def test_functions_run_as_the_worker_runs_them() -> None:
         assert min(32, (os.cpu_count() or 1) + 4) == POOL_THREADS
     finally:
         worker.stop()
+
+
+@pytest.mark.parametrize(
+    ("environ", "problem"),
+    [
+        ({"C": "UseDevelopmentStorage=true"}, None),
+        ({"C": "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=k;EndpointSuffix=core.windows.net"}, None),
+        (
+            {"C": "AccountName=a;AccountKey=k;BlobEndpoint=http://127.0.0.1:1/a;QueueEndpoint=http://127.0.0.1:2/a"},
+            None,
+        ),
+        ({"C__queueServiceUri": "https://a.queue.core.windows.net"}, None),
+        ({"C": "AccountName=a;AccountKey=k;BlobEndpoint=http://127.0.0.1:1/a"}, "names no QueueEndpoint"),
+        ({"C": "BlobEndpoint=https://a.blob.core.windows.net;SharedAccessSignature=sv=x"}, "names no QueueEndpoint"),
+        ({}, "no setting C (a connection string) or C__queueServiceUri"),
+    ],
+)
+def test_a_queue_trigger_connection_that_reaches_no_queue_service_is_named(
+    environ: dict[str, str], problem: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("C", "C__queueServiceUri"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    found = connection_problem("C")
+    assert (found is None) if problem is None else (found is not None and problem in found)
+
+
+def test_polling_that_fails_is_said_once_and_its_recovery_once(
+    azurite_ports: tuple[int, int], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("DEVHOST_TEST_QUEUES", connection_string(azurite_ports[0], queue_port=azurite_ports[1]))
+    name = f"devhost-{uuid.uuid4().hex[:10]}"
+    options = QueueOptions(max_polling_interval=0.05)
+    trigger = QueueTrigger(
+        "work", name, "DEVHOST_TEST_QUEUES", lambda message: None, options, invoke=shared_worker().call
+    )
+    receive, attempts, polled = trigger._receive, [0], threading.Event()
+
+    def unreachable_at_first() -> list[object]:
+        # The queue service away for six polls (an emulator restarting), then back.
+        attempts[0] += 1
+        if attempts[0] > 9:
+            polled.set()
+        if attempts[0] <= 6:
+            raise ConnectionError("[Errno 111] Connection refused")
+        return receive()  # type: ignore[return-value]
+
+    trigger._receive = unreachable_at_first  # type: ignore[method-assign,assignment]
+    stop = threading.Event()
+    loop = threading.Thread(target=trigger.loop, args=(stop,))
+    with caplog.at_level(logging.INFO, logger="devhost"):
+        loop.start()
+        try:
+            assert polled.wait(WAIT)
+        finally:
+            stop.set()
+            loop.join(WAIT)
+    said = [record.getMessage().split()[0] for record in caplog.records]
+    assert said.count("queue_poll_failed") == 1 and said.count("queue_poll_recovered") == 1, said

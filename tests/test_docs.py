@@ -4,15 +4,18 @@ the development host on Azurite, set up as `make run` sets it up."""
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from azure.core.exceptions import ResourceExistsError
 
 from devkit import PROJECT_ROOT, PendingCopyProxy
+from devkit.pacing import Pacing
 from tests.support.devhost_process import DevHostProcess
 
 
@@ -26,10 +29,13 @@ def try_it_block() -> str:
 
 @pytest.fixture
 def host(proxy: PendingCopyProxy) -> Iterator[DevHostProcess]:
-    for name in ("incoming", "backups"):
+    for name in ("incoming", "backups", "partner"):
         with contextlib.suppress(ResourceExistsError):
             proxy.direct.create_container(name)
     proxy.direct.get_blob_client("incoming", "hello.txt").upload_blob(b"hello from copy-ops\n", overwrite=True)
+    proxy.direct.get_blob_client("partner", "big.bin").upload_blob(b"x" * 65536, overwrite=True)
+    # As make run's stand-in, slower: the copy from "partner" is still pending at its deadline.
+    proxy.pace(Pacing(rate=1024))
     started = DevHostProcess(
         env={
             "COPY_STORAGE": proxy.connection_string,
@@ -50,11 +56,15 @@ def test_the_try_it_examples_run_as_written(host: DevHostProcess) -> None:
         timeout=60,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     out = result.stdout
     assert out.count('"state":"succeeded"') >= 2  # the start, and the read
     assert '"items":[' in out
     assert (
         '"field":"source"' in out and '"field":"destination.container"' in out and '"field":"destination.blob"' in out
     )
-    assert out.count('"state":"enumerating"') + out.count('"state":"running"') >= 2  # the job, and its read
+    assert '"state":"pending"' in out  # the copy from the partner's account
+    assert '"state":"aborted"' in out and '"abort_reason":"deadline"' in out  # ... at its deadline
+    job = json.loads(Path("/tmp/copy-ops-job.json").read_text())
+    assert (job["state"], job["counts"]["succeeded"]) == ("succeeded", 1), job  # ended with its item
+    assert '"destination":{"container":"backups","blob":"job/hello.txt"}' in out  # the job's report

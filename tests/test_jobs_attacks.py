@@ -100,8 +100,8 @@ def test_a_retried_key_whose_page_meets_no_record_yet_is_delivered_again(
     retry = datetime.now(UTC)
     send = world.work.send
 
-    async def send_then_a_fast_trigger(messages: Sequence[str]) -> None:
-        await send(messages)
+    async def send_then_a_fast_trigger(messages: Sequence[str], delay_seconds: int = 0) -> None:
+        await send(messages, delay_seconds)
         # Another instance takes it at once (the test's trigger waits on this loop: a thread).
         await asyncio.to_thread(fast.deliver, retry, rounds=1)
 

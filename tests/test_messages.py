@@ -10,9 +10,20 @@ from copy_ops.core.errors import InvalidRequest
 from copy_ops.work import messages
 
 
-def test_a_settle_batch_round_trips() -> None:
-    batch = messages.Settle(("8204461114000-cc5eca4f", "8204461114001-cc5eca4f"))
-    assert messages.decode(messages.encode(batch)) == batch
+@pytest.mark.parametrize(
+    "work",
+    [
+        messages.Settle(("8204461114000-cc5eca4f", "8204461114001-cc5eca4f")),
+        messages.Check("8204461114000-cc5eca4f"),
+        messages.Check("8204461114000-cc5eca4f", item="8204461114000-cc5eca4f-00ab"),
+    ],
+)
+def test_a_message_round_trips(work: messages.Work) -> None:
+    assert messages.decode(messages.encode(work)) == work
+
+
+def test_a_check_of_an_earlier_version_of_this_format_is_read() -> None:
+    assert messages.decode('{"v": 1, "kind": "check", "job": "j"}') == messages.Check("j")
 
 
 @pytest.mark.parametrize(
@@ -27,6 +38,7 @@ def test_a_settle_batch_round_trips() -> None:
         '{"v": 1, "kind": "settle", "ids": []}',
         '{"v": 1, "kind": "settle", "ids": [1, 2]}',
         '{"v": 1, "kind": "settle", "ids": "abc"}',
+        '{"v": 1, "kind": "check", "job": "j", "item": 7}',
     ],
 )
 def test_anything_else_is_refused_whole(text: str) -> None:

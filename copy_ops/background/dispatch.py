@@ -40,4 +40,4 @@ async def do_work(
     if isinstance(work, Chunk):
         return "chunk", Counter([await service.jobs.chunk(work, now, sent_at)])
     assert isinstance(work, Check)
-    return "check", Counter([await service.jobs.check(work.job, now)])
+    return "check", Counter([await service.jobs.check(work.job, now, asked=True, item=work.item)])

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from copy_ops.copies.model import BlobRef, CopyObservation, CopyStatus, ForeignBlob
+from copy_ops.copies.model import BlobRef, CopyObservation, CopyStatus, ForeignBlob, Operation
 from copy_ops.core.errors import StorageUnavailable, UnsafeName
 
 if TYPE_CHECKING:
@@ -131,11 +131,19 @@ class Storage(Documents, Copies, Protocol):
         """Close the connections."""
 
 
+class JobWatch(Protocol):
+    """Told when an item of a job has reached its final state (its record says so), by
+    whoever wrote that state after the item had been pending: the job may end with it."""
+
+    async def item_ended(self, operation: Operation, now: datetime) -> None:
+        """Look at the item's job if this may have been its last item; never raises."""
+
+
 class WorkQueue(Protocol):
     """The work queue: messages out; the Functions host's queue trigger takes them in."""
 
-    async def send(self, messages: Sequence[str]) -> None:
-        """Put every message on the queue."""
+    async def send(self, messages: Sequence[str], delay_seconds: int = 0) -> None:
+        """Put every message on the queue (visible after ``delay_seconds``)."""
 
 
 def needed(work: WorkQueue | None) -> WorkQueue:

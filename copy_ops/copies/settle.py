@@ -18,7 +18,7 @@ from copy_ops.copies.cleanup import Cleaner
 from copy_ops.copies.lifecycle import Action, Decision, Timing
 from copy_ops.copies.metrics import operation_ended
 from copy_ops.copies.model import Operation, State
-from copy_ops.copies.ports import Copies
+from copy_ops.copies.ports import Copies, JobWatch
 from copy_ops.copies.records import Ledger, Stored
 from copy_ops.core.errors import Conflict, CopyIdMismatch, NoPendingCopy, NotFound, StorageUnavailable
 from copy_ops.observability.telemetry import OFF, OPERATION_ID, Telemetry
@@ -63,6 +63,9 @@ class Settler:
         self._cleaner = cleaner
         self._timing = timing
         self._telemetry = telemetry
+        # Told when an item of a job ends here (the composition sets it; none: the jobs'
+        # scheduled looks alone end them).
+        self.job_watch: JobWatch | None = None
 
     async def process_due(self, operation_id: str, now: datetime) -> Settled:
         """Do what is due for one operation; returns an outcome label for the sweep summary."""
@@ -156,9 +159,13 @@ class Settler:
             op.abort_reason,
             op.error.code if op.error else None,
         )
-        if not clean:
-            return saved.op
-        ended, _ = await self._cleaner.run(saved, now)
+        if clean:
+            ended, _ = await self._cleaner.run(saved, now)
+        else:
+            ended = saved.op
+        if ended.job is not None and self.job_watch is not None:
+            # After the item's own cleanup: a job that ends now finds its items settled.
+            await self.job_watch.item_ended(ended, now)
         return ended
 
 

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from copy_ops.copies.model import State
+from copy_ops.copies.model import Operation, State
 from copy_ops.copies.ports import Documents, Tagged
 from copy_ops.copies.records import (
     FIND_PAGE_SIZE,
@@ -29,6 +29,7 @@ from copy_ops.copies.records import (
     Ledger,
     created_at_of,
     is_operation_id,
+    record_tags,
     with_container,
 )
 from copy_ops.core.errors import NotFound, StorageUnavailable
@@ -132,13 +133,18 @@ class JobLedger:
 
     # -- items, as the index sees them -----------------------------------------------
 
-    async def counts(self, job_id: str) -> tuple[Counts, tuple[Failure, ...]]:
-        """Items by state, bytes, and the first failures: from the index, a page per 5,000 items."""
+    async def counts(self, job_id: str, ended: Operation | None = None) -> tuple[Counts, tuple[Failure, ...]]:
+        """Items by state, bytes, and the first failures: from the index, a page per 5,000
+        items. ``ended``: an item whose final record was just read, counted as it ended
+        (the index may still show it as it was)."""
         query = f'"job" = {_quoted(job_id)} AND "state" >= \'a\' AND "bytes" >= \'0\' AND "error" >= \'a\''
         by_state: Counter[str] = Counter()
         copied = total = 0
         failures: list[Failure] = []
-        async for item in self._find(query):
+        async for found in self._find(query):
+            item = found
+            if ended is not None and _id_of(found.name) == ended.id:
+                item = dataclasses.replace(found, tags={**found.tags, **record_tags(ended)})
             state = item.tags.get("state", "")
             by_state[state] += 1
             size = item.tags.get("bytes", UNKNOWN)
@@ -148,6 +154,15 @@ class JobLedger:
             if state == State.FAILED.value and len(failures) < FAILURES_SHOWN:
                 failures.append(Failure(_id_of(item.name), item.tags.get("error", UNKNOWN)))
         return Counts(dict(by_state), copied, total), tuple(failures)
+
+    async def pending_sample(self, job_id: str, most: int) -> list[str]:
+        """Up to ``most`` ids of the job's items still pending, as the index says: one request."""
+        query = f'"job" = {_quoted(job_id)} AND "state" = \'pending\''
+        try:
+            found, _ = await self._documents.find_tagged(self._container, query, most, None)
+        except NotFound:
+            return []
+        return [_id_of(item.name) for item in found]
 
     async def pending_items(self, job_id: str) -> AsyncIterator[str]:
         """Ids of the job's items still pending, as the index says."""

@@ -30,6 +30,7 @@ from copy_ops.jobs.ports import JobStorage
 from copy_ops.jobs.records import JobLedger
 from copy_ops.jobs.settle import Checked, JobChecker, abort_one
 from copy_ops.jobs.start import Enumerator, Paged
+from copy_ops.jobs.watch import LastItemWatch
 from copy_ops.observability.telemetry import JOB_ID, OFF, Telemetry
 from copy_ops.work.messages import CHUNK, Abort, Check, Chunk, Page, encode, groups
 
@@ -78,6 +79,8 @@ class JobService:
         self._ledger = ledger
         self._settler = settler
         self.records = JobLedger(storage, settings.ledger_container, ledger)
+        # Told by the copies' settler of each item that ends after being pending.
+        self.watch = LastItemWatch(self.records, work)
         self._checker = JobChecker(
             self.records,
             ledger,
@@ -209,11 +212,15 @@ class JobService:
 
     # -- the work -------------------------------------------------------------------
 
-    async def check(self, job_id: str, now: datetime) -> Checked:
-        """Look after a job; a check that lost the record to another writer (a page moving
-        the checkpoint) looks again, and after a few tries leaves it to the next sweep."""
+    async def check(self, job_id: str, now: datetime, *, asked: bool = False, item: str | None = None) -> Checked:
+        """Look after a job (``asked``: now, by a message; see :meth:`JobChecker.check`); a
+        check that lost the record to another writer (a page moving the checkpoint) looks
+        again, and after a few tries leaves it to the next sweep."""
         return await retried(
-            lambda: self._checker.check(job_id, now), CHECK_ATTEMPTS, "", otherwise=lambda: Checked.RACED
+            lambda: self._checker.check(job_id, now, asked=asked, item=item),
+            CHECK_ATTEMPTS,
+            "",
+            otherwise=lambda: Checked.RACED,
         )
 
     async def page(self, message: Page, now: datetime, sent_at: datetime | None = None) -> Paged:

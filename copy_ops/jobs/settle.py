@@ -81,15 +81,17 @@ class JobChecker:
         self._work = work
         self._settings = settings
 
-    async def check(self, job_id: str, now: datetime) -> Checked:
-        """Look after one job; returns what happened. :class:`PreconditionFailed` if the
-        record changed meanwhile (the next check goes on from there)."""
+    async def check(self, job_id: str, now: datetime, *, asked: bool = False, item: str | None = None) -> Checked:
+        """Look after one job; returns what happened. ``asked``: a look asked for now (a
+        message), whenever the next scheduled one is; ``item``: an item that just ended,
+        counted as its record says (the index may lag behind it). :class:`PreconditionFailed`
+        if the record changed meanwhile (the next check goes on from there)."""
         try:
             stored = await self._jobs.read(job_id)
         except NotFound:
             return Checked.VANISHED
         job = stored.job
-        if job.next_check_at is not None and job.next_check_at > now + DUE_TOLERANCE:
+        if not asked and job.next_check_at is not None and job.next_check_at > now + DUE_TOLERANCE:
             return Checked.NOT_DUE
         if job.is_final:
             return await self._announce(stored, now) if job.announce_owed else Checked.NOT_DUE
@@ -103,7 +105,8 @@ class JobChecker:
             job = await self._unstall(job, now)
         if job.abort_requested_at is not None:
             await self._abort_items(job.id, now)
-        counts, failures = await self._jobs.counts(job.id)
+        last = await self._read(item) if item is not None else None
+        counts, failures = await self._jobs.counts(job.id, last if last is not None and last.is_final else None)
         job = dataclasses.replace(job, counts=counts, failures=failures, checks=job.checks + 1)
         end = progress.ending(job, counts, now)
         if end is None:

@@ -42,7 +42,7 @@ from copy_ops.jobs.items import Item, ItemClock, ItemOutcome, ItemStarter, item_
 from copy_ops.jobs.model import Enumeration, Job, JobState
 from copy_ops.jobs.ports import Sources
 from copy_ops.jobs.records import JobLedger, StoredJob
-from copy_ops.work.messages import Chunk, Page, encode
+from copy_ops.work.messages import Check, Chunk, Page, encode
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,8 @@ class Enumerator:
             return Paged.STALE
         ending = progress.stop_reason(job, now)
         if ending is not None:
-            await self._save(stored, lambda e: progress.stopped(e, ending, None, now), now)
+            if await self._save(stored, lambda e: progress.stopped(e, ending, None, now), now) is not None:
+                await self._ended(job.id)
             return Paged.STOPPED
         try:
             listed, marker = await self._sources.list_source(
@@ -114,7 +115,8 @@ class Enumerator:
         except _REFUSALS as exc:
             reason = f"the source could not be listed: {exc.title}: {redact(exc.detail)}"
             logger.warning("job_enumeration_refused job=%s page=%s error=%s", job.id, message.page, exc.kind)
-            await self._save(stored, lambda e: progress.stopped(e, reason, None, now), now)
+            if await self._save(stored, lambda e: progress.stopped(e, reason, None, now), now) is not None:
+                await self._ended(job.id)
             return Paged.STOPPED
         source = job.source
         items = [
@@ -144,8 +146,10 @@ class Enumerator:
             return None
 
         moved_here: list[bool] = []
-        moved = await self._save(stored, move, now) or any(moved_here)
-        if moved and marker is not None and not late:
+        saved = await self._save(stored, move, now)
+        if saved is not None and saved.done:
+            await self._ended(job.id)
+        elif (saved is not None or any(moved_here)) and marker is not None and not late:
             await self._send(Page(job.id, message.page + 1, message.sas))
         logger.info("job_page job=%s page=%s listed=%s %s", job.id, message.page, len(listed), counts_text(outcomes))
         return Paged.PAGE
@@ -163,7 +167,11 @@ class Enumerator:
         items = [Item(entry.name, entry.source, None) for entry in message.entries]
         outcomes = await self._start_all(job, items, now, f"chunk {message.index}")
         late = outcomes[ItemOutcome.LATE]
-        await self._save(stored, lambda e: None if e.done else progress.chunk_done(e, message.index, now, late), now)
+        saved = await self._save(
+            stored, lambda e: None if e.done else progress.chunk_done(e, message.index, now, late), now
+        )
+        if saved is not None and saved.done:
+            await self._ended(job.id)
         logger.info("job_chunk job=%s chunk=%s %s", job.id, message.index, counts_text(outcomes))
         return Paged.CHUNK
 
@@ -206,21 +214,31 @@ class Enumerator:
 
     async def _save(
         self, stored: StoredJob, change: Callable[[Enumeration], Enumeration | None], now: datetime
-    ) -> bool:
-        """Apply ``change`` to the checkpoint, re-reading after a lost race; False when
-        the change no longer applies (``change`` returns None) or the job ended."""
+    ) -> Enumeration | None:
+        """Apply ``change`` to the checkpoint, re-reading after a lost race: the checkpoint
+        saved, or None when the change no longer applies (``change`` returns None) or the
+        job ended."""
         for _ in range(SAVE_ATTEMPTS):
             job = stored.job
             enumeration = None if job.is_final else change(job.enumeration)
             if enumeration is None:
-                return False
+                return None
             state = JobState.RUNNING if enumeration.done else job.state
             try:
                 await self._jobs.save(dataclasses.replace(job, enumeration=enumeration, state=state), stored.etag, now)
-                return True
+                return enumeration
             except PreconditionFailed:
                 stored = await self._jobs.read(job.id)
         raise Busy(f"job {stored.job.id} is busy; the page is retried", code="Busy")
 
     async def _send(self, message: Page) -> None:
         await needed(self._work).send([encode(message)])
+
+    async def _ended(self, job_id: str) -> None:
+        """The enumeration ended: a look at the job now, which ends it if its items have
+        (those that ended at their start never tell the job). If the message cannot be
+        sent, the job's scheduled look does it."""
+        try:
+            await needed(self._work).send([encode(Check(job_id))])
+        except CopyOpsError as exc:
+            logger.warning("job_look_deferred job=%s error=%s", job_id, exc.kind)

@@ -49,7 +49,7 @@ class QueueStorage:
                 self._client = await bounded_wait(build)
             return self._client
 
-    async def send(self, messages: Sequence[str]) -> None:
+    async def send(self, messages: Sequence[str], delay_seconds: int = 0) -> None:
         """Put every message on the queue (concurrently); the queue is created if missing.
         After a creation only the messages refused for the missing queue go again: a put
         still in flight when the queue appeared may have landed, and must not land twice."""
@@ -57,7 +57,10 @@ class QueueStorage:
 
         async def put_all(texts: Sequence[str]) -> list[str]:
             """The texts refused because the queue is missing; any other fault raises."""
-            results = await asyncio.gather(*(client.send_message(text) for text in texts), return_exceptions=True)
+            results = await asyncio.gather(
+                *(client.send_message(text, visibility_timeout=delay_seconds or None) for text in texts),
+                return_exceptions=True,
+            )
             missing = []
             for text, result in zip(texts, results, strict=True):
                 if isinstance(result, BaseException):

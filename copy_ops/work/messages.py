@@ -64,9 +64,11 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Check:
-    """Look after a job now (an abort was asked for)."""
+    """Look after a job now: an abort was asked for, its enumeration ended, or ``item``
+    ended and may have been its last (the index may not show that item's end yet)."""
 
     job: str
+    item: str | None = None
 
 
 Work = Settle | Abort | Page | Chunk | Check
@@ -82,7 +84,7 @@ def encode(work: Work) -> str:
         entries = [{"source": _source_data(entry.source), "name": entry.name} for entry in work.entries]
         data = {"kind": "chunk", "job": work.job, "index": work.index, "entries": entries}
     else:
-        data = {"kind": "check", "job": work.job}
+        data = {"kind": "check", "job": work.job, **({"item": work.item} if work.item is not None else {})}
     return json.dumps({"v": VERSION, **data}, separators=(",", ":"))
 
 
@@ -112,8 +114,8 @@ def _decode(data: dict[str, Any]) -> Work | None:
     job = data["job"]
     if not isinstance(job, str):
         return None
-    if kind == "check":
-        return Check(job)
+    if kind == "check" and isinstance(data.get("item"), str | None):
+        return Check(job, data.get("item"))
     if kind == "page" and _whole(data["page"]) and isinstance(data.get("sas"), str | None):
         return Page(job, data["page"], data.get("sas"))
     if kind == "chunk" and _whole(data["index"]) and isinstance(data["entries"], list):

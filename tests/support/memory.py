@@ -321,12 +321,15 @@ class MemoryQueue:
 
     def __init__(self) -> None:
         self.messages: list[str] = []
+        # The delay each message was sent with, in the order sent.
+        self.delays: list[int] = []
         self.refuse = False
 
-    async def send(self, messages: Sequence[str]) -> None:
+    async def send(self, messages: Sequence[str], delay_seconds: int = 0) -> None:
         if self.refuse:
             raise StorageUnavailable("the queue is away", code="ServerBusy")
         self.messages.extend(messages)
+        self.delays.extend([delay_seconds] * len(messages))
 
     def take(self) -> list[str]:
         taken, self.messages = self.messages, []
