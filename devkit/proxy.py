@@ -42,6 +42,7 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from azure.storage.blob import BlobServiceClient
 
+from devkit import from_url
 from devkit.index_lag import LaggingIndex, tags_body, tags_header
 from devkit.pacing import Clock, Pacing
 from devkit.tls import TlsFiles
@@ -99,6 +100,8 @@ class RequestLog:
     counts: Counter[str] = field(default_factory=Counter)
     # (kind, method, path as storage received it, percent-decoded), in arrival order
     paths: list[tuple[str, str, str]] = field(default_factory=list)
+    # (kind, the x-ms-copy-source header as sent): what a copy was told to read, SAS and all
+    sources: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -142,6 +145,8 @@ def classify(method: str, path: str, query: dict[str, list[str]], headers: dict[
     restype = query.get("restype", [""])[0]
     if method == "PUT" and comp == "copy":
         return "abort_copy"
+    if from_url.is_from_url(method, query, headers):
+        return "put_block_from_url" if comp == "block" else "put_blob_from_url"
     if method == "PUT" and "x-ms-copy-source" in headers and not comp:
         return "copy_blob"
     if comp == "userdelegationkey":
@@ -176,6 +181,9 @@ class PendingCopyProxy:
         self.pending_copies = False
         # Set: copies from another "account" are pending at this pace (the stand-in's).
         self.pacing: Pacing | None = None
+        # Set: each read of a source by Put Block/Blob From URL takes as long as this many
+        # bytes a second allow (a bandwidth cap per request, so a copy takes measurable time).
+        self.source_rate: float | None = None
         # Answer Find Blobs by Tags from the tag writes seen, paged as Azure does (see
         # LaggingIndex.answer); off: Azurite's own answer, through the lagging index.
         self.paged_index = True
@@ -247,6 +255,7 @@ class PendingCopyProxy:
             self.log = RequestLog()
             self.pending_copies = False
             self.pacing = None
+            self.source_rate = None
             self.paged_index = True
             self.started = Counter()
             self.latency = 0.0
@@ -419,6 +428,8 @@ class PendingCopyProxy:
         with self._lock:
             self.log.counts[kind] += 1
             self.log.paths.append((kind, request.command, path))
+            if "x-ms-copy-source" in headers:
+                self.log.sources.append((kind, headers["x-ms-copy-source"]))
         if self.latency:
             time.sleep(self.latency)
         fault = self._take_fault(kind, path)
@@ -462,7 +473,7 @@ class PendingCopyProxy:
         if len(parts) < 3 or status >= 300:
             return answer
         container, blob = parts[1], parts[2]
-        if kind == "put_blob":
+        if kind in ("put_blob", "put_blob_from_url"):
             self.index.record(container, blob, tags_header(headers.get("x-ms-tags", "")))
         elif kind == "put_tags":
             self.index.record(container, blob, tags_body(body))
@@ -481,6 +492,8 @@ class PendingCopyProxy:
             return self._abort(path, query, headers)
         if fake is not None and fake.status == "pending" and method == "PUT":
             return self._error_parts(409, "PendingCopyOperation", "There is currently a pending copy operation.")
+        if from_url.is_from_url(method, query, headers):
+            return self._from_url(raw_path, path, query, headers)
         if method == "PUT" and "x-ms-copy-source" in headers and not query.get("comp"):
             source = headers["x-ms-copy-source"]
             paced = self.pacing is not None and self.pacing.is_remote(
@@ -516,6 +529,31 @@ class PendingCopyProxy:
             with self._lock:
                 self.started[path] += 1
         return status, out_headers, out_body
+
+    def _from_url(
+        self, raw_path: str, path: str, query: dict[str, list[str]], headers: dict[str, str]
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Put Block From URL or Put Blob From URL, as Azure does them (:mod:`devkit.from_url`)."""
+        read = from_url.read_source(headers, self._direct_source(headers["x-ms-copy-source"]), self._connection)
+        if read.status >= 300:
+            return from_url.refusal(read)
+        block = query.get("comp") == ["block"]
+        limit = from_url.BLOCK_FROM_URL_LIMIT if block else from_url.BLOB_FROM_URL_LIMIT
+        if len(read.data) > limit:
+            return from_url.too_large(limit)
+        if self.source_rate:
+            time.sleep(len(read.data) / self.source_rate)
+        parts = urlsplit(raw_path)
+        # The block's id and the timeout, as the client encoded them; the rest of a query is
+        # the client's SAS, which signed a request without this body: the proxy's own goes.
+        kept = [item for item in parts.query.split("&") if item.startswith(("blockid=", "timeout="))]
+        target = f"{parts.path}?{'&'.join([*(['comp=block'] if block else []), *kept, self._own_sas()])}"
+        out = from_url.block_headers(headers) if block else from_url.blob_headers(headers, read)
+        status, answer_headers, body = self._forward("PUT", target, out, read.data)
+        if status == 201 and not block:
+            with self._lock:
+                self._copies.pop(path, None)  # the blob was replaced: no copy of ours is on it
+        return status, answer_headers, body
 
     def _start_pending(
         self, path: str, headers: dict[str, str], paced: bool = False
@@ -622,6 +660,8 @@ class PendingCopyProxy:
                 self.pending_copies = bool(config.get("pending", self.pending_copies))
                 self.latency = float(config.get("latency", self.latency))
                 self.index.lag = float(config.get("index_lag", self.index.lag))
+                rate = config.get("source_rate", self.source_rate)
+                self.source_rate = float(rate) if rate else None
             return 204, [], b""
         if method == "POST" and command == "reset":
             with self._lock:

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, quote
 import pytest
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import HttpResponseError
-from azure.storage.blob import BlobSasPermissions, BlobServiceClient, generate_blob_sas
+from azure.storage.blob import BlobBlock, BlobSasPermissions, BlobServiceClient, generate_blob_sas
 
 from devkit import DEV_ACCOUNT
 from devkit.identity import make_token
@@ -261,3 +261,27 @@ def test_no_secret_in_any_response_record_or_log_line(app: DevHostProcess, world
         at = everything.find(secret.encode())
         assert at < 0, everything[max(0, at - 400) : at + 50]
     assert b"sig=" not in everything
+
+
+def test_a_source_in_another_account_is_read_by_a_bearer_token_and_no_sas(world: IdentityWorld, c: Containers) -> None:
+    """The stand-in's Put Block From URL and Put Blob From URL (devkit/from_url.py) read a
+    source with the token the request carries as its source authorization, as Azure does;
+    Azurite (OAuth mode) checks the token. No SAS is made or sent for that source."""
+    own = BlobServiceClient(world.endpoint, credential=StandInCredential(), connection_verify=str(world.tls.ca))
+    source = f"{world.proxy.url}/{PARTNER}/{c.private}/a.bin"
+    token = f"Bearer {make_token('https://storage.azure.com', CLIENT_ID)}"
+    target = own.get_blob_client(c.dst, "by-token.bin")
+    target.stage_block_from_url("MDAwMDAw", source, source_offset=0, source_length=13, source_authorization=token)
+    target.commit_block_list([BlobBlock("MDAwMDAw")])
+    own.get_blob_client(c.dst, "whole.bin").upload_blob_from_url(source, source_authorization=token)
+    assert c.read("by-token.bin") == c.read("whole.bin") == b"partner bytes"
+    kinds = [kind for kind, _, _ in world.proxy.log.paths]
+    assert kinds.count("put_block_from_url") == 1 and kinds.count("put_blob_from_url") == 1
+    read = [url for kind, url in world.proxy.log.sources if kind in ("put_block_from_url", "put_blob_from_url")]
+    assert read == [source, source]  # the source as named: no SAS made, none sent
+    # A token for another audience reads nothing: refused as Azure refuses a source it cannot read.
+    wrong = f"Bearer {make_token('https://management.azure.com', CLIENT_ID)}"
+    with pytest.raises(HttpResponseError) as refused:
+        own.get_blob_client(c.dst, "refused.bin").upload_blob_from_url(source, source_authorization=wrong)
+    assert getattr(refused.value, "error_code", None) == "CannotVerifyCopySource"
+    assert not c.own.get_blob_client(c.dst, "refused.bin").exists()

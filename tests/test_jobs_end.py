@@ -31,12 +31,12 @@ def world(make_settings: SettingsFactory, proxy: PendingCopyProxy) -> Iterator[J
     made.close()
 
 
-def start_pending_job(world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy, count: int) -> tuple[str, list[str]]:
-    """A prefix job of ``count`` items, every one pending after its enumeration."""
+def start_enumerated_job(world: JobWorld, blobs: Blobs, count: int) -> tuple[str, list[str]]:
+    """A prefix job of ``count`` items, enumerated (its one page delivered), with no sweep:
+    its id and its items' ids."""
     names = [f"in/{index}.bin" for index in range(count)]
     for name in names:
         blobs.put(blobs.src, name, b"x" * 7)
-    proxy.pending_copies = True
     body = {
         "source": {"container": blobs.src, "prefix": "in/"},
         "destination": {"container": blobs.dst, "prefix": "out/"},
@@ -44,10 +44,17 @@ def start_pending_job(world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy, co
     }
     job = world.start(body, NOW).job
     delivered = world.deliver(NOW)
-    # The enumeration's end asked for a look: the items are pending, so it waits.
+    # The enumeration's end asked for a look itself.
     assert (delivered.kinds["page"], delivered.kinds["check"]) == (1, 1), delivered
-    assert world.job(job.id, NOW).state is JobState.RUNNING
     return job.id, [progress.item_id(job.id, "out/" + name[3:]) for name in names]
+
+
+def start_pending_job(world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy, count: int) -> tuple[str, list[str]]:
+    """A prefix job of ``count`` items, every one pending after its enumeration."""
+    proxy.pending_copies = True
+    job_id, items = start_enumerated_job(world, blobs, count)
+    assert world.job(job_id, NOW).state is JobState.RUNNING  # the look found them pending
+    return job_id, items
 
 
 def test_the_last_item_aborted_on_request_ends_its_job_with_no_sweep(
@@ -81,17 +88,8 @@ def test_an_item_the_index_still_shows_pending_is_counted_as_its_record_says(
 
 
 def test_a_job_whose_items_end_at_their_start_ends_with_its_enumeration(world: JobWorld, blobs: Blobs) -> None:
-    for index in range(3):
-        blobs.put(blobs.src, f"in/{index}.bin", b"y")
-    body = {
-        "source": {"container": blobs.src, "prefix": "in/"},
-        "destination": {"container": blobs.dst, "prefix": "out/"},
-        "timeout_seconds": 600,
-    }
-    job = world.start(body, NOW).job
-    delivered = world.deliver(NOW)
-    assert (delivered.kinds["page"], delivered.kinds["check"]) == (1, 1), delivered
-    ended = world.job(job.id, NOW)
+    job_id, _ = start_enumerated_job(world, blobs, 3)
+    ended = world.job(job_id, NOW)
     assert ended.state is JobState.SUCCEEDED and ended.counts.of(State.SUCCEEDED) == 3
 
 
