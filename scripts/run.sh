@@ -21,6 +21,11 @@ if [ ! -f local.settings.json ]; then
   echo "created local.settings.json from local.settings.sample.json"
 fi
 
+# Job control: each process started below is a job of its own process group (its id is
+# the group's), so the cleanup stops it and whatever it started, and Ctrl-C reaches this
+# script alone, which stops them in order. (setsid's process id is not always the new
+# group's: it forks when it leads a group already, and a group so missed outlived us.)
+set -m
 pids=()
 cleaned=0
 cleanup() {
@@ -49,13 +54,13 @@ if port_open "$BLOB_PORT" || port_open "$QUEUE_PORT"; then
   exit 1
 fi
 mkdir -p .azurite
-setsid node_modules/.bin/azurite --blobHost 127.0.0.1 --blobPort "$AZURITE_BLOB_PORT" \
+node_modules/.bin/azurite --blobHost 127.0.0.1 --blobPort "$AZURITE_BLOB_PORT" \
   --queueHost 127.0.0.1 --queuePort "$QUEUE_PORT" --tablePort 10012 \
   --location .azurite --skipApiVersionCheck --disableTelemetry --silent > .azurite/azurite.log 2>&1 &
 pids+=($!)
 wait_port "$AZURITE_BLOB_PORT" Azurite
 wait_port "$QUEUE_PORT" Azurite
-setsid .venv/bin/python -m devkit standin --azurite-port "$AZURITE_BLOB_PORT" --port "$BLOB_PORT" --rate "$RATE" \
+.venv/bin/python -m devkit standin --azurite-port "$AZURITE_BLOB_PORT" --port "$BLOB_PORT" --rate "$RATE" \
   > .azurite/standin.log 2>&1 &
 pids+=($!)
 wait_port "$BLOB_PORT" "the stand-in of Azure"
@@ -97,10 +102,10 @@ copy-ops on http://localhost:$PORT, on a local stand-in of Azure (Ctrl-C stops i
 HELP
 
 if command -v func >/dev/null 2>&1; then
-  setsid func start --port "$PORT" &
+  func start --port "$PORT" &
 else
   echo "(Azure Functions Core Tools not found: using the development host, python -m devhost)"
-  setsid .venv/bin/python -m devhost --port "$PORT" --quiet &
+  .venv/bin/python -m devhost --port "$PORT" --quiet &
 fi
 pids+=($!)
 wait "${pids[-1]}"
