@@ -26,6 +26,7 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, QueueMessage
 
+from copy_ops.core.connection import pairs_of
 from devkit.inputs import queue_message
 
 logger = logging.getLogger("devhost")
@@ -96,11 +97,7 @@ def connection_problem(connection: str) -> str | None:
         if os.environ.get(f"{connection}__queueServiceUri"):
             return None
         return f"no setting {connection} (a connection string) or {connection}__queueServiceUri (an identity)"
-    parts = {
-        name.strip().lower(): value.strip()
-        for name, _, value in (part.partition("=") for part in string.split(";"))
-        if name.strip()
-    }
+    parts = pairs_of(string)
     if parts.get("usedevelopmentstorage", "").lower() == "true" or parts.get("queueendpoint"):
         return None
     if parts.get("blobendpoint") or not parts.get("accountname"):

@@ -85,12 +85,17 @@ def read_source(
         if not authorization.startswith("Bearer "):
             return SourceRead(400, code="InvalidHeaderValue")
         ask["authorization"] = authorization
+    if parts.hostname not in ("127.0.0.1", "localhost"):
+        # Only Azurite is reachable from here: an outside source cannot be read.
+        return SourceRead(404, code="SourceUnreachable")
     connection = connect(parts.port or 80)
     try:
         connection.request("GET", f"{parts.path}?{parts.query}" if parts.query else parts.path, headers=ask)
         response = connection.getresponse()
         data = response.read()
         found = tuple((name, value) for name, value in response.getheaders())
+    except OSError:
+        return SourceRead(404, code="SourceUnreachable")
     finally:
         connection.close()
     if response.status >= 300:

@@ -191,6 +191,8 @@ class PendingCopyProxy:
         # Copies started (pending or at once), by destination path: what "at most once" counts.
         self.started: Counter[str] = Counter()
         self._copies: dict[str, FakeCopy] = {}
+        # The keys of paced copies still pending: what every request of the stand-in moves on.
+        self._paced: set[str] = set()
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         # One keep-alive connection to Azurite per proxy thread (a thread serves one
@@ -251,6 +253,7 @@ class PendingCopyProxy:
     def reset(self) -> None:
         with self._lock:
             self._copies.clear()
+            self._paced.clear()
             self._faults.clear()
             self.log = RequestLog()
             self.pending_copies = False
@@ -343,12 +346,16 @@ class PendingCopyProxy:
         now = time.monotonic()
         ending = []
         with self._lock:
-            for key, fake in self._copies.items():
-                if fake.clock is not None and fake.status == "pending":
-                    fake.copied = fake.clock.copied(now)
-                    if fake.copied >= fake.total:
-                        fake.clock = None  # claimed: only this call ends it
-                        ending.append(key)
+            for key in list(self._paced):
+                fake = self._copies.get(key)
+                if fake is None or fake.clock is None or fake.status != "pending":
+                    self._paced.discard(key)  # replaced, aborted or ended meanwhile
+                    continue
+                fake.copied = fake.clock.copied(now)
+                if fake.copied >= fake.total:
+                    fake.clock = None  # claimed: only this call ends it
+                    self._paced.discard(key)
+                    ending.append(key)
         for key in ending:
             _, container, blob = key.lstrip("/").split("/", 2)
             self.finish(container, blob)
@@ -576,6 +583,8 @@ class PendingCopyProxy:
         with self._lock:
             self._copies[path] = fake
             self.started[path] += 1
+            if fake.clock is not None:
+                self._paced.add(path)
         return (
             202,
             [

@@ -95,6 +95,7 @@ def test_put_block_from_url_stages_ranges_that_a_block_list_commits(
     [
         ("no authorization", 403, None),  # a private blob, and nothing to read it with
         ("a missing blob", 404, "404"),
+        ("a host the stand-in cannot reach", 404, "404"),
         ("another ETag", 412, "412"),
         ("a bearer token that is not one", 400, None),
     ],
@@ -116,6 +117,8 @@ def test_a_source_that_cannot_be_read_is_refused_as_azure_refuses_it(
         url = url.split("?")[0]
     elif how == "a missing blob":
         url = sas_url(proxy, source, "gone.bin")
+    elif how == "a host the stand-in cannot reach":
+        url = "https://elsewhere.example/exports/a.bin?sv=2025-01-05&sig=x"
     elif how == "another ETag":
         # The SDK's stage_block_from_url has no source conditions: the header goes as such.
         options = {"headers": {"x-ms-source-if-match": '"0x8D000000000000"'}}

@@ -14,7 +14,7 @@ from copy_ops.core.errors import StorageUnavailable
 from copy_ops.jobs import progress
 from copy_ops.jobs.model import JobState
 from copy_ops.jobs.watch import AT_ONCE, INDEX_CATCH_UP_SECONDS, LastItemWatch
-from copy_ops.work.messages import Check, decode
+from copy_ops.work.messages import Check, decode, encode
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
@@ -161,3 +161,14 @@ def test_a_look_that_cannot_be_asked_for_is_left_to_the_scheduled_one(
     run(LastItemWatch(index, queue).item_ended(ended_item(job), NOW + timedelta(seconds=1)))  # type: ignore[arg-type]
     assert queue.messages == []
     assert ("job_look_deferred" in caplog.text) == (job is not None)
+
+
+@pytest.mark.parametrize("item", ["../../jobs/x", "%2e%2e", "", "8203858143000-5b679290" + "0" * 500])
+def test_a_look_naming_an_item_that_is_no_item_looks_as_a_plain_one(
+    world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy, item: str
+) -> None:
+    job_id, _ = start_pending_job(world, blobs, proxy, 1)
+    run(world.work.send([encode(Check(job_id, item))]))
+    delivered = world.deliver(NOW)
+    assert delivered.kinds["check"] == 1 and not delivered.failures, delivered
+    assert world.job(job_id, NOW).state is JobState.RUNNING  # its one item still pending

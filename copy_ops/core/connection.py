@@ -54,7 +54,7 @@ class StorageConnection:
     @property
     def shared_access_signature(self) -> str | None:
         """The SAS of a connection string that carries one instead of a key."""
-        return _pairs(self.connection_string or "").get("sharedaccesssignature")
+        return pairs_of(self.connection_string or "").get("sharedaccesssignature")
 
     @property
     def blob_endpoint(self) -> str:
@@ -137,7 +137,8 @@ def _error(detail: str, family: str) -> ConfigurationError:
     return ConfigurationError(detail, code=family)
 
 
-def _pairs(connection_string: str) -> dict[str, str]:
+def pairs_of(connection_string: str) -> dict[str, str]:
+    """A connection string's ``key=value`` pairs, keys lower-cased."""
     pairs: dict[str, str] = {}
     for part in connection_string.split(";"):
         if "=" in part:
@@ -148,7 +149,7 @@ def _pairs(connection_string: str) -> dict[str, str]:
 
 def endpoint_of(connection_string: str, service: str) -> str:
     """The ``blob`` or ``queue`` endpoint a connection string names, without touching the network."""
-    pairs = _pairs(connection_string)
+    pairs = pairs_of(connection_string)
     if pairs.get("usedevelopmentstorage", "").lower() == "true":
         return _DEVELOPMENT[service]
     if f"{service}endpoint" in pairs:

@@ -157,17 +157,15 @@ class JobLedger:
 
     async def pending_sample(self, job_id: str, most: int) -> list[str]:
         """Up to ``most`` ids of the job's items still pending, as the index says: one request."""
-        query = f'"job" = {_quoted(job_id)} AND "state" = \'pending\''
         try:
-            found, _ = await self._documents.find_tagged(self._container, query, most, None)
+            found, _ = await self._documents.find_tagged(self._container, _pending(job_id), most, None)
         except NotFound:
             return []
         return [_id_of(item.name) for item in found]
 
     async def pending_items(self, job_id: str) -> AsyncIterator[str]:
         """Ids of the job's items still pending, as the index says."""
-        query = f'"job" = {_quoted(job_id)} AND "state" = \'pending\''
-        async for item in self._find(query):
+        async for item in self._find(_pending(job_id)):
             yield _id_of(item.name)
 
     async def items_page(
@@ -205,6 +203,11 @@ class JobLedger:
 
     async def read_report(self, job_id: str) -> bytes:
         return (await self._documents.read_document(self._container, self.report_name(job_id))).data
+
+
+def _pending(job_id: str) -> str:
+    """The index query for the job's items still pending."""
+    return f'"job" = {_quoted(job_id)} AND "state" = \'pending\''
 
 
 def _id_of(name: str) -> str:
