@@ -57,7 +57,7 @@ def tree_at(rev: str, into: Path) -> Path:
     return into
 
 
-def settings_file(folder: Path, harness: Harness, ledger: str, threshold: int, queue: str) -> Path:
+def settings_file(folder: Path, harness: Harness, ledger: str, threshold: int, queue: str, **extra: str) -> Path:
     values = {
         "FUNCTIONS_WORKER_RUNTIME": "python",
         "AzureWebJobsStorage": harness.connection_string,
@@ -68,6 +68,7 @@ def settings_file(folder: Path, harness: Harness, ledger: str, threshold: int, q
         "COPY_SWEEP_SCHEDULE": NEVER,
         "COPY_FANOUT_THRESHOLD": str(threshold),
         "COPY_SWEEP_CONCURRENCY": "32",
+        **extra,
     }
     path = folder / f"settings-{uuid.uuid4().hex[:8]}.json"
     path.write_text(json.dumps({"IsEncrypted": False, "Values": values}))

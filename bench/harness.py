@@ -90,9 +90,23 @@ class ProxyProcess:
             return bytes(response.read())
 
     def configure(
-        self, *, pending: bool | None = None, latency: float | None = None, index_lag: float | None = None
+        self,
+        *,
+        pending: bool | None = None,
+        latency: float | None = None,
+        index_lag: float | None = None,
+        source_rate: float | None = None,
+        pace: float | None = None,
     ) -> None:
-        config: dict[str, object] = {"pending": pending, "latency": latency, "index_lag": index_lag}
+        """``source_rate``: bytes a second each Put Block/Blob From URL reads its source at (a
+        cap per connection); ``pace``: bytes a second a Copy Blob from another "account" moves."""
+        config: dict[str, object] = {
+            "pending": pending,
+            "latency": latency,
+            "index_lag": index_lag,
+            "source_rate": source_rate,
+            "pace": pace,
+        }
         self._call("POST", "config", {name: value for name, value in config.items() if value is not None})
 
     def counts(self) -> Counter[str]:

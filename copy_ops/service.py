@@ -20,6 +20,7 @@ from copy_ops.core.settings import Settings
 from copy_ops.jobs.ports import JobStorage
 from copy_ops.jobs.service import JobService
 from copy_ops.observability.telemetry import OFF, Telemetry
+from copy_ops.work.staging import StageMessages
 
 __all__ = ["CopyService", "StartOutcome"]
 
@@ -55,6 +56,9 @@ class CopyService:
         )
         # An item of a job that ends after being pending asks for a look at its job.
         self.copies.settler.job_watch = self.jobs.watch
+        # The block engine hands its blocks out on the work queue.
+        if work is not None:
+            self.copies.blocks.queue = StageMessages(work)
 
     async def start(self, request: CopyRequest, now: datetime, idempotency_key: str | None = None) -> StartOutcome:
         return await self.copies.start(request, now, idempotency_key)

@@ -83,6 +83,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         body["lease_source"] = True
     if args.on_abort:
         body["on_abort"] = args.on_abort
+    if args.engine:
+        body["engine"] = args.engine
     if args.metadata:
         body["metadata"] = dict(item.split("=", 1) for item in args.metadata)
     return body
@@ -231,6 +233,9 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--overwrite", action="store_true")
         command.add_argument("--lease-source", action="store_true")
         command.add_argument("--on-abort", choices=["keep", "delete", "restore"])
+        command.add_argument(
+            "--engine", choices=["auto", "async", "blocks"], help="Copy Blob (async), copy-ops' blocks, or auto"
+        )
         command.add_argument("--metadata", action="append", metavar="NAME=VALUE")
         command.add_argument("--wait", action="store_true", help="show progress until it ends; exit 0 if it succeeded")
 

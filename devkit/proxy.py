@@ -102,6 +102,9 @@ class RequestLog:
     paths: list[tuple[str, str, str]] = field(default_factory=list)
     # (kind, the x-ms-copy-source header as sent): what a copy was told to read, SAS and all
     sources: list[tuple[str, str]] = field(default_factory=list)
+    # (kind, the scheme of x-ms-copy-source-authorization, or "" for none): how a copy's
+    # source was authorized (the token itself is never kept, even here).
+    source_authorizations: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -437,6 +440,8 @@ class PendingCopyProxy:
             self.log.paths.append((kind, request.command, path))
             if "x-ms-copy-source" in headers:
                 self.log.sources.append((kind, headers["x-ms-copy-source"]))
+                scheme = headers.get("x-ms-copy-source-authorization", "").partition(" ")[0]
+                self.log.source_authorizations.append((kind, scheme))
         if self.latency:
             time.sleep(self.latency)
         fault = self._take_fault(kind, path)
@@ -671,6 +676,8 @@ class PendingCopyProxy:
                 self.index.lag = float(config.get("index_lag", self.index.lag))
                 rate = config.get("source_rate", self.source_rate)
                 self.source_rate = float(rate) if rate else None
+                if "pace" in config:  # copies from another "account" pending at this many bytes/s
+                    self.pacing = Pacing(rate=float(config["pace"])) if config["pace"] else None
             return 204, [], b""
         if method == "POST" and command == "reset":
             with self._lock:

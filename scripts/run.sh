@@ -92,10 +92,13 @@ copy-ops on http://localhost:$PORT, on a local stand-in of Azure (Ctrl-C stops i
   # a copy within the account ends at once
   .venv/bin/copy-ops start incoming/hello.txt backups/hello.txt --overwrite
 
-  # watch the deadline kept: a copy from a partner's "account" (the container partner)
-  # moves at $RATE bytes/s; at its 10 s deadline the sweep aborts it
-  .venv/bin/copy-ops start partner/big.bin backups/big.bin --overwrite --timeout 10 --wait
+  # watch the deadline kept: Azure's Copy Blob from a partner's "account" (the container
+  # partner) moves at $RATE bytes/s; at its 10 s deadline the sweep aborts it
+  .venv/bin/copy-ops start partner/big.bin backups/big.bin --overwrite --timeout 10 --engine async --wait
   .venv/bin/copy-ops ls --state aborted
+
+  # ...and met: copy-ops' block engine copies it in time (auto picks it for other accounts)
+  .venv/bin/copy-ops start partner/big.bin backups/big.bin --overwrite --timeout 10 --engine blocks --wait
 
   (docs/api.md walks through the whole API with curl; the sweep runs every 10 s here)
 

@@ -159,6 +159,9 @@ def make_settings(proxy: PendingCopyProxy) -> SettingsFactory:
             "COPY_LEDGER_CONTAINER": ledger,
             "COPY_ALLOWED_SOURCE_HOSTS": "127.0.0.1:*,partner.example.net",
             "COPY_SWEEP_CONCURRENCY": "8",
+            # Copy Blob's behaviour is what most tests hold (pending copies, aborts); the
+            # engines' own tests name theirs (tests/test_blocks_engine.py, test_blocks_jobs.py).
+            "COPY_ENGINE": "async",
         }
         env.update(overrides)
         return Settings.from_env(env)

@@ -42,6 +42,8 @@ def host_for(proxy: PendingCopyProxy, schedule: str) -> DevHostProcess:
             "COPY_SWEEP_SCHEDULE": schedule,
             "COPY_FIRST_CHECK_SECONDS": "1",
             "COPY_DEFAULT_TIMEOUT_SECONDS": "222",
+            # Copy Blob held pending by the proxy, to its deadline (auto's escalation: test_blocks_engine).
+            "COPY_ENGINE": "async",
         },
         # The file's value loses to the environment's; its other values are used.
         local_settings={"COPY_DEFAULT_TIMEOUT_SECONDS": "111", "COPY_ALLOWED_SOURCE_HOSTS": "127.0.0.1:*"},

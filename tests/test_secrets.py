@@ -10,6 +10,7 @@ is searched for every secret the run used."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,7 @@ from azure.storage.blob import generate_blob_sas
 from azure.storage.queue import QueueClient
 
 from copy_ops.background.sweep import sweep
+from copy_ops.copies import blocks
 from copy_ops.edges import runtime
 from devkit import DEV_ACCOUNT, DEV_KEY, PendingCopyProxy
 from devkit.app import payload, request
@@ -61,6 +63,7 @@ def test_no_secret_in_any_response_record_claim_or_log(
     blobs: Blobs,
     proxy: PendingCopyProxy,
     everything_logged: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     handlers = handlers_by_credential
     connection = credential_connection_string(credential, proxy)
@@ -131,6 +134,24 @@ def test_no_secret_in_any_response_record_claim_or_log(
         assert call("job_report", "GET", f"jobs/{job_id}/report", route_params={"id": job_id}).status_code == 200
     call("list_jobs", "GET", "jobs")
 
+    # The block engine: from the app's own account (read with a SAS the app signs with its
+    # key, or the connection's own), and from a caller's SAS URL, whose SAS rides in its
+    # staging messages; small blocks, so that both take the work queue.
+    monkeypatch.setattr(blocks, "BLOCK_SIZE", 64 * 1024)
+    big = os.urandom(3 * 64 * 1024 + 5)
+    blobs.put(blobs.src, "big.bin", big)
+    sas_big = blob_sas(blobs.src, "big.bin")
+    for name, source in (
+        ("k.bin", {"container": blobs.src, "blob": "big.bin"}),
+        ("l.bin", f"{base}/big.bin?{sas_big}"),
+    ):
+        body = {**copy_body(blobs.src, blobs.dst, name, engine="blocks", timeout_seconds=600), "source": source}
+        assert call("start_copy", "POST", "copies", body).status_code == 202
+    assert drain_through(handlers["work"], queue) >= 2
+    assert blobs.read(blobs.dst, "k.bin") == big == blobs.read(blobs.dst, "l.bin")
+    read_with = [url.partition("?")[2] for kind, url in proxy.log.sources if kind == "put_block_from_url"]
+    assert len(read_with) == 8 and all("sig=" in query for query in read_with)
+
     ledger = blobs.direct.get_container_client(f"ledger-{blobs.src[-10:]}")
     stored = [
         ledger.download_blob(item.name).readall() + str(ledger.get_blob_client(item.name).get_blob_tags()).encode()
@@ -140,7 +161,8 @@ def test_no_secret_in_any_response_record_claim_or_log(
     outputs = [r.get_body() + str(dict(r.headers)).encode() for r in responses] + stored
     outputs.append(everything_logged.text.encode())
     everything = b"\n".join(outputs)
-    for secret in secrets_of(connection, sas_b, sas_d, sas_c, connection.partition("SharedAccessSignature=")[2]):
+    own_sas = connection.partition("SharedAccessSignature=")[2]
+    for secret in secrets_of(connection, sas_b, sas_d, sas_c, sas_big, own_sas, *read_with):
         at = everything.find(secret.encode())
         assert at < 0, (secret, everything[max(0, at - 300) : at + 100])
     # And the run did show what may be shown: the source and destination URLs, without a query.

@@ -3,12 +3,13 @@ invalid one naming the fields it must report (all at once) and the status it map
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from copy_ops.copies.model import BlobRef, ForeignBlob, OnAbort
+from copy_ops.copies.model import BlobRef, Engine, ForeignBlob, OnAbort
 from copy_ops.copies.request import fingerprint, parse_copy_request
 from copy_ops.core.errors import CopyOpsError, Forbidden, InvalidRequest
 from copy_ops.core.settings import Settings
@@ -183,6 +184,12 @@ LONGEST = 7 * 24 * 3600 - 20 * 60
         (IDENTITY, {"source": "https://partner.blob.core.windows.net/exports/a.bin?sv=1&sig=x"}, None),
         (IDENTITY, {"source": {"account": "mine", "container": "data", "blob": "a.bin"}}, None),
         (IDENTITY, {"source": PARTNER_BLOB, "timeout_seconds": LONGEST}, ForeignBlob("partner", "exports", "a.bin")),
+        # The block engine (auto's, from another account) reads with a token: no key limits it.
+        (
+            IDENTITY,
+            {"source": PARTNER_BLOB, "timeout_seconds": LONGEST + 1},
+            ForeignBlob("partner", "exports", "a.bin"),
+        ),
     ],
 )
 def test_sources_in_other_accounts(settings: Settings, given: dict[str, Any], expected: ForeignBlob | None) -> None:
@@ -193,8 +200,8 @@ def test_sources_in_other_accounts(settings: Settings, given: dict[str, Any], ex
 @pytest.mark.parametrize(
     ("settings", "given", "fields"),
     [
-        # A minted SAS cannot outlive its key: 7 days less 20 minutes at the most.
-        (IDENTITY, {"source": PARTNER_BLOB, "timeout_seconds": LONGEST + 1}, {"timeout_seconds"}),
+        # A minted SAS (the async engine's) cannot outlive its key: 7 days less 20 minutes at the most.
+        (IDENTITY, {"source": PARTNER_BLOB, "timeout_seconds": LONGEST + 1, "engine": "async"}, {"timeout_seconds"}),
         (IDENTITY, {"source": {"container": "data", "blob": "a"}, "deadline": "2026-12-01T02:00:00Z"}, {"deadline"}),
         (IDENTITY, {"source": {"account": "No!", "container": "exports", "blob": "b"}}, {"source.account"}),
         (IDENTITY, {"source": {"account": "partner", "container": "exports", "blob": "../b"}}, {"source.blob"}),
@@ -218,3 +225,46 @@ def test_a_source_account_outside_the_allowed_hosts_is_forbidden() -> None:
     with pytest.raises(Forbidden) as caught:
         parse_copy_request({"source": PARTNER_BLOB, "destination": {"container": "data", "blob": "x"}}, narrow, NOW)
     assert [error.field for error in caught.value.errors] == ["source.account"]
+
+
+ESCALATE = NOW + timedelta(seconds=50)
+
+
+@pytest.mark.parametrize(
+    ("settings", "given", "engine", "escalate_at"),
+    [
+        # auto: Copy Blob within the account (escalated to the blocks at half its time)...
+        (SETTINGS, {"source": {"container": "data", "blob": "a"}}, Engine.ASYNC, ESCALATE),
+        (IDENTITY, {"source": {"account": "mine", "container": "data", "blob": "a"}}, Engine.ASYNC, ESCALATE),
+        # ...the block engine from another account, by the app's identity or the caller's SAS.
+        (IDENTITY, {"source": PARTNER_BLOB}, Engine.BLOCKS, None),
+        (IDENTITY, {"source": "https://partner.blob.core.windows.net/exports/a.bin?sv=1&sig=x"}, Engine.BLOCKS, None),
+        # Named, an engine is kept as named, and never escalates.
+        (SETTINGS, {"source": {"container": "data", "blob": "a"}, "engine": "async"}, Engine.ASYNC, None),
+        (SETTINGS, {"source": {"container": "data", "blob": "a"}, "engine": "blocks"}, Engine.BLOCKS, None),
+        (IDENTITY, {"source": PARTNER_BLOB, "engine": "async"}, Engine.ASYNC, None),
+        (IDENTITY, {"source": PARTNER_BLOB, "engine": "auto"}, Engine.BLOCKS, None),
+    ],
+)
+def test_the_engine_a_copy_starts_on(
+    settings: Settings, given: dict[str, Any], engine: Engine, escalate_at: datetime | None
+) -> None:
+    body = {**given, "destination": DEST, "timeout_seconds": 100}
+    request = parse_copy_request(body, settings, NOW)
+    assert (request.engine, request.escalate_at) == (engine, escalate_at)
+
+
+def test_the_default_engine_and_escalation_share_come_from_the_settings() -> None:
+    settings = dataclasses.replace(SETTINGS, engine="async", escalate_at=0.25)
+    body = {"source": {"container": "data", "blob": "a"}, "destination": DEST}
+    assert parse_copy_request({**body, "timeout_seconds": 100}, settings, NOW).engine is Engine.ASYNC
+    auto = parse_copy_request({**body, "timeout_seconds": 100, "engine": "auto"}, settings, NOW)
+    assert auto.escalate_at == NOW + timedelta(seconds=25)
+
+
+@pytest.mark.parametrize("value", ["fast", "", "AUTO", 1, None, True, ["blocks"], {"engine": "blocks"}])
+def test_an_engine_that_is_none_of_the_three_is_refused_by_name(value: Any) -> None:
+    body = {"source": {"container": "data", "blob": "a"}, "destination": DEST}
+    with pytest.raises(InvalidRequest) as caught:
+        parse_copy_request({**body, "engine": value}, SETTINGS, NOW)
+    assert {error.field for error in caught.value.errors} == {"engine"}

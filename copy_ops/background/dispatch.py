@@ -15,7 +15,7 @@ from copy_ops.background.sweep import settle_batch
 from copy_ops.copies.settle import Settled
 from copy_ops.core.errors import StorageUnavailable
 from copy_ops.service import CopyService
-from copy_ops.work.messages import Abort, Check, Chunk, Page, Settle, decode
+from copy_ops.work.messages import Abort, Check, Chunk, Page, Settle, Stage, decode
 
 
 async def do_work(
@@ -39,5 +39,7 @@ async def do_work(
         return "page", Counter([await service.jobs.page(work, now, sent_at)])
     if isinstance(work, Chunk):
         return "chunk", Counter([await service.jobs.chunk(work, now, sent_at)])
+    if isinstance(work, Stage):
+        return "stage", Counter([await service.copies.stage(work.op, work.blocks, work.sas, now)])
     assert isinstance(work, Check)
     return "check", Counter([await service.jobs.check(work.job, now, asked=True, item=work.item)])

@@ -59,7 +59,7 @@ def block_size_for(size: int) -> int:
     if size < 0 or size > LARGEST_BLOB:
         raise ValueError(f"a block blob holds 0 to {LARGEST_BLOB} bytes, not {size}")
     needed = -(-size // MOST_BLOCKS)  # the smallest block that keeps within 50,000 blocks
-    return max(BLOCK_SIZE, -(-needed // MIB) * MIB)
+    return BLOCK_SIZE if needed <= BLOCK_SIZE else -(-needed // MIB) * MIB
 
 
 def single_request(size: int) -> bool:

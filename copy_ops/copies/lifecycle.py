@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from copy_ops.copies.model import (
     AbortReason,
@@ -23,6 +24,8 @@ from copy_ops.copies.model import (
     CopyObservation,
     CopyRequest,
     CopyStatus,
+    DestinationCondition,
+    Engine,
     ErrorCode,
     OnAbort,
     Operation,
@@ -179,15 +182,38 @@ def recorded(request: CopyRequest, operation_id: str, source: str, now: datetime
         fingerprint=request.fingerprint,
         job=request.job,
         source_size=request.source_size,
+        engine=request.engine,
+        escalate_at=request.escalate_at,
+        # What a block engine's commit requires of the destination (an escalated copy's
+        # commit names its leftover instead).
+        condition=DestinationCondition.ANY if request.overwrite else DestinationCondition.ABSENT,
+        source_foreign=request.source_foreign,
+        source_sas=request.source_blob is None and bool(request.source_url and urlsplit(request.source_url).query),
     )
     return dataclasses.replace(op, next_check_at=min(request.deadline, start_given_up_at(op, timing)))
 
 
 def next_check(op: Operation, now: datetime, timing: Timing) -> datetime:
     """When to look again: doubling from the first check up to the longest interval,
-    never past the deadline."""
+    never past the deadline, nor past the moment ``auto`` hands a pending copy to the blocks."""
     interval = min(timing.longest_check, timing.first_check * (1 << min(op.checks, 20)))
-    return min(op.deadline, now + interval)
+    due = min(op.deadline, now + interval)
+    if op.escalate_at is not None and op.engine is Engine.ASYNC and now < op.escalate_at:
+        due = min(due, op.escalate_at)
+    return due
+
+
+def escalation_due(op: Operation, decision: Decision, now: datetime) -> bool:
+    """Whether an async copy of ``auto``, found still pending, is handed to the block engine
+    now: its share of the time is gone, its deadline is not, and nobody asked to abort it."""
+    return (
+        decision.action is Action.WAIT
+        and op.engine is Engine.ASYNC
+        and op.escalate_at is not None
+        and op.copy_id is not None
+        and op.abort_requested_at is None
+        and op.escalate_at <= now < op.deadline
+    )
 
 
 def waiting(op: Operation, now: datetime, timing: Timing) -> Operation:
@@ -205,7 +231,10 @@ def request_abort(op: Operation, now: datetime) -> Operation:
 def cleanup_for(op: Operation, state: State, now: datetime, timing: Timing) -> tuple[Cleanup, ...]:
     """What remains to do once ``op`` ends in ``state`` at ``now``."""
     tasks: set[Cleanup] = {Cleanup.ANNOUNCE} if timing.announce else set()
-    if op.copy_id is None and now < late_start_check_at(op, timing):
+    # The block engine sends nothing after its record ended (each of its sends follows a
+    # conditional write of its record): no late start to look for. Its destination tasks
+    # follow ``copy_id`` too: only an async copy (escalated or not) leaves anything there.
+    if op.copy_id is None and op.engine is Engine.ASYNC and now < late_start_check_at(op, timing):
         tasks.add(Cleanup.CHECK_LATE_START)
     destination_ours = op.error is None or op.error.code.destination_is_ours
     if state in (State.ABORTED, State.FAILED) and destination_ours and op.copy_id is not None:

@@ -5,8 +5,9 @@ shows. It is immutable: every change makes a new one (``dataclasses.replace``). 
 never holds a secret: the source is kept without its query string. Nothing here
 speaks Azure's words; the storage adapter translates them into these.
 
-Size: a little over 250 lines. It is the vocabulary every other module speaks; kept in
-one place, a reader finds every state, reason, error code and value type together.
+Size: about 400 lines. It is the vocabulary every other module speaks (both engines' record
+fields among it); kept in one place, a reader finds every state, reason, error code and
+value type together.
 """
 
 from __future__ import annotations
@@ -46,6 +47,18 @@ class CopyStatus(StrEnum):
     ABORTED = "aborted"
 
 
+class Engine(StrEnum):
+    """How the bytes are moved (docs/design.md, "Copy engines")."""
+
+    # Decided per copy at its start: ASYNC within the app's account, BLOCKS from elsewhere.
+    AUTO = "auto"
+    # Azure's Copy Blob: pending for as long as Azure takes; Abort Copy at the deadline.
+    ASYNC = "async"
+    # copy-ops' own: Put Block From URL per block (or Put Blob From URL), then Put Block
+    # List before the deadline, or nothing committed.
+    BLOCKS = "blocks"
+
+
 class OnAbort(StrEnum):
     KEEP = "keep"
     DELETE = "delete"
@@ -74,6 +87,12 @@ class ErrorCode(StrEnum):
     # as another path), or whose destination (prefix + name) is no valid blob name: nothing
     # is sent to storage for it; recorded so that the page goes on and the report says why.
     UNSAFE_NAME = "unsafe_name"
+    # The block engine: the source changed while its blocks were copied (its ETag moved);
+    # nothing was committed, so the destination never mixes two versions of it.
+    SOURCE_CHANGED = "source_changed"
+    # The block engine, not overwriting: the destination was written by someone else
+    # while the blocks were staged, and is left as they wrote it.
+    DESTINATION_EXISTS = "destination_exists"
 
     @property
     def destination_is_ours(self) -> bool:
@@ -83,6 +102,7 @@ class ErrorCode(StrEnum):
             ErrorCode.DESTINATION_GONE,
             ErrorCode.START_REFUSED,
             ErrorCode.UNSAFE_NAME,
+            ErrorCode.DESTINATION_EXISTS,
         )
 
 
@@ -128,12 +148,37 @@ class BlobRef:
 
 @dataclass(frozen=True)
 class ForeignBlob:
-    """A blob in another storage account, read through a user delegation SAS that the app
-    mints with its identity for this one copy (never stored or shown)."""
+    """A blob in another storage account, read with the app's identity: through a user
+    delegation SAS the app mints for one async copy (never stored or shown), or with the
+    app's bearer token for the block engine."""
 
     account: str
     container: str
     blob: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"account": self.account, "container": self.container, "blob": self.blob}
+
+
+@dataclass(frozen=True)
+class SourceFacts:
+    """What the block engine reads of its source at the start, once: the size it plans by,
+    the ETag that pins the version every block is read from, and what the destination
+    carries over as Copy Blob would (content headers, MD5, metadata)."""
+
+    size: int
+    etag: str
+    # Content headers by their HTTP names, lower case (content-type, content-md5 in base64...).
+    content: dict[str, str]
+    metadata: dict[str, str]
+
+
+class DestinationCondition(StrEnum):
+    """What the block engine's commit requires of the destination."""
+
+    ANY = "any"  # overwrite: whatever is there
+    ABSENT = "absent"  # not overwriting: nothing there (If-None-Match: *)
+    ETAG = "etag"  # exactly the blob with this ETag (an escalated copy's abort leftover)
 
 
 # A user delegation SAS is signed with a user delegation key, which Azure issues for at
@@ -166,6 +211,10 @@ class CopyRequest:
     # Set for an item of a job: the job's id, and the source's size if the listing said it.
     job: str | None = None
     source_size: int | None = None
+    # The engine that starts it (AUTO resolved when the request was read), and when an
+    # async copy of ``auto`` still pending is handed to the block engine (None: never).
+    engine: Engine = Engine.ASYNC
+    escalate_at: datetime | None = None
 
     @property
     def source(self) -> str | BlobRef | ForeignBlob:
@@ -197,6 +246,8 @@ class CopyObservation:
     progress: Progress | None = None
     status_description: str | None = None
     owner: str | None = None
+    # The destination's ETag (the block engine's commit over an abort's leftover names it).
+    etag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -244,10 +295,35 @@ class Operation:
     # ...and when that attempt claimed it: a record without a copy whose claim is old is an
     # attempt that died between its record and its Copy Blob; another attempt may take over.
     claimed_at: datetime | None = None
+    # The engine (ASYNC or BLOCKS; an escalated copy: BLOCKS with its async copy id kept)
+    # and, for ``auto``'s async copies, when a still-pending one is handed to the blocks.
+    engine: Engine = Engine.ASYNC
+    escalate_at: datetime | None = None
+    # A source in another account read with the app's identity (the block engine reads it
+    # again on any instance; a caller's SAS is never here).
+    source_foreign: ForeignBlob | None = None
+    # The caller's source URL carried a query (its SAS, never kept here): the block engine's
+    # work messages are the only holders of it, so the sweep cannot hand its blocks out anew.
+    source_sas: bool = False
+    # The block engine: the source's ETag and content as read at the start (``source_size``
+    # is its size), the blocks staged (copy_ops.copies.blocks.Staged's text), when the commit
+    # was sent, and the ETag the commit must find on the destination (ETAG condition).
+    source_etag: str | None = None
+    content: dict[str, str] = field(default_factory=dict)
+    staged: str = ""
+    commit_sent_at: datetime | None = None
+    condition: DestinationCondition | None = None
+    condition_etag: str | None = None
 
     @property
     def is_final(self) -> bool:
         return self.state.is_final
+
+    @property
+    def started(self) -> bool:
+        """Whether anything of its copy was sent: a Copy Blob (its id recorded), or the block
+        engine's plan (its source pinned, its blocks handed out)."""
+        return self.copy_id is not None or self.source_etag is not None
 
     @property
     def needs_sweep(self) -> bool:
@@ -292,13 +368,23 @@ class Operation:
             source_size=data.get("source_size"),
             start_token=data.get("start_token"),
             claimed_at=_optional_time(data.get("claimed_at")),
+            engine=Engine(data.get("engine") or Engine.ASYNC),
+            escalate_at=_optional_time(data.get("escalate_at")),
+            source_foreign=ForeignBlob(**data["source_foreign"]) if data.get("source_foreign") else None,
+            source_sas=bool(data.get("source_sas")),
+            source_etag=data.get("source_etag"),
+            content=data.get("content") or {},
+            staged=data.get("staged") or "",
+            commit_sent_at=_optional_time(data.get("commit_sent_at")),
+            condition=DestinationCondition(data["condition"]) if data.get("condition") else None,
+            condition_etag=data.get("condition_etag"),
         )
 
 
 def _encode(value: object) -> object:
     if isinstance(value, datetime):
         return format_time(value, exact=True)
-    if isinstance(value, BlobRef | OperationError | Progress):
+    if isinstance(value, BlobRef | ForeignBlob | OperationError | Progress):
         return value.as_dict()
     raise TypeError(f"cannot encode {type(value).__name__}")
 

@@ -16,7 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from copy_ops.copies.model import BlobRef, CopyObservation, CopyStatus, ForeignBlob, Operation
+from copy_ops.copies.blocks import Block
+from copy_ops.copies.model import (
+    BlobRef,
+    CopyObservation,
+    CopyStatus,
+    DestinationCondition,
+    ForeignBlob,
+    Operation,
+    SourceFacts,
+)
 from copy_ops.core.errors import StorageUnavailable, UnsafeName
 
 if TYPE_CHECKING:
@@ -113,6 +122,48 @@ class Copies(Protocol):
         """Release our lease; none held, or the blob gone, means nothing is left to release."""
 
 
+# What the block engine reads: a blob of the app's account or of another one (read with
+# the app's own authorization), or a URL as the caller gave it (its SAS, if any, in it).
+BlockSource = str | BlobRef | ForeignBlob
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What a commit writes besides the bytes, and what it requires of the destination."""
+
+    content: dict[str, str]
+    metadata: dict[str, str]
+    condition: DestinationCondition
+    etag: str | None
+    # Seconds it may take, server and client side; it is never retried by the SDK.
+    timeout: int
+
+
+class BlockCopies(Protocol):
+    """The block engine's side: synchronous server-side copies, by block or whole.
+
+    Errors: :class:`~copy_ops.core.errors.SourceChanged` when the source is no longer the
+    version pinned; :class:`~copy_ops.core.errors.SourceUnreadable` when the source cannot be
+    read (gone, or its authorization refused); :class:`~copy_ops.core.errors.ConditionNotMet`
+    when the destination is not as the commit requires; :class:`~copy_ops.core.errors.BlocksMissing`
+    when a block the commit names is not staged; others as usual."""
+
+    async def source_facts(self, source: BlockSource) -> SourceFacts:
+        """The source's size, ETag, content headers and metadata (one request)."""
+
+    async def copy_whole(self, ref: BlobRef, source: BlockSource, source_etag: str, commit: Commit) -> None:
+        """Put Blob From URL: the whole source onto ``ref`` in one request."""
+
+    async def stage_block(self, ref: BlobRef, source: BlockSource, source_etag: str, block: Block) -> None:
+        """Put Block From URL: one block of ``ref`` read from its range of the source."""
+
+    async def commit_blocks(self, ref: BlobRef, block_ids: Sequence[str], commit: Commit) -> None:
+        """Put Block List: the staged blocks, in order, become the blob."""
+
+    async def uncommitted_blocks(self, ref: BlobRef) -> frozenset[str]:
+        """The ids of the blocks staged on ``ref`` and not committed."""
+
+
 def shown_url(copies: Copies, ref: BlobRef) -> str | None:
     """The URL of ``ref`` to show in a view or an event, or None for a name that copy-ops
     refuses to address (a job's item refused for its name): such a record is still shown,
@@ -123,7 +174,7 @@ def shown_url(copies: Copies, ref: BlobRef) -> str | None:
         return None
 
 
-class Storage(Documents, Copies, Protocol):
+class Storage(Documents, Copies, BlockCopies, Protocol):
     """The sides a copy needs, as one client of one account provides them (a job's
     storage lists sources too: :class:`copy_ops.jobs.ports.JobStorage`)."""
 
@@ -137,6 +188,15 @@ class JobWatch(Protocol):
 
     async def item_ended(self, operation: Operation, now: datetime) -> None:
         """Look at the item's job if this may have been its last item; never raises."""
+
+
+class BlockQueue(Protocol):
+    """Where the block engine hands its blocks out, for any instance to stage."""
+
+    async def hand_out(
+        self, operation_id: str, batches: Sequence[str], sas: str | None, delay_seconds: int = 0
+    ) -> None:
+        """One message per batch (ranges of block indexes, ``0-63``), each carrying ``sas``."""
 
 
 class WorkQueue(Protocol):

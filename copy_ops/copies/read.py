@@ -15,7 +15,7 @@ from datetime import datetime
 from copy_ops.aio.bounded import bounded_map
 from copy_ops.copies import lifecycle
 from copy_ops.copies.lifecycle import Action, Timing
-from copy_ops.copies.model import ListQuery, Operation, OperationPage, State
+from copy_ops.copies.model import Engine, ListQuery, Operation, OperationPage, State
 from copy_ops.copies.ports import Copies
 from copy_ops.copies.records import Ledger, Stored
 from copy_ops.copies.settle import Settler
@@ -80,7 +80,8 @@ class Reader:
         now, for the sweep; a read never deletes, restores or releases anything."""
         stored = await self._ledger.read(operation_id)
         op = stored.op
-        if op.is_final or op.copy_id is None:
+        if op.is_final or op.copy_id is None or op.engine is Engine.BLOCKS:
+            # The block engine's progress is its record's (blocks staged): nothing to look at.
             return op
         seen = await self._copies.observe_copy(op.destination)
         if seen is not None and seen.copy_id == op.copy_id and seen.progress is not None:

@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
-from copy_ops.copies.model import RESERVED_METADATA_PREFIX, BlobRef, CopyRequest, OnAbort
+from copy_ops.copies.engines import engine_for, engine_of, escalation_at
+from copy_ops.copies.model import RESERVED_METADATA_PREFIX, BlobRef, CopyRequest, Engine, OnAbort
 from copy_ops.copies.sources import Source, blob_ref, minted_deadline_problem, read_source
 from copy_ops.core.errors import FieldError, InvalidRequest
 from copy_ops.core.problems import Problems, guarded
@@ -26,7 +27,17 @@ from copy_ops.core.times import parse_time
 
 # The fields of a start request; a job's request has the same ones.
 KNOWN_FIELDS = frozenset(
-    {"source", "destination", "timeout_seconds", "deadline", "metadata", "overwrite", "lease_source", "on_abort"}
+    {
+        "source",
+        "destination",
+        "timeout_seconds",
+        "deadline",
+        "metadata",
+        "overwrite",
+        "lease_source",
+        "on_abort",
+        "engine",
+    }
 )
 METADATA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Azure's limit on all metadata names and values of a blob together.
@@ -59,6 +70,7 @@ class Terms:
     overwrite: bool
     lease_source: bool
     on_abort: OnAbort | None
+    engine: Engine | None
 
 
 def terms_of(
@@ -80,6 +92,7 @@ def terms_of(
         overwrite=boolean_of(body, "overwrite", problems),
         lease_source=boolean_of(body, "lease_source", problems),
         on_abort=on_abort_of(body.get("on_abort", "keep"), problems),
+        engine=engine_of(body.get("engine", settings.engine), problems),
     )
 
 
@@ -88,7 +101,15 @@ def parse_copy_request(body: Any, settings: Settings, now: datetime) -> CopyRequ
     body, problems = opened(body)
     destination = guarded("destination", problems, lambda: _destination(body.get("destination"), settings, problems))
     source = guarded("source", problems, lambda: read_source(body.get("source"), settings, problems)) or Source()
-    terms = terms_of(body, settings, now, problems, lambda d: minted_deadline_problem(source, d, now, settings))
+    own = source.blob is not None
+    # The block engine reads with the app's token, not a SAS it mints: no key's lifetime limits it.
+    asked = engine_of(body.get("engine", settings.engine), Problems())
+    blocks = asked is Engine.BLOCKS or (asked is Engine.AUTO and not own)
+
+    def too_far(deadline: datetime) -> str | None:
+        return None if blocks else minted_deadline_problem(source, deadline, now, settings)
+
+    terms = terms_of(body, settings, now, problems, too_far)
     deadline, on_abort, lease_source = terms.deadline, terms.on_abort, terms.lease_source
 
     source_url, source_blob = source.url, source.blob
@@ -102,7 +123,8 @@ def parse_copy_request(body: Any, settings: Settings, now: datetime) -> CopyRequ
         problems.bad("destination", "must differ from the source")
 
     problems.raise_any()
-    assert destination is not None and deadline is not None and on_abort is not None
+    assert destination is not None and deadline is not None and on_abort is not None and terms.engine is not None
+    engine, escalate_at = engine_for(terms.engine, own, escalation_at(now, deadline, settings.escalate_at))
     return CopyRequest(
         source_url=source_url,
         source_blob=source_blob,
@@ -114,6 +136,8 @@ def parse_copy_request(body: Any, settings: Settings, now: datetime) -> CopyRequ
         on_abort=on_abort,
         fingerprint=fingerprint(body),
         source_foreign=source.foreign,
+        engine=engine,
+        escalate_at=escalate_at,
     )
 
 

@@ -3,7 +3,8 @@
 * :mod:`copy_ops.copies.start`: start a copy (write-ahead record, lease, Copy Blob), undo a refused one;
 * :mod:`copy_ops.copies.read`: an operation with live progress, pages of them;
 * :mod:`copy_ops.copies.settle`: the sweep's work on one operation, and aborts on request;
-* :mod:`copy_ops.copies.cleanup`: what an ended operation still owes.
+* :mod:`copy_ops.copies.cleanup`: what an ended operation still owes;
+* :mod:`copy_ops.copies.staging`: the block engine (planned, staged by the work queue, committed).
 
 It takes and returns domain objects (:mod:`copy_ops.copies.model`). The jobs' door
 (:mod:`copy_ops.jobs.service`) uses its rooms; both sit behind the app's one door,
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from copy_ops.copies.block_settle import BlockSweep
 from copy_ops.copies.cleanup import Cleaner
 from copy_ops.copies.lifecycle import Timing
 from copy_ops.copies.model import BlobRef, CopyRequest, ListQuery, Operation, OperationPage
@@ -21,6 +23,7 @@ from copy_ops.copies.ports import Announcer, Storage, shown_url
 from copy_ops.copies.read import Reader
 from copy_ops.copies.records import Ledger
 from copy_ops.copies.settle import Settled, Settler
+from copy_ops.copies.staging import BlockEngine
 from copy_ops.copies.start import Starter, StartOutcome
 from copy_ops.core.settings import Settings
 from copy_ops.observability.telemetry import OFF, Telemetry
@@ -42,7 +45,10 @@ class Copies:
         )
         cleaner = Cleaner(self.ledger, storage, timing, announcer)
         self.settler = Settler(self.ledger, storage, cleaner, timing, telemetry)
-        self.starter = Starter(self.ledger, storage, cleaner, timing, telemetry)
+        # The block engine ends its copies through the settler, which hands it its copies.
+        self.blocks = BlockEngine(self.ledger, storage, self.settler.finish_and_clean)
+        self.settler.blocks = BlockSweep(self.blocks, self.ledger, storage, self.settler.finish_and_clean, timing)
+        self.starter = Starter(self.ledger, storage, cleaner, timing, telemetry, blocks=self.blocks)
         self._reader = Reader(self.ledger, storage, self.settler, timing, settings.sweep_concurrency)
 
     async def start(self, request: CopyRequest, now: datetime, idempotency_key: str | None = None) -> StartOutcome:
@@ -59,6 +65,10 @@ class Copies:
 
     async def process_due(self, operation_id: str, now: datetime) -> Settled:
         return await self.settler.process_due(operation_id, now)
+
+    async def stage(self, operation_id: str, blocks: str, sas: str | None, now: datetime) -> str:
+        """Stage a batch of a block-engine copy's blocks (a work message's)."""
+        return await self.blocks.stage(operation_id, blocks, sas, now)
 
     def public_url(self, ref: BlobRef) -> str | None:
         return shown_url(self.storage, ref)

@@ -11,17 +11,21 @@ import dataclasses
 import logging
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from copy_ops.aio.races import retried
 from copy_ops.copies import lifecycle
 from copy_ops.copies.cleanup import Cleaner
 from copy_ops.copies.lifecycle import Action, Decision, Timing
 from copy_ops.copies.metrics import operation_ended
-from copy_ops.copies.model import Operation, State
+from copy_ops.copies.model import Engine, Operation, State
 from copy_ops.copies.ports import Copies, JobWatch
 from copy_ops.copies.records import Ledger, Stored
-from copy_ops.core.errors import Conflict, CopyIdMismatch, NoPendingCopy, NotFound, StorageUnavailable
+from copy_ops.core.errors import Busy, Conflict, CopyIdMismatch, NoPendingCopy, NotFound, StorageUnavailable
 from copy_ops.observability.telemetry import OFF, OPERATION_ID, Telemetry
+
+if TYPE_CHECKING:
+    from copy_ops.copies.block_settle import BlockSweep
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +70,8 @@ class Settler:
         # Told when an item of a job ends here (the composition sets it; none: the jobs'
         # scheduled looks alone end them).
         self.job_watch: JobWatch | None = None
+        # The block engine's look, which settles its own copies (the copies' door sets it).
+        self.blocks: BlockSweep | None = None
 
     async def process_due(self, operation_id: str, now: datetime) -> Settled:
         """Do what is due for one operation; returns an outcome label for the sweep summary."""
@@ -89,6 +95,9 @@ class Settler:
     async def settle(self, stored: Stored, now: datetime) -> tuple[Settled, Operation]:
         """Look at a pending operation's copy and act: wait, abort, or record how it ended."""
         op = stored.op
+        if op.engine is Engine.BLOCKS and self.blocks is not None:
+            settled = await self.blocks.settle(stored, now)
+            return (Settled.of(settled.state) if settled.is_final else Settled.WAITING), settled
         decision = lifecycle.abort_at_once(op, now)
         if decision is None:
             seen = await self._copies.observe_copy(op.destination)
@@ -98,6 +107,11 @@ class Settler:
                 logger.info("copy_adopted op=%s copy_id=%s", op.id, op.copy_id)
             if seen is not None and seen.copy_id == op.copy_id and seen.progress is not None:
                 op = dataclasses.replace(op, progress=seen.progress)
+        if self.blocks is not None and lifecycle.escalation_due(op, decision, now):
+            escalated = await self.blocks.escalate(Stored(op, stored.etag), now)
+            if escalated is not None:
+                return (Settled.of(escalated.state) if escalated.is_final else Settled.WAITING), escalated
+            decision = lifecycle.decide(op, await self._copies.observe_copy(op.destination), now, self._timing)
         if decision.action is Action.WAIT:
             saved = await self._ledger.save(lifecycle.waiting(op, now, self._timing), stored.etag, now)
             return Settled.WAITING, saved.op
@@ -142,11 +156,13 @@ class Settler:
         return decision
 
     async def finish_and_clean(
-        self, stored: Stored, ending: Decision, now: datetime, *, clean: bool = True
+        self, stored: Stored, ending: Decision, now: datetime, *, clean: bool = True, watch: bool = True
     ) -> Operation:
         """Record the final state, then clean up (unless ``clean`` is false: the cleanup
-        stays on the record, due now, for the sweep). :class:`PreconditionFailed` if another
-        writer got to the record first: then nothing is touched."""
+        stays on the record, due now, for the sweep); ``watch``: tell the job of an item
+        (false for an item that ended at its start: its page's end tells the job).
+        :class:`PreconditionFailed` if another writer got to the record first: then nothing
+        is touched."""
         op = lifecycle.finish(
             stored.op, ending.state, now, self._timing, abort_reason=ending.abort_reason, error=ending.error
         )
@@ -163,7 +179,7 @@ class Settler:
             ended, _ = await self._cleaner.run(saved, now)
         else:
             ended = saved.op
-        if ended.job is not None and self.job_watch is not None:
+        if watch and ended.job is not None and self.job_watch is not None:
             # After the item's own cleanup: a job that ends now finds its items settled.
             await self.job_watch.item_ended(ended, now)
         return ended
@@ -172,4 +188,7 @@ class Settler:
 def _aborted_or_conflict(op: Operation) -> Operation:
     if op.state is State.ABORTED:
         return op
+    if not op.is_final:
+        # The block engine's commit is in flight: it lands, or it cannot any more, within a minute.
+        raise Busy(f"operation {op.id}: its commit is in flight; ask again in a minute", code="CommitInFlight")
     raise Conflict(f"operation {op.id} already ended as {op.state}", code="AlreadyFinished", operation=op)

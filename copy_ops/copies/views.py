@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from copy_ops.copies import block_lifecycle
 from copy_ops.copies.model import Cleanup, Operation
 from copy_ops.core.times import format_time
 
@@ -35,4 +36,13 @@ def operation_view(op: Operation, destination_url: str | None) -> dict[str, Any]
         "cleanup_pending": [task.value for task in op.cleanup if task is not Cleanup.ANNOUNCE],
         # The job this operation is an item of, if any.
         "job": op.job,
+        # The engine moving the bytes (an escalated copy: blocks, its async copy_id kept)
+        # and, for the block engine once it has planned, its blocks staged of all.
+        "engine": op.engine.value,
+        "blocks": _blocks(op),
     }
+
+
+def _blocks(op: Operation) -> dict[str, int] | None:
+    counts = block_lifecycle.counts(op)
+    return {"staged": counts[0], "total": counts[1]} if counts is not None else None

@@ -114,6 +114,15 @@ class ConditionNotMet(CopyOpsError):
     title = "Precondition failed"
 
 
+class SourceChanged(ConditionNotMet):
+    """The block engine's source is no longer the version its copy pinned (its ETag moved)."""
+
+
+class BlocksMissing(Conflict):
+    """A commit named blocks that are not staged on the destination (a write there
+    discarded them): they are staged again."""
+
+
 class PayloadTooLarge(CopyOpsError):
     title = "Request body too large"
 

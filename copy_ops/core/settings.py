@@ -4,6 +4,8 @@
 record exactly which names the code reads and check that ``local.settings.sample.json``
 carries each of them. A missing or malformed setting raises one
 :class:`~copy_ops.core.errors.ConfigurationError` naming it.
+
+Size: a little over 250 lines: every setting is read here and nowhere else, by design.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from copy_ops.core.connection import StorageConnection, read_connection
 from copy_ops.core.errors import ConfigurationError
 from copy_ops.core.ncrontab import Schedule, ScheduleError
 
+# The copy engines a request or COPY_ENGINE may name (copy_ops.copies.model.Engine's values).
+ENGINES = ("auto", "async", "blocks")
 # Azure fails a copy still pending after two weeks; deadlines stay well below that.
 AZURE_COPY_LIMIT_SECONDS = 14 * 24 * 3600
 
@@ -57,6 +61,14 @@ class Settings:
     events_queue: str | None = None
     events_topic_endpoint: str | None = None
     events_topic_key: str | None = field(default=None, repr=False)
+    # The engine of a request that names none: auto, async or blocks (docs/design.md, "Copy engines").
+    engine: str = "auto"
+    # With auto: the share of an async copy's time after which, still pending, it is
+    # finished by the block engine. One half leaves the blocks as long as Azure had.
+    escalate_at: float = 0.5
+    # The block engine's requests in flight in one process (each moves one 8 MiB block):
+    # the measured knee of a copy's speed (docs/performance.md, "Block engine").
+    blocks_in_flight: int = 32
 
     @property
     def announces(self) -> bool:
@@ -125,6 +137,9 @@ class Settings:
             ),
             events_topic_endpoint=_optional(reader.raw("COPY_EVENTS_TOPIC_ENDPOINT"), _topic_endpoint),
             events_topic_key=_topic_key(reader.raw("COPY_EVENTS_TOPIC_KEY"), reader.raw("COPY_EVENTS_TOPIC_ENDPOINT")),
+            engine=reader.choice("COPY_ENGINE", "engine", ENGINES),
+            escalate_at=reader.share("COPY_ESCALATE_AT", "escalate_at"),
+            blocks_in_flight=reader.integer("COPY_BLOCKS_IN_FLIGHT", "blocks_in_flight", 1, 256),
         )
 
 
@@ -155,6 +170,28 @@ class _Reader:
         number = int(value)
         if not low <= number <= high:
             raise ConfigurationError(f"{name} must be between {low} and {high}, not {number}", code=name)
+        return number
+
+    def choice(self, name: str, field: str, allowed: tuple[str, ...]) -> str:
+        value = self.text(name, field).lower()
+        if value not in allowed:
+            raise ConfigurationError(f"{name} must be one of {', '.join(allowed)}, not {value!r}", code=name)
+        return value
+
+    def share(self, name: str, field: str) -> float:
+        """A share of a whole, strictly between 0 and 1 (0.5, or 50%)."""
+        value = self.raw(name)
+        if value is None:
+            return float(_DEFAULTS[field])
+        text = value[:-1].strip() if value.endswith("%") else value
+        try:
+            number = float(text) / (100 if value.endswith("%") else 1)
+        except ValueError:
+            number = -1.0
+        if not 0 < number < 1:  # also refuses nan and inf
+            raise ConfigurationError(
+                f"{name} must be a share between 0 and 1 (such as 0.5 or 50%), not {value!r}", code=name
+            )
         return number
 
     def patterns(self, name: str, field: str) -> tuple[str, ...]:

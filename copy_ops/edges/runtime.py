@@ -71,7 +71,9 @@ async def service() -> CopyService:
             from copy_ops.storage.queues import QueueStorage
 
             current = settings()
-            storage = await BlobStorage.connect(current.storage, pool_size=current.sweep_concurrency)
+            storage = await BlobStorage.connect(
+                current.storage, pool_size=current.sweep_concurrency, blocks_in_flight=current.blocks_in_flight
+            )
             telemetry = _telemetry()
             queue = QueueStorage(current.storage, current.work_queue, credential=storage.credential)
             announcer = None

@@ -18,10 +18,11 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from copy_ops.copies import lifecycle
+from copy_ops.copies.engines import engine_for
 from copy_ops.copies.metrics import operation_ended
 from copy_ops.copies.model import BlobRef, CopyRequest, CopyStatus, ErrorCode, ForeignBlob
 from copy_ops.copies.ports import Copies
@@ -115,7 +116,7 @@ class ItemStarter:
         except NotFound:
             return None
         op = current.op
-        if op.start_token == token and op.copy_id is None and not op.is_final:
+        if op.start_token == token and not op.started and not op.is_final:
             return current
         claim = progress.item_claim(op, now)
         if claim is not progress.Claim.ABANDONED:
@@ -183,7 +184,9 @@ class Item:
 
 
 def item_request(job: Job, relative: str, source: str | BlobRef | ForeignBlob, size: int | None) -> CopyRequest:
-    """The start request of one item: the job's options, its own source and destination."""
+    """The start request of one item: the job's options, its own source and destination,
+    on the job's engine (auto: Copy Blob within the account, the block engine from elsewhere)."""
+    engine, escalate_at = engine_for(job.engine, isinstance(source, BlobRef), job.escalate_at)
     return CopyRequest(
         source_url=source if isinstance(source, str) else None,
         source_blob=source if isinstance(source, BlobRef) else None,
@@ -197,6 +200,8 @@ def item_request(job: Job, relative: str, source: str | BlobRef | ForeignBlob, s
         fingerprint=job.fingerprint,
         job=job.id,
         source_size=size,
+        engine=engine,
+        escalate_at=escalate_at,
     )
 
 
@@ -220,15 +225,3 @@ def shown_url_of(copies: Copies, source: str | BlobRef | ForeignBlob) -> str:
 
 def _said(refusal: CopyOpsError) -> str:
     return f"{refusal.title}: {redact(refusal.detail)}"
-
-
-@dataclass(frozen=True)
-class ItemClock:
-    """A page's items' clock: ``start`` (the message's time), moved on by the monotonic time
-    elapsed since, so that an item's claim is never older, read by another attempt, than it is."""
-
-    start: datetime
-    began: float
-
-    def now(self) -> datetime:
-        return self.start + timedelta(seconds=time.monotonic() - self.began)

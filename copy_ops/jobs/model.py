@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from copy_ops.copies.model import BlobRef, ForeignBlob, ManifestEntry, OnAbort, State
+from copy_ops.copies.model import BlobRef, Engine, ForeignBlob, ManifestEntry, OnAbort, State
 from copy_ops.core.times import format_time, parse_time
 
 
@@ -83,6 +83,10 @@ class JobRequest:
     on_abort: OnAbort
     metadata: dict[str, str]
     fingerprint: str
+    # The engine the caller asked for (auto resolved item by item), and when auto hands an
+    # item's async copy still pending to the block engine.
+    engine: Engine = Engine.AUTO
+    escalate_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,9 @@ class Job:
     report: str | None = None
     # The final state's event is owed (events configured) until a target took it.
     announce_owed: bool = False
+    # The engine each item starts on (auto: by its source), and auto's escalation moment.
+    engine: Engine = Engine.ASYNC
+    escalate_at: datetime | None = None
 
     @property
     def is_final(self) -> bool:
@@ -218,6 +225,9 @@ class Job:
             failures=tuple(Failure(**item) for item in data.get("failures", [])),
             report=data.get("report"),
             announce_owed=bool(data.get("announce_owed", False)),
+            # A job recorded before the engines existed ran every item on Copy Blob.
+            engine=Engine(data.get("engine") or Engine.ASYNC),
+            escalate_at=_optional_time(data.get("escalate_at")),
         )
 
 

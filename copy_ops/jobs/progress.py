@@ -181,7 +181,7 @@ ITEM_CLAIM = timedelta(seconds=30)
 
 
 def item_claim(op: Operation, now: datetime, claim: timedelta = ITEM_CLAIM) -> Claim:
-    if op.is_final or op.copy_id is not None or op.abort_requested_at is not None or now >= op.deadline:
+    if op.is_final or op.started or op.abort_requested_at is not None or now >= op.deadline:
         return Claim.SETTLED
     if now < (op.claimed_at or op.created_at) + claim:
         return Claim.HELD

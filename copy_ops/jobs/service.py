@@ -126,6 +126,8 @@ class JobService:
             on_abort=request.on_abort,
             metadata=request.metadata,
             fingerprint=request.fingerprint,
+            engine=request.engine,
+            escalate_at=request.escalate_at,
             enumeration=Enumeration(items=len(request.manifest), chunks=len(chunks), progressed_at=now),
             next_check_at=now + progress.FIRST_CHECK,
         )

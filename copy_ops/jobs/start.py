@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -24,6 +23,7 @@ from enum import StrEnum
 from functools import partial
 
 from copy_ops.aio.bounded import Bounded
+from copy_ops.aio.clock import Elapsed
 from copy_ops.copies.model import CopyRequest
 from copy_ops.copies.ports import WorkQueue, needed
 from copy_ops.core.errors import (
@@ -38,7 +38,7 @@ from copy_ops.core.errors import (
 from copy_ops.core.logtext import counts_text
 from copy_ops.core.redaction import redact
 from copy_ops.jobs import progress
-from copy_ops.jobs.items import Item, ItemClock, ItemOutcome, ItemStarter, item_request
+from copy_ops.jobs.items import Item, ItemOutcome, ItemStarter, item_request
 from copy_ops.jobs.model import Enumeration, Job, JobState
 from copy_ops.jobs.ports import Sources
 from copy_ops.jobs.records import JobLedger, StoredJob
@@ -179,7 +179,8 @@ class Enumerator:
         # A page may take many seconds: each item's start (its claim's time) is ``now`` moved
         # on by the time the page has taken so far, so that a claim's age read by another
         # attempt is never more than its real age by the length of the page.
-        clock = ItemClock(now, time.monotonic())
+        # A page's items' clock: an item's claim is never older, read by another attempt, than it is.
+        clock = Elapsed(now)
         async with Bounded(self._concurrency) as starting:
             for item in items:
                 request = item_request(job, item.relative, item.source, item.size)
@@ -196,7 +197,7 @@ class Enumerator:
         return outcomes
 
     async def _start_one(
-        self, request: CopyRequest, operation_id: str, clock: ItemClock, unsafe: str | None, shown: str | None
+        self, request: CopyRequest, operation_id: str, clock: Elapsed, unsafe: str | None, shown: str | None
     ) -> ItemOutcome:
         now = clock.now()
         if now >= request.deadline:

@@ -37,5 +37,6 @@ def job_view(job: Job) -> dict[str, Any]:
         "on_abort": job.on_abort.value,
         "overwrite": job.overwrite,
         "lease_source": job.lease_source,
+        "engine": job.engine.value,
         "metadata": job.metadata,
     }

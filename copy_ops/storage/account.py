@@ -13,6 +13,7 @@ from copy_ops.copies.model import BlobRef, ForeignBlob
 from copy_ops.core import names, urls
 from copy_ops.core.connection import StorageConnection
 from copy_ops.core.errors import UnsafeName
+from copy_ops.storage.client import fresh_options
 from copy_ops.storage.delegation import Delegation
 from copy_ops.storage.errors import bounded_wait
 
@@ -36,6 +37,7 @@ class Account:
         connection: StorageConnection,
         options: dict[str, Any] | None = None,
         slots: int = 10,
+        block_slots: int = 32,
     ) -> None:
         self._service = service
         # Requests in flight at once, for the whole process: beyond it they wait here,
@@ -43,6 +45,9 @@ class Account:
         # timeout (many callers at once, such as several work messages, would time out
         # there and retry, doing the same work twice).
         self._slots = asyncio.Semaphore(slots)
+        # The block engine's requests (each moves a block, seconds long) have a bound of
+        # their own, for the whole process: they never hold the records' slots.
+        self._block_slots = asyncio.Semaphore(block_slots)
         self._connection = connection
         self._options = options or {}
         # With an identity, the sources the app reads need a SAS it mints (see delegation).
@@ -60,6 +65,14 @@ class Account:
     async def _gated(self, call: Awaitable[T]) -> T:
         async with self._slots:
             return await call
+
+    def _client_options(self) -> dict[str, Any]:
+        """Options for a client of a URL the caller gave (its own retry policy, the timeouts)."""
+        return {
+            key: value
+            for key, value in fresh_options(self._options).items()
+            if key in ("retry_policy", "connection_timeout", "read_timeout")
+        }
 
     def _blob(self, ref: BlobRef, snapshot: str | None = None) -> BlobClient:
         """The SDK client of exactly this blob: the names are checked again here, and the

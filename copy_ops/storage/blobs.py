@@ -19,6 +19,7 @@ from copy_ops.copies.model import OWNER_METADATA_KEY, BlobRef, CopyObservation, 
 from copy_ops.core.connection import StorageConnection
 from copy_ops.core.errors import UnsafeName
 from copy_ops.core.redaction import redact, strip_query
+from copy_ops.storage.block_copies import BlockSide
 from copy_ops.storage.client import CLIENT_OPTIONS, RETRY, build_client
 from copy_ops.storage.delegation import FORBIDDEN, READER_ROLE, missing_role
 from copy_ops.storage.documents import NOT_FOUND, DocumentSide
@@ -29,7 +30,7 @@ from copy_ops.storage.listing import SourceSide
 LEASE_NOT_HELD = 409
 
 
-class BlobStorage(DocumentSide, SourceSide):
+class BlobStorage(DocumentSide, SourceSide, BlockSide):
     """What copy-ops needs from Blob Storage, and nothing more."""
 
     @classmethod
@@ -38,13 +39,21 @@ class BlobStorage(DocumentSide, SourceSide):
         connection: StorageConnection,
         pool_size: int = 10,
         retry: dict[str, float] | None = None,
+        blocks_in_flight: int = 32,
         **options: Any,
     ) -> BlobStorage:
         """A client for the account. ``pool_size`` should cover the sweep's concurrency:
-        requests beyond it wait for a connection."""
+        requests beyond it wait for a connection; ``blocks_in_flight`` bounds the block
+        engine's requests in the whole process, on connections of their own."""
         settings = {**CLIENT_OPTIONS, **options}
-        service = await build_client(connection, pool_size + 4, retry or RETRY, settings)
-        return cls(service, connection, {**settings, "retry_policy": service._config.retry_policy}, slots=pool_size)
+        service = await build_client(connection, pool_size + blocks_in_flight + 4, retry or RETRY, settings)
+        return cls(
+            service,
+            connection,
+            {**settings, "retry_policy": service._config.retry_policy},
+            slots=pool_size,
+            block_slots=blocks_in_flight,
+        )
 
     @property
     def credential(self) -> Any:
@@ -98,6 +107,7 @@ class BlobStorage(DocumentSide, SourceSide):
             or (Progress(props.size, props.size) if copy.status == CopyStatus.SUCCESS.value else None),
             status_description=redact(copy.status_description) if copy.status_description else None,
             owner=(props.metadata or {}).get(OWNER_METADATA_KEY),
+            etag=str(props.etag) if props.etag else None,
         )
 
     async def start_copy(

@@ -13,6 +13,7 @@ from typing import TypeVar
 from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
 
 from copy_ops.core.errors import (
+    BlocksMissing,
     ConditionNotMet,
     Conflict,
     ContainerMissing,
@@ -23,6 +24,7 @@ from copy_ops.core.errors import (
     NoPendingCopy,
     NotFound,
     PreconditionFailed,
+    SourceChanged,
     StorageFault,
     StorageUnavailable,
 )
@@ -59,6 +61,33 @@ _BY_CODE: dict[str, type[CopyOpsError]] = {
     "CopyIdMismatch": CopyIdMismatch,
     "NoPendingCopyOperation": NoPendingCopy,
 }
+
+
+# The block engine's refusals: its source's condition (the pinned ETag) unmet, and a block
+# list naming a block that is not staged. A source that cannot be read is answered
+# CannotVerifyCopySource with the source's own status in this header.
+SOURCE_STATUS_HEADER = "x-ms-copy-source-status-code"
+_SOURCE_CHANGED = frozenset({"SourceConditionNotMet"})
+_BLOCKS_MISSING = frozenset({"InvalidBlockList"})
+_SOURCE_REFUSALS: dict[int, type[CopyOpsError]] = {404: NotFound, 401: Forbidden, 403: Forbidden, 412: SourceChanged}
+
+
+def block_refusal(exc: HttpResponseError) -> CopyOpsError | None:
+    """What a refusal of Put Block From URL, Put Blob From URL or Put Block List means to the
+    block engine, when it is one of its own (else None: translate as any other)."""
+    code = error_code(exc)
+    message = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    if code in _SOURCE_CHANGED:
+        return SourceChanged(message, code=code)
+    if code in _BLOCKS_MISSING:
+        return BlocksMissing(message, code=code)
+    if code == CANNOT_VERIFY_SOURCE:
+        headers = getattr(exc.response, "headers", None) or {}
+        said = str(headers.get(SOURCE_STATUS_HEADER, ""))
+        kind = _SOURCE_REFUSALS.get(int(said)) if said.isdigit() else None
+        if kind is not None:
+            return kind(f"the copy source could not be read ({said}): {message}", code=code)
+    return None
 
 
 def error_code(exc: HttpResponseError) -> str | None:

@@ -4,14 +4,13 @@ container URL the caller gave (with its SAS, which goes into this one request on
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from copy_ops.core import names
 from copy_ops.core.errors import UnsafeName
 from copy_ops.jobs.model import Listing, PrefixSource
 from copy_ops.jobs.ports import Listed
 from copy_ops.storage.account import Account
-from copy_ops.storage.client import fresh_options
 
 if TYPE_CHECKING:
     from azure.storage.blob.aio import ContainerClient
@@ -42,13 +41,6 @@ class SourceSide(Account):
                 return await _page(client, source.prefix, marker, page_size)
 
         return await self._run(call(), callers=True)
-
-    def _client_options(self) -> dict[str, Any]:
-        return {
-            key: value
-            for key, value in fresh_options(self._options).items()
-            if key in ("retry_policy", "connection_timeout", "read_timeout")
-        }
 
 
 async def _page(

@@ -4,9 +4,9 @@ Plain JSON text (host.json sets the queues' ``messageEncoding`` to ``none``), ve
 each under Azure's 64 KiB. Decoding is strict: a message that is not one of these is
 refused whole. Pure: no storage.
 
-A job's enumeration messages (``page``, ``chunk``) may carry the caller's SAS for its
-source: the one place it is kept, for as long as the enumeration needs it
-(docs/design.md, "Jobs").
+A job's enumeration messages (``page``, ``chunk``) and the block engine's (``stage``) may
+carry the caller's SAS for its source: the one place it is kept, for as long as the work
+needs it (docs/design.md, "Jobs" and "Copy engines").
 """
 
 from __future__ import annotations
@@ -71,7 +71,17 @@ class Check:
     item: str | None = None
 
 
-Work = Settle | Abort | Page | Chunk | Check
+@dataclass(frozen=True)
+class Stage:
+    """Stage these blocks of a block-engine copy (``blocks``: ranges of indexes, as
+    ``0-63``), with the caller's SAS for its source when it came with one."""
+
+    op: str
+    blocks: str
+    sas: str | None = None
+
+
+Work = Settle | Abort | Page | Chunk | Check | Stage
 
 
 def encode(work: Work) -> str:
@@ -83,6 +93,8 @@ def encode(work: Work) -> str:
     elif isinstance(work, Chunk):
         entries = [{"source": _source_data(entry.source), "name": entry.name} for entry in work.entries]
         data = {"kind": "chunk", "job": work.job, "index": work.index, "entries": entries}
+    elif isinstance(work, Stage):
+        data = {"kind": "stage", "op": work.op, "blocks": work.blocks, "sas": work.sas}
     else:
         data = {"kind": "check", "job": work.job, **({"item": work.item} if work.item is not None else {})}
     return json.dumps({"v": VERSION, **data}, separators=(",", ":"))
@@ -110,6 +122,11 @@ def _decode(data: dict[str, Any]) -> Work | None:
         ids = data["ids"]
         if isinstance(ids, list) and ids and all(isinstance(item, str) for item in ids):
             return Settle(tuple(ids)) if kind == "settle" else Abort(tuple(ids))
+        return None
+    if kind == "stage":
+        op, blocks, sas = data["op"], data["blocks"], data.get("sas")
+        if isinstance(op, str) and isinstance(blocks, str) and isinstance(sas, str | None):
+            return Stage(op, blocks, sas)
         return None
     job = data["job"]
     if not isinstance(job, str):

@@ -268,6 +268,9 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       COPY_FANOUT_THRESHOLD: ''
       COPY_JOB_MANIFEST_MAX: ''
       COPY_JOB_PAGE_SIZE: ''
+      COPY_ENGINE: ''
+      COPY_ESCALATE_AT: ''
+      COPY_BLOCKS_IN_FLIGHT: ''
       // Events are off until a target is set (docs/api.md, Events); a topic is reached with
       // the app's identity (give it EventGrid Data Sender there), so no key is stored here.
       COPY_EVENTS_QUEUE: ''

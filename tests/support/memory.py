@@ -15,9 +15,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from copy_ops.copies.model import OWNER_METADATA_KEY, BlobRef, CopyObservation, CopyStatus, ForeignBlob, Progress
-from copy_ops.copies.ports import StoredDocument, Tagged
+from copy_ops.copies.blocks import Block
+from copy_ops.copies.model import (
+    OWNER_METADATA_KEY,
+    BlobRef,
+    CopyObservation,
+    CopyStatus,
+    DestinationCondition,
+    ForeignBlob,
+    Progress,
+    SourceFacts,
+)
+from copy_ops.copies.ports import Commit, StoredDocument, Tagged
 from copy_ops.core.errors import (
+    BlocksMissing,
     ConditionNotMet,
     Conflict,
     ContainerMissing,
@@ -26,6 +37,7 @@ from copy_ops.core.errors import (
     NoPendingCopy,
     NotFound,
     PreconditionFailed,
+    SourceChanged,
     StorageUnavailable,
 )
 from copy_ops.jobs.model import Listing, PrefixSource
@@ -139,6 +151,7 @@ class MemoryBlob:
     copy_total: int = 0
     lease_id: str | None = None
     snapshots: dict[str, tuple[bytes, dict[str, str]]] = field(default_factory=dict)
+    etag: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 class MemoryCopies:
@@ -155,6 +168,10 @@ class MemoryCopies:
         self._snapshots = itertools.count(1)
         # Called with the destination just before Copy Blob takes effect.
         self.before_copy: Callable[[BlobRef], Awaitable[None]] | None = None
+        # The block engine's: blocks staged (uncommitted) per destination, commits made.
+        self.staged: dict[BlobRef, dict[str, bytes]] = {}
+        self.commits: list[BlobRef] = []
+        self.stage_calls = 0
 
     def put(self, ref: BlobRef, data: bytes, metadata: dict[str, str] | None = None) -> None:
         self.blobs[ref] = MemoryBlob(data, dict(metadata or {}))
@@ -174,6 +191,7 @@ class MemoryCopies:
                 status=blob.copy_status,
                 progress=Progress(copied, blob.copy_total) if blob.copy_id else None,
                 owner=blob.metadata.get(OWNER_METADATA_KEY),
+                etag=blob.etag,
             )
 
     async def start_copy(
@@ -293,6 +311,64 @@ class MemoryCopies:
         return listed, rest[0] if rest else None
 
     # -- what happens on the storage side on its own ------------------------------
+
+    # -- the block engine's side (BlockCopies) --------------------------------------------
+
+    def _facts_of(self, source: str | BlobRef | ForeignBlob) -> tuple[bytes, str, dict[str, str]]:
+        if isinstance(source, BlobRef):
+            blob = self.blobs.get(source)
+            if blob is None:
+                raise NotFound("the source does not exist", code="CannotVerifyCopySource")
+            return blob.data, blob.etag, blob.metadata
+        data, _ = self._read_source(source, None)
+        return data, "fixed", {}
+
+    def _pinned(self, source: str | BlobRef | ForeignBlob, etag: str) -> bytes:
+        data, current, _ = self._facts_of(source)
+        if current != etag:
+            raise SourceChanged("the source changed", code="SourceConditionNotMet")
+        return data
+
+    def _commit(self, ref: BlobRef, data: bytes, commit: Commit) -> None:
+        current = self.blobs.get(ref)
+        if commit.condition is DestinationCondition.ABSENT and current is not None:
+            raise ConditionNotMet("the destination exists", code="BlobAlreadyExists")
+        if commit.condition is DestinationCondition.ETAG and (current is None or current.etag != commit.etag):
+            raise ConditionNotMet("the destination changed", code="ConditionNotMet")
+        snapshots = current.snapshots if current is not None else {}
+        self.blobs[ref] = MemoryBlob(data, dict(commit.metadata), snapshots=snapshots)
+        self.staged.pop(ref, None)
+        self.commits.append(ref)
+
+    async def source_facts(self, source: str | BlobRef | ForeignBlob) -> SourceFacts:
+        with self._lock:
+            data, etag, metadata = self._facts_of(source)
+            return SourceFacts(size=len(data), etag=etag, content={}, metadata=dict(metadata))
+
+    async def copy_whole(
+        self, ref: BlobRef, source: str | BlobRef | ForeignBlob, source_etag: str, commit: Commit
+    ) -> None:
+        with self._lock:
+            self._commit(ref, self._pinned(source, source_etag), commit)
+
+    async def stage_block(
+        self, ref: BlobRef, source: str | BlobRef | ForeignBlob, source_etag: str, block: Block
+    ) -> None:
+        with self._lock:
+            data = self._pinned(source, source_etag)
+            self.staged.setdefault(ref, {})[block.id] = data[block.offset : block.offset + block.length]
+            self.stage_calls += 1
+
+    async def commit_blocks(self, ref: BlobRef, block_ids: Sequence[str], commit: Commit) -> None:
+        with self._lock:
+            staged = self.staged.get(ref, {})
+            if any(block_id not in staged for block_id in block_ids):
+                raise BlocksMissing("a block is not staged", code="InvalidBlockList")
+            self._commit(ref, b"".join(staged[block_id] for block_id in block_ids), commit)
+
+    async def uncommitted_blocks(self, ref: BlobRef) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self.staged.get(ref, {}))
 
     def finish(self, ref: BlobRef) -> None:
         with self._lock:

@@ -1,0 +1,171 @@
+"""python -m bench.blocks [--mib 1024] [--cap-mib 4] [--deadline 60]: the block engine (issue 19).
+
+Through the development host (``python -m devhost``: its HTTP routes, its queue trigger,
+its timer every second), on Azurite behind the proxy (its own process) at 20 ms a request,
+each Put Block/Blob From URL reading its source at ``--cap-mib`` MiB/s (a bandwidth cap per
+connection), side by side in one run:
+
+1. one blob of ``--mib`` MiB copied by the block engine with 1, 8 and 32 blocks in flight
+   (``COPY_BLOCKS_IN_FLIGHT``): wall time from the POST to the state read as succeeded, its
+   ratio to the ideal (size / (in flight x cap), the cap's own bound), the storage requests
+   by kind (lower bound: blocks + 1 commit), and the host's CPU per GiB;
+2. the same blob on Copy Blob (``engine: async``), the proxy moving it at the cap's rate (one
+   stream, as Azure's copy between accounts), with a deadline of ``--deadline`` s; and on
+   ``auto``, escalated at half its deadline: when each finishes or is aborted.
+
+The source is in the container ``partner`` (the proxy's other "account"). Each copy's bytes
+are checked against the source's at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.before_after import post, settings_file
+from bench.harness import Harness
+from bench.job_end import get
+from bench.sweep_host import _Host
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+BLOCK = 8 * MIB
+FINAL = {"succeeded", "failed", "aborted"}
+EVERY_SECOND = "* * * * * *"
+ENGINE_KINDS = ("get_properties", "put_block_from_url", "put_blob_from_url", "put_blocklist", "abort_copy", "copy_blob")
+
+
+def follow(host: _Host, operation_id: str, timeout: float) -> tuple[dict[str, Any], float, float | None]:
+    """Read the operation until it ends: its last view, when it ended and when it switched to
+    the blocks (seconds from now), polling every 100 ms."""
+    began = time.monotonic()
+    switched = None
+    while time.monotonic() - began < timeout:
+        view = get(host, f"copies/{operation_id}")
+        if switched is None and view.get("engine") == "blocks":
+            switched = time.monotonic() - began
+        if view["state"] in FINAL:
+            return view, time.monotonic() - began, switched
+        time.sleep(0.1)
+    raise AssertionError(f"operation {operation_id} still {view['state']} after {timeout} s")
+
+
+def digest(harness: Harness, container: str, name: str) -> str:
+    stream = harness.direct.get_blob_client(container, name).download_blob(max_concurrency=4)
+    hashed = hashlib.sha256()
+    for chunk in stream.chunks():
+        hashed.update(chunk)
+    return hashed.hexdigest()
+
+
+def run(harness: Harness, size: int, cap: float, deadline: int) -> None:
+    print(harness.describe())
+    blocks = -(-size // BLOCK)
+    print(f"blob: {size / MIB:.0f} MiB ({blocks} blocks of 8 MiB); cap {cap / MIB:.1f} MiB/s per connection")
+    _, dst = harness.containers()
+    if not harness.direct.get_container_client("partner").exists():
+        harness.direct.create_container("partner")
+    data = os.urandom(size)
+    source_digest = hashlib.sha256(data).hexdigest()
+    harness.direct.get_blob_client("partner", "big.bin").upload_blob(data, overwrite=True, max_concurrency=8)
+    del data
+    harness.proxy.configure(source_rate=cap, pace=cap)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-blocks-"))
+
+    print("\n| engine | in flight | wall (s) | ideal (s) | wall / ideal | requests | the engine's | host CPU/GiB (s) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for in_flight in (1, 8, 32):
+        host = _Host(
+            settings_file(
+                scratch,
+                harness,
+                f"bench-{uuid.uuid4().hex[:10]}",
+                1000,
+                f"work-{uuid.uuid4().hex[:10]}",
+                COPY_BLOCKS_IN_FLIGHT=str(in_flight),
+            )
+        )
+        try:
+            host.warm()
+            before, cpu = harness.counts(), host.cpu()
+            body = {
+                "source": {"container": "partner", "blob": "big.bin"},
+                "destination": {"container": dst, "blob": f"big-{in_flight}.bin"},
+                "engine": "blocks",
+                "timeout_seconds": 3600,
+            }
+            status, started = post(host, "copies", body)
+            assert status in (201, 202), started
+            view, wall, _ = follow(host, str(started["id"]), 3600)
+            used = host.cpu() - cpu
+            counts = harness.counts() - before
+        finally:
+            host.stop()
+        assert view["state"] == "succeeded", view
+        assert digest(harness, dst, f"big-{in_flight}.bin") == source_digest
+        ideal = size / (min(in_flight, blocks) * cap)
+        sent = sum(counts[kind] for kind in ENGINE_KINDS)
+        print(
+            f"| blocks | {in_flight} | {wall:.1f} | {ideal:.1f} | {wall / ideal:.2f} | {sum(counts.values())} "
+            f"| {sent} (lower bound {blocks + 1}) | {used / (size / GIB):.2f} |"
+        )
+        print(f"  <!-- by kind: {dict(sorted(counts.items()))} -->")
+
+    print(f"\nThe same blob under a {deadline} s deadline (the proxy moves Copy Blob at {cap / MIB:.1f} MiB/s):\n")
+    print("| engine | outcome | ended after (s) | switched to blocks after (s) | requests |")
+    print("| --- | --- | --- | --- | --- |")
+    for engine in ("async", "auto"):
+        host = _Host(
+            settings_file(
+                scratch,
+                harness,
+                f"bench-{uuid.uuid4().hex[:10]}",
+                1000,
+                f"work-{uuid.uuid4().hex[:10]}",
+                COPY_SWEEP_SCHEDULE=EVERY_SECOND,
+                COPY_FIRST_CHECK_SECONDS="1",
+                COPY_MAX_CHECK_INTERVAL_SECONDS="2",
+            )
+        )
+        try:
+            host.warm()
+            before = harness.counts()
+            body = {
+                "source": {"container": "partner", "blob": "big.bin"},
+                "destination": {"container": dst, "blob": f"big-{engine}.bin"},
+                "engine": engine,
+                "timeout_seconds": deadline,
+                "on_abort": "delete",
+            }
+            status, started = post(host, "copies", body)
+            assert status == 202, started
+            view, wall, switched = follow(host, str(started["id"]), deadline * 3)
+            spent: Counter[str] = harness.counts() - before
+        finally:
+            host.stop()
+        outcome = view["state"] + (f" ({view['abort_reason']})" if view.get("abort_reason") else "")
+        if view["state"] == "succeeded":
+            assert digest(harness, dst, f"big-{engine}.bin") == source_digest
+        shown = f"{switched:.1f}" if switched is not None else "-"
+        print(f"| {engine} | {outcome} | {wall:.1f} | {shown} | {sum(spent.values())} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mib", type=int, default=1024, help="the blob's size in MiB")
+    parser.add_argument("--cap-mib", type=float, default=4.0, help="MiB/s each source read may take")
+    parser.add_argument("--deadline", type=int, default=60, help="the async and auto copies' deadline, s")
+    args = parser.parse_args()
+    with Harness(latency=0.020) as harness:
+        run(harness, args.mib * MIB, args.cap_mib * MIB, args.deadline)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""The block engine's decisions: pure functions of a record and ``now`` (and, for a commit
+already sent, of what the destination shows).
+
+A block copy moves through its record: planned (the source's size and ETag pinned, its
+blocks handed out to the work queue), staged block by block (checkpoints), committed (the
+commit's send is recorded first), ended. Every send of the engine follows a conditional
+write of the record that allows it, so a record that another writer ended (the sweep at
+the deadline, an abort on request) stops every send that comes after: **nothing is
+committed after the deadline**, and nothing of a copy that ended is staged again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from copy_ops.copies import blocks
+from copy_ops.copies.lifecycle import Timing, start_given_up_at
+from copy_ops.copies.model import (
+    AbortReason,
+    DestinationCondition,
+    Engine,
+    ErrorCode,
+    Operation,
+    OperationError,
+    Progress,
+    SourceFacts,
+    State,
+)
+from copy_ops.core.errors import ConditionNotMet, Conflict, CopyOpsError, SourceChanged
+from copy_ops.core.redaction import redact
+
+# Blocks per staging message: 512 MiB, seconds of one instance's work at Azure's rates; a
+# large copy's messages spread over every instance the queue trigger scales out to.
+STAGE_BATCH = 64
+# A staging invocation starts no block after this long (those left go back to the queue).
+STAGE_SECONDS = 60.0
+# A staging that has checkpointed nothing for this long is handed out again by the sweep
+# (its messages lost, or poisoned). Staging the same block twice is harmless.
+STALL = timedelta(minutes=2)
+# A commit (Put Block List, or the one Put Blob From URL) is sent only with at least this
+# much time before the deadline, with a server timeout of at most the time left, no retry
+# by the SDK, and a client timeout of the same: it lands before the deadline or not at all.
+COMMIT_MARGIN = timedelta(seconds=5)
+COMMIT_LONGEST = timedelta(seconds=30)
+# After a commit was sent, by this long it has landed or never will (its timeouts above):
+# the sweep may then look, and send it again or end the copy.
+COMMIT_GRACE = COMMIT_LONGEST + timedelta(seconds=30)
+
+
+class Step(StrEnum):
+    WAIT = "wait"
+    # Hand the blocks not yet staged to the work queue (again).
+    HAND_OUT = "hand_out"
+    COMMIT = "commit"
+    # A commit was sent: look at the destination to know whether it landed.
+    CONFIRM = "confirm"
+    END = "end"
+
+
+@dataclass(frozen=True)
+class BlockDecision:
+    step: Step
+    state: State = State.PENDING
+    abort_reason: AbortReason | None = None
+    error: OperationError | None = None
+
+
+def _end(state: State, reason: AbortReason | None = None, error: OperationError | None = None) -> BlockDecision:
+    return BlockDecision(Step.END, state, reason, error)
+
+
+def _stopped(op: Operation, now: datetime) -> BlockDecision | None:
+    """The end of a copy that must stop: asked to, or out of time. Nothing was committed."""
+    if op.abort_requested_at is not None:
+        return _end(State.ABORTED, AbortReason.REQUESTED)
+    if now >= op.deadline:
+        return _end(State.ABORTED, AbortReason.DEADLINE)
+    return None
+
+
+def decide(op: Operation, now: datetime, timing: Timing) -> BlockDecision:
+    """What the sweep does with a pending block copy (no look at storage needed)."""
+    if op.commit_sent_at is not None:
+        return BlockDecision(Step.CONFIRM)
+    stopped = _stopped(op, now)
+    if stopped is not None:
+        return stopped
+    if op.source_etag is None:
+        # Its start has not planned it (yet): the start may still be at work.
+        if now >= start_given_up_at(op, timing):
+            return _end(State.FAILED, error=OperationError(ErrorCode.NOT_STARTED, "the copy was never started"))
+        return BlockDecision(Step.WAIT)
+    if complete(op):
+        return BlockDecision(Step.COMMIT) if may_commit(op, now) else BlockDecision(Step.WAIT)
+    return BlockDecision(Step.HAND_OUT)
+
+
+def confirm(op: Operation, committed: bool, now: datetime) -> BlockDecision:
+    """A commit was sent; ``committed``: the destination shows it. Landed, still possibly in
+    flight, or never landed (then sent again while time is left, else the copy ends)."""
+    assert op.commit_sent_at is not None
+    if committed:
+        return _end(State.SUCCEEDED)
+    if now < op.commit_sent_at + COMMIT_GRACE:
+        return BlockDecision(Step.WAIT)
+    stopped = _stopped(op, now)
+    if stopped is not None:
+        return stopped
+    return BlockDecision(Step.COMMIT) if may_commit(op, now) else BlockDecision(Step.WAIT)
+
+
+def failure(op: Operation, refusal: CopyOpsError) -> OperationError:
+    """Why a block copy failed, from what storage refused: nothing was committed."""
+    if isinstance(refusal, SourceChanged):
+        return OperationError(ErrorCode.SOURCE_CHANGED, "the source changed (or vanished) while it was copied")
+    if isinstance(refusal, ConditionNotMet | Conflict):
+        if op.condition is DestinationCondition.ETAG:
+            return OperationError(ErrorCode.SUPERSEDED, "the destination was written by someone else meanwhile")
+        return OperationError(ErrorCode.DESTINATION_EXISTS, "the destination was written meanwhile; overwrite is false")
+    return OperationError(ErrorCode.COPY_FAILED, f"{refusal.title}: {redact(refusal.detail)}")
+
+
+def shows_commit(op: Operation, owner: str | None, etag: str | None) -> bool:
+    """Whether a destination with this owner and ETag is our commit: it names us, and it is
+    not the blob our commit had to replace (an escalated copy's abort leftover names us too)."""
+    return owner == op.id and (op.condition_etag is None or etag != op.condition_etag)
+
+
+def may_commit(op: Operation, now: datetime) -> bool:
+    return op.abort_requested_at is None and now + COMMIT_MARGIN <= op.deadline
+
+
+def commit_timeout(op: Operation, now: datetime) -> int:
+    """Seconds the commit may take, server and client side: never past the deadline."""
+    left = min(op.deadline - now, COMMIT_LONGEST).total_seconds()
+    return max(1, int(left))
+
+
+def plan_of(op: Operation) -> tuple[blocks.Block, ...]:
+    return blocks.plan(op.id, op.source_size or 0)
+
+
+def single(op: Operation) -> bool:
+    """Copied by one Put Blob From URL (no blocks to stage)."""
+    return op.source_size is not None and blocks.single_request(op.source_size)
+
+
+def staged(op: Operation) -> blocks.Staged:
+    return blocks.Staged.parse(op.staged)
+
+
+def complete(op: Operation) -> bool:
+    return not single(op) and not staged(op).missing(plan_of(op))
+
+
+def counts(op: Operation) -> tuple[int, int] | None:
+    """Blocks staged and in all, for the view (a one-request copy is one block); None before the plan."""
+    if op.engine is not Engine.BLOCKS or op.source_size is None or op.source_etag is None:
+        return None
+    if single(op):
+        return (1 if op.state is State.SUCCEEDED else 0), 1
+    return staged(op).count(), len(plan_of(op))
+
+
+def planned(op: Operation, facts: SourceFacts, now: datetime) -> Operation:
+    """``op`` with its source pinned and its plan made: the blocks go out next (or the one
+    request, recorded as sent first). No metadata asked for copies the source's, as Copy Blob does."""
+    planned = dataclasses.replace(
+        op,
+        source_etag=facts.etag,
+        source_size=facts.size,
+        content=dict(facts.content),
+        metadata=op.metadata or dict(facts.metadata),
+        staged="",
+        progress=Progress(0, facts.size),
+        commit_sent_at=None,
+        # Records from before the engine existed have none: the safe one.
+        condition=op.condition or DestinationCondition.ABSENT,
+    )
+    if single(planned):
+        return sending_commit(planned, now)
+    return dataclasses.replace(planned, next_check_at=min(op.deadline, now + STALL))
+
+
+def checkpointed(op: Operation, indexes: frozenset[int], now: datetime) -> Operation:
+    """``op`` with more blocks staged (a union: two instances' checkpoints both count)."""
+    plan = plan_of(op)
+    now_staged = staged(op).with_(indexes & {block.index for block in plan})
+    assert op.source_size is not None
+    return dataclasses.replace(
+        op,
+        staged=now_staged.text(),
+        progress=Progress(now_staged.bytes_staged(plan), op.source_size),
+        next_check_at=min(op.deadline, now + STALL),
+    )
+
+
+def looked_at(op: Operation, now: datetime, timing: Timing) -> Operation:
+    """``op`` looked at by the sweep and left pending: when to look again. A commit in
+    flight: once it can no longer land; a start not planned yet: when it is given up;
+    else after a stall (blocks handed out again, or none staged since), never past the deadline."""
+    if op.commit_sent_at is not None and now < op.commit_sent_at + COMMIT_GRACE:
+        at = op.commit_sent_at + COMMIT_GRACE
+    elif op.source_etag is None:
+        at = min(op.deadline, start_given_up_at(op, timing))
+    else:
+        at = min(op.deadline, now + STALL)
+    return dataclasses.replace(op, checks=op.checks + 1, next_check_at=at)
+
+
+def sending_commit(op: Operation, now: datetime) -> Operation:
+    """Recorded before the commit is sent: whoever reads the record from now on knows a
+    commit may land until ``now + COMMIT_GRACE`` and never after."""
+    return dataclasses.replace(op, commit_sent_at=now, next_check_at=now + COMMIT_GRACE)
+
+
+def restaging(op: Operation, present: frozenset[int], now: datetime) -> Operation:
+    """A commit refused because blocks it names are gone (a write to the destination
+    discarded them): the staged set becomes the blocks still there, handed out again."""
+    plan = plan_of(op)
+    kept = blocks.Staged.of(set(present & {block.index for block in plan}))
+    assert op.source_size is not None
+    return dataclasses.replace(
+        op,
+        staged=kept.text(),
+        progress=Progress(kept.bytes_staged(plan), op.source_size),
+        commit_sent_at=None,
+        next_check_at=min(op.deadline, now + STALL),
+    )
+
+
+def escalated(op: Operation, leftover_etag: str | None, now: datetime) -> Operation:
+    """An async copy of ``auto`` aborted to be finished by the blocks: its copy id kept (its
+    leftover is ours, for ``on_abort``), its commit conditioned on that leftover, unplanned."""
+    condition = DestinationCondition.ETAG if leftover_etag else op.condition
+    return dataclasses.replace(
+        op,
+        engine=Engine.BLOCKS,
+        condition=condition,
+        condition_etag=leftover_etag,
+        source_etag=None,
+        staged="",
+        progress=None,
+        commit_sent_at=None,
+        next_check_at=now,
+    )
