@@ -63,12 +63,13 @@ def test_a_deadline_abort_is_counted_timed_and_traced(
     ended = {(p.attributes["state"], p.attributes["reason"]): p.value for p in found["copyops.operations.ended"]}
     assert ended == {("succeeded", ""): 1, ("aborted", "deadline"): 1}
     [lateness] = found["copyops.abort.lateness"]
-    assert (lateness.count, lateness.sum) == (1, 7.0)
+    # 7 s late, and the moments the sweep took to reach it (each operation on the time of its turn)
+    assert lateness.count == 1 and 7.0 <= lateness.sum < 8.0
     [duration] = found["copyops.sweep.duration"]
     [due] = found["copyops.sweep.due"]
     assert duration.count == 1 and (due.count, due.sum) == (1, 1)
     [oldest] = found["copyops.overdue.oldest_age"]
-    assert oldest.value == 7.0
+    assert 7.0 <= oldest.value < 8.0
     names = {(span.name, (span.attributes or {}).get(OPERATION_ID)) for span in spans.get_finished_spans()}
     assert ("copyops.settle", op.id) in names and ("copyops.start", op.id) in names
 

@@ -16,9 +16,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 
 from copy_ops.aio.bounded import Bounded
+from copy_ops.aio.clock import Elapsed
 from copy_ops.copies.settle import Settled
 from copy_ops.core.errors import CopyOpsError, PreconditionFailed
 from copy_ops.core.logtext import counts_text
@@ -59,13 +59,15 @@ class Settling(Bounded):
     def __init__(self, service: CopyService, now: datetime, concurrency: int) -> None:
         super().__init__(concurrency)
         self._service = service
-        self._now = now
+        # Each operation is settled on the time it is when its turn comes, not the time the
+        # sweep began (a budget of minutes: a commit decided on a stale time could be late).
+        self._clock = Elapsed(now)
 
     async def settle(self, operation_id: str) -> None:
-        await self.submit(partial(settle_one, self._service, operation_id, self._now))
+        await self.submit(lambda: settle_one(self._service, operation_id, self._clock.now()))
 
     async def check_job(self, job_id: str) -> None:
-        await self.submit(partial(check_job, self._service, job_id, self._now))
+        await self.submit(lambda: check_job(self._service, job_id, self._clock.now()))
 
 
 async def sweep(service: CopyService, now: datetime, clock: Callable[[], float] = time.monotonic) -> SweepSummary:

@@ -7,6 +7,9 @@ commit's send is recorded first), ended. Every send of the engine follows a cond
 write of the record that allows it, so a record that another writer ended (the sweep at
 the deadline, an abort on request) stops every send that comes after: **nothing is
 committed after the deadline**, and nothing of a copy that ended is staged again.
+
+Size: a little over 250 lines: the engine's whole state machine, as lifecycle.py is the
+async copy's; split, its transitions would be checked against each other in two places.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from copy_ops.copies import blocks
 from copy_ops.copies.lifecycle import Timing, start_given_up_at
 from copy_ops.copies.model import (
     AbortReason,
+    CopyStatus,
     DestinationCondition,
     Engine,
     ErrorCode,
@@ -29,7 +33,7 @@ from copy_ops.copies.model import (
     SourceFacts,
     State,
 )
-from copy_ops.core.errors import ConditionNotMet, Conflict, CopyOpsError, SourceChanged
+from copy_ops.core.errors import CopyOpsError, DestinationChanged, SourceChanged
 from copy_ops.core.redaction import redact
 
 # Blocks per staging message: 512 MiB, seconds of one instance's work at Azure's rates; a
@@ -57,6 +61,10 @@ class Step(StrEnum):
     COMMIT = "commit"
     # A commit was sent: look at the destination to know whether it landed.
     CONFIRM = "confirm"
+    # An escalated copy whose async copy may still run: abort it, find the leftover.
+    ESCALATE = "escalate"
+    # An escalated copy, its leftover known: pin the source and hand the blocks out.
+    PLAN = "plan"
     END = "end"
 
 
@@ -72,7 +80,7 @@ def _end(state: State, reason: AbortReason | None = None, error: OperationError 
     return BlockDecision(Step.END, state, reason, error)
 
 
-def _stopped(op: Operation, now: datetime) -> BlockDecision | None:
+def stopped(op: Operation, now: datetime) -> BlockDecision | None:
     """The end of a copy that must stop: asked to, or out of time. Nothing was committed."""
     if op.abort_requested_at is not None:
         return _end(State.ABORTED, AbortReason.REQUESTED)
@@ -85,10 +93,14 @@ def decide(op: Operation, now: datetime, timing: Timing) -> BlockDecision:
     """What the sweep does with a pending block copy (no look at storage needed)."""
     if op.commit_sent_at is not None:
         return BlockDecision(Step.CONFIRM)
-    stopped = _stopped(op, now)
-    if stopped is not None:
-        return stopped
+    if escalation_unfinished(op):
+        return BlockDecision(Step.ESCALATE)  # first of all: no async copy of ours left running
+    ending = stopped(op, now)
+    if ending is not None:
+        return ending
     if op.source_etag is None:
+        if op.copy_id is not None:
+            return BlockDecision(Step.PLAN)  # escalated, its plan not made (yet)
         # Its start has not planned it (yet): the start may still be at work.
         if now >= start_given_up_at(op, timing):
             return _end(State.FAILED, error=OperationError(ErrorCode.NOT_STARTED, "the copy was never started"))
@@ -106,9 +118,9 @@ def confirm(op: Operation, committed: bool, now: datetime) -> BlockDecision:
         return _end(State.SUCCEEDED)
     if now < op.commit_sent_at + COMMIT_GRACE:
         return BlockDecision(Step.WAIT)
-    stopped = _stopped(op, now)
-    if stopped is not None:
-        return stopped
+    ending = stopped(op, now)
+    if ending is not None:
+        return ending
     return BlockDecision(Step.COMMIT) if may_commit(op, now) else BlockDecision(Step.WAIT)
 
 
@@ -116,9 +128,9 @@ def failure(op: Operation, refusal: CopyOpsError) -> OperationError:
     """Why a block copy failed, from what storage refused: nothing was committed."""
     if isinstance(refusal, SourceChanged):
         return OperationError(ErrorCode.SOURCE_CHANGED, "the source changed (or vanished) while it was copied")
-    if isinstance(refusal, ConditionNotMet | Conflict):
-        if op.condition is DestinationCondition.ETAG:
-            return OperationError(ErrorCode.SUPERSEDED, "the destination was written by someone else meanwhile")
+    if isinstance(refusal, DestinationChanged) and op.condition is DestinationCondition.ETAG:
+        return OperationError(ErrorCode.SUPERSEDED, "the destination was written by someone else meanwhile")
+    if isinstance(refusal, DestinationChanged):
         return OperationError(ErrorCode.DESTINATION_EXISTS, "the destination was written meanwhile; overwrite is false")
     return OperationError(ErrorCode.COPY_FAILED, f"{refusal.title}: {redact(refusal.detail)}")
 
@@ -133,10 +145,10 @@ def may_commit(op: Operation, now: datetime) -> bool:
     return op.abort_requested_at is None and now + COMMIT_MARGIN <= op.deadline
 
 
-def commit_timeout(op: Operation, now: datetime) -> int:
-    """Seconds the commit may take, server and client side: never past the deadline."""
-    left = min(op.deadline - now, COMMIT_LONGEST).total_seconds()
-    return max(1, int(left))
+def commit_window(op: Operation, now: datetime) -> float:
+    """Seconds from ``now`` by which a commit sent now must have landed: never past the
+    deadline, never past what COMMIT_GRACE leaves the sweep to wait for."""
+    return min(op.deadline - now, COMMIT_LONGEST).total_seconds()
 
 
 def plan_of(op: Operation) -> tuple[blocks.Block, ...]:
@@ -194,6 +206,7 @@ def checkpointed(op: Operation, indexes: frozenset[int], now: datetime) -> Opera
         op,
         staged=now_staged.text(),
         progress=Progress(now_staged.bytes_staged(plan), op.source_size),
+        checks=0,  # progress made: a stall is counted afresh
         next_check_at=min(op.deadline, now + STALL),
     )
 
@@ -207,7 +220,9 @@ def looked_at(op: Operation, now: datetime, timing: Timing) -> Operation:
     elif op.source_etag is None:
         at = min(op.deadline, start_given_up_at(op, timing))
     else:
-        at = min(op.deadline, now + STALL)
+        # Each look that finds no progress waits longer before handing the blocks out again
+        # (a queue backlog is not made longer by the same blocks every few minutes).
+        at = min(op.deadline, now + STALL * (1 + min(op.checks, 7)))
     return dataclasses.replace(op, checks=op.checks + 1, next_check_at=at)
 
 
@@ -232,18 +247,33 @@ def restaging(op: Operation, present: frozenset[int], now: datetime) -> Operatio
     )
 
 
-def escalated(op: Operation, leftover_etag: str | None, now: datetime) -> Operation:
-    """An async copy of ``auto`` aborted to be finished by the blocks: its copy id kept (its
-    leftover is ours, for ``on_abort``), its commit conditioned on that leftover, unplanned."""
-    condition = DestinationCondition.ETAG if leftover_etag else op.condition
+def escalating(op: Operation, now: datetime) -> Operation:
+    """An async copy of ``auto`` handed to the blocks, recorded before its Abort Copy is sent:
+    its copy id kept (its leftover is ours, for ``on_abort``), no plan yet. Whoever reads it
+    from now on settles it as the block engine's, and aborts that copy first."""
     return dataclasses.replace(
         op,
         engine=Engine.BLOCKS,
-        condition=condition,
-        condition_etag=leftover_etag,
+        condition_etag=None,
         source_etag=None,
         staged="",
-        progress=None,
         commit_sent_at=None,
         next_check_at=now,
     )
+
+
+def escalation_unfinished(op: Operation) -> bool:
+    """Escalated, its async copy not yet known to be stopped (no leftover recorded)."""
+    return (
+        op.engine is Engine.BLOCKS and op.copy_id is not None and op.condition_etag is None and op.source_etag is None
+    )
+
+
+def leftover_found(op: Operation, etag: str) -> Operation:
+    """The escalated copy's abort leftover: the commit must replace exactly that blob."""
+    return dataclasses.replace(op, condition=DestinationCondition.ETAG, condition_etag=etag)
+
+
+def is_our_leftover(op: Operation, copy_id: str | None, status: CopyStatus | None, owner: str | None) -> bool:
+    """A destination that is our aborted (or failed) async copy's leftover, and no one else's."""
+    return copy_id == op.copy_id and owner == op.id and status in (CopyStatus.ABORTED, CopyStatus.FAILED)

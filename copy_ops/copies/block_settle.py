@@ -9,16 +9,25 @@ engine's (:mod:`copy_ops.copies.staging`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime
 
 from copy_ops.copies import block_lifecycle as rules
+from copy_ops.copies import lifecycle
 from copy_ops.copies.lifecycle import Action, Decision, Timing
-from copy_ops.copies.model import Operation
+from copy_ops.copies.model import CopyStatus, Operation, State
 from copy_ops.copies.ports import Storage
 from copy_ops.copies.records import Ledger, Stored
 from copy_ops.copies.staging import BlockEngine, Finisher
-from copy_ops.core.errors import CopyIdMismatch, CopyOpsError, NoPendingCopy, NotFound, StorageUnavailable
+from copy_ops.core.errors import (
+    CopyIdMismatch,
+    CopyOpsError,
+    NoPendingCopy,
+    NotFound,
+    PreconditionFailed,
+    StorageUnavailable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +44,18 @@ class BlockSweep:
         """The sweep's (or an abort's) work on a pending block copy; the record after it."""
         op = stored.op
         decision = rules.decide(op, now, self._timing)
+        if decision.step is rules.Step.ESCALATE:
+            return await self._stop_async_copy(stored, now)
+        if decision.step is rules.Step.PLAN:
+            return await self._plan(stored, now)
         if decision.step is rules.Step.CONFIRM:
             seen = await self._storage.observe_copy(op.destination)
             shown = seen is not None and rules.shows_commit(op, seen.owner, seen.etag)
             decision = rules.confirm(op, shown, now)
         if decision.step is rules.Step.END:
-            ending = Decision(Action.FINISH, decision.state, decision.abort_reason, decision.error)
-            return await self._finish(stored, ending, now)
+            return await self._finish(
+                stored, Decision(Action.FINISH, decision.state, decision.abort_reason, decision.error), now
+            )
         if decision.step is rules.Step.COMMIT:
             if rules.single(op):
                 return await self._whole_again(stored, now)
@@ -64,26 +78,63 @@ class BlockSweep:
         except StorageUnavailable:
             return stored.op
 
-    async def escalate(self, stored: Stored, now: datetime) -> Operation | None:
-        """An async copy of ``auto`` still pending at its share of the time: aborted, and
-        finished by the block engine. None when the copy was no longer pending (the caller
-        settles it as usual)."""
+    async def escalate(self, stored: Stored, now: datetime) -> Operation:
+        """An async copy of ``auto`` still pending at its share of the time, handed to the
+        block engine: recorded first (whoever reads it from then on settles it as a block
+        copy, and aborts the async copy before anything else), then aborted, its leftover
+        found, its blocks planned."""
+        op = stored.op
+        try:
+            stored = await self._ledger.save(rules.escalating(op, now), stored.etag, now)
+        except PreconditionFailed:
+            return await self._ledger.get(op.id)  # another writer came first: theirs to settle
+        logger.info("copy_escalated op=%s copy_id=%s", op.id, op.copy_id)
+        return await self._stop_async_copy(stored, now)
+
+    async def _stop_async_copy(self, stored: Stored, now: datetime) -> Operation:
+        """Abort Copy on the escalated copy (again, harmlessly, after a crash), then look: our
+        leftover is recorded as the blob the commit replaces; a copy that Azure finished first
+        ends the operation; anyone else's blob there is not ours to replace."""
         op = stored.op
         assert op.copy_id is not None
         try:
             await self._storage.abort_copy(op.destination, op.copy_id)
-        except (NoPendingCopy, CopyIdMismatch, NotFound):
-            return None
+        except NoPendingCopy:
+            pass  # it ended first (by itself, or by our earlier abort): the look says how
+        except CopyIdMismatch:
+            return await self._end(stored, lifecycle.superseded(), now)
+        except NotFound:
+            return await self._end(stored, lifecycle.destination_gone(), now)
         seen = await self._storage.observe_copy(op.destination)
-        escalated = rules.escalated(op, seen.etag if seen is not None else None, now)
-        logger.info("copy_escalated op=%s copy_id=%s", op.id, op.copy_id)
-        stored = await self._ledger.save(escalated, stored.etag, now)
+        if seen is None:
+            return await self._end(stored, lifecycle.destination_gone(), now)
+        if seen.copy_id == op.copy_id and seen.status is CopyStatus.SUCCESS:
+            done = Stored(dataclasses.replace(op, progress=seen.progress), stored.etag)
+            return await self._end(done, Decision(Action.FINISH, State.SUCCEEDED), now)
+        if seen.etag is None or not rules.is_our_leftover(op, seen.copy_id, seen.status, seen.owner):
+            return await self._end(stored, lifecycle.superseded(), now)
+        stored = await self._ledger.save(rules.leftover_found(op, seen.etag), stored.etag, now)
+        return await self._plan(stored, now)
+
+    async def _plan(self, stored: Stored, now: datetime) -> Operation:
+        """An escalated copy's plan, made and sent (the app reads its own account's source)."""
+        op = stored.op
+        stopped = rules.stopped(op, now)
+        if stopped is not None:
+            return await self._end(stored, Decision(Action.FINISH, stopped.state, stopped.abort_reason), now)
         try:
-            return await self._engine.plan_and_send(
-                stored, self._engine.source_of(stored.op, None), None, now, at_start=False
-            )
+            return await self._engine.plan_and_send(stored, self._engine.source_of(op, None), None, now, at_start=False)
         except StorageUnavailable:
-            return stored.op  # planned by the next look
+            try:  # left for the next look (planned, or not)
+                return (await self._ledger.save(rules.looked_at(op, now, self._timing), stored.etag, now)).op
+            except PreconditionFailed:
+                return await self._ledger.get(op.id)
         except CopyOpsError as exc:
             current = await self._ledger.read(op.id)
             return current.op if current.op.is_final else await self._engine.fail(current, exc, now)
+
+    async def _end(self, stored: Stored, ending: Decision, now: datetime) -> Operation:
+        try:
+            return await self._finish(stored, ending, now)
+        except PreconditionFailed:
+            return await self._ledger.get(stored.op.id)

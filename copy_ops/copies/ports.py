@@ -11,7 +11,7 @@ Errors are those of :mod:`copy_ops.core.errors`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -135,8 +135,10 @@ class Commit:
     metadata: dict[str, str]
     condition: DestinationCondition
     etag: str | None
-    # Seconds it may take, server and client side; it is never retried by the SDK.
-    timeout: int
+    # The monotonic clock's moment by which it must have landed: it is sent only while a
+    # second or more is left, with a server and a client timeout of what is left, never
+    # retried by the SDK (a retry could land later). Otherwise :class:`NotSent`.
+    last_moment: float
 
 
 class BlockCopies(Protocol):
@@ -145,7 +147,9 @@ class BlockCopies(Protocol):
     Errors: :class:`~copy_ops.core.errors.SourceChanged` when the source is no longer the
     version pinned; :class:`~copy_ops.core.errors.SourceUnreadable` when the source cannot be
     read (gone, or its authorization refused); :class:`~copy_ops.core.errors.ConditionNotMet`
-    when the destination is not as the commit requires; :class:`~copy_ops.core.errors.BlocksMissing`
+    when a lease or a state of the destination refuses the write;
+    :class:`~copy_ops.core.errors.DestinationChanged` when the destination is not as the
+    commit requires (there, or not the blob to replace); :class:`~copy_ops.core.errors.BlocksMissing`
     when a block the commit names is not staged; others as usual."""
 
     async def source_facts(self, source: BlockSource) -> SourceFacts:
@@ -154,8 +158,11 @@ class BlockCopies(Protocol):
     async def copy_whole(self, ref: BlobRef, source: BlockSource, source_etag: str, commit: Commit) -> None:
         """Put Blob From URL: the whole source onto ``ref`` in one request."""
 
-    async def stage_block(self, ref: BlobRef, source: BlockSource, source_etag: str, block: Block) -> None:
-        """Put Block From URL: one block of ``ref`` read from its range of the source."""
+    async def stage_block(
+        self, ref: BlobRef, source: BlockSource, source_etag: str, block: Block, go: Callable[[], bool]
+    ) -> None:
+        """Put Block From URL: one block of ``ref`` read from its range of the source, if
+        ``go()`` still says so once the process has a slot for it (else :class:`NotSent`)."""
 
     async def commit_blocks(self, ref: BlobRef, block_ids: Sequence[str], commit: Commit) -> None:
         """Put Block List: the staged blocks, in order, become the blob."""

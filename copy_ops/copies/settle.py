@@ -109,9 +109,7 @@ class Settler:
                 op = dataclasses.replace(op, progress=seen.progress)
         if self.blocks is not None and lifecycle.escalation_due(op, decision, now):
             escalated = await self.blocks.escalate(Stored(op, stored.etag), now)
-            if escalated is not None:
-                return (Settled.of(escalated.state) if escalated.is_final else Settled.WAITING), escalated
-            decision = lifecycle.decide(op, await self._copies.observe_copy(op.destination), now, self._timing)
+            return (Settled.of(escalated.state) if escalated.is_final else Settled.WAITING), escalated
         if decision.action is Action.WAIT:
             saved = await self._ledger.save(lifecycle.waiting(op, now, self._timing), stored.etag, now)
             return Settled.WAITING, saved.op

@@ -14,7 +14,9 @@ that allows it, so that the rule "no send without its write" is read in one plac
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import random
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -25,12 +27,7 @@ from copy_ops.aio.clock import Elapsed
 from copy_ops.copies import block_lifecycle as rules
 from copy_ops.copies.blocks import LARGEST_BLOB, Block, Staged
 from copy_ops.copies.lifecycle import Action, Decision
-from copy_ops.copies.model import (
-    CopyRequest,
-    DestinationCondition,
-    Operation,
-    State,
-)
+from copy_ops.copies.model import CopyRequest, DestinationCondition, Operation, Progress, State
 from copy_ops.copies.ports import BlockQueue, BlockSource, Commit, Storage
 from copy_ops.copies.records import Ledger, Stored
 from copy_ops.core.errors import (
@@ -81,19 +78,24 @@ class BlockEngine:
     async def plan_and_send(
         self, stored: Stored, source: BlockSource, sas: str | None, now: datetime, *, at_start: bool
     ) -> Operation:
+        clock = Elapsed(now)
         facts = await self._storage.source_facts(source)
         if facts.size > LARGEST_BLOB:
             raise InvalidRequest(f"the source is larger than a block blob may be ({LARGEST_BLOB} bytes)")
-        planned = rules.planned(stored.op, facts, now)
+        if not rules.may_commit(stored.op, clock.now()):
+            # Too close to its deadline for any commit: nothing is sent; the sweep ends it then.
+            logger.info("blocks_too_late op=%s", stored.op.id)
+            return stored.op
+        planned = rules.planned(stored.op, facts, clock.now())
         try:
-            stored = await self._ledger.save(planned, stored.etag, now)
+            stored = await self._ledger.save(planned, stored.etag, clock.now())
         except PreconditionFailed:
             # An abort (or the sweep) changed the record first: nothing was sent; they settle it.
             return await self._ledger.get(stored.op.id)
         op = stored.op
         logger.info("blocks_planned op=%s size=%s blocks=%s", op.id, facts.size, rules.counts(op))
         if rules.single(op):
-            return await self.copy_whole(stored, source, now, at_start=at_start)
+            return await self.copy_whole(stored, source, clock.now(), at_start=at_start)
         await self.hand_out(op, rules.plan_of(op), sas)
         return op
 
@@ -124,7 +126,7 @@ class BlockEngine:
             await self.fail(stored, failure, clock.now())
             return "failed"
         if rules.complete(stored.op):
-            await self.commit(stored, clock.now())
+            await self.commit(stored, clock.now(), sas)
             return "committed"
         if left:
             await self.hand_out(stored.op, left, sas, delay=RETRY_DELAY_SECONDS)
@@ -142,13 +144,13 @@ class BlockEngine:
         failures: list[CopyOpsError] = []
         assert op.source_etag is not None
 
+        def go() -> bool:
+            return not failures and time.monotonic() <= stop_at and rules.may_commit(op, clock.now())
+
         async def one(block: Block) -> None:
-            if failures or time.monotonic() > stop_at or not rules.may_commit(op, clock.now()):
-                left.append(block)
-                return
-            try:
-                await self._storage.stage_block(op.destination, source, op.source_etag or "", block)
-            except StorageUnavailable:
+            try:  # the engine's time, and a failure, are checked once the block's slot is held
+                await self._storage.stage_block(op.destination, source, op.source_etag or "", block, go)
+            except StorageUnavailable:  # for a moment, or not sent at all (NotSent)
                 left.append(block)
             except CopyOpsError as exc:
                 failures.append(exc)
@@ -161,7 +163,7 @@ class BlockEngine:
 
     async def _checkpoint(self, operation_id: str, indexes: frozenset[int], now: datetime) -> Stored | None:
         """The record with ``indexes`` staged too; None if it ended, or its commit was sent."""
-        for _ in range(CHECKPOINT_ATTEMPTS):
+        for attempt in range(CHECKPOINT_ATTEMPTS):
             stored = await self._ledger.read(operation_id)
             if stored.op.is_final or stored.op.commit_sent_at is not None:
                 return None
@@ -170,25 +172,29 @@ class BlockEngine:
             try:
                 return await self._ledger.save(rules.checkpointed(stored.op, indexes, now), stored.etag, now)
             except PreconditionFailed:
-                continue
+                # Another instance's checkpoint of the same copy: read it again, a little apart.
+                await asyncio.sleep(random.uniform(0, 0.05 * (attempt + 1)))  # noqa: S311  (jitter, not a secret)
         raise StorageUnavailable(f"operation {operation_id}: its checkpoint kept losing races", code="Busy")
 
     # -- the commit ---------------------------------------------------------------------
 
-    async def commit(self, stored: Stored, now: datetime) -> None:
-        """Put Block List, if the deadline leaves time for it: its send recorded first."""
+    async def commit(self, stored: Stored, now: datetime, sas: str | None = None) -> None:
+        """Put Block List, if the deadline leaves time for it: its send recorded first, its
+        last moment taken after that write, on the time it is then."""
+        clock = Elapsed(now)
         op = stored.op
-        if not rules.may_commit(op, now):
+        if not rules.may_commit(op, clock.now()):
             return  # the sweep ends it at the deadline
         try:
-            stored = await self._ledger.save(rules.sending_commit(op, now), stored.etag, now)
+            sent_at = clock.now()
+            stored = await self._ledger.save(rules.sending_commit(op, sent_at), stored.etag, sent_at)
         except PreconditionFailed:
             return  # another instance commits it, or the copy ended
-        plan = rules.plan_of(op)
+        terms = self._terms(op, clock.now())
         try:
-            await self._storage.commit_blocks(op.destination, [block.id for block in plan], self._terms(op, now))
+            await self._storage.commit_blocks(op.destination, [block.id for block in rules.plan_of(op)], terms)
         except BlocksMissing:
-            await self._restage(stored, now)
+            await self._restage(stored, clock.now(), sas)
             return
         except StorageUnavailable:
             logger.warning("blocks_commit_uncertain op=%s", op.id)
@@ -214,15 +220,16 @@ class BlockEngine:
         return await self._succeeded(stored, now, watch=not at_start)
 
     def _terms(self, op: Operation, now: datetime) -> Commit:
+        """The commit's terms; ``now`` the time it is (after its send was recorded)."""
         return Commit(
             content=op.content,
             metadata=op.metadata | {"copyops_operation": op.id},
             condition=op.condition or DestinationCondition.ABSENT,
             etag=op.condition_etag,
-            timeout=rules.commit_timeout(op, now),
+            last_moment=time.monotonic() + rules.commit_window(op, now),
         )
 
-    async def _restage(self, stored: Stored, now: datetime) -> None:
+    async def _restage(self, stored: Stored, now: datetime, sas: str | None) -> None:
         """The commit named blocks no longer staged (a write to the destination discarded
         them): the staged set becomes what is there, and the rest goes out again."""
         op = stored.op
@@ -233,12 +240,14 @@ class BlockEngine:
         except PreconditionFailed:
             return
         logger.warning("blocks_restaged op=%s kept=%s", op.id, len(indexes))
-        if not stored.op.source_sas:
-            await self.hand_out(stored.op, rules.staged(stored.op).missing(rules.plan_of(stored.op)), None)
+        if sas is not None or not stored.op.source_sas:
+            await self.hand_out(stored.op, rules.staged(stored.op).missing(rules.plan_of(stored.op)), sas)
 
     async def _succeeded(self, stored: Stored, now: datetime, *, watch: bool = True) -> Operation:
+        whole = Progress(stored.op.source_size or 0, stored.op.source_size or 0)
+        done = Stored(dataclasses.replace(stored.op, progress=whole), stored.etag)
         try:
-            return await self._finish(stored, Decision(Action.FINISH, State.SUCCEEDED), now, watch=watch)
+            return await self._finish(done, Decision(Action.FINISH, State.SUCCEEDED), now, watch=watch)
         except PreconditionFailed:
             return await self._ledger.get(stored.op.id)  # the sweep saw it land first
 

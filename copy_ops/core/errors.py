@@ -118,6 +118,11 @@ class SourceChanged(ConditionNotMet):
     """The block engine's source is no longer the version its copy pinned (its ETag moved)."""
 
 
+class DestinationChanged(Conflict):
+    """The block engine's commit found the destination not as it required: there when it
+    was to be absent (not overwriting), or not the blob it was to replace."""
+
+
 class BlocksMissing(Conflict):
     """A commit named blocks that are not staged on the destination (a write there
     discarded them): they are staged again."""
@@ -139,6 +144,11 @@ class StorageUnavailable(CopyOpsError):
     """A transient fault (timeout, 500, 503): safe to retry later."""
 
     title = "Storage unavailable"
+
+
+class NotSent(StorageUnavailable):
+    """A request copy-ops chose not to send after all: its moment passed while it waited
+    for its turn (a commit too close to the deadline, a block past its invocation's time)."""
 
 
 class ConfigurationError(CopyOpsError):

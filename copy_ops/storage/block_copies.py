@@ -14,14 +14,16 @@ URL's properties for it; AzCopy reads them too): only from a host that
 ``COPY_ALLOWED_SOURCE_HOSTS`` admits, and a host that cannot be reached is the caller's 400.
 
 The source is pinned by ETag on every request (``x-ms-source-if-match``); Azure answers a
-moved ETag with 412, which is :class:`~copy_ops.core.errors.SourceChanged`. A commit is
-sent once (no retry by the SDK: a retry could land after the deadline), with a server
-timeout and a client timeout of the seconds it is given.
+moved ETag with 412 (and a source gone with 404), which is
+:class:`~copy_ops.core.errors.SourceChanged`. A commit is sent once (no retry by the SDK: a
+retry could land after the deadline), only while a second or more is left before the last
+moment it is given, with a server and a client timeout of what is left.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,10 +33,11 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError
 from copy_ops.copies.blocks import Block
 from copy_ops.copies.model import BlobRef, DestinationCondition, ForeignBlob, SourceFacts
 from copy_ops.copies.ports import BlockSource, Commit
-from copy_ops.core.errors import FieldError, InvalidRequest, UnsafeName
+from copy_ops.core.errors import FieldError, InvalidRequest, NotSent, UnsafeName
 from copy_ops.core.redaction import redact, strip_query
 from copy_ops.storage.account import Account
-from copy_ops.storage.errors import block_refusal, bounded_wait
+from copy_ops.storage.documents import NOT_FOUND
+from copy_ops.storage.errors import block_refusal, bounded_wait, ignoring
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContentSettings
@@ -76,7 +79,7 @@ class BlockSide(Account):
         return await self._run(self._refusals(call()), callers=True)
 
     async def copy_whole(self, ref: BlobRef, source: BlockSource, source_etag: str, commit: Commit) -> None:
-        async def call() -> None:
+        async def call(seconds: int) -> None:
             url, authorization = await self._copy_source(source)
             await self._blob(ref).upload_blob_from_url(
                 url,
@@ -89,12 +92,14 @@ class BlockSide(Account):
                 # (x-ms-copy-source-blob-properties, the SDK's default), as Copy Blob carries them.
                 include_source_blob_properties=True,
                 **_destination_condition(commit),
-                **_once(commit.timeout),
+                **_once(seconds),
             )
 
-        await self._sent_once(self._refusals(call()), commit.timeout)
+        await self._sent_once(call, commit, pinned=True)
 
-    async def stage_block(self, ref: BlobRef, source: BlockSource, source_etag: str, block: Block) -> None:
+    async def stage_block(
+        self, ref: BlobRef, source: BlockSource, source_etag: str, block: Block, go: Callable[[], bool]
+    ) -> None:
         async def call() -> None:
             url, authorization = await self._copy_source(source)
             await self._blob(ref).stage_block_from_url(
@@ -109,33 +114,40 @@ class BlockSide(Account):
             )
 
         async with self._block_slots:
-            await bounded_wait(self._refusals(call()), BLOCK_READ_SECONDS * 2, callers=True)
+            if not go():  # asked once the slot is held: the caller's time may have run out meanwhile
+                raise NotSent(f"block {block.index} not sent: its staging stopped", code="NotSent")
+            await bounded_wait(self._refusals(call(), pinned=True), BLOCK_READ_SECONDS * 2, callers=True)
 
     async def commit_blocks(self, ref: BlobRef, block_ids: Sequence[str], commit: Commit) -> None:
-        async def call() -> None:
+        async def call(seconds: int) -> None:
             await self._blob(ref).commit_block_list(
                 list(block_ids),  # type: ignore[arg-type]  # the SDK takes ids as well as BlobBlocks
                 content_settings=_content_settings(commit.content),
                 metadata=commit.metadata,
                 **_destination_condition(commit),
-                **_once(commit.timeout),
+                **_once(seconds),
             )
 
-        await self._sent_once(self._refusals(call()), commit.timeout)
+        await self._sent_once(call, commit)
 
     async def uncommitted_blocks(self, ref: BlobRef) -> frozenset[str]:
-        _, uncommitted = await self._run(self._blob(ref).get_block_list("uncommitted"))
-        return frozenset(str(block.id) for block in uncommitted)
+        found = await self._run(ignoring(self._blob(ref).get_block_list("uncommitted"), NOT_FOUND))
+        return frozenset(str(block.id) for block in found[1]) if found is not None else frozenset()
 
-    async def _sent_once(self, call: Awaitable[None], seconds: int) -> None:
+    async def _sent_once(self, call: Callable[[int], Awaitable[None]], commit: Commit, *, pinned: bool = False) -> None:
+        """A commit, sent once if a second or more is left before its last moment once its
+        turn comes, with timeouts of what is left: it lands by then, or not at all."""
         async with self._slots:
-            await bounded_wait(call, seconds + 1, callers=True)
+            left = int(commit.last_moment - time.monotonic())
+            if left < 1:
+                raise NotSent("the commit's moment passed before it could be sent", code="NotSent")
+            await bounded_wait(self._refusals(call(left), pinned=pinned), left + 1, callers=True)
 
-    async def _refusals(self, call: Awaitable[T]) -> T:
+    async def _refusals(self, call: Awaitable[T], *, pinned: bool = False) -> T:
         try:
             return await call
         except HttpResponseError as exc:
-            meaning = block_refusal(exc)
+            meaning = block_refusal(exc, pinned=pinned)
             if meaning is not None:
                 raise meaning from None
             raise

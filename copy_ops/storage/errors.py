@@ -19,6 +19,7 @@ from copy_ops.core.errors import (
     ContainerMissing,
     CopyIdMismatch,
     CopyOpsError,
+    DestinationChanged,
     Forbidden,
     InvalidRequest,
     NoPendingCopy,
@@ -69,22 +70,30 @@ _BY_CODE: dict[str, type[CopyOpsError]] = {
 SOURCE_STATUS_HEADER = "x-ms-copy-source-status-code"
 _SOURCE_CHANGED = frozenset({"SourceConditionNotMet"})
 _BLOCKS_MISSING = frozenset({"InvalidBlockList"})
+# The destination's own conditions (If-None-Match: *, If-Match), unmet. Not a lease
+# (LeaseIdMissing, also 412): that refusal is the caller's, as any other.
+_DESTINATION_CHANGED = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
 _SOURCE_REFUSALS: dict[int, type[CopyOpsError]] = {404: NotFound, 401: Forbidden, 403: Forbidden, 412: SourceChanged}
 
 
-def block_refusal(exc: HttpResponseError) -> CopyOpsError | None:
+def block_refusal(exc: HttpResponseError, *, pinned: bool = False) -> CopyOpsError | None:
     """What a refusal of Put Block From URL, Put Blob From URL or Put Block List means to the
-    block engine, when it is one of its own (else None: translate as any other)."""
+    block engine, when it is one of its own (else None: translate as any other). ``pinned``:
+    the source was read at its pinned ETag, so a source gone is a source changed."""
     code = error_code(exc)
     message = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     if code in _SOURCE_CHANGED:
         return SourceChanged(message, code=code)
     if code in _BLOCKS_MISSING:
         return BlocksMissing(message, code=code)
+    if code in _DESTINATION_CHANGED:
+        return DestinationChanged(message, code=code)
     if code == CANNOT_VERIFY_SOURCE:
         headers = getattr(exc.response, "headers", None) or {}
         said = str(headers.get(SOURCE_STATUS_HEADER, ""))
         kind = _SOURCE_REFUSALS.get(int(said)) if said.isdigit() else None
+        if kind is NotFound and pinned:
+            kind = SourceChanged  # the version pinned is gone
         if kind is not None:
             return kind(f"the copy source could not be read ({said}): {message}", code=code)
     return None

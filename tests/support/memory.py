@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,9 +34,11 @@ from copy_ops.core.errors import (
     Conflict,
     ContainerMissing,
     CopyIdMismatch,
+    DestinationChanged,
     Forbidden,
     NoPendingCopy,
     NotFound,
+    NotSent,
     PreconditionFailed,
     SourceChanged,
     StorageUnavailable,
@@ -330,11 +333,13 @@ class MemoryCopies:
         return data
 
     def _commit(self, ref: BlobRef, data: bytes, commit: Commit) -> None:
+        if commit.last_moment - time.monotonic() < 1:
+            raise NotSent("the commit's moment passed", code="NotSent")
         current = self.blobs.get(ref)
         if commit.condition is DestinationCondition.ABSENT and current is not None:
-            raise ConditionNotMet("the destination exists", code="BlobAlreadyExists")
+            raise DestinationChanged("the destination exists", code="BlobAlreadyExists")
         if commit.condition is DestinationCondition.ETAG and (current is None or current.etag != commit.etag):
-            raise ConditionNotMet("the destination changed", code="ConditionNotMet")
+            raise DestinationChanged("the destination changed", code="ConditionNotMet")
         snapshots = current.snapshots if current is not None else {}
         self.blobs[ref] = MemoryBlob(data, dict(commit.metadata), snapshots=snapshots)
         self.staged.pop(ref, None)
@@ -352,8 +357,10 @@ class MemoryCopies:
             self._commit(ref, self._pinned(source, source_etag), commit)
 
     async def stage_block(
-        self, ref: BlobRef, source: str | BlobRef | ForeignBlob, source_etag: str, block: Block
+        self, ref: BlobRef, source: str | BlobRef | ForeignBlob, source_etag: str, block: Block, go: Callable[[], bool]
     ) -> None:
+        if not go():
+            raise NotSent("not sent", code="NotSent")
         with self._lock:
             data = self._pinned(source, source_etag)
             self.staged.setdefault(ref, {})[block.id] = data[block.offset : block.offset + block.length]
