@@ -43,18 +43,22 @@ ENGINE_KINDS = ("get_properties", "put_block_from_url", "put_blob_from_url", "pu
 
 
 def follow(host: _Host, operation_id: str, timeout: float) -> tuple[dict[str, Any], float, float | None]:
-    """Read the operation until it ends: its last view, when it ended and when it switched to
-    the blocks (seconds from now), polling every 100 ms."""
+    """Wait for the operation's end in the host's log (no request of ours, so the host's CPU
+    is the copy's): its view then, when it ended and when it was escalated (seconds from now)."""
     began = time.monotonic()
     switched = None
+    seen = 0
     while time.monotonic() - began < timeout:
-        view = get(host, f"copies/{operation_id}")
-        if switched is None and view.get("engine") == "blocks":
-            switched = time.monotonic() - began
-        if view["state"] in FINAL:
-            return view, time.monotonic() - began, switched
-        time.sleep(0.1)
-    raise AssertionError(f"operation {operation_id} still {view['state']} after {timeout} s")
+        lines = host.lines[seen:]
+        seen += len(lines)
+        for line in lines:
+            if switched is None and f"copy_escalated op={operation_id}" in line:
+                switched = time.monotonic() - began
+            if f"copy_finished op={operation_id}" in line:
+                ended = time.monotonic() - began
+                return get(host, f"copies/{operation_id}"), ended, switched
+        time.sleep(0.02)
+    raise AssertionError(f"operation {operation_id} not ended after {timeout} s")
 
 
 def digest(harness: Harness, container: str, name: str) -> str:
@@ -65,7 +69,7 @@ def digest(harness: Harness, container: str, name: str) -> str:
     return hashed.hexdigest()
 
 
-def run(harness: Harness, size: int, cap: float, deadline: int) -> None:
+def run(harness: Harness, size: int, cap: float, deadline: int, in_flights: list[int], engines: bool) -> None:
     print(harness.describe())
     blocks = -(-size // BLOCK)
     print(f"blob: {size / MIB:.0f} MiB ({blocks} blocks of 8 MiB); cap {cap / MIB:.1f} MiB/s per connection")
@@ -79,9 +83,12 @@ def run(harness: Harness, size: int, cap: float, deadline: int) -> None:
     harness.proxy.configure(source_rate=cap, pace=cap)
     scratch = Path(tempfile.mkdtemp(prefix="bench-blocks-"))
 
-    print("\n| engine | in flight | wall (s) | ideal (s) | wall / ideal | requests | the engine's | host CPU/GiB (s) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for in_flight in (1, 8, 32):
+    print(
+        "\n| engine | in flight | wall (s) | ideal (s) | wall / ideal | requests | the engine's "
+        "| host CPU/GiB (s) | proxy + Azurite CPU (s) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for in_flight in in_flights:
         host = _Host(
             settings_file(
                 scratch,
@@ -94,7 +101,7 @@ def run(harness: Harness, size: int, cap: float, deadline: int) -> None:
         )
         try:
             host.warm()
-            before, cpu = harness.counts(), host.cpu()
+            before, cpu, helpers = harness.counts(), host.cpu(), sum(harness.helper_cpu_seconds())
             body = {
                 "source": {"container": "partner", "blob": "big.bin"},
                 "destination": {"container": dst, "blob": f"big-{in_flight}.bin"},
@@ -105,6 +112,7 @@ def run(harness: Harness, size: int, cap: float, deadline: int) -> None:
             assert status in (201, 202), started
             view, wall, _ = follow(host, str(started["id"]), 3600)
             used = host.cpu() - cpu
+            helped = sum(harness.helper_cpu_seconds()) - helpers
             counts = harness.counts() - before
         finally:
             host.stop()
@@ -114,10 +122,12 @@ def run(harness: Harness, size: int, cap: float, deadline: int) -> None:
         sent = sum(counts[kind] for kind in ENGINE_KINDS)
         print(
             f"| blocks | {in_flight} | {wall:.1f} | {ideal:.1f} | {wall / ideal:.2f} | {sum(counts.values())} "
-            f"| {sent} (lower bound {blocks + 1}) | {used / (size / GIB):.2f} |"
+            f"| {sent} (lower bound {blocks + 1}) | {used / (size / GIB):.2f} | {helped:.1f} |"
         )
         print(f"  <!-- by kind: {dict(sorted(counts.items()))} -->")
 
+    if not engines:
+        return
     print(f"\nThe same blob under a {deadline} s deadline (the proxy moves Copy Blob at {cap / MIB:.1f} MiB/s):\n")
     print("| engine | outcome | ended after (s) | switched to blocks after (s) | requests |")
     print("| --- | --- | --- | --- | --- |")
@@ -162,9 +172,12 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=1024, help="the blob's size in MiB")
     parser.add_argument("--cap-mib", type=float, default=4.0, help="MiB/s each source read may take")
     parser.add_argument("--deadline", type=int, default=60, help="the async and auto copies' deadline, s")
+    parser.add_argument("--in-flight", default="1,8,32", help="the blocks in flight to measure, comma-separated")
+    parser.add_argument("--no-engines", action="store_true", help="skip the async and auto runs")
     args = parser.parse_args()
+    in_flights = [int(item) for item in args.in_flight.split(",")]
     with Harness(latency=0.020) as harness:
-        run(harness, args.mib * MIB, args.cap_mib * MIB, args.deadline)
+        run(harness, args.mib * MIB, args.cap_mib * MIB, args.deadline, in_flights, not args.no_engines)
 
 
 if __name__ == "__main__":
