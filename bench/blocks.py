@@ -61,6 +61,12 @@ def follow(host: _Host, operation_id: str, timeout: float) -> tuple[dict[str, An
     raise AssertionError(f"operation {operation_id} not ended after {timeout} s")
 
 
+def new_host(harness: Harness, scratch: Path, **settings: str) -> _Host:
+    """A development host of its own ledger and work queue, with these settings too."""
+    ledger, queue = f"bench-{uuid.uuid4().hex[:10]}", f"work-{uuid.uuid4().hex[:10]}"
+    return _Host(settings_file(scratch, harness, ledger, 1000, queue, **settings))
+
+
 def digest(harness: Harness, container: str, name: str) -> str:
     stream = harness.direct.get_blob_client(container, name).download_blob(max_concurrency=4)
     hashed = hashlib.sha256()
@@ -89,16 +95,7 @@ def run(harness: Harness, size: int, cap: float, deadline: int, in_flights: list
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for in_flight in in_flights:
-        host = _Host(
-            settings_file(
-                scratch,
-                harness,
-                f"bench-{uuid.uuid4().hex[:10]}",
-                1000,
-                f"work-{uuid.uuid4().hex[:10]}",
-                COPY_BLOCKS_IN_FLIGHT=str(in_flight),
-            )
-        )
+        host = new_host(harness, scratch, COPY_BLOCKS_IN_FLIGHT=str(in_flight))
         try:
             host.warm()
             before, cpu, helpers = harness.counts(), host.cpu(), sum(harness.helper_cpu_seconds())
@@ -132,17 +129,12 @@ def run(harness: Harness, size: int, cap: float, deadline: int, in_flights: list
     print("| engine | outcome | ended after (s) | switched to blocks after (s) | requests |")
     print("| --- | --- | --- | --- | --- |")
     for engine in ("async", "auto"):
-        host = _Host(
-            settings_file(
-                scratch,
-                harness,
-                f"bench-{uuid.uuid4().hex[:10]}",
-                1000,
-                f"work-{uuid.uuid4().hex[:10]}",
-                COPY_SWEEP_SCHEDULE=EVERY_SECOND,
-                COPY_FIRST_CHECK_SECONDS="1",
-                COPY_MAX_CHECK_INTERVAL_SECONDS="2",
-            )
+        host = new_host(
+            harness,
+            scratch,
+            COPY_SWEEP_SCHEDULE=EVERY_SECOND,
+            COPY_FIRST_CHECK_SECONDS="1",
+            COPY_MAX_CHECK_INTERVAL_SECONDS="2",
         )
         try:
             host.warm()
