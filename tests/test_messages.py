@@ -57,3 +57,14 @@ def test_batches_hold_at_most_so_many_and_stay_under_the_size_limit() -> None:
     split = list(messages.batches(long_ids, messages.Settle, 200))
     assert len(split) > 1 and all(len(text.encode()) <= messages.MESSAGE_LIMIT_BYTES for text in split)
     assert sum(len(json.loads(text)["ids"]) for text in split) == 200
+
+
+def test_a_stage_message_round_trips_and_one_with_bad_ranges_is_refused_whole() -> None:
+    from copy_ops.work.messages import Stage
+
+    work = Stage("8204487433000-86a941c4", "0-63,70", "sv=1&sig=x")
+    assert messages.decode(messages.encode(work)) == work
+    for blocks in ("0-99999", "x", "3-1", "-1", "1,,a"):
+        text = messages.encode(Stage("op", blocks))
+        with pytest.raises(InvalidRequest):
+            messages.decode(text)

@@ -72,7 +72,8 @@ class BlockEngine:
         """Pin the source, record the plan, and send the blocks out (or the one request).
         A refusal of the source, or of the one request, raises: nothing was written to the
         destination, and the starter undoes or records it."""
-        sas = urlsplit(request.source_url).query or None if stored.op.source_sas and request.source_url else None
+        # A caller's SAS goes with the staging messages (never into the record).
+        sas = urlsplit(request.source_url).query if stored.op.source_sas and request.source_url else None
         return await self.plan_and_send(stored, request.source, sas, now, at_start=True)
 
     async def plan_and_send(

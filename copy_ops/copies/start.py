@@ -130,10 +130,7 @@ class Starter:
         if op.engine is Engine.BLOCKS:
             return await self._begin_blocks(stored, request, now, keep_refused=keep_refused, send_by=send_by)
         try:
-            if request.lease_source:
-                await self._copies.acquire_infinite_lease(_own_source(request), lifecycle.lease_id_for(op.id))
-            if send_by is not None and time.monotonic() > send_by:
-                raise SendWindowPassed(f"operation {op.id}: too late to send its copy", code="SendWindowPassed")
+            await self._lease_within(request, op, send_by)
             metadata = {**request.metadata, OWNER_METADATA_KEY: op.id}
             copy_id, status = await self._copies.start_copy(
                 dest, source, metadata, request.overwrite, readable_until=request.deadline
@@ -177,10 +174,7 @@ class Starter:
         op = stored.op
         assert self._blocks is not None
         try:
-            if request.lease_source:
-                await self._copies.acquire_infinite_lease(_own_source(request), lifecycle.lease_id_for(op.id))
-            if send_by is not None and time.monotonic() > send_by:
-                raise SendWindowPassed(f"operation {op.id}: too late to send its copy", code="SendWindowPassed")
+            await self._lease_within(request, op, send_by)
             started = await self._blocks.launch(stored, request, now)
         except SendWindowPassed:
             raise
@@ -199,6 +193,13 @@ class Starter:
         self.telemetry.copy_started(started.state.value)
         logger.info("copy_started op=%s engine=blocks state=%s", op.id, started.state)
         return started
+
+    async def _lease_within(self, request: CopyRequest, op: Operation, send_by: float | None) -> None:
+        """Either engine's first steps: the source's lease, then the send window's check."""
+        if request.lease_source:
+            await self._copies.acquire_infinite_lease(_own_source(request), lifecycle.lease_id_for(op.id))
+        if send_by is not None and time.monotonic() > send_by:
+            raise SendWindowPassed(f"operation {op.id}: too late to send its copy", code="SendWindowPassed")
 
     async def _keep_refused(self, stored: Stored, refusal: CopyOpsError, now: datetime) -> Operation:
         """A job's item that storage refused: its failure recorded, its lease and snapshot let go.

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from copy_ops.copies.blocks import Staged
 from copy_ops.copies.model import BlobRef, ForeignBlob, ManifestEntry
 from copy_ops.core.errors import FieldError, InvalidRequest
 
@@ -126,6 +127,7 @@ def _decode(data: dict[str, Any]) -> Work | None:
     if kind == "stage":
         op, blocks, sas = data["op"], data["blocks"], data.get("sas")
         if isinstance(op, str) and isinstance(blocks, str) and isinstance(sas, str | None):
+            Staged.parse(blocks)  # ranges of block indexes, or ValueError: refused whole, not retried
             return Stage(op, blocks, sas)
         return None
     job = data["job"]
