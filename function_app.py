@@ -76,3 +76,8 @@ async def sweep(timer: func.TimerRequest) -> None:
 @app.queue_trigger(arg_name="message", queue_name=triggers.work_queue(), connection=triggers.work_connection())
 async def work(message: func.QueueMessage) -> None:
     await triggers.work(message)
+
+
+@app.queue_trigger(arg_name="message", queue_name=triggers.poison_queue(), connection=triggers.work_connection())
+async def work_poisoned(message: func.QueueMessage) -> None:
+    await triggers.poisoned(message)

@@ -5,6 +5,7 @@ readable line."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,13 +63,26 @@ class Client:
         return json.loads(raw) if raw.strip() else None
 
     def raw(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None) -> bytes:
+        return self._answer(method, path, body, query).content
+
+    def parts(self, path: str) -> Iterator[bytes]:
+        """``GET path`` and every part it links as ``rel="next"`` (a report in parts), in
+        order. Only a link to a path of this app is followed."""
+        following: str | None = path
+        while following is not None:
+            answer = self._answer("GET", following)
+            yield answer.content
+            link = answer.links.get("next", {}).get("url")
+            following = link if link and link.startswith("/api/") else None
+
+    def _answer(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None) -> httpx.Response:
         try:
             answer = self._http.request(method, path, json=body, params=query)
         except httpx.HTTPError as error:
             raise ApiError(0, f"cannot reach {self.url}: {error}") from None
         if answer.status_code >= 400:
             raise ApiError(answer.status_code, problem_line(answer.status_code, answer.content))
-        return answer.content
+        return answer
 
     def close(self) -> None:
         self._http.close()

@@ -164,7 +164,8 @@ def run(args: argparse.Namespace, client: Client, out: Output, sleep: Callable[[
         out.data(view, kind.line(view))
         return 0
     if command == "report":
-        out.stream.write(client.raw("GET", f"{kind.path}/{args.id}/report").decode("utf-8"))
+        for part in client.parts(f"{kind.path}/{args.id}/report"):  # a large job's report comes in parts
+            out.stream.write(part.decode("utf-8"))
         return 0
     assert command == "sweep", command
     client.call("POST", "/admin/functions/sweep", {"input": ""})

@@ -51,13 +51,15 @@ def bindings(fn: Any) -> list[dict[str, Any]]:
 
 
 def test_exactly_the_expected_functions(app: Any) -> None:
-    assert sorted(fn.get_function_name() for fn in app.get_functions()) == sorted([*EXPECTED, "sweep", "work"])
+    assert sorted(fn.get_function_name() for fn in app.get_functions()) == sorted(
+        [*EXPECTED, "sweep", "work", "work_poisoned"]
+    )
 
 
 def test_http_routes_methods_and_auth_levels(app: Any) -> None:
     for fn in app.get_functions():
         name = fn.get_function_name()
-        if name in ("sweep", "work"):
+        if name in ("sweep", "work", "work_poisoned"):
             continue
         trigger = fn.get_trigger().get_dict_repr()
         assert (trigger["route"], sorted(text(m) for m in trigger["methods"])) == EXPECTED[name]
@@ -73,10 +75,17 @@ def test_every_binding_names_a_parameter_of_its_function(app: Any) -> None:
 
 
 def test_the_work_queue_trigger_reads_the_apps_own_queue(app: Any) -> None:
-    [work] = [fn for fn in app.get_functions() if fn.get_function_name() == "work"]
-    trigger = work.get_trigger().get_dict_repr()
+    functions = {fn.get_function_name(): fn for fn in app.get_functions()}
+    trigger = functions["work"].get_trigger().get_dict_repr()
     assert trigger["type"] == "queueTrigger"
     assert (trigger["queueName"], trigger["connection"]) == (sample_settings()["COPY_WORK_QUEUE"], "COPY_STORAGE")
+    # Its poison queue, where the host moves a message after maxDequeueCount, has a trigger too.
+    trigger = functions["work_poisoned"].get_trigger().get_dict_repr()
+    assert trigger["type"] == "queueTrigger"
+    assert (trigger["queueName"], trigger["connection"]) == (
+        f"{sample_settings()['COPY_WORK_QUEUE']}-poison",
+        "COPY_STORAGE",
+    )
 
 
 def test_the_timer_schedule_resolves_to_valid_ncrontab(app: Any) -> None:

@@ -72,7 +72,7 @@ def test_a_prefix_job_of_mixed_sizes_lands_every_blob_whole_on_the_block_engine(
     assert proxy.log.counts["put_blob_from_url"] == 241
     assert proxy.log.counts["put_block_from_url"] == 4 * 21
     assert proxy.log.counts["put_blocklist"] == 4
-    lines = [json.loads(line) for line in run(world.service.jobs.report(job.id)).decode().splitlines()]
+    lines = [json.loads(line) for line in run(world.service.jobs.report(job.id)).lines.decode().splitlines()]
     assert Counter(line["state"] for line in lines) == Counter(succeeded=len(data))
 
 
@@ -88,7 +88,7 @@ def test_a_job_on_the_block_engine_missing_its_deadline_commits_nothing_more(
         "engine": "blocks",
     }
     job = world.start(body, NOW).job
-    world.deliver(NOW, rounds=1)  # listed and planned; blocks not staged yet
+    world.deliver(NOW, rounds=2)  # listed, its batch started: planned; blocks not staged yet
     late = NOW + timedelta(seconds=61)
     world.deliver(late)  # every staging message arrives after the deadline: stopped
     for step in range(3):  # sweeps a minute apart, as the timer runs them

@@ -106,6 +106,8 @@ def host(_proxy: PendingCopyProxy) -> Iterator[DevHostProcess]:
             "COPY_WORK_QUEUE": f"work-{uuid.uuid4().hex[:10]}",
             "COPY_SWEEP_SCHEDULE": "* * * * * *",
             "COPY_FIRST_CHECK_SECONDS": "1",
+            # A report in parts from 101 items on (16 parts): the CLI follows their links.
+            "COPY_JOB_REPORT_PART": "100",
         },
         host_json=FAST_QUEUES,
     )
@@ -198,6 +200,19 @@ def test_a_job_started_watched_to_its_end_and_reported(host: DevHostProcess, blo
     assert code == 0 and len(lines) == 5 and {line["state"] for line in lines} == {"succeeded"}
     code, _, err = cli(host, "jobs", "abort", job_id)
     assert code == 1 and err.startswith("copy-ops: 409")
+
+
+def test_a_report_in_parts_is_printed_whole(host: DevHostProcess, blobs: Blobs) -> None:
+    for index in range(130):
+        blobs.put(blobs.src, f"many/{index:03d}.bin", b"x")
+    code, out, err = cli(host, "jobs", "start", f"{blobs.src}/many/", f"{blobs.dst}/many/", "--wait")
+    assert (code, err) == (0, ""), out
+    job_id = out.split()[0]
+    code, out, _ = cli(host, "--json", "jobs", "show", job_id)
+    assert code == 0 and json.loads(out)["report_parts"] == 16
+    code, out, _ = cli(host, "jobs", "report", job_id)
+    names = sorted(json.loads(line)["destination"]["blob"] for line in out.splitlines())
+    assert code == 0 and names == [f"many/{index:03d}.bin" for index in range(130)]
 
 
 def run_in_terminal(argv: list[str], env: dict[str, str], columns: int = 100, rows: int = 12) -> pyte.Screen:

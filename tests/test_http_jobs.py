@@ -50,8 +50,9 @@ def test_a_job_from_post_to_report(handlers: Handlers, blobs: Blobs, proxy: Pend
     assert is_problem(early, 409)["code"] == "JobNotFinished"
 
     queue = QueueClient.from_connection_string(proxy.connection_string, runtime.settings().work_queue)
-    # The page, then the look its end asked for: the job ends with its items, no sweep needed.
-    assert drain_through(handlers["work"], queue) == 2
+    # The page, its batch, then the look the batch asked for (the last): the job ends with
+    # its items, no sweep needed.
+    assert drain_through(handlers["work"], queue) == 3
     done = payload(call(handlers, "get_job", "GET", f"jobs/{job['id']}", route_params=route))
     assert done["state"] == "succeeded" and done["counts"]["succeeded"] == 2, done
     assert done["report"] == f"/api/jobs/{job['id']}/report"
@@ -59,6 +60,19 @@ def test_a_job_from_post_to_report(handlers: Handlers, blobs: Blobs, proxy: Pend
     assert report.status_code == 200 and report.mimetype == "application/x-ndjson"
     lines = [json.loads(line) for line in report.get_body().decode().splitlines()]
     assert sorted(line["destination"]["blob"] for line in lines) == ["out/a.bin", "out/b.bin"]
+    # One part (a job of up to 5,000 items): no link to a next one; a part it has not is 404.
+    assert done["report_parts"] == 1 and "Link" not in report.headers
+    path = done["report"][5:]
+    assert call(handlers, "job_report", "GET", path, route_params=route, params={"part": "0"}).get_body() == (
+        report.get_body()
+    )
+    for missing in ("1", "9999999", "9" * 5000):
+        assert is_problem(call(handlers, "job_report", "GET", path, route_params=route, params={"part": missing}), 404)
+    for bad in ("-1", "x", "1e3", "²", "", " 1"):
+        refused = is_problem(call(handlers, "job_report", "GET", path, route_params=route, params={"part": bad}), 400)
+        assert [error["field"] for error in refused["errors"]] == ["part"], (bad, refused)
+    odd = call(handlers, "job_report", "GET", path, route_params=route, params={"parts": "1"})
+    assert [error["field"] for error in is_problem(odd, 400)["errors"]] == ["parts"]
     items = payload(
         call(handlers, "job_items", "GET", f"jobs/{job['id']}/items", route_params=route, params={"state": "succeeded"})
     )

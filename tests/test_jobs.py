@@ -92,7 +92,7 @@ def test_a_prefix_job_ends_with_every_item_accounted_for(
     assert len(copies) == 245 and set(copies.values()) == {1}
     assert {copy.status for copy in proxy.copies()} == {"success", "failed", "aborted"}
 
-    lines = [json.loads(line) for line in run(world.service.jobs.report(job.id)).decode().splitlines()]
+    lines = [json.loads(line) for line in run(world.service.jobs.report(job.id)).lines.decode().splitlines()]
     assert len(lines) == 250
     assert Counter(line["state"] for line in lines) == Counter(succeeded=100, failed=35, aborted=115)
     refused = [line for line in lines if line["error"] == "start_refused"]
@@ -133,4 +133,4 @@ def test_an_empty_prefix_succeeds_at_once(world: JobWorld, blobs: Blobs) -> None
     settle_all(world, NOW + timedelta(seconds=11), rounds=1)
     ended = world.job(job.id, NOW)
     assert ended.state is JobState.SUCCEEDED and ended.counts.items == 0
-    assert run(world.service.jobs.report(job.id)) == b""
+    assert run(world.service.jobs.report(job.id)).lines == b""

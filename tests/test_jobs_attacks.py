@@ -129,7 +129,7 @@ def test_a_lease_slower_than_the_send_window_starts_nothing_twice(
     world = JobWorld(make_settings, proxy)
     other = JobWorld.beside(world)
     job = world.start({**body(blobs), "lease_source": True, "overwrite": True}, NOW).job
-    [page] = world.peek()
+    [page] = world.take_batches(NOW)
     item = progress.item_id(job.id, "out/000.bin")
     proxy.inject("put_lease", mode="delay", seconds=3, times=1, path_contains="/in/000.bin")
     outcome: list[object] = []
@@ -164,7 +164,7 @@ def test_a_job_ended_by_its_deadline_reports_every_item_its_pages_started(
     proxy.pending_copies = False
     world = JobWorld(make_settings, proxy, COPY_SWEEP_CONCURRENCY="1")
     job = world.start({**body(blobs), "timeout_seconds": 60}, NOW).job
-    [page] = world.peek()
+    [page] = world.take_batches(NOW)
     slow_item = progress.item_id(job.id, "out/005.bin")
     proxy.inject("put_blob", mode="delay", seconds=3, times=1, path_contains=f"/ops/{slow_item}.json")
     # The page starts a second before the deadline; one record write is slow.
@@ -184,7 +184,7 @@ def test_a_job_ended_by_its_deadline_reports_every_item_its_pages_started(
         recorded += ids
         if token is None:
             break
-    report = run(world.service.jobs.report(job.id)).decode().splitlines()
+    report = run(world.service.jobs.report(job.id)).lines.decode().splitlines()
     # Nothing started past the deadline, and everything started is in the report.
     assert 0 < len(recorded) < 10 and len(report) == len(recorded), (len(report), len(recorded))
     assert len(proxy.started) == len(recorded)

@@ -152,7 +152,7 @@ def world(make_settings: SettingsFactory, proxy: PendingCopyProxy) -> Iterator[J
 def test_a_recent_claim_is_left_to_the_attempt_that_holds_it(
     world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy
 ) -> None:
-    """A page delivered while another attempt has just recorded an item (and may be sending
+    """A batch delivered while another attempt has just recorded an item (and may be sending
     its Copy Blob) starts nothing for it: it fails, to be delivered again."""
     names = arrange(blobs, proxy, 3)
     job = world.start(body(blobs), NOW).job
@@ -160,10 +160,10 @@ def test_a_recent_claim_is_left_to_the_attempt_that_holds_it(
     first = item_request(job, "000.bin", BlobRef(blobs.src, names[0]), 1)
     item = progress.item_id(job.id, first.destination.blob)
     run(world.service.copies.starter.record(first, item, NOW, "another-attempt"))
-    failed = world.deliver(NOW, rounds=1)
+    failed = world.deliver(NOW, rounds=2)  # the page, then its batch
     assert failed.failures and "held=1" in failed.failures[0], failed
     assert proxy.started.get(f"/devstoreaccount1/{blobs.dst}/out/000.bin") is None
-    # Its claim runs out: the page takes the item over and starts it, once.
+    # Its claim runs out: the batch takes the item over and starts it, once.
     world.deliver(NOW + VISIBILITY, visibility=VISIBILITY)
     assert_each_started_once(proxy, blobs, names)
     assert run(world.service.ledger.get(item)).copy_id is not None

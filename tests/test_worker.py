@@ -58,7 +58,7 @@ def trigger(function: dict[str, Any]) -> dict[str, Any]:
 
 def test_the_worker_indexes_every_function_without_any_setting() -> None:
     functions = index_with_worker()
-    assert set(functions) == {*HTTP, "sweep", "work"}
+    assert set(functions) == {*HTTP, "sweep", "work", "work_poisoned"}
     for name, (route, methods) in HTTP.items():
         binding = trigger(functions[name])
         assert (binding["type"], binding["route"], binding["methods"]) == ("httpTrigger", route, methods)
@@ -72,6 +72,12 @@ def test_the_worker_indexes_every_function_without_any_setting() -> None:
     assert (work["type"], work["queueName"], work["connection"]) == (
         "queueTrigger",
         "copy-ops-work",
+        "AzureWebJobsStorage",
+    )
+    poisoned = trigger(functions["work_poisoned"])
+    assert (poisoned["type"], poisoned["queueName"], poisoned["connection"]) == (
+        "queueTrigger",
+        "copy-ops-work-poison",
         "AzureWebJobsStorage",
     )
 

@@ -1,4 +1,5 @@
-"""The work queue's messages, each done: what the queue trigger runs.
+"""The work queue's messages, each done: what the queue trigger runs; and what the poison
+queue's trigger does with a message the host gave up on.
 
 A message that is not ours is :class:`~copy_ops.core.errors.InvalidRequest` (the adapter
 logs and drops it); one that could not be done raises, so the host delivers it again
@@ -15,7 +16,7 @@ from copy_ops.background.sweep import settle_batch
 from copy_ops.copies.settle import Settled
 from copy_ops.core.errors import StorageUnavailable
 from copy_ops.service import CopyService
-from copy_ops.work.messages import Abort, Check, Chunk, Page, Settle, Stage, decode
+from copy_ops.work.messages import Abort, Batch, Check, Chunk, Page, ReportPart, Settle, Stage, decode
 
 
 async def do_work(
@@ -37,9 +38,24 @@ async def do_work(
         return kind, outcomes
     if isinstance(work, Page):
         return "page", Counter([await service.jobs.page(work, now, sent_at)])
+    if isinstance(work, Batch):
+        return "batch", Counter([await service.jobs.batch(work, now)])
     if isinstance(work, Chunk):
         return "chunk", Counter([await service.jobs.chunk(work, now, sent_at)])
+    if isinstance(work, ReportPart):
+        return "report", Counter([await service.jobs.report_part(work, now)])
     if isinstance(work, Stage):
         return "stage", Counter([await service.copies.stage(work.op, work.blocks, work.sas, now)])
     assert isinstance(work, Check)
     return "check", Counter([await service.jobs.check(work.job, now, asked=True, item=work.item)])
+
+
+async def do_poisoned(service: CopyService, text: str, now: datetime) -> tuple[str, Counter[str]]:
+    """A message the host gave up on (``<queue>-poison``). A batch's or a manifest chunk's
+    items not recorded yet are recorded as failed (``not_started``), so the job ends and
+    its report names them; every other kind left its work findable (due records stay due,
+    a job's look sends its listing or report parts again), and is only logged."""
+    work = decode(text)
+    if isinstance(work, Batch | Chunk):
+        return "poisoned", Counter([await service.jobs.poisoned(work, now)])
+    return "poisoned", Counter(["left"])

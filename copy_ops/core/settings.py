@@ -54,8 +54,10 @@ class Settings:
     fanout_threshold: int = 1000
     # The most sources one manifest job may list (a request body stays under 2 MiB).
     job_manifest_max: int = 1000
-    # Blobs listed, and started, per page of a prefix job: one queue message's work, a few seconds.
+    # Blobs listed per page of a prefix job (a page is handed out as batches of 200 to start).
     job_page_size: int = 1000
+    # Items per part of a job's report, about: a larger job's report is written in parts.
+    job_report_part: int = 5000
     # Where the CloudEvents of final states go: a queue of the app's account, an Event
     # Grid topic (with the app's identity, or this access key), both, or neither (off).
     events_queue: str | None = None
@@ -132,6 +134,7 @@ class Settings:
             fanout_threshold=reader.integer("COPY_FANOUT_THRESHOLD", "fanout_threshold", 1, 1_000_000),
             job_manifest_max=reader.integer("COPY_JOB_MANIFEST_MAX", "job_manifest_max", 1, 5000),
             job_page_size=reader.integer("COPY_JOB_PAGE_SIZE", "job_page_size", 1, 5000),
+            job_report_part=reader.integer("COPY_JOB_REPORT_PART", "job_report_part", 100, 20000),
             events_queue=_optional(
                 reader.raw("COPY_EVENTS_QUEUE"), lambda name: _queue_name(name, "COPY_EVENTS_QUEUE")
             ),

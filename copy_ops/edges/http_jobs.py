@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from copy_ops.core.errors import FieldError, InvalidRequest
 from copy_ops.edges import runtime
 from copy_ops.edges.http import handled, idempotency_key, json_body, json_response, list_query, view
 from copy_ops.jobs.model import Job
-from copy_ops.jobs.records import REPORT_TYPE
+from copy_ops.jobs.report import REPORT_TYPE
 from copy_ops.jobs.request import parse_job_request
 from copy_ops.jobs.views import job_view
 
@@ -60,5 +61,17 @@ async def abort_job(req: func.HttpRequest) -> func.HttpResponse:
 
 @handled
 async def job_report(req: func.HttpRequest) -> func.HttpResponse:
-    report = await (await runtime.service()).jobs.report(req.route_params.get("id", ""))
-    return func.HttpResponse(report, status_code=200, mimetype=REPORT_TYPE)
+    """The report, or part ``part`` of it (a job of more than 5,000 items has several): each
+    part links the next (``Link: <...>; rel="next"``, RFC 8288), the last links none."""
+    job_id = req.route_params.get("id", "")
+    unknown = sorted(set(req.params) - {"part", "code"})
+    if unknown:
+        raise InvalidRequest.of(*(FieldError(name, "unknown query parameter") for name in unknown))
+    text = req.params.get("part", "0")
+    if not (text.isascii() and text.isdigit()):
+        raise InvalidRequest.of(FieldError("part", "must be a whole number from 0, the part of the report"))
+    # A whole number past the report's parts is a part that is not there: 404 (the service
+    # says so; a number too long to be any report's part is cut short before int() reads it).
+    page = await (await runtime.service()).jobs.report(job_id, int(text) if len(text) <= 9 else 10**9)
+    headers = {"Link": f'</api/jobs/{job_id}/report?part={page.next}>; rel="next"'} if page.next is not None else {}
+    return func.HttpResponse(page.lines, status_code=200, mimetype=REPORT_TYPE, headers=headers)

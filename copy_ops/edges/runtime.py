@@ -44,6 +44,11 @@ def work_queue() -> str:
     return Settings.work_queue_from_env(os.environ)
 
 
+def poison_queue() -> str:
+    """The work queue's poison queue (the host moves a message there after maxDequeueCount)."""
+    return f"{work_queue()}-poison"
+
+
 def work_connection() -> str:
     """The connection setting of the work queue's trigger, at indexing time."""
     return binding_connection(lambda name: os.environ.get(name) or None)
@@ -136,3 +141,10 @@ async def run_work(text: str, sent_at: datetime | None = None) -> tuple[str, Cou
     from copy_ops.background.dispatch import do_work
 
     return await do_work(await service(), text, utc_now(), sent_at)
+
+
+async def run_poisoned(text: str) -> tuple[str, Counter[str]]:
+    """One message the host gave up on, looked after (see dispatch.do_poisoned)."""
+    from copy_ops.background.dispatch import do_poisoned
+
+    return await do_poisoned(await service(), text, utc_now())

@@ -62,3 +62,25 @@ async def work(message: func.QueueMessage) -> None:
         raise
     counts = counts_text(outcomes)
     logger.info("work_done id=%s kind=%s dequeue_count=%s %s", message.id, kind, message.dequeue_count, counts)
+
+
+def poison_queue() -> str:
+    """The work queue's poison queue, where the host moves a message after maxDequeueCount."""
+    return runtime.poison_queue()
+
+
+async def poisoned(message: func.QueueMessage) -> None:
+    """A message of the poison queue: a job's batch (or manifest chunk) has its items not
+    yet recorded recorded as failed; every other kind is logged (its work stays findable).
+    A failure raises: the host delivers it again, then moves it to ``<queue>-poison-poison``."""
+    try:
+        _, outcomes = await runtime.run_poisoned(message.get_body().decode("utf-8", errors="replace"))
+    except InvalidRequest as error:
+        logger.error("work_poisoned_invalid id=%s detail=%s", message.id, error.detail)
+        return
+    except CopyOpsError as error:
+        logger.warning(
+            "work_poisoned_failed id=%s dequeue_count=%s code=%s", message.id, message.dequeue_count, error.code
+        )
+        raise
+    logger.warning("work_poisoned id=%s %s", message.id, counts_text(outcomes))

@@ -89,7 +89,7 @@ class ItemStarter:
             if found is None:
                 # Not recorded: the refusal was the destination's, before the record (its
                 # restore snapshot, refused while another copy is pending there).
-                return await self._record_failed(request, operation_id, now, ErrorCode.START_REFUSED, _said(refusal))
+                return await self.record_failed(request, operation_id, now, ErrorCode.START_REFUSED, _said(refusal))
             if isinstance(found, ItemOutcome):
                 return found
             stored = found
@@ -144,9 +144,9 @@ class ItemStarter:
         """A job's item whose name copy-ops will not address: recorded as failed
         (``unsafe_name``) under its derived id, without a request to storage for the blob
         itself, so the page goes on and the report says why. ``source``: the source as shown."""
-        return await self._record_failed(request, operation_id, now, ErrorCode.UNSAFE_NAME, why, source=source)
+        return await self.record_failed(request, operation_id, now, ErrorCode.UNSAFE_NAME, why, source=source)
 
-    async def _record_failed(
+    async def record_failed(
         self,
         request: CopyRequest,
         operation_id: str,

@@ -129,8 +129,11 @@ class Enumeration:
     # The next page to list (a page message for another page is stale) and its marker.
     page: int = 0
     marker: str | None = None
-    # Items found so far (every one is started, or recorded as refused, before the page counts).
+    # Items found so far: listed (each handed out in a batch before the page counts), or in the manifest.
     items: int = 0
+    # Batches handed out so far, and per page the handout whose marks count (4 hex digits a page).
+    batches: int = 0
+    handouts: str = ""
     done: bool = False
     # Set when enumeration stopped before the end (poisoned, refused, aborted): why.
     stopped: str | None = None
@@ -139,12 +142,11 @@ class Enumeration:
     chunks_done: tuple[int, ...] = ()
     # When the last page was done: a job that makes no progress for long is looked at.
     progressed_at: datetime | None = None
-    # A token of the handler that moved the checkpoint last: after a write whose answer
-    # was lost (and whose retry storage refused, the ETag having moved), a handler can
-    # tell its own write from another's and still send the next page.
+    # The handler that moved the checkpoint last: after a write whose answer was lost (its
+    # retry refused, the ETag moved), a handler tells its own write from another's.
     mover: str | None = None
-    # Stopped by the job's check (abort, deadline) while a page may still be starting its
-    # items: the job does not end before this, so its report has every item it started.
+    # Stopped by the job's check (abort, deadline): the job ends no sooner, so that a batch
+    # still in flight is done and the report has every item started.
     settle_after: datetime | None = None
 
 
@@ -179,6 +181,10 @@ class Job:
     # The engine each item starts on (auto: by its source), and auto's escalation moment.
     engine: Engine = Engine.ASYNC
     escalate_at: datetime | None = None
+    # Its end decided while its report is written in parts (16 ** report_digits; sent at report_sent_at).
+    closing: JobState | None = None
+    report_digits: int = 0
+    report_sent_at: datetime | None = None
 
     @property
     def is_final(self) -> bool:
@@ -228,6 +234,9 @@ class Job:
             # A job recorded before the engines existed ran every item on Copy Blob.
             engine=Engine(data.get("engine") or Engine.ASYNC),
             escalate_at=_optional_time(data.get("escalate_at")),
+            closing=JobState(data["closing"]) if data.get("closing") else None,
+            report_digits=int(data.get("report_digits", 0)),
+            report_sent_at=_optional_time(data.get("report_sent_at")),
         )
 
 

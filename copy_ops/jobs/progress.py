@@ -64,6 +64,17 @@ def stopped_by_check(enumeration: Enumeration, reason: str, now: datetime) -> En
 
 
 DEADLINE_PASSED = "the deadline passed before the source was listed to its end"
+UNSTARTED = "before every listed item was started"
+
+
+def stopped_reason(reason: str, listed: bool) -> str:
+    """Why a job stopped, said of what it stopped: its listing, or (``listed``: the listing
+    was done) the batches of its items not started yet, which start nothing any more."""
+    if not listed:
+        return reason
+    if reason == DEADLINE_PASSED:
+        return f"the deadline passed {UNSTARTED}"
+    return f"{reason} {UNSTARTED}"
 
 
 def stop_reason(job: Job, now: datetime) -> str | None:
@@ -99,17 +110,50 @@ def stalled(job: Job, now: datetime) -> bool:
     return not job.enumeration.done and now - progressed >= STALL
 
 
-def page_done(enumeration: Enumeration, found: int, marker: str | None, now: datetime, mover: str) -> Enumeration:
-    """The checkpoint after a page of ``found`` items, whose next page starts at ``marker``."""
+def page_done(
+    enumeration: Enumeration, found: int, marker: str | None, now: datetime, mover: str, *, batches: int = 0
+) -> Enumeration:
+    """The checkpoint after a page of ``found`` items, handed out in ``batches``, whose next
+    page starts at ``marker``."""
     return dataclasses.replace(
         enumeration,
         page=enumeration.page + 1,
         marker=marker,
         items=enumeration.items + found,
+        batches=enumeration.batches + batches,
+        handouts=enumeration.handouts + handout_of(mover),
         done=marker is None,
         progressed_at=now,
         mover=mover,
     )
+
+
+HANDOUT_DIGITS = 4
+
+
+def handout_of(mover: str) -> str:
+    """The token a page's batches and their marks carry: its handler's, shortened (a job
+    record holds one a page)."""
+    return mover[:HANDOUT_DIGITS]
+
+
+def mark_name(page: int, index: int, handout: str) -> str:
+    return f"{page:06d}-{index:04d}-{handout}"
+
+
+def marks_counted(marks: list[str], handouts: str) -> int:
+    """How many of a job's batch marks are of the handout its checkpoint counts for their
+    page (a page listed twice has its first handout's batches started too, but not counted:
+    the second may hold other items, if the source changed in between)."""
+    counted = set()
+    for name in marks:
+        parts = name.split("-")
+        if len(parts) != 3 or not parts[0].isdigit() or len(parts[2]) != HANDOUT_DIGITS:
+            continue
+        page = int(parts[0])
+        if handouts[page * HANDOUT_DIGITS : (page + 1) * HANDOUT_DIGITS] == parts[2]:
+            counted.add(name)
+    return len(counted)
 
 
 def chunk_done(enumeration: Enumeration, index: int, now: datetime, late: int = 0) -> Enumeration:

@@ -1,11 +1,11 @@
-"""Job records, their items as the blob index sees them, and their reports.
+"""Job records, their items as the blob index sees them, and their batches' marks.
 
 A job is one JSON blob, ``jobs/{id}.json``, beside the operation records, written with
 ETags like them and tagged ``due`` while it is not final, so the sweep finds it with
 the same query. Its items are ordinary operation records, tagged with the job's id,
 their state, size and error code (:func:`copy_ops.copies.records.record_tags`): a job's counts
 come from the index alone, a page of up to 5,000 items per request, never from reading
-its items. The report is ``reports/{id}.jsonl``. A job's messages go out before its
+its items. (Reports: :mod:`copy_ops.jobs.report`.) A job's messages go out before its
 record, so a message may find none yet: :meth:`JobLedger.read_arriving` waits a moment,
 then has the message delivered again while the job is young.
 """
@@ -35,10 +35,14 @@ from copy_ops.copies.records import (
 from copy_ops.core.errors import NotFound, StorageUnavailable
 from copy_ops.core.times import format_time
 from copy_ops.jobs.model import Counts, Failure, Job
-from copy_ops.jobs.progress import FAILURES_SHOWN, item_prefix
+from copy_ops.jobs.progress import FAILURES_SHOWN, item_prefix, marks_counted
 
-REPORT_PREFIX = "reports/"
-REPORT_TYPE = "application/x-ndjson"
+# A batch of a job's listed items leaves an empty blob here when it is done: counted by a
+# listing (5,000 names a request), they tell a job that every batch was taken, without a
+# write to the job record per batch (one blob, which every instance would race for).
+BATCH_PREFIX = "batches/"
+MARK_TYPE = "application/octet-stream"
+NAMES_PAGE = 5000
 # A job's messages go out before its record: one that finds no record is delivered again
 # while the job is this young (its start request may still be writing it, or retried with
 # its key); an older one belongs to a start that failed, and is dropped.
@@ -72,6 +76,11 @@ class JobLedger:
         self._container = container
         self._ledger = ledger
 
+    @property
+    def container(self) -> str:
+        """The ledger's container, where job records, marks and reports are kept."""
+        return self._container
+
     @staticmethod
     def record_name(job_id: str) -> str:
         return f"{JOB_PREFIX}{job_id}.json"
@@ -102,6 +111,12 @@ class JobLedger:
         except NotFound:
             raise NotFound(f"no job {job_id!r}") from None
         return StoredJob(Job.from_json(document.data), document.etag)
+
+    async def read_or_none(self, job_id: str) -> StoredJob | None:
+        try:
+            return await self.read(job_id)
+        except NotFound:
+            return None
 
     async def read_arriving(self, job_id: str, now: datetime, sent_at: datetime | None) -> StoredJob | None:
         """The job of a message; None if it is gone for good. A job's messages are sent
@@ -190,19 +205,31 @@ class JobLedger:
             if marker is None:
                 return
 
-    # -- the report ---------------------------------------------------------------------
+    # -- batches ---------------------------------------------------------------------------
 
-    @staticmethod
-    def report_name(job_id: str) -> str:
-        return f"{REPORT_PREFIX}{job_id}.jsonl"
+    async def mark_batch(self, job_id: str, mark: str) -> None:
+        """A batch is done (every item of it started or recorded): its mark, named by
+        :func:`copy_ops.jobs.progress.mark_name`."""
+        await self._documents.put_document(self._container, f"{BATCH_PREFIX}{job_id}/{mark}", b"", MARK_TYPE)
 
-    async def write_report(self, job_id: str, lines: bytes) -> str:
-        name = self.report_name(job_id)
-        await self._documents.put_document(self._container, name, lines, REPORT_TYPE)
-        return name
+    async def batches_done(self, job: Job) -> int:
+        """How many of the job's batches are done, of the handouts its checkpoint counts
+        (by their marks: a request per 5,000)."""
+        marks = await self.names(f"{BATCH_PREFIX}{job.id}/")
+        return marks_counted(marks, job.enumeration.handouts)
 
-    async def read_report(self, job_id: str) -> bytes:
-        return (await self._documents.read_document(self._container, self.report_name(job_id))).data
+    async def names(self, prefix: str) -> list[str]:
+        """The names under ``prefix``, without it."""
+        names: list[str] = []
+        marker: str | None = None
+        while True:
+            try:
+                page, marker = await self._documents.list_names(self._container, prefix, NAMES_PAGE, marker)
+            except NotFound:
+                return names
+            names += [name[len(prefix) :] for name in page]
+            if marker is None:
+                return names
 
 
 def _pending(job_id: str) -> str:

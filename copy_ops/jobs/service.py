@@ -11,9 +11,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 
-from copy_ops.aio.bounded import Bounded
 from copy_ops.aio.races import retried
 from copy_ops.copies.model import ListQuery, Operation
 from copy_ops.copies.ports import Announcer, WorkQueue, needed
@@ -24,15 +22,18 @@ from copy_ops.copies.start import Starter
 from copy_ops.core.errors import Conflict, CopyOpsError, NotFound
 from copy_ops.core.settings import Settings
 from copy_ops.jobs import progress
+from copy_ops.jobs.aborts import ItemAborts
+from copy_ops.jobs.handout import Batches, ItemStarts
 from copy_ops.jobs.items import ItemStarter
 from copy_ops.jobs.model import Enumeration, Job, JobRequest, JobState
 from copy_ops.jobs.ports import JobStorage
 from copy_ops.jobs.records import JobLedger
-from copy_ops.jobs.settle import Checked, JobChecker, abort_one
+from copy_ops.jobs.report import ReportPage, Reports
+from copy_ops.jobs.settle import Checked, JobChecker
 from copy_ops.jobs.start import Enumerator, Paged
 from copy_ops.jobs.watch import LastItemWatch
 from copy_ops.observability.telemetry import JOB_ID, OFF, Telemetry
-from copy_ops.work.messages import CHUNK, Abort, Check, Chunk, Page, encode, groups
+from copy_ops.work.messages import CHUNK, Abort, Batch, Check, Chunk, Page, ReportPart, encode, groups
 
 logger = logging.getLogger(__name__)
 
@@ -91,14 +92,11 @@ class JobService:
             announcer=announcer,
             telemetry=telemetry,
         )
-        self._enumerator = Enumerator(
-            self.records,
-            storage,
-            ItemStarter(starter, ledger, storage),
-            work,
-            concurrency=settings.sweep_concurrency,
-            page=settings.job_page_size,
-        )
+        self._aborts = ItemAborts(self.records, storage, settler, work, settings)
+        starts = ItemStarts(ItemStarter(starter, ledger, storage), settings.sweep_concurrency)
+        self._batches = Batches(self.records, starts, work)
+        self._reports = Reports(storage, self.records, ledger, work, settings.sweep_concurrency)
+        self._enumerator = Enumerator(self.records, storage, starts, self._batches, work, page=settings.job_page_size)
 
     # -- the API --------------------------------------------------------------------
 
@@ -196,21 +194,20 @@ class JobService:
         async def attempt() -> Job:
             stored = await self.records.read(job_id)
             job = stored.job
-            if job.is_final:
-                if job.state is JobState.ABORTED:
+            if job.is_final or job.closing is not None:
+                if (job.closing or job.state) is JobState.ABORTED:
                     return job
-                raise Conflict(f"job {job_id} already ended as {job.state}", code="AlreadyFinished")
+                ended = job.closing or job.state
+                raise Conflict(f"job {job_id} already ended as {ended}", code="AlreadyFinished")
             if job.abort_requested_at is not None:
                 return job
             return (await self._checker.request_abort(stored, now)).job
 
         return await retried(attempt, ABORT_ATTEMPTS, f"job {job_id} is busy; try again")
 
-    async def report(self, job_id: str) -> bytes:
-        job = (await self.records.read(job_id)).job
-        if not job.is_final or job.report is None:
-            raise Conflict(f"job {job_id} is {job.state}: its report is written when it ends", code="JobNotFinished")
-        return await self.records.read_report(job_id)
+    async def report(self, job_id: str, index: int = 0) -> ReportPage:
+        """Part ``index`` of an ended job's report (:class:`Conflict` before it ends)."""
+        return await self._reports.read((await self.records.read(job_id)).job, index)
 
     # -- the work -------------------------------------------------------------------
 
@@ -232,8 +229,18 @@ class JobService:
     async def chunk(self, message: Chunk, now: datetime, sent_at: datetime | None = None) -> Paged:
         return await self._enumerator.chunk(message, now, sent_at)
 
+    async def batch(self, message: Batch, now: datetime) -> str:
+        with self._telemetry.span("copyops.job.batch", **{JOB_ID: message.job}):
+            return await self._batches.start(message, now)
+
+    async def poisoned(self, message: Batch | Chunk, now: datetime) -> str:
+        """A batch or manifest chunk the host gave up on: its items recorded as not started."""
+        if isinstance(message, Chunk):
+            return await self._enumerator.chunk_poisoned(message, now)
+        return await self._batches.poisoned(message, now)
+
+    async def report_part(self, message: ReportPart, now: datetime) -> str:
+        return await self._reports.write_part(message)
+
     async def abort_batch(self, message: Abort, now: datetime) -> Counter[str]:
-        async with Bounded(self._settings.sweep_concurrency) as aborting:
-            for operation_id in message.ids:
-                await aborting.submit(partial(abort_one, self._settler, operation_id, now))
-        return aborting.outcomes
+        return await self._aborts.abort_all(message.ids, now)

@@ -3,36 +3,38 @@
 1. an enumeration that made no progress for long is resumed from its checkpoint, or,
    when what it needs is gone (the caller's SAS, a manifest chunk), ended, the job
    being the items it did start;
-2. an abort stops the enumeration and aborts every item still pending, inline or,
-   beyond the fan-out threshold, in batches on the work queue;
-3. the items are counted from the blob index; when every item found has ended, the
-   report is written and then the final state, once (the record's ETag decides).
+2. an abort (or the deadline) stops the enumeration and the batches not taken yet, and
+   an abort aborts every item still pending, inline or, beyond the fan-out threshold, in
+   batches on the work queue;
+3. while batches of listed items are out (their marks fewer than the batches), the job
+   waits without counting its items; then the items are counted from the blob index;
+   when every item found has ended, the report is written (by this look, or in parts on
+   the work queue: :mod:`copy_ops.jobs.report`) and then the final state, once (the
+   record's ETag decides).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import partial
 
-from copy_ops.aio.bounded import Bounded, bounded_map
 from copy_ops.copies.model import Operation
 from copy_ops.copies.ports import Announcer, Documents, WorkQueue
-from copy_ops.copies.records import RECORD_PREFIX, Ledger
-from copy_ops.copies.settle import DUE_TOLERANCE, Settled, Settler
-from copy_ops.core.errors import Conflict, CopyOpsError, NotFound
+from copy_ops.copies.records import Ledger
+from copy_ops.copies.settle import DUE_TOLERANCE, Settler
+from copy_ops.core.errors import CopyOpsError, NotFound
 from copy_ops.core.logtext import counts_text
 from copy_ops.core.settings import Settings
 from copy_ops.jobs import progress
+from copy_ops.jobs.aborts import ItemAborts
 from copy_ops.jobs.events import job_event
-from copy_ops.jobs.model import Job
+from copy_ops.jobs.model import Job, JobState
 from copy_ops.jobs.records import JobLedger, StoredJob
+from copy_ops.jobs.report import Reports, report_digits, report_parts
 from copy_ops.observability.telemetry import OFF, Telemetry
-from copy_ops.work import fanout
-from copy_ops.work.messages import SETTLE_BATCH, Abort, Page, batches, encode
+from copy_ops.work.messages import Page, encode
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class Checked(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     ABORTED = "aborted"
+    REPORTING = "reporting"
     RACED = "raced"
     DEFERRED = "deferred"
     ERROR = "error"
@@ -55,8 +58,9 @@ class Checked(StrEnum):
 
 # A job's event that could not be sent is tried again by the sweep after this long.
 ANNOUNCE_RETRY = timedelta(seconds=15)
-# Records listed per request while writing a report.
-REPORT_PAGE = 5000
+# A report's parts not written this long after their messages went out are sent again
+# (a message lost, or poisoned): a part takes seconds.
+REPORT_RESEND = timedelta(minutes=2)
 
 
 class JobChecker:
@@ -76,10 +80,10 @@ class JobChecker:
         self._telemetry = telemetry
         self._jobs = jobs
         self._ledger = ledger
-        self._documents = documents
-        self._settler = settler
         self._work = work
         self._settings = settings
+        self._reports = Reports(documents, jobs, ledger, work, settings.sweep_concurrency)
+        self._aborts = ItemAborts(jobs, documents, settler, work, settings)
 
     async def check(self, job_id: str, now: datetime, *, asked: bool = False, item: str | None = None) -> Checked:
         """Look after one job; returns what happened. ``asked``: a look asked for now (a
@@ -95,30 +99,62 @@ class JobChecker:
             return Checked.NOT_DUE
         if job.is_final:
             return await self._announce(stored, now) if job.announce_owed else Checked.NOT_DUE
+        if job.closing is not None:
+            return await self._close(stored, now)
         reason = progress.stop_reason(job, now)
-        if reason is not None and not job.enumeration.done:
+        outstanding = await self._outstanding(job)
+        if reason is not None and job.enumeration.settle_after is None and (not job.enumeration.done or outstanding):
             # Aborted, or past its deadline: the job ends with the items it has, whatever its
-            # enumeration was doing (a page failing again and again holds nothing up).
-            job = dataclasses.replace(job, enumeration=progress.stopped_by_check(job.enumeration, reason, now))
-            logger.info("job_enumeration_ended job=%s reason=%s", job.id, reason)
+            # enumeration was doing (a page failing again and again holds nothing up) and
+            # whatever batches are still on the queue (they start nothing now).
+            stopped = progress.stopped_reason(reason, job.enumeration.done)
+            job = dataclasses.replace(job, enumeration=progress.stopped_by_check(job.enumeration, stopped, now))
+            logger.info("job_enumeration_ended job=%s reason=%s", job.id, stopped)
         if progress.stalled(job, now):
             job = await self._unstall(job, now)
         if job.abort_requested_at is not None:
-            await self._abort_items(job.id, now)
+            await self._aborts.abort_pending(job.id, now)
+        if outstanding and job.enumeration.settle_after is None:
+            # Batches are still out: no item count can end the job yet, so none is taken.
+            return await self._wait(stored, dataclasses.replace(job, checks=job.checks + 1), now)
         last = await self._read(item) if item is not None else None
         counts, failures = await self._jobs.counts(job.id, last if last is not None and last.is_final else None)
         job = dataclasses.replace(job, counts=counts, failures=failures, checks=job.checks + 1)
         end = progress.ending(job, counts, now)
         if end is None:
-            waiting = dataclasses.replace(
-                job, state=progress.running_state(job), next_check_at=progress.next_check(job, now)
-            )
-            await self._jobs.save(waiting, stored.etag, now)
-            return Checked.WAITING
-        report = await self._write_report(job)
+            return await self._wait(stored, job, now)
+        digits = report_digits(counts.items, self._settings.job_report_part)
+        if digits:
+            return await self._report_in_parts(stored, job, end, digits, now)
+        await self._reports.write(job.id, "")
+        return await self._end(stored, job, end, self._reports.name(job.id), now)
+
+    async def _outstanding(self, job: Job) -> int:
+        """Batches of listed items not done yet: one listing of their marks, once the listing
+        is done (before, the job cannot end anyway)."""
+        enumeration = job.enumeration
+        if not enumeration.done or not enumeration.batches or enumeration.settle_after is not None:
+            return 0
+        return max(0, enumeration.batches - await self._jobs.batches_done(job))
+
+    async def _wait(self, stored: StoredJob, job: Job, now: datetime) -> Checked:
+        waiting = dataclasses.replace(
+            job, state=progress.running_state(job), next_check_at=progress.next_check(job, now)
+        )
+        await self._jobs.save(waiting, stored.etag, now)
+        return Checked.WAITING
+
+    async def _end(self, stored: StoredJob, job: Job, end: JobState, report: str, now: datetime) -> Checked:
+        """The final state, once its report is written whole."""
         owed = self._announcer is not None
         ended = dataclasses.replace(
-            job, state=end, finished_at=now, report=report, next_check_at=now if owed else None, announce_owed=owed
+            job,
+            state=end,
+            closing=None,
+            finished_at=now,
+            report=report,
+            next_check_at=now if owed else None,
+            announce_owed=owed,
         )
         saved = await self._jobs.save(ended, stored.etag, now)
         self._telemetry.job_ended(end.value)
@@ -126,6 +162,32 @@ class JobChecker:
         if owed:
             await self._announce(saved, now)
         return Checked(end.value)
+
+    async def _report_in_parts(self, stored: StoredJob, job: Job, end: JobState, digits: int, now: datetime) -> Checked:
+        """The end decided and recorded first, then each part's message sent: the job's
+        looks send again what is not written after a while."""
+        closing = dataclasses.replace(
+            job, closing=end, report_digits=digits, report_sent_at=now, next_check_at=now + REPORT_RESEND
+        )
+        await self._jobs.save(closing, stored.etag, now)
+        await self._reports.send(job.id, report_parts(digits))
+        logger.info("job_report_parts job=%s state=%s parts=%s", job.id, end, 16**digits)
+        return Checked.REPORTING
+
+    async def _close(self, stored: StoredJob, now: datetime) -> Checked:
+        """A job whose end is decided: final once every part of its report is written."""
+        job = stored.job
+        assert job.closing is not None
+        written = await self._reports.written(job.id)
+        missing = [part for part in report_parts(job.report_digits) if part not in written]
+        if not missing:
+            return await self._end(stored, job, job.closing, self._reports.folder(job.id), now)
+        if job.report_sent_at is None or now - job.report_sent_at >= REPORT_RESEND:
+            await self._reports.send(job.id, missing)
+            logger.warning("job_report_parts_resent job=%s missing=%s", job.id, len(missing))
+            job = dataclasses.replace(job, report_sent_at=now)
+        await self._jobs.save(dataclasses.replace(job, next_check_at=now + REPORT_RESEND), stored.etag, now)
+        return Checked.REPORTING
 
     async def _announce(self, stored: StoredJob, now: datetime) -> Checked:
         """Send the final state's event, then record it sent. If sending fails, the job
@@ -173,73 +235,11 @@ class JobChecker:
         logger.error("job_enumeration_stopped job=%s reason=%s", job.id, reason)
         return dataclasses.replace(job, enumeration=progress.stopped(job.enumeration, reason, counted.items, now))
 
-    async def _abort_items(self, job_id: str, now: datetime) -> None:
-        pending = [operation_id async for operation_id in self._jobs.pending_items(job_id)]
-        if not pending:
-            return
-        if self._work is None or len(pending) <= self._settings.fanout_threshold:
-            async with Bounded(self._settings.sweep_concurrency) as aborting:
-                for operation_id in pending:
-                    await aborting.submit(partial(abort_one, self._settler, operation_id, now))
-            logger.info("job_items_aborted job=%s %s", job_id, counts_text(aborting.outcomes))
-            return
-        registry = fanout.InFlight(self._documents, self._settings.ledger_container)
-        in_flight = await registry.load(now)
-        handed = [operation_id for operation_id in pending if operation_id not in in_flight]
-        if handed:
-            await self._work.send(list(batches(handed, Abort, SETTLE_BATCH)))
-            registry.add(handed, now + fanout.LEASE)
-            await registry.save(now)
-        logger.info("job_items_handed_out job=%s count=%s", job_id, len(handed))
-
-    async def _write_report(self, job: Job) -> str:
-        """One JSON line per item, in id order: read from every item's record, once."""
-        ids: list[str] = []
-        continuation: str | None = None
-        while True:
-            page, continuation = await self._ledger.page(
-                REPORT_PAGE, continuation, prefix=RECORD_PREFIX + progress.item_prefix(job.id)
-            )
-            ids += page
-            if continuation is None:
-                break
-        records = await bounded_map(self._read, ids, self._settings.sweep_concurrency)
-        lines = [json.dumps(report_line(op), separators=(",", ":")) for op in records if op is not None]
-        return await self._jobs.write_report(job.id, ("\n".join(lines) + "\n" if lines else "").encode())
-
     async def _read(self, operation_id: str) -> Operation | None:
         try:
             return await self._ledger.get(operation_id)
         except NotFound:
             return None
-
-
-async def abort_one(settler: Settler, operation_id: str, now: datetime) -> Settled:
-    """Abort one item on request; never raises (one item must not stop the others)."""
-    try:
-        return Settled.of((await settler.abort(operation_id, now)).state)
-    except Conflict:
-        return Settled.ENDED
-    except NotFound:
-        return Settled.VANISHED
-    except CopyOpsError as exc:
-        logger.warning("job_item_abort_deferred op=%s error=%s code=%s", operation_id, exc.kind, exc.code)
-        return Settled.DEFERRED
-
-
-def report_line(op: Operation) -> dict[str, object]:
-    """An item as the report shows it: never a secret (records hold none)."""
-    size = op.progress.bytes_total if op.progress is not None else op.source_size
-    return {
-        "id": op.id,
-        "source": op.source,
-        "destination": op.destination.as_dict(),
-        "state": op.state.value,
-        "error": op.error.code.value if op.error is not None else None,
-        "message": op.error.message if op.error is not None else None,
-        "abort_reason": op.abort_reason.value if op.abort_reason is not None else None,
-        "bytes": size,
-    }
 
 
 def _counts(job: Job) -> str:

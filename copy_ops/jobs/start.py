@@ -1,14 +1,15 @@
-"""A job's enumeration: a page of its source listed (or a chunk of its manifest taken),
-each item started as an ordinary operation under an id derived from the job and its
-name, and the checkpoint in the job record moved on, in that order.
+"""A job's enumeration: a page of its source listed and handed to the work queue as
+batches of items to start (any instance takes them: :mod:`copy_ops.jobs.handout`), or a
+chunk of its manifest started, and the checkpoint in the job record moved on, in that order.
 
-* Redelivered or replayed, a page starts nothing twice: an item's id is recorded before
-  its copy starts, and a recorded id is skipped (invariant 8).
-* The checkpoint moves only when every item of the page is recorded (started, or
-  refused and recorded as failed): a page with an item storage could not record raises,
-  and the host delivers it again.
+* Listed again (a redelivery, a handler that died before moving the checkpoint), a page
+  hands out its batches again: an item's id is derived from the job and its name, so a
+  batch taken twice starts nothing twice (invariant 8).
+* The checkpoint moves only once the page's batches are sent: a page whose batches could
+  not all be sent raises, and the host delivers it again.
 * Only the writer that moved the checkpoint sends the next page's message. A message
   for the page before the checkpoint (its handler died between the two) sends it again.
+* The page's list is the chain (a page after the other); the starting of its items is not.
 """
 
 from __future__ import annotations
@@ -16,30 +17,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from functools import partial
 
-from copy_ops.aio.bounded import Bounded
-from copy_ops.aio.clock import Elapsed
-from copy_ops.copies.model import CopyRequest
 from copy_ops.copies.ports import WorkQueue, needed
-from copy_ops.core.errors import (
-    Busy,
-    CopyOpsError,
-    Forbidden,
-    InvalidRequest,
-    NotFound,
-    PreconditionFailed,
-    StorageUnavailable,
-)
+from copy_ops.core.errors import Busy, CopyOpsError, Forbidden, InvalidRequest, NotFound, PreconditionFailed
 from copy_ops.core.logtext import counts_text
 from copy_ops.core.redaction import redact
 from copy_ops.jobs import progress
-from copy_ops.jobs.items import Item, ItemOutcome, ItemStarter, item_request
-from copy_ops.jobs.model import Enumeration, Job, JobState
+from copy_ops.jobs.handout import POISONED, Batches, ItemStarts
+from copy_ops.jobs.items import Item, ItemOutcome
+from copy_ops.jobs.model import Enumeration, JobState
 from copy_ops.jobs.ports import Sources
 from copy_ops.jobs.records import JobLedger, StoredJob
 from copy_ops.work.messages import Check, Chunk, Page, encode
@@ -59,11 +48,6 @@ class Paged(StrEnum):
 
 
 SAVE_ATTEMPTS = 10
-# Outcomes of an item's start that leave it to a later delivery of the page: not recorded
-# (a storage fault), claimed by an attempt that may still be at work, or started with an
-# answer lost. The checkpoint moves only when none is left (every item started or ended),
-# so a page is never stale while one of its items still waits for its start.
-_UNSETTLED = tuple(outcome for outcome in ItemOutcome if not outcome.settled)
 
 
 # A refusal to list (no such container, a SAS that does not allow it) ends the
@@ -76,17 +60,17 @@ class Enumerator:
         self,
         jobs: JobLedger,
         sources: Sources,
-        starter: ItemStarter,
+        starts: ItemStarts,
+        batches: Batches,
         work: WorkQueue | None,
         *,
-        concurrency: int,
         page: int,
     ) -> None:
         self._jobs = jobs
         self._sources = sources
-        self._starter = starter
+        self._starts = starts
+        self._batches = batches
         self._work = work
-        self._concurrency = concurrency
         self._page_size = page
 
     async def page(self, message: Page, now: datetime, sent_at: datetime | None = None) -> Paged:
@@ -118,40 +102,27 @@ class Enumerator:
             if await self._save(stored, lambda e: progress.stopped(e, reason, None, now), now) is not None:
                 await self._ended(job.id)
             return Paged.STOPPED
-        source = job.source
-        items = [
-            Item(
-                relative=progress.relative_name(source.prefix, item.name),
-                source=source.item(item.name, message.sas),
-                size=item.size,
-                shown=source.shown(item.name),
-                unsafe=progress.source_name_problem(item.name),
-            )
-            for item in listed
-        ]
-        outcomes = await self._start_all(job, items, now, f"page {message.page}")
         mover = secrets.token_hex(8)
-        late = outcomes[ItemOutcome.LATE]
+        handed = await self._batches.hand_out(job.id, message.page, listed, message.sas, progress.handout_of(mover))
 
         def move(e: Enumeration) -> Enumeration | None:
             if e.page == message.page:
                 if e.done:
                     return None  # stopped meanwhile by the job's check, which ends the job
-                if late:
-                    # The deadline passed midway: the items this page started are the last.
-                    return progress.stopped(e, progress.DEADLINE_PASSED, e.items + len(listed) - late, now)
-                return progress.page_done(e, len(listed), marker, now, mover)
+                return progress.page_done(e, len(listed), marker, now, mover, batches=handed)
             # Moved already: by this handler (a write whose answer was lost), or by another.
-            moved_here.append(e.page == message.page + 1 and e.mover == mover)
+            if e.page == message.page + 1 and e.mover == mover:
+                moved_here.append(e)
             return None
 
-        moved_here: list[bool] = []
+        moved_here: list[Enumeration] = []
         saved = await self._save(stored, move, now)
-        if saved is not None and saved.done:
+        ours = saved or (moved_here[-1] if moved_here else None)
+        if ours is not None and ours.done:
             await self._ended(job.id)
-        elif (saved is not None or any(moved_here)) and marker is not None and not late:
+        elif ours is not None and marker is not None:
             await self._send(Page(job.id, message.page + 1, message.sas))
-        logger.info("job_page job=%s page=%s listed=%s %s", job.id, message.page, len(listed), counts_text(outcomes))
+        logger.info("job_page job=%s page=%s listed=%s batches=%s", job.id, message.page, len(listed), handed)
         return Paged.PAGE
 
     async def chunk(self, message: Chunk, now: datetime, sent_at: datetime | None = None) -> Paged:
@@ -165,7 +136,7 @@ class Enumerator:
         if progress.stop_reason(job, now) is not None:
             return Paged.STOPPED  # the job's check ends the enumeration
         items = [Item(entry.name, entry.source, None) for entry in message.entries]
-        outcomes = await self._start_all(job, items, now, f"chunk {message.index}")
+        outcomes = await self._starts.start_all(job, items, now, f"chunk {message.index}")
         late = outcomes[ItemOutcome.LATE]
         saved = await self._save(
             stored, lambda e: None if e.done else progress.chunk_done(e, message.index, now, late), now
@@ -175,43 +146,23 @@ class Enumerator:
         logger.info("job_chunk job=%s chunk=%s %s", job.id, message.index, counts_text(outcomes))
         return Paged.CHUNK
 
-    async def _start_all(self, job: Job, items: Sequence[Item], now: datetime, what: str) -> Counter[str]:
-        # A page may take many seconds: each item's start (its claim's time) is ``now`` moved
-        # on by the time the page has taken so far, so that a claim's age read by another
-        # attempt is never more than its real age by the length of the page.
-        # A page's items' clock: an item's claim is never older, read by another attempt, than it is.
-        clock = Elapsed(now)
-        async with Bounded(self._concurrency) as starting:
-            for item in items:
-                request = item_request(job, item.relative, item.source, item.size)
-                operation_id = progress.item_id(job.id, request.destination.blob)
-                why = item.unsafe or progress.destination_name_problem(request.destination.blob)
-                await starting.submit(partial(self._start_one, request, operation_id, clock, why, item.shown))
-        outcomes = starting.outcomes
-        unsettled = sum(outcomes[outcome] for outcome in _UNSETTLED)
-        if unsettled:
-            # The checkpoint stays: the host delivers this message again; the items started
-            # meanwhile are skipped, and one whose attempt died is taken over.
-            left = f"{unsettled} items of {what} of job {job.id} are not started yet"
-            raise StorageUnavailable(f"{left}: {counts_text(outcomes)}")
-        return outcomes
-
-    async def _start_one(
-        self, request: CopyRequest, operation_id: str, clock: Elapsed, unsafe: str | None, shown: str | None
-    ) -> ItemOutcome:
-        now = clock.now()
-        if now >= request.deadline:
-            return ItemOutcome.LATE  # it could not finish in time; the job ends with what it has
-        try:
-            if unsafe is not None:
-                return await self._starter.record_unaddressed(request, operation_id, shown, unsafe, now)
-            return await self._starter.start_item(request, operation_id, now)
-        except CopyOpsError as exc:
-            logger.warning("job_item_deferred op=%s error=%s code=%s", operation_id, exc.kind, exc.code)
-            return ItemOutcome.DEFERRED
-        except Exception:
-            logger.exception("job_item_error op=%s", operation_id)
-            return ItemOutcome.ERROR
+    async def chunk_poisoned(self, message: Chunk, now: datetime) -> str:
+        """A manifest chunk the host gave up on: its items not recorded yet recorded as
+        failed (``not_started``), and the chunk counted, so the job ends and says which."""
+        stored = await self._jobs.read_or_none(message.job)
+        job = stored.job if stored is not None else None
+        if job is None or job.is_final or job.enumeration.done or message.index in job.enumeration.chunks_done:
+            return "stale"
+        if progress.stop_reason(job, now) is not None:
+            return "stopped"  # the job's check ends the enumeration
+        items = [Item(entry.name, entry.source, None) for entry in message.entries]
+        outcomes = await self._starts.record_unstarted(job, items, now, POISONED)
+        assert stored is not None
+        saved = await self._save(stored, lambda e: None if e.done else progress.chunk_done(e, message.index, now), now)
+        if saved is not None and saved.done:
+            await self._ended(job.id)
+        logger.warning("job_chunk_poisoned job=%s chunk=%s %s", job.id, message.index, counts_text(outcomes))
+        return "poisoned"
 
     async def _save(
         self, stored: StoredJob, change: Callable[[Enumeration], Enumeration | None], now: datetime
@@ -237,9 +188,16 @@ class Enumerator:
 
     async def _ended(self, job_id: str) -> None:
         """The enumeration ended: a look at the job now, which ends it if its items have
-        (those that ended at their start never tell the job). If the message cannot be
-        sent, the job's scheduled look does it."""
+        (those that ended at their start never tell the job). With batches handed out,
+        only once every one is done: else the last batch asks (the checkpoint was written
+        before the marks are counted here, and a batch's mark before it reads the
+        checkpoint, so one of the two sees both). If the message cannot be sent, the job's
+        scheduled look does it."""
         try:
+            job = (await self._jobs.read(job_id)).job
+            batches = job.enumeration.batches
+            if batches and job.enumeration.settle_after is None and await self._jobs.batches_done(job) < batches:
+                return
             await needed(self._work).send([encode(Check(job_id))])
         except CopyOpsError as exc:
             logger.warning("job_look_deferred job=%s error=%s", job_id, exc.kind)

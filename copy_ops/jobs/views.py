@@ -34,6 +34,10 @@ def job_view(job: Job) -> dict[str, Any]:
         # The first failures; the report names every item.
         "failures": [failure.as_dict() for failure in job.failures],
         "report": f"/api/jobs/{job.id}/report" if job.report is not None else None,
+        # Every item ended, the final state decided, while the report's parts are written.
+        "closing": job.closing.value if job.closing is not None else None,
+        # Parts of the report, each served at ?part=N and linking the next: one up to 5,000 items.
+        "report_parts": (16**job.report_digits if job.report_digits else 1) if job.report is not None else None,
         "on_abort": job.on_abort.value,
         "overwrite": job.overwrite,
         "lease_source": job.lease_source,

@@ -4,9 +4,12 @@ Plain JSON text (host.json sets the queues' ``messageEncoding`` to ``none``), ve
 each under Azure's 64 KiB. Decoding is strict: a message that is not one of these is
 refused whole. Pure: no storage.
 
-A job's enumeration messages (``page``, ``chunk``) and the block engine's (``stage``) may
-carry the caller's SAS for its source: the one place it is kept, for as long as the work
+A job's enumeration messages (``page``, ``batch``, ``chunk``) and the block engine's
+(``stage``) may carry the caller's SAS for its source: the one place it is kept, for as long as the work
 needs it (docs/design.md, "Jobs" and "Copy engines").
+
+Size: a little over 250 lines. Every kind's encoding and its strict decoding sit together,
+so that no kind can be added to one side only.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ MESSAGE_LIMIT_BYTES = 60 * 1024
 SETTLE_BATCH = 200
 # Manifest entries per chunk (fewer when their URLs are long: each message fits the limit).
 CHUNK = 200
+# Listed blobs per batch of a prefix job's page (fewer when their names are long): a batch is
+# one invocation's work on any instance, about a second or two of item starts.
+BATCH = 200
 
 T = TypeVar("T")
 
@@ -52,6 +58,29 @@ class Page:
     job: str
     page: int
     sas: str | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Start these listed blobs of page ``page`` of a prefix job (its ``index``-th batch):
+    their names and sizes as the listing gave them, and the caller's SAS if it listed with one."""
+
+    job: str
+    page: int
+    index: int
+    names: tuple[str, ...]
+    sizes: tuple[int, ...]
+    sas: str | None = None
+    # The page's handout it belongs to (its mark counts only if the checkpoint took that one).
+    handout: str = ""
+
+
+@dataclass(frozen=True)
+class ReportPart:
+    """Write part ``part`` of an ended job's report: its items whose id's hash begins with it."""
+
+    job: str
+    part: str
 
 
 @dataclass(frozen=True)
@@ -82,7 +111,7 @@ class Stage:
     sas: str | None = None
 
 
-Work = Settle | Abort | Page | Chunk | Check | Stage
+Work = Settle | Abort | Page | Batch | Chunk | Check | Stage | ReportPart
 
 
 def encode(work: Work) -> str:
@@ -94,8 +123,21 @@ def encode(work: Work) -> str:
     elif isinstance(work, Chunk):
         entries = [{"source": _source_data(entry.source), "name": entry.name} for entry in work.entries]
         data = {"kind": "chunk", "job": work.job, "index": work.index, "entries": entries}
+    elif isinstance(work, Batch):
+        data = {
+            "kind": "batch",
+            "job": work.job,
+            "page": work.page,
+            "index": work.index,
+            "names": list(work.names),
+            "sizes": list(work.sizes),
+            "sas": work.sas,
+            "handout": work.handout,
+        }
     elif isinstance(work, Stage):
         data = {"kind": "stage", "op": work.op, "blocks": work.blocks, "sas": work.sas}
+    elif isinstance(work, ReportPart):
+        data = {"kind": "report", "job": work.job, "part": work.part}
     else:
         data = {"kind": "check", "job": work.job, **({"item": work.item} if work.item is not None else {})}
     return json.dumps({"v": VERSION, **data}, separators=(",", ":"))
@@ -137,10 +179,32 @@ def _decode(data: dict[str, Any]) -> Work | None:
         return Check(job, data.get("item"))
     if kind == "page" and _whole(data["page"]) and isinstance(data.get("sas"), str | None):
         return Page(job, data["page"], data.get("sas"))
+    if kind == "batch":
+        return _batch(job, data)
+    if kind == "report" and isinstance(data["part"], str) and _is_part(data["part"]):
+        return ReportPart(job, data["part"])
     if kind == "chunk" and _whole(data["index"]) and isinstance(data["entries"], list):
         entries = tuple(ManifestEntry(_source_of(item["source"]), _text(item["name"])) for item in data["entries"])
         return Chunk(job, data["index"], entries)
     return None
+
+
+def _batch(job: str, data: dict[str, Any]) -> Batch | None:
+    names, sizes, sas, handout = data["names"], data["sizes"], data.get("sas"), data.get("handout", "")
+    if not (isinstance(names, list) and isinstance(sizes, list) and names and len(names) == len(sizes)):
+        return None
+    if not (_whole(data["page"]) and _whole(data["index"]) and isinstance(sas, str | None)):
+        return None
+    if not isinstance(handout, str) or not _is_part(handout):
+        return None
+    if not all(isinstance(name, str) and name for name in names) or not all(_whole(size) for size in sizes):
+        return None
+    return Batch(job, data["page"], data["index"], tuple(names), tuple(sizes), sas, handout)
+
+
+def _is_part(part: str) -> bool:
+    """A report part: up to four lowercase hex digits (``""``: the whole report)."""
+    return len(part) <= 4 and all(c in "0123456789abcdef" for c in part)
 
 
 def _whole(value: Any) -> bool:

@@ -16,7 +16,8 @@ var ledgerContainerName = 'copy-operations'
 var deploymentContainerName = 'app-package'
 var storageSuffix = environment().suffixes.storage
 // What the lifecycle rule deletes after recordRetentionDays: final records, by their state
-// tag (a pending record is never touched), and idempotency claims.
+// tag (a pending record is never touched), idempotency claims, and the empty marks a job's
+// batches leave when done (only a running job counts them: a job outlives no deadline).
 var recordsPrefix = '${ledgerContainerName}/ops/'
 var retentionFilters = [
   {
@@ -48,6 +49,13 @@ var retentionFilters = [
     filters: {
       blobTypes: ['blockBlob']
       prefixMatch: ['${ledgerContainerName}/idempotency/']
+    }
+  }
+  {
+    name: 'job-batch-marks'
+    filters: {
+      blobTypes: ['blockBlob']
+      prefixMatch: ['${ledgerContainerName}/batches/']
     }
   }
 ]
@@ -268,6 +276,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       COPY_FANOUT_THRESHOLD: ''
       COPY_JOB_MANIFEST_MAX: ''
       COPY_JOB_PAGE_SIZE: ''
+      COPY_JOB_REPORT_PART: ''
       COPY_ENGINE: ''
       COPY_ESCALATE_AT: ''
       COPY_BLOCKS_IN_FLIGHT: ''

@@ -4,6 +4,7 @@ stand-in for the host's queue trigger that delivers the work queue's messages to
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -114,6 +115,31 @@ class JobWorld:
             f"the queue was not empty after {most} rounds: {delivered.kinds}, {len(delivered.failures)} failures, "
             f"the last: {delivered.failures[-3:]}"
         )
+
+    def take_batches(self, now: datetime) -> list[str]:
+        """Deliver the job's page messages (the listing); the batches they handed out,
+        taken off the queue and not done, for a test to deliver as it likes. Any other
+        message is left on the queue."""
+        batches: list[str] = []
+        others: list[Any] = []
+        for _ in range(MOST_DELIVERIES):
+            messages = self._receive()
+            if not messages:
+                break
+            for message in messages:
+                text = str(message.content)
+                kind = json.loads(text).get("kind")
+                if kind == "batch":
+                    batches.append(text)
+                elif kind == "page":
+                    run(do_work(self.service, text, now, message.inserted_on))
+                else:
+                    others.append(message)
+                    continue
+                self.queue.delete_message(message)
+        for message in others:
+            self.queue.update_message(message, visibility_timeout=0)
+        return batches
 
     def _receive(self) -> list[Any]:
         try:
