@@ -275,11 +275,15 @@ def _all() -> Any:
     return ListQuery(None, 100, None)
 
 
-def test_a_page_listed_again_after_the_source_changed_does_not_end_the_job_early() -> None:
+def test_a_page_listed_again_after_the_source_changed_does_not_end_the_job_early(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A page's handler dies after handing out its batches; the source changes; the page is
     listed again and hands out other batches. The first handout's batches start their items
     (they are the job's) but their marks do not count for the second's: the job waits for
     the second's, and no listed item is left out."""
+    seen: dict[str, str] = {}  # each handout its own token (random ones collide 1 in 65,536)
+    monkeypatch.setattr(progress, "handout_of", lambda mover: seen.setdefault(mover, f"{len(seen):04x}"))
     storage, sent = CountingStorage(), MemoryQueue()
     service = CopyService(SETTINGS, storage, sent)
     job_id = start(storage, sent, 7)  # one page of 7

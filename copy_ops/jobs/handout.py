@@ -16,34 +16,30 @@ job told when the last batch is done.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from functools import partial
 
-from copy_ops.aio.bounded import Bounded
-from copy_ops.aio.clock import Elapsed
-from copy_ops.copies.model import CopyRequest, ErrorCode
 from copy_ops.copies.ports import WorkQueue, needed
-from copy_ops.core.errors import CopyOpsError, StorageUnavailable
+from copy_ops.core.errors import CopyOpsError
 from copy_ops.core.logtext import counts_text
 from copy_ops.jobs import progress
-from copy_ops.jobs.items import Item, ItemOutcome, ItemStarter, item_request
+from copy_ops.jobs.items import Item, ItemOutcome
 from copy_ops.jobs.model import Job, PrefixSource
 from copy_ops.jobs.ports import Listed
 from copy_ops.jobs.records import JobLedger
+from copy_ops.jobs.starts import ItemStarts
 from copy_ops.work.messages import BATCH, Batch, Check, encode, groups
 
 logger = logging.getLogger(__name__)
 
-# Outcomes of an item's start that leave it to a later delivery: not recorded (a storage
-# fault), claimed by an attempt that may still be at work, or started with an answer lost.
-# A batch is done (and a chunk counted) only when none is left.
-_UNSETTLED = tuple(outcome for outcome in ItemOutcome if not outcome.settled)
-
 # A batch running this long reads its job again before starting more (an abort meanwhile
 # stops it): well within the minute a stopped job waits for batches in flight.
 RECHECK = timedelta(seconds=20)
+
+# Up to this many batches (a million items), every batch done after the listing counts the
+# marks (a listing request per 5,000); beyond, only the last page's batches do, so that the
+# counting does not grow with the square of the job.
+MARKS_COUNTED_BY_ALL = 5000
 
 POISONED = (
     "copy-ops did not start it: its batch of the job failed every delivery the host made "
@@ -73,79 +69,6 @@ def batch_messages(job_id: str, page: int, listed: Sequence[Listed], sas: str | 
         return Batch(job_id, page, index, tuple(n for n, _ in group), tuple(s for _, s in group), sas, handout)
 
     return [encode(make(group, index)) for index, group in enumerate(groups(sized, make, BATCH))]
-
-
-class ItemStarts:
-    """A batch's (or a manifest chunk's) items started, at most so many at once."""
-
-    def __init__(self, starter: ItemStarter, concurrency: int) -> None:
-        self._starter = starter
-        self._concurrency = concurrency
-
-    async def start_all(
-        self,
-        job: Job,
-        items: Sequence[Item],
-        now: datetime,
-        what: str,
-        stopped: Callable[[datetime], Awaitable[bool]] | None = None,
-    ) -> Counter[str]:
-        """Each item started (or recorded as refused); the outcomes. Raises
-        :class:`StorageUnavailable` when any item is left for a later delivery. ``stopped``:
-        asked before each start whether the job stopped meanwhile (its items then ``late``)."""
-        # An item's claim is never older, read by another attempt, than it is: each start's
-        # ``now`` is moved on by the time the batch has taken so far.
-        clock = Elapsed(now)
-        async with Bounded(self._concurrency) as starting:
-            for item in items:
-                request = item_request(job, item.relative, item.source, item.size)
-                operation_id = progress.item_id(job.id, request.destination.blob)
-                why = item.unsafe or progress.destination_name_problem(request.destination.blob)
-                start = partial(self._start_one, request, operation_id, clock, why, item.shown, stopped)
-                await starting.submit(start)
-        outcomes = starting.outcomes
-        unsettled = sum(outcomes[outcome] for outcome in _UNSETTLED)
-        if unsettled:
-            # The host delivers the message again: the items started meanwhile are skipped,
-            # and one whose attempt died is taken over.
-            left = f"{unsettled} items of {what} of job {job.id} are not started yet"
-            raise StorageUnavailable(f"{left}: {counts_text(outcomes)}")
-        return outcomes
-
-    async def record_unstarted(self, job: Job, items: Sequence[Item], now: datetime, why: str) -> Counter[str]:
-        """Each item not recorded yet recorded as failed (``not_started``, ``why``); an item
-        recorded already (started, or claimed: the sweep looks after it) is left as it is.
-        A storage fault raises (the rest are cancelled, and recorded at the next delivery)."""
-        async with Bounded(self._concurrency) as recording:
-            for item in items:
-                request = item_request(job, item.relative, item.source, item.size)
-                operation_id = progress.item_id(job.id, request.destination.blob)
-                record = self._starter.record_failed
-                await recording.submit(partial(record, request, operation_id, now, ErrorCode.NOT_STARTED, why))
-        return recording.outcomes
-
-    async def _start_one(  # noqa: PLR0917 - one item's start, as the batch hands it over
-        self,
-        request: CopyRequest,
-        operation_id: str,
-        clock: Elapsed,
-        unsafe: str | None,
-        shown: str | None,
-        stopped: Callable[[datetime], Awaitable[bool]] | None,
-    ) -> ItemOutcome:
-        now = clock.now()
-        if now >= request.deadline or (stopped is not None and await stopped(now)):
-            return ItemOutcome.LATE  # it could not finish in time, or the job was stopped
-        try:
-            if unsafe is not None:
-                return await self._starter.record_unaddressed(request, operation_id, shown, unsafe, now)
-            return await self._starter.start_item(request, operation_id, now)
-        except CopyOpsError as exc:
-            logger.warning("job_item_deferred op=%s error=%s code=%s", operation_id, exc.kind, exc.code)
-            return ItemOutcome.DEFERRED
-        except Exception:
-            logger.exception("job_item_error op=%s", operation_id)
-            return ItemOutcome.ERROR
 
 
 def _stopped(job: Job, now: datetime) -> bool:
@@ -210,13 +133,19 @@ class Batches:
         """Whether the job was stopped meanwhile, read again (after it was at ``read_at``)
         at most every :data:`RECHECK`: a batch held up by storage starts nothing long after an abort."""
         last = [read_at]
+        seen: list[bool] = []  # once stopped, stopped for every item after
 
         async def stopped(now: datetime) -> bool:
-            if now - last[0] < RECHECK:
-                return False
+            if seen or now - last[0] < RECHECK:
+                return bool(seen)
             last[:] = [now]
-            stored = await self._jobs.read_or_none(job_id)
-            return stored is None or _stopped(stored.job, now)
+            try:
+                stored = await self._jobs.read_or_none(job_id)
+            except CopyOpsError:
+                return False  # not known: the items go on (a storage fault must not cut a batch)
+            if stored is None or _stopped(stored.job, now):
+                seen.append(True)
+            return bool(seen)
 
         return stopped
 
@@ -229,6 +158,9 @@ class Batches:
             job = (await self._jobs.read(message.job)).job
             if not job.enumeration.done or job.is_final:
                 return  # the listing's end asks for the look, and counts this batch's mark
+            last_page = message.page >= job.enumeration.page - 1
+            if job.enumeration.batches > MARKS_COUNTED_BY_ALL and not last_page:
+                return  # a huge job: the last page's batches count (else its scheduled look ends it)
             if await self._jobs.batches_done(job) < job.enumeration.batches:
                 return
             await needed(self._work).send([encode(Check(job.id))])

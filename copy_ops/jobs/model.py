@@ -46,8 +46,7 @@ class PrefixSource:
     prefix: str
     url: str
     account: str | None = None
-    # Listed with the caller's SAS, which only the job's page messages carry: a page lost
-    # for good cannot be listed again (docs/design.md, "Jobs").
+    # Listed with the caller's SAS, carried by the job's messages only (docs/design.md, "Jobs").
     needs_sas: bool = False
 
     def shown(self, name: str) -> str:
@@ -83,8 +82,7 @@ class JobRequest:
     on_abort: OnAbort
     metadata: dict[str, str]
     fingerprint: str
-    # The engine the caller asked for (auto resolved item by item), and when auto hands an
-    # item's async copy still pending to the block engine.
+    # The engine asked for (auto: resolved item by item), and when auto escalates a pending copy.
     engine: Engine = Engine.AUTO
     escalate_at: datetime | None = None
 
@@ -126,7 +124,7 @@ class Failure:
 class Enumeration:
     """Where the listing stands: the checkpoint every page message is checked against."""
 
-    # The next page to list (a page message for another page is stale) and its marker.
+    # The next page to list (a message for another page is stale) and its marker.
     page: int = 0
     marker: str | None = None
     # Items found so far: listed (each handed out in a batch before the page counts), or in the manifest.
@@ -140,13 +138,12 @@ class Enumeration:
     # A manifest's items come in chunks, one message each, done in any order.
     chunks: int = 0
     chunks_done: tuple[int, ...] = ()
-    # When the last page was done: a job that makes no progress for long is looked at.
+    # When the last page was done (a job without progress for long is looked at).
     progressed_at: datetime | None = None
     # The handler that moved the checkpoint last: after a write whose answer was lost (its
     # retry refused, the ETag moved), a handler tells its own write from another's.
     mover: str | None = None
-    # Stopped by the job's check (abort, deadline): the job ends no sooner, so that a batch
-    # still in flight is done and the report has every item started.
+    # Stopped by the job's check (abort, deadline): it ends no sooner (batches in flight done).
     settle_after: datetime | None = None
 
 
@@ -181,10 +178,12 @@ class Job:
     # The engine each item starts on (auto: by its source), and auto's escalation moment.
     engine: Engine = Engine.ASYNC
     escalate_at: datetime | None = None
-    # Its end decided while its report is written in parts (16 ** report_digits; sent at report_sent_at).
+    # Its end decided while its report is written in parts (16 ** report_digits): messages
+    # last sent, or parts last seen written (report_written of them), at report_sent_at.
     closing: JobState | None = None
     report_digits: int = 0
     report_sent_at: datetime | None = None
+    report_written: int = 0
 
     @property
     def is_final(self) -> bool:
@@ -237,6 +236,7 @@ class Job:
             closing=JobState(data["closing"]) if data.get("closing") else None,
             report_digits=int(data.get("report_digits", 0)),
             report_sent_at=_optional_time(data.get("report_sent_at")),
+            report_written=int(data.get("report_written", 0)),
         )
 
 

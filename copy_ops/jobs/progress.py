@@ -121,7 +121,8 @@ def page_done(
         marker=marker,
         items=enumeration.items + found,
         batches=enumeration.batches + batches,
-        handouts=enumeration.handouts + handout_of(mover),
+        # Padded for a job listed before handouts were kept (its earlier pages count no marks).
+        handouts=enumeration.handouts.ljust(enumeration.page * HANDOUT_DIGITS, "-") + handout_of(mover),
         done=marker is None,
         progressed_at=now,
         mover=mover,

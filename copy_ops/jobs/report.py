@@ -138,14 +138,13 @@ class Reports:
         job = stored.job if stored is not None else None
         if job is None or job.closing is None or len(message.part) != job.report_digits:
             return "stale"  # ended already (a redelivery), or no report in parts
+        # Written again if sent again (the same lines: its items have ended), which the job's
+        # look does only when no part was written for a while.
+        lines = await self.write(job.id, message.part)
+        logger.info("job_report_part job=%s part=%s lines=%s", job.id, message.part, lines)
         try:
-            written = await self.written(job.id)
-            if message.part not in written:  # a part sent again after it was written is not written twice
-                lines = await self.write(job.id, message.part)
-                logger.info("job_report_part job=%s part=%s lines=%s", job.id, message.part, lines)
-                # Listed after the write: of two last parts, the later one sees both.
-                written = await self.written(job.id)
-            if len(written) >= part_count(job.report_digits):
+            # Listed after the write: of two last parts, the later one sees both.
+            if len(await self.written(job.id)) >= part_count(job.report_digits):
                 await needed(self._work).send([encode(Check(job.id))])
         except CopyOpsError as exc:
             logger.warning("job_look_deferred job=%s error=%s", job.id, exc.kind)  # its scheduled look ends it

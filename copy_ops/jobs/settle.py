@@ -58,8 +58,8 @@ class Checked(StrEnum):
 
 # A job's event that could not be sent is tried again by the sweep after this long.
 ANNOUNCE_RETRY = timedelta(seconds=15)
-# A report's parts not written this long after their messages went out are sent again
-# (a message lost, or poisoned): a part takes seconds.
+# A report's parts not written while no part was written for this long are sent again (a
+# message lost, or poisoned): a part takes seconds.
 REPORT_RESEND = timedelta(minutes=2)
 
 
@@ -112,6 +112,7 @@ class JobChecker:
             logger.info("job_enumeration_ended job=%s reason=%s", job.id, stopped)
         if progress.stalled(job, now):
             job = await self._unstall(job, now)
+            outstanding = await self._outstanding(job)  # its listing may have ended here
         if job.abort_requested_at is not None:
             await self._aborts.abort_pending(job.id, now)
         if outstanding and job.enumeration.settle_after is None:
@@ -158,7 +159,7 @@ class JobChecker:
         )
         saved = await self._jobs.save(ended, stored.etag, now)
         self._telemetry.job_ended(end.value)
-        logger.info("job_finished job=%s state=%s %s", job.id, end, _counts(ended))
+        logger.info("job_finished job=%s state=%s %s", job.id, end, counts_text(ended.counts.as_dict()))
         if owed:
             await self._announce(saved, now)
         return Checked(end.value)
@@ -182,7 +183,10 @@ class JobChecker:
         missing = [part for part in report_parts(job.report_digits) if part not in written]
         if not missing:
             return await self._end(stored, job, job.closing, self._reports.folder(job.id), now)
-        if job.report_sent_at is None or now - job.report_sent_at >= REPORT_RESEND:
+        if len(written) > job.report_written:
+            # Parts are being written: the rest are most likely queued, not lost.
+            job = dataclasses.replace(job, report_written=len(written), report_sent_at=now)
+        elif job.report_sent_at is None or now - job.report_sent_at >= REPORT_RESEND:
             await self._reports.send(job.id, missing)
             logger.warning("job_report_parts_resent job=%s missing=%s", job.id, len(missing))
             job = dataclasses.replace(job, report_sent_at=now)
@@ -231,16 +235,13 @@ class JobChecker:
                 f"the listing stopped at page {job.enumeration.page} and cannot go on without the caller's SAS, "
                 "which copy-ops does not keep"
             )
-        counted, _ = await self._jobs.counts(job.id)
+        # A listing's items are counted as handed out; a lost chunk's were never known.
+        counted = (await self._jobs.counts(job.id))[0].items if source is None else None
         logger.error("job_enumeration_stopped job=%s reason=%s", job.id, reason)
-        return dataclasses.replace(job, enumeration=progress.stopped(job.enumeration, reason, counted.items, now))
+        return dataclasses.replace(job, enumeration=progress.stopped(job.enumeration, reason, counted, now))
 
     async def _read(self, operation_id: str) -> Operation | None:
         try:
             return await self._ledger.get(operation_id)
         except NotFound:
             return None
-
-
-def _counts(job: Job) -> str:
-    return counts_text(job.counts.as_dict())

@@ -26,11 +26,12 @@ from copy_ops.core.errors import Busy, CopyOpsError, Forbidden, InvalidRequest, 
 from copy_ops.core.logtext import counts_text
 from copy_ops.core.redaction import redact
 from copy_ops.jobs import progress
-from copy_ops.jobs.handout import POISONED, Batches, ItemStarts
+from copy_ops.jobs.handout import POISONED, Batches
 from copy_ops.jobs.items import Item, ItemOutcome
 from copy_ops.jobs.model import Enumeration, JobState
 from copy_ops.jobs.ports import Sources
 from copy_ops.jobs.records import JobLedger, StoredJob
+from copy_ops.jobs.starts import ItemStarts
 from copy_ops.work.messages import Check, Chunk, Page, encode
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ class Enumerator:
         if stored is None:
             return Paged.GONE
         job, checkpoint = stored.job, stored.job.enumeration
+        if checkpoint.done and not job.is_final and checkpoint.page == message.page + 1:
+            await self._ended(job.id)  # the last page again: its handler may have died before asking
         if job.is_final or checkpoint.done or job.source is None:
             return Paged.STALE
         if checkpoint.page == message.page + 1:
