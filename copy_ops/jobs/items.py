@@ -1,4 +1,4 @@
-"""Starting a job's items: each under its derived id, at most once, whoever delivers its page.
+"""Starting a job's items: each under its derived id, at most once, whoever delivers its batch.
 
 * An item is recorded before its copy starts (If-None-Match), carrying a token of the
   attempt that claimed it and when: a delivery that finds it recorded starts nothing,
@@ -9,7 +9,7 @@
   as abandoned can no longer be acted on by its first holder.
 * A refusal by storage is recorded as the item's failure (``start_refused``), and an item
   whose name copy-ops will not address as ``unsafe_name`` without asking storage anything:
-  either way the page goes on and the report says why.
+  either way the batch goes on and the report says why.
 """
 
 from __future__ import annotations
@@ -41,27 +41,27 @@ SEND_WINDOW = progress.ITEM_CLAIM / 2
 
 
 class ItemOutcome(StrEnum):
-    """What became of an item a page meant to start (counted in the page's log line)."""
+    """What became of an item a batch meant to start (counted in the batch's log line)."""
 
     STARTED = "started"
     # Recorded as failed: storage refused it, or copy-ops will not address its name.
     REFUSED = "refused"
     # Started or ended by an earlier attempt: nothing to do.
     EXISTS = "exists"
-    # Claimed moments ago by an attempt that may be starting it now: the page comes back.
+    # Claimed moments ago by an attempt that may be starting it now: the batch comes back.
     HELD = "held"
-    # Recorded, its Copy Blob's outcome unknown: the page comes back, and the claim's
+    # Recorded, its Copy Blob's outcome unknown: the batch comes back, and the claim's
     # next holder looks at the destination before starting anything.
     UNCERTAIN = "uncertain"
-    # Not recorded (a storage fault, or a fault of ours): the page comes back.
+    # Not recorded (a storage fault, or a fault of ours): the batch comes back.
     DEFERRED = "deferred"
     ERROR = "error"
-    # Its page's clock passed the deadline: not started, not part of the job.
+    # Its batch's clock passed the deadline (or the job was stopped): not started.
     LATE = "late"
 
     @property
     def settled(self) -> bool:
-        """Started or ended, or never to be: the page's checkpoint may move past it."""
+        """Started or ended, or never to be: its batch (or chunk) may be done without it."""
         return self in (ItemOutcome.STARTED, ItemOutcome.REFUSED, ItemOutcome.EXISTS, ItemOutcome.LATE)
 
 
@@ -143,7 +143,7 @@ class ItemStarter:
     ) -> ItemOutcome:
         """A job's item whose name copy-ops will not address: recorded as failed
         (``unsafe_name``) under its derived id, without a request to storage for the blob
-        itself, so the page goes on and the report says why. ``source``: the source as shown."""
+        itself, so the batch goes on and the report says why. ``source``: the source as shown."""
         return await self.record_failed(request, operation_id, now, ErrorCode.UNSAFE_NAME, why, source=source)
 
     async def record_failed(

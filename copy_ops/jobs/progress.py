@@ -52,9 +52,9 @@ def destination_name_problem(name: str) -> str | None:
     return f"the destination name (destination prefix + the name below the source prefix) {problem}"
 
 
-# A page in flight when its job's check stops the enumeration is done within this: no item
-# starts past the deadline, and one claimed before sends its copy within half a claim or
-# gives up (a record write still held up by storage's retries is the longest part).
+# A batch in flight when its job's check stops the job is done within this: no item starts
+# past the deadline (nor, re-read every 20 s, after an abort), and one claimed before sends
+# its copy within half a claim or gives up (a record write held up by retries is the longest part).
 IN_FLIGHT = timedelta(minutes=1)
 
 
@@ -130,6 +130,11 @@ def page_done(
 
 
 HANDOUT_DIGITS = 4
+
+
+def part_count(digits: int) -> int:
+    """How many parts a job's report has whose part names have ``digits`` hex digits."""
+    return 16**digits if digits else 1
 
 
 def handout_of(mover: str) -> str:

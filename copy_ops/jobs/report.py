@@ -21,7 +21,7 @@ from copy_ops.copies.ports import Documents, WorkQueue, needed
 from copy_ops.copies.records import RECORD_PREFIX, Ledger
 from copy_ops.core.errors import Conflict, CopyOpsError, NotFound
 from copy_ops.jobs.model import Job
-from copy_ops.jobs.progress import item_prefix
+from copy_ops.jobs.progress import item_prefix, part_count
 from copy_ops.jobs.records import JobLedger
 from copy_ops.work.messages import Check, ReportPart, encode
 
@@ -53,11 +53,9 @@ def report_parts(digits: int) -> list[str]:
 
 def part_of(digits: int, index: int) -> str | None:
     """The name of part ``index`` of a report in ``16 ** digits`` parts, or None."""
-    return report_parts(digits)[index] if 0 <= index < 16**digits else None
-
-
-def part_count(digits: int) -> int:
-    return 16**digits if digits else 1
+    if not 0 <= index < part_count(digits):
+        return None
+    return format(index, f"0{digits}x") if digits else ""
 
 
 @dataclass(frozen=True)

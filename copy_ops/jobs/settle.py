@@ -172,7 +172,7 @@ class JobChecker:
         )
         await self._jobs.save(closing, stored.etag, now)
         await self._reports.send(job.id, report_parts(digits))
-        logger.info("job_report_parts job=%s state=%s parts=%s", job.id, end, 16**digits)
+        logger.info("job_report_parts job=%s state=%s parts=%s", job.id, end, progress.part_count(digits))
         return Checked.REPORTING
 
     async def _close(self, stored: StoredJob, now: datetime) -> Checked:

@@ -6,6 +6,7 @@ from typing import Any
 
 from copy_ops.copies.views import when_shown
 from copy_ops.jobs.model import Job
+from copy_ops.jobs.progress import part_count
 
 
 def job_view(job: Job) -> dict[str, Any]:
@@ -37,7 +38,7 @@ def job_view(job: Job) -> dict[str, Any]:
         # Every item ended, the final state decided, while the report's parts are written.
         "closing": job.closing.value if job.closing is not None else None,
         # Parts of the report, each served at ?part=N and linking the next: one up to 5,000 items.
-        "report_parts": (16**job.report_digits if job.report_digits else 1) if job.report is not None else None,
+        "report_parts": part_count(job.report_digits) if job.report is not None else None,
         "on_abort": job.on_abort.value,
         "overwrite": job.overwrite,
         "lease_source": job.lease_source,
