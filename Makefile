@@ -1,11 +1,16 @@
-.PHONY: setup test run demo bench lint
+.PHONY: setup test test-fast run demo bench lint
 
 setup:
 	scripts/setup.sh
 
-# The whole suite: installs everything, starts Azurite, lints, type-checks, tests.
+# The whole suite: installs everything, starts Azurite, lints, type-checks, tests (tiers:
+# docs/testing.md).
 test:
 	scripts/test.sh
+
+# The unit tier, on every edit: pure and service logic, in seconds.
+test-fast:
+	scripts/test.sh fast
 
 # Azurite and the function app, locally.
 run:

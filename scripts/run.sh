@@ -5,7 +5,8 @@
 # answered and paged as Azure pages them; a copy from another "account" pending for a
 # while with progress, as Azure's are: devkit/pacing.py), then the function app: `func start`
 # where Azure Functions Core Tools is installed, else the development host (python -m devhost).
-# Ctrl-C stops everything this script started.
+# Ctrl-C, or SIGTERM to make or to its process group, stops everything this script started
+# (the app, then the stand-in, then Azurite); it refuses to start while a port it needs is taken.
 #   COPY_STANDIN_RATE   bytes a second a copy from another "account" moves (default 262144)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,18 @@ PORT=${PORT:-7071}
 BLOB_PORT=10000
 AZURITE_BLOB_PORT=10010
 QUEUE_PORT=10001
+TABLE_PORT=10012
 RATE=${COPY_STANDIN_RATE:-262144}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# Before anything is installed or started: every port this script serves must be free.
+for port in "$PORT" "$BLOB_PORT" "$QUEUE_PORT" "$AZURITE_BLOB_PORT" "$TABLE_PORT"; do
+  if port_open "$port"; then
+    echo "port $port is taken (another make run, a func start, or your own Azurite?): stop it first;" >&2
+    echo "make run starts the app on $PORT, Azurite and the stand-in of Azure on $BLOB_PORT-$TABLE_PORT itself" >&2
+    exit 1
+  fi
+done
 
 scripts/setup.sh run
 if [ ! -f local.settings.json ]; then
@@ -23,39 +35,44 @@ fi
 
 # Job control: each process started below is a job of its own process group (its id is
 # the group's), so the cleanup stops it and whatever it started, and Ctrl-C reaches this
-# script alone, which stops them in order. (setsid's process id is not always the new
-# group's: it forks when it leads a group already, and a group so missed outlived us.)
+# script (and make) alone, which stops them in order. (setsid's process id is not always
+# the new group's: it forks when it leads a group already, and a group so missed outlived us.)
 set -m
 pids=()
-cleaned=0
+# stop_group PID: SIGTERM to the job's process group, then wait until none of it is left
+# (SIGKILL after 10 s): the next job is stopped only once this one is gone.
+stop_group() {
+  kill -TERM -- "-$1" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do
+    kill -0 -- "-$1" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL -- "-$1" 2>/dev/null || true
+}
 cleanup() {
-  # Once, whichever of Ctrl-C, SIGTERM or the exit comes first. (Resetting a trap from
-  # inside its own handler makes some bash versions re-raise the signal and die before
-  # the children are stopped.)
-  [ "$cleaned" = 1 ] && return
-  cleaned=1
-  for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # Once, whichever of Ctrl-C, SIGTERM or the exit comes first, and whole: a signal that
+  # comes meanwhile (make passes SIGTERM on to this script, which its process group got
+  # too; a second Ctrl-C) is ignored, not run as a second cleanup that ends the first.
+  trap '' INT TERM
+  trap - EXIT
+  set +e
+  # The app first (it works on storage to the end), then the stand-in, then Azurite.
+  local index
+  for ((index = ${#pids[@]} - 1; index >= 0; index--)); do stop_group "${pids[index]}"; done
 }
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() {
   for _ in $(seq 1 150); do port_open "$1" && return 0; sleep 0.1; done
   echo "$2 did not start (nothing listens on $1)" >&2
   exit 1
 }
 
-if port_open "$BLOB_PORT" || port_open "$QUEUE_PORT"; then
-  echo "something already listens on $BLOB_PORT or $QUEUE_PORT (another make run, or your own Azurite):" >&2
-  echo "stop it first; make run starts Azurite and the stand-in of Azure itself" >&2
-  exit 1
-fi
 mkdir -p .azurite
 node_modules/.bin/azurite --blobHost 127.0.0.1 --blobPort "$AZURITE_BLOB_PORT" \
-  --queueHost 127.0.0.1 --queuePort "$QUEUE_PORT" --tablePort 10012 \
+  --queueHost 127.0.0.1 --queuePort "$QUEUE_PORT" --tablePort "$TABLE_PORT" \
   --location .azurite --skipApiVersionCheck --disableTelemetry --silent > .azurite/azurite.log 2>&1 &
 pids+=($!)
 wait_port "$AZURITE_BLOB_PORT" Azurite

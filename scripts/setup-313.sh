@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Python 3.13 environment (.venv313): the suite runs on 3.13 too, and the real Azure
 # Functions Python worker of 3.13 (azure-functions-runtime) indexes the app there.
-# Finds python3.13 on PATH or under pyenv; PYTHON313=/path/to/python3.13 overrides.
+# Finds python3.13 on PATH or under pyenv; PYTHON313=/path/to/python3.13 overrides. Run by
+# scripts/setup.sh, whose uv (in .venv) makes the environment and installs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,12 +28,11 @@ MSG
 fi
 
 if [ ! -x .venv313/bin/python ]; then
-  "$PY313" -m venv .venv313
+  .venv/bin/uv venv --quiet --python "$PY313" .venv313
 fi
 stamp=.venv313/.requirements.sha
 want=$(cat requirements.txt requirements-dev.txt requirements-worker.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  .venv313/bin/python -m pip install --quiet --upgrade pip
-  .venv313/bin/python -m pip install --quiet -r requirements-dev.txt -r requirements-worker.txt
+  .venv/bin/uv pip install --quiet --python .venv313/bin/python -r requirements-dev.txt -r requirements-worker.txt
   echo "$want" > "$stamp"
 fi

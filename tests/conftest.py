@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +19,24 @@ from copy_ops.storage import BlobStorage
 from devkit import DEV_ACCOUNT, DEV_KEY, Azurite, PendingCopyProxy, account_sas, connection_string, serve
 from devkit.app import functions, load_function_app
 from devkit.worker import run
+from tests.support import tiers
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test in its tier, before ``-m`` selects (tests/support/tiers.py)."""
+    tiers.classify(items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """The tier of the test whose setup, call or teardown runs now (tiers.require_system)."""
+    tiers.running.append(tiers.tier_of(item))
+    try:
+        return (yield)
+    finally:
+        tiers.running.pop()
+
 
 # Quick retries so fault tests stay fast; the production values are in copy_ops.storage.
 TEST_CLIENT_OPTIONS: dict[str, Any] = {

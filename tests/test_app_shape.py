@@ -17,20 +17,7 @@ from copy_ops.edges import runtime
 from devkit.app import ROOT, load_function_app, sample_settings
 from devkit.worker import run
 from tests.support.env import RecordingEnv
-
-EXPECTED = {
-    "start_copy": ("copies", ["POST"]),
-    "list_copies": ("copies", ["GET"]),
-    "get_copy": ("copies/{id}", ["GET"]),
-    "abort_copy": ("copies/{id}/abort", ["POST"]),
-    "openapi": ("openapi.json", ["GET"]),
-    "start_job": ("jobs", ["POST"]),
-    "list_jobs": ("jobs", ["GET"]),
-    "get_job": ("jobs/{id}", ["GET"]),
-    "job_items": ("jobs/{id}/items", ["GET"]),
-    "abort_job": ("jobs/{id}/abort", ["POST"]),
-    "job_report": ("jobs/{id}/report", ["GET"]),
-}
+from tests.support.functions import EXPECTED
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from copy_ops_cli.main import Output, main, parser, run
 from devkit import PendingCopyProxy
 from tests.conftest import Blobs
 from tests.support.devhost_process import DevHostProcess
-from tests.test_fanout import FAST_QUEUES
+from tests.support.queues import FAST_QUEUES
 
 # The console script of the interpreter running the tests (.venv's, or .venv313's).
 CONSOLE_SCRIPT = Path(sys.executable).parent / "copy-ops"
@@ -121,6 +121,7 @@ def cli(host: DevHostProcess, *argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+@pytest.mark.system
 def test_start_wait_show_and_the_console_script(host: DevHostProcess, blobs: Blobs) -> None:
     blobs.put(blobs.src, "a.bin", b"x" * 2048)
     code, out, err = cli(host, "start", f"{blobs.src}/a.bin", f"{blobs.dst}/a.bin", "--wait")
@@ -142,6 +143,7 @@ def test_start_wait_show_and_the_console_script(host: DevHostProcess, blobs: Blo
     assert code == 0 and out.startswith(f"{item['id']} succeeded")
 
 
+@pytest.mark.system
 def test_a_pending_copy_listed_aborted_and_watched(host: DevHostProcess, blobs: Blobs, proxy: PendingCopyProxy) -> None:
     blobs.put(blobs.src, "p.bin", b"x")
     proxy.pending_copies = True
@@ -157,6 +159,7 @@ def test_a_pending_copy_listed_aborted_and_watched(host: DevHostProcess, blobs: 
     assert code == 1 and "aborted" in out  # it ended, but not as succeeded
 
 
+@pytest.mark.system
 def test_refusals_are_one_line_naming_the_field_and_exit_non_zero(host: DevHostProcess, blobs: Blobs) -> None:
     code, out, err = cli(host, "start", f"{blobs.src}/a.bin", f"{blobs.dst}/../escape")
     assert code == 1 and out == ""
@@ -185,6 +188,7 @@ def cli_at(url: str, *argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+@pytest.mark.system
 def test_a_job_started_watched_to_its_end_and_reported(host: DevHostProcess, blobs: Blobs) -> None:
     for index in range(5):
         blobs.put(blobs.src, f"drop/{index}.bin", b"x" * 10)
@@ -202,6 +206,7 @@ def test_a_job_started_watched_to_its_end_and_reported(host: DevHostProcess, blo
     assert code == 1 and err.startswith("copy-ops: 409")
 
 
+@pytest.mark.system
 def test_a_report_in_parts_is_printed_whole(host: DevHostProcess, blobs: Blobs) -> None:
     for index in range(130):
         blobs.put(blobs.src, f"many/{index:03d}.bin", b"x")
@@ -243,6 +248,7 @@ def run_in_terminal(argv: list[str], env: dict[str, str], columns: int = 100, ro
     return screen
 
 
+@pytest.mark.system
 def test_the_progress_bar_on_a_real_terminal(host: DevHostProcess, blobs: Blobs, proxy: PendingCopyProxy) -> None:
     blobs.put(blobs.src, "t.bin", b"x" * 2000)
     proxy.pending_copies = True
@@ -378,6 +384,7 @@ def test_a_source_it_cannot_read_is_explained_with_its_forms(argv: list[str], sa
         assert "URL" in err.getvalue()
 
 
+@pytest.mark.system
 def test_a_copy_that_ended_at_once_shows_no_invented_bytes_on_a_terminal(host: DevHostProcess, blobs: Blobs) -> None:
     blobs.put(blobs.src, "once.bin", b"x" * 20)
     screen = run_in_terminal(

@@ -3,9 +3,7 @@ sweep still enforces the deadline, and nothing is left half-done."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -17,38 +15,12 @@ from copy_ops.storage import BlobStorage
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, connect
+from tests.support.crash import Crash, dying_at
 from tests.support.requests import copy_body, start
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DEADLINE = NOW + timedelta(seconds=600)
 AFTER = DEADLINE + timedelta(seconds=1)
-
-
-class Crash(BaseException):
-    """The process dies here: not an Exception, so no handler in copy_ops sees it."""
-
-
-def crash_before(method: str) -> Callable[..., Any]:
-    def die(*args: Any, **kwargs: Any) -> Any:
-        raise Crash(method)
-
-    return die
-
-
-def crash_after(original: Callable[..., Any]) -> Callable[..., Any]:
-    async def run_then_die(*args: Any, **kwargs: Any) -> Any:
-        await original(*args, **kwargs)
-        raise Crash(original.__name__)
-
-    return run_then_die
-
-
-def dying_at(settings: Settings, monkeypatch: pytest.MonkeyPatch, step: str, when: str) -> CopyService:
-    """A service whose process dies just before or just after one storage step."""
-    dying = connect(settings)
-    original = getattr(dying.storage, step)
-    monkeypatch.setattr(dying.storage, step, crash_before(step) if when == "before" else crash_after(original))
-    return dying
 
 
 def ids(service: CopyService) -> list[str]:

@@ -15,6 +15,8 @@ import pytest
 from devkit import PendingCopyProxy
 from tests.support.devhost_process import DevHostProcess
 
+pytestmark = pytest.mark.system
+
 
 def start_host(proxy: PendingCopyProxy) -> DevHostProcess:
     return DevHostProcess(

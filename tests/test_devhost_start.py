@@ -19,6 +19,8 @@ import pytest
 from devkit import Reply
 from tests.support.devhost_process import DevHostProcess
 
+pytestmark = pytest.mark.system
+
 APP = """
 import time
 from pathlib import Path

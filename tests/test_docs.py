@@ -18,6 +18,8 @@ from devkit import PROJECT_ROOT, PendingCopyProxy
 from devkit.pacing import Pacing
 from tests.support.devhost_process import DevHostProcess
 
+pytestmark = pytest.mark.system
+
 
 def try_it_block() -> str:
     text = (PROJECT_ROOT / "docs" / "api.md").read_text()

@@ -19,6 +19,8 @@ from devkit import PendingCopyProxy, Reply
 from tests.support.devhost_process import DevHostProcess
 from tests.support.requests import copy_body
 
+pytestmark = pytest.mark.system
+
 EVERY_SECOND = "* * * * * *"
 ONCE_A_YEAR = "0 0 0 1 1 *"
 

@@ -26,24 +26,12 @@ from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import TEST_CLIENT_OPTIONS, Blobs, SettingsFactory, open_storage
 from tests.support.devhost_process import DevHostProcess
+from tests.support.queues import FAST_QUEUES
 from tests.support.requests import copy_body, start
+from tests.support.waiting import until
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 THRESHOLD = 5
-# The host's queue options, fast: the tests wait for conditions, and these make them come soon.
-FAST_QUEUES = {
-    "version": "2.0",
-    "functionTimeout": "00:05:00",
-    "extensions": {
-        "queues": {
-            "maxPollingInterval": "00:00:00.5",
-            "visibilityTimeout": "00:00:00.2",
-            "batchSize": 16,
-            "maxDequeueCount": 3,
-            "messageEncoding": "none",
-        }
-    },
-}
 
 
 @pytest.fixture
@@ -188,24 +176,17 @@ def states(host: DevHostProcess, ids: list[str]) -> list[Any]:
     return [host.call("GET", f"/api/copies/{op_id}").json()["state"] for op_id in ids]
 
 
-def wait_until(predicate: Any, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
-
+@pytest.mark.system
 def test_the_queue_trigger_settles_what_the_timer_hands_out(
     host: DevHostProcess, blobs: Blobs, proxy: PendingCopyProxy
 ) -> None:
     ids = start_over_http(host, blobs, proxy, 25)
     assert host.call("POST", "/admin/functions/sweep", {"input": ""}).status == 202
-    assert wait_until(lambda: states(host, ids) == ["aborted"] * 25), states(host, ids)
+    assert until(lambda: states(host, ids) == ["aborted"] * 25), states(host, ids)
     assert host.wait_for_log(lambda log: "handed_out=20" in log and "work_done" in log)
 
 
+@pytest.mark.system
 def test_a_poisoned_batch_loses_nothing(
     host: DevHostProcess, blobs: Blobs, proxy: PendingCopyProxy, queue_name: str, fanning: CopyService
 ) -> None:
@@ -216,7 +197,7 @@ def test_a_poisoned_batch_loses_nothing(
     proxy.inject("get_blob", times=10_000, path_contains="/ops/", status=403, code="AuthorizationFailure")
     assert host.call("POST", "/admin/functions/sweep", {"input": ""}).status == 202
     poison = queue_client(proxy, f"{queue_name}-poison")
-    assert wait_until(lambda: len(peek(poison)) == 1, timeout=60)
+    assert until(lambda: len(peek(poison)) == 1, timeout=60)
     proxy.clear_faults()
     # The records stayed due: once the batch's lease is over, a sweep finds them again.
     later = datetime.now(UTC) + fanout.LEASE + timedelta(seconds=1)
@@ -225,7 +206,7 @@ def test_a_poisoned_batch_loses_nothing(
     summary = run(sweep(shared_ledger(fanning, host), later))
     # All ten: the first sweep's own five could not be read either.
     assert (summary.due, summary.outcomes["aborted"], summary.handed_out) == (10, THRESHOLD, 10 - THRESHOLD)
-    assert wait_until(lambda: states(host, ids) == ["aborted"] * 10), states(host, ids)
+    assert until(lambda: states(host, ids) == ["aborted"] * 10), states(host, ids)
 
 
 def shared_ledger(service: CopyService, host: DevHostProcess) -> CopyService:

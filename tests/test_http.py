@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-import azure.functions as func
 import pytest
 from azure.storage.blob import generate_blob_sas
 
@@ -35,15 +34,7 @@ from devkit import DEV_ACCOUNT, DEV_KEY, PendingCopyProxy
 from devkit.app import payload, request
 from devkit.worker import run
 from tests.conftest import Blobs, Handlers
-from tests.support.requests import copy_body
-
-
-def is_problem(response: func.HttpResponse, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.get_body()
-    assert response.mimetype == "application/problem+json"
-    body: dict[str, Any] = payload(response)
-    assert body["status"] == status and body["title"] and body["type"].startswith("urn:copy-ops:problem:")
-    return body
+from tests.support.requests import copy_body, is_problem
 
 
 def test_start_finishing_at_once_is_201_with_location(handlers: Handlers, blobs: Blobs) -> None:

@@ -15,7 +15,7 @@ from devkit import PendingCopyProxy
 from devkit.app import payload, request
 from tests.conftest import Blobs, Handlers
 from tests.support.jobs import drain_through
-from tests.test_http import is_problem
+from tests.support.requests import is_problem
 
 
 def job_body(blobs: Blobs, **fields: Any) -> dict[str, Any]:

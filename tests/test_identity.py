@@ -24,6 +24,8 @@ from devkit.identity import make_token
 from tests.support.devhost_process import DevHostProcess
 from tests.support.identity import CLIENT_ID, PARTNER, IdentityWorld, identity_world
 
+pytestmark = pytest.mark.system
+
 MANUAL = "0 0 0 1 1 *"
 
 

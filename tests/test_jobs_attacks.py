@@ -21,9 +21,8 @@ from copy_ops.storage import BlobStorage
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
-from tests.support.jobs import JobWorld
-from tests.test_jobs_crash import NOW, VISIBILITY, arrange, body
-from tests.test_jobs_hardening import Killed, KillSwitch
+from tests.support.crash import Killed, KillSwitch
+from tests.support.jobs import NOW, VISIBILITY, JobWorld, arrange, job_body
 
 
 def test_a_killed_page_back_after_the_start_grace_still_starts_its_item(
@@ -34,7 +33,7 @@ def test_a_killed_page_back_after_the_start_grace_still_starts_its_item(
     (not_started) before either can take it over."""
     arrange(blobs, proxy, 5)
     starter = JobWorld(make_settings, proxy)
-    job = starter.start(body(blobs), NOW).job
+    job = starter.start(job_body(blobs), NOW).job
     item = progress.item_id(job.id, "out/002.bin")
 
     def killable(storage: BlobStorage) -> KillSwitch:
@@ -71,7 +70,7 @@ def test_a_destination_that_refuses_its_restore_snapshot_is_a_failed_item(
         fingerprint="x",
     )
     run(world.service.start(foreign, NOW))
-    job = world.start({**body(blobs), "overwrite": True, "on_abort": "restore"}, NOW).job
+    job = world.start({**job_body(blobs), "overwrite": True, "on_abort": "restore"}, NOW).job
     world.deliver(NOW, visibility=VISIBILITY)
     enumerated = world.job(job.id, NOW)
     assert enumerated.enumeration.done and enumerated.enumeration.items == 3, enumerated.enumeration
@@ -95,7 +94,7 @@ def test_a_retried_key_whose_page_meets_no_record_yet_is_delivered_again(
     proxy.queue_proxy.inject("put_message", times=10_000)
     proxy.queue_proxy.inject("put_blob", times=10_000)
     with pytest.raises(StorageUnavailable):
-        world.start({**body(blobs), "source": manifest}, first, key="K")
+        world.start({**job_body(blobs), "source": manifest}, first, key="K")
     proxy.queue_proxy.clear_faults()
     retry = datetime.now(UTC)
     send = world.work.send
@@ -106,7 +105,7 @@ def test_a_retried_key_whose_page_meets_no_record_yet_is_delivered_again(
         await asyncio.to_thread(fast.deliver, retry, rounds=1)
 
     world.work.send = send_then_a_fast_trigger  # type: ignore[method-assign]
-    job = world.start({**body(blobs), "source": manifest}, retry, key="K").job
+    job = world.start({**job_body(blobs), "source": manifest}, retry, key="K").job
     world.work.send = send  # type: ignore[method-assign]
     world.deliver(retry)
     run(sweep(world.service, retry + timedelta(seconds=30)))
@@ -128,7 +127,7 @@ def test_a_lease_slower_than_the_send_window_starts_nothing_twice(
     proxy.pending_copies = False
     world = JobWorld(make_settings, proxy)
     other = JobWorld.beside(world)
-    job = world.start({**body(blobs), "lease_source": True, "overwrite": True}, NOW).job
+    job = world.start({**job_body(blobs), "lease_source": True, "overwrite": True}, NOW).job
     [page] = world.take_batches(NOW)
     item = progress.item_id(job.id, "out/000.bin")
     proxy.inject("put_lease", mode="delay", seconds=3, times=1, path_contains="/in/000.bin")
@@ -163,7 +162,7 @@ def test_a_job_ended_by_its_deadline_reports_every_item_its_pages_started(
     arrange(blobs, proxy, 10)
     proxy.pending_copies = False
     world = JobWorld(make_settings, proxy, COPY_SWEEP_CONCURRENCY="1")
-    job = world.start({**body(blobs), "timeout_seconds": 60}, NOW).job
+    job = world.start({**job_body(blobs), "timeout_seconds": 60}, NOW).job
     [page] = world.take_batches(NOW)
     slow_item = progress.item_id(job.id, "out/005.bin")
     proxy.inject("put_blob", mode="delay", seconds=3, times=1, path_contains=f"/ops/{slow_item}.json")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -15,18 +15,13 @@ from copy_ops.background.sweep import sweep
 from copy_ops.copies.model import State
 from copy_ops.core.errors import StorageUnavailable
 from copy_ops.jobs import progress
-from copy_ops.jobs.model import JobState
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
-from tests.support.jobs import JobWorld
+from tests.support.jobs import NOW, VISIBILITY, JobWorld, arrange, assert_each_started_once, finish, job_body
 
-NOW = datetime.now(UTC).replace(microsecond=0)
-TIMEOUT = 600
 ITEMS = 60
 PAGE = "25"  # three pages: 25, 25, 10
-# The host delivers a message that failed again after its visibility timeout (host.json).
-VISIBILITY = timedelta(seconds=10)
 
 
 @pytest.fixture
@@ -36,43 +31,11 @@ def world(make_settings: SettingsFactory, proxy: PendingCopyProxy) -> Iterator[J
     made.close()
 
 
-def arrange(blobs: Blobs, proxy: PendingCopyProxy, count: int = ITEMS) -> list[str]:
-    names = [f"in/{i:03d}.bin" for i in range(count)]
-    for name in names:
-        blobs.put(blobs.src, name, b"x")
-    proxy.pending_copies = True
-    return names
-
-
-def body(blobs: Blobs, source: object = None) -> dict[str, object]:
-    return {
-        "source": source or {"container": blobs.src, "prefix": "in/"},
-        "destination": {"container": blobs.dst, "prefix": "out/"},
-        "timeout_seconds": TIMEOUT,
-    }
-
-
-def finish(world: JobWorld, job_id: str) -> None:
-    """Past the deadline: sweeps abort the pending items and end the job."""
-    after = NOW + timedelta(seconds=TIMEOUT + 1)
-    for step in range(3):
-        run(sweep(world.service, after + timedelta(minutes=step)))
-        world.deliver(after + timedelta(minutes=step))
-    job = world.job(job_id, after + timedelta(minutes=3))
-    assert job.state is JobState.ABORTED or job.state.is_final, job
-
-
-def assert_each_started_once(proxy: PendingCopyProxy, blobs: Blobs, names: list[str]) -> None:
-    expected = {f"/devstoreaccount1/{blobs.dst}/out/{name[3:]}" for name in names}
-    assert set(proxy.started) == expected
-    assert set(proxy.started.values()) == {1}, {k: v for k, v in proxy.started.items() if v != 1}
-
-
 def test_every_message_delivered_twice_starts_nothing_twice(
     world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy
 ) -> None:
-    names = arrange(blobs, proxy)
-    job = world.start(body(blobs), NOW).job
+    names = arrange(blobs, proxy, ITEMS)
+    job = world.start(job_body(blobs), NOW).job
     seen: set[str] = set()
 
     def twice(text: str) -> None:
@@ -119,8 +82,8 @@ def test_a_page_interrupted_at_any_step_goes_on(
     after: int,
     fails: bool,
 ) -> None:
-    names = arrange(blobs, proxy)
-    job = world.start(body(blobs), NOW).job
+    names = arrange(blobs, proxy, ITEMS)
+    job = world.start(job_body(blobs), NOW).job
     midway = "out/030.bin"
     path = path.format(item=f"/ops/{progress.item_id(job.id, midway)}.json", dest=f"/{blobs.dst}/{midway}")
     target = proxy.queue_proxy if kind.endswith("_message") else proxy
@@ -145,18 +108,18 @@ def test_a_queue_outage_at_the_start_leaves_nothing(world: JobWorld, blobs: Blob
     proxy.queue_proxy.inject("put_message", times=100)
     proxy.queue_proxy.inject("put_blob", times=100)  # creating the queue
     with pytest.raises(StorageUnavailable):
-        world.start(body(blobs), NOW, key="k1")
+        world.start(job_body(blobs), NOW, key="k1")
     assert run(world.service.jobs.list(10, None)).items == []
     proxy.queue_proxy.clear_faults()
     # The same key starts it now (the first attempt left its claim, not a job).
-    started = world.start(body(blobs), NOW, key="k1")
+    started = world.start(job_body(blobs), NOW, key="k1")
     assert not started.replayed
-    assert world.start(body(blobs), NOW, key="k1").replayed
+    assert world.start(job_body(blobs), NOW, key="k1").replayed
 
 
 def test_a_page_lost_for_good_is_resumed_by_the_check(world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy) -> None:
-    names = arrange(blobs, proxy)
-    job = world.start(body(blobs), NOW).job
+    names = arrange(blobs, proxy, ITEMS)
+    job = world.start(job_body(blobs), NOW).job
     # The first page's message is lost (poisoned, and the poison queue dropped).
     [lost] = world.queue.receive_messages(max_messages=1)
     world.queue.delete_message(lost)
@@ -172,7 +135,7 @@ def test_two_instances_at_once(
 ) -> None:
     names = arrange(blobs, proxy, 120)
     other = JobWorld.beside(world)
-    job = world.start(body(blobs), NOW).job
+    job = world.start(job_body(blobs), NOW).job
     errors: list[BaseException] = []
 
     def work_on(instance: JobWorld) -> None:

@@ -4,7 +4,6 @@ queue outage, concurrent aborts, a manifest's bytes. On Azurite through the prox
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -22,60 +21,10 @@ from copy_ops.storage import BlobStorage
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
-from tests.support.jobs import JobWorld
-from tests.test_jobs_crash import NOW, VISIBILITY, arrange, assert_each_started_once, finish
-from tests.test_jobs_crash import body as crash_body
+from tests.support.crash import Killed, KillSwitch
+from tests.support.jobs import NOW, VISIBILITY, JobWorld, arrange, assert_each_started_once, finish, job_body
 
 ITEMS = 40
-
-
-class Killed(BaseException):
-    """The process died: nothing of it catches this, and nothing of it runs after."""
-
-
-class KillSwitch:
-    """An instance's storage that dies right after a chosen call: that call took effect,
-    and every later call of the instance (on any of its threads) raises Killed."""
-
-    def __init__(self, storage: BlobStorage, method: str, matches: Callable[[tuple[Any, ...]], bool]) -> None:
-        self._storage = storage
-        self._method = method
-        self._matches = matches
-        self.killed = threading.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        real = getattr(self._storage, name)
-        if not callable(real):
-            return real
-
-        def check(args: tuple[Any, ...]) -> None:
-            if name == self._method and self._matches(args):
-                self.killed.set()
-                raise Killed(name)
-
-        if not inspect.iscoroutinefunction(real):  # public_url, a listing's async iterator
-
-            def call(*args: Any, **kwargs: Any) -> Any:
-                if self.killed.is_set():
-                    raise Killed(name)
-                result = real(*args, **kwargs)
-                check(args)
-                return result
-
-            return call
-
-        async def call_async(*args: Any, **kwargs: Any) -> Any:
-            if self.killed.is_set():
-                raise Killed(name)
-            result = await real(*args, **kwargs)
-            check(args)
-            return result
-
-        return call_async
-
-
-def body(blobs: Blobs, **fields: Any) -> dict[str, Any]:
-    return {**crash_body(blobs), **fields}
 
 
 def run_at_once(work: Callable[[], object], count: int) -> list[object]:
@@ -115,7 +64,7 @@ def test_an_instance_killed_mid_page_loses_no_item(
 ) -> None:
     names = arrange(blobs, proxy, ITEMS)
     starter = JobWorld(make_settings, proxy)
-    job = starter.start(body(blobs), NOW).job
+    job = starter.start(job_body(blobs), NOW).job
     item = progress.item_id(job.id, "out/020.bin")
     switches: list[KillSwitch] = []
 
@@ -155,7 +104,7 @@ def test_a_recent_claim_is_left_to_the_attempt_that_holds_it(
     """A batch delivered while another attempt has just recorded an item (and may be sending
     its Copy Blob) starts nothing for it: it fails, to be delivered again."""
     names = arrange(blobs, proxy, 3)
-    job = world.start(body(blobs), NOW).job
+    job = world.start(job_body(blobs), NOW).job
     # The record another attempt wrote a moment ago (its copy not sent yet).
     first = item_request(job, "000.bin", BlobRef(blobs.src, names[0]), 1)
     item = progress.item_id(job.id, first.destination.blob)
@@ -173,7 +122,7 @@ def test_a_job_past_its_deadline_ends_whatever_its_enumeration_does(
     world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy
 ) -> None:
     arrange(blobs, proxy, 3)
-    job = world.start(body(blobs, timeout_seconds=90), NOW).job
+    job = world.start(job_body(blobs, timeout_seconds=90), NOW).job
     proxy.inject("list_blobs", times=10_000, path_contains=f"/{blobs.src}")  # the listing fails, again and again
     world.deliver(NOW, rounds=3)
     after = NOW + timedelta(seconds=91)
@@ -191,7 +140,7 @@ def test_a_job_past_its_deadline_ends_whatever_its_enumeration_does(
 
 def test_concurrent_aborts_of_a_job_all_succeed(world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy) -> None:
     arrange(blobs, proxy, 5)
-    job = world.start(body(blobs), NOW).job
+    job = world.start(job_body(blobs), NOW).job
     results = run_at_once(lambda: run(world.service.jobs.abort(job.id, NOW)).abort_requested_at, 10)
     assert len(results) == 10 and all(isinstance(result, datetime) for result in results), results
 
@@ -206,7 +155,7 @@ def test_an_idempotent_retry_during_a_queue_outage_never_returns_an_undone_job(
 
     def start() -> object:
         try:
-            return world.start(body(blobs), NOW, key="K").job.id
+            return world.start(job_body(blobs), NOW, key="K").job.id
         except StorageUnavailable as exc:
             return exc
 
@@ -228,7 +177,7 @@ def test_a_manifest_job_counts_its_bytes(world: JobWorld, blobs: Blobs, proxy: P
     blobs.put(blobs.src, "m/a.bin", b"x" * 100)
     blobs.put(blobs.src, "m/b.bin", b"y" * 23)
     manifest = {"blobs": [{"container": blobs.src, "blob": "m/a.bin"}, {"container": blobs.src, "blob": "m/b.bin"}]}
-    job = world.start(body(blobs, source=manifest), NOW).job
+    job = world.start(job_body(blobs, source=manifest), NOW).job
     world.deliver(NOW)
     run(sweep(world.service, NOW + timedelta(seconds=30)))
     ended = world.job(job.id, NOW + timedelta(seconds=30))
@@ -244,7 +193,7 @@ def test_unsafe_source_names_are_failed_items_and_the_job_goes_on(
         blobs.put_raw(blobs.src, name, b"odd")
     blobs.put(blobs.src, "w/fine.bin", b"ok")
     source = {"container": blobs.src, "prefix": "w/"}
-    job = world.start(body(blobs, source=source), NOW).job
+    job = world.start(job_body(blobs, source=source), NOW).job
     delivered = world.deliver(NOW)
     assert not delivered.failures, delivered
     run(sweep(world.service, NOW + timedelta(seconds=30)))

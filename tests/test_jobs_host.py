@@ -4,17 +4,18 @@ started once and the job ends, whatever instance did what."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from devkit import PendingCopyProxy
 from tests.conftest import Blobs
 from tests.support.devhost_process import DevHostProcess
-from tests.test_fanout import FAST_QUEUES
+from tests.support.queues import FAST_QUEUES
+from tests.support.waiting import until
+
+pytestmark = pytest.mark.system
 
 ITEMS = 150
 
@@ -33,15 +34,6 @@ def hosts(proxy: PendingCopyProxy) -> Iterator[list[DevHostProcess]]:
     yield started
     for host in started:
         host.stop()
-
-
-def until(predicate: Any, timeout: float = 60) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.3)
-    return True
 
 
 def test_two_hosts_run_one_job(hosts: list[DevHostProcess], blobs: Blobs, proxy: PendingCopyProxy) -> None:

@@ -22,7 +22,7 @@ from devkit.app import payload, request
 from devkit.worker import run
 from tests.conftest import Blobs, Handlers
 from tests.support.jobs import drain_through
-from tests.test_http import is_problem
+from tests.support.requests import is_problem
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -22,6 +21,9 @@ from copy_ops.work.messages import Batch, encode
 from devkit import PendingCopyProxy
 from tests.conftest import Blobs
 from tests.support.devhost_process import DevHostProcess
+from tests.support.waiting import until
+
+pytestmark = pytest.mark.system
 
 ITEMS = 2000
 PAGE = 500
@@ -64,15 +66,6 @@ def hosts(env: dict[str, str]) -> Iterator[list[DevHostProcess]]:
     yield started
     for host in started:
         host.stop()
-
-
-def until(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.3)
-    return True
 
 
 def started_by(log: str, job_id: str) -> int:

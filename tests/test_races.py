@@ -4,7 +4,6 @@ and ``on_abort`` is applied, by the start itself or, if it died, by a later swee
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -19,8 +18,9 @@ from copy_ops.service import CopyService
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs
+from tests.support.crash import Crash, dying_at
 from tests.support.requests import copy_body, start
-from tests.test_crash import Crash, dying_at
+from tests.support.waiting import until
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 # The lease call is held this long, so that the abort lands between the record and the copy.
@@ -29,13 +29,14 @@ LEASE_DELAY = 2.0
 
 def first_record(service: CopyService, timeout: float = 10) -> str:
     """The id of the first record to appear in the ledger (written before the lease)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found, _ = run(service.ledger.page(1, None))
-        if found:
-            return found[0]
-        time.sleep(0.02)
-    raise AssertionError("no record was written")
+    found: list[str] = []
+
+    def written() -> bool:
+        found[:] = run(service.ledger.page(1, None))[0]
+        return bool(found)
+
+    assert until(written, timeout, interval=0.02), "no record was written"
+    return found[0]
 
 
 def race(start: Callable[[], Any], service: CopyService) -> tuple[str, Any]:

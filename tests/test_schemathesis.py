@@ -17,6 +17,8 @@ import pytest
 from devkit import PendingCopyProxy
 from tests.support.devhost_process import DevHostProcess
 
+pytestmark = pytest.mark.system
+
 CONFIG = Path(__file__).parent / "support" / "schemathesis.toml"
 
 

@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -95,10 +96,12 @@ def _telemetry_in_a_fresh_process(extra: dict[str, str]) -> dict[str, Any]:
     return dict(json.loads(answer.stdout.strip().splitlines()[-1]))
 
 
+@pytest.mark.system
 def test_without_application_insights_nothing_of_opentelemetry_is_imported() -> None:
     assert _telemetry_in_a_fresh_process({}) == {"kind": "Telemetry", "imported": False}
 
 
+@pytest.mark.system
 def test_with_application_insights_the_distro_is_configured() -> None:
     connection = "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:9/"
     answer = _telemetry_in_a_fresh_process({"APPLICATIONINSIGHTS_CONNECTION_STRING": connection})
@@ -111,6 +114,7 @@ def test_with_application_insights_the_distro_is_configured() -> None:
     assert _telemetry_in_a_fresh_process(entra) == {"kind": "OpenTelemetry", "imported": True}
 
 
+@pytest.mark.system
 def test_the_ingestion_credential_follows_the_authentication_string() -> None:
     from copy_ops.observability.monitor import insights_credential
 

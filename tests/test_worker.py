@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,10 +27,13 @@ from copy_ops.work.messages import Settle, encode
 from devkit import PROJECT_ROOT, PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs
+from tests.support.functions import EXPECTED
 from tests.support.requests import copy_body, start
-from tests.test_app_shape import EXPECTED
 
-PYTHON_313 = PROJECT_ROOT / ".venv313" / "bin" / "python"
+pytestmark = [pytest.mark.system, pytest.mark.py313]
+
+# This interpreter when it is 3.13 (the suite's 3.13 run), else the 3.13 environment's.
+PYTHON_313 = Path(sys.executable) if sys.version_info[:2] == (3, 13) else PROJECT_ROOT / ".venv313" / "bin" / "python"
 # The routes as the function app declares them (the same table the indexing test uses).
 HTTP = EXPECTED
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from devkit import PROJECT_ROOT, Reply, free_port, http_call, wait_for_port
+from tests.support import tiers
+from tests.support.waiting import until
 
 
 class DevHostProcess:
@@ -30,6 +32,7 @@ class DevHostProcess:
         app_dir: Path | None = None,
         wait_until_loaded: bool = True,
     ) -> None:
+        tiers.require_system("a development host")
         self.port = free_port()
         self.env = env
         self._dir = tempfile.TemporaryDirectory(prefix="devhost-")
@@ -88,12 +91,7 @@ class DevHostProcess:
 
     def wait_for_log(self, predicate: Any, timeout: float = 10) -> bool:
         """Whether the log comes to satisfy ``predicate`` within ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while not predicate(self.log()):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
+        return until(lambda: predicate(self.log()), timeout, interval=0.05)
 
     def terminate(self) -> str:
         """Stop the host as the platform does (SIGTERM); its whole log."""
@@ -113,12 +111,15 @@ class DevHostProcess:
         return http_call(self.url + path, method, body, headers)
 
     def wait_for(self, path: str, predicate: Any, timeout: float = 20) -> Reply:
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = self.call("GET", path)
-            if predicate(reply) or time.monotonic() > deadline:
-                return reply
-            time.sleep(0.2)
+        """The answer to GET ``path`` once it satisfies ``predicate``, or the last one."""
+        last: list[Reply] = []
+
+        def satisfied() -> bool:
+            last[:] = [self.call("GET", path)]
+            return bool(predicate(last[0]))
+
+        until(satisfied, timeout)
+        return last[0]
 
 
 def loading(reply: Reply) -> bool:

@@ -16,8 +16,9 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
 from copy_ops.background.dispatch import do_work
+from copy_ops.background.sweep import sweep
 from copy_ops.core.errors import CopyOpsError
-from copy_ops.jobs.model import Job
+from copy_ops.jobs.model import Job, JobState
 from copy_ops.jobs.request import parse_job_request
 from copy_ops.jobs.service import JobOutcome
 from copy_ops.service import CopyService
@@ -25,7 +26,7 @@ from copy_ops.storage import BlobStorage
 from copy_ops.storage.queues import QueueStorage
 from devkit import PendingCopyProxy
 from devkit.worker import run
-from tests.conftest import TEST_CLIENT_OPTIONS, SettingsFactory, open_storage
+from tests.conftest import TEST_CLIENT_OPTIONS, Blobs, SettingsFactory, open_storage
 
 # A job's work is done after this many deliveries, or the test has found a bug.
 MOST_DELIVERIES = 500
@@ -177,3 +178,45 @@ def drain_through(work: Callable[[Any], None], queue: QueueClient, rounds: int =
             queue.delete_message(message)
             done += 1
     return done
+
+
+# Jobs whose items stay pending, ended by sweeps past their deadline.
+NOW = datetime.now(UTC).replace(microsecond=0)
+TIMEOUT = 600
+# The host delivers a message that failed again after its visibility timeout (host.json).
+VISIBILITY = timedelta(seconds=10)
+
+
+def arrange(blobs: Blobs, proxy: PendingCopyProxy, count: int) -> list[str]:
+    """``count`` blobs under ``in/``, whose copies stay pending."""
+    names = [f"in/{i:03d}.bin" for i in range(count)]
+    for name in names:
+        blobs.put(blobs.src, name, b"x")
+    proxy.pending_copies = True
+    return names
+
+
+def job_body(blobs: Blobs, source: object = None, **fields: Any) -> dict[str, Any]:
+    """A job of the test's ``in/`` to its ``out/``, with ``TIMEOUT``, and ``fields``."""
+    return {
+        "source": source or {"container": blobs.src, "prefix": "in/"},
+        "destination": {"container": blobs.dst, "prefix": "out/"},
+        "timeout_seconds": TIMEOUT,
+        **fields,
+    }
+
+
+def finish(world: JobWorld, job_id: str) -> None:
+    """Past the deadline: sweeps abort the pending items and end the job."""
+    after = NOW + timedelta(seconds=TIMEOUT + 1)
+    for step in range(3):
+        run(sweep(world.service, after + timedelta(minutes=step)))
+        world.deliver(after + timedelta(minutes=step))
+    job = world.job(job_id, after + timedelta(minutes=3))
+    assert job.state is JobState.ABORTED or job.state.is_final, job
+
+
+def assert_each_started_once(proxy: PendingCopyProxy, blobs: Blobs, names: list[str]) -> None:
+    expected = {f"/devstoreaccount1/{blobs.dst}/out/{name[3:]}" for name in names}
+    assert set(proxy.started) == expected
+    assert set(proxy.started.values()) == {1}, {k: v for k, v in proxy.started.items() if v != 1}

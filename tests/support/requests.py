@@ -1,14 +1,18 @@
-"""Start-request bodies for tests, naming blobs of the test's own containers, and a start
-from such a body through the same parsing as the HTTP adapter's."""
+"""Start-request bodies for tests, naming blobs of the test's own containers, a start
+from such a body through the same parsing as the HTTP adapter's, and the check of a
+problem+json answer."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+import azure.functions as func
+
 from copy_ops.copies.request import parse_copy_request
 from copy_ops.edges import http
 from copy_ops.service import CopyService, StartOutcome
+from devkit.app import payload
 from devkit.worker import run
 
 
@@ -26,3 +30,11 @@ def start(service: CopyService, body: Any, now: datetime, idempotency_key: str |
     request = parse_copy_request(body, service.settings, now)
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
     return run(service.start(request, now, http.idempotency_key(headers)))
+
+
+def is_problem(response: func.HttpResponse, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.get_body()
+    assert response.mimetype == "application/problem+json"
+    body: dict[str, Any] = payload(response)
+    assert body["status"] == status and body["title"] and body["type"].startswith("urn:copy-ops:problem:")
+    return body
