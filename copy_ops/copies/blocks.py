@@ -111,15 +111,23 @@ class Staged:
 
     @classmethod
     def parse(cls, text: str) -> Staged:
-        """The record's text form back; ValueError for anything else."""
-        indexes: set[int] = set()
+        """The record's text form back; ValueError for anything else. Read as ranges: the
+        work follows the text's length, never how many blocks its ranges span (a message
+        naming ``0-49999`` a thousand times costs what its bytes cost)."""
+        ranges: list[tuple[int, int]] = []
         for part in filter(None, text.split(",")):
             first, _, last = part.partition("-")
-            low, high = int(first), int(last or first)
-            if not 0 <= low <= high < MOST_BLOCKS:
+            low, high = _index(first), _index(last or first)
+            if low > high:
                 raise ValueError(f"not a range of block indexes: {part!r}")
-            indexes.update(range(low, high + 1))
-        return cls.of(indexes)
+            ranges.append((low, high))
+        merged: list[tuple[int, int]] = []
+        for low, high in sorted(ranges):
+            if merged and low <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+            else:
+                merged.append((low, high))
+        return cls(tuple(merged))
 
     def text(self) -> str:
         return ",".join(f"{low}" if low == high else f"{low}-{high}" for low, high in self.ranges)
@@ -141,3 +149,13 @@ class Staged:
     def bytes_staged(self, blocks: tuple[Block, ...]) -> int:
         done = self.indexes()
         return sum(block.length for block in blocks if block.index in done)
+
+
+def _index(text: str) -> int:
+    """A block index in its text form (at most five ASCII digits, below MOST_BLOCKS)."""
+    if not (0 < len(text) <= INDEX_DIGITS and text.isascii() and text.isdigit()):
+        raise ValueError(f"not a block index: {text[:20]!r}")
+    index = int(text)
+    if index >= MOST_BLOCKS:
+        raise ValueError(f"a block index is 0 to {MOST_BLOCKS - 1}, not {index}")
+    return index

@@ -61,6 +61,23 @@ def listed_items(source: PrefixSource, names: Sequence[str], sizes: Sequence[int
     ]
 
 
+def _foreign(source: PrefixSource, message: Batch) -> bool:
+    """Whether the batch names a blob outside its job's source prefix: no listing of the
+    job's did, so it is not the app's batch (whoever can put a message on the work queue
+    must not steer the app's credential to other blobs, nor onto a listed item's place).
+    Refused whole: nothing of it starts or is recorded."""
+    outside = [name for name in message.names if not name.startswith(source.prefix)]
+    if outside:
+        logger.warning(
+            "job_batch_refused job=%s page=%s batch=%s reason=outside_prefix names=%s",
+            message.job,
+            message.page,
+            message.index,
+            len(outside),
+        )
+    return bool(outside)
+
+
 def batch_messages(job_id: str, page: int, listed: Sequence[Listed], sas: str | None, handout: str) -> list[str]:
     """A listed page as batch messages, each at most :data:`BATCH` items and under the size limit."""
     sized = [(item.name, item.size) for item in listed]
@@ -101,6 +118,8 @@ class Batches:
         if _stopped(job, now):
             logger.info("job_batch_skipped job=%s page=%s batch=%s", job.id, message.page, message.index)
             return "stopped"
+        if _foreign(job.source, message):
+            return "refused"
         items = listed_items(job.source, message.names, message.sizes, message.sas)
         what = f"batch {message.page}-{message.index}"
         outcomes = await self._starts.start_all(job, items, now, what, self._stopping(job.id, now))
@@ -121,6 +140,8 @@ class Batches:
         job = stored.job if stored is not None else None
         if job is None or _stopped(job, now) or job.source is None:
             return "stopped"  # the job ends without the items not started (its check stops it)
+        if _foreign(job.source, message):
+            return "refused"
         items = listed_items(job.source, message.names, message.sizes, message.sas)
         # A storage fault raises: the poison queue's own trigger delivers the message again.
         outcomes = await self._starts.record_unstarted(job, items, now, POISONED)

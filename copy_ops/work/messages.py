@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from copy_ops.copies.block_lifecycle import STAGE_BATCH
 from copy_ops.copies.blocks import Staged
 from copy_ops.copies.model import BlobRef, ForeignBlob, ManifestEntry
 from copy_ops.core.errors import FieldError, InvalidRequest
@@ -144,6 +145,10 @@ def encode(work: Work) -> str:
 
 
 def decode(text: str) -> Work:
+    """The message, or InvalidRequest. Bounded: its size is checked before it is parsed, and
+    every list in it before its items are read, so no message costs more than its bytes."""
+    if len(text) > MESSAGE_LIMIT_BYTES or len(text.encode()) > MESSAGE_LIMIT_BYTES:
+        raise _invalid(f"is over {MESSAGE_LIMIT_BYTES} bytes")
     try:
         data: Any = json.loads(text)
     except (ValueError, RecursionError):
@@ -163,13 +168,15 @@ def _decode(data: dict[str, Any]) -> Work | None:
     kind = data.get("kind")
     if kind in ("settle", "abort"):
         ids = data["ids"]
-        if isinstance(ids, list) and ids and all(isinstance(item, str) for item in ids):
+        if _listing(ids, SETTLE_BATCH) and all(isinstance(item, str) for item in ids):
             return Settle(tuple(ids)) if kind == "settle" else Abort(tuple(ids))
         return None
     if kind == "stage":
         op, blocks, sas = data["op"], data["blocks"], data.get("sas")
         if isinstance(op, str) and isinstance(blocks, str) and isinstance(sas, str | None):
-            Staged.parse(blocks)  # ranges of block indexes, or ValueError: refused whole, not retried
+            # Ranges of block indexes, at most a hand-out's worth, or ValueError: refused whole.
+            if Staged.parse(blocks).count() > STAGE_BATCH:
+                raise ValueError(f"more than {STAGE_BATCH} blocks")
             return Stage(op, blocks, sas)
         return None
     job = data["job"]
@@ -183,7 +190,7 @@ def _decode(data: dict[str, Any]) -> Work | None:
         return _batch(job, data)
     if kind == "report" and isinstance(data["part"], str) and _is_part(data["part"]):
         return ReportPart(job, data["part"])
-    if kind == "chunk" and _whole(data["index"]) and isinstance(data["entries"], list):
+    if kind == "chunk" and _whole(data["index"]) and _listing(data["entries"], CHUNK):
         entries = tuple(ManifestEntry(_source_of(item["source"]), _text(item["name"])) for item in data["entries"])
         return Chunk(job, data["index"], entries)
     return None
@@ -191,7 +198,7 @@ def _decode(data: dict[str, Any]) -> Work | None:
 
 def _batch(job: str, data: dict[str, Any]) -> Batch | None:
     names, sizes, sas, handout = data["names"], data["sizes"], data.get("sas"), data.get("handout", "")
-    if not (isinstance(names, list) and isinstance(sizes, list) and names and len(names) == len(sizes)):
+    if not (_listing(names, BATCH) and isinstance(sizes, list) and len(names) == len(sizes)):
         return None
     if not (_whole(data["page"]) and _whole(data["index"]) and isinstance(sas, str | None)):
         return None
@@ -200,6 +207,12 @@ def _batch(job: str, data: dict[str, Any]) -> Batch | None:
     if not all(isinstance(name, str) and name for name in names) or not all(_whole(size) for size in sizes):
         return None
     return Batch(job, data["page"], data["index"], tuple(names), tuple(sizes), sas, handout)
+
+
+def _listing(value: Any, most: int) -> bool:
+    """A list of one to ``most`` items: no kind carries an empty one, nor more than its sender
+    puts in one message."""
+    return isinstance(value, list) and 0 < len(value) <= most
 
 
 def _is_part(part: str) -> bool:
