@@ -27,6 +27,8 @@ from devkit.worker import Worker
 logger = logging.getLogger("devhost")
 # Azure Functions refuses HTTP requests over 100 MB (the host's maxRequestBodySize).
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
+# How long a stopping host waits for the queue messages it is running to finish.
+DRAIN_SECONDS = 30
 
 
 def load_local_settings(path: Path, environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -145,6 +147,7 @@ class DevHost:
                 )
         self._stop = threading.Event()
         self._server: DevServer | None = None
+        self._polling: list[threading.Thread] = []
 
     def serve(self, host: str, port: int) -> DevServer:
         """Bind ``host:port`` and serve this app there (see :meth:`start`)."""
@@ -163,7 +166,10 @@ class DevHost:
                     "queue_trigger_disabled function=%s setting=%s: %s", trigger.name, trigger.connection, problem
                 )
                 continue
-            threading.Thread(target=trigger.loop, args=(self._stop,), name=f"queue-{trigger.name}", daemon=True).start()
+            name = f"queue-{trigger.name}"
+            polling = threading.Thread(target=trigger.loop, args=(self._stop,), name=name, daemon=True)
+            polling.start()
+            self._polling.append(polling)
         server.host = self
         return server
 
@@ -171,6 +177,11 @@ class DevHost:
         self._stop.set()
         if self._server is not None:
             self._server.shutdown()
+        # The messages being run finish first, as the Functions host drains them: each waits
+        # on the loop, and once that has stopped it would wait for ever, and hold the process
+        # (its pool's threads are joined at exit) until it is killed.
+        for polling in self._polling:
+            polling.join(DRAIN_SECONDS)
         # The app's connections, closed on the loop they belong to; then the loop.
         from copy_ops.edges import runtime
 

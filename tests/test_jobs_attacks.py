@@ -6,6 +6,7 @@ the send window, a page still in flight when its job's deadline ends the listing
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,8 @@ from copy_ops.background.dispatch import do_work
 from copy_ops.background.sweep import sweep
 from copy_ops.copies.model import BlobRef, CopyRequest, ErrorCode, OnAbort, State
 from copy_ops.core.errors import StorageUnavailable
-from copy_ops.jobs import items, progress
+from copy_ops.core.settings import Settings
+from copy_ops.jobs import progress
 from copy_ops.storage import BlobStorage
 from devkit import PendingCopyProxy
 from devkit.worker import run
@@ -117,15 +119,19 @@ def test_a_retried_key_whose_page_meets_no_record_yet_is_delivered_again(
 
 
 def test_a_lease_slower_than_the_send_window_starts_nothing_twice(
-    make_settings: SettingsFactory, proxy: PendingCopyProxy, blobs: Blobs, monkeypatch: pytest.MonkeyPatch
+    make_settings: SettingsFactory, proxy: PendingCopyProxy, blobs: Blobs
 ) -> None:
     """The send window is checked just before Copy Blob, after the lease: a slow Acquire
-    Lease leaves the claim to the attempt that took it over. (The window is shortened to a
-    second, the lease delayed three: the real ones are 15 s and a 30 s read timeout.)"""
-    monkeypatch.setattr(items, "SEND_WINDOW", timedelta(seconds=1))
+    Lease leaves the claim to the attempt that took it over. (The claim is shortened to two
+    seconds, below what COPY_JOB_ITEM_CLAIM_SECONDS allows, so that its window is one, and
+    the lease delayed three: the real window is 5 to 15 s, a request's read timeout 30 s.)"""
+
+    def short_claim(**overrides: str) -> Settings:
+        return dataclasses.replace(make_settings(**overrides), job_item_claim_seconds=2)
+
     arrange(blobs, proxy, 1)
     proxy.pending_copies = False
-    world = JobWorld(make_settings, proxy)
+    world = JobWorld(short_claim, proxy)
     other = JobWorld.beside(world)
     job = world.start({**job_body(blobs), "lease_source": True, "overwrite": True}, NOW).job
     [page] = world.take_batches(NOW)

@@ -205,6 +205,29 @@ def test_a_page_larger_than_a_batch_is_split() -> None:
     assert sizes == [BATCH, 5]
 
 
+def test_a_dead_attempts_claim_is_taken_over_once_the_claim_the_settings_give_is_over() -> None:
+    """COPY_JOB_ITEM_CLAIM_SECONDS: an item recorded by an attempt that died before its
+    Copy Blob is held for that long (30 s by default), then a delivery takes it over and
+    starts it, once."""
+    storage, sent = CountingStorage(), MemoryQueue()
+    short = CopyService(Settings.from_env({**_env(), "COPY_JOB_ITEM_CLAIM_SECONDS": "10"}), storage, sent)
+    default = CopyService(SETTINGS, storage, sent)
+    start(storage, sent, 1)
+    run(do_work(short, sent.take()[0], T0))  # page 0 -> batch 0-0
+    [batch] = [text for text in sent.take() if isinstance(decode(text), Batch)]
+    storage.calls_left = 1  # its record, then the instance dies before its Copy Blob
+    with pytest.raises(Killed):
+        run(do_work(short, batch, T0))
+    storage.calls_left = None
+    # Held: the batch raises, and the host delivers it again.
+    for service, seconds in ((short, 9), (default, 11)):
+        with pytest.raises(CopyOpsError):
+            run(do_work(service, batch, T0 + timedelta(seconds=seconds)))
+        assert not storage.copies
+    run(do_work(short, batch, T0 + timedelta(seconds=11)))
+    assert storage.copies == Counter({"out/000.bin": 1})
+
+
 def _env() -> dict[str, str]:
     return {"COPY_STORAGE": "UseDevelopmentStorage=true", "COPY_SWEEP_CONCURRENCY": "3", "COPY_ENGINE": "async"}
 

@@ -4,6 +4,8 @@ started once and the job ends, whatever instance did what."""
 
 from __future__ import annotations
 
+import itertools
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -18,6 +20,9 @@ from tests.support.waiting import until
 pytestmark = pytest.mark.system
 
 ITEMS = 150
+PAGE = 40
+# Pages of 40: one batch each, the last of 30.
+BATCHES = {(page, 0) for page in range(-(-ITEMS // PAGE))}
 
 
 @pytest.fixture
@@ -27,13 +32,19 @@ def hosts(proxy: PendingCopyProxy) -> Iterator[list[DevHostProcess]]:
         "COPY_LEDGER_CONTAINER": f"ledger-{uuid.uuid4().hex[:10]}",
         "COPY_SWEEP_SCHEDULE": "0 0 0 1 1 *",
         "COPY_WORK_QUEUE": f"work-{uuid.uuid4().hex[:10]}",
-        "COPY_JOB_PAGE_SIZE": "40",
+        "COPY_JOB_PAGE_SIZE": str(PAGE),
         "COPY_FANOUT_THRESHOLD": "50",
     }
-    started = [DevHostProcess(env=env, host_json=FAST_QUEUES) for _ in range(2)]
-    yield started
-    for host in started:
-        host.stop()
+    started: list[DevHostProcess] = []
+    try:
+        for _ in range(2):
+            started.append(DevHostProcess(env=env, host_json=FAST_QUEUES, wait_until_loaded=False))
+        for host in started:  # both load the app at once
+            host.wait_until_loaded()
+        yield started
+    finally:
+        for host in started:
+            host.stop()
 
 
 def test_two_hosts_run_one_job(hosts: list[DevHostProcess], blobs: Blobs, proxy: PendingCopyProxy) -> None:
@@ -50,20 +61,26 @@ def test_two_hosts_run_one_job(hosts: list[DevHostProcess], blobs: Blobs, proxy:
     assert reply.status == 202, reply.body
     job_id = reply.json()["id"]
 
-    def enumerated() -> bool:
-        return bool(second.call("GET", f"/api/jobs/{job_id}").json()["enumeration"]["done"])
+    def every_batch_done() -> bool:
+        return batches_done(job_id, hosts) == BATCHES
 
-    assert until(enumerated), second.call("GET", f"/api/jobs/{job_id}").json()
-    # Every item started (copies stay pending): the job is aborted, its items end.
-    # (A deadline of seconds would end the listing itself: no item starts past it.)
+    assert until(every_batch_done), [host.log()[-2000:] for host in hosts]
+    assert second.call("GET", f"/api/jobs/{job_id}").json()["enumeration"]["done"]
+    # Every item started (copies stay pending) and every batch done: the job is aborted, and
+    # its items end. Aborted while a batch is still out, the job would wait a minute for the
+    # batches in flight (progress.IN_FLIGHT) however soon they are done: a batch that starts
+    # nothing after an abort leaves no mark to say so. (A deadline of seconds would end the
+    # listing itself.)
     assert second.call("POST", f"/api/jobs/{job_id}/abort").status == 202
 
-    def ended() -> bool:
-        for host in hosts:  # both sweep, as the timer would on whichever instance holds it
-            host.call("POST", "/admin/functions/sweep", {"input": ""})
-        return first.call("GET", f"/api/jobs/{job_id}").json()["state"] == "aborted" or _final(first, job_id)
+    turns = itertools.cycle(hosts)
 
-    assert until(ended, timeout=90), first.call("GET", f"/api/jobs/{job_id}").json()
+    def ended() -> bool:
+        # Both sweep, as the timer does on whichever instance holds it: one at a time.
+        sweep(next(turns))
+        return _final(first, job_id)
+
+    assert until(ended, timeout=90, interval=1), first.call("GET", f"/api/jobs/{job_id}").json()
     job = first.call("GET", f"/api/jobs/{job_id}").json()
     assert job["counts"]["items"] == ITEMS and job["counts"]["aborted"] == ITEMS, job
     assert len(proxy.started) == ITEMS and set(proxy.started.values()) == {1}
@@ -71,6 +88,20 @@ def test_two_hosts_run_one_job(hosts: list[DevHostProcess], blobs: Blobs, proxy:
     assert any("work_done" in host.log() for host in hosts)
     report = first.call("GET", f"/api/jobs/{job_id}/report")
     assert report.status == 200 and len(report.body.splitlines()) == ITEMS
+
+
+def batches_done(job_id: str, hosts: list[DevHostProcess]) -> set[tuple[int, int]]:
+    """The job's batches whose items are all started (their marks left), as the hosts' logs say."""
+    pattern = rf"job_batch job={job_id} page=(\d+) batch=(\d+) "
+    return {(int(page), int(batch)) for host in hosts for page, batch in re.findall(pattern, host.log())}
+
+
+def sweep(host: DevHostProcess) -> None:
+    """One run of the sweep on ``host``, waited for: the timer is a singleton, its runs
+    never overlap, on one instance or across them."""
+    runs = host.log().count("timer function=sweep ")
+    assert host.call("POST", "/admin/functions/sweep", {"input": ""}).status == 202
+    assert host.wait_for_log(lambda log: log.count("timer function=sweep ") > runs, timeout=60), host.log()[-2000:]
 
 
 def _final(host: DevHostProcess, job_id: str) -> bool:

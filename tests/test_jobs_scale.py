@@ -1,8 +1,13 @@
 """One job across every instance, on the wire: two development hosts on one Azurite start
-one job of 2,000 items together, as two instances of the app would. The listing fails
-(503) mid-job, one batch is delivered twice, and the first host is killed in the middle of
-its batches; each host still starts a share, no item starts twice, every item ends once,
-the job ends once, and its report (in parts) names every item once."""
+one job of several pages, each of several batches, as two instances of the app would. The
+first host is killed in the middle of its batches, the listing fails (503) on the other,
+and one batch is delivered twice; each host still starts a share, no item starts twice,
+every item ends once, the job ends once, and its report (in parts) names every item once.
+
+Each host reaches storage through a proxy of its own, so that the test knows which host
+sent each Copy Blob: the first is killed once its proxy has let its share through and held
+back the next one, so it dies with items it claimed and never started, which the survivor
+must take over (tests/test_jobs_handout.py proves every interleaving in memory)."""
 
 from __future__ import annotations
 
@@ -17,117 +22,182 @@ from typing import Any
 import pytest
 from azure.storage.queue import QueueClient
 
-from copy_ops.work.messages import Batch, encode
-from devkit import PendingCopyProxy
+from copy_ops.work.messages import BATCH, Batch, encode
+from devkit import PendingCopyProxy, connection_string, serve
 from tests.conftest import Blobs
 from tests.support.devhost_process import DevHostProcess
+from tests.support.queues import host_json
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.system
 
-ITEMS = 2000
-PAGE = 500
-# A fast queue policy: a failed message comes back after 2 s, up to 20 times, so a batch
-# whose items the dead host claimed comes back until their claims (30 s) run out (the
-# production host.json: every 10 s, 5 times; the same 40 s and more).
-QUEUES = {
-    "version": "2.0",
-    "functionTimeout": "00:05:00",
-    "extensions": {
-        "queues": {
-            "maxPollingInterval": "00:00:00.5",
-            "visibilityTimeout": "00:00:02",
-            "batchSize": 16,
-            "maxDequeueCount": 20,
-            "messageEncoding": "none",
-        }
-    },
-}
+# Pages of 210, handed out as batches of 200 and 10: three pages (the last of 30), five
+# batches. The first host lists page 0 and takes its batches; the survivor lists the rest.
+PAGE = 210
+ITEMS = 450
+PAGES = 3
+# Items per part of the report, about (the least the setting allows): 16 parts.
+REPORT_PART = 100
+# Copy Blobs the first host's proxy lets through: fewer than its smallest batch, so that it
+# dies in the middle of every batch it took.
+SHARE = 8
+# The shortest claim the settings allow (COPY_JOB_ITEM_CLAIM_SECONDS): the items the first
+# host claimed are the survivor's 10 s after, not 30. This wait is most of the test's time.
+CLAIM_SECONDS = 10
+# A failed message is back after a second, up to 20 times: a batch holding the dead host's
+# claims comes back until they are over.
+QUEUES = host_json("00:00:01", 20)
 
 
 @pytest.fixture
-def env(proxy: PendingCopyProxy) -> dict[str, str]:
+def env() -> dict[str, str]:
+    """The two hosts' settings, but for their storage: the same ledger and queue."""
     return {
-        "COPY_STORAGE": proxy.connection_string,
         "COPY_LEDGER_CONTAINER": f"ledger-{uuid.uuid4().hex[:10]}",
         "COPY_SWEEP_SCHEDULE": "0 0 0 1 1 *",
         "COPY_WORK_QUEUE": f"work-{uuid.uuid4().hex[:10]}",
         "COPY_JOB_PAGE_SIZE": str(PAGE),
-        "COPY_JOB_REPORT_PART": "300",
+        "COPY_JOB_REPORT_PART": str(REPORT_PART),
+        "COPY_JOB_ITEM_CLAIM_SECONDS": str(CLAIM_SECONDS),
         "COPY_ENGINE": "async",
-        # A killed host's messages come back after this (Azure's host: 10 minutes).
-        "DEVHOST_MESSAGE_LEASE_SECONDS": "8",
     }
 
 
 @pytest.fixture
-def hosts(env: dict[str, str]) -> Iterator[list[DevHostProcess]]:
-    started = [DevHostProcess(env=env, host_json=QUEUES) for _ in range(2)]
-    yield started
-    for host in started:
-        host.stop()
+def doomed_proxy(azurite_ports: tuple[int, int], proxy: PendingCopyProxy) -> Iterator[PendingCopyProxy]:
+    """The first host's way to the same Azurite: a proxy of its own (its queue: Azurite's
+    directly). One account has one blob index: the proxies share theirs, so that each
+    answers for the records the other's host wrote."""
+    own = serve(azurite_ports[0])
+    own.index = proxy.index
+    yield own
+    own.stop()
 
 
-def started_by(log: str, job_id: str) -> int:
-    """Items a host's batches started for the job, as its log lines say."""
-    return sum(int(m.group(1)) for m in re.finditer(rf"job_batch job={job_id} .*?started=(\d+)", log))
+@pytest.fixture
+def hosts(
+    env: dict[str, str], proxy: PendingCopyProxy, doomed_proxy: PendingCopyProxy, azurite_ports: tuple[int, int]
+) -> Iterator[list[DevHostProcess]]:
+    doomed = {
+        **env,
+        "COPY_STORAGE": connection_string(doomed_proxy.port, queue_port=azurite_ports[1]),
+        # Its messages come back this soon after it dies (Azure's host: 10 minutes).
+        "DEVHOST_MESSAGE_LEASE_SECONDS": "2",
+    }
+    survivor = {**env, "COPY_STORAGE": proxy.connection_string}
+    started: list[DevHostProcess] = []
+    try:
+        for each in (doomed, survivor):
+            started.append(DevHostProcess(env=each, host_json=QUEUES, wait_until_loaded=False))
+        for host in started:  # both load the app at once
+            host.wait_until_loaded()
+        yield started
+    finally:
+        for host in started:
+            host.stop()
 
 
-def test_two_hosts_start_one_job_of_thousands_each_item_once(
-    hosts: list[DevHostProcess], env: dict[str, str], blobs: Blobs, proxy: PendingCopyProxy
+def test_two_hosts_start_one_job_of_several_pages_each_item_once(
+    hosts: list[DevHostProcess],
+    env: dict[str, str],
+    blobs: Blobs,
+    proxy: PendingCopyProxy,
+    doomed_proxy: PendingCopyProxy,
 ) -> None:
     names = [f"in/{index:04d}.bin" for index in range(ITEMS)]
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda name: blobs.put(blobs.src, name, b"x"), names))
     proxy.pending_copies = False
-    # The listing fails mid-job (its second page: 4 times, the SDK's own retries and then the
-    # invocation, which the host delivers again); Copy Blob is slowed, so that a host is in
-    # the middle of its batches whenever it is killed.
-    proxy.inject("list_blobs", times=4, after=1, path_contains=f"/{blobs.src}")
-    proxy.inject("copy_blob", mode="delay", seconds=0.1, times=10**6)
-    first, second = hosts
+    doomed, survivor = hosts
+    source = f"/{blobs.src}"
+    assert proxy.queue_proxy is not None
+    # Until the first host is killed, the survivor finds no queue: the queue's messages all
+    # go to the first, as the platform may give them to one instance.
+    proxy.queue_proxy.inject("get_messages", status=404, code="QueueNotFound", times=10**6)
+    # The first host lists page 0 and no other: its next listing never gets an answer.
+    doomed_proxy.inject("list_blobs", mode="drop", after=1, times=10**6, path_contains=source)
+    # Its first SHARE Copy Blobs go through, then none: the items it goes on claiming are
+    # recorded and never started when it dies.
+    doomed_proxy.inject("copy_blob", mode="drop", after=SHARE, times=10**6)
+    # The survivor's listings fail until one of its pages has failed whole (the SDK's own
+    # retries, then the invocation, which the host delivers again).
+    proxy.inject("list_blobs", times=10**6, path_contains=source)
     body = {
         "source": {"container": blobs.src, "prefix": "in/"},
         "destination": {"container": blobs.dst, "prefix": "out/"},
         "timeout_seconds": 900,
     }
-    reply = first.call("POST", "/api/jobs", body)
+    reply = doomed.call("POST", "/api/jobs", body)
     assert reply.status == 202, reply.body
     job_id = reply.json()["id"]
     # The first page's first batch's items, delivered twice: as the listing hands them out, and
     # in a copy sent here (of no handout the checkpoint counts: its mark stands for nothing).
-    twice = Batch(job_id, 0, 0, tuple(names[:200]), (1,) * 200)
-    QueueClient.from_connection_string(proxy.connection_string, env["COPY_WORK_QUEUE"]).send_message(encode(twice))
+    twice = Batch(job_id, 0, 0, tuple(names[:BATCH]), (1,) * BATCH)
+    with QueueClient.from_connection_string(proxy.connection_string, env["COPY_WORK_QUEUE"]) as queue:
+        queue.send_message(encode(twice))
 
-    started_some = re.compile(rf"job_batch job={job_id} .*?started=[1-9]")
-    assert first.wait_for_log(lambda log: started_some.search(log) is not None, timeout=60), first.log()[-3000:]
-    first._process.kill()  # mid-batch: its messages come back to the other host after their lease
-    killed_log = first.log()
+    def mid_batch() -> bool:
+        """The first host's proxy let its share through and held back the next Copy Blob;
+        and its page 0 is done, its message deleted (else the survivor would list page 0
+        again, and hand its items out again)."""
+        return doomed_proxy.log.counts["copy_blob"] > SHARE and page_deleted(doomed.log())
 
-    def ended() -> bool:
-        return second.call("GET", f"/api/jobs/{job_id}").json()["state"] != "enumerating" and _final(second, job_id)
-
-    assert until(ended, timeout=300), second.call("GET", f"/api/jobs/{job_id}").json()
+    assert until(mid_batch, timeout=30, interval=0.02), doomed.log()[-3000:]
+    doomed._process.kill()  # mid-batch: its messages come back to the survivor after their lease
+    doomed.wait_for_exit()
+    killed_log = doomed.log()
+    proxy.queue_proxy.clear_faults()  # the survivor takes the queue's messages from now on
+    # Its first page fails whole; then its listings are answered again.
+    assert survivor.wait_for_log(lambda log: page_failed(log) is not None, timeout=30), survivor.log()[-3000:]
     proxy.clear_faults()
-    job = second.call("GET", f"/api/jobs/{job_id}").json()
+
+    # The job's end, as the survivor's log says (a running job's view counts its items in
+    # the blob index: asked for every moment, it would take the machine from the job).
+    finished = f"job_finished job={job_id}"
+    assert until(lambda: finished in survivor.log(), timeout=60), survivor.call("GET", f"/api/jobs/{job_id}").json()
+    job = survivor.call("GET", f"/api/jobs/{job_id}").json()
     assert job["state"] == "succeeded" and job["counts"]["succeeded"] == ITEMS, job
-    assert job["enumeration"]["items"] == ITEMS and job["enumeration"]["stopped"] is None, job
-    # No item started twice, none missing.
-    destinations = {path: count for path, count in proxy.started.items() if f"/{blobs.dst}/" in path}
-    assert len(destinations) == ITEMS and set(destinations.values()) == {1}, Counter(destinations.values())
-    # Each host started a share; the survivor finished the dead one's batches.
-    survivor_log = second.log()
-    shares = [started_by(killed_log, job_id), started_by(survivor_log, job_id)]
-    assert all(share > 0 for share in shares) and sum(shares) <= ITEMS, shares
-    assert "queue_function_failed" in killed_log + survivor_log  # the page whose listing failed, retried
-    assert len(re.findall(rf"job_batch job={job_id} page=0 batch=0 ", killed_log + survivor_log)) >= 2
+    assert job["enumeration"] == {"done": True, "items": ITEMS, "pages": PAGES, "stopped": None}, job
+    # No item started twice, none missing; the first host started its share, the survivor the rest.
+    by_doomed, by_survivor = copies_to(blobs.dst, doomed_proxy), copies_to(blobs.dst, proxy)
+    every = by_doomed + by_survivor
+    assert len(every) == ITEMS and set(every.values()) == {1}, Counter(every.values())
+    assert (by_doomed.total(), by_survivor.total()) == (SHARE, ITEMS - SHARE)
+    # The first host died in the middle of every batch it took (it finished none), holding
+    # claims of items it never started: the survivor took them over.
+    survivor_log = survivor.log()
+    assert "job_batch " not in killed_log and "job_item_taken_over" in survivor_log
+    # The page whose listing failed was delivered again and listed.
+    assert f"work_done id={page_failed(survivor_log)} kind=page" in survivor_log, survivor_log[-3000:]
     # The job ended once, whoever looked.
-    assert (killed_log + survivor_log).count(f"job_finished job={job_id}") == 1
-    # Its report, in parts (300 items a part: 16 of them), each linking the next: every item once.
+    assert (killed_log + survivor_log).count(finished) == 1
+    # Its report, in parts (16), each linking the next: every item once.
     assert job["report_parts"] == 16
-    lines = _report(second, job_id)
+    lines = _report(survivor, job_id)
     assert sorted(line["destination"]["blob"] for line in lines) == [f"out/{name[3:]}" for name in names]
     assert {line["state"] for line in lines} == {"succeeded"}
+    # The batch delivered twice: both deliveries done, by the survivor (the one that came
+    # second may find the job ended, and start nothing either way).
+    twice_done = rf"job_batch(?:_skipped)? job={job_id} page=0 batch=0\b"
+    assert until(lambda: len(re.findall(twice_done, survivor.log())) >= 2, timeout=10), survivor.log()[-3000:]
+
+
+def page_deleted(log: str) -> bool:
+    """Whether a host's log shows a page done and its message deleted."""
+    done = re.findall(r"work_done id=(\S+) kind=page", log)
+    return any(f"queue function=work id={message} outcome=ok" in log for message in done)
+
+
+def page_failed(log: str) -> str | None:
+    """The message of a host's first invocation that failed on the proxy's 503 (ServerBusy),
+    as only a listing does here."""
+    failed = re.search(r"work_failed id=(\S+) dequeue_count=\d+ code=ServerBusy", log)
+    return failed.group(1) if failed else None
+
+
+def copies_to(container: str, proxy: PendingCopyProxy) -> Counter[str]:
+    """Copy Blob requests that started a copy into ``container``, through ``proxy``, by destination."""
+    return Counter({path: count for path, count in proxy.started.items() if f"/{container}/" in path})
 
 
 def _report(host: DevHostProcess, job_id: str) -> list[dict[str, Any]]:
@@ -144,7 +214,3 @@ def _report(host: DevHostProcess, job_id: str) -> list[dict[str, Any]]:
         path = match.group(1) if match else None
     assert parts == 16
     return lines
-
-
-def _final(host: DevHostProcess, job_id: str) -> bool:
-    return host.call("GET", f"/api/jobs/{job_id}").json()["state"] in ("succeeded", "failed", "aborted")

@@ -5,6 +5,7 @@ import pytest
 from copy_ops.core.connection import endpoint_of
 from copy_ops.core.errors import ConfigurationError
 from copy_ops.core.settings import Settings
+from copy_ops.jobs import progress
 
 KEY = "Zm9vYmFyYmF6cXV4c2VjcmV0a2V5MTIzNDU2Nzg5MA=="
 AZURE_CS = f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={KEY};EndpointSuffix=core.windows.net"
@@ -53,6 +54,20 @@ def test_defaults_follow_the_spec() -> None:
 )
 def test_storage_connection_precedence(env: dict[str, str], endpoint: str) -> None:
     assert Settings.from_env(env).storage.blob_endpoint == endpoint
+
+
+def test_a_job_items_claim_is_at_most_its_default_and_at_least_the_shortest_sound_one() -> None:
+    """COPY_JOB_ITEM_CLAIM_SECONDS: 30 s by default and at most (the jobs' timings above
+    the claim were set for it), 10 s at least (progress.SHORTEST_ITEM_CLAIM says why)."""
+    env = {"AzureWebJobsStorage": AZURE_CS}
+    shortest, longest = (int(claim.total_seconds()) for claim in (progress.SHORTEST_ITEM_CLAIM, progress.ITEM_CLAIM))
+    assert Settings.from_env(env).job_item_claim_seconds == longest
+    for seconds in (shortest, longest):
+        assert Settings.from_env({**env, "COPY_JOB_ITEM_CLAIM_SECONDS": str(seconds)}).job_item_claim_seconds == seconds
+    for seconds in (shortest - 1, longest + 1):
+        with pytest.raises(ConfigurationError) as caught:
+            Settings.from_env({**env, "COPY_JOB_ITEM_CLAIM_SECONDS": str(seconds)})
+        assert caught.value.code == "COPY_JOB_ITEM_CLAIM_SECONDS"
 
 
 def test_identity_connection_keeps_client_id() -> None:

@@ -58,6 +58,9 @@ class Settings:
     job_page_size: int = 1000
     # Items per part of a job's report, about: a larger job's report is written in parts.
     job_report_part: int = 5000
+    # How long a start attempt holds a job's item it recorded before another delivery may
+    # take it over (copy_ops.jobs.progress.ITEM_CLAIM says why 10 to 30 seconds).
+    job_item_claim_seconds: int = 30
     # Where the CloudEvents of final states go: a queue of the app's account, an Event
     # Grid topic (with the app's identity, or this access key), both, or neither (off).
     events_queue: str | None = None
@@ -135,6 +138,7 @@ class Settings:
             job_manifest_max=reader.integer("COPY_JOB_MANIFEST_MAX", "job_manifest_max", 1, 5000),
             job_page_size=reader.integer("COPY_JOB_PAGE_SIZE", "job_page_size", 1, 5000),
             job_report_part=reader.integer("COPY_JOB_REPORT_PART", "job_report_part", 100, 20000),
+            job_item_claim_seconds=reader.integer("COPY_JOB_ITEM_CLAIM_SECONDS", "job_item_claim_seconds", 10, 30),
             events_queue=_optional(
                 reader.raw("COPY_EVENTS_QUEUE"), lambda name: _queue_name(name, "COPY_EVENTS_QUEUE")
             ),

@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from copy_ops.copies import lifecycle
@@ -35,9 +35,11 @@ from copy_ops.jobs.model import Job
 
 logger = logging.getLogger(__name__)
 
-# An item's Copy Blob goes out this soon after its claim, or not at all (the claim is then
-# left to a later attempt, which counts it abandoned after progress.ITEM_CLAIM).
-SEND_WINDOW = progress.ITEM_CLAIM / 2
+
+def send_window(claim: timedelta) -> timedelta:
+    """How soon after its claim an item's Copy Blob goes out, or not at all (the claim is
+    then left to a later attempt, which counts it abandoned once the whole claim is over)."""
+    return claim / 2
 
 
 class ItemOutcome(StrEnum):
@@ -66,10 +68,14 @@ class ItemOutcome(StrEnum):
 
 
 class ItemStarter:
-    def __init__(self, starter: Starter, ledger: Ledger, copies: Copies) -> None:
+    def __init__(
+        self, starter: Starter, ledger: Ledger, copies: Copies, claim: timedelta = progress.ITEM_CLAIM
+    ) -> None:
         self._starter = starter
         self._ledger = ledger
         self._copies = copies
+        # How long an attempt holds an item it recorded (COPY_JOB_ITEM_CLAIM_SECONDS).
+        self._claim = claim
 
     async def start_item(self, request: CopyRequest, operation_id: str, now: datetime) -> ItemOutcome:
         """Start one item of a job under its derived id, at most once. A refusal is recorded
@@ -96,7 +102,7 @@ class ItemStarter:
         try:
             # Checked just before Copy Blob goes out (after the lease, which may be slow too).
             op = await self._starter.begin(
-                stored, request, now, keep_refused=True, send_by=began + SEND_WINDOW.total_seconds()
+                stored, request, now, keep_refused=True, send_by=began + send_window(self._claim).total_seconds()
             )
         except SendWindowPassed:
             # Too late to send: a later attempt may count this claim as abandoned already.
@@ -118,7 +124,7 @@ class ItemStarter:
         op = current.op
         if op.start_token == token and not op.started and not op.is_final:
             return current
-        claim = progress.item_claim(op, now)
+        claim = progress.item_claim(op, now, self._claim)
         if claim is not progress.Claim.ABANDONED:
             return ItemOutcome.EXISTS if claim is progress.Claim.SETTLED else ItemOutcome.HELD
         try:

@@ -223,11 +223,15 @@ class Claim(StrEnum):
     ABANDONED = "abandoned"
 
 
-# How long a start attempt holds the item it recorded. An attempt sends its Copy Blob
-# within half of this or not at all (copy_ops.jobs.items), so an older claim without a copy
-# id is an attempt that died, and a later delivery of its page takes the item over. Short
-# enough to be over by the host's third or fourth delivery of a page (10 s apart).
+# How long a start attempt holds the item it recorded (COPY_JOB_ITEM_CLAIM_SECONDS: this at
+# most and by default). An attempt sends its Copy Blob within half of its claim or not at
+# all (copy_ops.jobs.items), so an older claim without a copy id is an attempt that died,
+# and a later delivery of its page takes the item over. Short enough to be over by the
+# host's third or fourth delivery of a page (10 s apart), and well within IN_FLIGHT.
 ITEM_CLAIM = timedelta(seconds=30)
+# The shortest: a Copy Blob sent at the end of its window still has 5 s (the storage
+# client's connection timeout) to reach storage before another attempt may take over.
+SHORTEST_ITEM_CLAIM = timedelta(seconds=10)
 
 
 def item_claim(op: Operation, now: datetime, claim: timedelta = ITEM_CLAIM) -> Claim:

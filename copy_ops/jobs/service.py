@@ -10,7 +10,7 @@ import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from copy_ops.aio.races import retried
 from copy_ops.copies.model import ListQuery, Operation
@@ -94,7 +94,8 @@ class JobService:
             telemetry=telemetry,
         )
         self._aborts = ItemAborts(self.records, storage, settler, work, settings)
-        starts = ItemStarts(ItemStarter(starter, ledger, storage), settings.sweep_concurrency)
+        claim = timedelta(seconds=settings.job_item_claim_seconds)
+        starts = ItemStarts(ItemStarter(starter, ledger, storage, claim), settings.sweep_concurrency)
         self._batches = Batches(self.records, starts, work)
         self._reports = Reports(storage, self.records, ledger, work, settings.sweep_concurrency)
         self._enumerator = Enumerator(self.records, storage, starts, self._batches, work, page=settings.job_page_size)

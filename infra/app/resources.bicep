@@ -277,6 +277,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       COPY_JOB_MANIFEST_MAX: ''
       COPY_JOB_PAGE_SIZE: ''
       COPY_JOB_REPORT_PART: ''
+      COPY_JOB_ITEM_CLAIM_SECONDS: ''
       COPY_ENGINE: ''
       COPY_ESCALATE_AT: ''
       COPY_BLOCKS_IN_FLIGHT: ''
