@@ -13,7 +13,7 @@ import pytest
 
 from devkit import PendingCopyProxy
 from tests.conftest import Blobs
-from tests.support.devhost_process import DevHostProcess
+from tests.support.devhost_process import DevHostProcess, instances
 from tests.support.queues import FAST_QUEUES
 from tests.support.waiting import until
 
@@ -35,16 +35,8 @@ def hosts(proxy: PendingCopyProxy) -> Iterator[list[DevHostProcess]]:
         "COPY_JOB_PAGE_SIZE": str(PAGE),
         "COPY_FANOUT_THRESHOLD": "50",
     }
-    started: list[DevHostProcess] = []
-    try:
-        for _ in range(2):
-            started.append(DevHostProcess(env=env, host_json=FAST_QUEUES, wait_until_loaded=False))
-        for host in started:  # both load the app at once
-            host.wait_until_loaded()
+    with instances([env, env], FAST_QUEUES) as started:
         yield started
-    finally:
-        for host in started:
-            host.stop()
 
 
 def test_two_hosts_run_one_job(hosts: list[DevHostProcess], blobs: Blobs, proxy: PendingCopyProxy) -> None:

@@ -25,7 +25,7 @@ from azure.storage.queue import QueueClient
 from copy_ops.work.messages import BATCH, Batch, encode
 from devkit import PendingCopyProxy, connection_string, serve
 from tests.conftest import Blobs
-from tests.support.devhost_process import DevHostProcess
+from tests.support.devhost_process import DevHostProcess, instances
 from tests.support.queues import host_json
 from tests.support.waiting import until
 
@@ -85,16 +85,8 @@ def hosts(
         "DEVHOST_MESSAGE_LEASE_SECONDS": "2",
     }
     survivor = {**env, "COPY_STORAGE": proxy.connection_string}
-    started: list[DevHostProcess] = []
-    try:
-        for each in (doomed, survivor):
-            started.append(DevHostProcess(env=each, host_json=QUEUES, wait_until_loaded=False))
-        for host in started:  # both load the app at once
-            host.wait_until_loaded()
+    with instances([doomed, survivor], QUEUES) as started:
         yield started
-    finally:
-        for host in started:
-            host.stop()
 
 
 def test_two_hosts_start_one_job_of_several_pages_each_item_once(

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +127,19 @@ class DevHostProcess:
 def loading(reply: Reply) -> bool:
     """Whether this is the host's answer while it loads the app: 503 with Retry-After."""
     return reply.status == 503 and "Retry-After" in reply.headers
+
+
+@contextmanager
+def instances(envs: Sequence[dict[str, str]], host_json: dict[str, Any]) -> Iterator[list[DevHostProcess]]:
+    """Development hosts as instances of one app, one for each of ``envs``: all started,
+    then each waited for (they load the app at once), and all stopped at the end."""
+    started: list[DevHostProcess] = []
+    try:
+        for env in envs:
+            started.append(DevHostProcess(env=env, host_json=host_json, wait_until_loaded=False))
+        for host in started:
+            host.wait_until_loaded()
+        yield started
+    finally:
+        for host in started:
+            host.stop()
