@@ -137,6 +137,19 @@ def test_not_overwriting_an_existing_destination_is_refused_at_the_start_and_lea
     assert blobs.read(destination, "b.bin") == BEFORE
 
 
+def test_not_overwriting_an_existing_destination_with_many_blocks_is_refused_at_the_start_sending_nothing(
+    world: JobWorld, blobs: Blobs, boxes: tuple[str, str], proxy: PendingCopyProxy
+) -> None:
+    """Issue 28: it answered 202, staged every block, then failed destination_exists."""
+    source, destination = boxes
+    blobs.put(destination, "b.bin", BEFORE)
+    with pytest.raises(Conflict):
+        start(world, body_of(source, destination))
+    assert blobs.read(destination, "b.bin") == BEFORE
+    assert world.peek() == []  # no block handed out
+    assert proxy.log.counts["put_block_from_url"] == 0 and proxy.log.counts["put_blocklist"] == 0
+
+
 def test_the_deadline_in_the_middle_of_staging_commits_nothing_and_leaves_the_destination_as_it_was(
     world: JobWorld, blobs: Blobs, boxes: tuple[str, str], proxy: PendingCopyProxy
 ) -> None:

@@ -33,6 +33,7 @@ from copy_ops.copies.records import Ledger, Stored
 from copy_ops.core.errors import (
     BlocksMissing,
     CopyOpsError,
+    DestinationChanged,
     InvalidRequest,
     NotFound,
     PreconditionFailed,
@@ -88,6 +89,8 @@ class BlockEngine:
             logger.info("blocks_too_late op=%s", stored.op.id)
             return stored.op
         planned = rules.planned(stored.op, facts, clock.now())
+        if at_start and not rules.single(planned):
+            await self._refuse_an_existing_destination(planned)
         try:
             stored = await self._ledger.save(planned, stored.etag, clock.now())
         except PreconditionFailed:
@@ -204,6 +207,17 @@ class BlockEngine:
             await self.fail(stored, exc, now)
             return
         await self._succeeded(stored, now)
+
+    async def _refuse_an_existing_destination(self, op: Operation) -> None:
+        """Not overwriting, a copy of many blocks is refused at its start when its destination
+        is there (409, nothing sent), as the one request of a small blob is by its
+        If-None-Match: *; else the commit would refuse it only once every block was staged.
+        One look at the destination; the commit keeps its condition for a blob written
+        meanwhile."""
+        if (op.condition or DestinationCondition.ABSENT) is not DestinationCondition.ABSENT:
+            return
+        if await self._storage.observe_copy(op.destination) is not None:
+            raise DestinationChanged("the destination exists and overwrite is false: nothing was copied")
 
     async def copy_whole(self, stored: Stored, source: BlockSource, now: datetime, *, at_start: bool) -> Operation:
         """The one Put Blob From URL of a small blob (its send recorded already)."""
