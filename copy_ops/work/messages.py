@@ -174,8 +174,9 @@ def _decode(data: dict[str, Any]) -> Work | None:
     if kind == "stage":
         op, blocks, sas = data["op"], data["blocks"], data.get("sas")
         if isinstance(op, str) and isinstance(blocks, str) and isinstance(sas, str | None):
-            # Ranges of block indexes, at most a hand-out's worth, or ValueError: refused whole.
-            if Staged.parse(blocks).count() > STAGE_BATCH:
+            # Ranges of block indexes, at most a hand-out's worth, or ValueError: refused whole
+            # (more ranges than blocks a hand-out holds, before any is read).
+            if blocks.count(",") >= STAGE_BATCH or Staged.parse(blocks).count() > STAGE_BATCH:
                 raise ValueError(f"more than {STAGE_BATCH} blocks")
             return Stage(op, blocks, sas)
         return None
