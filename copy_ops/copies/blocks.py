@@ -70,9 +70,7 @@ def single_request(size: int) -> bool:
 def block_id(operation_id: str, index: int) -> str:
     """The id of block ``index`` of ``operation_id``'s copy: base64, the same length for every
     index of a blob, 32 bytes before encoding."""
-    if not 0 <= index < MOST_BLOCKS:
-        raise ValueError(f"a block index is 0 to {MOST_BLOCKS - 1}, not {index}")
-    return _id(_id_prefix(operation_id), index)
+    return _id(_id_prefix(operation_id), _within_plan(index))
 
 
 def plan(operation_id: str, size: int) -> tuple[Block, ...]:
@@ -155,7 +153,11 @@ def _index(text: str) -> int:
     """A block index in its text form (at most five ASCII digits, below MOST_BLOCKS)."""
     if not (0 < len(text) <= INDEX_DIGITS and text.isascii() and text.isdigit()):
         raise ValueError(f"not a block index: {text[:20]!r}")
-    index = int(text)
-    if index >= MOST_BLOCKS:
+    return _within_plan(int(text))
+
+
+def _within_plan(index: int) -> int:
+    """``index``, when a plan can have it (below MOST_BLOCKS); else ValueError."""
+    if not 0 <= index < MOST_BLOCKS:
         raise ValueError(f"a block index is 0 to {MOST_BLOCKS - 1}, not {index}")
     return index
