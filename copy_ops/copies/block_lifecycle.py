@@ -135,6 +135,15 @@ def failure(op: Operation, refusal: CopyOpsError) -> OperationError:
     return OperationError(ErrorCode.COPY_FAILED, f"{refusal.title}: {redact(refusal.detail)}")
 
 
+def start_refusal(op: Operation, refusal: CopyOpsError) -> CopyOpsError:
+    """A one-request copy's refusal as its start answers it: a source that changed since it
+    was read is named as a copy's failure names it (``source_changed``), in one detail."""
+    if not isinstance(refusal, SourceChanged):
+        return refusal
+    error = failure(op, refusal)
+    return SourceChanged(f"{error.message}; nothing was written to the destination", code=error.code.value)
+
+
 def shows_commit(op: Operation, owner: str | None, etag: str | None) -> bool:
     """Whether a destination with this owner and ETag is our commit: it names us, and it is
     not the blob our commit had to replace (an escalated copy's abort leftover names us too)."""

@@ -73,10 +73,7 @@ class BlockSweep:
         if op.source_sas:
             return (await self._ledger.save(rules.looked_at(op, now, self._timing), stored.etag, now)).op
         stored = await self._ledger.save(rules.sending_commit(op, now), stored.etag, now)
-        try:
-            return await self._engine.copy_whole(stored, self._engine.source_of(op, None), now, at_start=False)
-        except StorageUnavailable:
-            return stored.op
+        return await self._engine.copy_whole(stored, self._engine.source_of(op, None), now, at_start=False)
 
     async def escalate(self, stored: Stored, now: datetime) -> Operation:
         """An async copy of ``auto`` still pending at its share of the time, handed to the

@@ -120,19 +120,22 @@ class Settler:
 
     async def abort(self, operation_id: str, now: datetime) -> Operation:
         """Abort on request. Idempotent for an aborted operation; :class:`Conflict` (with
-        the operation) for one that ended otherwise."""
+        the operation) for one that ended otherwise; ``CommitInFlight`` while a block copy's
+        commit may still land (judged once the races are over: it is no race to retry)."""
 
         async def attempt() -> Operation:
             stored = await self._ledger.read(operation_id)
             if stored.op.is_final:
-                return _aborted_or_conflict(stored.op)
+                return stored.op
             if stored.op.abort_requested_at is None:
                 stored = await self._ledger.save(lifecycle.request_abort(stored.op, now), stored.etag, now)
                 logger.info("copy_abort_requested op=%s", operation_id)
             _, op = await self.settle(stored, now)
-            return _aborted_or_conflict(op)
+            return op
 
-        return await retried(attempt, ABORT_ATTEMPTS, f"operation {operation_id} is busy; try again")
+        return _aborted_or_conflict(
+            await retried(attempt, ABORT_ATTEMPTS, f"operation {operation_id} is busy; try again")
+        )
 
     async def _abort_copy(self, op: Operation, now: datetime, abort: Decision) -> Decision:
         """Carry out an abort decision; the decision on how the operation ended."""

@@ -220,17 +220,20 @@ class BlockEngine:
             raise DestinationChanged("the destination exists and overwrite is false: nothing was copied")
 
     async def copy_whole(self, stored: Stored, source: BlockSource, now: datetime, *, at_start: bool) -> Operation:
-        """The one Put Blob From URL of a small blob (its send recorded already)."""
+        """The one Put Blob From URL of a small blob (its send recorded already). Its outcome
+        unknown (a timeout, a lost answer), the copy stays pending: it may land until its
+        grace is over, and the sweep then looks (landed: succeeded; else sent again, or ended
+        at the deadline); a start answers it so, never as if nothing had started."""
         op = stored.op
         assert op.source_etag is not None
         try:
             await self._storage.copy_whole(op.destination, source, op.source_etag, self._terms(op, now))
-        except StorageUnavailable:
-            logger.warning("blocks_commit_uncertain op=%s", op.id)
-            raise
+        except StorageUnavailable as exc:
+            logger.warning("blocks_commit_uncertain op=%s code=%s", op.id, exc.code)
+            return op
         except CopyOpsError as exc:
-            if at_start:
-                raise  # the start's refusal: undone, or recorded, by the starter
+            if at_start:  # the start's refusal: undone, or recorded, by the starter
+                raise rules.start_refusal(op, exc) from None
             return await self.fail(stored, exc, now)
         return await self._succeeded(stored, now, watch=not at_start)
 

@@ -114,8 +114,10 @@ class ConditionNotMet(CopyOpsError):
     title = "Precondition failed"
 
 
-class SourceChanged(ConditionNotMet):
-    """The block engine's source is no longer the version its copy pinned (its ETag moved)."""
+class SourceChanged(Conflict):
+    """The block engine's source is no longer the version its copy pinned (its ETag moved, or
+    it is gone): in the way of the copy, as an existing destination is; never a condition of
+    the caller's request (their destination's lease)."""
 
 
 class DestinationChanged(Conflict):

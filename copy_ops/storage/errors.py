@@ -66,7 +66,9 @@ _BY_CODE: dict[str, type[CopyOpsError]] = {
 
 # The block engine's refusals: its source's condition (the pinned ETag) unmet, and a block
 # list naming a block that is not staged. A source that cannot be read is answered
-# CannotVerifyCopySource with the source's own status in this header.
+# CannotVerifyCopySource with the source's own status in this header (and as the answer's
+# own status: service versions before 2023 send no header). Azure answers the pinned ETag
+# unmet with 412 SourceConditionNotMet (the stand-in: 412 CannotVerifyCopySource, source 412).
 SOURCE_STATUS_HEADER = "x-ms-copy-source-status-code"
 _SOURCE_CHANGED = frozenset({"SourceConditionNotMet"})
 _BLOCKS_MISSING = frozenset({"InvalidBlockList"})
@@ -90,10 +92,12 @@ def block_refusal(exc: HttpResponseError, *, pinned: bool = False) -> CopyOpsErr
         return DestinationChanged(message, code=code)
     if code == CANNOT_VERIFY_SOURCE:
         headers = getattr(exc.response, "headers", None) or {}
-        said = str(headers.get(SOURCE_STATUS_HEADER, ""))
+        said = str(headers.get(SOURCE_STATUS_HEADER) or exc.status_code or "")
         kind = _SOURCE_REFUSALS.get(int(said)) if said.isdigit() else None
         if kind is NotFound and pinned:
             kind = SourceChanged  # the version pinned is gone
+        if kind is SourceChanged:
+            return SourceChanged(message, code=code)  # storage's words, once: the engine names it
         if kind is not None:
             return kind(f"the copy source could not be read ({said}): {message}", code=code)
     return None
