@@ -18,7 +18,7 @@ from copy_ops.copies.lifecycle import Timing
 from copy_ops.copies.model import BlobRef, Cleanup, CopyStatus, Operation
 from copy_ops.copies.ports import Announcer, Copies, shown_url
 from copy_ops.copies.records import Ledger, Stored
-from copy_ops.core.errors import Conflict, CopyOpsError, PreconditionFailed, UnsafeName
+from copy_ops.core.errors import Conflict, CopyOpsError, NotFound, PreconditionFailed, UnsafeName
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,13 @@ class Cleaner:
                 # The blob has snapshots of its own (not ours): keeping it loses nothing.
                 logger.warning("destination_kept op=%s code=%s", op.id, exc.code)
             return op, True
-        return await self._restore_step(op)
+        try:
+            return await self._restore_step(op)
+        except NotFound as exc:
+            # The snapshot is gone (deleted with its blob by someone else): nothing is left
+            # to restore from, at this sweep or any later one.
+            logger.error("cleanup_dropped op=%s task=%s code=%s", op.id, task, exc.code)
+            return op, True
 
     async def _announce(self, op: Operation) -> bool:
         """Send the final state's event; True once a target took it. Without a target

@@ -177,7 +177,9 @@ class MemoryCopies:
         self.stage_calls = 0
 
     def put(self, ref: BlobRef, data: bytes, metadata: dict[str, str] | None = None) -> None:
-        self.blobs[ref] = MemoryBlob(data, dict(metadata or {}))
+        """Put Blob, as someone else may: over an existing blob, its snapshots stay (Azure's)."""
+        current = self.blobs.get(ref)
+        self.blobs[ref] = MemoryBlob(data, dict(metadata or {}), snapshots=current.snapshots if current else {})
 
     def public_url(self, ref: BlobRef | ForeignBlob) -> str:
         account = ref.account if isinstance(ref, ForeignBlob) else "memory"
