@@ -9,6 +9,9 @@ took 13.5 s of the event loop before decoding was bounded). Pure CPU: no storage
 ``--before DIR``: a checkout of the code before (``git worktree add DIR 58f61fd``), timed in
 the same run, a process of its own, on the largest messages (not the hostile ones: the
 stage message alone would take minutes).
+
+The seal's check (copy_ops.work.seal, before decoding) is timed beside: the app's own
+messages sealed, the hostile ones as a forger sends them (unsealed).
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from copy_ops.copies.model import ManifestEntry
 from copy_ops.core.errors import InvalidRequest
 from copy_ops.work import messages
 from copy_ops.work.messages import Batch, Chunk, Settle, Stage, encode
+from copy_ops.work.seal import seal_of, sealed
 
 ID = "8204487433000-86a941c4-0123456789abcdef"
+KEY = bytes(range(32))
 LARGEST = {
     "settle, 200 ids": encode(Settle(tuple(f"{ID}-{index}" for index in range(200)))),
     "batch, 200 names": encode(
@@ -74,12 +79,16 @@ def main(argv: list[str] | None = None) -> None:
         )
         ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
         before = json.loads(ran.stdout)
-    print(f"{'message':32} {'bytes':>7} {'decode':>9} {'json.loads':>10} {'ratio':>6} {'before':>9}")
+    print(f"{'message':32} {'bytes':>7} {'seal':>7} {'decode':>9} {'json.loads':>10} {'ratio':>6} {'before':>9}")
     for name, text in {**LARGEST, **HOSTILE}.items():
+        seal = per_message(lambda t: seal_of(KEY, t), sealed(KEY, text) if name in LARGEST else text, 200)
         decoded = per_message(messages.decode, text, 200)
         floor = per_message(json.loads, text, 200)
         then = f"{before[name] * 1e6:>7.0f}us" if name in before else f"{'':>9}"
-        print(f"{name:32} {len(text):>7} {decoded * 1e6:>7.0f}us {floor * 1e6:>8.0f}us {decoded / floor:>6.2f} {then}")
+        print(
+            f"{name:32} {len(text):>7} {seal * 1e6:>5.0f}us {decoded * 1e6:>7.0f}us {floor * 1e6:>8.0f}us"
+            f" {decoded / floor:>6.2f} {then}"
+        )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from copy_ops.core.settings import Settings
 from copy_ops.jobs.ports import JobStorage
 from copy_ops.jobs.service import JobService
 from copy_ops.observability.telemetry import OFF, Telemetry
+from copy_ops.work.keys import SealedQueue, WorkKeys
 from copy_ops.work.staging import StageMessages
 
 __all__ = ["CopyService", "StartOutcome"]
@@ -40,14 +41,19 @@ class CopyService:
         self.telemetry = telemetry
         # Where final states are announced; None: events are off (settings name no target).
         self.announcer = announcer
+        # The work key: every message sent is sealed with it, every message taken checked.
+        self.keys = WorkKeys(storage, settings.ledger_container)
         # The work queue, for the sweep's fan-out and the jobs; None: the sweep settles everything itself.
-        self.work = work
+        # (Another instance's queue, as tests hand it over, is sealed with this one's key.)
+        if isinstance(work, SealedQueue):
+            work = work.unsealed
+        self.work = SealedQueue(work, self.keys) if work is not None else None
         self.copies = Copies(settings, storage, announcer, telemetry)
         self.ledger = self.copies.ledger
         self.jobs = JobService(
             settings,
             storage,
-            work,
+            self.work,
             ledger=self.ledger,
             starter=self.copies.starter,
             settler=self.copies.settler,
@@ -57,8 +63,8 @@ class CopyService:
         # An item of a job that ends after being pending asks for a look at its job.
         self.copies.settler.job_watch = self.jobs.watch
         # The block engine hands its blocks out on the work queue.
-        if work is not None:
-            self.copies.blocks.queue = StageMessages(work)
+        if self.work is not None:
+            self.copies.blocks.queue = StageMessages(self.work)
 
     async def start(self, request: CopyRequest, now: datetime, idempotency_key: str | None = None) -> StartOutcome:
         return await self.copies.start(request, now, idempotency_key)

@@ -599,3 +599,33 @@ def test_a_leased_destination_refuses_the_commit_and_the_copy_fails_saying_so(
     assert ended.state is State.FAILED and ended.error is not None
     assert ended.error.code is ErrorCode.COPY_FAILED  # not "destination_exists": overwrite is true
     assert blobs.read(destination, "b.bin") == BEFORE
+
+
+@pytest.mark.parametrize(
+    ("engine", "blocks_named", "sas", "reason"),
+    [
+        ("async", "0-1", None, "not_a_block_copy"),
+        ("blocks", "0-1", "sv=2025-01-05&sig=forged", "sas_not_asked_for"),
+        ("blocks", "4-5", None, "outside_the_plan"),
+    ],
+)
+def test_a_stage_message_that_does_not_fit_its_copy_stages_nothing(
+    world: JobWorld,
+    boxes: tuple[str, str],
+    proxy: PendingCopyProxy,
+    engine: str,
+    blocks_named: str,
+    sas: str | None,
+    reason: str,
+) -> None:
+    """Sealed, as if the work key had leaked: a stage message naming a copy of the other
+    engine, bringing a SAS its copy never had, or blocks beyond its plan is refused whole."""
+    source, destination = boxes
+    proxy.pending_copies = engine == "async"
+    op = start(world, body_of(source, destination, engine=engine))
+    before = get(world, op.id)
+    work = Stage(op.id, blocks_named, sas)
+    assert run(world.service.copies.stage(work.op, work.blocks, work.sas, NOW)) == "refused", reason
+    assert block_lifecycle.stage_refusal(before, blocks.Staged.parse(blocks_named).indexes(), sas) == reason
+    after = get(world, op.id)
+    assert (after.staged, after.updated_at) == (before.staged, before.updated_at)

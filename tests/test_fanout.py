@@ -6,6 +6,7 @@ proxy (no mock of the queue), and end to end through the development host."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 import uuid
@@ -14,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
 from copy_ops.background.sweep import settle_batch, sweep
@@ -210,6 +211,26 @@ def test_a_poisoned_batch_loses_nothing(
     # All ten: the first sweep's own five could not be read either.
     assert (summary.due, summary.outcomes["aborted"], summary.handed_out) == (10, THRESHOLD, 10 - THRESHOLD)
     assert until(lambda: states(host, ids) == ["aborted"] * 10), states(host, ids)
+
+
+@pytest.mark.system
+def test_a_message_the_app_did_not_seal_is_dropped_unread_on_either_queue(
+    host: DevHostProcess, blobs: Blobs, proxy: PendingCopyProxy, queue_name: str
+) -> None:
+    """A settle of overdue copies, as anyone with a queue role could write it: the host's
+    trigger of each queue drops it before reading it, and the copies stay pending."""
+    ids = start_over_http(host, blobs, proxy, 3)  # past their deadlines: a settle would abort them
+    forged = messages.encode(messages.Settle(tuple(ids)))
+    for name in (queue_name, f"{queue_name}-poison"):
+        client = queue_client(proxy, name)
+        with contextlib.suppress(ResourceExistsError):
+            client.create_queue()
+        client.send_message(forged)
+        client.close()
+    refused = re.compile(r"work_message_refused id=\S+ queue=(work|poison) code=Unsealed")
+    assert host.wait_for_log(lambda log: {m.group(1) for m in refused.finditer(log)} == {"work", "poison"})
+    assert states(host, ids) == ["pending"] * 3
+    assert not re.search(r"(?<!=)work_(done|poisoned) id=", host.log())  # the app's lines, not the host's
 
 
 def shared_ledger(service: CopyService, host: DevHostProcess) -> CopyService:

@@ -19,6 +19,7 @@ from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
 from tests.support.jobs import NOW, JobWorld, arrange, job_body
+from tests.support.memory import sealed_by
 
 # Listed: in/000.bin, in/001.bin and in/report.csv. Beside them, what a forger points at.
 LISTED = 2
@@ -39,7 +40,9 @@ def world(make_settings: SettingsFactory, proxy: PendingCopyProxy, blobs: Blobs)
 
 
 def forged(job_id: str, *names: str) -> str:
-    """A batch as the issue's attacker wrote it: any index, no handout."""
+    """A batch as the issue's attacker wrote it: any index, no handout. Unsealed, the app
+    drops it unread (tests/test_work_refused.py); these tests seal it, as if the work key
+    had leaked, to show the checks behind the seal."""
     return encode(Batch(job_id, 0, 99, names, tuple(27 for _ in names), None, ""))
 
 
@@ -48,7 +51,7 @@ def test_a_forged_batch_outside_the_prefix_reads_writes_and_records_nothing(
 ) -> None:
     job = world.start(job_body(blobs), NOW).job
     # On the queue before the listing's own batches: taken first.
-    run(world.work.send([forged(job.id, SECRET), forged(job.id, ROOT_TWIN)]))
+    run(world.sealed.send([forged(job.id, SECRET), forged(job.id, ROOT_TWIN)]))
     world.deliver(NOW)
     ended = world.job(job.id, NOW)
     assert ended.state.is_final and ended.counts.items == LISTED + 1, ended
@@ -62,7 +65,7 @@ def test_a_forged_batch_outside_the_prefix_reads_writes_and_records_nothing(
 
 def test_a_forged_batch_delivered_alone_is_refused_and_changes_nothing(world: JobWorld, blobs: Blobs) -> None:
     job = world.start(job_body(blobs), NOW).job
-    kind, outcomes = run(do_work(world.service, forged(job.id, "in/000.bin", SECRET), NOW, None))
+    kind, outcomes = run(do_work(world.service, sealed_by(world.service, forged(job.id, "in/000.bin", SECRET)), NOW))
     assert (kind, dict(outcomes)) == ("batch", {"refused": 1})
     # A listed name in it changes nothing either: the batch is refused whole.
     with pytest.raises(NotFound):
@@ -71,7 +74,8 @@ def test_a_forged_batch_delivered_alone_is_refused_and_changes_nothing(world: Jo
 
 def test_a_forged_batch_on_the_poison_queue_records_nothing(world: JobWorld, blobs: Blobs) -> None:
     job = world.start(job_body(blobs), NOW).job
-    kind, outcomes = run(do_poisoned(world.service, forged(job.id, "in/001.bin", ROOT_TWIN), NOW))
+    batch = sealed_by(world.service, forged(job.id, "in/001.bin", ROOT_TWIN))
+    kind, outcomes = run(do_poisoned(world.service, batch, NOW))
     assert (kind, dict(outcomes)) == ("poisoned", {"refused": 1})
     with pytest.raises(NotFound):
         run(world.service.ledger.get(progress.item_id(job.id, "out/001.bin")))

@@ -21,7 +21,7 @@ from copy_ops.jobs.request import parse_job_request
 from copy_ops.service import CopyService
 from copy_ops.work.messages import Page, encode
 from devkit.worker import run
-from tests.support.memory import MemoryQueue, MemoryStorage
+from tests.support.memory import MemoryQueue, MemoryStorage, sealed_by
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 SETTINGS = Settings.from_env(
@@ -313,4 +313,7 @@ def test_when_no_more_items_are_started(abort_requested_at: datetime | None, now
 @pytest.mark.parametrize("job_id", ["not-an-id", "", "8000000000000-zz", "9" * 40])
 def test_a_page_for_no_job_that_could_exist_is_dropped_not_a_crash(job_id: str) -> None:
     world = World(blobs=0)
-    assert run(do_work(world.service, encode(Page(job_id, 0)), T0)) == ("page", Counter({"gone": 1}))
+    assert run(do_work(world.service, sealed_by(world.service, encode(Page(job_id, 0))), T0)) == (
+        "page",
+        Counter({"gone": 1}),
+    )

@@ -23,7 +23,7 @@ from copy_ops.jobs.views import job_view
 from copy_ops.service import CopyService
 from copy_ops.work.messages import ReportPart, decode
 from devkit.worker import run
-from tests.support.memory import MemoryQueue, MemoryStorage
+from tests.support.memory import MemoryQueue, MemoryStorage, sealed_by
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 SETTINGS = Settings.from_env(
@@ -103,7 +103,7 @@ def test_a_large_jobs_report_is_written_in_parts_and_served_in_order() -> None:
     with pytest.raises(Conflict):
         run(service.jobs.abort(job_id, T0))  # its end is decided: succeeded
     # A part delivered twice is written once, and ends nothing while one is missing.
-    assert run(do_work(service, _part(job_id, "3"), T0)) == ("report", Counter(["report"]))
+    assert run(do_work(service, _part(service, job_id, "3"), T0)) == ("report", Counter(["report"]))
     seen = T0 + timedelta(seconds=30)
     assert run(service.jobs.check(job_id, seen, asked=True)).value == "reporting"
     assert not sent.take()  # parts were written since the last look: the missing one is likely queued
@@ -133,10 +133,10 @@ def test_a_large_jobs_report_is_written_in_parts_and_served_in_order() -> None:
     with pytest.raises(NotFound):
         run(service.jobs.report(job_id, 16))
     # A part's message after the end: nothing happens.
-    assert run(do_work(service, _part(job_id, "0"), later)) == ("report", Counter(["stale"]))
+    assert run(do_work(service, _part(service, job_id, "0"), later)) == ("report", Counter(["stale"]))
 
 
-def _part(job_id: str, part: str) -> str:
+def _part(service: CopyService, job_id: str, part: str) -> str:
     from copy_ops.work.messages import encode
 
-    return encode(ReportPart(job_id, part))
+    return sealed_by(service, encode(ReportPart(job_id, part)))

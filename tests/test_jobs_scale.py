@@ -22,10 +22,12 @@ from typing import Any
 import pytest
 from azure.storage.queue import QueueClient
 
+from copy_ops.core.settings import Settings
 from copy_ops.work.messages import BATCH, Batch, encode
 from devkit import PendingCopyProxy, connection_string, serve
-from tests.conftest import Blobs
+from tests.conftest import Blobs, connect
 from tests.support.devhost_process import DevHostProcess, instances
+from tests.support.memory import sealed_by
 from tests.support.queues import host_json
 from tests.support.waiting import until
 
@@ -125,8 +127,9 @@ def test_two_hosts_start_one_job_of_several_pages_each_item_once(
     # The first page's first batch's items, delivered twice: as the listing hands them out, and
     # in a copy sent here (of no handout the checkpoint counts: its mark stands for nothing).
     twice = Batch(job_id, 0, 0, tuple(names[:BATCH]), (1,) * BATCH)
+    app = connect(Settings.from_env({**env, "COPY_STORAGE": proxy.connection_string}))  # the app's key
     with QueueClient.from_connection_string(proxy.connection_string, env["COPY_WORK_QUEUE"]) as queue:
-        queue.send_message(encode(twice))
+        queue.send_message(sealed_by(app, encode(twice)))
 
     def mid_batch() -> bool:
         """The first host's proxy let its share through and held back the next Copy Blob;

@@ -48,6 +48,7 @@ PURE = {
     "jobs.views",
     "observability.events",
     "work.messages",
+    "work.seal",
 }
 # Azure Storage's own error codes: above the adapter, named exceptions stand for them.
 AZURE_CODES = {

@@ -28,6 +28,7 @@ from devkit import PROJECT_ROOT, PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs
 from tests.support.functions import EXPECTED
+from tests.support.memory import sealed_by
 from tests.support.requests import copy_body, start
 
 pytestmark = [pytest.mark.system, pytest.mark.py313]
@@ -140,7 +141,8 @@ def test_a_sweep_and_a_work_message_log_every_line_under_their_invocation(
     batch = [op.id for op in ops[SWEPT:]]
     now = datetime.now(UTC).isoformat()
     timer = {"Schedule": {"AdjustForDST": True}, "IsPastDue": False, "ScheduleStatus": {"Last": now, "Next": now}}
-    message = {"body": encode(Settle(tuple(batch))), "id": "message-1", "dequeue_count": 1, "inserted": now}
+    settle = sealed_by(service, encode(Settle(tuple(batch))))  # as the app's sweep sends it
+    message = {"body": settle, "id": "message-1", "dequeue_count": 1, "inserted": now}
     work_answer, sweep_answer = invoke_with_worker(
         [
             {"function": "work", "invocation_id": "invocation-work", "message": message},

@@ -1,9 +1,12 @@
 """The work queue's messages, each done: what the queue trigger runs; and what the poison
 queue's trigger does with a message the host gave up on.
 
-A message that is not ours is :class:`~copy_ops.core.errors.InvalidRequest` (the adapter
-logs and drops it); one that could not be done raises, so the host delivers it again
-and, after ``maxDequeueCount``, moves it to the poison queue. Whatever it carried stays
+Every message is checked first: one the app did not seal is
+:class:`~copy_ops.core.errors.NotOurs`, before a byte of it is parsed, and counted; one
+that is sealed but not a message of this version is
+:class:`~copy_ops.core.errors.InvalidRequest`. The adapter logs either and drops it. One
+that could not be done raises, so the host delivers it again and, after
+``maxDequeueCount``, moves it to the poison queue. Whatever it carried stays
 findable: due records stay due, a job's checkpoint stays where it was.
 """
 
@@ -14,7 +17,7 @@ from datetime import datetime
 
 from copy_ops.background.sweep import settle_batch
 from copy_ops.copies.settle import Settled
-from copy_ops.core.errors import StorageUnavailable
+from copy_ops.core.errors import NotOurs, StorageUnavailable
 from copy_ops.service import CopyService
 from copy_ops.work.messages import Abort, Batch, Check, Chunk, Page, ReportPart, Settle, Stage, decode
 
@@ -24,7 +27,7 @@ async def do_work(
 ) -> tuple[str, Counter[str]]:
     """Do one message; its kind and outcomes, counted. ``sent_at``: when it was put on the
     queue, if the trigger says (a job's message may arrive before its job's record)."""
-    work = decode(text)
+    work = decode(await _ours(service, text, sent_at, now))
     if isinstance(work, Settle | Abort):
         kind = "settle" if isinstance(work, Settle) else "abort"
         if isinstance(work, Settle):
@@ -50,12 +53,24 @@ async def do_work(
     return "check", Counter([await service.jobs.check(work.job, now, asked=True, item=work.item)])
 
 
-async def do_poisoned(service: CopyService, text: str, now: datetime) -> tuple[str, Counter[str]]:
+async def do_poisoned(
+    service: CopyService, text: str, now: datetime, sent_at: datetime | None = None
+) -> tuple[str, Counter[str]]:
     """A message the host gave up on (``<queue>-poison``). A batch's or a manifest chunk's
     items not recorded yet are recorded as failed (``not_started``), so the job ends and
     its report names them; every other kind left its work findable (due records stay due,
     a job's look sends its listing or report parts again), and is only logged."""
-    work = decode(text)
+    work = decode(await _ours(service, text, sent_at, now))
     if isinstance(work, Batch | Chunk):
         return "poisoned", Counter([await service.jobs.poisoned(work, now)])
     return "poisoned", Counter(["left"])
+
+
+async def _ours(service: CopyService, text: str, sent_at: datetime | None, now: datetime) -> str:
+    """``text``, if the app sealed it; else :class:`NotOurs`, counted by why."""
+    try:
+        await service.keys.check(text, sent_at, now)
+    except NotOurs as refused:
+        service.telemetry.work_refused(refused.code or "")
+        raise
+    return text

@@ -160,6 +160,19 @@ def commit_window(op: Operation, now: datetime) -> float:
     return min(op.deadline - now, COMMIT_LONGEST).total_seconds()
 
 
+def stage_refusal(op: Operation, wanted: frozenset[int], sas: str | None) -> str | None:
+    """Why a stage message does not fit the operation it names (None: it fits): as if the
+    work key had leaked, a message stages only blocks of its own copy's plan, and carries a
+    SAS only for a source that came with one (else a forger's SAS would read it)."""
+    if op.engine is not Engine.BLOCKS:
+        return "not_a_block_copy"
+    if sas is not None and not op.source_sas:
+        return "sas_not_asked_for"
+    if op.source_size is not None and wanted and max(wanted) >= len(plan_of(op)):
+        return "outside_the_plan"
+    return None
+
+
 def plan_of(op: Operation) -> tuple[blocks.Block, ...]:
     return blocks.plan(op.id, op.source_size or 0)
 

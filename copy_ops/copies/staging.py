@@ -114,12 +114,15 @@ class BlockEngine:
             stored = await self._ledger.read(operation_id)
         except NotFound:
             return "vanished"  # its start was undone, or retention deleted it
-        op = stored.op
+        op, wanted = stored.op, Staged.parse(blocks).indexes()
+        refusal = rules.stage_refusal(op, wanted, sas)
+        if refusal is not None:
+            logger.warning("stage_refused op=%s reason=%s", op.id, refusal)
+            return "refused"
         if op.is_final or op.source_etag is None or op.commit_sent_at is not None or rules.single(op):
             return "nothing"
         if not rules.may_commit(op, now):
             return "stopped"  # past the last moment a commit could be sent: the sweep ends it
-        wanted = Staged.parse(blocks).indexes()
         todo = [block for block in rules.staged(op).missing(rules.plan_of(op)) if block.index in wanted]
         done, left, failure = await self._stage_blocks(op, self.source_of(op, sas), todo, clock)
         stored_or_none = await self._checkpoint(op.id, done, clock.now())

@@ -71,6 +71,10 @@ class UnsafeName(InvalidRequest):
     container and name that were validated. Validation should have refused it first."""
 
 
+class NotOurs(InvalidRequest):
+    """A work message without the app's seal (``code``: why): dropped, and nothing done."""
+
+
 class Forbidden(CopyOpsError):
     title = "Not allowed"
 

@@ -10,7 +10,7 @@ import logging
 
 import azure.functions as func
 
-from copy_ops.core.errors import ConfigurationError, CopyOpsError, InvalidRequest
+from copy_ops.core.errors import ConfigurationError, CopyOpsError, InvalidRequest, NotOurs
 from copy_ops.core.logtext import counts_text
 from copy_ops.edges import runtime
 
@@ -51,6 +51,9 @@ async def work(message: func.QueueMessage) -> None:
         kind, outcomes = await runtime.run_work(
             message.get_body().decode("utf-8", errors="replace"), message.insertion_time
         )
+    except NotOurs as error:
+        logger.error("work_message_refused id=%s queue=work code=%s", message.id, error.code)
+        return
     except InvalidRequest as error:
         logger.error("work_message_invalid id=%s detail=%s", message.id, error.detail)
         return
@@ -74,7 +77,12 @@ async def poisoned(message: func.QueueMessage) -> None:
     yet recorded recorded as failed; every other kind is logged (its work stays findable).
     A failure raises: the host delivers it again, then moves it to ``<queue>-poison-poison``."""
     try:
-        _, outcomes = await runtime.run_poisoned(message.get_body().decode("utf-8", errors="replace"))
+        _, outcomes = await runtime.run_poisoned(
+            message.get_body().decode("utf-8", errors="replace"), message.insertion_time
+        )
+    except NotOurs as error:
+        logger.error("work_message_refused id=%s queue=poison code=%s", message.id, error.code)
+        return
     except InvalidRequest as error:
         logger.error("work_poisoned_invalid id=%s detail=%s", message.id, error.detail)
         return

@@ -41,6 +41,9 @@ class Telemetry:
     def overdue(self, seconds: float) -> None:
         """An operation seen still pending this long past its deadline (by the sweep)."""
 
+    def work_refused(self, reason: str) -> None:
+        """A work message dropped unread: the app did not seal it (``reason``: why)."""
+
     def span(self, name: str, **attributes: str) -> AbstractContextManager[Any]:
         """A span around work on one operation or job (its id as an attribute)."""
         return nullcontext()
@@ -68,6 +71,9 @@ class OpenTelemetry(Telemetry):
         self._sweep_due = meter.create_histogram("copyops.sweep.due", unit="{operation}", description="due per sweep")
         self._batches = meter.create_counter(
             "copyops.sweep.batches", unit="{batch}", description="batches handed to the work queue"
+        )
+        self._refused = meter.create_counter(
+            "copyops.work.refused", unit="{message}", description="work messages dropped unread: not sealed by the app"
         )
         # The oldest overdue operation the last sweep saw (0: none); a gauge read on export.
         self._oldest = 0.0
@@ -110,6 +116,9 @@ class OpenTelemetry(Telemetry):
     def overdue(self, seconds: float) -> None:
         with self._lock:
             self._seen = max(self._seen, seconds)
+
+    def work_refused(self, reason: str) -> None:
+        self._refused.add(1, {"reason": reason})
 
     def _observe_oldest(self, options: Any) -> Iterator[Any]:
         from opentelemetry.metrics import Observation

@@ -17,7 +17,8 @@ from azure.storage.queue import QueueClient
 
 from copy_ops.background.dispatch import do_work
 from copy_ops.background.sweep import sweep
-from copy_ops.core.errors import CopyOpsError
+from copy_ops.copies.ports import WorkQueue
+from copy_ops.core.errors import CopyOpsError, InvalidRequest
 from copy_ops.jobs.model import Job, JobState
 from copy_ops.jobs.request import parse_job_request
 from copy_ops.jobs.service import JobOutcome
@@ -58,6 +59,13 @@ class JobWorld:
         self.service = CopyService(self.settings, wrap(storage) if wrap else storage, self.work)
         self.queue = QueueClient.from_connection_string(proxy.connection_string, self.queue_name)
 
+    @property
+    def sealed(self) -> WorkQueue:
+        """The instance's queue as it sends: every message sealed with the app's key (the
+        app's own, or one forged as if the key had leaked)."""
+        assert self.service.work is not None
+        return self.service.work
+
     @classmethod
     def beside(cls, world: JobWorld, wrap: Callable[[BlobStorage], Any] | None = None) -> JobWorld:
         """Another instance of the same app: its own clients, the same ledger and queue."""
@@ -97,6 +105,11 @@ class JobWorld:
                     before(text)
                 try:
                     kind, _ = run(do_work(self.service, text, clock, message.inserted_on))
+                except InvalidRequest as exc:
+                    # Not a message of the app's: the trigger logs it and drops it.
+                    delivered.failures.append(f"{exc.kind} {exc.code}")
+                    self.queue.delete_message(message)
+                    continue
                 except BaseException as exc:
                     if not isinstance(exc, CopyOpsError):
                         # The instance died (a test's kill): its message comes back after

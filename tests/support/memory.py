@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from copy_ops.copies.blocks import Block
 from copy_ops.copies.model import (
@@ -45,7 +46,9 @@ from copy_ops.core.errors import (
 )
 from copy_ops.jobs.model import Listing, PrefixSource
 from copy_ops.jobs.ports import Listed
+from copy_ops.work.seal import sealed
 from devkit.index_lag import matches, parse_query
+from devkit.worker import run
 
 
 @dataclass
@@ -419,3 +422,9 @@ class MemoryQueue:
     def take(self) -> list[str]:
         taken, self.messages = self.messages, []
         return taken
+
+
+def sealed_by(service: Any, text: str) -> str:
+    """``text`` as ``service`` would send it: sealed with its work key (a message of the
+    app's, or one written by hand as if the key had leaked)."""
+    return sealed(run(service.keys.key()).key, text)
