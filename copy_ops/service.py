@@ -14,11 +14,14 @@ from datetime import datetime
 
 from copy_ops.copies.model import BlobRef, CopyRequest, ListQuery, Operation, OperationPage
 from copy_ops.copies.ports import Announcer, WorkQueue
+from copy_ops.copies.records import Ledger
 from copy_ops.copies.service import Copies, StartOutcome
 from copy_ops.copies.settle import Settled
 from copy_ops.core.settings import Settings
 from copy_ops.jobs.ports import JobStorage
+from copy_ops.jobs.records import JobLedger
 from copy_ops.jobs.service import JobService
+from copy_ops.jobs.watch import LastItemWatch
 from copy_ops.observability.telemetry import OFF, Telemetry
 from copy_ops.work.keys import SealedQueue, WorkKeys
 from copy_ops.work.staging import StageMessages
@@ -48,8 +51,19 @@ class CopyService:
         if isinstance(work, SealedQueue):
             work = work.unsealed
         self.work = SealedQueue(work, self.keys) if work is not None else None
-        self.copies = Copies(settings, storage, announcer, telemetry)
-        self.ledger = self.copies.ledger
+        self.ledger = Ledger(storage, settings.ledger_container)
+        # An item of a job that ends after being pending asks for a look at its job.
+        watch = LastItemWatch(JobLedger(storage, settings.ledger_container, self.ledger), self.work)
+        self.copies = Copies(
+            settings,
+            storage,
+            announcer,
+            telemetry,
+            ledger=self.ledger,
+            # The block engine hands its blocks out on the work queue.
+            queue=StageMessages(self.work) if self.work is not None else None,
+            job_watch=watch,
+        )
         self.jobs = JobService(
             settings,
             storage,
@@ -60,11 +74,6 @@ class CopyService:
             announcer=announcer,
             telemetry=telemetry,
         )
-        # An item of a job that ends after being pending asks for a look at its job.
-        self.copies.settler.job_watch = self.jobs.watch
-        # The block engine hands its blocks out on the work queue.
-        if self.work is not None:
-            self.copies.blocks.queue = StageMessages(self.work)
 
     async def start(self, request: CopyRequest, now: datetime, idempotency_key: str | None = None) -> StartOutcome:
         return await self.copies.start(request, now, idempotency_key)

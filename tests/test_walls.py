@@ -211,3 +211,19 @@ def test_every_function_of_the_app_is_a_coroutine() -> None:
     tree = parse(ROOT / "function_app.py")
     decorated = [node for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)]
     assert decorated and all(isinstance(node, ast.AsyncFunctionDef) for node in decorated)
+
+
+def collaborators_set_afterwards(path: Path) -> str | None:
+    """Assignments into another object's attribute (``self.copies.settler.job_watch = ...``):
+    a collaborator set after construction, which an unset one silently changes."""
+    found = []
+    for node in ast.walk(parse(path)):
+        if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            chained = [t for t in targets if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Attribute)]
+            found += [f"{ast.unparse(target)} (line {node.lineno})" for target in chained]
+    return ", ".join(found) or None
+
+
+def test_collaborators_are_wired_in_constructors() -> None:
+    assert not broken(PRODUCT, collaborators_set_afterwards)

@@ -89,7 +89,7 @@ class Reader:
         decision = lifecycle.decide(op, seen, now, self._timing)
         if decision.action is Action.FINISH:
             try:
-                return await self._settler.finish_and_clean(Stored(op, stored.etag), decision, now, clean=False)
+                return await self._settler.end(Stored(op, stored.etag), decision, now, clean=False)
             except PreconditionFailed:
                 return await self._ledger.get(operation_id)
         return op

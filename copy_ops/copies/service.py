@@ -3,6 +3,7 @@
 * :mod:`copy_ops.copies.start`: start a copy (write-ahead record, lease, Copy Blob), undo a refused one;
 * :mod:`copy_ops.copies.read`: an operation with live progress, pages of them;
 * :mod:`copy_ops.copies.settle`: the sweep's work on one operation, and aborts on request;
+* :mod:`copy_ops.copies.ending`: an operation's end recorded, cleaned up after, its job told;
 * :mod:`copy_ops.copies.cleanup`: what an ended operation still owes;
 * :mod:`copy_ops.copies.staging`: the block engine (planned, staged by the work queue, committed).
 
@@ -17,9 +18,10 @@ from datetime import datetime, timedelta
 
 from copy_ops.copies.block_settle import BlockSweep
 from copy_ops.copies.cleanup import Cleaner
+from copy_ops.copies.ending import Ending
 from copy_ops.copies.lifecycle import Timing
 from copy_ops.copies.model import BlobRef, CopyRequest, ListQuery, Operation, OperationPage
-from copy_ops.copies.ports import Announcer, Storage, shown_url
+from copy_ops.copies.ports import Announcer, BlockQueue, JobWatch, Storage, shown_url
 from copy_ops.copies.read import Reader
 from copy_ops.copies.records import Ledger
 from copy_ops.copies.settle import Settled, Settler
@@ -33,10 +35,21 @@ __all__ = ["Copies", "StartOutcome"]
 
 class Copies:
     def __init__(
-        self, settings: Settings, storage: Storage, announcer: Announcer | None = None, telemetry: Telemetry = OFF
+        self,
+        settings: Settings,
+        storage: Storage,
+        announcer: Announcer | None = None,
+        telemetry: Telemetry = OFF,
+        *,
+        ledger: Ledger | None = None,
+        queue: BlockQueue | None = None,
+        job_watch: JobWatch | None = None,
     ) -> None:
+        """``queue``: where the block engine hands out its blocks (None: no block copy
+        starts); ``job_watch``: told when a job's item ends (None: the jobs' scheduled looks
+        alone end them)."""
         self.storage = storage
-        self.ledger = Ledger(storage, settings.ledger_container)
+        self.ledger = ledger or Ledger(storage, settings.ledger_container)
         timing = Timing(
             start_grace=timedelta(seconds=settings.start_grace_seconds),
             first_check=timedelta(seconds=settings.first_check_seconds),
@@ -44,10 +57,10 @@ class Copies:
             announce=announcer is not None,
         )
         cleaner = Cleaner(self.ledger, storage, timing, announcer)
-        self.settler = Settler(self.ledger, storage, cleaner, timing, telemetry)
-        # The block engine ends its copies through the settler, which hands it its copies.
-        self.blocks = BlockEngine(self.ledger, storage, self.settler.finish_and_clean)
-        self.settler.blocks = BlockSweep(self.blocks, self.ledger, storage, self.settler.finish_and_clean, timing)
+        end = Ending(self.ledger, cleaner, timing, telemetry, job_watch)
+        self.blocks = BlockEngine(self.ledger, storage, end, queue)
+        sweep = BlockSweep(self.blocks, self.ledger, storage, end, timing)
+        self.settler = Settler(self.ledger, storage, cleaner, timing, end=end, blocks=sweep, telemetry=telemetry)
         self.starter = Starter(self.ledger, storage, cleaner, timing, telemetry, blocks=self.blocks)
         self._reader = Reader(self.ledger, storage, self.settler, timing, settings.sweep_concurrency)
 

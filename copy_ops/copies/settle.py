@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 from copy_ops.aio.races import retried
 from copy_ops.copies import lifecycle
 from copy_ops.copies.cleanup import Cleaner
+from copy_ops.copies.ending import Ending
 from copy_ops.copies.lifecycle import Action, Decision, Timing
-from copy_ops.copies.metrics import operation_ended
 from copy_ops.copies.model import Engine, Operation, State
-from copy_ops.copies.ports import Copies, JobWatch
+from copy_ops.copies.ports import Copies
 from copy_ops.copies.records import Ledger, Stored
 from copy_ops.core.errors import Busy, Conflict, CopyIdMismatch, NoPendingCopy, NotFound, StorageUnavailable
 from copy_ops.observability.telemetry import OFF, OPERATION_ID, Telemetry
@@ -60,18 +60,25 @@ DUE_TOLERANCE = timedelta(seconds=1)
 
 class Settler:
     def __init__(
-        self, ledger: Ledger, copies: Copies, cleaner: Cleaner, timing: Timing, telemetry: Telemetry = OFF
+        self,
+        ledger: Ledger,
+        copies: Copies,
+        cleaner: Cleaner,
+        timing: Timing,
+        *,
+        end: Ending,
+        blocks: BlockSweep,
+        telemetry: Telemetry = OFF,
     ) -> None:
         self._ledger = ledger
         self._copies = copies
         self._cleaner = cleaner
         self._timing = timing
         self._telemetry = telemetry
-        # Told when an item of a job ends here (the composition sets it; none: the jobs'
-        # scheduled looks alone end them).
-        self.job_watch: JobWatch | None = None
-        # The block engine's look, which settles its own copies (the copies' door sets it).
-        self.blocks: BlockSweep | None = None
+        # How an operation's end is recorded (the block engine's copies end the same way).
+        self.end = end
+        # The block engine's look, which settles its own copies.
+        self._blocks = blocks
 
     async def process_due(self, operation_id: str, now: datetime) -> Settled:
         """Do what is due for one operation; returns an outcome label for the sweep summary."""
@@ -95,8 +102,8 @@ class Settler:
     async def settle(self, stored: Stored, now: datetime) -> tuple[Settled, Operation]:
         """Look at a pending operation's copy and act: wait, abort, or record how it ended."""
         op = stored.op
-        if op.engine is Engine.BLOCKS and self.blocks is not None:
-            settled = await self.blocks.settle(stored, now)
+        if op.engine is Engine.BLOCKS:
+            settled = await self._blocks.settle(stored, now)
             return (Settled.of(settled.state) if settled.is_final else Settled.WAITING), settled
         decision = lifecycle.abort_at_once(op, now)
         if decision is None:
@@ -107,15 +114,15 @@ class Settler:
                 logger.info("copy_adopted op=%s copy_id=%s", op.id, op.copy_id)
             if seen is not None and seen.copy_id == op.copy_id and seen.progress is not None:
                 op = dataclasses.replace(op, progress=seen.progress)
-        if self.blocks is not None and lifecycle.escalation_due(op, decision, now):
-            escalated = await self.blocks.escalate(Stored(op, stored.etag), now)
+        if lifecycle.escalation_due(op, decision, now):
+            escalated = await self._blocks.escalate(Stored(op, stored.etag), now)
             return (Settled.of(escalated.state) if escalated.is_final else Settled.WAITING), escalated
         if decision.action is Action.WAIT:
             saved = await self._ledger.save(lifecycle.waiting(op, now, self._timing), stored.etag, now)
             return Settled.WAITING, saved.op
         if decision.action is Action.ABORT:
             decision = await self._abort_copy(op, now, decision)
-        ended = await self.finish_and_clean(Stored(op, stored.etag), decision, now)
+        ended = await self.end(Stored(op, stored.etag), decision, now)
         return Settled.of(decision.state), ended
 
     async def abort(self, operation_id: str, now: datetime) -> Operation:
@@ -155,35 +162,6 @@ class Settler:
         if decision.action is not Action.FINISH:
             raise StorageUnavailable("the copy is neither pending nor finished yet", code="CopyStateUnsettled")
         return decision
-
-    async def finish_and_clean(
-        self, stored: Stored, ending: Decision, now: datetime, *, clean: bool = True, watch: bool = True
-    ) -> Operation:
-        """Record the final state, then clean up (unless ``clean`` is false: the cleanup
-        stays on the record, due now, for the sweep); ``watch``: tell the job of an item
-        (false for an item that ended at its start: its page's end tells the job).
-        :class:`PreconditionFailed` if another writer got to the record first: then nothing
-        is touched."""
-        op = lifecycle.finish(
-            stored.op, ending.state, now, self._timing, abort_reason=ending.abort_reason, error=ending.error
-        )
-        saved = await self._ledger.save(op, stored.etag, now)
-        operation_ended(self._telemetry, op)
-        logger.info(
-            "copy_finished op=%s state=%s reason=%s error=%s",
-            op.id,
-            op.state,
-            op.abort_reason,
-            op.error.code if op.error else None,
-        )
-        if clean:
-            ended, _ = await self._cleaner.run(saved, now)
-        else:
-            ended = saved.op
-        if watch and ended.job is not None and self.job_watch is not None:
-            # After the item's own cleanup: a job that ends now finds its items settled.
-            await self.job_watch.item_ended(ended, now)
-        return ended
 
 
 def _aborted_or_conflict(op: Operation) -> Operation:

@@ -50,7 +50,7 @@ RETRY_DELAY_SECONDS = 5
 
 
 class Finisher(Protocol):
-    """Records a final state and cleans up after it (the settler's ``finish_and_clean``);
+    """Records a final state and cleans up after it (:class:`~copy_ops.copies.ending.Ending`);
     ``watch``: tell the item's job (not for an item that ended at its start: its page does)."""
 
     async def __call__(
@@ -59,13 +59,13 @@ class Finisher(Protocol):
 
 
 class BlockEngine:
-    def __init__(self, ledger: Ledger, storage: Storage, finish: Finisher) -> None:
+    def __init__(self, ledger: Ledger, storage: Storage, finish: Finisher, queue: BlockQueue | None) -> None:
         self._ledger = ledger
         self._storage = storage
         self._finish = finish
-        # Where blocks are handed out (the composition sets it: the work queue); None: the
-        # engine cannot run, and a copy that needs it is refused at its start.
-        self.queue: BlockQueue | None = None
+        # Where blocks are handed out (the work queue); None: the engine cannot run, and a
+        # copy that needs it is refused at its start.
+        self.queue = queue
 
     # -- the start ----------------------------------------------------------------------
 

@@ -32,7 +32,6 @@ from copy_ops.jobs.report import ReportPage, Reports
 from copy_ops.jobs.settle import Checked, JobChecker
 from copy_ops.jobs.start import Enumerator, Paged
 from copy_ops.jobs.starts import ItemStarts
-from copy_ops.jobs.watch import LastItemWatch
 from copy_ops.observability.telemetry import JOB_ID, OFF, Telemetry
 from copy_ops.work.messages import CHUNK, Abort, Batch, Check, Chunk, Page, ReportPart, encode, groups
 
@@ -81,8 +80,6 @@ class JobService:
         self._ledger = ledger
         self._settler = settler
         self.records = JobLedger(storage, settings.ledger_container, ledger)
-        # Told by the copies' settler of each item that ends after being pending.
-        self.watch = LastItemWatch(self.records, work)
         self._checker = JobChecker(
             self.records,
             ledger,
