@@ -93,6 +93,8 @@ class Fault:
     seconds: float = 0.0
     # For "status": the error code storage answers with.
     code: str = "ServerBusy"
+    # For "answer": an answer as Azure gave it (status, headers, body), sent as it is.
+    answer: tuple[int, list[tuple[str, str]], bytes] | None = None
 
 
 @dataclass
@@ -287,11 +289,13 @@ class PendingCopyProxy:
         after: int = 0,
         seconds: float = 0.0,
         code: str = "ServerBusy",
+        answer: tuple[int, list[tuple[str, str]], bytes] | None = None,
     ) -> None:
-        """Make ``times`` requests of ``kind`` fail (or wait ``seconds``, mode "delay"), after
-        letting ``after`` of them through (see :func:`classify` for the kinds)."""
+        """Make ``times`` requests of ``kind`` fail (or wait ``seconds``, mode "delay"; or be
+        answered with ``answer``, mode "answer": a recorded answer of Azure's), after letting
+        ``after`` of them through (see :func:`classify` for the kinds)."""
         with self._lock:
-            self._faults.append(Fault(kind, mode, status, times, path_contains, after, seconds, code))
+            self._faults.append(Fault(kind, mode, status, times, path_contains, after, seconds, code, answer))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -454,6 +458,9 @@ class PendingCopyProxy:
             return
         if fault is not None and fault.mode == "status":
             self._error(request, fault.status, fault.code, "injected fault")
+            return
+        if fault is not None and fault.mode == "answer" and fault.answer is not None:
+            self._send(request, *fault.answer)
             return
         status, out_headers, out_body = self._respond(request.command, request.path, path, query, headers, body)
         out_body = self._index_view(kind, request.command, path, query, headers, body, status, out_body)

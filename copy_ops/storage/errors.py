@@ -20,6 +20,7 @@ from copy_ops.core.errors import (
     CopyIdMismatch,
     CopyOpsError,
     DestinationChanged,
+    FieldError,
     Forbidden,
     InvalidRequest,
     NoPendingCopy,
@@ -70,12 +71,25 @@ _BY_CODE: dict[str, type[CopyOpsError]] = {
 # own status: service versions before 2023 send no header). Azure answers the pinned ETag
 # unmet with 412 SourceConditionNotMet (the stand-in: 412 CannotVerifyCopySource, source 412).
 SOURCE_STATUS_HEADER = "x-ms-copy-source-status-code"
+SOURCE_CODE_HEADER = "x-ms-copy-source-error-code"
 _SOURCE_CHANGED = frozenset({"SourceConditionNotMet"})
 _BLOCKS_MISSING = frozenset({"InvalidBlockList"})
 # The destination's own conditions (If-None-Match: *, If-Match), unmet. Not a lease
 # (LeaseIdMissing, also 412): that refusal is the caller's, as any other.
 _DESTINATION_CHANGED = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
-_SOURCE_REFUSALS: dict[int, type[CopyOpsError]] = {404: NotFound, 401: Forbidden, 403: Forbidden, 412: SourceChanged}
+# A source that cannot be read, by the source's own status. Azure answers a private blob
+# read with no authorization 401 (NoAuthenticationInformation), or 409 where the account
+# allows no public access (PublicAccessNotPermitted), a token it refuses 400
+# (InvalidAuthenticationInfo), a SAS without the right 403: each is the caller's source,
+# which the app may not read (recorded: tests/data/azure-answers; tests/test_azure_answers.py).
+_SOURCE_REFUSALS: dict[int, type[CopyOpsError]] = {
+    400: Forbidden,
+    401: Forbidden,
+    403: Forbidden,
+    404: NotFound,
+    409: Forbidden,
+    412: SourceChanged,
+}
 
 
 def block_refusal(exc: HttpResponseError, *, pinned: bool = False) -> CopyOpsError | None:
@@ -91,16 +105,29 @@ def block_refusal(exc: HttpResponseError, *, pinned: bool = False) -> CopyOpsErr
     if code in _DESTINATION_CHANGED:
         return DestinationChanged(message, code=code)
     if code == CANNOT_VERIFY_SOURCE:
-        headers = getattr(exc.response, "headers", None) or {}
-        said = str(headers.get(SOURCE_STATUS_HEADER) or exc.status_code or "")
-        kind = _SOURCE_REFUSALS.get(int(said)) if said.isdigit() else None
-        if kind is NotFound and pinned:
-            kind = SourceChanged  # the version pinned is gone
-        if kind is SourceChanged:
-            return SourceChanged(message, code=code)  # storage's words, once: the engine names it
-        if kind is not None:
-            return kind(f"the copy source could not be read ({said}): {message}", code=code)
+        return source_refusal(exc, pinned=pinned)
     return None
+
+
+def source_refusal(exc: HttpResponseError, *, pinned: bool = False) -> CopyOpsError | None:
+    """A copy's refusal to read its source (``CannotVerifyCopySource``), read by the source's
+    own status (its header; the answer's own status where a service version sends none) and
+    never by the SDK's exception class, which differs between Azure and the emulators. The
+    caller's source: a 4xx naming ``source``. ``pinned``: a source gone is a source changed."""
+    headers = getattr(exc.response, "headers", None) or {}
+    said = str(headers.get(SOURCE_STATUS_HEADER) or exc.status_code or "")
+    kind = _SOURCE_REFUSALS.get(int(said)) if said.isdigit() else None
+    if kind is NotFound and pinned:
+        kind = SourceChanged  # the version pinned is gone
+    message = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    if kind is SourceChanged:
+        return SourceChanged(message, code=CANNOT_VERIFY_SOURCE)  # storage's words, once: the engine names it
+    if kind is None:
+        return None
+    why = " ".join(part for part in (said, headers.get(SOURCE_CODE_HEADER)) if part)
+    advice = "no such blob" if kind is NotFound else "give a SAS in its URL, or the app's identity a role there"
+    detail = f"the copy source could not be read ({why}): {advice}"
+    return kind(detail, code=CANNOT_VERIFY_SOURCE, errors=(FieldError("source", detail),))
 
 
 def error_code(exc: HttpResponseError) -> str | None:
@@ -117,6 +144,9 @@ def translate(exc: AzureError, callers: bool = False) -> CopyOpsError:
         code = error_code(exc)
         if code in _BY_CODE:
             return _BY_CODE[code](message, code=code)
+        refused = source_refusal(exc) if callers and code == CANNOT_VERIFY_SOURCE else None
+        if refused is not None:
+            return refused
         if callers and exc.status_code in _CALLERS:
             return _CALLERS[exc.status_code](message, code=code)
         if exc.status_code in _BY_STATUS:
