@@ -84,3 +84,34 @@ def test_a_record_is_written_in_the_stored_format_and_read_back_whole(operation:
     written = operation.to_json()
     assert written == reference_json(operation)
     assert Operation.from_json(written) == operation
+
+
+def test_a_job_record_of_a_later_version_is_read_with_its_new_fields_left_aside() -> None:
+    """A rolling deployment: a later version adds fields to the job record, its source, its
+    checkpoint, its counts and failures; an instance on this version still reads the job."""
+    from copy_ops.jobs.model import Counts, Enumeration, Failure, Job, JobState, Listing, PrefixSource
+
+    now = datetime(2026, 12, 6, 5, 0, tzinfo=UTC)
+    job = Job(
+        id="8203468800000-5b679290",
+        state=JobState.RUNNING,
+        source=PrefixSource(Listing.OWN, "src", "in/", "http://127.0.0.1/devstoreaccount1/src"),
+        manifest_size=0,
+        destination_container="dst",
+        destination_prefix="out/",
+        deadline=now,
+        created_at=now,
+        overwrite=False,
+        lease_source=False,
+        on_abort=OnAbort.KEEP,
+        metadata={},
+        fingerprint="f",
+        enumeration=Enumeration(page=2, items=7, progressed_at=now),
+        counts=Counts(),
+        failures=(Failure("8203468800000-5b679290-0000000000000000", "copy_failed"),),
+    )
+    data = json.loads(job.to_json())
+    data["phase"] = "later"
+    for part in (data["source"], data["enumeration"], data["counts"], *data["failures"]):
+        part["added_later"] = {"any": ["thing"]}
+    assert Job.from_json(json.dumps(data).encode()) == job

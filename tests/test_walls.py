@@ -32,6 +32,7 @@ PURE = {
     "core.settings",
     "core.times",
     "core.urls",
+    "core.versions",
     "copies.events",
     "copies.lifecycle",
     "copies.model",

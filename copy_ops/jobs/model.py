@@ -15,6 +15,7 @@ from typing import Any
 
 from copy_ops.copies.model import BlobRef, Engine, ForeignBlob, ManifestEntry, OnAbort, State
 from copy_ops.core.times import format_time, parse_time
+from copy_ops.core.versions import known
 
 
 class JobState(StrEnum):
@@ -190,19 +191,18 @@ class Job:
         return self.state.is_final
 
     def to_json(self) -> bytes:
-        data = dataclasses.asdict(self)
-        return json.dumps(data, default=_encode, sort_keys=True).encode()
+        return json.dumps(dataclasses.asdict(self), default=_encode, sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> Job:
         data: dict[str, Any] = json.loads(raw)
-        source = data.get("source")
-        counts = data.get("counts") or {}
-        enumeration = data.get("enumeration") or {}
+        given = data.get("source")
+        source = PrefixSource(**{**known(PrefixSource, given), "listing": Listing(given["listing"])}) if given else None
+        counts, enumeration = data.get("counts") or {}, data.get("enumeration") or {}
         return cls(
             id=data["id"],
             state=JobState(data["state"]),
-            source=PrefixSource(**{**source, "listing": Listing(source["listing"])}) if source else None,
+            source=source,
             manifest_size=int(data.get("manifest_size", 0)),
             destination_container=data["destination_container"],
             destination_prefix=data["destination_prefix"],
@@ -215,7 +215,7 @@ class Job:
             fingerprint=data["fingerprint"],
             enumeration=Enumeration(
                 **{
-                    **enumeration,
+                    **known(Enumeration, enumeration),
                     "progressed_at": _optional_time(enumeration.get("progressed_at")),
                     "settle_after": _optional_time(enumeration.get("settle_after")),
                     "chunks_done": tuple(enumeration.get("chunks_done", ())),
@@ -226,8 +226,8 @@ class Job:
             checks=int(data.get("checks", 0)),
             abort_requested_at=_optional_time(data.get("abort_requested_at")),
             finished_at=_optional_time(data.get("finished_at")),
-            counts=Counts(**counts),
-            failures=tuple(Failure(**item) for item in data.get("failures", [])),
+            counts=Counts(**known(Counts, counts)),
+            failures=tuple(Failure(**known(Failure, item)) for item in data.get("failures", [])),
             report=data.get("report"),
             announce_owed=bool(data.get("announce_owed", False)),
             # A job recorded before the engines existed ran every item on Copy Blob.
