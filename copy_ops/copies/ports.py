@@ -145,8 +145,9 @@ class BlockCopies(Protocol):
     """The block engine's side: synchronous server-side copies, by block or whole.
 
     Errors: :class:`~copy_ops.core.errors.SourceChanged` when the source is no longer the
-    version pinned; :class:`~copy_ops.core.errors.SourceUnreadable` when the source cannot be
-    read (gone, or its authorization refused); :class:`~copy_ops.core.errors.ConditionNotMet`
+    version pinned (or gone once pinned); :class:`~copy_ops.core.errors.NotFound` or
+    :class:`~copy_ops.core.errors.Forbidden` when the source cannot be read (gone, or its
+    authorization refused); :class:`~copy_ops.core.errors.ConditionNotMet`
     when a lease or a state of the destination refuses the write;
     :class:`~copy_ops.core.errors.DestinationChanged` when the destination is not as the
     commit requires (there, or not the blob to replace); :class:`~copy_ops.core.errors.BlocksMissing`

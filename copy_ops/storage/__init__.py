@@ -7,7 +7,6 @@ exception once (:mod:`copy_ops.storage.errors`). A test keeps that wall.
 
 * :mod:`~copy_ops.storage.blobs`: :class:`BlobStorage`, both sides of :mod:`copy_ops.copies.ports`;
 * :mod:`~copy_ops.storage.client`: building the SDK client (transport, retries, credential);
-* :mod:`~copy_ops.storage.loop`: the one event loop the async SDK runs on;
 * :mod:`~copy_ops.storage.errors`: SDK exceptions and Azure's error codes, translated.
 """
 
