@@ -82,6 +82,8 @@ def copy_details(view: Mapping[str, Any], now: datetime) -> list[str]:
         blocks = view.get("blocks") or {}
         staged = f", {blocks.get('staged')} of {blocks.get('total')} blocks staged" if blocks.get("total") else ""
         details.append(("engine", f"{engine}{staged}"))
+    if view.get("phase"):
+        details.append(("phase", str(view["phase"])))
     source = view.get("source")
     details.append(("source", source if isinstance(source, str) else _where(source)))
     details.append(("destination", _where(view.get("destination"))))

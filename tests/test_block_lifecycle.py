@@ -23,6 +23,7 @@ from copy_ops.copies.model import (
     SourceFacts,
     State,
 )
+from copy_ops.copies.phases import Phase
 from copy_ops.core.errors import ConditionNotMet, DestinationChanged, Forbidden, SourceChanged
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -46,7 +47,8 @@ def op(**fields: object) -> Operation:
     return dataclasses.replace(base, **fields)  # type: ignore[arg-type]
 
 
-PLANNED = {"source_etag": '"e"', "source_size": SIZE}
+PLANNED = {"phase": Phase.STAGING, "source_etag": '"e"', "source_size": SIZE}
+SENT = {"phase": Phase.COMMITTING, "commit_sent_at": T0}
 ALL = {**PLANNED, "staged": "0-2"}
 LATE = DEADLINE - rules.COMMIT_MARGIN + timedelta(seconds=1)
 
@@ -65,11 +67,17 @@ LATE = DEADLINE - rules.COMMIT_MARGIN + timedelta(seconds=1)
         (ALL, DEADLINE, rules.Step.END, State.ABORTED, AbortReason.DEADLINE),
         ({**ALL, "abort_requested_at": T0}, T0, rules.Step.END, State.ABORTED, AbortReason.REQUESTED),
         # A commit sent: only a look at the destination says more, even past the deadline.
-        ({**ALL, "commit_sent_at": T0}, DEADLINE + timedelta(hours=1), rules.Step.CONFIRM, State.PENDING, None),
+        ({**ALL, **SENT}, DEADLINE + timedelta(hours=1), rules.Step.CONFIRM, State.PENDING, None),
         # Escalated: its async copy stopped first, whatever else is due; then planned.
-        ({"copy_id": "c"}, DEADLINE, rules.Step.ESCALATE, State.PENDING, None),
-        ({"copy_id": "c", "condition_etag": '"x"'}, T0, rules.Step.PLAN, State.PENDING, None),
-        ({"copy_id": "c", "condition_etag": '"x"'}, DEADLINE, rules.Step.END, State.ABORTED, AbortReason.DEADLINE),
+        ({"phase": Phase.ESCALATING, "copy_id": "c"}, DEADLINE, rules.Step.ESCALATE, State.PENDING, None),
+        ({"phase": Phase.PLANNING, "copy_id": "c", "condition_etag": '"x"'}, T0, rules.Step.PLAN, State.PENDING, None),
+        (
+            {"phase": Phase.PLANNING, "copy_id": "c", "condition_etag": '"x"'},
+            DEADLINE,
+            rules.Step.END,
+            State.ABORTED,
+            AbortReason.DEADLINE,
+        ),
     ],
 )
 def test_what_the_sweep_does_with_a_block_copy(
@@ -92,7 +100,7 @@ def test_what_the_sweep_does_with_a_block_copy(
 def test_a_commit_sent_is_confirmed_waited_for_sent_again_or_ended(
     committed: bool, now: datetime, abort: bool, step: rules.Step, state: State
 ) -> None:
-    sent = op(**ALL, commit_sent_at=T0, abort_requested_at=T0 if abort else None)
+    sent = op(**{**ALL, **SENT}, abort_requested_at=T0 if abort else None)
     decision = rules.confirm(sent, committed, now)
     assert (decision.step, decision.state) == (step, state)
 
@@ -148,7 +156,7 @@ def test_checkpoints_are_a_union_and_a_look_without_progress_waits_longer_each_t
 
 
 def test_an_escalation_keeps_the_copy_id_and_finds_only_our_leftover() -> None:
-    async_op = op(engine=Engine.ASYNC, copy_id="c", escalate_at=T0)
+    async_op = op(engine=Engine.ASYNC, copy_id="c", escalate_at=T0, phase=Phase.COPYING)
     escalating = rules.escalating(async_op, T0)
     assert (escalating.engine, escalating.copy_id, rules.escalation_unfinished(escalating)) == (
         Engine.BLOCKS,

@@ -36,6 +36,7 @@ PURE = {
     "copies.events",
     "copies.lifecycle",
     "copies.model",
+    "copies.phases",
     "copies.ports",
     "copies.request",
     "copies.sources",
@@ -228,3 +229,24 @@ def collaborators_set_afterwards(path: Path) -> str | None:
 
 def test_collaborators_are_wired_in_constructors() -> None:
     assert not broken(PRODUCT, collaborators_set_afterwards)
+
+
+def phases_set_by_hand(path: Path) -> str | None:
+    """A phase given (``phase=...``) other than by the transition table's ``next_phase``:
+    every move of an operation is a row of copy_ops.copies.phases.TRANSITIONS. Reading a
+    record (model.py) and a new record's default are no moves."""
+    if name_of(path) == "copy_ops/copies/model.py":
+        return None
+    found = []
+    for node in ast.walk(parse(path)):
+        if isinstance(node, ast.Call):
+            for keyword in node.keywords:
+                value = keyword.value
+                by_table = isinstance(value, ast.Call) and ast.unparse(value.func).endswith("next_phase")
+                if keyword.arg == "phase" and not by_table:
+                    found.append(f"line {node.lineno}: phase={ast.unparse(value)}")
+    return ", ".join(found) or None
+
+
+def test_a_phase_changes_only_by_the_transition_table() -> None:
+    assert not broken(PRODUCT, phases_set_by_hand)

@@ -33,6 +33,7 @@ from copy_ops.copies.model import (
     SourceFacts,
     State,
 )
+from copy_ops.copies.phases import Event, Phase, next_phase
 from copy_ops.core.errors import CopyOpsError, DestinationChanged, SourceChanged
 from copy_ops.core.redaction import redact
 
@@ -91,16 +92,16 @@ def stopped(op: Operation, now: datetime) -> BlockDecision | None:
 
 def decide(op: Operation, now: datetime, timing: Timing) -> BlockDecision:
     """What the sweep does with a pending block copy (no look at storage needed)."""
-    if op.commit_sent_at is not None:
+    if op.phase is Phase.COMMITTING:
         return BlockDecision(Step.CONFIRM)
-    if escalation_unfinished(op):
+    if op.phase is Phase.ESCALATING:
         return BlockDecision(Step.ESCALATE)  # first of all: no async copy of ours left running
     ending = stopped(op, now)
     if ending is not None:
         return ending
-    if op.source_etag is None:
-        if op.copy_id is not None:
-            return BlockDecision(Step.PLAN)  # escalated, its plan not made (yet)
+    if op.phase is Phase.PLANNING:
+        return BlockDecision(Step.PLAN)  # escalated, its plan not made (yet)
+    if op.phase is Phase.RECORDED:
         # Its start has not planned it (yet): the start may still be at work.
         if now >= start_given_up_at(op, timing):
             return _end(State.FAILED, error=OperationError(ErrorCode.NOT_STARTED, "the copy was never started"))
@@ -113,7 +114,7 @@ def decide(op: Operation, now: datetime, timing: Timing) -> BlockDecision:
 def confirm(op: Operation, committed: bool, now: datetime) -> BlockDecision:
     """A commit was sent; ``committed``: the destination shows it. Landed, still possibly in
     flight, or never landed (then sent again while time is left, else the copy ends)."""
-    assert op.commit_sent_at is not None
+    assert op.phase is Phase.COMMITTING and op.commit_sent_at is not None
     if committed:
         return _end(State.SUCCEEDED)
     if now < op.commit_sent_at + COMMIT_GRACE:
@@ -204,6 +205,7 @@ def planned(op: Operation, facts: SourceFacts, now: datetime) -> Operation:
     request, recorded as sent first). No metadata asked for copies the source's, as Copy Blob does."""
     planned = dataclasses.replace(
         op,
+        phase=next_phase(op.phase, Event.PLANNED),
         source_etag=facts.etag,
         source_size=facts.size,
         content=dict(facts.content),
@@ -237,9 +239,9 @@ def looked_at(op: Operation, now: datetime, timing: Timing) -> Operation:
     """``op`` looked at by the sweep and left pending: when to look again. A commit in
     flight: once it can no longer land; a start not planned yet: when it is given up;
     else after a stall (blocks handed out again, or none staged since), never past the deadline."""
-    if op.commit_sent_at is not None and now < op.commit_sent_at + COMMIT_GRACE:
+    if op.phase is Phase.COMMITTING and op.commit_sent_at is not None and now < op.commit_sent_at + COMMIT_GRACE:
         at = op.commit_sent_at + COMMIT_GRACE
-    elif op.source_etag is None:
+    elif op.phase in (Phase.RECORDED, Phase.ESCALATING, Phase.PLANNING):
         at = min(op.deadline, start_given_up_at(op, timing))
     else:
         # Each look that finds no progress waits longer before handing the blocks out again
@@ -251,7 +253,9 @@ def looked_at(op: Operation, now: datetime, timing: Timing) -> Operation:
 def sending_commit(op: Operation, now: datetime) -> Operation:
     """Recorded before the commit is sent: whoever reads the record from now on knows a
     commit may land until ``now + COMMIT_GRACE`` and never after."""
-    return dataclasses.replace(op, commit_sent_at=now, next_check_at=now + COMMIT_GRACE)
+    return dataclasses.replace(
+        op, phase=next_phase(op.phase, Event.COMMIT_SENT), commit_sent_at=now, next_check_at=now + COMMIT_GRACE
+    )
 
 
 def restaging(op: Operation, present: frozenset[int], now: datetime) -> Operation:
@@ -262,6 +266,7 @@ def restaging(op: Operation, present: frozenset[int], now: datetime) -> Operatio
     assert op.source_size is not None
     return dataclasses.replace(
         op,
+        phase=next_phase(op.phase, Event.COMMIT_MISSED),
         staged=kept.text(),
         progress=Progress(kept.bytes_staged(plan), op.source_size),
         commit_sent_at=None,
@@ -275,6 +280,7 @@ def escalating(op: Operation, now: datetime) -> Operation:
     from now on settles it as the block engine's, and aborts that copy first."""
     return dataclasses.replace(
         op,
+        phase=next_phase(op.phase, Event.ESCALATED),
         engine=Engine.BLOCKS,
         condition_etag=None,
         source_etag=None,
@@ -286,14 +292,14 @@ def escalating(op: Operation, now: datetime) -> Operation:
 
 def escalation_unfinished(op: Operation) -> bool:
     """Escalated, its async copy not yet known to be stopped (no leftover recorded)."""
-    return (
-        op.engine is Engine.BLOCKS and op.copy_id is not None and op.condition_etag is None and op.source_etag is None
-    )
+    return op.phase is Phase.ESCALATING
 
 
 def leftover_found(op: Operation, etag: str) -> Operation:
     """The escalated copy's abort leftover: the commit must replace exactly that blob."""
-    return dataclasses.replace(op, condition=DestinationCondition.ETAG, condition_etag=etag)
+    return dataclasses.replace(
+        op, phase=next_phase(op.phase, Event.LEFTOVER_FOUND), condition=DestinationCondition.ETAG, condition_etag=etag
+    )
 
 
 def is_our_leftover(op: Operation, copy_id: str | None, status: CopyStatus | None, owner: str | None) -> bool:

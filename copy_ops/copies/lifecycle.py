@@ -33,6 +33,7 @@ from copy_ops.copies.model import (
     State,
     in_cleanup_order,
 )
+from copy_ops.copies.phases import Event, next_phase
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,12 @@ def finish(
 ) -> Operation:
     """``op`` in its final state, with the cleanup it still needs scheduled."""
     ended = dataclasses.replace(
-        op, state=state, abort_reason=abort_reason if state is State.ABORTED else None, error=error, finished_at=now
+        op,
+        state=state,
+        abort_reason=abort_reason if state is State.ABORTED else None,
+        error=error,
+        finished_at=now,
+        phase=next_phase(op.phase, Event.FINISHED),
     )
     cleanup = cleanup_for(ended, state, now, timing)
     return dataclasses.replace(ended, cleanup=cleanup, next_check_at=cleanup_due(ended, cleanup, now, timing, now))
@@ -301,9 +307,15 @@ def cleanup_due(
     return min(times) if times else None
 
 
+def adopted(op: Operation, copy_id: str) -> Operation:
+    """A record with its Copy Blob started (its start's answer, or the sweep finding our
+    copy on the destination after the start died): the copy id, and its copy pending."""
+    return dataclasses.replace(op, copy_id=copy_id, phase=next_phase(op.phase, Event.STARTED))
+
+
 def record_copy(op: Operation, copy_id: str, status: CopyStatus, now: datetime, timing: Timing) -> Operation:
     """A pending record with its copy started: the copy id, and the end if it ended at once."""
-    started = dataclasses.replace(op, copy_id=copy_id)
+    started = adopted(op, copy_id)
     if status is CopyStatus.SUCCESS:
         return finish(started, State.SUCCEEDED, now, timing)
     if status is CopyStatus.FAILED:

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from copy_ops.copies.phases import Phase
 from copy_ops.core.times import format_time, parse_time
 
 # Put on the destination's metadata at copy start, so a copy whose start crashed
@@ -314,6 +315,8 @@ class Operation:
     commit_sent_at: datetime | None = None
     condition: DestinationCondition | None = None
     condition_etag: str | None = None
+    # Where it is in its machine (copy_ops.copies.phases: the one table of its moves).
+    phase: Phase = Phase.RECORDED
 
     @property
     def is_final(self) -> bool:
@@ -338,6 +341,12 @@ class Operation:
     @classmethod
     def from_json(cls, raw: bytes) -> Operation:
         data: dict[str, Any] = json.loads(raw)
+        op = cls._fields_of(data)
+        # A record written before phases were stored: its phase, as its fields tell it.
+        return op if data.get("phase") else dataclasses.replace(op, phase=_phase_before_phases(op))
+
+    @classmethod
+    def _fields_of(cls, data: dict[str, Any]) -> Operation:
         error = data.get("error")
         return cls(
             id=data["id"],
@@ -378,7 +387,24 @@ class Operation:
             commit_sent_at=_optional_time(data.get("commit_sent_at")),
             condition=DestinationCondition(data["condition"]) if data.get("condition") else None,
             condition_etag=data.get("condition_etag"),
+            phase=Phase(data.get("phase") or Phase.RECORDED),
         )
+
+
+def _phase_before_phases(op: Operation) -> Phase:
+    """The phase of a record written before phases were stored, read off its fields (as that
+    code read them): kept for those records alone; every later move is the table's."""
+    if op.is_final:
+        return Phase.ENDED
+    if op.engine is Engine.BLOCKS:
+        if op.commit_sent_at is not None:
+            return Phase.COMMITTING
+        if op.source_etag is not None:
+            return Phase.STAGING
+        if op.copy_id is not None:
+            return Phase.PLANNING if op.condition_etag is not None else Phase.ESCALATING
+        return Phase.RECORDED
+    return Phase.COPYING if op.copy_id is not None else Phase.RECORDED
 
 
 def _encode(value: object) -> object:

@@ -28,6 +28,7 @@ from copy_ops.copies import block_lifecycle as rules
 from copy_ops.copies.blocks import LARGEST_BLOB, Block, Staged
 from copy_ops.copies.lifecycle import Action, Decision
 from copy_ops.copies.model import CopyRequest, DestinationCondition, Operation, Progress, State
+from copy_ops.copies.phases import Phase
 from copy_ops.copies.ports import BlockQueue, BlockSource, Commit, Storage
 from copy_ops.copies.records import Ledger, Stored
 from copy_ops.core.errors import (
@@ -119,8 +120,8 @@ class BlockEngine:
         if refusal is not None:
             logger.warning("stage_refused op=%s reason=%s", op.id, refusal)
             return "refused"
-        if op.is_final or op.source_etag is None or op.commit_sent_at is not None or rules.single(op):
-            return "nothing"
+        if op.phase is not Phase.STAGING or rules.single(op):
+            return "nothing"  # not planned yet, its commit sent, or ended
         if not rules.may_commit(op, now):
             return "stopped"  # past the last moment a commit could be sent: the sweep ends it
         todo = [block for block in rules.staged(op).missing(rules.plan_of(op)) if block.index in wanted]
@@ -172,7 +173,7 @@ class BlockEngine:
         """The record with ``indexes`` staged too; None if it ended, or its commit was sent."""
         for attempt in range(CHECKPOINT_ATTEMPTS):
             stored = await self._ledger.read(operation_id)
-            if stored.op.is_final or stored.op.commit_sent_at is not None:
+            if stored.op.phase is not Phase.STAGING:
                 return None
             if indexes <= rules.staged(stored.op).indexes():
                 return stored

@@ -18,6 +18,8 @@ def operation_view(op: Operation, destination_url: str | None) -> dict[str, Any]
     return {
         "id": op.id,
         "state": op.state.value,
+        # Where it is in its machine (docs/machines/copy.md).
+        "phase": op.phase.value,
         "source": op.source,
         "destination": {**op.destination.as_dict(), "url": destination_url},
         "copy_id": op.copy_id,
