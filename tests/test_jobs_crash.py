@@ -63,8 +63,10 @@ STEPS = [
     ("start a copy", "copy_blob", "{dest}", "status", 0, True),
     ("start a copy, answer lost", "copy_blob", "{dest}", "lost_response", 0, False),
     ("record a started copy", "put_blob", "{item}", "status", 1, True),
-    ("move the checkpoint", "put_blob", "/jobs/", "status", 0, True),
-    ("move the checkpoint, answer lost", "put_blob", "/jobs/", "lost_response", 0, False),
+    ("keep the page's handout", "put_blob", "/jobs/", "status", 0, True),
+    ("keep the page's handout, answer lost", "put_blob", "/jobs/", "lost_response", 0, False),
+    ("move the checkpoint", "put_blob", "/jobs/", "status", 1, True),
+    ("move the checkpoint, answer lost", "put_blob", "/jobs/", "lost_response", 1, False),
     ("send the next page", "put_message", "", "status", 0, True),
     ("send the next page, answer lost", "put_message", "", "lost_response", 0, False),
 ]

@@ -19,13 +19,15 @@ from hypothesis import strategies as st
 
 from copy_ops.background.dispatch import do_poisoned, do_work
 from copy_ops.copies.model import BlobRef, CopyStatus, ForeignBlob, State
+from copy_ops.copies.ports import StoredDocument
 from copy_ops.core.errors import CopyOpsError
 from copy_ops.core.settings import Settings
-from copy_ops.jobs import progress
+from copy_ops.jobs import handouts, progress, stops
 from copy_ops.jobs.model import JobState
 from copy_ops.jobs.request import parse_job_request
+from copy_ops.jobs.stops import StopLooks
 from copy_ops.service import CopyService
-from copy_ops.work.messages import BATCH, Batch, decode
+from copy_ops.work.messages import BATCH, Batch, Check, decode
 from devkit.worker import run
 from tests.support.memory import MemoryQueue, MemoryStorage, sealed_by
 
@@ -303,16 +305,16 @@ def test_a_page_listed_again_after_the_source_changed_does_not_end_the_job_early
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A page's handler dies after handing out its batches; the source changes; the page is
-    listed again and hands out other batches. The first handout's batches start their items
-    (they are the job's) but their marks do not count for the second's: the job waits for
-    the second's, and no listed item is left out."""
+    listed again and hands out other batches. The checkpoint keeps the second handout: the
+    first's batches, taken after, are refused (their marks would not count for the second's
+    anyway): the job waits for the second's, and no listed item is left out."""
     seen: dict[str, str] = {}  # each handout its own token (random ones collide 1 in 65,536)
-    monkeypatch.setattr(progress, "handout_of", lambda mover: seen.setdefault(mover, f"{len(seen):04x}"))
+    monkeypatch.setattr(handouts, "handout_of", lambda mover: seen.setdefault(mover, f"{len(seen):04x}"))
     storage, sent = CountingStorage(), MemoryQueue()
     service = CopyService(SETTINGS, storage, sent)
     job_id = start(storage, sent, 7)  # one page of 7
     [page] = sent.take()
-    storage.calls_left = 0  # dies at its first write: the checkpoint (the batches are sent)
+    storage.calls_left = 1  # its handout written and its batch sent, it dies moving the checkpoint
     with pytest.raises(Killed):
         run(do_work(service, page, T0))
     storage.calls_left = None
@@ -321,7 +323,7 @@ def test_a_page_listed_again_after_the_source_changed_does_not_end_the_job_early
     storage.put(BlobRef("src", "in/010.bin"), b"x")
     run(do_work(service, page, T0))  # listed again: in/010.bin instead of in/003.bin
     [winner] = [text for text in sent.take() if isinstance(decode(text), Batch)]
-    run(do_work(service, orphan, T0))  # its items started (in/003.bin refused: gone)
+    assert run(do_work(service, orphan, T0)) == ("batch", Counter(["refused"]))  # not the kept handout
     drain(service, sent, T0)
     assert run(service.jobs.check(job_id, T0 + timedelta(minutes=1))).value == "waiting"
     assert "out/010.bin" not in storage.copies
@@ -333,7 +335,7 @@ def test_a_page_listed_again_after_the_source_changed_does_not_end_the_job_early
     assert max(storage.copies.values()) == 1
 
 
-def test_a_batch_cut_short_by_the_deadline_leaves_no_mark_and_the_job_still_ends() -> None:
+def test_a_batch_cut_short_by_the_deadline_leaves_its_mark_and_the_job_ends_once_the_index_caught_up() -> None:
     storage, sent = CountingStorage(), MemoryQueue()
     one_at_a_time = Settings.from_env({**_env(), "COPY_SWEEP_CONCURRENCY": "1", "COPY_JOB_PAGE_SIZE": "7"})
     service = CopyService(one_at_a_time, storage, sent)
@@ -346,12 +348,21 @@ def test_a_batch_cut_short_by_the_deadline_leaves_no_mark_and_the_job_still_ends
     storage.before_copy = _slow
     outcome = run(do_work(service, batch, deadline - timedelta(milliseconds=1)))
     assert outcome == ("batch", Counter(["stopped"])), outcome
+    marks = [name for name in storage.containers[SETTINGS.ledger_container] if name.startswith(f"batches/{job_id}/")]
+    assert len(marks) == 1 and marks[0].endswith("-stopped"), marks
+    sent.take()
     after = deadline + timedelta(seconds=5)
-    assert run(service.jobs.check(job_id, after)).value == "waiting"  # stopped: a batch may be in flight
-    run(service.jobs.check(job_id, after + progress.IN_FLIGHT))
+    # Stopped: every batch is marked, so the job waits only for the index (not a minute),
+    # and asks for that look itself.
+    assert run(service.jobs.check(job_id, after)).value == "waiting"
+    assert [decode(text) for text in sent.take()] == [Check(job_id)] and sent.delays[
+        -1
+    ] == progress.ABORT_LOOK.total_seconds()
+    run(service.jobs.check(job_id, after + progress.CATCH_UP, asked=True))
     job = run(service.jobs.get(job_id, after))
     assert job.is_final and job.state is JobState.FAILED, job
     assert "before every listed item was started" in (job.enumeration.stopped or "")
+    assert job.counts.items == 1
 
 
 async def _slow(ref: BlobRef) -> None:
@@ -376,3 +387,94 @@ def test_a_poisoned_manifest_chunk_records_its_items_and_counts_the_chunk() -> N
     assert ended.counts.by_state == {"failed": 3} and not storage.copies
     # Delivered to the poison trigger twice: nothing more happens.
     assert run(do_poisoned(service, chunk, T0)) == ("poisoned", Counter(["stale"]))
+
+
+class JobReadCounting(CountingStorage):
+    """Counts reads of job records; a read waits for ``gate`` while it is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.job_reads = 0
+        self.gate: asyncio.Event | None = None
+
+    async def read_document(self, container: str, name: str) -> StoredDocument:
+        if name.startswith("jobs/"):
+            self.job_reads += 1
+            if self.gate is not None:
+                await self.gate.wait()
+        return await super().read_document(container, name)
+
+
+def test_an_instance_reads_a_job_once_a_second_for_all_its_batches_and_stops_them_at_the_next_read() -> None:
+    """Whether a job was stopped, asked before each item starts, costs one read of the job a
+    second per instance, however many of its items (of any batches) ask: an item asking while
+    that read is under way waits for it; once the job is aborted, the next read stops them all."""
+    storage, sent = JobReadCounting(), MemoryQueue()
+    service = CopyService(SETTINGS, storage, sent)
+    job_id = start(storage, sent, 1)
+    looks = StopLooks(service.jobs.records)
+
+    async def asking(at: datetime, count: int) -> list[bool]:
+        """``count`` items asking within the same few milliseconds after ``at``, while the
+        read one of them makes is held until all have asked."""
+        storage.gate = asyncio.Event()
+        answers = asyncio.gather(*(looks.stopped(job_id, at + timedelta(milliseconds=i)) for i in range(count)))
+        await asyncio.sleep(0)  # each asks once: the first reads (held), the rest wait for it
+        storage.gate.set()
+        return list(await answers)
+
+    reads = storage.job_reads
+    assert run(asking(T0, 50)) == [False] * 50 and storage.job_reads == reads + 1
+    assert run(asking(T0 + timedelta(seconds=0.9), 50)) == [False] * 50 and storage.job_reads == reads + 1
+    run(service.jobs.abort(job_id, T0 + timedelta(seconds=1.5)))
+    reads = storage.job_reads
+    # Aborted: the next read (a second after the last) sees it, and every item asking stops.
+    assert run(asking(T0 + stops.RECHECK, 50)) == [True] * 50 and storage.job_reads == reads + 1
+    # Stopped for good: no more reads.
+    assert run(asking(T0 + timedelta(seconds=10), 50)) == [True] * 50 and storage.job_reads == reads + 1
+
+
+def listed_whole_and_aborted(
+    service: CopyService, storage: CountingStorage, sent: MemoryQueue
+) -> tuple[str, list[str]]:
+    """A job of two pages (7 and 3 items) listed to its end, its two batches held back, then
+    aborted, and its abort's first look run: the job stopped, both batches out."""
+    job_id = start(storage, sent, 10)
+    held: list[str] = []
+    while texts := sent.take():
+        for text in texts:
+            if isinstance(decode(text), Batch):
+                held.append(text)
+            else:
+                run(do_work(service, text, T0))
+    assert len(held) == 2 and run(service.jobs.get(job_id, T0)).enumeration.done
+    run(service.jobs.abort(job_id, T0))
+    sent.take()
+    assert run(service.jobs.check(job_id, T0, asked=True)).value == "waiting"
+    # Due, it asks for the next look in 2 s (and that one for the next, for a minute).
+    assert [decode(text) for text in sent.take()] == [Check(job_id)] and sent.delays[
+        -1
+    ] == progress.ABORT_LOOK.total_seconds()
+    return job_id, held
+
+
+def test_an_aborted_job_listed_whole_ends_once_every_batch_is_marked_stopped_not_a_minute_later() -> None:
+    storage, sent = CountingStorage(), MemoryQueue()
+    service = CopyService(SETTINGS, storage, sent)
+    job_id, held = listed_whole_and_aborted(service, storage, sent)
+    for text in held:
+        assert run(do_work(service, text, T0)) == ("batch", Counter(["stopped"]))
+    assert [decode(text) for text in sent.take()] == [Check(job_id)]  # the last batch's mark asks for a look
+    after = T0 + timedelta(seconds=1)
+    assert run(service.jobs.check(job_id, after, asked=True)).value == "waiting"  # the index's catch-up
+    assert run(service.jobs.check(job_id, after + progress.CATCH_UP, asked=True)).value == "aborted"
+    assert not storage.copies
+
+
+def test_an_aborted_job_whose_batch_is_lost_for_good_still_ends_a_minute_after_its_stop() -> None:
+    storage, sent = CountingStorage(), MemoryQueue()
+    service = CopyService(SETTINGS, storage, sent)
+    job_id, held = listed_whole_and_aborted(service, storage, sent)
+    run(do_work(service, held[0], T0))  # the other never comes (poisoned, and lost there too)
+    assert run(service.jobs.check(job_id, T0 + timedelta(seconds=30), asked=True)).value == "waiting"
+    assert run(service.jobs.check(job_id, T0 + progress.IN_FLIGHT, asked=True)).value == "aborted"

@@ -59,10 +59,8 @@ def test_two_hosts_run_one_job(hosts: list[DevHostProcess], blobs: Blobs, proxy:
     assert until(every_batch_done), [host.log()[-2000:] for host in hosts]
     assert second.call("GET", f"/api/jobs/{job_id}").json()["enumeration"]["done"]
     # Every item started (copies stay pending) and every batch done: the job is aborted, and
-    # its items end. Aborted while a batch is still out, the job would wait a minute for the
-    # batches in flight (progress.IN_FLIGHT) however soon they are done: a batch that starts
-    # nothing after an abort leaves no mark to say so. (A deadline of seconds would end the
-    # listing itself.)
+    # its items end. (An abort while batches are out: tests/test_jobs_abort.py. A deadline of
+    # seconds would end the listing itself.)
     assert second.call("POST", f"/api/jobs/{job_id}/abort").status == 202
 
     turns = itertools.cycle(hosts)

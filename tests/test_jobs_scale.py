@@ -23,6 +23,7 @@ import pytest
 from azure.storage.queue import QueueClient
 
 from copy_ops.core.settings import Settings
+from copy_ops.jobs.handouts import HANDOUT_DIGITS
 from copy_ops.work.messages import BATCH, Batch, encode
 from devkit import PendingCopyProxy, connection_string, serve
 from tests.conftest import Blobs, connect
@@ -124,9 +125,18 @@ def test_two_hosts_start_one_job_of_several_pages_each_item_once(
     reply = doomed.call("POST", "/api/jobs", body)
     assert reply.status == 202, reply.body
     job_id = reply.json()["id"]
-    # The first page's first batch's items, delivered twice: as the listing hands them out, and
-    # in a copy sent here (of no handout the checkpoint counts: its mark stands for nothing).
-    twice = Batch(job_id, 0, 0, tuple(names[:BATCH]), (1,) * BATCH)
+    # The first page's first batch, delivered twice: as the listing hands it out, and in a copy
+    # sent here once the checkpoint keeps the page's handout (a batch of any other is refused).
+    ledger = blobs.direct.get_container_client(env["COPY_LEDGER_CONTAINER"])
+    handouts: list[str] = []
+
+    def handout_kept() -> bool:
+        record = json.loads(ledger.download_blob(f"jobs/{job_id}.json").readall())
+        handouts[:] = [record["enumeration"]["handouts"][:HANDOUT_DIGITS]]
+        return len(handouts[0]) == HANDOUT_DIGITS
+
+    assert until(handout_kept, timeout=30, interval=0.02), doomed.log()[-3000:]
+    twice = Batch(job_id, 0, 0, tuple(names[:BATCH]), (1,) * BATCH, None, handouts[0])
     app = connect(Settings.from_env({**env, "COPY_STORAGE": proxy.connection_string}))  # the app's key
     with QueueClient.from_connection_string(proxy.connection_string, env["COPY_WORK_QUEUE"]) as queue:
         queue.send_message(sealed_by(app, encode(twice)))

@@ -89,7 +89,7 @@ def every_kind(job_id: str, items: list[str]) -> list[Work]:
     entry = ManifestEntry(BlobRef("src", "secret/payroll.csv"), "payroll.csv")
     return [
         Settle(tuple(items)),
-        Abort(tuple(items)),
+        Abort(tuple(items), job_id),
         Page(job_id, 0),
         Batch(job_id, 0, 99, ("secret/payroll.csv",), (27,), None, ""),
         Chunk(job_id, 7, (entry,)),
@@ -148,6 +148,6 @@ def test_forged_messages_of_every_kind_act_on_nothing_on_either_queue(
     assert snapshot(blobs, world) == before and dict(proxy.started) == started
     assert sorted(set(refusals.reasons)) == ["SealWrong", "Unsealed"] and len(refusals.reasons) == tried
 
-    # The control: the abort the forger wrote, sealed by the app, aborts every item.
-    run(do_work(world.service, sealed(key.key, encode(Abort(tuple(items)))), LATE))
+    # The control: the settle the forger wrote, sealed by the app, aborts every item.
+    run(do_work(world.service, sealed(key.key, encode(Settle(tuple(items)))), LATE))
     assert [run(world.service.get(item, LATE)).state for item in items] == [State.ABORTED] * ITEMS

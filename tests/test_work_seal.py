@@ -43,7 +43,7 @@ JOB = "8203858143000-5b679290"
 
 EVERY_KIND: list[Work] = [
     Settle((JOB,)),
-    Abort((JOB,)),
+    Abort((f"{JOB}-{'0' * 16}",), JOB),
     Page(JOB, 0, "sig=x"),
     Batch(JOB, 0, 1, ("in/a.bin", 'in/"quoted",mac".bin'), (1, 2), None, "00af"),
     Check(JOB, f"{JOB}-{'0' * 16}"),

@@ -52,15 +52,40 @@ def destination_name_problem(name: str) -> str | None:
     return f"the destination name (destination prefix + the name below the source prefix) {problem}"
 
 
-# A batch in flight when its job's check stops the job is done within this: no item starts
-# past the deadline (nor, re-read every 20 s, after an abort), and one claimed before sends
-# its copy within half a claim or gives up (a record write held up by retries is the longest part).
+# A batch or page in flight when its job's check stops the job is done within this: no item
+# starts past the deadline (nor, the job read again every second, after an abort), and one
+# claimed before sends its copy within half a claim or gives up (a record write held up by
+# retries is the longest part). A job listed whole waits only for its batches' marks, then
+# CATCH_UP for the index (jobs/watch.py says why 2 s). After an abort, the job is looked at
+# every ABORT_LOOK (a check message it sends itself) for IN_FLIGHT, each look aborting the
+# items the index shows pending: those a batch started just before it stopped, too.
 IN_FLIGHT = timedelta(minutes=1)
+CATCH_UP = timedelta(seconds=2)
+ABORT_LOOK = timedelta(seconds=2)
 
 
 def stopped_by_check(enumeration: Enumeration, reason: str, now: datetime) -> Enumeration:
     """Stopped by the job's check (an abort, the deadline), whatever a page is doing."""
     return dataclasses.replace(stopped(enumeration, reason, None, now), settle_after=now + IN_FLIGHT)
+
+
+def listed_whole(enumeration: Enumeration) -> bool:
+    """A prefix job listed to its end: each batch it handed out counted (and marked once done)."""
+    return enumeration.page > 0 and enumeration.marker is None and not enumeration.chunks
+
+
+def settling_soon(enumeration: Enumeration, now: datetime) -> Enumeration | None:
+    """A stopped job listed whole whose batches are all marked ends once the index caught up,
+    not IN_FLIGHT after its stop; None if that changes nothing."""
+    after = enumeration.settle_after
+    if after is None or not listed_whole(enumeration) or after <= now + CATCH_UP:
+        return None
+    return dataclasses.replace(enumeration, settle_after=now + CATCH_UP)
+
+
+def aborting(job: Job, now: datetime) -> bool:
+    """Whether the job is looked at every ABORT_LOOK (an abort asked within IN_FLIGHT)."""
+    return job.abort_requested_at is not None and now < job.abort_requested_at + IN_FLIGHT
 
 
 DEADLINE_PASSED = "the deadline passed before the source was listed to its end"
@@ -97,8 +122,10 @@ def relative_name(source_prefix: str, name: str) -> str:
 
 
 def next_check(job: Job, now: datetime) -> datetime:
-    """Doubling from the first check up to the longest while the job runs; soon after its
-    deadline, when its items end; and then at every sweep until it has ended."""
+    """Every ABORT_LOOK after an abort; else doubling from the first check up to the longest
+    while the job runs; soon after its deadline, when its items end; then at every sweep."""
+    if aborting(job, now):
+        return now + ABORT_LOOK
     if now >= job.deadline:
         return now + FIRST_CHECK
     interval = min(LONGEST_CHECK, FIRST_CHECK * (1 << min(job.checks, 10)))
@@ -121,45 +148,15 @@ def page_done(
         marker=marker,
         items=enumeration.items + found,
         batches=enumeration.batches + batches,
-        # Padded for a job listed before handouts were kept (its earlier pages count no marks).
-        handouts=enumeration.handouts.ljust(enumeration.page * HANDOUT_DIGITS, "-") + handout_of(mover),
         done=marker is None,
         progressed_at=now,
         mover=mover,
     )
 
 
-HANDOUT_DIGITS = 4
-
-
 def part_count(digits: int) -> int:
     """How many parts a job's report has whose part names have ``digits`` hex digits."""
     return 16**digits if digits else 1
-
-
-def handout_of(mover: str) -> str:
-    """The token a page's batches and their marks carry: its handler's, shortened (a job
-    record holds one a page)."""
-    return mover[:HANDOUT_DIGITS]
-
-
-def mark_name(page: int, index: int, handout: str) -> str:
-    return f"{page:06d}-{index:04d}-{handout}"
-
-
-def marks_counted(marks: list[str], handouts: str) -> int:
-    """How many of a job's batch marks are of the handout its checkpoint counts for their
-    page (a page listed twice has its first handout's batches started too, but not counted:
-    the second may hold other items, if the source changed in between)."""
-    counted = set()
-    for name in marks:
-        parts = name.split("-")
-        if len(parts) != 3 or not parts[0].isdigit() or len(parts[2]) != HANDOUT_DIGITS:
-            continue
-        page = int(parts[0])
-        if handouts[page * HANDOUT_DIGITS : (page + 1) * HANDOUT_DIGITS] == parts[2]:
-            counted.add(name)
-    return len(counted)
 
 
 def chunk_done(enumeration: Enumeration, index: int, now: datetime, late: int = 0) -> Enumeration:

@@ -34,8 +34,9 @@ from copy_ops.copies.records import (
 )
 from copy_ops.core.errors import NotFound, StorageUnavailable
 from copy_ops.core.times import format_time
+from copy_ops.jobs.handouts import Marks, marks_counted
 from copy_ops.jobs.model import Counts, Failure, Job
-from copy_ops.jobs.progress import FAILURES_SHOWN, item_prefix, marks_counted
+from copy_ops.jobs.progress import FAILURES_SHOWN, item_prefix
 
 # A batch of a job's listed items leaves an empty blob here when it is done: counted by a
 # listing (5,000 names a request), they tell a job that every batch was taken, without a
@@ -208,15 +209,15 @@ class JobLedger:
     # -- batches ---------------------------------------------------------------------------
 
     async def mark_batch(self, job_id: str, mark: str) -> None:
-        """A batch is done (every item of it started or recorded): its mark, named by
-        :func:`copy_ops.jobs.progress.mark_name`."""
+        """A batch is done (every item of it started or recorded, or the job stopped it):
+        its mark, named by :func:`copy_ops.jobs.handouts.mark_name`."""
         await self._documents.put_document(self._container, f"{BATCH_PREFIX}{job_id}/{mark}", b"", MARK_TYPE)
 
-    async def batches_done(self, job: Job) -> int:
-        """How many of the job's batches are done, of the handouts its checkpoint counts
-        (by their marks: a request per 5,000)."""
+    async def batches_done(self, job: Job) -> Marks:
+        """How many of the job's batches are done (and how many of those stopped), of the
+        handouts its checkpoint counts (by their marks: a request per 5,000)."""
         marks = await self.names(f"{BATCH_PREFIX}{job.id}/")
-        return marks_counted(marks, job.enumeration.handouts)
+        return marks_counted(marks, job.enumeration)
 
     async def names(self, prefix: str) -> list[str]:
         """The names under ``prefix``, without it."""

@@ -242,4 +242,5 @@ class JobService:
         return await self._reports.write_part(message)
 
     async def abort_batch(self, message: Abort, now: datetime) -> Counter[str]:
-        return await self._aborts.abort_all(message.ids, now)
+        """A job's items handed out by its abort: only items of that job, once it was aborted."""
+        return await self._aborts.abort_batch(message, now)

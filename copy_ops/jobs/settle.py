@@ -3,14 +3,22 @@
 1. an enumeration that made no progress for long is resumed from its checkpoint, or,
    when what it needs is gone (the caller's SAS, a manifest chunk), ended, the job
    being the items it did start;
-2. an abort (or the deadline) stops the enumeration and the batches not taken yet, and
-   an abort aborts every item still pending, inline or, beyond the fan-out threshold, in
-   batches on the work queue;
+2. an abort (or the deadline) stops the enumeration and the batches not taken yet (a
+   batch under way stops within a second: :mod:`copy_ops.jobs.stops`), and an abort
+   aborts every item still pending, inline or, beyond the fan-out threshold, in batches on
+   the work queue, at every look; for a minute after an abort the job looks at itself
+   every 2 s (a check message), so that the items a batch started just before it stopped
+   are aborted within seconds;
 3. while batches of listed items are out (their marks fewer than the batches), the job
-   waits without counting its items; then the items are counted from the blob index;
-   when every item found has ended, the report is written (by this look, or in parts on
-   the work queue: :mod:`copy_ops.jobs.report`) and then the final state, once (the
-   record's ETag decides).
+   waits without counting its items (a stopped job listed whole: until every batch is
+   marked, done or stopped, and the index caught up; else a minute); then the items are
+   counted from the blob index; when every item found has ended, the report is written
+   (by this look, or in parts on the work queue: :mod:`copy_ops.jobs.report`) and then
+   the final state, once (the record's ETag decides).
+
+Size: about 280 lines. One look reads the job record once and writes it once (its ETag
+decides between two looks); its steps each change that one record on the way, and read
+best in the order they run.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from copy_ops.jobs.model import Job, JobState
 from copy_ops.jobs.records import JobLedger, StoredJob
 from copy_ops.jobs.report import Reports, report_digits, report_parts
 from copy_ops.observability.telemetry import OFF, Telemetry
-from copy_ops.work.messages import Page, encode
+from copy_ops.work.messages import Check, Page, encode
 
 logger = logging.getLogger(__name__)
 
@@ -95,55 +103,94 @@ class JobChecker:
         except NotFound:
             return Checked.VANISHED
         job = stored.job
-        if not asked and job.next_check_at is not None and job.next_check_at > now + DUE_TOLERANCE:
+        due = job.next_check_at is None or job.next_check_at <= now + DUE_TOLERANCE
+        if not asked and not due:
             return Checked.NOT_DUE
         if job.is_final:
             return await self._announce(stored, now) if job.announce_owed else Checked.NOT_DUE
         if job.closing is not None:
             return await self._close(stored, now)
         reason = progress.stop_reason(job, now)
-        outstanding = await self._outstanding(job)
-        if reason is not None and job.enumeration.settle_after is None and (not job.enumeration.done or outstanding):
+        outstanding, cut = await self._outstanding(job)
+        if (
+            reason is not None
+            and job.enumeration.settle_after is None
+            and (not job.enumeration.done or outstanding or cut)
+        ):
             # Aborted, or past its deadline: the job ends with the items it has, whatever its
             # enumeration was doing (a page failing again and again holds nothing up) and
-            # whatever batches are still on the queue (they start nothing now).
+            # whatever batches are still out or were stopped (they start nothing now, and
+            # leave their marks).
             stopped = progress.stopped_reason(reason, job.enumeration.done)
             job = dataclasses.replace(job, enumeration=progress.stopped_by_check(job.enumeration, stopped, now))
             logger.info("job_enumeration_ended job=%s reason=%s", job.id, stopped)
+        soon = None if outstanding else progress.settling_soon(job.enumeration, now)
+        if soon is not None:
+            # Every batch it handed out is done or stopped: it ends once the index caught up.
+            job = dataclasses.replace(job, enumeration=soon)
+            logger.info("job_batches_stopped job=%s", job.id)
         if progress.stalled(job, now):
             job = await self._unstall(job, now)
-            outstanding = await self._outstanding(job)  # its listing may have ended here
+            outstanding, _ = await self._outstanding(job)  # its listing may have ended here
         if job.abort_requested_at is not None:
             await self._aborts.abort_pending(job.id, now)
-        if outstanding and job.enumeration.settle_after is None:
-            # Batches are still out: no item count can end the job yet, so none is taken.
-            return await self._wait(stored, dataclasses.replace(job, checks=job.checks + 1), now)
+        settle_after = job.enumeration.settle_after
+        if (outstanding and settle_after is None) or (settle_after is not None and now < settle_after):
+            # Batches are still out, or may be: no item count can end the job yet, so none is
+            # taken. A stopped job waits for them IN_FLIGHT at most (a batch lost for good
+            # leaves no mark).
+            waiting = dataclasses.replace(job, checks=job.checks + 1)
+            return await self._wait(stored, waiting, now, due=due, soon=soon is not None)
         last = await self._read(item) if item is not None else None
         counts, failures = await self._jobs.counts(job.id, last if last is not None and last.is_final else None)
         job = dataclasses.replace(job, counts=counts, failures=failures, checks=job.checks + 1)
         end = progress.ending(job, counts, now)
         if end is None:
-            return await self._wait(stored, job, now)
+            return await self._wait(stored, job, now, due=due)
         digits = report_digits(counts.items, self._settings.job_report_part)
         if digits:
             return await self._report_in_parts(stored, job, end, digits, now)
         await self._reports.write(job.id, "")
         return await self._end(stored, job, end, self._reports.name(job.id), now)
 
-    async def _outstanding(self, job: Job) -> int:
-        """Batches of listed items not done yet: one listing of their marks, once the listing
-        is done (before, the job cannot end anyway)."""
+    async def _outstanding(self, job: Job) -> tuple[int, int]:
+        """Batches of listed items not done yet, and how many were stopped: one listing of
+        their marks, once the listing is done (before, the job cannot end anyway), and after
+        its check stopped a job listed whole (each batch, stopped too, leaves its mark)."""
         enumeration = job.enumeration
-        if not enumeration.done or not enumeration.batches or enumeration.settle_after is not None:
-            return 0
-        return max(0, enumeration.batches - await self._jobs.batches_done(job))
+        if not enumeration.done or not enumeration.batches:
+            return 0, 0
+        if enumeration.settle_after is not None and not progress.listed_whole(enumeration):
+            return 0, 0
+        marks = await self._jobs.batches_done(job)
+        return max(0, enumeration.batches - marks.done), marks.stopped
 
-    async def _wait(self, stored: StoredJob, job: Job, now: datetime) -> Checked:
-        waiting = dataclasses.replace(
-            job, state=progress.running_state(job), next_check_at=progress.next_check(job, now)
+    async def _wait(
+        self, stored: StoredJob, job: Job, now: datetime, *, due: bool = True, soon: bool = False
+    ) -> Checked:
+        """The job saved to be looked at again. While an abort is recent, every ABORT_LOOK: a
+        look that was due sends the next one's message (one chain: a look asked for off
+        that schedule leaves the next look where it is); and soon (``soon``) when the job
+        ends once the index caught up."""
+        when = progress.next_check(job, now)
+        quick = progress.aborting(job, now)
+        if quick and not due and stored.job.next_check_at is not None:
+            when = min(when, stored.job.next_check_at)
+        await self._jobs.save(
+            dataclasses.replace(job, state=progress.running_state(job), next_check_at=when), stored.etag, now
         )
-        await self._jobs.save(waiting, stored.etag, now)
+        if (quick and due) or soon:
+            await self._look_again(job.id)
         return Checked.WAITING
+
+    async def _look_again(self, job_id: str) -> None:
+        """A look at the job in ABORT_LOOK (if the message cannot be sent, the sweep's)."""
+        if self._work is None:
+            return
+        try:
+            await self._work.send([encode(Check(job_id))], delay_seconds=int(progress.ABORT_LOOK.total_seconds()))
+        except CopyOpsError as exc:
+            logger.warning("job_look_deferred job=%s error=%s", job_id, exc.kind)
 
     async def _end(self, stored: StoredJob, job: Job, end: JobState, report: str, now: datetime) -> Checked:
         """The final state, once its report is written whole."""

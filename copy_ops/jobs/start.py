@@ -25,7 +25,7 @@ from copy_ops.copies.ports import WorkQueue, needed
 from copy_ops.core.errors import Busy, CopyOpsError, Forbidden, InvalidRequest, NotFound, PreconditionFailed
 from copy_ops.core.logtext import counts_text
 from copy_ops.core.redaction import redact
-from copy_ops.jobs import progress
+from copy_ops.jobs import handouts, progress
 from copy_ops.jobs.handout import POISONED, Batches
 from copy_ops.jobs.items import Item, ItemOutcome
 from copy_ops.jobs.model import Enumeration, JobState
@@ -35,6 +35,15 @@ from copy_ops.jobs.starts import ItemStarts
 from copy_ops.work.messages import Check, Chunk, Page, encode
 
 logger = logging.getLogger(__name__)
+
+
+def _keeping(enumeration: Enumeration, page: int, handout: str) -> Enumeration | None:
+    """The checkpoint keeping ``handout`` as page ``page``'s, before its batches are sent
+    (written again after a lost answer: the same); None if the page is no longer the one to
+    list (another handler moved on, or the job's check stopped it)."""
+    if enumeration.page != page or enumeration.done:
+        return None
+    return dataclasses.replace(enumeration, handouts=handouts.with_handout(enumeration.handouts, page, handout))
 
 
 class Paged(StrEnum):
@@ -106,12 +115,22 @@ class Enumerator:
                 await self._ended(job.id)
             return Paged.STOPPED
         mover = secrets.token_hex(8)
-        handed = await self._batches.hand_out(job.id, message.page, listed, message.sas, progress.handout_of(mover))
+        handout = handouts.handout_of(mover)
+        # The handout in the checkpoint first, then the batches: a batch is taken for the
+        # app's only if the checkpoint keeps its handout for its page.
+        kept = await self._save(stored, lambda e: _keeping(e, message.page, handout), now)
+        if kept is None:
+            return Paged.STALE  # moved on by another handler, or stopped by the job's check
+        handed = await self._batches.hand_out(job.id, message.page, listed, message.sas, handout)
 
         def move(e: Enumeration) -> Enumeration | None:
             if e.page == message.page:
                 if e.done:
                     return None  # stopped meanwhile by the job's check, which ends the job
+                if handouts.handout_at(e.handouts, e.page) != handout:
+                    # Another delivery of the page wrote its handout since: its batches count,
+                    # once it moves the checkpoint (if it died first, this delivery comes back).
+                    raise Busy(f"page {message.page} of job {job.id} is listed again elsewhere", code="Busy")
                 return progress.page_done(e, len(listed), marker, now, mover, batches=handed)
             # Moved already: by this handler (a write whose answer was lost), or by another.
             if e.page == message.page + 1 and e.mover == mover:
@@ -119,8 +138,8 @@ class Enumerator:
             return None
 
         moved_here: list[Enumeration] = []
-        saved = await self._save(stored, move, now)
-        ours = saved or (moved_here[-1] if moved_here else None)
+        saved = await self._save(kept, move, now)
+        ours = saved.job.enumeration if saved is not None else (moved_here[-1] if moved_here else None)
         if ours is not None and ours.done:
             await self._ended(job.id)
         elif ours is not None and marker is not None:
@@ -139,12 +158,13 @@ class Enumerator:
         if progress.stop_reason(job, now) is not None:
             return Paged.STOPPED  # the job's check ends the enumeration
         items = [Item(entry.name, entry.source, None) for entry in message.entries]
-        outcomes = await self._starts.start_all(job, items, now, f"chunk {message.index}")
+        stopping = self._batches.stopping(job.id)
+        outcomes = await self._starts.start_all(job, items, now, f"chunk {message.index}", stopping)
         late = outcomes[ItemOutcome.LATE]
         saved = await self._save(
             stored, lambda e: None if e.done else progress.chunk_done(e, message.index, now, late), now
         )
-        if saved is not None and saved.done:
+        if saved is not None and saved.job.enumeration.done:
             await self._ended(job.id)
         logger.info("job_chunk job=%s chunk=%s %s", job.id, message.index, counts_text(outcomes))
         return Paged.CHUNK
@@ -162,17 +182,16 @@ class Enumerator:
         outcomes = await self._starts.record_unstarted(job, items, now, POISONED)
         assert stored is not None
         saved = await self._save(stored, lambda e: None if e.done else progress.chunk_done(e, message.index, now), now)
-        if saved is not None and saved.done:
+        if saved is not None and saved.job.enumeration.done:
             await self._ended(job.id)
         logger.warning("job_chunk_poisoned job=%s chunk=%s %s", job.id, message.index, counts_text(outcomes))
         return "poisoned"
 
     async def _save(
         self, stored: StoredJob, change: Callable[[Enumeration], Enumeration | None], now: datetime
-    ) -> Enumeration | None:
-        """Apply ``change`` to the checkpoint, re-reading after a lost race: the checkpoint
-        saved, or None when the change no longer applies (``change`` returns None) or the
-        job ended."""
+    ) -> StoredJob | None:
+        """Apply ``change`` to the checkpoint, re-reading after a lost race: the job saved,
+        or None when the change no longer applies (``change`` returns None) or the job ended."""
         for _ in range(SAVE_ATTEMPTS):
             job = stored.job
             enumeration = None if job.is_final else change(job.enumeration)
@@ -180,8 +199,9 @@ class Enumerator:
                 return None
             state = JobState.RUNNING if enumeration.done else job.state
             try:
-                await self._jobs.save(dataclasses.replace(job, enumeration=enumeration, state=state), stored.etag, now)
-                return enumeration
+                return await self._jobs.save(
+                    dataclasses.replace(job, enumeration=enumeration, state=state), stored.etag, now
+                )
             except PreconditionFailed:
                 stored = await self._jobs.read(job.id)
         raise Busy(f"job {stored.job.id} is busy; the page is retried", code="Busy")
@@ -199,7 +219,7 @@ class Enumerator:
         try:
             job = (await self._jobs.read(job_id)).job
             batches = job.enumeration.batches
-            if batches and job.enumeration.settle_after is None and await self._jobs.batches_done(job) < batches:
+            if batches and job.enumeration.settle_after is None and (await self._jobs.batches_done(job)).done < batches:
                 return
             await needed(self._work).send([encode(Check(job_id))])
         except CopyOpsError as exc:

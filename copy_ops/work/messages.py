@@ -47,9 +47,11 @@ class Settle:
 
 @dataclass(frozen=True)
 class Abort:
-    """Abort these operations on request (a job's abort, fanned out)."""
+    """Abort these items of job ``job`` on request (its abort, fanned out). Without ``job``
+    (sent by the version before): refused, its items aborted by the job's next look."""
 
     ids: tuple[str, ...]
+    job: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,8 +119,10 @@ Work = Settle | Abort | Page | Batch | Chunk | Check | Stage | ReportPart
 
 def encode(work: Work) -> str:
     data: dict[str, Any]
-    if isinstance(work, Settle | Abort):
-        data = {"kind": "settle" if isinstance(work, Settle) else "abort", "ids": list(work.ids)}
+    if isinstance(work, Settle):
+        data = {"kind": "settle", "ids": list(work.ids)}
+    elif isinstance(work, Abort):
+        data = {"kind": "abort", "ids": list(work.ids), **({"job": work.job} if work.job is not None else {})}
     elif isinstance(work, Page):
         data = {"kind": "page", "job": work.job, "page": work.page, "sas": work.sas}
     elif isinstance(work, Chunk):
@@ -168,8 +172,9 @@ def _decode(data: dict[str, Any]) -> Work | None:
     kind = data.get("kind")
     if kind in ("settle", "abort"):
         ids = data["ids"]
-        if _listing(ids, SETTLE_BATCH) and all(isinstance(item, str) for item in ids):
-            return Settle(tuple(ids)) if kind == "settle" else Abort(tuple(ids))
+        job = data.get("job") if kind == "abort" else None
+        if _listing(ids, SETTLE_BATCH) and all(isinstance(item, str) for item in ids) and isinstance(job, str | None):
+            return Settle(tuple(ids)) if kind == "settle" else Abort(tuple(ids), job)
         return None
     if kind == "stage":
         op, blocks, sas = data["op"], data["blocks"], data.get("sas")
