@@ -84,6 +84,9 @@ def copy_details(view: Mapping[str, Any], now: datetime) -> list[str]:
         details.append(("engine", f"{engine}{staged}"))
     if view.get("phase"):
         details.append(("phase", str(view["phase"])))
+    for move in view.get("history") or []:
+        reason = f" ({move['reason']})" if move.get("reason") else ""
+        details.append(("moved", f"{move.get('at')} {move.get('event')} -> {move.get('phase')}{reason}"))
     source = view.get("source")
     details.append(("source", source if isinstance(source, str) else _where(source)))
     details.append(("destination", _where(view.get("destination"))))

@@ -167,7 +167,7 @@ def test_an_escalation_keeps_the_copy_id_and_finds_only_our_leftover() -> None:
     assert not rules.is_our_leftover(escalating, "c", CopyStatus.ABORTED, "someone")
     assert not rules.is_our_leftover(escalating, "other", CopyStatus.ABORTED, "op-1")
     assert not rules.is_our_leftover(escalating, "c", CopyStatus.PENDING, "op-1")
-    found = rules.leftover_found(escalating, '"l"')
+    found = rules.leftover_found(escalating, '"l"', T0)
     assert (found.condition, found.condition_etag, rules.escalation_unfinished(found)) == (
         DestinationCondition.ETAG,
         '"l"',

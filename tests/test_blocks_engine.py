@@ -484,6 +484,17 @@ def test_auto_hands_a_copy_still_pending_at_half_its_time_to_the_blocks(
     # Complete, never the abort's zero-length leftover; the request's metadata and our mark.
     assert blobs.read(destination, "b.bin") == DATA
     assert blobs.metadata(destination, "b.bin") == {"k": "v", "copyops_operation": op.id}
+    # Its history says how: each move of its machine, in order, and why it ended.
+    moves = [(move.event.value, move.phase.value) for move in done.history]
+    assert moves == [
+        ("started", "copying"),
+        ("escalated", "escalating"),
+        ("leftover_found", "planning"),
+        ("planned", "staging"),
+        ("commit_sent", "committing"),
+        ("finished", "ended"),
+    ]
+    assert done.history[-1].reason == "succeeded"
 
 
 def test_an_escalated_copy_that_misses_its_deadline_too_ends_as_on_abort_says(

@@ -285,6 +285,7 @@ NOW_CLI = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
                 "engine": "blocks",
                 "blocks": {"staged": 1, "total": 4},
                 "phase": "staging",
+                "history": [{"at": "2026-12-01T12:00:01Z", "phase": "staging", "event": "planned"}],
             },
             [
                 "i pending 500 bytes of 2.0 kB",
@@ -292,6 +293,7 @@ NOW_CLI = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
                 "  deadline     2026-12-01T12:05:00Z (in 5 min)",
                 "  engine       blocks, 1 of 4 blocks staged",
                 "  phase        staging",
+                "  moved        2026-12-01T12:00:01Z planned -> staging",
                 "  source       https://partner.example/c/a.bin",
                 "  destination  backups/a.bin",
             ],
@@ -314,11 +316,20 @@ NOW_CLI = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
             ],
         ),
         (
-            {"id": "i", "state": "aborted", "abort_reason": "deadline", "deadline": "2026-12-01T11:59:30Z"},
+            {
+                "id": "i",
+                "state": "aborted",
+                "abort_reason": "deadline",
+                "deadline": "2026-12-01T11:59:30Z",
+                "history": [
+                    {"at": "2026-12-01T11:59:31Z", "phase": "ended", "event": "finished", "reason": "aborted: deadline"}
+                ],
+            },
             [
                 "i aborted",
                 "  deadline     2026-12-01T11:59:30Z (passed 30 s ago)",
                 "  reason       deadline",
+                "  moved        2026-12-01T11:59:31Z finished -> ended (aborted: deadline)",
                 "  source       None",
                 "  destination  None",
             ],

@@ -27,7 +27,7 @@ from copy_ops.copies.model import (
     SourceFacts,
     State,
 )
-from copy_ops.copies.phases import TRANSITIONS, Event, IllegalTransition, Phase, mermaid, table
+from copy_ops.copies.phases import HISTORY_KEPT, TRANSITIONS, Event, IllegalTransition, Move, Phase, mermaid, table
 from copy_ops.core.settings import Settings
 from copy_ops.service import CopyService
 from devkit.worker import run
@@ -64,9 +64,10 @@ def in_phase(phase: Phase) -> Operation:
 
 # The lifecycle function that emits each event: the only callers of next_phase.
 EMITTERS: dict[Event, Callable[[Operation], Operation]] = {
-    Event.STARTED: lambda op: lifecycle.adopted(op, "c0ffee00-0000-4000-8000-000000000002"),
+    Event.STARTED: lambda op: lifecycle.adopted(op, "c0ffee00-0000-4000-8000-000000000002", T0),
     Event.ESCALATED: lambda op: rules.escalating(op, T0),
-    Event.LEFTOVER_FOUND: lambda op: rules.leftover_found(op, '"leftover"'),
+    Event.LEFTOVER_FOUND: lambda op: rules.leftover_found(op, '"leftover"', T0),
+    Event.ABORT_REQUESTED: lambda op: lifecycle.request_abort(op, T0),
     Event.PLANNED: lambda op: rules.planned(op, FACTS, T0),
     Event.COMMIT_SENT: lambda op: rules.sending_commit(op, T0),
     Event.COMMIT_MISSED: lambda op: rules.restaging(op, frozenset({0}), T0),
@@ -81,7 +82,11 @@ def test_every_event_has_the_function_that_emits_it() -> None:
 @pytest.mark.parametrize(("move", "to"), list(TRANSITIONS.items()), ids=lambda v: "-".join(map(str, v[:2])))
 def test_each_row_of_the_table_is_what_its_function_does(move: tuple[Phase, Event], to: tuple[Phase, str]) -> None:
     phase, event = move
-    assert EMITTERS[event](in_phase(phase)).phase is to[0]
+    before = in_phase(phase)
+    after = EMITTERS[event](before)
+    assert after.phase is to[0]
+    assert after.history[-1] == Move(T0, to[0], event, after.history[-1].reason)  # and it is in the history
+    assert after.history[:-1] == before.history
 
 
 ILLEGAL = [(phase, event) for phase in Phase for event in Event if (phase, event) not in TRANSITIONS]
@@ -160,3 +165,14 @@ def test_every_record_written_before_phases_is_kept() -> None:
 def test_a_new_record_starts_recorded() -> None:
     fresh = dataclasses.replace(in_phase(Phase.RECORDED), copy_id=None)
     assert fresh.phase is Phase.RECORDED
+
+
+def test_the_history_keeps_the_latest_moves_and_says_why_a_copy_ended() -> None:
+    op = in_phase(Phase.STAGING)
+    for _ in range(HISTORY_KEPT + 5):
+        op = rules.sending_commit(op, T0)  # staging, then committing again and again
+    assert len(op.history) == HISTORY_KEPT and all(move.event is Event.COMMIT_SENT for move in op.history)
+    ended = lifecycle.finish(op, State.ABORTED, T0, TIMING, abort_reason=AbortReason.DEADLINE)
+    assert len(ended.history) == HISTORY_KEPT
+    assert ended.history[-1] == Move(T0, Phase.ENDED, Event.FINISHED, "aborted: deadline")
+    assert Operation.from_json(dataclasses.replace(ended, updated_at=T0).to_json()).history == ended.history

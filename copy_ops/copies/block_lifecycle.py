@@ -33,7 +33,7 @@ from copy_ops.copies.model import (
     SourceFacts,
     State,
 )
-from copy_ops.copies.phases import Event, Phase, next_phase
+from copy_ops.copies.phases import Event, Phase, moved
 from copy_ops.core.errors import CopyOpsError, DestinationChanged, SourceChanged
 from copy_ops.core.redaction import redact
 
@@ -205,7 +205,7 @@ def planned(op: Operation, facts: SourceFacts, now: datetime) -> Operation:
     request, recorded as sent first). No metadata asked for copies the source's, as Copy Blob does."""
     planned = dataclasses.replace(
         op,
-        phase=next_phase(op.phase, Event.PLANNED),
+        **moved(op.phase, op.history, Event.PLANNED, now),
         source_etag=facts.etag,
         source_size=facts.size,
         content=dict(facts.content),
@@ -254,7 +254,7 @@ def sending_commit(op: Operation, now: datetime) -> Operation:
     """Recorded before the commit is sent: whoever reads the record from now on knows a
     commit may land until ``now + COMMIT_GRACE`` and never after."""
     return dataclasses.replace(
-        op, phase=next_phase(op.phase, Event.COMMIT_SENT), commit_sent_at=now, next_check_at=now + COMMIT_GRACE
+        op, commit_sent_at=now, next_check_at=now + COMMIT_GRACE, **moved(op.phase, op.history, Event.COMMIT_SENT, now)
     )
 
 
@@ -266,7 +266,7 @@ def restaging(op: Operation, present: frozenset[int], now: datetime) -> Operatio
     assert op.source_size is not None
     return dataclasses.replace(
         op,
-        phase=next_phase(op.phase, Event.COMMIT_MISSED),
+        **moved(op.phase, op.history, Event.COMMIT_MISSED, now),
         staged=kept.text(),
         progress=Progress(kept.bytes_staged(plan), op.source_size),
         commit_sent_at=None,
@@ -280,7 +280,7 @@ def escalating(op: Operation, now: datetime) -> Operation:
     from now on settles it as the block engine's, and aborts that copy first."""
     return dataclasses.replace(
         op,
-        phase=next_phase(op.phase, Event.ESCALATED),
+        **moved(op.phase, op.history, Event.ESCALATED, now),
         engine=Engine.BLOCKS,
         condition_etag=None,
         source_etag=None,
@@ -295,10 +295,13 @@ def escalation_unfinished(op: Operation) -> bool:
     return op.phase is Phase.ESCALATING
 
 
-def leftover_found(op: Operation, etag: str) -> Operation:
+def leftover_found(op: Operation, etag: str, now: datetime) -> Operation:
     """The escalated copy's abort leftover: the commit must replace exactly that blob."""
     return dataclasses.replace(
-        op, phase=next_phase(op.phase, Event.LEFTOVER_FOUND), condition=DestinationCondition.ETAG, condition_etag=etag
+        op,
+        condition=DestinationCondition.ETAG,
+        condition_etag=etag,
+        **moved(op.phase, op.history, Event.LEFTOVER_FOUND, now),
     )
 
 

@@ -110,7 +110,7 @@ class BlockSweep:
             return await self._end(done, Decision(Action.FINISH, State.SUCCEEDED), now)
         if seen.etag is None or not rules.is_our_leftover(op, seen.copy_id, seen.status, seen.owner):
             return await self._end(stored, lifecycle.superseded(), now)
-        stored = await self._ledger.save(rules.leftover_found(op, seen.etag), stored.etag, now)
+        stored = await self._ledger.save(rules.leftover_found(op, seen.etag, now), stored.etag, now)
         return await self._plan(stored, now)
 
     async def _plan(self, stored: Stored, now: datetime) -> Operation:

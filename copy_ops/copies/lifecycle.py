@@ -33,7 +33,7 @@ from copy_ops.copies.model import (
     State,
     in_cleanup_order,
 )
-from copy_ops.copies.phases import Event, next_phase
+from copy_ops.copies.phases import Event, moved
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,9 @@ def waiting(op: Operation, now: datetime, timing: Timing) -> Operation:
 def request_abort(op: Operation, now: datetime) -> Operation:
     """Recorded before anything is aborted: a crash then still ends in an abort (by the
     sweep), and a sweep racing the request aborts for the right reason."""
-    return dataclasses.replace(op, abort_requested_at=now, next_check_at=now)
+    return dataclasses.replace(
+        op, abort_requested_at=now, next_check_at=now, **moved(op.phase, op.history, Event.ABORT_REQUESTED, now)
+    )
 
 
 def cleanup_for(op: Operation, state: State, now: datetime, timing: Timing) -> tuple[Cleanup, ...]:
@@ -269,10 +271,16 @@ def finish(
         abort_reason=abort_reason if state is State.ABORTED else None,
         error=error,
         finished_at=now,
-        phase=next_phase(op.phase, Event.FINISHED),
+        **moved(op.phase, op.history, Event.FINISHED, now, _why(state, abort_reason, error)),
     )
     cleanup = cleanup_for(ended, state, now, timing)
     return dataclasses.replace(ended, cleanup=cleanup, next_check_at=cleanup_due(ended, cleanup, now, timing, now))
+
+
+def _why(state: State, reason: AbortReason | None, error: OperationError | None) -> str:
+    """A final move's reason, as the history shows it: the state, and why."""
+    because = reason.value if reason is not None and state is State.ABORTED else error.code.value if error else None
+    return f"{state.value}: {because}" if because else state.value
 
 
 def refused(op: Operation, message: str, now: datetime, timing: Timing) -> Operation:
@@ -307,15 +315,15 @@ def cleanup_due(
     return min(times) if times else None
 
 
-def adopted(op: Operation, copy_id: str) -> Operation:
+def adopted(op: Operation, copy_id: str, now: datetime) -> Operation:
     """A record with its Copy Blob started (its start's answer, or the sweep finding our
     copy on the destination after the start died): the copy id, and its copy pending."""
-    return dataclasses.replace(op, copy_id=copy_id, phase=next_phase(op.phase, Event.STARTED))
+    return dataclasses.replace(op, copy_id=copy_id, **moved(op.phase, op.history, Event.STARTED, now))
 
 
 def record_copy(op: Operation, copy_id: str, status: CopyStatus, now: datetime, timing: Timing) -> Operation:
     """A pending record with its copy started: the copy id, and the end if it ended at once."""
-    started = adopted(op, copy_id)
+    started = adopted(op, copy_id, now)
     if status is CopyStatus.SUCCESS:
         return finish(started, State.SUCCEEDED, now, timing)
     if status is CopyStatus.FAILED:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from copy_ops.copies.phases import Phase
+from copy_ops.copies.phases import Move, Phase
 from copy_ops.core.times import format_time, parse_time
 
 # Put on the destination's metadata at copy start, so a copy whose start crashed
@@ -317,6 +317,8 @@ class Operation:
     condition_etag: str | None = None
     # Where it is in its machine (copy_ops.copies.phases: the one table of its moves).
     phase: Phase = Phase.RECORDED
+    # Its moves, the latest ones (phases.HISTORY_KEPT): when, to which phase, on what, why.
+    history: tuple[Move, ...] = ()
 
     @property
     def is_final(self) -> bool:
@@ -388,6 +390,7 @@ class Operation:
             condition=DestinationCondition(data["condition"]) if data.get("condition") else None,
             condition_etag=data.get("condition_etag"),
             phase=Phase(data.get("phase") or Phase.RECORDED),
+            history=tuple(Move.from_dict(item) for item in data.get("history") or ()),
         )
 
 
@@ -410,7 +413,7 @@ def _phase_before_phases(op: Operation) -> Phase:
 def _encode(value: object) -> object:
     if isinstance(value, datetime):
         return format_time(value, exact=True)
-    if isinstance(value, BlobRef | ForeignBlob | OperationError | Progress):
+    if isinstance(value, BlobRef | ForeignBlob | OperationError | Progress | Move):
         return value.as_dict()
     raise TypeError(f"cannot encode {type(value).__name__}")
 

@@ -14,7 +14,12 @@ by the machine's own next move (``ended``). docs/machines/copy.md is generated f
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
+
+from copy_ops.core.times import format_time, parse_time
 
 
 class Phase(StrEnum):
@@ -37,6 +42,9 @@ class Phase(StrEnum):
 
 
 class Event(StrEnum):
+    # An abort asked for (on request, or a job's): no move of its own, a line of the
+    # history; the machine's next move carries it out.
+    ABORT_REQUESTED = "abort_requested"
     # Copy Blob answered pending (or the sweep found our copy on the destination).
     STARTED = "started"
     # ``auto``'s share of the time gone with the copy still pending: handed to the blocks.
@@ -67,7 +75,11 @@ TRANSITIONS: dict[tuple[Phase, Event], tuple[Phase, str]] = {
     (Phase.COMMITTING, Event.COMMIT_SENT): (Phase.COMMITTING, "a commit that never landed, sent again in time"),
     (Phase.COMMITTING, Event.COMMIT_MISSED): (Phase.STAGING, "blocks the destination lost, staged again"),
     **{(phase, Event.FINISHED): (Phase.ENDED, "a final state recorded") for phase in _LIVE},
+    **{(phase, Event.ABORT_REQUESTED): (phase, "an abort asked for; the next move carries it out") for phase in _LIVE},
 }
+# The moves a record keeps (its history), the latest ones: a copy moves through at most
+# seven, an abort asked for and a commit sent again add one each.
+HISTORY_KEPT = 16
 
 
 class IllegalTransition(AssertionError):
@@ -80,6 +92,34 @@ def next_phase(phase: Phase, event: Event) -> Phase:
         return TRANSITIONS[phase, event][0]
     except KeyError:
         raise IllegalTransition(f"no move from {phase} on {event}") from None
+
+
+@dataclass(frozen=True)
+class Move:
+    """One line of a record's history: when, the phase it moved to, on what, and why."""
+
+    at: datetime
+    phase: Phase
+    event: Event
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"at": format_time(self.at, exact=True), "phase": self.phase.value, "event": self.event.value} | (
+            {"reason": self.reason} if self.reason else {}
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Move:
+        return cls(parse_time(data["at"]), Phase(data["phase"]), Event(data["event"]), data.get("reason"))
+
+
+def moved(
+    phase: Phase, history: tuple[Move, ...], event: Event, at: datetime, reason: str | None = None
+) -> dict[str, Any]:
+    """A record's fields once it moves on ``event`` at ``at``: its next phase (the table's),
+    and its history with the move, the latest :data:`HISTORY_KEPT` kept."""
+    to = next_phase(phase, event)
+    return {"phase": to, "history": (*history, Move(at, to, event, reason))[-HISTORY_KEPT:]}
 
 
 def mermaid() -> str:

@@ -110,7 +110,7 @@ class Settler:
             seen = await self._copies.observe_copy(op.destination)
             decision = lifecycle.decide(op, seen, now, self._timing)
             if decision.adopt_copy_id is not None:
-                op = lifecycle.adopted(op, decision.adopt_copy_id)
+                op = lifecycle.adopted(op, decision.adopt_copy_id, now)
                 logger.info("copy_adopted op=%s copy_id=%s", op.id, op.copy_id)
             if seen is not None and seen.copy_id == op.copy_id and seen.progress is not None:
                 op = dataclasses.replace(op, progress=seen.progress)

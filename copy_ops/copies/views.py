@@ -20,6 +20,8 @@ def operation_view(op: Operation, destination_url: str | None) -> dict[str, Any]
         "state": op.state.value,
         # Where it is in its machine (docs/machines/copy.md).
         "phase": op.phase.value,
+        # Its moves, the latest ones: when, to which phase, on what, and why it ended.
+        "history": [move.as_dict() for move in op.history],
         "source": op.source,
         "destination": {**op.destination.as_dict(), "url": destination_url},
         "copy_id": op.copy_id,
