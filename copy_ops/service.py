@@ -45,7 +45,7 @@ class CopyService:
         # Where final states are announced; None: events are off (settings name no target).
         self.announcer = announcer
         # The work key: every message sent is sealed with it, every message taken checked.
-        self.keys = WorkKeys(storage, settings.ledger_container)
+        self.keys = WorkKeys(storage, settings.ledger_container, settings.work_unsealed_until)
         # The work queue, for the sweep's fan-out and the jobs; None: the sweep settles everything itself.
         # (Another instance's queue, as tests hand it over, is sealed with this one's key.)
         if isinstance(work, SealedQueue):

@@ -51,7 +51,6 @@ NOT_FILES = {
     # The ledger's blobs and a job's blob names (docs/design.md, docs/api.md).
     "idempotency/": "the ledger's idempotency claims",
     "fanout/in-flight.json": "the ledger's document of batches in flight",
-    "keys/ledger.json": "the ledger's key document",
     "ab/": "a job's source prefix, as an example",
     "d/": "a job's source prefix, as an example",
     "incoming/hello.txt": "a blob of the examples",

@@ -23,6 +23,7 @@ from copy_ops.core.times import parse_time
 from devkit import PendingCopyProxy, connection_string, serve
 from tests.conftest import Blobs
 from tests.support.devhost_process import DevHostProcess, instances
+from tests.support.jobs import job_body, posted
 from tests.support.queues import FAST_QUEUES
 from tests.support.waiting import until
 
@@ -86,14 +87,7 @@ def test_an_abort_right_after_the_listing_stops_every_batch_on_both_hosts_within
     # its is starting items; then the second takes them: the rest of the listing, and the
     # batches it hands out. So both hosts have batches under way when the abort comes.
     second_queue.inject("get_messages", status=404, code="QueueNotFound", times=10**6)
-    body = {
-        "source": {"container": blobs.src, "prefix": "in/"},
-        "destination": {"container": blobs.dst, "prefix": "out/"},
-        "timeout_seconds": 600,
-    }
-    reply = first.call("POST", "/api/jobs", body)
-    assert reply.status == 202, reply.body
-    job_id = reply.json()["id"]
+    job_id = posted(first, job_body(blobs))
     assert until(lambda: pages_starting(proxy, blobs.dst), timeout=30, interval=0.02), first.log()[-2000:]
     first_queue.inject("get_messages", status=404, code="QueueNotFound", times=10**6)
     second_queue.clear_faults()

@@ -14,6 +14,7 @@ import pytest
 from devkit import PendingCopyProxy
 from tests.conftest import Blobs
 from tests.support.devhost_process import DevHostProcess, instances
+from tests.support.jobs import job_body, posted
 from tests.support.queues import FAST_QUEUES
 from tests.support.waiting import until
 
@@ -44,14 +45,7 @@ def test_two_hosts_run_one_job(hosts: list[DevHostProcess], blobs: Blobs, proxy:
         blobs.put(blobs.src, f"in/{i:03d}.bin", b"x")
     proxy.pending_copies = True
     first, second = hosts
-    body = {
-        "source": {"container": blobs.src, "prefix": "in/"},
-        "destination": {"container": blobs.dst, "prefix": "out/"},
-        "timeout_seconds": 600,
-    }
-    reply = first.call("POST", "/api/jobs", body)
-    assert reply.status == 202, reply.body
-    job_id = reply.json()["id"]
+    job_id = posted(first, job_body(blobs))
 
     def every_batch_done() -> bool:
         return batches_done(job_id, hosts) == BATCHES

@@ -28,6 +28,7 @@ from copy_ops.work.messages import BATCH, Batch, encode
 from devkit import PendingCopyProxy, connection_string, serve
 from tests.conftest import Blobs, connect
 from tests.support.devhost_process import DevHostProcess, instances
+from tests.support.jobs import job_body, posted
 from tests.support.memory import sealed_by
 from tests.support.queues import host_json
 from tests.support.waiting import until
@@ -117,14 +118,7 @@ def test_two_hosts_start_one_job_of_several_pages_each_item_once(
     # The survivor's listings fail until one of its pages has failed whole (the SDK's own
     # retries, then the invocation, which the host delivers again).
     proxy.inject("list_blobs", times=10**6, path_contains=source)
-    body = {
-        "source": {"container": blobs.src, "prefix": "in/"},
-        "destination": {"container": blobs.dst, "prefix": "out/"},
-        "timeout_seconds": 900,
-    }
-    reply = doomed.call("POST", "/api/jobs", body)
-    assert reply.status == 202, reply.body
-    job_id = reply.json()["id"]
+    job_id = posted(doomed, job_body(blobs, timeout_seconds=900))
     # The first page's first batch, delivered twice: as the listing hands it out, and in a copy
     # sent here once the checkpoint keeps the page's handout (a batch of any other is refused).
     ledger = blobs.direct.get_container_client(env["COPY_LEDGER_CONTAINER"])

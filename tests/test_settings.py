@@ -174,6 +174,8 @@ def test_repr_never_shows_the_account_key() -> None:
             "COPY_EVENTS_TOPIC_ENDPOINT",
         ),
         ({"COPY_STORAGE": AZURE_CS, "COPY_EVENTS_TOPIC_KEY": "topic-secret"}, "COPY_EVENTS_TOPIC_KEY"),
+        ({"COPY_STORAGE": AZURE_CS, "COPY_WORK_UNSEALED_UNTIL": "tomorrow"}, "COPY_WORK_UNSEALED_UNTIL"),
+        ({"COPY_STORAGE": AZURE_CS, "COPY_WORK_UNSEALED_UNTIL": "2026-12-06T06:00:00"}, "COPY_WORK_UNSEALED_UNTIL"),
     ],
 )
 def test_a_bad_setting_is_one_clear_error_naming_it(env: dict[str, str], named: str) -> None:
@@ -194,3 +196,10 @@ def test_lists_are_trimmed_and_lowercased() -> None:
 def test_endpoint_of_a_connection_string_without_account_is_an_error() -> None:
     with pytest.raises(ValueError, match="neither"):
         endpoint_of("DefaultEndpointsProtocol=https", "blob")
+
+
+def test_unsealed_work_messages_are_taken_only_until_a_time_set_for_an_upgrade() -> None:
+    env = {"COPY_STORAGE": AZURE_CS}
+    assert Settings.from_env(env).work_unsealed_until is None
+    until = Settings.from_env({**env, "COPY_WORK_UNSEALED_UNTIL": "2026-12-06T07:00:00+01:00"}).work_unsealed_until
+    assert until is not None and until.isoformat() == "2026-12-06T06:00:00+00:00"

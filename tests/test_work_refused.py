@@ -129,7 +129,7 @@ def test_forged_messages_of_every_kind_act_on_nothing_on_either_queue(
     assert [item.state for item in listed] == [State.PENDING] * ITEMS
     items = [item.id for item in listed]
     key = run(world.service.keys.key())
-    assert key.unsealed_until is None  # a new ledger: no version before seals ever sent here
+    assert world.settings.work_unsealed_until is None  # the default: no unsealed message is taken
     before, started, refusals = snapshot(blobs, world), dict(proxy.started), Refusals()
     world.service.telemetry = refusals
     watched.calls.clear()

@@ -6,7 +6,6 @@ documents (the same code runs against Azurite in tests/test_work_refused.py)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -14,9 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copy_ops.copies.records import with_container
-from copy_ops.core.errors import NotOurs
-from copy_ops.work.keys import UNSEALED_GRACE, WORK_KEY_NAME, SealedQueue, WorkKeys
+from copy_ops.core.errors import ConfigurationError, NotOurs
+from copy_ops.work.keys import WORK_KEY_NAME, SealedQueue, WorkKeys
 from copy_ops.work.messages import (
     BATCH,
     MESSAGE_LIMIT_BYTES,
@@ -100,43 +98,48 @@ def test_a_sealed_message_is_not_sealed_again() -> None:
         sealed(KEY, sealed(KEY, encode(Check(JOB))))
 
 
-def keys_on(documents: MemoryDocuments, at: datetime = T0) -> WorkKeys:
-    return WorkKeys(documents, LEDGER, clock=lambda: at)
+def keys_on(documents: MemoryDocuments, at: datetime = T0, unsealed_until: datetime | None = None) -> WorkKeys:
+    return WorkKeys(documents, LEDGER, unsealed_until, clock=lambda: at)
 
 
-def test_on_a_new_ledger_no_unsealed_message_is_ever_taken() -> None:
+@pytest.mark.parametrize("ledger_exists", [False, True])
+def test_by_default_no_unsealed_message_is_ever_taken(ledger_exists: bool) -> None:
+    """A new deployment (the template makes the ledger's container) and an old ledger alike:
+    without COPY_WORK_UNSEALED_UNTIL, a message without a seal is never acted on, even one
+    that reaches the app before the key exists (it makes the key, and is refused)."""
     documents = MemoryDocuments()
+    if ledger_exists:
+        run(documents.ensure_container(LEDGER))
     keys = keys_on(documents)
-    unsealed = encode(Check(JOB))
     with pytest.raises(NotOurs) as refused:
-        run(keys.check(unsealed, T0 - timedelta(seconds=1), T0))
+        run(keys.check(encode(Check(JOB)), T0 - timedelta(hours=1), T0))
     assert refused.value.code == "Unsealed"
-    stored = json.loads(documents.containers[LEDGER][WORK_KEY_NAME].data)
-    assert stored["unsealed_until"] is None
+    assert WORK_KEY_NAME in documents.containers[LEDGER]
 
 
-def test_a_ledger_this_version_began_takes_no_unsealed_message_either() -> None:
-    documents = MemoryDocuments()
-    run(with_container(documents, LEDGER, lambda: documents.create_document(LEDGER, "ops/x.json", b"{}", {})))
-    with pytest.raises(NotOurs):
-        run(keys_on(documents).check(encode(Check(JOB)), T0 - timedelta(hours=1), T0))
-
-
-def test_on_a_ledger_in_use_unsealed_messages_are_taken_for_the_grace_only() -> None:
-    documents = MemoryDocuments()
-    run(documents.ensure_container(LEDGER))  # begun by the version before seals: no mark
-    keys = keys_on(documents)
+def test_an_upgrade_takes_unsealed_messages_the_queue_took_in_before_the_time_set() -> None:
+    until = T0 + timedelta(minutes=10)
+    keys = keys_on(MemoryDocuments(), unsealed_until=until)
     unsealed = encode(Check(JOB))
-    run(keys.check(unsealed, T0 - timedelta(hours=1), T0))  # sent before the key: the old version's
-    run(keys.check(unsealed, T0 + UNSEALED_GRACE - timedelta(seconds=1), T0 + UNSEALED_GRACE))
+    run(keys.check(unsealed, until - timedelta(seconds=1), until + timedelta(hours=1)))  # taken in before
     with pytest.raises(NotOurs):
-        run(keys.check(unsealed, T0 + UNSEALED_GRACE, T0 + UNSEALED_GRACE))
+        run(keys.check(unsealed, until, until))
     with pytest.raises(NotOurs):  # when the queue took it in is unknown: now is taken
-        run(keys.check(unsealed, None, T0 + UNSEALED_GRACE))
-    # A wrong seal is never taken, grace or not.
+        run(keys.check(unsealed, None, until))
+    # A wrong seal is never taken, whatever the setting.
     with pytest.raises(NotOurs) as refused:
         run(keys.check(sealed(OTHER, unsealed), T0, T0))
     assert refused.value.code == "SealWrong"
+
+
+@pytest.mark.parametrize("stored", [b"not json", b'{"key": "@@", "made_at": "2026-12-06T00:00:00Z"}', b'{"key": ""}'])
+def test_a_work_key_edited_in_the_ledger_is_a_configuration_error_not_a_crash(stored: bytes) -> None:
+    documents = MemoryDocuments()
+    run(documents.ensure_container(LEDGER))
+    run(documents.create_document(LEDGER, WORK_KEY_NAME, stored, {}))
+    with pytest.raises(ConfigurationError) as refused:
+        run(keys_on(documents).key())
+    assert refused.value.code == "WorkKey"
 
 
 def test_every_instance_seals_with_the_one_key_the_first_made() -> None:
@@ -152,3 +155,23 @@ def test_every_instance_seals_with_the_one_key_the_first_made() -> None:
     run(SealedQueue(queue, keys_on(documents)).send([encode(Check(JOB))]))
     [text] = queue.take()
     run(keys_on(documents).check(text, None, T0 + timedelta(days=30)))  # another process, much later
+
+
+def test_instances_agree_again_after_the_key_was_made_anew() -> None:
+    """The key deleted while instances run: a new one is made by the next that looks. One
+    still holding the old key reads the key again on a message under another (at most once
+    a minute) and every five minutes: they agree within minutes, not never."""
+    documents = MemoryDocuments()
+    clock = [T0]
+    running = WorkKeys(documents, LEDGER, clock=lambda: clock[0])
+    old = run(running.key())
+    run(documents.delete_document(LEDGER, WORK_KEY_NAME))
+    newer = run(keys_on(documents, T0 + timedelta(seconds=5)).key())
+    assert newer.key != old.key
+    message = sealed(newer.key, encode(Check(JOB)))
+    clock[0] = T0 + timedelta(seconds=30)
+    with pytest.raises(NotOurs):  # its key read 30 s ago: a forger's flood costs no read
+        run(running.check(message, None, clock[0]))
+    clock[0] = T0 + timedelta(minutes=1)
+    run(running.check(message, None, clock[0]))  # read again: the new key
+    assert run(running.key()).key == newer.key

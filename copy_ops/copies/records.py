@@ -12,7 +12,6 @@ the ETag it was read with. ``updated_at`` is set here, on every write, and nowhe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -47,23 +46,17 @@ _TIME_CEILING_MS = 10**13
 FIND_PAGE_SIZE = 5000
 # The key of continuation tokens, beside the records.
 KEY_NAME = "keys/continuation.key"
-# Written by the instance that makes the ledger's container: every work message on this
-# ledger's queue was sealed (none came from a version before seals).
-LEDGER_MARK = "keys/ledger.json"
 
 T = TypeVar("T")
 
 
 async def with_container(documents: Documents, container: str, write: Callable[[], Awaitable[T]]) -> T:
     """``write``, and again after making the container if it was missing: the ledger's
-    container is made on first use rather than at every cold start, and marked as begun
-    by a version that seals its work messages (:mod:`copy_ops.work.keys`)."""
+    container is made on first use rather than at every cold start."""
     try:
         return await write()
     except ContainerMissing:
         await documents.ensure_container(container)
-        with contextlib.suppress(Conflict):
-            await documents.create_document(container, LEDGER_MARK, b'{"sealed_work": true}', {})
         return await write()
 
 

@@ -20,6 +20,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -58,6 +59,10 @@ class StartOutcome:
     operation: Operation
     # True when an Idempotency-Key replay returned an operation started earlier.
     replayed: bool
+
+
+# Asked just before a copy is sent: whether it is still wanted.
+Go = Callable[[], Awaitable[bool]]
 
 
 class SendWindowPassed(CopyOpsError):
@@ -121,16 +126,25 @@ class Starter:
         return stored
 
     async def begin(
-        self, stored: Stored, request: CopyRequest, now: datetime, *, keep_refused: bool, send_by: float | None = None
+        self,
+        stored: Stored,
+        request: CopyRequest,
+        now: datetime,
+        *,
+        keep_refused: bool,
+        send_by: float | None = None,
+        go: Go | None = None,
     ) -> Operation:
         """Lease and Copy Blob for a recorded operation; a refusal undone, or kept as its failure.
         ``send_by``: a time of the monotonic clock after which Copy Blob is not sent at all
-        (:class:`SendWindowPassed`; a job's item, whose claim another attempt may take over)."""
+        (:class:`SendWindowPassed`; a job's item, whose claim another attempt may take over).
+        ``go``: asked just before the copy is sent (a job's item: its job not stopped);
+        false, nothing is sent (:class:`SendWindowPassed`, code ``Stopped``)."""
         op, dest, source = stored.op, request.destination, request.source
         if op.engine is Engine.BLOCKS:
-            return await self._begin_blocks(stored, request, now, keep_refused=keep_refused, send_by=send_by)
+            return await self._begin_blocks(stored, request, now, keep_refused=keep_refused, send_by=send_by, go=go)
         try:
-            await self._lease_within(request, op, send_by)
+            await self._lease_within(request, op, send_by, go)
             metadata = {**request.metadata, OWNER_METADATA_KEY: op.id}
             copy_id, status = await self._copies.start_copy(
                 dest, source, metadata, request.overwrite, readable_until=request.deadline
@@ -166,7 +180,14 @@ class Starter:
         return ended
 
     async def _begin_blocks(
-        self, stored: Stored, request: CopyRequest, now: datetime, *, keep_refused: bool, send_by: float | None
+        self,
+        stored: Stored,
+        request: CopyRequest,
+        now: datetime,
+        *,
+        keep_refused: bool,
+        send_by: float | None,
+        go: Go | None,
     ) -> Operation:
         """The block engine's start: the lease, then the plan and its sends. A refusal (the
         source unreadable, the destination there when not overwriting) wrote nothing to the
@@ -174,7 +195,7 @@ class Starter:
         op = stored.op
         assert self._blocks is not None
         try:
-            await self._lease_within(request, op, send_by)
+            await self._lease_within(request, op, send_by, go)
             started = await self._blocks.launch(stored, request, now)
         except SendWindowPassed:
             raise
@@ -194,12 +215,15 @@ class Starter:
         logger.info("copy_started op=%s engine=blocks state=%s", op.id, started.state)
         return started
 
-    async def _lease_within(self, request: CopyRequest, op: Operation, send_by: float | None) -> None:
-        """Either engine's first steps: the source's lease, then the send window's check."""
+    async def _lease_within(self, request: CopyRequest, op: Operation, send_by: float | None, go: Go | None) -> None:
+        """Either engine's first steps: the source's lease, then the send window's check, then
+        whether the copy is still wanted (asked last: the send follows at once)."""
         if request.lease_source:
             await self._copies.acquire_infinite_lease(_own_source(request), lifecycle.lease_id_for(op.id))
         if send_by is not None and time.monotonic() > send_by:
             raise SendWindowPassed(f"operation {op.id}: too late to send its copy", code="SendWindowPassed")
+        if go is not None and not await go():
+            raise SendWindowPassed(f"operation {op.id}: no longer wanted; not sent", code="Stopped")
 
     async def _keep_refused(self, stored: Stored, refusal: CopyOpsError, now: datetime) -> Operation:
         """A job's item that storage refused: its failure recorded, its lease and snapshot let go.

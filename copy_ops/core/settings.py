@@ -12,13 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from copy_ops.core import names, urls
 from copy_ops.core.connection import StorageConnection, read_connection
 from copy_ops.core.errors import ConfigurationError
 from copy_ops.core.ncrontab import Schedule, ScheduleError
+from copy_ops.core.times import parse_time
+
+T = TypeVar("T")
 
 # The copy engines a request or COPY_ENGINE may name (copy_ops.copies.model.Engine's values).
 ENGINES = ("auto", "async", "blocks")
@@ -74,6 +78,10 @@ class Settings:
     # The block engine's requests in flight in one process (each moves one 8 MiB block):
     # the measured knee of a copy's speed (docs/performance.md, "Block engine").
     blocks_in_flight: int = 32
+    # Work messages without the app's seal are taken if the queue took them in before this
+    # (None: never). Set for a rolling upgrade from the version before seals, whose
+    # instances send none (docs/design.md, "The work queue, a trust boundary").
+    work_unsealed_until: datetime | None = None
 
     @property
     def announces(self) -> bool:
@@ -147,6 +155,7 @@ class Settings:
             engine=reader.choice("COPY_ENGINE", "engine", ENGINES),
             escalate_at=reader.share("COPY_ESCALATE_AT", "escalate_at"),
             blocks_in_flight=reader.integer("COPY_BLOCKS_IN_FLIGHT", "blocks_in_flight", 1, 256),
+            work_unsealed_until=_optional(reader.raw("COPY_WORK_UNSEALED_UNTIL"), _unsealed_until),
         )
 
 
@@ -230,7 +239,7 @@ def _queue_name(name: str, setting: str) -> str:
     return name
 
 
-def _optional(value: str | None, parse: Callable[[str], str]) -> str | None:
+def _optional(value: str | None, parse: Callable[[str], T]) -> T | None:
     return None if value is None else parse(value)
 
 
@@ -269,3 +278,13 @@ def _schedule(expression: str) -> str:
             f"COPY_SWEEP_SCHEDULE is not a six-field NCRONTAB expression: {exc}", code="COPY_SWEEP_SCHEDULE"
         ) from None
     return expression
+
+
+def _unsealed_until(text: str) -> datetime:
+    try:
+        return parse_time(text)
+    except (ValueError, OverflowError):
+        raise ConfigurationError(
+            "COPY_WORK_UNSEALED_UNTIL must be an RFC 3339 time with an offset, such as 2026-12-06T06:00:00Z",
+            code="COPY_WORK_UNSEALED_UNTIL",
+        ) from None

@@ -27,7 +27,7 @@ from copy_ops.copies.metrics import operation_ended
 from copy_ops.copies.model import BlobRef, CopyRequest, CopyStatus, ErrorCode, ForeignBlob
 from copy_ops.copies.ports import Copies
 from copy_ops.copies.records import Ledger, Stored
-from copy_ops.copies.start import SendWindowPassed, Starter
+from copy_ops.copies.start import Go, SendWindowPassed, Starter
 from copy_ops.core.errors import Conflict, CopyOpsError, NotFound, PreconditionFailed
 from copy_ops.core.redaction import redact, strip_query
 from copy_ops.jobs import progress
@@ -77,7 +77,9 @@ class ItemStarter:
         # How long an attempt holds an item it recorded (COPY_JOB_ITEM_CLAIM_SECONDS).
         self._claim = claim
 
-    async def start_item(self, request: CopyRequest, operation_id: str, now: datetime) -> ItemOutcome:
+    async def start_item(
+        self, request: CopyRequest, operation_id: str, now: datetime, go: Go | None = None
+    ) -> ItemOutcome:
         """Start one item of a job under its derived id, at most once. A refusal is recorded
         as the item's failure (``start_refused``), not undone. Returns what happened:
         ``started``, ``refused``, ``exists`` (started or ended by an earlier attempt),
@@ -85,7 +87,9 @@ class ItemStarter:
         ``uncertain`` (recorded, its Copy Blob's outcome unknown); a storage fault raises.
 
         An item recorded by an attempt that died before its Copy Blob (its claim is old,
-        no copy id) is taken over: started now, or adopted if its copy did start after all."""
+        no copy id) is taken over: started now, or adopted if its copy did start after all.
+        ``go``: asked just before its copy is sent (its job not stopped meanwhile); false,
+        nothing is sent (``late``: the job's looks end the record, pending and copy-less)."""
         token = secrets.token_hex(8)
         began = time.monotonic()
         try:
@@ -102,9 +106,17 @@ class ItemStarter:
         try:
             # Checked just before Copy Blob goes out (after the lease, which may be slow too).
             op = await self._starter.begin(
-                stored, request, now, keep_refused=True, send_by=began + send_window(self._claim).total_seconds()
+                stored,
+                request,
+                now,
+                keep_refused=True,
+                send_by=began + send_window(self._claim).total_seconds(),
+                go=go,
             )
-        except SendWindowPassed:
+        except SendWindowPassed as passed:
+            if passed.code == "Stopped":
+                logger.info("job_item_stopped op=%s", operation_id)
+                return ItemOutcome.LATE
             # Too late to send: a later attempt may count this claim as abandoned already.
             logger.warning("job_item_start_late op=%s", operation_id)
             return ItemOutcome.HELD

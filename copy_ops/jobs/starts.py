@@ -91,10 +91,17 @@ class ItemStarts:
         try:
             if unsafe is not None:
                 return await self._starter.record_unaddressed(request, operation_id, shown, unsafe, now)
-            return await self._starter.start_item(request, operation_id, now)
+            # Asked again just before its copy goes out: its record and lease may have taken
+            # seconds, and no item of a stopped job may start more than a second after.
+            go = (lambda: _going(stopped, clock)) if stopped is not None else None
+            return await self._starter.start_item(request, operation_id, now, go)
         except CopyOpsError as exc:
             logger.warning("job_item_deferred op=%s error=%s code=%s", operation_id, exc.kind, exc.code)
             return ItemOutcome.DEFERRED
         except Exception:
             logger.exception("job_item_error op=%s", operation_id)
             return ItemOutcome.ERROR
+
+
+async def _going(stopped: Callable[[datetime], Awaitable[bool]], clock: Elapsed) -> bool:
+    return not await stopped(clock.now())

@@ -11,6 +11,7 @@ more than the read it starts with. A storage fault in that read stops nothing.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,6 +22,9 @@ from copy_ops.jobs.records import JobLedger
 # Once this long has passed since the instance last read a job, the next of its items to
 # start reads it again first.
 RECHECK = timedelta(seconds=1)
+# Reads one answer may take when each answers too late to vouch for the moment it is used:
+# then the items go on (a storage this slow stops nothing, as a storage fault does not).
+READS = 3
 # Jobs whose last read an instance remembers, at most (a few run at once).
 LOOKS_KEPT = 256
 
@@ -62,14 +66,26 @@ class StopLooks:
         self._remember(job.id, _Read(now, answer))
 
     async def stopped(self, job_id: str, now: datetime) -> bool:
-        """Whether job ``job_id`` was stopped, as a read begun at most RECHECK before ``now`` says."""
+        """Whether job ``job_id`` was stopped, as a read begun at most RECHECK before the
+        answer is given says: a read whose answer came late (a slow storage, a busy loop)
+        vouches for nothing after RECHECK, so it is asked again (at most READS times)."""
+        asked = time.monotonic()
+        for _ in range(READS):
+            began, stopped = await self._answer(job_id, now + timedelta(seconds=time.monotonic() - asked))
+            if stopped or now + timedelta(seconds=time.monotonic() - asked) - began < RECHECK:
+                return stopped
+        return job_id in self._stopped
+
+    async def _answer(self, job_id: str, now: datetime) -> tuple[datetime, bool]:
+        """When the read that answers began, and its answer: the last one if it began less
+        than RECHECK before ``now`` (one under way is waited for), else a new one."""
         if job_id in self._stopped:
-            return True
+            return now, True
         last = self._reads.get(job_id)
         if last is not None and abs(now - last.began) < RECHECK:
             if not last.answer.done():
                 await asyncio.shield(last.answer)
-            return last.answer.result() or job_id in self._stopped
+            return last.began, last.answer.result() or job_id in self._stopped
         answer = asyncio.get_running_loop().create_future()
         self._remember(job_id, _Read(now, answer))
         try:
@@ -80,7 +96,7 @@ class StopLooks:
             pass  # not known: the items go on (a storage fault must not cut a batch)
         finally:
             answer.set_result(job_id in self._stopped)
-        return job_id in self._stopped
+        return now, job_id in self._stopped
 
     def _remember(self, job_id: str, read: _Read) -> None:
         if len(self._reads) >= LOOKS_KEPT:

@@ -281,6 +281,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       COPY_ENGINE: ''
       COPY_ESCALATE_AT: ''
       COPY_BLOCKS_IN_FLIGHT: ''
+      // Only for an upgrade from a version before sealed work messages (docs/design.md).
+      COPY_WORK_UNSEALED_UNTIL: ''
       // Events are off until a target is set (docs/api.md, Events); a topic is reached with
       // the app's identity (give it EventGrid Data Sender there), so no key is stored here.
       COPY_EVENTS_QUEUE: ''

@@ -28,6 +28,7 @@ from copy_ops.storage.queues import QueueStorage
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import TEST_CLIENT_OPTIONS, Blobs, SettingsFactory, open_storage
+from tests.support.devhost_process import DevHostProcess
 
 # A job's work is done after this many deliveries, or the test has found a bug.
 MOST_DELIVERIES = 500
@@ -217,6 +218,13 @@ def job_body(blobs: Blobs, source: object = None, **fields: Any) -> dict[str, An
         "timeout_seconds": TIMEOUT,
         **fields,
     }
+
+
+def posted(host: DevHostProcess, body: dict[str, Any]) -> str:
+    """The job ``body`` posted to ``host`` over HTTP (202): its id."""
+    reply = host.call("POST", "/api/jobs", body)
+    assert reply.status == 202, reply.body
+    return str(reply.json()["id"])
 
 
 def finish(world: JobWorld, job_id: str) -> None:
