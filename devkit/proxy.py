@@ -55,6 +55,10 @@ CONTROL_PREFIX = "/__proxy/"
 # How long the proxy's own SAS is valid; it is minted again halfway.
 SAS_LIFETIME = timedelta(days=1)
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+# A second account on the same Azurite (AZURITE_ACCOUNTS, path-style URLs): "another account",
+# whose blobs a copy reads as Azure reads another account's (its SAS, or anonymously).
+PARTNER_ACCOUNT = "partner"
+PARTNER_KEY = "cGFydG5lci1hY2NvdW50LWtleS1mb3ItdGVzdHMtb25seS0wMTIzNDU2Nzg5YWJjZGVm"
 
 
 def connection_string(port: int, scheme: str = "http", queue_port: int | None = None) -> str:
@@ -192,6 +196,9 @@ class PendingCopyProxy:
         # Answer Find Blobs by Tags from the tag writes seen, paged as Azure does (see
         # LaggingIndex.answer); off: Azurite's own answer, through the lagging index.
         self.paged_index = True
+        # Off: the account allows no public access (Azure's AllowBlobPublicAccess false), so a
+        # source read with no authorization is refused PublicAccessNotPermitted.
+        self.public_access = True
         self.log = RequestLog()
         # Copies started (pending or at once), by destination path: what "at most once" counts.
         self.started: Counter[str] = Counter()
@@ -265,6 +272,7 @@ class PendingCopyProxy:
             self.pacing = None
             self.source_rate = None
             self.paged_index = True
+            self.public_access = True
             self.started = Counter()
             self.latency = 0.0
         self.index.reset()

@@ -16,7 +16,17 @@ from copy_ops.core.settings import Settings
 from copy_ops.edges import runtime
 from copy_ops.service import CopyService
 from copy_ops.storage import BlobStorage
-from devkit import DEV_ACCOUNT, DEV_KEY, Azurite, PendingCopyProxy, account_sas, connection_string, serve
+from devkit import (
+    DEV_ACCOUNT,
+    DEV_KEY,
+    PARTNER_ACCOUNT,
+    PARTNER_KEY,
+    Azurite,
+    PendingCopyProxy,
+    account_sas,
+    connection_string,
+    serve,
+)
 from devkit.app import functions, load_function_app
 from devkit.worker import run
 from tests.support import tiers
@@ -54,7 +64,8 @@ def azurite_ports() -> Iterator[tuple[int, int]]:
     if given:
         yield int(given), int(os.environ.get("COPY_OPS_TEST_AZURITE_QUEUE_PORT", int(given) + 1))
         return
-    with Azurite(queue=True) as azurite:
+    # Two accounts, as Azure has many: a copy from the second is a copy from another account.
+    with Azurite(queue=True, accounts={DEV_ACCOUNT: DEV_KEY, PARTNER_ACCOUNT: PARTNER_KEY}) as azurite:
         assert azurite.queue_port is not None
         yield azurite.port, azurite.queue_port
 

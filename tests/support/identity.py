@@ -12,13 +12,12 @@ from pathlib import Path
 
 from azure.storage.blob import BlobServiceClient
 
-from devkit import DEV_ACCOUNT, DEV_KEY, Azurite, PendingCopyProxy, serve
+from devkit import DEV_ACCOUNT, DEV_KEY, PARTNER_ACCOUNT, PARTNER_KEY, Azurite, PendingCopyProxy, serve
 from devkit.identity import ManagedIdentityEndpoint
 from devkit.tls import TlsFiles, make_tls
 from tests.support.devhost_process import DevHostProcess
 
-PARTNER = "partner"
-PARTNER_KEY = "cGFydG5lci1hY2NvdW50LWtleS1mb3ItdGVzdHMtb25seS0wMTIzNDU2Nzg5YWJjZGVm"
+PARTNER = PARTNER_ACCOUNT
 CLIENT_ID = "a3b1c2d4-0000-4000-8000-00000000c0de"
 
 

@@ -1,0 +1,609 @@
+"""The stand-in answers as Azure does (issue 30): each interaction Azure gave in the Azure SDK
+teams' recordings of real accounts (tests/data/azure-answers/recorded.json) is replayed
+against Azurite behind the stand-in, in the situation the recording had (a private blob in
+another account, a copy pending from there, a public source, an account without public
+access), through the real SDK (or a raw request where the SDK cannot send the recorded one
+alone), and what a client reads is compared with what Azure answered: the status, the error
+code, the copy and copy-source headers, the body's code and element names, and for Find Blobs
+by Tags the XML names and the paging markers. Volatile values (dates, ids, ETags, URLs)
+compare by shape; sizes and MD5s by value (each source is the recorded one's size and bytes).
+
+Beside the shared recordings: a few more recorded answers of Azure's (``ELSEWHERE``, each with
+the repository, path and commit it came from), and what Azure's REST reference documents but
+no recording holds (``DOCUMENTED``, saying so). What the stand-in still answers otherwise is
+listed, with why, in docs/design.md ("The local stand-in of Azure").
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from xml.etree import ElementTree as ET
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.storage.blob import (
+    BlobBlock,
+    BlobClient,
+    BlobSasPermissions,
+    BlobServiceClient,
+    ContentSettings,
+    generate_blob_sas,
+)
+
+from devkit import DEV_ACCOUNT, DEV_KEY, PARTNER_ACCOUNT, PARTNER_KEY, PendingCopyProxy, account_sas
+
+RECORDED = Path(__file__).parent / "data" / "azure-answers" / "recorded.json"
+FACTS: dict[str, dict[str, Any]] = {
+    fact["id"]: fact for fact in json.loads(RECORDED.read_text(encoding="utf-8"))["facts"]
+}
+
+# Recorded by the Azure SDK teams too, not (yet) in the shared recordings: Put Block From URL
+# with each kind of source condition unmet, public source, service version 2024-02-04.
+_JAVA = "java/sdk/storage/azure-storage-blob/src/test/resources/session-records/AccessPolicyAsyncTests"
+ELSEWHERE: dict[str, dict[str, Any]] = {
+    "block_from_url_source_if_modified_since": {
+        "source": {
+            "repo": "Azure/azure-sdk-assets",
+            "path": f"{_JAVA}.stageBlockFromURLSourceACFail[1].json",
+            "commit": "6f7c4123706bc6a703f95d0239c74922e430be1b",
+        },
+        "response": {"status": 304, "headers": {"x-ms-error-code": "CannotVerifyCopySource"}, "body": None},
+    },
+    "block_from_url_source_if_unmodified_since": {
+        "source": {
+            "repo": "Azure/azure-sdk-assets",
+            "path": f"{_JAVA}.stageBlockFromURLSourceACFail[2].json",
+            "commit": "6f7c4123706bc6a703f95d0239c74922e430be1b",
+        },
+        "response": {
+            "status": 412,
+            "headers": {"Content-Type": "application/xml", "x-ms-error-code": "CannotVerifyCopySource"},
+            "body": '<?xml version="1.0" encoding="utf-8"?><Error><Code>CannotVerifyCopySource</Code>'
+            "<Message>The condition specified using HTTP conditional header(s) is not met.</Message></Error>",
+        },
+    },
+    "block_from_url_source_if_none_match": {
+        "source": {
+            "repo": "Azure/azure-sdk-assets",
+            "path": f"{_JAVA}.stageBlockFromURLSourceACFail[4].json",
+            "commit": "6f7c4123706bc6a703f95d0239c74922e430be1b",
+        },
+        "response": {"status": 304, "headers": {"x-ms-error-code": "CannotVerifyCopySource"}, "body": None},
+    },
+}
+
+# Documented by Azure, recorded nowhere we found: followed as the REST reference says.
+DOCUMENTED: dict[str, dict[str, Any]] = {
+    # Abort Copy Blob's copyid is the x-ms-copy-id Copy Blob gave (a GUID); a query parameter
+    # whose value is invalid is 400 InvalidQueryParameterValue ("Common REST API error codes").
+    "abort_copy_id_not_a_guid": {
+        "source": {"reference": "https://learn.microsoft.com/rest/api/storageservices/common-rest-api-error-codes"},
+        "response": {
+            "status": 400,
+            "headers": {"Content-Type": "application/xml", "x-ms-error-code": "InvalidQueryParameterValue"},
+            "body": '<?xml version="1.0" encoding="utf-8"?><Error><Code>InvalidQueryParameterValue</Code>'
+            "<Message>Value for one of the query parameters specified in the request URI is invalid.</Message>"
+            "<QueryParameterName>copyid</QueryParameterName><QueryParameterValue>not-a-guid</QueryParameterValue>"
+            "<Reason /></Error>",
+        },
+    },
+}
+
+ALL: dict[str, dict[str, Any]] = {**FACTS, **ELSEWHERE, **DOCUMENTED}
+
+# The recorded sources, byte for byte where the recording tells (its MD5 is this one's).
+RECORDED_SOURCE = b"12345678" * 1024  # 8192 bytes, Content-MD5 L8MEum9/C3zMQV5vDJbgTA==
+GUTENBERG_SIZE = 439274  # the outside text file of test_abort_copy_blob
+
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_ETAG = re.compile(r'"?0x[0-9A-F]+"?')
+_DATE = re.compile(r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT")
+
+
+@dataclass
+class Read:
+    """What a client read: the status, the headers (names in lower case) and the body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass
+class World:
+    proxy: PendingCopyProxy
+    direct: BlobServiceClient  # our account, in Azurite, behind no proxy: to arrange
+    partner: BlobServiceClient  # the other account, in Azurite, behind no proxy
+    client: BlobServiceClient  # our account through the stand-in: what is tested
+    seen: list[Read] = field(default_factory=list)
+
+    def hook(self, response: Any) -> None:
+        """The SDK's raw response hook: every answer the client read, in order."""
+        answer = response.http_response
+        body = answer.body() if answer.status_code >= 300 or answer.request.method == "GET" else b""
+        self.seen.append(Read(answer.status_code, {k.lower(): v for k, v in answer.headers.items()}, body or b""))
+
+    def last(self) -> Read:
+        return self.seen[-1]
+
+    def refused(self, call: Callable[[], object]) -> Read:
+        """The answer to ``call``, which storage refuses."""
+        with pytest.raises(HttpResponseError):
+            call()
+        return self.last()
+
+    def box(self, account: str = DEV_ACCOUNT, public: bool = False) -> str:
+        name = f"conf-{uuid.uuid4().hex[:10]}"
+        service = self.direct if account == DEV_ACCOUNT else self.partner
+        service.create_container(name, public_access="container" if public else None)
+        return name
+
+    def put(self, account: str, container: str, blob: str, data: bytes, content_type: str | None = None) -> None:
+        service = self.direct if account == DEV_ACCOUNT else self.partner
+        settings = ContentSettings(content_type=content_type) if content_type else None
+        service.get_blob_client(container, blob).upload_blob(data, overwrite=True, content_settings=settings)
+
+    def url(self, account: str, container: str, blob: str, sas: bool = False) -> str:
+        """The blob's URL as a client names it: through the stand-in, with a read SAS or none."""
+        base = f"{self.proxy.url}/{account}/{container}/{blob}"
+        if not sas:
+            return base
+        key = DEV_KEY if account == DEV_ACCOUNT else PARTNER_KEY
+        token = generate_blob_sas(
+            account,
+            container,
+            blob,
+            account_key=key,
+            permission=BlobSasPermissions(read=True),
+            expiry=datetime.now(UTC) + timedelta(hours=1),
+        )
+        return f"{base}?{token}"
+
+    def blob(self, container: str, name: str) -> BlobClient:
+        return self.client.get_blob_client(container, name)
+
+    def raw(self, method: str, container: str, blob: str, headers: dict[str, str]) -> Read:
+        """A request the SDK cannot send alone, authorized by a SAS of the account."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.proxy.port, timeout=30)
+        try:
+            path = f"/{DEV_ACCOUNT}/{container}/{blob}?{account_sas(timedelta(hours=1))}"
+            connection.request(method, path, headers={"x-ms-version": "2021-08-06", **headers})
+            response = connection.getresponse()
+            body = response.read()
+            return Read(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
+        finally:
+            connection.close()
+
+
+@pytest.fixture
+def world(proxy: PendingCopyProxy, azurite_port: int, direct: BlobServiceClient) -> World:
+    partner = BlobServiceClient(
+        f"http://127.0.0.1:{azurite_port}/{PARTNER_ACCOUNT}",
+        credential={"account_name": PARTNER_ACCOUNT, "account_key": PARTNER_KEY},
+    )
+    built = World(proxy, direct, partner, BlobServiceClient.from_connection_string(proxy.connection_string))
+    # No retries: each request is answered once, and that answer is what is compared.
+    built.client = BlobServiceClient.from_connection_string(
+        proxy.connection_string, raw_response_hook=built.hook, retry_total=0
+    )
+    return built
+
+
+# -- comparing ---------------------------------------------------------------------------
+
+
+def _xml(body: bytes | str | None) -> ET.Element | None:
+    text = body.decode("utf-8-sig") if isinstance(body, bytes) else (body or "").lstrip("\ufeff")
+    if not text.strip():
+        return None
+    return ET.fromstring(text)
+
+
+def _copy_header_differs(name: str, recorded: str, read: str) -> bool:
+    """Whether a copy header's value, read here, differs from Azure's in what it means."""
+    if name == "x-ms-copy-id":
+        return _GUID.fullmatch(read) is None
+    if name == "x-ms-copy-completion-time":
+        return _DATE.fullmatch(read) is None
+    if name == "x-ms-copy-source":
+        if "sig=" in read:
+            return True  # Azure never shows the source's signature
+        if recorded == "Sanitized":
+            return not read.startswith("http")
+        return set(parse_qs(urlsplit(recorded).query)) != set(parse_qs(urlsplit(read).query))
+    return read != recorded  # status, progress, the source's status and code: as Azure says
+
+
+def differences(recorded: dict[str, Any], read: Read, compare: tuple[str, ...] = ()) -> list[str]:
+    """How what a client read differs from what Azure answered: the status, the error code,
+    every ``x-ms-copy-*`` header (one Azure did not send is a difference too), the headers in
+    ``compare`` (dates and ETags by shape, the rest by value), the error body's code and
+    element names."""
+    found: list[str] = []
+    if read.status != recorded["status"]:
+        found.append(f"status {read.status}, Azure {recorded['status']}")
+    azure = {name.lower(): value for name, value in recorded["headers"].items()}
+    if read.header("x-ms-error-code") != azure.get("x-ms-error-code"):
+        found.append(f"x-ms-error-code {read.header('x-ms-error-code')!r}, Azure {azure.get('x-ms-error-code')!r}")
+    copy_names = {n for n in azure if n.startswith("x-ms-copy-")} | {
+        n for n in read.headers if n.startswith("x-ms-copy-")
+    }
+    for name in sorted(copy_names):
+        mine, theirs = read.header(name), azure.get(name)
+        if mine is None or theirs is None or _copy_header_differs(name, theirs, mine):
+            found.append(f"{name}: {mine!r} here, Azure {theirs!r}")
+    for name in (n.lower() for n in compare):
+        mine, theirs = read.header(name), azure.get(name)
+        if theirs is None:
+            if mine is not None:
+                found.append(f"{name}: {mine!r} here, Azure sent none")
+            continue
+        shape = _ETAG if name == "etag" else _DATE if name in ("last-modified", "x-ms-creation-time") else None
+        if mine is None or (shape.fullmatch(mine) is None if shape else mine != theirs):
+            found.append(f"{name}: {mine!r} here, Azure {theirs!r}")
+    theirs_body, mine_body = _xml(recorded.get("body")), _xml(read.body) if read.body else None
+    if theirs_body is not None and theirs_body.tag == "Error":
+        if mine_body is None:
+            found.append("no error body, Azure sent one")
+        else:
+            if mine_body.findtext("Code") != theirs_body.findtext("Code"):
+                found.append(f"body's Code {mine_body.findtext('Code')!r}, Azure {theirs_body.findtext('Code')!r}")
+            names = [child.tag for child in mine_body]
+            if names != [child.tag for child in theirs_body]:
+                found.append(f"error body's elements {names}, Azure {[child.tag for child in theirs_body]}")
+            for name in ("CopySourceStatusCode", "CopySourceErrorCode", "QueryParameterName"):
+                if theirs_body.findtext(name) is not None and mine_body.findtext(name) != theirs_body.findtext(name):
+                    found.append(f"body's {name} {mine_body.findtext(name)!r}, Azure {theirs_body.findtext(name)!r}")
+    return found
+
+
+def _shape(element: ET.Element) -> list[Any]:
+    """An element's names, nested, without text: what a parser of the answer walks."""
+    return [element.tag, [_shape(child) for child in element]]
+
+
+def page_differences(recorded: str, read: bytes, where: tuple[str, str]) -> list[str]:
+    """A page of Find Blobs by Tags, compared by element names, the query and the paging
+    markers (a marker's value is opaque: present and non-empty, or empty, as Azure's)."""
+    theirs, mine = _xml(recorded), _xml(read)
+    assert theirs is not None
+    if mine is None:
+        return ["no body"]
+    found = []
+    if "ServiceEndpoint" not in mine.attrib:
+        found.append("no ServiceEndpoint")
+    if [c.tag for c in mine] != [c.tag for c in theirs]:
+        found.append(f"elements {[c.tag for c in mine]}, Azure {[c.tag for c in theirs]}")
+    theirs_blobs, mine_blobs = theirs.find("Blobs"), mine.find("Blobs")
+    blob_shapes = [[_shape(b) for b in blobs] if blobs is not None else None for blobs in (mine_blobs, theirs_blobs)]
+    if blob_shapes[0] != blob_shapes[1]:
+        found.append(f"blobs {blob_shapes[0]}, Azure {blob_shapes[1]}")
+    recorded_where = (theirs.findtext("Where") or "").replace(*where)
+    if mine.findtext("Where") != recorded_where:
+        found.append(f"Where {mine.findtext('Where')!r}, Azure {recorded_where!r}")
+    for name in ("MaxResults",):
+        if mine.findtext(name) != theirs.findtext(name):
+            found.append(f"{name} {mine.findtext(name)!r}, Azure {theirs.findtext(name)!r}")
+    for name in ("Marker", "NextMarker"):
+        if bool(mine.findtext(name)) != bool(theirs.findtext(name)):
+            found.append(f"{name} {mine.findtext(name)!r}, Azure {'a marker' if theirs.findtext(name) else 'empty'}")
+    return found
+
+
+# -- the replays: each fact's situation, set up here, and what a client reads of it ---------------
+
+
+def _remote_pending(world: World) -> tuple[BlobClient, Read]:
+    """Copy Blob from a readable source elsewhere (another account's public blob, the
+    recorded outside file's size and type): the destination, and the 202."""
+    world.proxy.pending_copies = True  # a copy from elsewhere runs in the background
+    source = world.box(PARTNER_ACCOUNT, public=True)
+    world.put(PARTNER_ACCOUNT, source, "59466-0.txt", b"t" * GUTENBERG_SIZE, "text/plain")
+    blob = world.blob(world.box(), "59466-0.txt")
+    blob.start_copy_from_url(world.url(PARTNER_ACCOUNT, source, "59466-0.txt"))
+    return blob, world.last()
+
+
+def copy_remote_pending(world: World) -> Read:
+    return _remote_pending(world)[1]
+
+
+def _pending_from_partner(world: World) -> tuple[str, str, Read]:
+    """A copy of another account's private blob (with a SAS) pending; its 202."""
+    world.proxy.pending_copies = True
+    source, destination = world.box(PARTNER_ACCOUNT), world.box()
+    world.put(PARTNER_ACCOUNT, source, "blob", RECORDED_SOURCE)
+    world.blob(destination, "targetblob").start_copy_from_url(world.url(PARTNER_ACCOUNT, source, "blob", sas=True))
+    return destination, "targetblob", world.last()
+
+
+def props_during_pending(world: World) -> Read:
+    destination, name, _ = _pending_from_partner(world)
+    world.blob(destination, name).get_blob_properties()
+    return world.last()
+
+
+def props_after_remote_success(world: World) -> Read:
+    destination, name, _ = _pending_from_partner(world)
+    world.blob(destination, name).get_blob_properties()
+    pending = world.last()
+    world.proxy.finish(destination, name)
+    world.blob(destination, name).get_blob_properties()
+    ended = world.last()
+    assert ended.header("etag") != pending.header("etag"), "the ETag moves when the copy ends, as on Azure"
+    return ended
+
+
+def _aborted(world: World) -> tuple[BlobClient, Read, Read]:
+    """A pending copy from elsewhere, aborted: the destination, the 202, the abort's answer."""
+    blob, started = _remote_pending(world)
+    blob.abort_copy(started.header("x-ms-copy-id") or "")
+    return blob, started, world.last()
+
+
+def abort_pending(world: World) -> Read:
+    _, _, aborted = _aborted(world)
+    return aborted
+
+
+def props_after_abort(world: World) -> Read:
+    blob, started, _ = _aborted(world)
+    blob.get_blob_properties()
+    read = world.last()
+    assert read.header("etag") != started.header("etag"), "Azure changes the ETag when a copy is aborted"
+    return read
+
+
+def download_after_abort(world: World) -> Read:
+    blob, _, _ = _aborted(world)
+    ranged = world.raw("GET", blob.container_name, blob.blob_name, {"x-ms-range": "bytes=0-33554431"})
+    # Then the SDK reads it without a range, as the recording goes on: empty, and aborted.
+    whole = world.raw("GET", blob.container_name, blob.blob_name, {})
+    assert (whole.status, whole.body, whole.header("x-ms-copy-status")) == (200, b"", "aborted")
+    return ranged
+
+
+def _same_account(world: World) -> tuple[BlobClient, Read]:
+    source = world.box()
+    world.put(DEV_ACCOUNT, source, "blob", RECORDED_SOURCE)
+    blob = world.blob(world.box(), "targetblob")
+    blob.start_copy_from_url(world.url(DEV_ACCOUNT, source, "blob"))
+    return blob, world.last()
+
+
+def copy_same_account(world: World) -> Read:
+    return _same_account(world)[1]
+
+
+def abort_completed(world: World) -> Read:
+    blob, started = _same_account(world)
+    return world.refused(lambda: blob.abort_copy(started.header("x-ms-copy-id") or ""))
+
+
+def abort_missing_blob(world: World) -> Read:
+    container = world.box()
+    return world.refused(lambda: world.blob(container, "test-blob").abort_copy(str(uuid.uuid4())))
+
+
+def abort_copy_id_not_a_guid(world: World) -> Read:
+    destination, name, _ = _pending_from_partner(world)
+    return world.refused(lambda: world.blob(destination, name).abort_copy("not-a-guid"))
+
+
+def copy_private_no_sas(world: World) -> list[Read]:
+    """Another account's private blob, no SAS: refused, whether copies from elsewhere are
+    held pending by the stand-in or not."""
+    source, destination = world.box(PARTNER_ACCOUNT), world.box()
+    world.put(PARTNER_ACCOUNT, source, "blob", RECORDED_SOURCE)
+    target, url = world.blob(destination, "targetblob"), world.url(PARTNER_ACCOUNT, source, "blob")
+    reads = []
+    for pending in (True, False):
+        world.proxy.pending_copies = pending
+        reads.append(world.refused(lambda: target.start_copy_from_url(url)))
+    return reads
+
+
+def _tagged(world: World, count: int) -> tuple[str, str]:
+    container, key = world.box(), f"key2{uuid.uuid4().int % 10**19}"
+    for index in range(1, count + 1):
+        world.client.get_blob_client(container, f"blobname{index}").upload_blob(b"x", tags={key: "default"})
+    return container, key
+
+
+def find_tags_paged(world: World) -> list[str]:
+    """Three matches, a page each; the query with its key unquoted, as Azure's own recording."""
+    container, key = _tagged(world, 3)
+    pages = world.client.get_container_client(container).find_blobs_by_tags(f"{key}='default'", results_per_page=1)
+    names = [[blob.name for blob in page] for page in pages.by_page()]
+    assert names == [["blobname1"], ["blobname2"], ["blobname3"]]
+    recorded = FACTS["find_tags_paged"]
+    where = ("key2167485779931103587", key)
+    found = []
+    bodies = [read.body for read in world.seen if read.header("content-type") == "application/xml"]
+    if len(bodies) != len(recorded["response"]["pages"]):
+        found.append(f"{len(bodies)} pages, Azure {len(recorded['response']['pages'])}")
+    for number, (theirs, mine) in enumerate(zip(recorded["response"]["pages"], bodies, strict=False), 1):
+        found += [f"page {number}: {difference}" for difference in page_differences(theirs, mine, where)]
+        if number > 1:  # each page's Marker is the NextMarker of the page before
+            before, now = _xml(bodies[number - 2]), _xml(mine)
+            assert before is not None and now is not None
+            if now.findtext("Marker") != before.findtext("NextMarker"):
+                found.append(f"page {number}: Marker is not the NextMarker before it")
+    return found
+
+
+def find_tags_none(world: World) -> list[str]:
+    _tagged(world, 1)
+    list(world.client.find_blobs_by_tags("\"key\"='value'"))
+    recorded = FACTS["find_tags_none"]
+    return page_differences(recorded["response"]["body"], world.last().body, ("", ""))
+
+
+def block_from_url_sas(world: World) -> Read:
+    source, destination = world.box(PARTNER_ACCOUNT), world.box()
+    world.put(PARTNER_ACCOUNT, source, "blob", RECORDED_SOURCE)
+    url = world.url(PARTNER_ACCOUNT, source, "blob", sas=True)
+    world.blob(destination, "blob").stage_block_from_url("1", url)  # the SDK sends the id as "MQ=="
+    return world.last()
+
+
+def block_from_url_no_auth(world: World) -> Read:
+    source, destination = world.box(PARTNER_ACCOUNT), world.box()
+    world.put(PARTNER_ACCOUNT, source, "blob", RECORDED_SOURCE)
+    url = world.url(PARTNER_ACCOUNT, source, "blob")
+    return world.refused(lambda: world.blob(destination, "blob").stage_block_from_url("1", url))
+
+
+def _public_source(world: World) -> tuple[str, str]:
+    source, destination = world.box(PARTNER_ACCOUNT, public=True), world.box()
+    world.put(PARTNER_ACCOUNT, source, "blob", b"default")
+    return world.url(PARTNER_ACCOUNT, source, "blob"), destination
+
+
+def _stage_with(world: World, header: str, value: Callable[[str], str]) -> Read:
+    url, destination = _public_source(world)
+    container, blob = urlsplit(url).path.split("/")[2:4]
+    properties = world.partner.get_blob_client(container, blob).get_blob_properties()
+    headers = {header: value(str(properties.etag))}
+    return world.refused(lambda: world.blob(destination, "blob").stage_block_from_url("1", url, headers=headers))
+
+
+def block_from_url_source_if_match(world: World) -> Read:
+    return _stage_with(world, "x-ms-source-if-match", lambda _: "garbage")
+
+
+def block_from_url_source_if_none_match(world: World) -> Read:
+    return _stage_with(world, "x-ms-source-if-none-match", lambda etag: etag)
+
+
+def block_from_url_source_if_modified_since(world: World) -> Read:
+    later = (datetime.now(UTC) + timedelta(days=1)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return _stage_with(world, "x-ms-source-if-modified-since", lambda _: later)
+
+
+def block_from_url_source_if_unmodified_since(world: World) -> Read:
+    earlier = (datetime.now(UTC) - timedelta(days=1)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return _stage_with(world, "x-ms-source-if-unmodified-since", lambda _: earlier)
+
+
+def blob_from_url_ok(world: World) -> Read:
+    """Recorded with a bearer token for the source; a SAS here (the suite's Azurite checks no
+    token: the identity suite reads with one), the answer the same."""
+    source, destination = world.box(PARTNER_ACCOUNT), world.box()
+    world.put(PARTNER_ACCOUNT, source, "blob", RECORDED_SOURCE)
+    world.blob(destination, "blob").upload_blob_from_url(world.url(PARTNER_ACCOUNT, source, "blob", sas=True))
+    return world.last()
+
+
+def blob_from_url_missing_private(world: World) -> Read:
+    """The recorded account forbids public access: so does the stand-in's, here."""
+    world.proxy.public_access = False
+    source, destination = world.box(PARTNER_ACCOUNT), world.box()
+    url = world.url(PARTNER_ACCOUNT, source, "missing")
+    return world.refused(lambda: world.blob(destination, "blob").upload_blob_from_url(url, overwrite=False))
+
+
+def block_list_after_staged(world: World) -> list[str]:
+    source, destination = world.box(PARTNER_ACCOUNT), world.box()
+    world.put(PARTNER_ACCOUNT, source, "blob", RECORDED_SOURCE)
+    url = world.url(PARTNER_ACCOUNT, source, "blob", sas=True)
+    blob = world.blob(destination, "destblob")
+    for index, block_id in enumerate(("1", "2")):  # sent as "MQ==", "Mg==": the recording's
+        blob.stage_block_from_url(block_id, url, source_offset=index * 4096, source_length=4096)
+    blob.get_block_list("all")
+    listed = world.last()
+    recorded = FACTS["block_list_after_staged"]
+    found = differences(recorded["response"], listed)
+    theirs, mine = _xml(recorded["response"]["body"]), _xml(listed.body)
+    assert theirs is not None and mine is not None
+    if _shape(mine) != _shape(theirs):
+        found.append(f"block list {_shape(mine)}, Azure {_shape(theirs)}")
+    names = [(b.findtext("Name"), b.findtext("Size")) for b in mine.iter("Block")]
+    if names != [(b.findtext("Name"), b.findtext("Size")) for b in theirs.iter("Block")]:
+        found.append(f"blocks {names}")
+    blob.commit_block_list([BlobBlock("1"), BlobBlock("2")])
+    found += [f"Put Block List: {d}" for d in differences(recorded["then"]["response"], world.last(), ("ETag",))]
+    assert blob.download_blob().readall() == RECORDED_SOURCE
+    return found
+
+
+# The fact's replay, and the headers beyond the copy headers it compares. A replay that
+# compares by itself (XML answers, several steps) returns its differences.
+Replay = Callable[[World], "Read | list[Read] | list[str]"]
+CASES: dict[str, tuple[Replay, tuple[str, ...]]] = {
+    "copy_remote_pending": (copy_remote_pending, ("ETag", "Last-Modified")),
+    "props_during_pending": (props_during_pending, ("Content-Length", "Content-MD5", "Content-Type", "ETag")),
+    "props_after_remote_success": (
+        props_after_remote_success,
+        ("Content-Length", "Content-MD5", "Content-Type", "ETag", "x-ms-creation-time"),
+    ),
+    "abort_pending": (abort_pending, ()),
+    "props_after_abort": (props_after_abort, ("Content-Length", "Content-Type", "ETag")),
+    "download_after_abort": (download_after_abort, ("Content-Range",)),
+    "copy_same_account": (copy_same_account, ("ETag", "Last-Modified")),
+    "abort_completed": (abort_completed, ()),
+    "abort_missing_blob": (abort_missing_blob, ()),
+    "copy_private_no_sas": (copy_private_no_sas, ()),
+    "find_tags_paged": (find_tags_paged, ()),
+    "find_tags_none": (find_tags_none, ()),
+    "block_from_url_sas": (block_from_url_sas, ()),
+    "block_from_url_no_auth": (block_from_url_no_auth, ()),
+    "block_from_url_source_if_match": (block_from_url_source_if_match, ()),
+    "blob_from_url_ok": (blob_from_url_ok, ("ETag", "Last-Modified")),
+    "blob_from_url_missing_private": (blob_from_url_missing_private, ()),
+    "block_list_after_staged": (block_list_after_staged, ()),
+    "block_from_url_source_if_modified_since": (block_from_url_source_if_modified_since, ()),
+    "block_from_url_source_if_unmodified_since": (block_from_url_source_if_unmodified_since, ()),
+    "block_from_url_source_if_none_match": (block_from_url_source_if_none_match, ()),
+    "abort_copy_id_not_a_guid": (abort_copy_id_not_a_guid, ()),
+}
+
+# Where the stand-in does not yet answer as Azure (each fixed in devkit/, then struck here).
+NOT_YET: dict[str, str] = {
+    "props_during_pending": "the empty blob's Content-MD5, not the source's; the SAS dropped from x-ms-copy-source",
+    "props_after_remote_success": "the SAS dropped from x-ms-copy-source (Azure drops its sig only)",
+    "props_after_abort": "the ETag kept, and x-ms-copy-status-description 'copy aborted' sent",
+    "copy_private_no_sas": "403, where Azure answers an unauthenticated read 401",
+    "find_tags_paged": "an unquoted key drops the connection; no MaxResults, no Marker",
+    "block_from_url_no_auth": "403 AuthorizationFailure, where Azure says 401 NoAuthenticationInformation",
+    "block_from_url_source_if_match": "CannotVerifyCopySource, where Azure says SourceConditionNotMet",
+    "blob_from_url_missing_private": "an account that allows no public access is not emulated",
+    "block_from_url_source_if_modified_since": "the condition is ignored",
+    "block_from_url_source_if_unmodified_since": "the condition is ignored",
+    "block_from_url_source_if_none_match": "500, which the SDK retries",
+    "abort_copy_id_not_a_guid": "409 CopyIdMismatch",
+}
+
+
+@pytest.mark.parametrize(
+    "fact",
+    [
+        pytest.param(fact, marks=pytest.mark.xfail(strict=True, reason=NOT_YET[fact])) if fact in NOT_YET else fact
+        for fact in CASES
+    ],
+)
+def test_the_standin_answers_as_azure_did(world: World, fact: str) -> None:
+    replay, compare = CASES[fact]
+    outcome = replay(world)
+    found: list[str] = []
+    for item in [outcome] if isinstance(outcome, Read) else outcome:
+        found += differences(ALL[fact]["response"], item, compare) if isinstance(item, Read) else [item]
+    assert not found, f"{fact}: the stand-in answers otherwise than Azure: " + "; ".join(found)
+
+
+def test_every_recorded_interaction_is_replayed() -> None:
+    assert set(CASES) == set(ALL)
+    for fact in {**ELSEWHERE, **DOCUMENTED}.values():
+        assert fact["source"], "each answer says where it came from"
