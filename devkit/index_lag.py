@@ -10,7 +10,9 @@ still appears (a ghost), a re-tagged one matches by its old tags. Blobs untouche
 longer are as Azurite says.
 
 It understands the tag queries copy-ops sends: comparisons ``"key" op 'value'``
-(``=``, ``<``, ``<=``, ``>``, ``>=``) joined by ``AND``, optionally ``@container``.
+(``=``, ``<``, ``<=``, ``>``, ``>=``) joined by ``AND``, optionally ``@container``; a key of
+letters, digits and underscores may go unquoted (``key2='default'``), as Azure's own
+recordings send it.
 Ghosts are added to the first page of an answer only (enough for the ledger's
 queries, which read every page).
 """
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 from xml.etree import ElementTree as ET
 
-_CONDITION = re.compile(r"\s*(\"[^\"]+\"|@container)\s*(=|<=|>=|<|>)\s*'([^']*)'\s*")
+_CONDITION = re.compile(r"\s*(\"[^\"]+\"|@container|[A-Za-z0-9_]+)\s*(=|<=|>=|<|>)\s*'([^']*)'\s*")
 _COMPARE: dict[str, Callable[[str, str], bool]] = {
     "=": lambda a, b: a == b,
     "<": lambda a, b: a < b,
@@ -106,11 +108,28 @@ class LaggingIndex:
                 return
             self._history.setdefault((container, blob), []).append((self._clock(), tags))
 
-    def answer(self, answer: bytes, query: str, container: str | None, marker: str | None, most: int) -> bytes:
+    def forget_container(self, container: str) -> None:
+        """The container was deleted: each of its blobs is, now."""
+        with self._lock:
+            names = [blob for (where, blob), events in self._history.items() if where == container and events[-1][1]]
+        for blob in names:
+            self.record(container, blob, None)
+
+    def answer(
+        self,
+        answer: bytes,
+        query: str,
+        container: str | None,
+        marker: str | None,
+        most: int,
+        asked_most: str | None = None,
+    ) -> bytes:
         """Find Blobs by Tags answered from every tag write the proxy saw, paged as Azure
         pages it (``most`` a page, ``NextMarker`` after each but the last), as of ``lag``
-        seconds ago. Azurite itself looks only at the first ``maxresults`` blobs of the
-        container and gives no marker after a page it filtered short (docs/design.md)."""
+        seconds ago, in Azure's elements: ``Marker`` (the one asked with), ``Where``,
+        ``MaxResults`` (``asked_most``, as asked), ``Blobs``, ``NextMarker``. Azurite itself
+        looks only at the first ``maxresults`` blobs of the container, gives no marker after a
+        page it filtered short (docs/design.md), and echoes neither marker nor maxresults."""
         conditions = parse_query(query)
         keys = [c.key for c in conditions if c.key != "@container"]
         horizon = self._clock() - self.lag if self.frozen_at is None else self.frozen_at
@@ -130,10 +149,20 @@ class LaggingIndex:
             blobs.remove(element)
         for _, where, name, tags in found[:most]:
             blobs.append(_blob_element(where, name, {k: tags[k] for k in keys if k in tags}))
-        next_marker = root.find("NextMarker")
-        if next_marker is None:
-            next_marker = ET.SubElement(root, "NextMarker")
+        next_marker = ET.Element("NextMarker")
         next_marker.text = found[most - 1][0] if len(found) > most else None
+        echo = root.find("Where")
+        if echo is None:
+            echo = ET.Element("Where")
+            echo.text = query
+        for element in list(root):
+            root.remove(element)
+        if marker:
+            ET.SubElement(root, "Marker").text = marker
+        root.append(echo)
+        if asked_most:
+            ET.SubElement(root, "MaxResults").text = asked_most
+        root.extend((blobs, next_marker))
         return b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' + ET.tostring(root)
 
     def rewrite(self, answer: bytes, query: str, first_page: bool) -> bytes:

@@ -2,12 +2,17 @@
 
 Azurite finishes every copy at once and cannot abort one. Through this proxy, with
 ``pending_copies`` on, Copy Blob answers ``pending``: the destination is created at
-zero length with the new metadata (as Azure leaves it), and its properties report
-the copy as pending until a test calls :meth:`PendingCopyProxy.finish` (which does
-the real copy in Azurite) or :meth:`PendingCopyProxy.fail`. Abort Copy is
-implemented: the right copy id aborts, a wrong one gets 409 ``CopyIdMismatch``, and
-a copy that is not pending 409 ``NoPendingCopyOperation``. While a copy is pending,
-writes, snapshots and lease calls on the destination get 409 ``PendingCopyOperation``.
+zero length with the new metadata and the source's content headers (as Azure shows it),
+and its properties report the copy as pending until a test calls
+:meth:`PendingCopyProxy.finish` (which does the real copy in Azurite) or
+:meth:`PendingCopyProxy.fail`. Abort Copy is implemented: the right copy id aborts (the
+destination's ETag moves, as on Azure), a wrong one gets 409 ``CopyIdMismatch``, one that
+is not a GUID 400 ``InvalidQueryParameterValue``, and a copy that is not pending 409
+``NoPendingCopyOperation``. While a copy is pending, writes, snapshots and lease calls on
+the destination get 409 ``PendingCopyOperation``. A copy's source is read as storage reads
+it: with its SAS; in the same account with the account's authority; in another account or
+on another host anonymously, so a private blob there is refused 401
+``CannotVerifyCopySource``, as Azure refuses it (tests/test_standin_conformance.py).
 
 It also counts requests by kind (for cost tests and benchmarks) and logs the path
 each one addressed, adds latency, makes the blob index lag (:mod:`index_lag`), and
@@ -26,8 +31,11 @@ queries answered from an index seeded from Azurite at start, and copies from ano
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import http.client
 import json
+import re
 import sys
 import threading
 import time
@@ -38,12 +46,13 @@ from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit
+from xml.sax.saxutils import escape
 
 from azure.storage.blob import BlobServiceClient
 
 from devkit import from_url
-from devkit.index_lag import LaggingIndex, tags_body, tags_header
+from devkit.index_lag import LaggingIndex, parse_query, tags_body, tags_header
 from devkit.pacing import Clock, Pacing
 from devkit.tls import TlsFiles
 
@@ -82,6 +91,20 @@ class FakeCopy:
     read_from: str = ""
     # A paced copy (the stand-in's): its progress moves with time and it ends by itself.
     clock: Clock | None = None
+    # The tags the copy was asked to set (x-ms-tags): what finishing writes with the bytes.
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SourceProps:
+    """A copy source's properties as storage read them before a copy: the status (200, or
+    Azure's for the refusal), the size, and its content headers (names in lower case)."""
+
+    status: int
+    size: int = 0
+    content: dict[str, str] = field(default_factory=dict)
+    code: str = ""
+    message: str = ""
 
 
 @dataclass
@@ -324,7 +347,9 @@ class PendingCopyProxy:
         with self._lock:
             fake = self._copies[key]
         dest = self._direct.get_blob_client(container, blob)
-        dest.start_copy_from_url(self._direct_source(fake.read_from or fake.source), metadata=fake.metadata)
+        dest.start_copy_from_url(
+            self._direct_source(fake.read_from or fake.source), metadata=fake.metadata, tags=fake.tags or None
+        )
         with self._lock:
             fake.status, fake.copied = "success", fake.total
 
@@ -494,13 +519,17 @@ class PendingCopyProxy:
             where = query.get("where", [""])[0]
             if self.paged_index:
                 container = parts[1] if len(parts) > 1 and parts[1] else None
-                marker, most = query.get("marker", [None])[0], int(query.get("maxresults", ["5000"])[0])
-                return self.index.answer(answer, where, container, marker, min(most, 5000))
+                marker, asked = query.get("marker", [None])[0], query.get("maxresults", [None])[0]
+                most = min(int(asked or 5000), 5000)
+                return self.index.answer(answer, where, container, marker, most, asked)
             return self.index.rewrite(answer, where, first_page="marker" not in query)
+        if kind == "delete_container" and status == 202 and len(parts) > 1:
+            self.index.forget_container(parts[1])  # its blobs are gone, and so are their tags
         if len(parts) < 3 or status >= 300:
             return answer
         container, blob = parts[1], parts[2]
-        if kind in ("put_blob", "put_blob_from_url"):
+        if kind in ("put_blob", "put_blob_from_url", "put_blocklist", "copy_blob"):
+            # Each writes the whole blob, with the tags x-ms-tags gives (none: none).
             self.index.record(container, blob, tags_header(headers.get("x-ms-tags", "")))
         elif kind == "put_tags":
             self.index.record(container, blob, tags_body(body))
@@ -513,6 +542,18 @@ class PendingCopyProxy:
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         if self.pacing is not None:
             self._advance()  # a copy whose time is up has ended, whether the tick saw it yet or not
+        if method == "GET" and query.get("comp") == ["blobs"]:
+            where = query.get("where", [""])[0]
+            try:
+                parse_query(where)
+            except ValueError:  # a query the index cannot read is refused, never a dropped connection
+                return self._error_parts(
+                    400,
+                    "InvalidQueryParameterValue",
+                    "Value for one of the query parameters specified in the request URI is invalid.",
+                    f"<QueryParameterName>where</QueryParameterName><QueryParameterValue>{escape(where)}"
+                    "</QueryParameterValue><Reason />",
+                )
         with self._lock:
             fake = self._copies.get(path)
         if method == "PUT" and query.get("comp") == ["copy"]:
@@ -523,11 +564,16 @@ class PendingCopyProxy:
             return self._from_url(raw_path, path, query, headers)
         if method == "PUT" and "x-ms-copy-source" in headers and not query.get("comp"):
             source = headers["x-ms-copy-source"]
-            paced = self.pacing is not None and self.pacing.is_remote(
-                source, f"127.0.0.1:{self.port}", path.lstrip("/").split("/", 1)[0]
-            )
+            account = path.lstrip("/").split("/", 1)[0]
+            paced = self.pacing is not None and self.pacing.is_remote(source, f"127.0.0.1:{self.port}", account)
             if (self.pending_copies or paced) and "snapshot=" not in source:
                 return self._start_pending(path, headers, paced)
+            if self._elsewhere(source, account):
+                # Azurite reads another account's blob as it pleases: storage reads it with
+                # its SAS, or anonymously, and refuses the copy as Azure does.
+                props = self._source_props(source, account)
+                if props.status != 200:
+                    return self._copy_refusal(props)
             with self._lock:
                 self._copies.pop(path, None)
             return self._copy_now(raw_path, path, headers)
@@ -561,9 +607,10 @@ class PendingCopyProxy:
         self, raw_path: str, path: str, query: dict[str, list[str]], headers: dict[str, str]
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         """Put Block From URL or Put Blob From URL, as Azure does them (:mod:`devkit.from_url`)."""
-        read = from_url.read_source(headers, self._direct_source(headers["x-ms-copy-source"]), self._connection)
+        direct = self._direct_source(headers["x-ms-copy-source"])
+        read = from_url.read_source(headers, direct, self._connection, public_access=self.public_access)
         if read.status >= 300:
-            return from_url.refusal(read)
+            return from_url.refusal(read, headers)
         block = query.get("comp") == ["block"]
         limit = from_url.BLOCK_FROM_URL_LIMIT if block else from_url.BLOB_FROM_URL_LIMIT
         if len(read.data) > limit:
@@ -590,16 +637,22 @@ class PendingCopyProxy:
         if headers.get("if-none-match") == "*" and dest.exists():
             return self._error_parts(409, "BlobAlreadyExists", "The specified blob already exists.")
         source = headers["x-ms-copy-source"]
-        status, total = self._source_size(source)
-        if status != 200:
-            return self._error_parts(status, "CannotVerifyCopySource", "The source could not be read.")
+        props = self._source_props(source, container_account(path))
+        if props.status != 200:
+            return self._copy_refusal(props)
         metadata = {
             name[len("x-ms-meta-") :]: value for name, value in headers.items() if name.startswith("x-ms-meta-")
         }
-        result = dest.upload_blob(b"", overwrite=True, metadata=metadata)
-        fake = FakeCopy(str(uuid.uuid4()), source.split("?")[0], metadata, total=total, read_from=source)
+        tags = tags_header(headers.get("x-ms-tags", ""))
+        # As Azure shows it while the bytes come: empty, with the source's content headers
+        # (set apart: Azurite checks a Put Blob's MD5 against its bytes, Set Blob Properties not).
+        dest.upload_blob(b"", overwrite=True, metadata=metadata, tags=tags or None)
+        result = dest.set_http_headers(_content_settings(props))
+        fake = FakeCopy(
+            str(uuid.uuid4()), shown_source(source), metadata, total=props.size, read_from=source, tags=tags
+        )
         if paced and self.pacing is not None:
-            fake.clock = Clock(total, self.pacing.rate)
+            fake.clock = Clock(props.size, self.pacing.rate)
         with self._lock:
             self._copies[path] = fake
             self.started[path] += 1
@@ -618,47 +671,86 @@ class PendingCopyProxy:
             b"",
         )
 
-    def _source_size(self, source: str) -> tuple[int, int]:
-        """Read the source as storage would before a copy: with the SAS it carries, if any
-        (a tampered or missing one is refused), else with the account's own key (a source
-        in the same account). The status, and the size when it is 200."""
-        direct = urlsplit(self._direct_source(source))
-        if direct.query:
-            connection = self._connection(direct.port or 80)
-            try:
-                connection.request("HEAD", f"{direct.path}?{direct.query}", headers={"x-ms-version": "2021-12-02"})
-                response = connection.getresponse()
-                response.read()
-                return response.status, int(response.getheader("Content-Length") or 0)
-            finally:
-                connection.close()
-        from azure.core.exceptions import HttpResponseError
-        from azure.storage.blob import BlobClient
+    def _elsewhere(self, source: str, account: str) -> bool:
+        """Whether a copy source lies in another account than ``account``, or on another host
+        than this stand-in (and its Azurite): a source storage reads as it reads a stranger's."""
+        parts = urlsplit(source)
+        home = {f"127.0.0.1:{self.port}", f"localhost:{self.port}"}
+        home |= {f"127.0.0.1:{self.azurite_port}", f"localhost:{self.azurite_port}"}
+        return parts.netloc not in home or unquote(parts.path).lstrip("/").split("/", 1)[0] != account
 
-        credential = {"account_name": DEV_ACCOUNT, "account_key": DEV_KEY}
+    def _source_props(self, source: str, account: str) -> SourceProps:
+        """Read the source as storage does before a copy: with the SAS it carries, if any (a
+        tampered one is refused); a source in the same account with the account's own
+        authority; another account's or host's anonymously (a private blob is refused 401, as
+        Azure refuses it; an account without public access 409)."""
+        direct = urlsplit(self._direct_source(source))
+        if direct.hostname not in ("127.0.0.1", "localhost"):
+            return SourceProps(404, code="SourceUnreachable", message="The source could not be reached.")
+        anonymous = not from_url.has_sas(source) and self._elsewhere(source, account)
+        if anonymous and not self.public_access:
+            return SourceProps(409, code="PublicAccessNotPermitted", message=from_url.NO_PUBLIC_ACCESS)
+        query = direct.query
+        if not from_url.has_sas(source) and not anonymous:
+            query = "&".join(part for part in (direct.query, self._own_sas()) if part)
+        connection = self._connection(direct.port or 80)
         try:
-            verify: dict[str, Any] = {"connection_verify": str(self.tls.ca)} if self.tls else {}
-            source_client = BlobClient.from_blob_url(urlunsplit(direct), credential=credential, **verify)
-            return 200, source_client.get_blob_properties().size
-        except HttpResponseError as exc:
-            return exc.status_code or 404, 0
+            connection.request("HEAD", f"{direct.path}?{query}", headers={"x-ms-version": "2021-12-02"})
+            response = connection.getresponse()
+            response.read()
+        except OSError:
+            return SourceProps(404, code="SourceUnreachable", message="The source could not be reached.")
+        finally:
+            connection.close()
+        if response.status == 200:
+            content = {
+                name: value for name in from_url.CONTENT_HEADERS if (value := response.getheader(name)) is not None
+            }
+            return SourceProps(200, int(response.getheader("Content-Length") or 0), content)
+        if anonymous and response.status == 403:
+            return SourceProps(401, code="NoAuthenticationInformation", message=from_url.NO_AUTHENTICATION)
+        return SourceProps(response.status, code=response.getheader("x-ms-error-code") or "")
+
+    def _copy_refusal(self, props: SourceProps) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Copy Blob refused for its source: the source's status, ``CannotVerifyCopySource``
+        (recorded, service version 2021-08-06: no x-ms-copy-source-* headers)."""
+        status = props.status if props.status in (400, 401, 403, 404, 409) else 500
+        return self._error_parts(status, "CannotVerifyCopySource", props.message or "The source could not be read.")
 
     def _abort(
         self, path: str, query: dict[str, list[str]], headers: dict[str, str]
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         copy_id = query.get("copyid", [""])[0]
+        if _GUID.fullmatch(copy_id) is None:  # as Azure answers it, before looking at the blob
+            return self._error_parts(
+                400,
+                "InvalidQueryParameterValue",
+                "Value for one of the query parameters specified in the request URI is invalid.",
+                f"<QueryParameterName>copyid</QueryParameterName><QueryParameterValue>{escape(copy_id)}"
+                "</QueryParameterValue><Reason />",
+            )
+        _, container, blob = path.lstrip("/").split("/", 2)
         with self._lock:
             fake = self._copies.get(path)
-            if fake is not None and fake.status == "pending":
+            aborting = fake is not None and fake.status == "pending"
+            if fake is not None and aborting:
                 if fake.copy_id != copy_id:
                     return self._error_parts(409, "CopyIdMismatch", "The specified copy ID did not match.")
-                fake.status, fake.description = "aborted", "copy aborted"
-                return (
-                    204,
-                    [("x-ms-request-id", str(uuid.uuid4())), ("x-ms-version", headers.get("x-ms-version", ""))],
-                    b"",
+                fake.status = "aborted"  # and no x-ms-copy-status-description, as on Azure
+        if fake is not None and aborting:
+            # Azure's abort changes the blob (its ETag moves); its metadata stays as it was.
+            from azure.core.exceptions import HttpResponseError
+
+            # A lease the abort did not name: aborted all the same, its ETag kept.
+            with contextlib.suppress(HttpResponseError):
+                self._direct.get_blob_client(container, blob).set_blob_metadata(
+                    fake.metadata, lease=headers.get("x-ms-lease-id")
                 )
-        _, container, blob = path.lstrip("/").split("/", 2)
+            return (
+                204,
+                [("x-ms-request-id", str(uuid.uuid4())), ("x-ms-version", headers.get("x-ms-version", ""))],
+                b"",
+            )
         if not self._direct.get_blob_client(container, blob).exists():
             return self._error_parts(404, "BlobNotFound", "The specified blob does not exist.")
         return self._error_parts(409, "NoPendingCopyOperation", "There is currently no pending copy operation.")
@@ -727,9 +819,12 @@ class PendingCopyProxy:
             return response.status, out, data
         raise AssertionError("unreachable")
 
-    def _error_parts(self, status: int, code: str, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _error_parts(
+        self, status: int, code: str, message: str, extra: str = ""
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         body = (
-            f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>{message}</Message></Error>'
+            f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code>'
+            f"<Message>{escape(message)}</Message>{extra}</Error>"
         ).encode()
         return status, [("Content-Type", "application/xml"), ("x-ms-error-code", code)], body
 
@@ -750,6 +845,35 @@ class PendingCopyProxy:
         request.send_header("Content-Length", str(len(body)))
         request.end_headers()
         request.wfile.write(body)
+
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def container_account(path: str) -> str:
+    """The account a request's path (``/account/container/blob``) addresses."""
+    return path.lstrip("/").split("/", 1)[0]
+
+
+def shown_source(source: str) -> str:
+    """A copy source as Azure shows it in ``x-ms-copy-source``: its SAS without the signature."""
+    base, _, query = source.partition("?")
+    kept = [item for item in query.split("&") if item and not item.startswith("sig=")]
+    return f"{base}?{'&'.join(kept)}" if kept else base
+
+
+def _content_settings(props: SourceProps) -> Any:
+    from azure.storage.blob import ContentSettings
+
+    md5 = props.content.get("content-md5")
+    return ContentSettings(
+        content_type=props.content.get("content-type"),
+        content_encoding=props.content.get("content-encoding"),
+        content_language=props.content.get("content-language"),
+        content_disposition=props.content.get("content-disposition"),
+        cache_control=props.content.get("cache-control"),
+        content_md5=bytearray(base64.b64decode(md5)) if md5 else None,
+    )
 
 
 def serve(

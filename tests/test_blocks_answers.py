@@ -48,7 +48,7 @@ def listed(handlers: Handlers) -> list[Any]:
 @pytest.mark.parametrize(
     "answer",
     [
-        "the stand-in's: 412 CannotVerifyCopySource, the source's status 412",
+        "the stand-in's, as Azure's: 412 SourceConditionNotMet",
         "Azure's: 412 SourceConditionNotMet",
         "Azure's before 2023: 412 CannotVerifyCopySource, no source status",
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -63,7 +64,7 @@ def test_copy_guard_and_abort_codes(storage: BlobStorage, blobs: Blobs, proxy: P
         run(storage.start_copy(dest, source, {}, overwrite=True, readable_until=LATER))
     assert busy.value.code == "PendingCopyOperation"
     with pytest.raises(Conflict) as mismatch:
-        run(storage.abort_copy(dest, "not-our-copy"))
+        run(storage.abort_copy(dest, str(uuid.uuid4())))  # a copy id, not this copy's
     assert mismatch.value.code == "CopyIdMismatch"
     run(storage.abort_copy(dest, copy_id))
     with pytest.raises(Conflict) as over:

@@ -69,7 +69,8 @@ _BY_CODE: dict[str, type[CopyOpsError]] = {
 # list naming a block that is not staged. A source that cannot be read is answered
 # CannotVerifyCopySource with the source's own status in this header (and as the answer's
 # own status: service versions before 2023 send no header). Azure answers the pinned ETag
-# unmet with 412 SourceConditionNotMet (the stand-in: 412 CannotVerifyCopySource, source 412).
+# unmet with 412 SourceConditionNotMet (as the stand-in does); versions before 2023 answered
+# 412 CannotVerifyCopySource: both are a source changed.
 SOURCE_STATUS_HEADER = "x-ms-copy-source-status-code"
 SOURCE_CODE_HEADER = "x-ms-copy-source-error-code"
 _SOURCE_CHANGED = frozenset({"SourceConditionNotMet"})
