@@ -3,7 +3,7 @@
 list by name) beside the same 50 in a ledger of 100. Requests and latency side by side.
 
 Azurite's own Find Blobs by Tags filters only the first ``maxresults`` blobs of a
-container (docs/design.md); the proxy answers tag queries itself, from every tag write
+container (docs/ledger.md); the proxy answers tag queries itself, from every tag write
 that passed through it, paged as Azure pages them (devkit/index_lag.py). So the final
 records are written through the proxy, and the figure measures copy-ops' requests, not
 that limit. The proxy's scan of its in-memory index is part of the latency: one bare

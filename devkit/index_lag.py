@@ -129,7 +129,7 @@ class LaggingIndex:
         seconds ago, in Azure's elements: ``Marker`` (the one asked with), ``Where``,
         ``MaxResults`` (``asked_most``, as asked), ``Blobs``, ``NextMarker``. Azurite itself
         looks only at the first ``maxresults`` blobs of the container, gives no marker after a
-        page it filtered short (docs/design.md), and echoes neither marker nor maxresults."""
+        page it filtered short (docs/ledger.md), and echoes neither marker nor maxresults."""
         conditions = parse_query(query)
         keys = [c.key for c in conditions if c.key != "@container"]
         horizon = self._clock() - self.lag if self.frozen_at is None else self.frozen_at

@@ -8,19 +8,24 @@ still exists: one test a rule, each naming every reference it finds broken, by p
   code (``progress.IN_FLIGHT``; a stem two modules share passes when either has it) and a
   class's attribute (``Settings.from_env``) import and resolve;
 - names: a bare identifier of the code's shape (``Settler``, ``announce_owed``,
-  ``IN_FLIGHT``) is a word of the code (a name or a string, not a comment) or a builtin;
+  ``IN_FLIGHT``) is a word of the code (a name or a string, not a comment), a name a test
+  module defines at its top level (``every_kind``), or a builtin;
 - settings: a ``COPY_*`` app setting is read by the settings (core/settings.py,
   core/connection.py, edges/runtime.py); ``COPY_OPS_*`` and ``COPY_STANDIN_*`` are the
   tools' own, read by scripts/, the CLI or the tests;
 - log events: each event of docs/operations.md's table starts a line the package logs;
 - telemetry: a ``copyops.`` metric, span, attribute or event type is one the package names;
 - the map: design.md's tree lists existing modules, and every module of a folder it maps;
-- sizes: design.md's paragraph on the ``Size:`` wall names exactly the modules with a reason.
+- sizes: design.md's paragraph on the ``Size:`` wall names exactly the modules with a reason;
+- pages: every page under docs/ is linked from design.md, the map (a page nobody links is lost);
+- sections: a section a page is cited by (``docs/jobs.md, "Limits"``, in the docs and in the
+  code's comments) is a heading, or a paragraph's bold lead, of that page.
 
 What a rule lets pass on purpose (a ledger's blob name, a file of the history) is listed
 below with its reason, and must still be cited and still not exist. Pure file reading and
 imports: no Azurite, about a second. ``test_each_rule_fails_on_a_broken_reference`` feeds
-each rule a synthetic page, sound references then one broken one: the rule names it alone."""
+each rule a synthetic page (or pages), sound references then one broken one: the rule names
+it alone."""
 
 from __future__ import annotations
 
@@ -48,7 +53,7 @@ EXTENSIONS = ("py", "md", "json", "bicep", "sh", "toml", "txt", "yaml")
 UNWALKED = {".git", "node_modules", "__pycache__", ".hypothesis", ".schemathesis", ".azurite", "bench/results"}
 # Cited on purpose, and not files of the repository (each still cited: checked below).
 NOT_FILES = {
-    # The ledger's blobs and a job's blob names (docs/design.md, docs/api.md).
+    # The ledger's blobs and a job's blob names (docs/ledger.md, docs/jobs.md, docs/api.md).
     "idempotency/": "the ledger's idempotency claims",
     "fanout/in-flight.json": "the ledger's document of batches in flight",
     "ab/": "a job's source prefix, as an example",
@@ -59,14 +64,14 @@ NOT_FILES = {
     ".azurite/": "Azurite's data, made by make run",
     # The history: what a file used to be.
     "copy_ops/pool.py": "performance.md: replaced by copy_ops/aio/bounded.py",
-    "copy_ops/storage.py": "design.md's deviations: the adapter is a package",
-    "storage.py": "design.md's deviations: the adapter is a package",
+    "copy_ops/storage.py": "decisions.md's deviations: the adapter is a package",
+    "storage.py": "decisions.md's deviations: the adapter is a package",
 }
 # Cited on purpose, and not names of the code (each still cited: checked below).
 NOT_NAMES = {
     "timout_seconds": "the misspelt field the API refuses, as an example",
     "FUNCTIONS_WORKER_PROCESS_COUNT": "the Functions host's setting, not the app's",
-    "copyops.job.completed": "the spec's example of a job's event type, from which design.md deviates",
+    "copyops.job.completed": "the spec's example of a job's event type, from which decisions.md deviates",
 }
 # The settings' readers: an app setting the docs name is a string of one of these.
 SETTINGS = ("copy_ops/core/settings.py", "copy_ops/core/connection.py", "copy_ops/edges/runtime.py")
@@ -237,17 +242,30 @@ def objects() -> dict[str, list[str]]:
 
 @cache
 def words() -> frozenset[str]:
-    """Every name of the code and every identifier in its strings (comments left out)."""
+    """Every name of the code and every identifier in its strings (comments left out), and
+    each name a test module defines at its top level (a recipe names ``every_kind``)."""
     held: set[str] = set()
     for path in python_files():
         names, texts = read(path)
         held |= names
         held |= set(IDENTIFIER.findall("\n".join(texts)))
-    held |= {path.stem for path in (ROOT / "tests").glob("test_*.py")}
+    tests = sorted((ROOT / "tests").glob("test_*.py"))
+    held |= {path.stem for path in tests}
+    held |= {name for path in tests for name in top_level(path)}
     configs = [ROOT / name for name in ("copy_ops/openapi.json", "host.json", "local.settings.sample.json")]
     for config in [*configs, *ROOT.glob("infra/**/*.bicep")]:
         held |= set(IDENTIFIER.findall(config.read_text()))
     return frozenset(held)
+
+
+def top_level(path: Path) -> Iterator[str]:
+    """The functions, classes and names a module defines at its top level."""
+    for node in parsed(path).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            yield node.name
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            yield from (target.id for target in targets if isinstance(target, ast.Name))
 
 
 def has(owner: object, name: str) -> bool:
@@ -296,7 +314,8 @@ def paths_missing(pages: list[Doc]) -> list[str]:
             a_path = path_like and (text.endswith("/") or text.rsplit(".", 1)[-1] in EXTENSIONS)
             if a_path and text not in NOT_FILES and not is_held(text):
                 broken.append(str(ref))
-        text = URL.sub(blank, SPAN.sub(blank, prose(doc.text)))
+        # A link's target is read below, from its page's folder; the rest of the prose from the root.
+        text = URL.sub(blank, SPAN.sub(blank, LINK.sub(blank, prose(doc.text))))
         broken += [str(ref) for ref in found(doc, PROSE_PATH, text) if not is_held(ref.text)]
         where = f"{Path(doc.name).parent.as_posix()}/"
         for ref in found(doc, LINK):
@@ -499,6 +518,54 @@ def size_reasons_differ(pages: list[Doc]) -> list[str]:
     return broken
 
 
+def pages_unlinked(pages: list[Doc]) -> list[str]:
+    """Every page in the map's folder and below (docs/**/*.md) is linked from the map (the
+    page with "## Map", design.md): a page nobody links is lost."""
+    broken = []
+    for doc in (doc for doc in pages if "\n## Map\n" in f"\n{doc.text}"):
+        folder = Path(doc.name).parent.as_posix()
+        targets = {os.path.normpath(f"{folder}/{ref.text.split('#', 1)[0]}") for ref in found(doc, LINK)}
+        for page in pages:
+            under = page.name.startswith(f"{folder}/") and page.name.endswith(".md")
+            if under and page.name != doc.name and page.name not in targets:
+                broken.append(f"{page.name}: not linked from {doc.name}")
+    return broken
+
+
+# A page cited with a section's name: ``docs/jobs.md, "Limits"``, ``[trust.md](trust.md),
+# "The work queue, a trust boundary"``, ``docs/api.md "Errors"`` (the name may wrap a line).
+SECTION_CITED = re.compile(r'([\w./-]+\.md)(?:`|\]\([^)\s]+\)|\))*,?\s*"([^"]{1,120})"')
+HEADING = re.compile(r"^#+ (.+)$|\*\*(.+?)\*\*", re.MULTILINE | re.DOTALL)
+
+
+def squeezed(text: str) -> str:
+    return " ".join(text.replace("`", "").split()).lower()
+
+
+def sections_missing(pages: list[Doc]) -> list[str]:
+    """A section cited by its name after its page names a heading of that page, or a
+    paragraph's bold lead, in part (``"Deviations"``: "Deviations from the spec, on purpose").
+    The page is found from the citing page's folder, else from the root; a page that is
+    not there is the paths rule's."""
+    texts = {doc.name: doc.text for doc in docs()} | {doc.name: doc.text for doc in pages}
+    broken = []
+    for doc in pages:
+        folder, text = Path(doc.name).parent.as_posix(), prose(doc.text)
+        for match in SECTION_CITED.finditer(text):
+            page, title = match.groups()
+            cited = next((name for name in (os.path.normpath(f"{folder}/{page}"), page) if name in texts), None)
+            heads = [squeezed(a or b) for a, b in HEADING.findall(prose(texts[cited]))] if cited else []
+            if cited and not any(squeezed(title) in head for head in heads):
+                line = text.count("\n", 0, match.start()) + 1
+                broken.append(f"{doc.name}:{line}: {page}, {' '.join(title.split())!r}: no such section in {cited}")
+    return broken
+
+
+def code_comments() -> list[Doc]:
+    """The code's files, as pages: their comments and docstrings cite the docs' sections too."""
+    return [Doc(path.relative_to(ROOT).as_posix(), path.read_text()) for path in python_files()]
+
+
 # -- the tests -------------------------------------------------------------------------------
 
 RULES: dict[str, Callable[[list[Doc]], list[str]]] = {
@@ -511,12 +578,19 @@ RULES: dict[str, Callable[[list[Doc]], list[str]]] = {
     "telemetry": telemetry_unknown,
     "map": map_differs,
     "size": size_reasons_differ,
+    "pages": pages_unlinked,
+    "sections": sections_missing,
 }
 
 
 @pytest.mark.parametrize("rule", RULES)
 def test_every_reference_in_the_docs_resolves(rule: str) -> None:
     broken = RULES[rule](docs())
+    assert not broken, f"{len(broken)} broken:\n" + "\n".join(broken)
+
+
+def test_the_code_cites_sections_that_exist() -> None:
+    broken = sections_missing(code_comments())
     assert not broken, f"{len(broken)} broken:\n" + "\n".join(broken)
 
 
@@ -536,6 +610,8 @@ def test_the_docs_cite_enough_to_check() -> None:
     texts = {doc.name: doc.text for doc in pages}
     assert "## Log events\n" in texts["docs/operations.md"] and "## Map\n" in texts["docs/design.md"]
     assert "`Size:` reason" in texts["docs/design.md"]
+    assert sum(1 for doc in pages if doc.name.startswith("docs/")) > 10  # the pages the map links
+    assert sum(len(SECTION_CITED.findall(prose(doc.text))) for doc in [*pages, *code_comments()]) > 10
 
 
 # A page per rule and form: its sound references pass, and the one broken reference after
@@ -556,6 +632,11 @@ SOUND = {
     "size": "* no module is over 250 lines without a `Size:` reason: `copies/lifecycle.py`, `copies/model.py`, "
     "`copies/staging.py`, `copies/start.py`, `copies/block_lifecycle.py`, `core/settings.py`, `work/messages.py`, "
     "`jobs/settle.py`",
+    # Pages of their own, each starting at its marker line.
+    "pages": "<!-- page: synthetic/design.md -->\n## Map\n\n[the ledger](ledger.md), [one](machines/copy.md#top)\n"
+    "<!-- page: synthetic/ledger.md -->\n# The ledger\n<!-- page: synthetic/machines/copy.md -->\n# A machine\n",
+    "sections": 'docs/design.md, "Deviations"; `docs/jobs.md`, "Limits"; [trust.md](docs/trust.md), "The work\n'
+    'queue, a trust boundary"; docs/api.md "Errors"; README.md, "Layout"; [ledger](docs/ledger.md), "Idempotency"\n',
 }
 BROKEN = [
     ("paths", "`copy_ops/storage/loop.py`"),
@@ -582,15 +663,24 @@ BROKEN = [
     ("telemetry", "`copyops.copy.pending`"),
     ("map", "  loop.py  d\n"),
     ("size", ", `jobs/start.py`"),
+    ("pages", "<!-- page: synthetic/lost.md -->\n# Nobody links it\n"),
+    ("sections", 'docs/jobs.md, "The queue of old"'),
 ]
 
 
 @pytest.mark.parametrize(("rule", "wrong"), BROKEN, ids=[f"{rule}:{wrong.strip()}" for rule, wrong in BROKEN])
 def test_each_rule_fails_on_a_broken_reference(rule: str, wrong: str) -> None:
     closing = "```\n" if rule == "map" else "\n"
-    assert RULES[rule]([Doc("synthetic.md", SOUND[rule] + closing)]) == []
-    said = RULES[rule]([Doc("synthetic.md", SOUND[rule] + wrong + closing)])
-    assert len(said) == 1 and said[0].startswith("synthetic.md"), said
+    assert RULES[rule](synthetic(SOUND[rule] + closing)) == []
+    said = RULES[rule](synthetic(SOUND[rule] + wrong + closing))
+    assert len(said) == 1 and said[0].startswith("synthetic"), said
+
+
+def synthetic(text: str) -> list[Doc]:
+    """A synthetic page, ``synthetic.md``; or pages, each from its marker line on."""
+    parts = re.split(r"^<!-- page: (\S+) -->\n", text, flags=re.MULTILINE)
+    named = [Doc(name, body) for name, body in zip(parts[1::2], parts[2::2], strict=True)]
+    return ([Doc("synthetic.md", parts[0])] if parts[0].strip() else []) + named
 
 
 def test_every_rule_is_shown_to_fail() -> None:

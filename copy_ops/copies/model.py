@@ -49,7 +49,7 @@ class CopyStatus(StrEnum):
 
 
 class Engine(StrEnum):
-    """How the bytes are moved (docs/design.md, "Copy engines")."""
+    """How the bytes are moved (docs/engines.md)."""
 
     # Decided per copy at its start: ASYNC within the app's account, BLOCKS from elsewhere.
     AUTO = "auto"

@@ -42,7 +42,7 @@ UNKNOWN = "none"
 _TIME_CEILING_MS = 10**13
 # The service's maximum. Azurite (3.37) filters only the first page-size blobs of the
 # container by name and gives no continuation after a short page, so locally a ledger
-# of more records than this can hide due ones; Azure pages properly. See docs/design.md.
+# of more records than this can hide due ones; Azure pages properly. See docs/ledger.md.
 FIND_PAGE_SIZE = 5000
 # The key of continuation tokens, beside the records.
 KEY_NAME = "keys/continuation.key"

@@ -54,7 +54,7 @@ class Settings:
     # The queue of the sweep's fan-out and of job enumeration.
     work_queue: str = "copy-ops-work"
     # Due operations one sweep settles itself; the rest go to the work queue, in batches,
-    # for every instance to share (docs/design.md, "Fan-out", says why this number).
+    # for every instance to share (docs/sweep.md, "Fan-out", says why this number).
     fanout_threshold: int = 1000
     # The most sources one manifest job may list (a request body stays under 2 MiB).
     job_manifest_max: int = 1000
@@ -70,7 +70,7 @@ class Settings:
     events_queue: str | None = None
     events_topic_endpoint: str | None = None
     events_topic_key: str | None = field(default=None, repr=False)
-    # The engine of a request that names none: auto, async or blocks (docs/design.md, "Copy engines").
+    # The engine of a request that names none: auto, async or blocks (docs/engines.md).
     engine: str = "auto"
     # With auto: the share of an async copy's time after which, still pending, it is
     # finished by the block engine. One half leaves the blocks as long as Azure had.
@@ -80,7 +80,7 @@ class Settings:
     blocks_in_flight: int = 32
     # Work messages without the app's seal are taken if the queue took them in before this
     # (None: never). Set for a rolling upgrade from the version before seals, whose
-    # instances send none (docs/design.md, "The work queue, a trust boundary").
+    # instances send none (docs/trust.md, "The work queue, a trust boundary (issue 28)").
     work_unsealed_until: datetime | None = None
 
     @property

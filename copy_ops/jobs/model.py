@@ -1,7 +1,7 @@
 """A job's record and request: copy-ops' vocabulary for sets of blobs. Pure.
 
 A :class:`Job` never holds a secret: a source URL is kept without its query string; the
-caller's SAS, if any, travels only in the job's enumeration messages (docs/design.md, Jobs).
+caller's SAS, if any, travels only in the job's enumeration messages (docs/jobs.md).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class PrefixSource:
     prefix: str
     url: str
     account: str | None = None
-    # Listed with the caller's SAS, carried by the job's messages only (docs/design.md, "Jobs").
+    # Listed with the caller's SAS, carried by the job's messages only (docs/jobs.md).
     needs_sas: bool = False
 
     def shown(self, name: str) -> str:

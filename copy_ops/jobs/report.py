@@ -34,7 +34,7 @@ REPORT_TYPE = "application/x-ndjson"
 # part reads each of its items' records once, a few seconds' work at the app's concurrency.
 # Records listed per request while writing a part.
 LISTING_PAGE = 5000
-# Parts go up to 16 ** 4 (65,536), a job of some 300 million items (docs/design.md, Limits).
+# Parts go up to 16 ** 4 (65,536), a job of some 300 million items (docs/jobs.md, "Limits").
 MOST_DIGITS = 4
 
 

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 # batch's concurrency): each of them asks for a delayed look.
 AT_ONCE = 32
 # How long a delayed look waits for the index: Azure's lag is under a second at a job's
-# rates (docs/design.md); the scheduled look covers a longer one.
+# rates (docs/ledger.md); the scheduled look covers a longer one.
 INDEX_CATCH_UP_SECONDS = 2
 
 

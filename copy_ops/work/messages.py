@@ -6,7 +6,7 @@ refused whole. Pure: no storage.
 
 A job's enumeration messages (``page``, ``batch``, ``chunk``) and the block engine's
 (``stage``) may carry the caller's SAS for its source: the one place it is kept, for as long as the work
-needs it (docs/design.md, "Jobs" and "Copy engines").
+needs it (docs/jobs.md and docs/engines.md).
 
 Size: a little over 250 lines. Every kind's encoding and its strict decoding sit together,
 so that no kind can be added to one side only.

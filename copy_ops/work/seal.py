@@ -6,7 +6,7 @@ steer the app: a message is acted on only when its seal is the app's. The MAC co
 message as it was sent, byte for byte (its kind, its job or operation, every name in
 it), so no field can be changed, added or moved to another message without the key.
 Decoders that predate the seal read a sealed message as before: they ignore a field they
-do not know (docs/design.md, "The work queue, a trust boundary").
+do not know (docs/trust.md, "The work queue, a trust boundary").
 
 Checked in constant time and before the message is parsed: a seal costs one HMAC over at
 most a message's 64 KiB, whatever the text holds.
