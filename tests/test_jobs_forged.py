@@ -18,12 +18,12 @@ from collections.abc import Iterator
 import pytest
 
 from copy_ops.background.dispatch import do_poisoned, do_work
-from copy_ops.copies.model import State
+from copy_ops.copies.model import BlobRef, ManifestEntry, State
 from copy_ops.copies.request import parse_copy_request
 from copy_ops.core.errors import NotFound
 from copy_ops.jobs import progress
 from copy_ops.jobs.model import JobState
-from copy_ops.work.messages import Batch, encode
+from copy_ops.work.messages import Batch, Chunk, encode
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
@@ -203,3 +203,26 @@ def test_a_forged_abort_aborts_nothing_but_items_of_its_aborted_job(
     assert (kind, run(world.service.ledger.get(item)).state) == ("abort", State.ABORTED), outcomes
     world.deliver(NOW)
     assert run(world.service.ledger.get(copy.id)).state is State.PENDING
+
+
+def test_a_chunk_its_manifest_job_never_sent_starts_nothing_on_either_queue(world: JobWorld, blobs: Blobs) -> None:
+    """A manifest job's chunks are those its start sent (their digests kept beside the job):
+    a chunk forged with the key, naming another container's blob under a listed name, starts
+    nothing on the work queue and records nothing on the poison queue; the job's own chunk
+    then copies the listed blob."""
+    blobs.put(blobs.src, "a.bin", b"listed a")
+    body = {
+        "source": {"blobs": [{"container": blobs.src, "blob": "a.bin"}]},
+        "destination": {"container": blobs.dst, "prefix": "m/"},
+        "timeout_seconds": 600,
+    }
+    job = world.start(body, NOW).job
+    secret = ManifestEntry(BlobRef(blobs.src, SECRET), "a.bin")
+    forged = sealed_by(world.service, encode(Chunk(job.id, 0, (secret,))))
+    assert run(do_work(world.service, forged, NOW)) == ("chunk", Counter(["refused"]))
+    assert run(do_poisoned(world.service, forged, NOW)) == ("poisoned", Counter(["refused"]))
+    with pytest.raises(NotFound):
+        run(world.service.ledger.get(progress.item_id(job.id, "m/a.bin")))
+    world.deliver(NOW)
+    assert world.job(job.id, NOW).state is JobState.SUCCEEDED
+    assert blobs.read(blobs.dst, "m/a.bin") == b"listed a"

@@ -1,8 +1,5 @@
-"""The jobs' one door: start, read, list, abort, report; and the work messages of jobs.
-
-It takes and returns domain objects (:mod:`copy_ops.jobs.model`); the HTTP adapter
-(:mod:`copy_ops.edges.http_jobs`) parses and shapes, the queue adapter hands messages in.
-"""
+"""The jobs' service: start, read, list, abort, report; and the work messages of jobs. Domain
+objects in and out (:mod:`copy_ops.jobs.model`): the adapters parse and shape."""
 
 from __future__ import annotations
 
@@ -23,6 +20,7 @@ from copy_ops.core.errors import Conflict, CopyOpsError, NotFound
 from copy_ops.core.settings import Settings
 from copy_ops.jobs import progress
 from copy_ops.jobs.aborts import ItemAborts
+from copy_ops.jobs.chunks import ChunkDigests
 from copy_ops.jobs.handout import Batches
 from copy_ops.jobs.items import ItemStarter
 from copy_ops.jobs.model import Enumeration, Job, JobRequest, JobState
@@ -95,7 +93,10 @@ class JobService:
         starts = ItemStarts(ItemStarter(starter, ledger, storage, claim), settings.sweep_concurrency)
         self._batches = Batches(self.records, starts, work)
         self._reports = Reports(storage, self.records, ledger, work, settings.sweep_concurrency)
-        self._enumerator = Enumerator(self.records, storage, starts, self._batches, work, page=settings.job_page_size)
+        self._chunks = ChunkDigests(storage, settings.ledger_container)
+        self._enumerator = Enumerator(
+            self.records, storage, starts, self._batches, work, chunks=self._chunks, page=settings.job_page_size
+        )
 
     # -- the API --------------------------------------------------------------------
 
@@ -131,7 +132,9 @@ class JobService:
         if request.source is not None:
             messages = [encode(Page(job_id, 0, request.sas))]
         else:
-            messages = [encode(Chunk(job_id, index, group)) for index, group in enumerate(chunks)]
+            sent = [Chunk(job_id, index, group) for index, group in enumerate(chunks)]
+            await self._chunks.keep(job_id, sent)  # before they go: only these are taken
+            messages = [encode(chunk) for chunk in sent]
         # The messages first, then the record: a job exists only once its work is handed
         # out, so nothing is ever undone, and a replay (the same key) returns only a job that
         # stays. A message may meet no record yet: it is delivered again (Enumerator).

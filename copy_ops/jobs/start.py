@@ -26,6 +26,7 @@ from copy_ops.core.errors import Busy, CopyOpsError, Forbidden, InvalidRequest, 
 from copy_ops.core.logtext import counts_text
 from copy_ops.core.redaction import redact
 from copy_ops.jobs import handouts, progress
+from copy_ops.jobs.chunks import ChunkDigests
 from copy_ops.jobs.handout import POISONED, Batches
 from copy_ops.jobs.items import Item, ItemOutcome
 from copy_ops.jobs.model import Enumeration, JobState
@@ -55,6 +56,7 @@ class Paged(StrEnum):
     STOPPED = "stopped"  # the enumeration ended here (deadline, abort, a refused listing)
     PAGE = "page"
     CHUNK = "chunk"
+    REFUSED = "refused"  # a chunk its job's start never sent (issue 28: forged with the key)
 
 
 SAVE_ATTEMPTS = 10
@@ -74,6 +76,7 @@ class Enumerator:
         batches: Batches,
         work: WorkQueue | None,
         *,
+        chunks: ChunkDigests,
         page: int,
     ) -> None:
         self._jobs = jobs
@@ -81,6 +84,8 @@ class Enumerator:
         self._starts = starts
         self._batches = batches
         self._work = work
+        # A manifest's chunks as its start sent them: any other is refused.
+        self._chunks = chunks
         self._page_size = page
 
     async def page(self, message: Page, now: datetime, sent_at: datetime | None = None) -> Paged:
@@ -157,6 +162,8 @@ class Enumerator:
             return Paged.STALE
         if progress.stop_reason(job, now) is not None:
             return Paged.STOPPED  # the job's check ends the enumeration
+        if not await self._chunks.sent(message):
+            return Paged.REFUSED
         items = [Item(entry.name, entry.source, None) for entry in message.entries]
         stopping = self._batches.stopping(job.id)
         outcomes = await self._starts.start_all(job, items, now, f"chunk {message.index}", stopping)
@@ -178,6 +185,8 @@ class Enumerator:
             return "stale"
         if progress.stop_reason(job, now) is not None:
             return "stopped"  # the job's check ends the enumeration
+        if not await self._chunks.sent(message):
+            return "refused"
         items = [Item(entry.name, entry.source, None) for entry in message.entries]
         outcomes = await self._starts.record_unstarted(job, items, now, POISONED)
         assert stored is not None
