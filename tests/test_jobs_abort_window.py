@@ -10,18 +10,17 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
 from copy_ops.background.dispatch import do_work
 from copy_ops.copies.model import ListQuery, State
-from copy_ops.storage import BlobStorage
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
 from tests.support.jobs import JobWorld, arrange, job_body
 from tests.support.waiting import until
+from tests.support.watch import StorageWatch
 
 ITEMS = 6
 # Each item's record write, held this long by the proxy: every item has passed its batch's
@@ -29,36 +28,15 @@ ITEMS = 6
 SLOW_RECORD_SECONDS = 3
 
 
-class Timed:
-    """The instance's storage, each Copy Blob's sending time kept."""
-
-    def __init__(self) -> None:
-        self.sent: list[float] = []
-        self.storage: BlobStorage | None = None
-
-    def wrap(self, storage: BlobStorage) -> Timed:
-        self.storage = storage
-        return self
-
-    def __getattr__(self, name: str) -> Any:
-        real = getattr(self.storage, name)
-        if name != "start_copy":
-            return real
-
-        async def timed(*args: Any, **kwargs: Any) -> Any:
-            self.sent.append(time.monotonic())
-            return await real(*args, **kwargs)
-
-        return timed
+@pytest.fixture
+def timed() -> StorageWatch:
+    return StorageWatch()
 
 
 @pytest.fixture
-def timed() -> Timed:
-    return Timed()
-
-
-@pytest.fixture
-def world(make_settings: SettingsFactory, proxy: PendingCopyProxy, blobs: Blobs, timed: Timed) -> Iterator[JobWorld]:
+def world(
+    make_settings: SettingsFactory, proxy: PendingCopyProxy, blobs: Blobs, timed: StorageWatch
+) -> Iterator[JobWorld]:
     arrange(blobs, proxy, ITEMS)
     made = JobWorld(make_settings, proxy, timed.wrap)
     yield made
@@ -66,7 +44,7 @@ def world(make_settings: SettingsFactory, proxy: PendingCopyProxy, blobs: Blobs,
 
 
 def test_no_copy_goes_out_a_second_after_the_abort_however_slow_the_records(
-    world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy, timed: Timed
+    world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy, timed: StorageWatch
 ) -> None:
     other = JobWorld.beside(world)  # the instance the abort reaches
     try:
@@ -83,7 +61,7 @@ def test_no_copy_goes_out_a_second_after_the_abort_however_slow_the_records(
         answered = time.monotonic()
         delivery.join(60)
         assert done, "the batch's delivery did not end"
-        late = [round(at - answered, 2) for at in timed.sent if at > answered + 1.0]
+        late = [round(at - answered, 2) for at in timed.times("start_copy") if at > answered + 1.0]
         assert late == [], f"Copy Blob sent {late} s after the abort was answered"
         items = run(world.service.jobs.items(job.id, ListQuery(None, 20, None))).items
         assert all(item.copy_id is None for item in items if item.state is State.PENDING)

@@ -7,7 +7,6 @@ Azurite through the proxy, with the instance's storage watched call by call."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -18,46 +17,16 @@ from copy_ops.background.dispatch import do_poisoned, do_work
 from copy_ops.copies.model import BlobRef, ListQuery, ManifestEntry, State
 from copy_ops.core.errors import NotOurs
 from copy_ops.observability.telemetry import Telemetry
-from copy_ops.storage import BlobStorage
 from copy_ops.work.messages import Abort, Batch, Check, Chunk, Page, ReportPart, Settle, Stage, Work, encode
 from copy_ops.work.seal import sealed
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
 from tests.support.jobs import NOW, TIMEOUT, JobWorld, arrange, job_body
+from tests.support.watch import StorageWatch
 
 ITEMS = 3
 LATE = NOW + timedelta(seconds=TIMEOUT + 1)  # every item past its deadline: a settle would abort it
-
-
-class Watched:
-    """The instance's storage, every call named as it is made."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-        self.storage: BlobStorage | None = None
-
-    def wrap(self, storage: BlobStorage) -> Watched:
-        self.storage = storage
-        return self
-
-    def __getattr__(self, name: str) -> Any:
-        real = getattr(self.storage, name)
-        if not callable(real):
-            return real
-        if inspect.iscoroutinefunction(real):
-
-            async def counted(*args: Any, **kwargs: Any) -> Any:
-                self.calls.append(name)
-                return await real(*args, **kwargs)
-
-            return counted
-
-        def named(*args: Any, **kwargs: Any) -> Any:
-            self.calls.append(name)
-            return real(*args, **kwargs)
-
-        return named
 
 
 class Refusals(Telemetry):
@@ -69,13 +38,13 @@ class Refusals(Telemetry):
 
 
 @pytest.fixture
-def watched() -> Watched:
-    return Watched()
+def watched() -> StorageWatch:
+    return StorageWatch()
 
 
 @pytest.fixture
 def world(
-    make_settings: SettingsFactory, proxy: PendingCopyProxy, blobs: Blobs, watched: Watched
+    make_settings: SettingsFactory, proxy: PendingCopyProxy, blobs: Blobs, watched: StorageWatch
 ) -> Iterator[JobWorld]:
     arrange(blobs, proxy, ITEMS)
     made = JobWorld(make_settings, proxy, watched.wrap)
@@ -121,7 +90,7 @@ def snapshot(blobs: Blobs, world: JobWorld) -> dict[str, Any]:
 
 
 def test_forged_messages_of_every_kind_act_on_nothing_on_either_queue(
-    world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy, watched: Watched
+    world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy, watched: StorageWatch
 ) -> None:
     job = world.start(job_body(blobs), NOW).job
     world.deliver(NOW)  # listed; its items started, pending
@@ -144,7 +113,7 @@ def test_forged_messages_of_every_kind_act_on_nothing_on_either_queue(
                 tried += 1
 
     assert tried == 8 * 3 * 2
-    assert watched.calls == []  # nothing read, nothing written, nothing sent
+    assert watched.names() == []  # nothing read, nothing written, nothing sent
     assert snapshot(blobs, world) == before and dict(proxy.started) == started
     assert sorted(set(refusals.reasons)) == ["SealWrong", "Unsealed"] and len(refusals.reasons) == tried
 
