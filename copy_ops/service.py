@@ -1,9 +1,9 @@
-"""The app's one door: the copies' and the jobs' doors side by side, on one account.
+"""The app's one service: the copies' and the jobs' services side by side, on one account.
 
 ``service.start / get / list / abort / process_due`` are the copies'
 (:class:`copy_ops.copies.service.Copies`), ``service.jobs`` the jobs'
 (:class:`copy_ops.jobs.service.JobService`, which starts and settles its items through the
-copies' rooms). The edges and the background work hold this door; the composition root
+copies' modules). The edges and the background work hold this service; the composition root
 (:mod:`copy_ops.edges.runtime`) builds it once per process. Domain objects in and out:
 parsing requests and shaping responses is the adapters' work.
 """
@@ -52,7 +52,7 @@ class CopyService:
             work = work.unsealed
         self.work = SealedQueue(work, self.keys) if work is not None else None
         self.ledger = Ledger(storage, settings.ledger_container)
-        # An item of a job that ends after being pending asks for a look at its job.
+        # An item of a job that ends after being pending asks for a check of its job.
         watch = LastItemWatch(JobLedger(storage, settings.ledger_container, self.ledger), self.work)
         self.copies = Copies(
             settings,

@@ -1,6 +1,6 @@
 """The walls of the code base that no linter can say, one test a rule (each names every
 file that breaks it): which Azure package may be imported where, where Azure's words may
-appear, what the pure core may import, how big a room may grow, that patterns match whole
+appear, what the pure core may import, how big a module may grow, that patterns match whole
 strings, that every client is an async one, that every function is a coroutine.
 
 What a linter can say is the linter's (docs/testing.md lists where each wall went): the
@@ -158,7 +158,7 @@ def too_big(path: Path) -> str | None:
     return f"{lines} lines and no 'Size:' reason at the top" if lines > MAX_LINES and "Size:" not in docstring else None
 
 
-def test_rooms_stay_small_or_say_why() -> None:
+def test_modules_stay_small_or_say_why() -> None:
     assert not broken(PACKAGE, too_big)
 
 

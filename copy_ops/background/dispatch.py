@@ -59,7 +59,7 @@ async def do_poisoned(
     """A message the host gave up on (``<queue>-poison``). A batch's or a manifest chunk's
     items not recorded yet are recorded as failed (``not_started``), so the job ends and
     its report names them; every other kind left its work findable (due records stay due,
-    a job's look sends its listing or report parts again), and is only logged."""
+    a job's check sends its listing or report parts again), and is only logged."""
     work = decode(await _ours(service, text, sent_at, now))
     if isinstance(work, Batch | Chunk):
         return "poisoned", Counter([await service.jobs.poisoned(work, now)])

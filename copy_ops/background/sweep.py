@@ -42,7 +42,7 @@ class SweepSummary:
 
     @property
     def due(self) -> int:
-        """Operations found due (jobs looked after are counted apart, as ``job_...``)."""
+        """Operations found due (jobs checked are counted apart, as ``job_...``)."""
         return sum(count for name, count in self.outcomes.items() if not name.startswith("job_")) + self.handed_out
 
     def line(self) -> str:
@@ -54,7 +54,7 @@ class SweepSummary:
 
 
 class Settling(Bounded):
-    """Settle operations (and look after jobs), so many at once, as tasks of the sweep's invocation."""
+    """Settle operations (and check jobs), so many at once, as tasks of the sweep's invocation."""
 
     def __init__(self, service: CopyService, now: datetime, concurrency: int) -> None:
         super().__init__(concurrency)

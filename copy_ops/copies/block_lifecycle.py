@@ -51,7 +51,7 @@ STALL = timedelta(minutes=2)
 COMMIT_MARGIN = timedelta(seconds=5)
 COMMIT_LONGEST = timedelta(seconds=30)
 # After a commit was sent, by this long it has landed or never will (its timeouts above):
-# the sweep may then look, and send it again or end the copy.
+# the sweep may then check, and send it again or end the copy.
 COMMIT_GRACE = COMMIT_LONGEST + timedelta(seconds=30)
 
 
@@ -60,7 +60,7 @@ class Step(StrEnum):
     # Hand the blocks not yet staged to the work queue (again).
     HAND_OUT = "hand_out"
     COMMIT = "commit"
-    # A commit was sent: look at the destination to know whether it landed.
+    # A commit was sent: read the destination to know whether it landed.
     CONFIRM = "confirm"
     # An escalated copy whose async copy may still run: abort it, find the leftover.
     ESCALATE = "escalate"
@@ -91,7 +91,7 @@ def stopped(op: Operation, now: datetime) -> BlockDecision | None:
 
 
 def decide(op: Operation, now: datetime, timing: Timing) -> BlockDecision:
-    """What the sweep does with a pending block copy (no look at storage needed)."""
+    """What the sweep does with a pending block copy (no read of storage needed)."""
     if op.phase is Phase.COMMITTING:
         return BlockDecision(Step.CONFIRM)
     if op.phase is Phase.ESCALATING:
@@ -236,7 +236,7 @@ def checkpointed(op: Operation, indexes: frozenset[int], now: datetime) -> Opera
 
 
 def looked_at(op: Operation, now: datetime, timing: Timing) -> Operation:
-    """``op`` looked at by the sweep and left pending: when to look again. A commit in
+    """``op`` checked by the sweep and left pending: when to check again. A commit in
     flight: once it can no longer land; a start not planned yet: when it is given up;
     else after a stall (blocks handed out again, or none staged since), never past the deadline."""
     if op.phase is Phase.COMMITTING and op.commit_sent_at is not None and now < op.commit_sent_at + COMMIT_GRACE:
@@ -244,7 +244,7 @@ def looked_at(op: Operation, now: datetime, timing: Timing) -> Operation:
     elif op.phase in (Phase.RECORDED, Phase.ESCALATING, Phase.PLANNING):
         at = min(op.deadline, start_given_up_at(op, timing))
     else:
-        # Each look that finds no progress waits longer before handing the blocks out again
+        # Each check that finds no progress waits longer before handing the blocks out again
         # (a queue backlog is not made longer by the same blocks every few minutes).
         at = min(op.deadline, now + STALL * (1 + min(op.checks, 7)))
     return dataclasses.replace(op, checks=op.checks + 1, next_check_at=at)

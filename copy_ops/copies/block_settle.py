@@ -1,4 +1,4 @@
-"""The sweep's look at a block-engine copy, and ``auto``'s escalation of an async one.
+"""The sweep's check of a block-engine copy, and ``auto``'s escalation of an async one.
 
 The sweep (or an abort on request) settles a block copy from its record: ends it at its
 deadline or on request (nothing committed), confirms a commit that was sent, commits a
@@ -89,7 +89,7 @@ class BlockSweep:
         return await self._stop_async_copy(stored, now)
 
     async def _stop_async_copy(self, stored: Stored, now: datetime) -> Operation:
-        """Abort Copy on the escalated copy (again, harmlessly, after a crash), then look: our
+        """Abort Copy on the escalated copy (again, harmlessly, after a crash), then read the destination: our
         leftover is recorded as the blob the commit replaces; a copy that Azure finished first
         ends the operation; anyone else's blob there is not ours to replace."""
         op = stored.op
@@ -97,7 +97,7 @@ class BlockSweep:
         try:
             await self._storage.abort_copy(op.destination, op.copy_id)
         except NoPendingCopy:
-            pass  # it ended first (by itself, or by our earlier abort): the look says how
+            pass  # it ended first (by itself, or by our earlier abort): the check says how
         except CopyIdMismatch:
             return await self._end(stored, lifecycle.superseded(), now)
         except NotFound:
@@ -122,7 +122,7 @@ class BlockSweep:
         try:
             return await self._engine.plan_and_send(stored, self._engine.source_of(op, None), None, now, at_start=False)
         except StorageUnavailable:
-            try:  # left for the next look (planned, or not)
+            try:  # left for the next check (planned, or not)
                 return (await self._ledger.save(rules.looked_at(op, now, self._timing), stored.etag, now)).op
             except PreconditionFailed:
                 return await self._ledger.get(op.id)

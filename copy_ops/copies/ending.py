@@ -1,6 +1,6 @@
 """An operation's end, recorded: its final state written with the ETag it was read with,
 then its cleanup done, then its job told. The one way every part of the copies (the
-sweep's look, an abort, the block engine, a view that finds a copy ended) ends one.
+sweep's check, an abort, the block engine, a view that finds a copy ended) ends one.
 
 A final state is written before any cleanup that changes the destination, so only the
 writer that won the record goes on to clean up (invariant 3).
@@ -36,7 +36,7 @@ class Ending:
         self._cleaner = cleaner
         self._timing = timing
         self._telemetry = telemetry
-        # Told when an item of a job ends here (none: the jobs' scheduled looks alone end them).
+        # Told when an item of a job ends here (none: the jobs' scheduled checks alone end them).
         self._job_watch = job_watch
 
     async def __call__(

@@ -1,10 +1,10 @@
 """The copy lifecycle's decisions: pure functions of a record, an observation and ``now``.
 
-Everything that talks to storage lives in the service's rooms (starting, settling,
+Everything that talks to storage lives in the service's modules (starting, settling,
 cleanup); this module only decides, and returns the record as it should become
 (records are immutable), so every branch is tested with a table and no emulator.
 
-Size: a little over the 250 lines a room should keep to. It is the whole state
+Size: a little over the 250 lines a module should keep to. It is the whole state
 machine of an operation (start, checks, aborts, endings, what each ending owes); split,
 its transitions would have to be read in two places to be checked against each other.
 """
@@ -107,11 +107,11 @@ def superseded() -> Decision:
 
 
 def abort_at_once(op: Operation, now: datetime) -> Decision | None:
-    """An abort that needs no look at the destination first, or None.
+    """An abort that needs no read of the destination first, or None.
 
     Overdue (or asked to abort) with a known copy id: Abort Copy carries that id, so
     storage itself refuses anyone else's copy (CopyIdMismatch), and a copy that has
-    already ended answers NoPendingCopy, after which the caller looks. A look first
+    already ended answers NoPendingCopy, after which the caller checks. A check first
     would cost one request more on every abort and settle nothing.
     """
     if op.copy_id is None:
@@ -167,7 +167,7 @@ def _decide_started(op: Operation, copy_id: str, seen: CopyObservation | None, n
 def recorded(request: CopyRequest, operation_id: str, source: str, now: datetime, timing: Timing) -> Operation:
     """The write-ahead record of ``request``, pending, before anything starts. ``source``:
     the source as the record shows it (no query). If its start request dies before the
-    copy id is recorded, the sweep looks after the start grace (never after the deadline)."""
+    copy id is recorded, the sweep checks it once the start grace is over (never after the deadline)."""
     op = Operation(
         id=operation_id,
         state=State.PENDING,
@@ -195,7 +195,7 @@ def recorded(request: CopyRequest, operation_id: str, source: str, now: datetime
 
 
 def next_check(op: Operation, now: datetime, timing: Timing) -> datetime:
-    """When to look again: doubling from the first check up to the longest interval,
+    """When to check again: doubling from the first check up to the longest interval,
     never past the deadline, nor past the moment ``auto`` hands a pending copy to the blocks."""
     interval = min(timing.longest_check, timing.first_check * (1 << min(op.checks, 20)))
     due = min(op.deadline, now + interval)
@@ -218,7 +218,7 @@ def escalation_due(op: Operation, decision: Decision, now: datetime) -> bool:
 
 
 def waiting(op: Operation, now: datetime, timing: Timing) -> Operation:
-    """A pending copy looked at and left running: count the check, schedule the next."""
+    """A pending copy checked and left running: count the check, schedule the next."""
     checked = dataclasses.replace(op, checks=op.checks + 1)
     return dataclasses.replace(checked, next_check_at=next_check(checked, now, timing))
 

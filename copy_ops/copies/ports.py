@@ -195,7 +195,7 @@ class JobWatch(Protocol):
     whoever wrote that state after the item had been pending: the job may end with it."""
 
     async def item_ended(self, operation: Operation, now: datetime) -> None:
-        """Look at the item's job if this may have been its last item; never raises."""
+        """Check the item's job if this may have been its last item; never raises."""
 
 
 class BlockQueue(Protocol):

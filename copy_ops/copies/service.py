@@ -1,4 +1,4 @@
-"""The copies' door: one blob copied under a deadline, against storage, over four rooms.
+"""The copies' service: one blob copied under a deadline, against storage, over these modules.
 
 * :mod:`copy_ops.copies.start`: start a copy (write-ahead record, lease, Copy Blob), undo a refused one;
 * :mod:`copy_ops.copies.read`: an operation with live progress, pages of them;
@@ -7,8 +7,8 @@
 * :mod:`copy_ops.copies.cleanup`: what an ended operation still owes;
 * :mod:`copy_ops.copies.staging`: the block engine (planned, staged by the work queue, committed).
 
-It takes and returns domain objects (:mod:`copy_ops.copies.model`). The jobs' door
-(:mod:`copy_ops.jobs.service`) uses its rooms; both sit behind the app's one door,
+It takes and returns domain objects (:mod:`copy_ops.copies.model`). The jobs' service
+(:mod:`copy_ops.jobs.service`) uses its modules; both sit behind the app's one service,
 :mod:`copy_ops.service`.
 """
 
@@ -46,7 +46,7 @@ class Copies:
         job_watch: JobWatch | None = None,
     ) -> None:
         """``queue``: where the block engine hands out its blocks (None: no block copy
-        starts); ``job_watch``: told when a job's item ends (None: the jobs' scheduled looks
+        starts); ``job_watch``: told when a job's item ends (None: the jobs' scheduled checks
         alone end them)."""
         self.storage = storage
         self.ledger = ledger or Ledger(storage, settings.ledger_container)

@@ -1,4 +1,4 @@
-"""Settling one operation: look at its copy, then wait, abort, or record how it ended.
+"""Settling one operation: check its copy, then wait, abort, or record how it ended.
 
 The sweep's work on each due operation, and an abort on request. A final state is
 recorded (with the ETag read) before any cleanup that changes the destination, so only
@@ -77,7 +77,7 @@ class Settler:
         self._telemetry = telemetry
         # How an operation's end is recorded (the block engine's copies end the same way).
         self.end = end
-        # The block engine's look, which settles its own copies.
+        # The block engine's sweep step, which settles its own copies.
         self._blocks = blocks
 
     async def process_due(self, operation_id: str, now: datetime) -> Settled:
@@ -100,7 +100,7 @@ class Settler:
         return outcome
 
     async def settle(self, stored: Stored, now: datetime) -> tuple[Settled, Operation]:
-        """Look at a pending operation's copy and act: wait, abort, or record how it ended."""
+        """Check a pending operation's copy and act: wait, abort, or record how it ended."""
         op = stored.op
         if op.engine is Engine.BLOCKS:
             settled = await self._blocks.settle(stored, now)
@@ -157,7 +157,7 @@ class Settler:
         except CopyIdMismatch:
             decision = lifecycle.superseded()
         except NoPendingCopy:
-            # It already ended (a normal race, or no look came first): read how.
+            # It already ended (a normal race, or no check came first): read how.
             decision = lifecycle.decide(op, await self._copies.observe_copy(op.destination), now, self._timing)
         if decision.action is not Action.FINISH:
             raise StorageUnavailable("the copy is neither pending nor finished yet", code="CopyStateUnsettled")

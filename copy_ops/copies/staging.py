@@ -206,7 +206,7 @@ class BlockEngine:
             return
         except StorageUnavailable:
             logger.warning("blocks_commit_uncertain op=%s", op.id)
-            return  # the sweep looks once the commit cannot land any more
+            return  # the sweep checks once the commit cannot land any more
         except CopyOpsError as exc:
             await self.fail(stored, exc, now)
             return
@@ -216,7 +216,7 @@ class BlockEngine:
         """Not overwriting, a copy of many blocks is refused at its start when its destination
         is there (409, nothing sent), as the one request of a small blob is by its
         If-None-Match: *; else the commit would refuse it only once every block was staged.
-        One look at the destination; the commit keeps its condition for a blob written
+        One read of the destination; the commit keeps its condition for a blob written
         meanwhile."""
         if (op.condition or DestinationCondition.ABSENT) is not DestinationCondition.ABSENT:
             return
@@ -226,7 +226,7 @@ class BlockEngine:
     async def copy_whole(self, stored: Stored, source: BlockSource, now: datetime, *, at_start: bool) -> Operation:
         """The one Put Blob From URL of a small blob (its send recorded already). Its outcome
         unknown (a timeout, a lost answer), the copy stays pending: it may land until its
-        grace is over, and the sweep then looks (landed: succeeded; else sent again, or ended
+        grace is over, and the sweep then checks (landed: succeeded; else sent again, or ended
         at the deadline); a start answers it so, never as if nothing had started."""
         op = stored.op
         assert op.source_etag is not None

@@ -256,8 +256,8 @@ class Starter:
 
     async def _progress_of(self, dest: BlobRef) -> Progress | None:
         """The size of a job's item that ended at once and whose size no listing said (a
-        manifest's): one look at the destination, so the job's bytes count it. Unknown if
-        that look fails; the copy is not the worse for it."""
+        manifest's): one read of the destination, so the job's bytes count it. Unknown if
+        that read fails; the copy is not the worse for it."""
         try:
             seen = await self._copies.observe_copy(dest)
         except CopyOpsError:

@@ -147,7 +147,7 @@ async def run_work(text: str, sent_at: datetime | None = None) -> tuple[str, Cou
 
 
 async def run_poisoned(text: str, sent_at: datetime | None = None) -> tuple[str, Counter[str]]:
-    """One message the host gave up on, looked after (see dispatch.do_poisoned)."""
+    """One message the host gave up on, handled (see dispatch.do_poisoned)."""
     from copy_ops.background.dispatch import do_poisoned
 
     return await do_poisoned(await service(), text, utc_now(), sent_at)

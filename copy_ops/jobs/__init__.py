@@ -5,6 +5,6 @@
 * :mod:`~copy_ops.jobs.progress`: a job's decisions: item ids and names, its state from counts (pure);
 * :mod:`~copy_ops.jobs.records`: job records, counts from the blob index, the report;
 * :mod:`~copy_ops.jobs.start`: a page of the source listed, its items started;
-* :mod:`~copy_ops.jobs.settle`: a job looked after: stalls, aborts, its end and report;
-* :mod:`~copy_ops.jobs.service`: the one door the adapters use.
+* :mod:`~copy_ops.jobs.settle`: a job checked: stalls, aborts, its end and report;
+* :mod:`~copy_ops.jobs.service`: the one service the adapters use.
 """

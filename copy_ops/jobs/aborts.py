@@ -5,7 +5,7 @@ An abort message names its job, and is acted on only if that job's abort was ask
 every id it names is an item of that job (its id begins with the job's): whoever can put a
 message on the work queue cannot abort other operations with it (issue 28). One without a
 job (sent by the version before, in a rolling deployment) is refused likewise: its items stay
-pending until the job's next look finds them and hands them out again (once their batch's
+pending until the job's next check finds them and hands them out again (once their batch's
 time in flight, ``fanout.LEASE``, is over) or aborts them inline."""
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ job told when the last batch is done.
 * A batch taken once the job was aborted or past its deadline starts nothing; one under
   way reads its job again at most every second (one read shared by the instance's batches
   of that job) and stops. Either way it leaves its mark once nothing more of it can start,
-  so that the job's look knows it is done.
+  so that the job's check knows it is done.
 * A batch the host gave up on (the poison queue) has its items not yet recorded recorded
   as failed, ``not_started``, with the reason: the report names each one.
 """
@@ -188,7 +188,7 @@ class Batches:
 
     async def _done(self, message: Batch, *, stopped: bool = False) -> None:
         """The batch's mark; and, once the listing is done and this was the last batch, a
-        look at the job now (marks are written before they are counted, so of two last
+        check of the job now (marks are written before they are counted, so of two last
         batches at least one sees both)."""
         await self._jobs.mark_batch(
             message.job, mark_name(message.page, message.index, message.handout, stopped=stopped)
@@ -196,13 +196,13 @@ class Batches:
         try:
             job = (await self._jobs.read(message.job)).job
             if not job.enumeration.done or job.is_final:
-                return  # the listing's end asks for the look, and counts this batch's mark
+                return  # the listing's end asks for the check, and counts this batch's mark
             last_page = message.page >= job.enumeration.page - 1
             if job.enumeration.batches > MARKS_COUNTED_BY_ALL and not last_page:
-                return  # a huge job: the last page's batches count (else its scheduled look ends it)
+                return  # a huge job: the last page's batches count (else its scheduled check ends it)
             if (await self._jobs.batches_done(job)).done < job.enumeration.batches:
                 return
             await needed(self._work).send([encode(Check(job.id))])
         except CopyOpsError as exc:
-            # Its items are started; the job's scheduled look ends the job instead.
+            # Its items are started; the job's scheduled check ends the job instead.
             logger.warning("job_look_deferred job=%s error=%s", message.job, exc.kind)

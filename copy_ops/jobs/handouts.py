@@ -35,10 +35,10 @@ class Handed(StrEnum):
     FOREIGN = "foreign"  # any other: not a batch of the app's
 
 
-def handout_of(mover: str) -> str:
+def handout_of(attempt: str) -> str:
     """The token a page's batches and their marks carry: its handler's, shortened (a job
     record keeps one a page)."""
-    return mover[:HANDOUT_DIGITS]
+    return attempt[:HANDOUT_DIGITS]
 
 
 def handout_at(handouts: str, page: int) -> str | None:

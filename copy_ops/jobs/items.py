@@ -53,7 +53,7 @@ class ItemOutcome(StrEnum):
     # Claimed moments ago by an attempt that may be starting it now: the batch comes back.
     HELD = "held"
     # Recorded, its Copy Blob's outcome unknown: the batch comes back, and the claim's
-    # next holder looks at the destination before starting anything.
+    # next holder reads the destination before starting anything.
     UNCERTAIN = "uncertain"
     # Not recorded (a storage fault, or a fault of ours): the batch comes back.
     DEFERRED = "deferred"
@@ -89,7 +89,7 @@ class ItemStarter:
         An item recorded by an attempt that died before its Copy Blob (its claim is old,
         no copy id) is taken over: started now, or adopted if its copy did start after all.
         ``go``: asked just before its copy is sent (its job not stopped meanwhile); false,
-        nothing is sent (``late``: the job's looks end the record, pending and copy-less)."""
+        nothing is sent (``late``: the job's checks end the record, pending and copy-less)."""
         token = secrets.token_hex(8)
         began = time.monotonic()
         try:

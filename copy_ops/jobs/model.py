@@ -139,10 +139,10 @@ class Enumeration:
     # A manifest's items come in chunks, one message each, done in any order.
     chunks: int = 0
     chunks_done: tuple[int, ...] = ()
-    # When the last page was done (a job without progress for long is looked at).
+    # When the last page was done (a job without progress for long is checked).
     progressed_at: datetime | None = None
-    # The handler that moved the checkpoint last: after a write whose answer was lost (its
-    # retry refused, the ETag moved), a handler tells its own write from another's.
+    # The page's listing attempt (a token) that moved the checkpoint last (stored name kept):
+    # after a write whose answer was lost, an attempt tells its own write from another's.
     mover: str | None = None
     # Stopped by the job's check (abort, deadline): it ends no sooner (batches in flight done).
     settle_after: datetime | None = None

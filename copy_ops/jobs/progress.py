@@ -1,4 +1,4 @@
-"""A job's decisions: its items' ids and names, when to look at it again, whether its
+"""A job's decisions: its items' ids and names, when to check it again, whether its
 enumeration stalled, and how it ended. Pure: ``now`` is passed in."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from copy_ops.copies.model import Operation, State
 from copy_ops.core import names
 from copy_ops.jobs.model import Counts, Enumeration, Job, JobState
 
-# A job is looked at this long after it starts, doubling per check up to the longest...
+# A job is checked this long after it starts, doubling per check up to the longest...
 FIRST_CHECK = timedelta(seconds=10)
 LONGEST_CHECK = timedelta(seconds=60)
 # ...and soon after its deadline, when its items are aborted and it can end.
 AFTER_DEADLINE = timedelta(seconds=5)
-# No page done for this long: the enumeration is looked after (resumed, or given up). Well
+# No page done for this long: the enumeration is checked (resumed, or given up). Well
 # above a page's few seconds and the host's retries of a failing message (5 x 10 s).
 STALL = timedelta(minutes=5)
 # Failed items named in a job's view (the report names every one).
@@ -56,8 +56,8 @@ def destination_name_problem(name: str) -> str | None:
 # starts past the deadline (nor, the job read again every second, after an abort), and one
 # claimed before sends its copy within half a claim or gives up (a record write held up by
 # retries is the longest part). A job listed whole waits only for its batches' marks, then
-# CATCH_UP for the index (jobs/watch.py says why 2 s). After an abort, the job is looked at
-# every ABORT_LOOK (a check message it sends itself) for IN_FLIGHT, each look aborting the
+# CATCH_UP for the index (jobs/watch.py says why 2 s). After an abort, the job is checked
+# every ABORT_LOOK (a check message it sends itself) for IN_FLIGHT, each check aborting the
 # items the index shows pending: those a batch started just before it stopped, too.
 IN_FLIGHT = timedelta(minutes=1)
 CATCH_UP = timedelta(seconds=2)
@@ -84,7 +84,7 @@ def settling_soon(enumeration: Enumeration, now: datetime) -> Enumeration | None
 
 
 def aborting(job: Job, now: datetime) -> bool:
-    """Whether the job is looked at every ABORT_LOOK (an abort asked within IN_FLIGHT)."""
+    """Whether the job is checked every ABORT_LOOK (an abort asked within IN_FLIGHT)."""
     return job.abort_requested_at is not None and now < job.abort_requested_at + IN_FLIGHT
 
 
@@ -138,10 +138,10 @@ def stalled(job: Job, now: datetime) -> bool:
 
 
 def page_done(
-    enumeration: Enumeration, found: int, marker: str | None, now: datetime, mover: str, *, batches: int = 0
+    enumeration: Enumeration, found: int, marker: str | None, now: datetime, attempt: str, *, batches: int = 0
 ) -> Enumeration:
     """The checkpoint after a page of ``found`` items, handed out in ``batches``, whose next
-    page starts at ``marker``."""
+    page starts at ``marker``, moved by the page's listing attempt ``attempt``."""
     return dataclasses.replace(
         enumeration,
         page=enumeration.page + 1,
@@ -150,7 +150,7 @@ def page_done(
         batches=enumeration.batches + batches,
         done=marker is None,
         progressed_at=now,
-        mover=mover,
+        mover=attempt,
     )
 
 
@@ -240,7 +240,7 @@ def item_claim(op: Operation, now: datetime, claim: timedelta = ITEM_CLAIM) -> C
 
 
 def claimed(op: Operation, token: str, now: datetime) -> Operation:
-    """``op`` taken over by the start attempt ``token``: its claim, and the sweep's look
+    """``op`` taken over by the start attempt ``token``: its claim, and the sweep's check
     for a start that never came, moved on from now."""
     taken = dataclasses.replace(op, start_token=token, claimed_at=now)
     return dataclasses.replace(taken, next_check_at=min(op.deadline, now + lifecycle.ITEM_START_GRACE))

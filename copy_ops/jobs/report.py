@@ -1,7 +1,7 @@
 """A job's report: one JSON line per item (source without SAS, destination, state, error,
 bytes), written when every item has ended, before the job's final state.
 
-A job of up to ``COPY_JOB_REPORT_PART`` items has one report, written by the look that ends it.
+A job of up to ``COPY_JOB_REPORT_PART`` items has one report, written by the check that ends it.
 A larger one is written in parts, one work message each, on any instance: part ``p`` holds
 the items whose id's hash begins with the hex digits ``p`` (ids are the job's id and a hash
 of the item's name, so the parts are even and each is one listing by prefix), with as few
@@ -124,20 +124,20 @@ class Reports:
         return {name[: -len(".jsonl")] for name in await self._jobs.names(self.folder(job_id))}
 
     async def send(self, job_id: str, parts: list[str]) -> None:
-        """The parts' messages; a failure is logged, and a later look of the job sends them again."""
+        """The parts' messages; a failure is logged, and a later check of the job sends them again."""
         try:
             await needed(self._work).send([encode(ReportPart(job_id, part)) for part in parts])
         except CopyOpsError as exc:
             logger.warning("job_report_deferred job=%s error=%s", job_id, exc.kind)
 
     async def write_part(self, message: ReportPart) -> str:
-        """A part's message: the part written; once it was the last, a look at the job now."""
+        """A part's message: the part written; once it was the last, a check of the job now."""
         stored = await self._jobs.read_or_none(message.job)
         job = stored.job if stored is not None else None
         if job is None or job.closing is None or len(message.part) != job.report_digits:
             return "stale"  # ended already (a redelivery), or no report in parts
         # Written again if sent again (the same lines: its items have ended), which the job's
-        # look does only when no part was written for a while.
+        # check does only when no part was written for a while.
         lines = await self.write(job.id, message.part)
         logger.info("job_report_part job=%s part=%s lines=%s", job.id, message.part, lines)
         try:
@@ -145,7 +145,7 @@ class Reports:
             if len(await self.written(job.id)) >= part_count(job.report_digits):
                 await needed(self._work).send([encode(Check(job.id))])
         except CopyOpsError as exc:
-            logger.warning("job_look_deferred job=%s error=%s", job.id, exc.kind)  # its scheduled look ends it
+            logger.warning("job_look_deferred job=%s error=%s", job.id, exc.kind)  # its scheduled check ends it
         return "report"
 
     async def read(self, job: Job, index: int) -> ReportPage:

@@ -190,7 +190,7 @@ class JobService:
 
     async def _request_abort(self, job_id: str, now: datetime) -> Job:
         """The abort recorded (or found recorded, or the job aborted already). A write that
-        lost the record to another writer (a page's checkpoint, a sweep's look, another
+        lost the record to another writer (a page's checkpoint, a sweep's check, another
         abort) reads it again: an abort never answers 412 for a race it did not cause."""
 
         async def attempt() -> Job:
@@ -214,8 +214,8 @@ class JobService:
     # -- the work -------------------------------------------------------------------
 
     async def check(self, job_id: str, now: datetime, *, asked: bool = False, item: str | None = None) -> Checked:
-        """Look after a job (``asked``: now, by a message; see :meth:`JobChecker.check`); a
-        check that lost the record to another writer (a page moving the checkpoint) looks
+        """Check a job (``asked``: now, by a message; see :meth:`JobChecker.check`); a
+        check that lost the record to another writer (a page moving the checkpoint) tries
         again, and after a few tries leaves it to the next sweep."""
         return await retried(
             lambda: self._checker.check(job_id, now, asked=asked, item=item),

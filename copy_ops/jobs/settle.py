@@ -6,18 +6,18 @@
 2. an abort (or the deadline) stops the enumeration and the batches not taken yet (a
    batch under way stops within a second: :mod:`copy_ops.jobs.stops`), and an abort
    aborts every item still pending, inline or, beyond the fan-out threshold, in batches on
-   the work queue, at every look; for a minute after an abort the job looks at itself
+   the work queue, at every check; for a minute after an abort the job checks itself
    every 2 s (a check message), so that the items a batch started just before it stopped
    are aborted within seconds;
 3. while batches of listed items are out (their marks fewer than the batches), the job
    waits without counting its items (a stopped job listed whole: until every batch is
    marked, done or stopped, and the index caught up; else a minute); then the items are
    counted from the blob index; when every item found has ended, the report is written
-   (by this look, or in parts on the work queue: :mod:`copy_ops.jobs.report`) and then
+   (by this check, or in parts on the work queue: :mod:`copy_ops.jobs.report`) and then
    the final state, once (the record's ETag decides).
 
-Size: about 280 lines. One look reads the job record once and writes it once (its ETag
-decides between two looks); its steps each change that one record on the way, and read
+Size: about 280 lines. One check reads the job record once and writes it once (its ETag
+decides between two checks); its steps each change that one record on the way, and read
 best in the order they run.
 """
 
@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 
 class Checked(StrEnum):
-    """What one look at a job did (the sweep counts these, prefixed ``job_``)."""
+    """What one check of a job did (the sweep counts these, prefixed ``job_``)."""
 
     VANISHED = "vanished"
     NOT_DUE = "not_due"
@@ -94,7 +94,7 @@ class JobChecker:
         self._aborts = ItemAborts(jobs, documents, settler, work, settings)
 
     async def check(self, job_id: str, now: datetime, *, asked: bool = False, item: str | None = None) -> Checked:
-        """Look after one job; returns what happened. ``asked``: a look asked for now (a
+        """Check one job; returns what happened. ``asked``: a check asked for now (a
         message), whenever the next scheduled one is; ``item``: an item that just ended,
         counted as its record says (the index may lag behind it). :class:`PreconditionFailed`
         if the record changed meanwhile (the next check goes on from there)."""
@@ -168,9 +168,9 @@ class JobChecker:
     async def _wait(
         self, stored: StoredJob, job: Job, now: datetime, *, due: bool = True, soon: bool = False
     ) -> Checked:
-        """The job saved to be looked at again. While an abort is recent, every ABORT_LOOK: a
-        look that was due sends the next one's message (one chain: a look asked for off
-        that schedule leaves the next look where it is); and soon (``soon``) when the job
+        """The job saved to be checked again. While an abort is recent, every ABORT_LOOK: a
+        check that was due sends the next one's message (one chain: a check asked for off
+        that schedule leaves the next check where it is); and soon (``soon``) when the job
         ends once the index caught up."""
         when = progress.next_check(job, now)
         quick = progress.aborting(job, now)
@@ -184,7 +184,7 @@ class JobChecker:
         return Checked.WAITING
 
     async def _look_again(self, job_id: str) -> None:
-        """A look at the job in ABORT_LOOK (if the message cannot be sent, the sweep's)."""
+        """A check of the job in ABORT_LOOK (if the message cannot be sent, the sweep's)."""
         if self._work is None:
             return
         try:
@@ -213,7 +213,7 @@ class JobChecker:
 
     async def _report_in_parts(self, stored: StoredJob, job: Job, end: JobState, digits: int, now: datetime) -> Checked:
         """The end decided and recorded first, then each part's message sent: the job's
-        looks send again what is not written after a while."""
+        checks send again what is not written after a while."""
         closing = dataclasses.replace(
             job, closing=end, report_digits=digits, report_sent_at=now, next_check_at=now + REPORT_RESEND
         )
@@ -258,7 +258,7 @@ class JobChecker:
         return Checked.ANNOUNCED
 
     async def request_abort(self, stored: StoredJob, now: datetime) -> StoredJob:
-        """Recorded first, so a crash still ends in the abort; looked after now (a message
+        """Recorded first, so a crash still ends in the abort; checked now (a message
         to the work queue), or at the next sweep if that message cannot be sent."""
         job = dataclasses.replace(stored.job, abort_requested_at=now, next_check_at=now)
         saved = await self._jobs.save(job, stored.etag, now)

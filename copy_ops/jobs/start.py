@@ -119,8 +119,8 @@ class Enumerator:
             if await self._save(stored, lambda e: progress.stopped(e, reason, None, now), now) is not None:
                 await self._ended(job.id)
             return Paged.STOPPED
-        mover = secrets.token_hex(8)
-        handout = handouts.handout_of(mover)
+        attempt = secrets.token_hex(8)  # this listing attempt of the page
+        handout = handouts.handout_of(attempt)
         # The handout in the checkpoint first, then the batches: a batch is taken for the
         # app's only if the checkpoint keeps its handout for its page.
         kept = await self._save(stored, lambda e: _keeping(e, message.page, handout), now)
@@ -136,9 +136,9 @@ class Enumerator:
                     # Another delivery of the page wrote its handout since: its batches count,
                     # once it moves the checkpoint (if it died first, this delivery comes back).
                     raise Busy(f"page {message.page} of job {job.id} is listed again elsewhere", code="Busy")
-                return progress.page_done(e, len(listed), marker, now, mover, batches=handed)
+                return progress.page_done(e, len(listed), marker, now, attempt, batches=handed)
             # Moved already: by this handler (a write whose answer was lost), or by another.
-            if e.page == message.page + 1 and e.mover == mover:
+            if e.page == message.page + 1 and e.mover == attempt:
                 moved_here.append(e)
             return None
 
@@ -219,12 +219,12 @@ class Enumerator:
         await needed(self._work).send([encode(message)])
 
     async def _ended(self, job_id: str) -> None:
-        """The enumeration ended: a look at the job now, which ends it if its items have
+        """The enumeration ended: a check of the job now, which ends it if its items have
         (those that ended at their start never tell the job). With batches handed out,
         only once every one is done: else the last batch asks (the checkpoint was written
         before the marks are counted here, and a batch's mark before it reads the
         checkpoint, so one of the two sees both). If the message cannot be sent, the job's
-        scheduled look does it."""
+        scheduled check does it."""
         try:
             job = (await self._jobs.read(job_id)).job
             batches = job.enumeration.batches

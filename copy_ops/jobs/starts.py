@@ -66,7 +66,7 @@ class ItemStarts:
 
     async def record_unstarted(self, job: Job, items: Sequence[Item], now: datetime, why: str) -> Counter[str]:
         """Each item not recorded yet recorded as failed (``not_started``, ``why``); an item
-        recorded already (started, or claimed: the sweep looks after it) is left as it is.
+        recorded already (started, or claimed: the sweep checks it) is left as it is.
         A storage fault raises (the rest are cancelled, and recorded at the next delivery)."""
         async with Bounded(self._concurrency) as recording:
             for item in items:

@@ -48,7 +48,7 @@ class Settle:
 @dataclass(frozen=True)
 class Abort:
     """Abort these items of job ``job`` on request (its abort, fanned out). Without ``job``
-    (sent by the version before): refused, its items aborted by the job's next look."""
+    (sent by the version before): refused, its items aborted by the job's next check."""
 
     ids: tuple[str, ...]
     job: str | None = None
@@ -97,7 +97,7 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Check:
-    """Look after a job now: an abort was asked for, its enumeration ended, or ``item``
+    """Check a job now: an abort was asked for, its enumeration ended, or ``item``
     ended and may have been its last (the index may not show that item's end yet)."""
 
     job: str

@@ -26,7 +26,7 @@ def copy_body(src: str, dst: str, name: str = "a.bin", dest_name: str | None = N
 
 def start(service: CopyService, body: Any, now: datetime, idempotency_key: str | None = None) -> StartOutcome:
     """Parse ``body`` and the key as the HTTP adapter does, then start: the service's
-    own door takes typed input only."""
+    own methods take typed input only."""
     request = parse_copy_request(body, service.settings, now)
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
     return run(service.start(request, now, http.idempotency_key(headers)))
