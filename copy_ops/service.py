@@ -24,7 +24,7 @@ from copy_ops.jobs.service import JobService
 from copy_ops.jobs.watch import LastItemWatch
 from copy_ops.observability.telemetry import OFF, Telemetry
 from copy_ops.work.keys import SealedQueue, WorkKeys
-from copy_ops.work.staging import StageMessages
+from copy_ops.work.stage_messages import StageMessages
 
 __all__ = ["CopyService", "StartOutcome"]
 

@@ -617,7 +617,7 @@ def test_the_docs_cite_enough_to_check() -> None:
 # A page per rule and form: its sound references pass, and the one broken reference after
 # them is named, alone. The sound ones are every form each rule reads.
 SOUND = {
-    "paths": "`copy_ops/jobs/start.py`, `copies/settle.py`, `devkit/`, `worker.py`, tests/test_walls.py, "
+    "paths": "`copy_ops/jobs/listing.py`, `copies/settle.py`, `devkit/`, `worker.py`, tests/test_walls.py, "
     "[map](docs/design.md), [top](#layout)",
     "dotted": "`copy_ops.jobs.progress.item_id`, `copy_ops.copies.model.Operation.abort_requested_at`, "
     "`storage/errors.bounded_wait`, `tests/support/waiting.until`",
@@ -662,7 +662,7 @@ BROKEN = [
     ("telemetry", "`copyops.sweep.late`"),
     ("telemetry", "`copyops.copy.pending`"),
     ("map", "  loop.py  d\n"),
-    ("size", ", `jobs/start.py`"),
+    ("size", ", `jobs/listing.py`"),
     ("pages", "<!-- page: synthetic/lost.md -->\n# Nobody links it\n"),
     ("sections", 'docs/jobs.md, "The queue of old"'),
 ]

@@ -309,7 +309,7 @@ def test_a_page_listed_again_after_the_source_changed_does_not_end_the_job_early
     first's batches, taken after, are refused (their marks would not count for the second's
     anyway): the job waits for the second's, and no listed item is left out."""
     seen: dict[str, str] = {}  # each handout its own token (random ones collide 1 in 65,536)
-    monkeypatch.setattr(handouts, "handout_of", lambda mover: seen.setdefault(mover, f"{len(seen):04x}"))
+    monkeypatch.setattr(handouts, "handout_of", lambda attempt: seen.setdefault(attempt, f"{len(seen):04x}"))
     storage, sent = CountingStorage(), MemoryQueue()
     service = CopyService(SETTINGS, storage, sent)
     job_id = start(storage, sent, 7)  # one page of 7

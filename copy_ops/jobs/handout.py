@@ -30,11 +30,11 @@ from copy_ops.core.errors import CopyOpsError, StorageUnavailable
 from copy_ops.core.logtext import counts_text
 from copy_ops.jobs import progress
 from copy_ops.jobs.handouts import Handed, handed, mark_name
+from copy_ops.jobs.item_starts import ItemStarts
 from copy_ops.jobs.items import Item, ItemOutcome
 from copy_ops.jobs.model import Job, PrefixSource
 from copy_ops.jobs.ports import Listed
 from copy_ops.jobs.records import JobLedger
-from copy_ops.jobs.starts import ItemStarts
 from copy_ops.jobs.stops import StopLooks, stopped_for_good
 from copy_ops.work.messages import BATCH, Batch, Check, encode, groups
 

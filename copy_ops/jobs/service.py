@@ -22,14 +22,14 @@ from copy_ops.jobs import progress
 from copy_ops.jobs.aborts import ItemAborts
 from copy_ops.jobs.chunks import ChunkDigests
 from copy_ops.jobs.handout import Batches
+from copy_ops.jobs.item_starts import ItemStarts
 from copy_ops.jobs.items import ItemStarter
+from copy_ops.jobs.listing import Enumerator, Paged
 from copy_ops.jobs.model import Enumeration, Job, JobRequest, JobState
 from copy_ops.jobs.ports import JobStorage
 from copy_ops.jobs.records import JobLedger
 from copy_ops.jobs.report import ReportPage, Reports
 from copy_ops.jobs.settle import Checked, JobChecker
-from copy_ops.jobs.start import Enumerator, Paged
-from copy_ops.jobs.starts import ItemStarts
 from copy_ops.observability.telemetry import JOB_ID, OFF, Telemetry
 from copy_ops.work.messages import CHUNK, Abort, Batch, Check, Chunk, Page, ReportPart, encode, groups
 

@@ -28,11 +28,11 @@ from copy_ops.core.redaction import redact
 from copy_ops.jobs import handouts, progress
 from copy_ops.jobs.chunks import ChunkDigests
 from copy_ops.jobs.handout import POISONED, Batches
+from copy_ops.jobs.item_starts import ItemStarts
 from copy_ops.jobs.items import Item, ItemOutcome
 from copy_ops.jobs.model import Enumeration, JobState
 from copy_ops.jobs.ports import Sources
 from copy_ops.jobs.records import JobLedger, StoredJob
-from copy_ops.jobs.starts import ItemStarts
 from copy_ops.work.messages import Check, Chunk, Page, encode
 
 logger = logging.getLogger(__name__)
