@@ -1,4 +1,5 @@
-"""The sweep's check of a block-engine copy, and ``auto``'s escalation of an async one.
+"""One block-engine operation settled (:class:`BlockSweep`), and ``auto``'s escalation of an
+async one; :mod:`copy_ops.copies.settle` hands these over, and settles Copy Blob's itself.
 
 The sweep (or an abort on request) settles a block copy from its record: ends it at its
 deadline or on request (nothing committed), confirms a commit that was sent, commits a

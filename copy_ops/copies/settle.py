@@ -1,8 +1,11 @@
-"""Settling one operation: check its copy, then wait, abort, or record how it ended.
+"""One operation settled (:class:`Settler`): check its copy, then wait, abort, or record
+how it ended.
 
-The sweep's work on each due operation, and an abort on request. A final state is
-recorded (with the ETag read) before any cleanup that changes the destination, so only
-the writer that won the record goes on to clean up (invariant 3).
+The sweep's work on each due operation, and an abort on request. A block-engine copy it
+hands to :mod:`copy_ops.copies.block_settle`; a job (not its items) is checked by
+:mod:`copy_ops.jobs.settle`. A final state is recorded (with the ETag read) before any
+cleanup that changes the destination, so only the writer that won the record goes on to
+clean up (invariant 3).
 """
 
 from __future__ import annotations

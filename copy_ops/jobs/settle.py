@@ -1,4 +1,6 @@
-"""Looking after a job: the sweep finds it due (or an abort asks for it now), and
+"""A job's check (:class:`JobChecker`): one job settled, not its items' copies (those are
+:mod:`copy_ops.copies.settle` and :mod:`copy_ops.copies.block_settle`). The sweep finds the
+job due (or an abort, an item's end or the listing's end asks for it now), and
 
 1. an enumeration that made no progress for long is resumed from its checkpoint, or,
    when what it needs is gone (the caller's SAS, a manifest chunk), ended, the job
