@@ -87,3 +87,16 @@ def test_azd_fills_in_parameters_that_exist() -> None:
 def test_the_runtime_is_pinned_to_the_python_the_worker_check_uses() -> None:
     assert "runtime: { name: 'python', version: '3.13' }" in RESOURCES
     assert "FUNCTIONS_WORKER_RUNTIME" not in RESOURCES  # Flex Consumption refuses it as a setting
+
+
+def test_the_lifecycle_rule_deletes_each_kind_of_ledger_document_the_app_leaves_behind() -> None:
+    """Records, idempotency claims, jobs' batch marks and manifest chunk digests are deleted
+    after the retention period (records only once final, by their tag); job records,
+    reports and keys are kept on purpose. A new kind of document needs its rule here."""
+    from copy_ops.copies.records import CLAIM_PREFIX, RECORD_PREFIX
+    from copy_ops.jobs.chunks import CHUNKS_PREFIX
+    from copy_ops.jobs.records import BATCH_PREFIX
+
+    # Each rule's prefix, written in the ledger's container (the records' once, as a variable).
+    ruled = set(re.findall(r"'\$\{ledgerContainerName\}/([a-z-]+/)'", RESOURCES))
+    assert ruled == {RECORD_PREFIX, CLAIM_PREFIX, BATCH_PREFIX, CHUNKS_PREFIX}

@@ -56,6 +56,7 @@ NOT_FILES = {
     # The ledger's blobs and a job's blob names (docs/ledger.md, docs/jobs.md, docs/api.md).
     "idempotency/": "the ledger's idempotency claims",
     "fanout/in-flight.json": "the ledger's document of batches in flight",
+    "chunks/": "the ledger's manifest chunk digests",
     "ab/": "a job's source prefix, as an example",
     "d/": "a job's source prefix, as an example",
     "incoming/hello.txt": "a blob of the examples",

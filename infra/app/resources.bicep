@@ -16,8 +16,9 @@ var ledgerContainerName = 'copy-operations'
 var deploymentContainerName = 'app-package'
 var storageSuffix = environment().suffixes.storage
 // What the lifecycle rule deletes after recordRetentionDays: final records, by their state
-// tag (a pending record is never touched), idempotency claims, and the empty marks a job's
-// batches leave when done (only a running job counts them: a job outlives no deadline).
+// tag (a pending record is never touched), idempotency claims, the empty marks a job's
+// batches leave when done, and a manifest job's chunk digests (only a running job reads
+// either: a job outlives no deadline).
 var recordsPrefix = '${ledgerContainerName}/ops/'
 var retentionFilters = [
   {
@@ -56,6 +57,14 @@ var retentionFilters = [
     filters: {
       blobTypes: ['blockBlob']
       prefixMatch: ['${ledgerContainerName}/batches/']
+    }
+  }
+  {
+    // A manifest job's chunk digests: read only while its chunks are delivered.
+    name: 'job-chunk-digests'
+    filters: {
+      blobTypes: ['blockBlob']
+      prefixMatch: ['${ledgerContainerName}/chunks/']
     }
   }
 ]
