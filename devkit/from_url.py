@@ -12,15 +12,18 @@ the account allows no public access); the source's conditions (``x-ms-source-if-
 A refused read is answered as Azure answers it (recorded: tests/test_standin_conformance.py):
 an unauthenticated read of a private blob 401, the source's ``NoAuthenticationInformation``
 (Azurite says 403 ``AuthorizationFailure``); an account without public access 409
-``PublicAccessNotPermitted``; any other the source's status; each with the code
+``PublicAccessNotPermitted``; a source authorization that holds no token at all 400, the
+source's ``InvalidAuthenticationInfo``; any other the source's status; each with the code
 ``CannotVerifyCopySource``, and ``x-ms-copy-source-status-code`` and
 ``x-ms-copy-source-error-code`` naming what the source said, in the body as well. A source
 condition unmet is 412 ``SourceConditionNotMet`` (``x-ms-source-if-match``), 412
 ``CannotVerifyCopySource`` (``-if-unmodified-since``) or 304 ``CannotVerifyCopySource``
-(``-if-none-match``, ``-if-modified-since``), with no source headers. Then it writes what it
-read to Azurite under its own SAS: the block (Put Block) or the whole blob (Put Blob, with the
-source's content headers unless ``x-ms-copy-source-blob-properties`` is false, the request's
-metadata and the destination's conditions).
+(``-if-none-match``, ``-if-modified-since``), with no source headers. A whole blob written
+onto a leased blob the request names no lease of is 412 ``LeaseIdMissing`` before any of the
+request's own conditions is looked at (Azurite's Put Blob answers ``If-None-Match: *`` first).
+Then it writes what it read to Azurite under its own SAS: the block (Put Block) or the whole
+blob (Put Blob, with the source's content headers unless ``x-ms-copy-source-blob-properties``
+is false, the request's metadata and the destination's conditions).
 
 What it emulates beyond Azurite and was not proven against Azure: the status of refusals no
 recording holds (a 404 or a SAS without rights: the source's status), the limits' answer
@@ -32,6 +35,7 @@ valid token reads any blob).
 from __future__ import annotations
 
 import http.client
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -63,6 +67,15 @@ NO_AUTHENTICATION = (
     "Server failed to authenticate the request. Please refer to the information in the www-authenticate header."
 )
 NO_PUBLIC_ACCESS = "Public access is not permitted on this storage account."
+# What Azure says of x-ms-copy-source-authorization that holds no token at all ("Bearer auth
+# token"), before it asks the source (recorded, service version 2025-05-05: 400, the source's
+# InvalidAuthenticationInfo).
+NOT_A_TOKEN = "Authentication information is not given in the correct format. Check the value of Authorization header."
+_TOKEN = re.compile(r"Bearer [A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# A write to a leased blob that names no lease: Azure answers it before any condition of the
+# request (recorded: Put Blob From URL with If-None-Match: * onto a leased blob, 412 LeaseIdMissing,
+# where Azurite's Put Blob says 409 BlobAlreadyExists).
+LEASE_ID_MISSING = "There is currently a lease on the blob and no lease ID was specified in the request."
 # The source's conditions, as the read of the source carries them.
 SOURCE_CONDITIONS = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
 
@@ -114,6 +127,8 @@ def read_source(
     if authorization is not None:
         if not authorization.startswith("Bearer "):
             return SourceRead(400, code="InvalidHeaderValue")
+        if _TOKEN.fullmatch(authorization) is None:
+            return SourceRead(400, code="InvalidAuthenticationInfo", message=NOT_A_TOKEN)
         ask["authorization"] = authorization
     anonymous = authorization is None and not has_sas(direct)
     if anonymous and not public_access:
@@ -170,6 +185,16 @@ def refusal(source: SourceRead, request: dict[str, str] | None = None) -> Answer
         f"</CopySourceErrorCode><CopySourceErrorMessage>{escape(message)}</CopySourceErrorMessage>"
     )
     return status, headers, _error_body(code, message, extra)
+
+
+def lease_refusal(request: dict[str, str], destination: list[tuple[str, str]]) -> Answer | None:
+    """Put Blob From URL onto a blob whose properties (``destination``, as a HEAD found them)
+    show a lease the request does not name: 412 ``LeaseIdMissing``, as Azure answers it."""
+    leased = any(name.lower() == "x-ms-lease-state" and value == "leased" for name, value in destination)
+    if not leased or request.get("x-ms-lease-id"):
+        return None
+    code = "LeaseIdMissing"
+    return 412, _error_headers(code), _error_body(code, LEASE_ID_MISSING)
 
 
 def too_large(limit: int) -> Answer:

@@ -607,17 +607,21 @@ class PendingCopyProxy:
         self, raw_path: str, path: str, query: dict[str, list[str]], headers: dict[str, str]
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         """Put Block From URL or Put Blob From URL, as Azure does them (:mod:`devkit.from_url`)."""
+        block, parts = query.get("comp") == ["block"], urlsplit(raw_path)
+        if not block and not headers.get("x-ms-lease-id"):  # a lease on the destination first, as Azure
+            _, found, _ = self._forward("HEAD", f"{parts.path}?{self._own_sas()}", {"x-ms-version": "2021-12-02"}, b"")
+            leased = from_url.lease_refusal(headers, found)
+            if leased is not None:
+                return leased
         direct = self._direct_source(headers["x-ms-copy-source"])
         read = from_url.read_source(headers, direct, self._connection, public_access=self.public_access)
         if read.status >= 300:
             return from_url.refusal(read, headers)
-        block = query.get("comp") == ["block"]
         limit = from_url.BLOCK_FROM_URL_LIMIT if block else from_url.BLOB_FROM_URL_LIMIT
         if len(read.data) > limit:
             return from_url.too_large(limit)
         if self.source_rate:
             time.sleep(len(read.data) / self.source_rate)
-        parts = urlsplit(raw_path)
         # The block's id and the timeout, as the client encoded them; the rest of a query is
         # the client's SAS, which signed a request without this body: the proxy's own goes.
         kept = [item for item in parts.query.split("&") if item.startswith(("blockid=", "timeout="))]

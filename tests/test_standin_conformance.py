@@ -1,104 +1,53 @@
 """The stand-in answers as Azure does (issue 30): each interaction Azure gave in the Azure SDK
-teams' recordings of real accounts (tests/data/azure-answers/recorded.json) is replayed
-against Azurite behind the stand-in, in the situation the recording had (a private blob in
-another account, a copy pending from there, a public source, an account without public
-access), through the real SDK (or a raw request where the SDK cannot send the recorded one
-alone), and what a client reads is compared with what Azure answered: the status, the error
-code, the copy and copy-source headers, the body's code and element names, and for Find Blobs
-by Tags the XML names and the paging markers. Volatile values (dates, ids, ETags, URLs)
-compare by shape; sizes and MD5s by value (each source is the recorded one's size and bytes).
+teams' recordings of real accounts (tests/data/azure-answers: recorded.json and
+recorded-more.json) is replayed against Azurite behind the stand-in (the queue service's
+answers: Azurite's own, behind the counting proxy), in the situation the recording had (a
+private blob in another account, a copy pending from there, a public source, an account
+without public access, a leased blob), through the real SDK (or a raw request where the SDK
+cannot send the recorded one alone), and what a client reads is compared with what Azure
+answered: the status, the error code, the copy and copy-source headers, the lease headers,
+the body's code and element names, for Find Blobs by Tags the XML names and the paging
+markers, for queues the message's elements and counts. Volatile values (dates, ids, ETags,
+URLs) compare by shape; sizes and MD5s by value (each source is the recorded one's size and
+bytes).
 
-Beside the shared recordings: a few more recorded answers of Azure's (``ELSEWHERE``, each with
-the repository, path and commit it came from), and what Azure's REST reference documents but
-no recording holds (``DOCUMENTED``, saying so). What the stand-in still answers otherwise is
-listed, with why, in docs/design.md ("The local stand-in of Azure").
+Beside the recordings: what Azure's REST reference documents but no recording holds
+(``DOCUMENTED``, tests/data/azure-answers/documented.json: each names its reference page),
+followed as documented. What the stand-in still answers otherwise is listed, with why, in
+docs/standin.md ("Where the stand-in still answers otherwise than Azure").
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
-import json
 import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree as ET
 
 import pytest
-from azure.core.exceptions import HttpResponseError
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.storage.blob import (
     BlobBlock,
     BlobClient,
+    BlobLeaseClient,
     BlobSasPermissions,
     BlobServiceClient,
     ContentSettings,
     generate_blob_sas,
 )
+from azure.storage.queue import QueueClient, QueueServiceClient
 
 from devkit import DEV_ACCOUNT, DEV_KEY, PARTNER_ACCOUNT, PARTNER_KEY, PendingCopyProxy, account_sas
+from tests.support.azure_answers import DOCUMENTED, FACTS
 
-RECORDED = Path(__file__).parent / "data" / "azure-answers" / "recorded.json"
-FACTS: dict[str, dict[str, Any]] = {
-    fact["id"]: fact for fact in json.loads(RECORDED.read_text(encoding="utf-8"))["facts"]
-}
-
-# Recorded by the Azure SDK teams too, not (yet) in the shared recordings: Put Block From URL
-# with each kind of source condition unmet, public source, service version 2024-02-04.
-_JAVA = "java/sdk/storage/azure-storage-blob/src/test/resources/session-records/AccessPolicyAsyncTests"
-ELSEWHERE: dict[str, dict[str, Any]] = {
-    "block_from_url_source_if_modified_since": {
-        "source": {
-            "repo": "Azure/azure-sdk-assets",
-            "path": f"{_JAVA}.stageBlockFromURLSourceACFail[1].json",
-            "commit": "6f7c4123706bc6a703f95d0239c74922e430be1b",
-        },
-        "response": {"status": 304, "headers": {"x-ms-error-code": "CannotVerifyCopySource"}, "body": None},
-    },
-    "block_from_url_source_if_unmodified_since": {
-        "source": {
-            "repo": "Azure/azure-sdk-assets",
-            "path": f"{_JAVA}.stageBlockFromURLSourceACFail[2].json",
-            "commit": "6f7c4123706bc6a703f95d0239c74922e430be1b",
-        },
-        "response": {
-            "status": 412,
-            "headers": {"Content-Type": "application/xml", "x-ms-error-code": "CannotVerifyCopySource"},
-            "body": '<?xml version="1.0" encoding="utf-8"?><Error><Code>CannotVerifyCopySource</Code>'
-            "<Message>The condition specified using HTTP conditional header(s) is not met.</Message></Error>",
-        },
-    },
-    "block_from_url_source_if_none_match": {
-        "source": {
-            "repo": "Azure/azure-sdk-assets",
-            "path": f"{_JAVA}.stageBlockFromURLSourceACFail[4].json",
-            "commit": "6f7c4123706bc6a703f95d0239c74922e430be1b",
-        },
-        "response": {"status": 304, "headers": {"x-ms-error-code": "CannotVerifyCopySource"}, "body": None},
-    },
-}
-
-# Documented by Azure, recorded nowhere we found: followed as the REST reference says.
-DOCUMENTED: dict[str, dict[str, Any]] = {
-    # Abort Copy Blob's copyid is the x-ms-copy-id Copy Blob gave (a GUID); a query parameter
-    # whose value is invalid is 400 InvalidQueryParameterValue ("Common REST API error codes").
-    "abort_copy_id_not_a_guid": {
-        "source": {"reference": "https://learn.microsoft.com/rest/api/storageservices/common-rest-api-error-codes"},
-        "response": {
-            "status": 400,
-            "headers": {"Content-Type": "application/xml", "x-ms-error-code": "InvalidQueryParameterValue"},
-            "body": '<?xml version="1.0" encoding="utf-8"?><Error><Code>InvalidQueryParameterValue</Code>'
-            "<Message>Value for one of the query parameters specified in the request URI is invalid.</Message>"
-            "<QueryParameterName>copyid</QueryParameterName><QueryParameterValue>not-a-guid</QueryParameterValue>"
-            "<Reason /></Error>",
-        },
-    },
-}
-
-ALL: dict[str, dict[str, Any]] = {**FACTS, **ELSEWHERE, **DOCUMENTED}
+ALL: dict[str, dict[str, Any]] = {**FACTS, **DOCUMENTED}
 
 # The recorded sources, byte for byte where the recording tells (its MD5 is this one's).
 RECORDED_SOURCE = b"12345678" * 1024  # 8192 bytes, Content-MD5 L8MEum9/C3zMQV5vDJbgTA==
@@ -128,6 +77,7 @@ class World:
     partner: BlobServiceClient  # the other account, in Azurite, behind no proxy
     client: BlobServiceClient  # our account through the stand-in: what is tested
     seen: list[Read] = field(default_factory=list)
+    queues: QueueServiceClient | None = None  # our account's queues, Azurite's behind the counting proxy
 
     def hook(self, response: Any) -> None:
         """The SDK's raw response hook: every answer the client read, in order."""
@@ -200,6 +150,9 @@ def world(proxy: PendingCopyProxy, azurite_port: int, direct: BlobServiceClient)
     built.client = BlobServiceClient.from_connection_string(
         proxy.connection_string, raw_response_hook=built.hook, retry_total=0
     )
+    built.queues = QueueServiceClient.from_connection_string(
+        proxy.connection_string, raw_response_hook=built.hook, retry_total=0
+    )
     return built
 
 
@@ -255,8 +208,9 @@ def differences(recorded: dict[str, Any], read: Read, compare: tuple[str, ...] =
         shape = _ETAG if name == "etag" else _DATE if name in ("last-modified", "x-ms-creation-time") else None
         if mine is None or (shape.fullmatch(mine) is None if shape else mine != theirs):
             found.append(f"{name}: {mine!r} here, Azure {theirs!r}")
-    theirs_body, mine_body = _xml(recorded.get("body")), _xml(read.body) if read.body else None
+    theirs_body = _xml(recorded.get("body"))
     if theirs_body is not None and theirs_body.tag == "Error":
+        mine_body = _xml(read.body) if read.body else None  # (a blob's bytes are no error's)
         if mine_body is None:
             found.append("no error body, Azure sent one")
         else:
@@ -274,6 +228,21 @@ def differences(recorded: dict[str, Any], read: Read, compare: tuple[str, ...] =
 def _shape(element: ET.Element) -> list[Any]:
     """An element's names, nested, without text: what a parser of the answer walks."""
     return [element.tag, [_shape(child) for child in element]]
+
+
+def xml_differences(recorded: str, read: bytes, texts: tuple[str, ...]) -> list[str]:
+    """An XML answer (not an error) compared by its element names, nested, and the text of
+    every element named in ``texts``, in order."""
+    theirs, mine = _xml(recorded), _xml(read)
+    assert theirs is not None
+    if mine is None:
+        return ["no body, Azure sent one"]
+    found = [] if _shape(mine) == _shape(theirs) else [f"elements {_shape(mine)}, Azure {_shape(theirs)}"]
+    for name in texts:
+        values, azure = [e.text for e in mine.iter(name)], [e.text for e in theirs.iter(name)]
+        if values != azure:
+            found.append(f"{name} {values}, Azure {azure}")
+    return found
 
 
 def page_differences(recorded: str, read: bytes, where: tuple[str, str]) -> list[str]:
@@ -541,6 +510,302 @@ def block_list_after_staged(world: World) -> list[str]:
     return found
 
 
+# -- Copy Blob's refusals, leases, tags ---------------------------------------------------------
+
+
+def copy_missing_source_same_account(world: World) -> Read:
+    container = world.box()
+    target = world.blob(container, "test-blob")
+    return world.refused(lambda: target.start_copy_from_url(world.url(DEV_ACCOUNT, container, "never-written")))
+
+
+def _copy_onto_existing(world: World, account: str) -> Read:
+    source, destination = world.box(account), world.box()
+    world.put(account, source, "blob", RECORDED_SOURCE)
+    world.put(DEV_ACCOUNT, destination, "blob", b"old")
+    url, target = world.url(account, source, "blob", sas=True), world.blob(destination, "blob")
+    read = world.refused(lambda: target.start_copy_from_url(url, match_condition=MatchConditions.IfMissing))
+    assert world.direct.get_blob_client(destination, "blob").download_blob().readall() == b"old"
+    return read
+
+
+def copy_destination_exists(world: World) -> list[Read]:
+    """If-None-Match: * (the app's ``overwrite: false``) onto a blob there: refused, whether the
+    copy would end at once (its source in the account) or be held pending (another account's)."""
+    reads = []
+    for account in (DEV_ACCOUNT, PARTNER_ACCOUNT):
+        world.proxy.pending_copies = account == PARTNER_ACCOUNT
+        reads.append(_copy_onto_existing(world, account))
+    return reads
+
+
+def abort_copy_id_mismatch(world: World) -> Read:
+    destination, name, _ = _pending_from_partner(world)
+    return world.refused(lambda: world.blob(destination, name).abort_copy(str(uuid.uuid4())))
+
+
+# The recordings' lease ids: proposed by the client, so the same here.
+RECORDED_LEASE = "c820a799-76d7-4ee2-6e15-546f19325c2c"
+
+
+def _leased(world: World, seconds: int = 60, data: bytes = b"GoBlockBlobData") -> tuple[BlobClient, BlobLeaseClient]:
+    container = world.box()
+    world.put(DEV_ACCOUNT, container, "blob", data)
+    blob = world.blob(container, "blob")
+    return blob, blob.acquire_lease(seconds, lease_id=RECORDED_LEASE)
+
+
+def lease_acquire(world: World) -> Read:
+    _leased(world)
+    return world.last()
+
+
+def lease_release(world: World) -> Read:
+    _, lease = _leased(world)
+    lease.release()
+    return world.last()
+
+
+def lease_break(world: World) -> list[str]:
+    """A 15-second lease broken with no period: what is left of it, as Azure says it."""
+    _, lease = _leased(world, 15)
+    lease.break_lease()
+    read = world.last()
+    found = differences(FACTS["lease_break"]["response"], read, ("ETag", "Last-Modified"))
+    left = read.header("x-ms-lease-time") or ""
+    if not (left.isdigit() and 0 < int(left) <= 15):
+        found.append(f"x-ms-lease-time {left!r}, Azure '14' (the seconds left of 15)")
+    return found
+
+
+def lease_release_not_held(world: World) -> Read:
+    """Released, then released again (as the app's cleanup may, after a crash): Azurite's
+    answer, kept (``KEPT``)."""
+    blob, lease = _leased(world)
+    lease.release()
+    return world.refused(lambda: BlobLeaseClient(blob, lease_id=RECORDED_LEASE).release())
+
+
+def lease_already_present(world: World) -> Read:
+    blob, _ = _leased(world)
+    return world.refused(lambda: blob.acquire_lease(60, lease_id=str(uuid.uuid4())))
+
+
+def delete_leased_no_lease_id(world: World) -> Read:
+    blob, lease = _leased(world)
+    refused = world.refused(blob.delete_blob)
+    blob.delete_blob(lease=lease)  # with the lease's id it goes, as the recording goes on
+    return refused
+
+
+RECORDED_TAGS = {"tag1": "val1", "tag2": "val2"}
+
+
+def _tagged_blob(world: World) -> BlobClient:
+    container = world.box()
+    world.put(DEV_ACCOUNT, container, "blob", b"Hello World")
+    blob = world.blob(container, "blob")
+    blob.set_blob_tags(RECORDED_TAGS)
+    return blob
+
+
+def tags_set(world: World) -> Read:
+    blob = _tagged_blob(world)
+    read = world.seen[-1]
+    # What Set Blob Tags wrote is what Find Blobs by Tags finds: the stand-in's own index.
+    query = f"@container='{blob.container_name}' AND tag1='val1'"
+    assert [item.name for item in world.client.find_blobs_by_tags(query)] == ["blob"]
+    return read
+
+
+def tags_get(world: World) -> list[str]:
+    _tagged_blob(world).get_blob_tags()
+    read = world.last()
+    recorded = FACTS["tags_get"]["response"]
+    found = differences(recorded, read, ("Content-Type",))
+    return found + xml_differences(recorded["body"], read.body, ("Key", "Value"))
+
+
+def props_tag_count(world: World) -> Read:
+    _tagged_blob(world).get_blob_properties()
+    return world.last()
+
+
+# -- Put Blob From URL: the destination's conditions and lease, the source's, its authorization -----
+
+
+def _from_url_source(world: World, data: bytes = RECORDED_SOURCE, account: str = PARTNER_ACCOUNT) -> str:
+    source = world.box(account)
+    world.put(account, source, "blob", data)
+    return world.url(account, source, "blob", sas=True)
+
+
+def _existing(world: World, data: bytes = b"destination blob data") -> BlobClient:
+    container = world.box()
+    world.put(DEV_ACCOUNT, container, "blobcopy", data)
+    return world.blob(container, "blobcopy")
+
+
+def blob_from_url_destination_exists(world: World) -> Read:
+    url, target = _from_url_source(world), _existing(world)
+    return world.refused(lambda: target.upload_blob_from_url(url, overwrite=False))
+
+
+def blob_from_url_leased_destination(world: World) -> Read:
+    url, target = _from_url_source(world), _existing(world, b"test")
+    target.acquire_lease(-1, lease_id="00000000-1111-2222-3333-444444444444")
+    return world.refused(lambda: target.upload_blob_from_url(url, overwrite=False))
+
+
+def blob_from_url_wrong_lease(world: World) -> Read:
+    url, target = _from_url_source(world), _existing(world, b"test")
+    target.acquire_lease(-1, lease_id="00000000-1111-2222-3333-444444444444")
+    wrong = "baddde9e-8247-4276-8bfa-c7a8081eba1d"
+    return world.refused(lambda: target.upload_blob_from_url(url, overwrite=True, destination_lease=wrong))
+
+
+def _quarter_hour(sign: int) -> datetime:
+    return datetime.now(UTC) + sign * timedelta(minutes=15)
+
+
+def blob_from_url_destination_condition(world: World) -> Read:
+    url, target = _from_url_source(world), _existing(world, b"fake data")
+    later = _quarter_hour(1)
+    return world.refused(lambda: target.upload_blob_from_url(url, overwrite=True, if_modified_since=later))
+
+
+def blob_from_url_source_if_modified_since(world: World) -> Read:
+    url, target = _from_url_source(world), _existing(world, b"fake data")
+    later = _quarter_hour(1)
+    return world.refused(lambda: target.upload_blob_from_url(url, overwrite=True, source_if_modified_since=later))
+
+
+def blob_from_url_source_if_unmodified_since(world: World) -> Read:
+    url, target = _from_url_source(world), _existing(world, b"fake data")
+    earlier = _quarter_hour(-1)
+    return world.refused(lambda: target.upload_blob_from_url(url, overwrite=True, source_if_unmodified_since=earlier))
+
+
+def blob_from_url_token_refused(world: World) -> Read:
+    """The recorded test's token: 'auth token', which is no token at all; a private source of
+    the destination's own account, as recorded."""
+    source = world.box()
+    world.put(DEV_ACCOUNT, source, "blob", RECORDED_SOURCE)
+    url, target = world.url(DEV_ACCOUNT, source, "blob"), world.blob(world.box(), "blob")
+    return world.refused(lambda: target.upload_blob_from_url(url, source_authorization="Bearer auth token"))
+
+
+def blob_from_url_absent_then_read(world: World) -> list[str]:
+    url, target = _from_url_source(world, b"test data"), world.blob(world.box(), "blobcopy")
+    target.upload_blob_from_url(url, overwrite=False)  # If-None-Match: *
+    recorded = FACTS["blob_from_url_absent_then_read"]
+    found = differences(recorded["response"], world.last(), ("ETag", "Last-Modified"))
+    read = world.raw("GET", target.container_name, target.blob_name, {"x-ms-range": "bytes=0-33554431"})
+    compared = ("Content-Length", "Content-Range", "Content-Type", "x-ms-blob-content-md5", "x-ms-blob-type")
+    found += [f"the read: {d}" for d in differences(recorded["then"]["response"], read, compared)]
+    return found
+
+
+# -- Put Block List ---------------------------------------------------------------------------------
+
+
+def _committed(world: World) -> BlobClient:
+    blob = world.blob(world.box(), "blob")
+    blob.stage_block("AAAAAA==", b"GoBlockBlobData")
+    blob.commit_block_list([BlobBlock("AAAAAA==")])
+    blob.stage_block("AAAAAA==", b"GoBlockBlobData")
+    return blob
+
+
+def block_list_if_match_mismatch(world: World) -> Read:
+    blob = _committed(world)
+    unmet = MatchConditions.IfNotModified
+    return world.refused(lambda: blob.commit_block_list([BlobBlock("AAAAAA==")], etag="garbage", match_condition=unmet))
+
+
+def block_list_destination_exists(world: World) -> Read:
+    blob = _committed(world)
+    absent = MatchConditions.IfMissing
+    return world.refused(lambda: blob.commit_block_list([BlobBlock("AAAAAA==")], match_condition=absent))
+
+
+# -- queues: what the Functions host reads of the app's messages ---------------------------------------
+
+
+def _queue(world: World, create: bool = True) -> QueueClient:
+    assert world.queues is not None
+    queue = world.queues.get_queue_client(f"conf-{uuid.uuid4().hex[:10]}")
+    if create:
+        queue.create_queue()
+    return queue
+
+
+def _message(world: World, body: bytes) -> ET.Element:
+    """The one message of a QueueMessagesList answer."""
+    root = _xml(body)
+    assert root is not None and len(root) == 1, body
+    return root[0]
+
+
+def _seconds(message: ET.Element, later: str, earlier: str) -> float:
+    def at(name: str) -> datetime:
+        return datetime.strptime(message.findtext(name) or "", "%a, %d %b %Y %H:%M:%S GMT")
+
+    return (at(later) - at(earlier)).total_seconds()
+
+
+def queue_put_message(world: World) -> list[str]:
+    _queue(world).send_message("message1")
+    read, recorded = world.last(), FACTS["queue_put_message"]["response"]
+    found = differences(recorded, read, ("Content-Type",)) + xml_differences(recorded["body"], read.body, ())
+    message = _message(world, read.body)
+    if _seconds(message, "ExpirationTime", "InsertionTime") != 7 * 24 * 3600:
+        found.append("ExpirationTime is not seven days after InsertionTime, as Azure's")
+    if _seconds(message, "TimeNextVisible", "InsertionTime") != 0:
+        found.append("TimeNextVisible is not InsertionTime, as Azure's")
+    return found
+
+
+def queue_get_messages(world: World) -> list[str]:
+    """A message read (dequeue count 1, invisible for 30 s), made visible again, read again (2)."""
+    queue = _queue(world)
+    queue.send_message("message1")
+    taken = queue.receive_message()
+    read, recorded = world.last(), FACTS["queue_get_messages"]["response"]
+    found = differences(recorded, read, ("Content-Type",))
+    found += xml_differences(recorded["body"], read.body, ("DequeueCount", "MessageText"))
+    message = _message(world, read.body)
+    hidden = _seconds(message, "TimeNextVisible", "InsertionTime")
+    if not 29 <= hidden <= 31:
+        found.append(f"TimeNextVisible {hidden} s after InsertionTime, Azure's 30")
+    assert taken is not None
+    queue.update_message(taken, visibility_timeout=0)
+    queue.receive_message()
+    if _message(world, world.last().body).findtext("DequeueCount") != "2":
+        found.append("the second read's DequeueCount is not 2, as Azure's")
+    return found
+
+
+def queue_put_message_no_queue(world: World) -> Read:
+    queue = _queue(world, create=False)
+    return world.refused(lambda: queue.send_message("message1"))
+
+
+def queue_create_exists(world: World) -> Read:
+    queue = _queue(world)
+    with contextlib.suppress(ResourceExistsError):  # the SDK's own, for the 204
+        queue.create_queue()
+    return world.last()
+
+
+def queue_message_invisible(world: World) -> list[str]:
+    queue = _queue(world)
+    queue.send_message("later", visibility_timeout=30)  # as the app puts a job's next page off
+    assert queue.receive_message() is None
+    read, recorded = world.last(), DOCUMENTED["queue_message_invisible"]["response"]
+    return differences(recorded, read) + xml_differences(recorded["body"], read.body, ())
+
+
 # The fact's replay, and the headers beyond the copy headers it compares. A replay that
 # compares by itself (XML answers, several steps) returns its differences.
 Replay = Callable[[World], "Read | list[Read] | list[str]"]
@@ -570,10 +835,49 @@ CASES: dict[str, tuple[Replay, tuple[str, ...]]] = {
     "block_from_url_source_if_unmodified_since": (block_from_url_source_if_unmodified_since, ()),
     "block_from_url_source_if_none_match": (block_from_url_source_if_none_match, ()),
     "abort_copy_id_not_a_guid": (abort_copy_id_not_a_guid, ()),
+    "copy_missing_source_same_account": (copy_missing_source_same_account, ()),
+    "copy_destination_exists": (copy_destination_exists, ()),
+    "abort_copy_id_mismatch": (abort_copy_id_mismatch, ()),
+    "lease_acquire": (lease_acquire, ("ETag", "Last-Modified", "x-ms-lease-id")),
+    "lease_release": (lease_release, ("ETag", "Last-Modified")),
+    "lease_break": (lease_break, ()),
+    "lease_already_present": (lease_already_present, ()),
+    "lease_release_not_held": (lease_release_not_held, ()),
+    "delete_leased_no_lease_id": (delete_leased_no_lease_id, ()),
+    "tags_set": (tags_set, ()),
+    "tags_get": (tags_get, ()),
+    "props_tag_count": (
+        props_tag_count,
+        ("Content-Length", "Content-MD5", "Content-Type", "ETag", "x-ms-lease-state", "x-ms-tag-count"),
+    ),
+    "blob_from_url_destination_exists": (blob_from_url_destination_exists, ()),
+    "blob_from_url_leased_destination": (blob_from_url_leased_destination, ()),
+    "blob_from_url_wrong_lease": (blob_from_url_wrong_lease, ()),
+    "blob_from_url_destination_condition": (blob_from_url_destination_condition, ()),
+    "blob_from_url_source_if_modified_since": (blob_from_url_source_if_modified_since, ()),
+    "blob_from_url_source_if_unmodified_since": (blob_from_url_source_if_unmodified_since, ()),
+    "blob_from_url_token_refused": (blob_from_url_token_refused, ()),
+    "blob_from_url_absent_then_read": (blob_from_url_absent_then_read, ()),
+    "block_list_if_match_mismatch": (block_list_if_match_mismatch, ()),
+    "block_list_destination_exists": (block_list_destination_exists, ()),
+    "queue_put_message": (queue_put_message, ()),
+    "queue_get_messages": (queue_get_messages, ()),
+    "queue_put_message_no_queue": (queue_put_message_no_queue, ()),
+    "queue_create_exists": (queue_create_exists, ()),
+    "queue_message_invisible": (queue_message_invisible, ()),
 }
 
 # Where the stand-in does not yet answer as Azure (each fixed in devkit/, then struck here).
 NOT_YET: dict[str, str] = {}
+# Where it keeps answering otherwise, on purpose (docs/standin.md says why): the differences
+# as they are, so that a change either way is seen.
+KEPT: dict[str, list[str]] = {
+    # Azurite's code for a lease no longer held; copy-ops takes every 409 of a release as done.
+    "lease_release_not_held": [
+        "x-ms-error-code 'LeaseIdMismatchWithLeaseOperation', Azure 'LeaseNotPresentWithLeaseOperation'",
+        "body's Code 'LeaseIdMismatchWithLeaseOperation', Azure 'LeaseNotPresentWithLeaseOperation'",
+    ],
+}
 
 
 @pytest.mark.parametrize(
@@ -589,10 +893,12 @@ def test_the_standin_answers_as_azure_did(world: World, fact: str) -> None:
     found: list[str] = []
     for item in [outcome] if isinstance(outcome, Read) else outcome:
         found += differences(ALL[fact]["response"], item, compare) if isinstance(item, Read) else [item]
-    assert not found, f"{fact}: the stand-in answers otherwise than Azure: " + "; ".join(found)
+    assert found == KEPT.get(fact, []), f"{fact}: the stand-in answers otherwise than Azure: " + "; ".join(found)
 
 
 def test_every_recorded_interaction_is_replayed() -> None:
     assert set(CASES) == set(ALL)
-    for fact in {**ELSEWHERE, **DOCUMENTED}.values():
-        assert fact["source"], "each answer says where it came from"
+    for fact in FACTS.values():
+        assert {"repo", "path", "commit"} <= fact["source"].keys(), f"{fact['id']}: where it was recorded"
+    for fact in DOCUMENTED.values():
+        assert fact["source"]["reference"].startswith("https://"), f"{fact['id']}: where it is documented"
