@@ -93,6 +93,14 @@ _SOURCE_REFUSALS: dict[int, type[CopyOpsError]] = {
 }
 
 
+# A blob the caller named that is not there. On the caller's requests storage answers
+# BlobNotFound of the source only (Copy Blob of a source in the destination's account, the
+# source's properties, its lease): the destination's container missing is ContainerNotFound, a
+# destination blob missing no refusal (recorded: Copy Blob of a missing source in the same
+# account, 404 BlobNotFound). The caller's source: a 404 naming ``source``.
+_SOURCE_MISSING = frozenset({"BlobNotFound"})
+
+
 def block_refusal(exc: HttpResponseError, *, pinned: bool = False) -> CopyOpsError | None:
     """What a refusal of Put Block From URL, Put Blob From URL or Put Block List means to the
     block engine, when it is one of its own (else None: translate as any other). ``pinned``:
@@ -111,11 +119,13 @@ def block_refusal(exc: HttpResponseError, *, pinned: bool = False) -> CopyOpsErr
 
 
 def source_refusal(exc: HttpResponseError, *, pinned: bool = False) -> CopyOpsError | None:
-    """A copy's refusal to read its source (``CannotVerifyCopySource``), read by the source's
+    """A copy's refusal to read its source (``CannotVerifyCopySource``; or ``BlobNotFound``,
+    the source's own answer, for a source in the destination's account), read by the source's
     own status (its header; the answer's own status where a service version sends none) and
     never by the SDK's exception class, which differs between Azure and the emulators. The
     caller's source: a 4xx naming ``source``. ``pinned``: a source gone is a source changed."""
     headers = getattr(exc.response, "headers", None) or {}
+    code = error_code(exc) or CANNOT_VERIFY_SOURCE
     said = str(headers.get(SOURCE_STATUS_HEADER) or exc.status_code or "")
     kind = _SOURCE_REFUSALS.get(int(said)) if said.isdigit() else None
     if kind is NotFound and pinned:
@@ -125,10 +135,11 @@ def source_refusal(exc: HttpResponseError, *, pinned: bool = False) -> CopyOpsEr
         return SourceChanged(message, code=CANNOT_VERIFY_SOURCE)  # storage's words, once: the engine names it
     if kind is None:
         return None
-    why = " ".join(part for part in (said, headers.get(SOURCE_CODE_HEADER)) if part)
+    source_code = headers.get(SOURCE_CODE_HEADER) or (code if code != CANNOT_VERIFY_SOURCE else None)
+    why = " ".join(part for part in (said, source_code) if part)
     advice = "no such blob" if kind is NotFound else "give a SAS in its URL, or the app's identity a role there"
     detail = f"the copy source could not be read ({why}): {advice}"
-    return kind(detail, code=CANNOT_VERIFY_SOURCE, errors=(FieldError("source", detail),))
+    return kind(detail, code=code, errors=(FieldError("source", detail),))
 
 
 def error_code(exc: HttpResponseError) -> str | None:
@@ -145,7 +156,8 @@ def translate(exc: AzureError, callers: bool = False) -> CopyOpsError:
         code = error_code(exc)
         if code in _BY_CODE:
             return _BY_CODE[code](message, code=code)
-        refused = source_refusal(exc) if callers and code == CANNOT_VERIFY_SOURCE else None
+        read_source = code == CANNOT_VERIFY_SOURCE or code in _SOURCE_MISSING
+        refused = source_refusal(exc) if callers and read_source else None
         if refused is not None:
             return refused
         if callers and exc.status_code in _CALLERS:
