@@ -27,10 +27,11 @@ from copy_ops.copies.model import (
     SourceFacts,
     State,
 )
-from copy_ops.copies.phases import HISTORY_KEPT, TRANSITIONS, Event, IllegalTransition, Move, Phase, mermaid, table
+from copy_ops.copies.phases import HISTORY_KEPT, MACHINE, TRANSITIONS, Event, Move, Phase
 from copy_ops.core.settings import Settings
 from copy_ops.service import CopyService
 from devkit.worker import run
+from tests.support import machines
 from tests.support.memory import MemoryQueue, MemoryStorage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,43 +80,24 @@ def test_every_event_has_the_function_that_emits_it() -> None:
     assert set(EMITTERS) == set(Event)
 
 
-@pytest.mark.parametrize(("move", "to"), list(TRANSITIONS.items()), ids=lambda v: "-".join(map(str, v[:2])))
-def test_each_row_of_the_table_is_what_its_function_does(move: tuple[Phase, Event], to: tuple[Phase, str]) -> None:
-    phase, event = move
-    before = in_phase(phase)
-    after = EMITTERS[event](before)
-    assert after.phase is to[0]
-    assert after.history[-1] == Move(T0, to[0], event, after.history[-1].reason)  # and it is in the history
-    assert after.history[:-1] == before.history
+@pytest.mark.parametrize("row", machines.rows(MACHINE), ids=str)
+def test_each_row_of_the_table_is_what_its_function_does(row: tuple[Phase, Event]) -> None:
+    machines.made(MACHINE, EMITTERS, in_phase, T0, row)
 
 
-ILLEGAL = [(phase, event) for phase in Phase for event in Event if (phase, event) not in TRANSITIONS]
-
-
-@pytest.mark.parametrize(("phase", "event"), ILLEGAL, ids=str)
+@pytest.mark.parametrize(("phase", "event"), machines.illegal(MACHINE), ids=str)
 def test_a_move_the_table_does_not_hold_is_refused(phase: Phase, event: Event) -> None:
-    with pytest.raises(IllegalTransition):
-        EMITTERS[event](in_phase(phase))
+    machines.refused(EMITTERS, in_phase, phase, event)
 
 
 def test_every_phase_is_reached_from_the_record_and_leads_to_the_end() -> None:
-    moves = {(phase, to) for (phase, _), (to, _) in TRANSITIONS.items()}
-    reached, frontier = {Phase.RECORDED}, [Phase.RECORDED]
-    while frontier:
-        here = frontier.pop()
-        for phase, to in moves:
-            if phase is here and to not in reached:
-                reached.add(to)
-                frontier.append(to)
-    assert reached == set(Phase)
+    machines.reached_and_ending(MACHINE)
     assert all((phase, Event.FINISHED) in TRANSITIONS for phase in Phase if phase is not Phase.ENDED)
     assert not [move for move in TRANSITIONS if move[0] is Phase.ENDED]
 
 
 def test_the_docs_show_the_table_itself() -> None:
-    page = (ROOT / "docs" / "machines" / "copy.md").read_text(encoding="utf-8")
-    assert f"```mermaid\n{mermaid()}\n```" in page, "run: .venv/bin/python scripts/machines.py"
-    assert table() in page, "run: .venv/bin/python scripts/machines.py"
+    machines.shown(MACHINE, ROOT / "docs" / "machines" / "copy.md")
 
 
 def test_the_api_document_names_every_phase() -> None:

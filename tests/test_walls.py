@@ -25,6 +25,7 @@ PURE = {
     "core.continuation",
     "core.errors",
     "core.logtext",
+    "core.machines",
     "core.names",
     "core.ncrontab",
     "core.problems",

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from copy_ops.copies.phases import Move, Phase
+from copy_ops.copies.phases import MACHINE, Event, Move, Phase
 from copy_ops.core.times import format_time, parse_time
 
 # Put on the destination's metadata at copy start, so a copy whose start crashed
@@ -318,7 +318,7 @@ class Operation:
     # Where it is in its machine (copy_ops.copies.phases: the one table of its moves).
     phase: Phase = Phase.RECORDED
     # Its moves, the latest ones (phases.HISTORY_KEPT): when, to which phase, on what, why.
-    history: tuple[Move, ...] = ()
+    history: tuple[Move[Phase, Event], ...] = ()
 
     @property
     def is_final(self) -> bool:
@@ -390,7 +390,7 @@ class Operation:
             condition=DestinationCondition(data["condition"]) if data.get("condition") else None,
             condition_etag=data.get("condition_etag"),
             phase=Phase(data.get("phase") or Phase.RECORDED),
-            history=tuple(Move.from_dict(item) for item in data.get("history") or ()),
+            history=MACHINE.history_of(data.get("history")),
         )
 
 

@@ -1,5 +1,6 @@
 """Where an operation is in its machine: its phase, the events that move it, and the one
-table of every move. Pure.
+table of every move. Pure: the enums and the table alone (the machine that reads the
+table, generic over its enums, is :mod:`copy_ops.core.machines`).
 
 One operation, one phase, stored on its record: a copy by Copy Blob (``recorded`` then
 ``copying``), the block engine (``recorded`` or ``planning``, then ``staging``, then
@@ -14,12 +15,12 @@ by the machine's own next move (``ended``). docs/machines/copy.md is generated f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
-from copy_ops.core.times import format_time, parse_time
+from copy_ops.core.machines import IllegalTransition, Machine, Move
+
+__all__ = ["HISTORY_KEPT", "MACHINE", "TRANSITIONS", "Event", "IllegalTransition", "Move", "Phase"]
+__all__ += ["mermaid", "moved", "next_phase", "table"]
 
 
 class Phase(StrEnum):
@@ -82,56 +83,10 @@ TRANSITIONS: dict[tuple[Phase, Event], tuple[Phase, str]] = {
 HISTORY_KEPT = 16
 
 
-class IllegalTransition(AssertionError):
-    """A move the table does not hold: a bug in the code that asked for it."""
-
-
-def next_phase(phase: Phase, event: Event) -> Phase:
-    """The phase ``event`` moves ``phase`` to; :class:`IllegalTransition` if none."""
-    try:
-        return TRANSITIONS[phase, event][0]
-    except KeyError:
-        raise IllegalTransition(f"no move from {phase} on {event}") from None
-
-
-@dataclass(frozen=True)
-class Move:
-    """One line of a record's history: when, the phase it moved to, on what, and why."""
-
-    at: datetime
-    phase: Phase
-    event: Event
-    reason: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"at": format_time(self.at, exact=True), "phase": self.phase.value, "event": self.event.value} | (
-            {"reason": self.reason} if self.reason else {}
-        )
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Move:
-        return cls(parse_time(data["at"]), Phase(data["phase"]), Event(data["event"]), data.get("reason"))
-
-
-def moved(
-    phase: Phase, history: tuple[Move, ...], event: Event, at: datetime, reason: str | None = None
-) -> dict[str, Any]:
-    """A record's fields once it moves on ``event`` at ``at``: its next phase (the table's),
-    and its history with the move, the latest :data:`HISTORY_KEPT` kept."""
-    to = next_phase(phase, event)
-    return {"phase": to, "history": (*history, Move(at, to, event, reason))[-HISTORY_KEPT:]}
-
-
-def mermaid() -> str:
-    """The state diagram of :data:`TRANSITIONS` (Mermaid, as GitHub renders it)."""
-    lines = ["stateDiagram-v2", f"    [*] --> {Phase.RECORDED}"]
-    lines += [f"    {phase} --> {to}: {event}" for (phase, event), (to, _) in TRANSITIONS.items()]
-    lines.append(f"    {Phase.ENDED} --> [*]")
-    return "\n".join(lines)
-
-
-def table() -> str:
-    """:data:`TRANSITIONS` as a Markdown table."""
-    rows = ["| phase | event | next phase | when |", "| --- | --- | --- | --- |"]
-    rows += [f"| `{phase}` | `{event}` | `{to}` | {why} |" for (phase, event), (to, why) in TRANSITIONS.items()]
-    return "\n".join(rows)
+# The one machine of an operation's moves; the names below are its functions, as every
+# module and test calls them.
+MACHINE = Machine(Phase, Event, Phase.RECORDED, Phase.ENDED, TRANSITIONS, HISTORY_KEPT)
+next_phase = MACHINE.next_phase
+moved = MACHINE.moved
+mermaid = MACHINE.mermaid
+table = MACHINE.table
