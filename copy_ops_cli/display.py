@@ -82,11 +82,7 @@ def copy_details(view: Mapping[str, Any], now: datetime) -> list[str]:
         blocks = view.get("blocks") or {}
         staged = f", {blocks.get('staged')} of {blocks.get('total')} blocks staged" if blocks.get("total") else ""
         details.append(("engine", f"{engine}{staged}"))
-    if view.get("phase"):
-        details.append(("phase", str(view["phase"])))
-    for move in view.get("history") or []:
-        reason = f" ({move['reason']})" if move.get("reason") else ""
-        details.append(("moved", f"{move.get('at')} {move.get('event')} -> {move.get('phase')}{reason}"))
+    details += _machine(view)
     source = view.get("source")
     details.append(("source", source if isinstance(source, str) else _where(source)))
     details.append(("destination", _where(view.get("destination"))))
@@ -94,15 +90,26 @@ def copy_details(view: Mapping[str, Any], now: datetime) -> list[str]:
 
 
 def job_details(view: Mapping[str, Any], now: datetime) -> list[str]:
-    """A job as ``show`` prints it: its line, then its deadline and first failures."""
+    """A job as ``show`` prints it: its line, then its deadline, its phase and moves, and
+    its first failures."""
     details: list[tuple[str, str]] = []
     if view.get("deadline"):
         details.append(("deadline", f"{view['deadline']} ({_relative(str(view['deadline']), now)})"))
     if view.get("engine"):
         details.append(("engine", str(view["engine"])))
+    details += _machine(view)
     for failure in view.get("failures") or []:
         details.append(("failed", f"{failure.get('id')}: {failure.get('code')}"))
     return [job_line(view), *_aligned(details)]
+
+
+def _machine(view: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Where a copy or a job is in its machine, and each of its moves (its history)."""
+    lines = [("phase", str(view["phase"]))] if view.get("phase") else []
+    for move in view.get("history") or []:
+        reason = f" ({move['reason']})" if move.get("reason") else ""
+        lines.append(("moved", f"{move.get('at')} {move.get('event')} -> {move.get('phase')}{reason}"))
+    return lines
 
 
 def _aligned(details: Sequence[tuple[str, str]]) -> list[str]:

@@ -340,6 +340,32 @@ def test_show_says_what_a_person_asks_first(view: dict[str, object], lines: list
     assert display.copy_details(view, NOW_CLI) == lines
 
 
+def test_jobs_show_says_its_phase_and_each_move_as_show_does_for_a_copy() -> None:
+    view = {
+        "id": "j",
+        "state": "aborted",
+        "counts": {"items": 10, "aborted": 10},
+        "deadline": "2026-12-01T12:05:00Z",
+        "engine": "async",
+        "phase": "ended",
+        "history": [
+            {"at": "2026-12-01T11:59:01Z", "phase": "enumerating", "event": "abort_requested"},
+            {"at": "2026-12-01T11:59:02Z", "phase": "stopping", "event": "stopped", "reason": "the job was aborted"},
+            {"at": "2026-12-01T12:00:00Z", "phase": "ended", "event": "finished", "reason": "aborted: 10 items"},
+        ],
+        "failures": [],
+    }
+    assert display.job_details(view, NOW_CLI) == [
+        "j aborted 10/10 items, 10 aborted",
+        "  deadline  2026-12-01T12:05:00Z (in 5 min)",
+        "  engine    async",
+        "  phase     ended",
+        "  moved     2026-12-01T11:59:01Z abort_requested -> enumerating",
+        "  moved     2026-12-01T11:59:02Z stopped -> stopping (the job was aborted)",
+        "  moved     2026-12-01T12:00:00Z finished -> ended (aborted: 10 items)",
+    ]
+
+
 class EmptyApi:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, object]] = []

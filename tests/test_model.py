@@ -111,7 +111,7 @@ def test_a_job_record_of_a_later_version_is_read_with_its_new_fields_left_aside(
         failures=(Failure("8203468800000-5b679290-0000000000000000", "copy_failed"),),
     )
     data = json.loads(job.to_json())
-    data["phase"] = "later"
+    data["added_later"] = "later"
     for part in (data["source"], data["enumeration"], data["counts"], *data["failures"]):
         part["added_later"] = {"any": ["thing"]}
     assert Job.from_json(json.dumps(data).encode()) == job

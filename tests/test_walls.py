@@ -15,6 +15,8 @@ import ast
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = sorted(ROOT.glob("copy_ops/**/*.py"))
 PRODUCT = [*PACKAGE, ROOT / "function_app.py"]
@@ -44,6 +46,8 @@ PURE = {
     "copies.views",
     "jobs.events",
     "jobs.model",
+    "jobs.moves",
+    "jobs.phases",
     "jobs.ports",
     "jobs.progress",
     "jobs.request",
@@ -232,22 +236,47 @@ def test_collaborators_are_wired_in_constructors() -> None:
     assert not broken(PRODUCT, collaborators_set_afterwards)
 
 
-def phases_set_by_hand(path: Path) -> str | None:
-    """A phase given (``phase=...``) other than by the transition table's ``next_phase``:
-    every move of an operation is a row of copy_ops.copies.phases.TRANSITIONS. Reading a
-    record (model.py) and a new record's default are no moves."""
-    if name_of(path) == "copy_ops/copies/model.py":
-        return None
+# The records' readers: a stored phase and history read back are no move.
+RECORD_READERS = {"copy_ops/copies/model.py", "copy_ops/jobs/model.py"}
+
+
+def given_by_hand(tree: ast.Module) -> list[str]:
+    """Each ``phase=`` or ``history=`` given other than by a machine's ``next_phase``."""
     found = []
-    for node in ast.walk(parse(path)):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             for keyword in node.keywords:
                 value = keyword.value
                 by_table = isinstance(value, ast.Call) and ast.unparse(value.func).endswith("next_phase")
-                if keyword.arg == "phase" and not by_table:
-                    found.append(f"line {node.lineno}: phase={ast.unparse(value)}")
-    return ", ".join(found) or None
+                if keyword.arg in ("phase", "history") and not by_table:
+                    found.append(f"line {node.lineno}: {keyword.arg}={ast.unparse(value)}")
+    return found
+
+
+def phases_set_by_hand(path: Path) -> str | None:
+    """A phase or a history given by hand: every move of an operation or a job is a row of
+    its machine's table (``TRANSITIONS`` in copy_ops/copies/phases.py, in
+    copy_ops/jobs/phases.py), made by the machine's ``moved`` (its fields passed on as
+    ``**moved(...)``), which adds the move to the history. Reading a record (the two
+    model.py) and a new record's default are no moves."""
+    if name_of(path) in RECORD_READERS:
+        return None
+    return ", ".join(given_by_hand(parse(path))) or None
 
 
 def test_a_phase_changes_only_by_the_transition_table() -> None:
     assert not broken(PRODUCT, phases_set_by_hand)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "dataclasses.replace(job, phase=JobPhase.ENDED)",
+        "dataclasses.replace(op, phase=Phase.COPYING)",
+        "dataclasses.replace(job, history=(*job.history, line))",
+        "Job(id=job_id, state=JobState.RUNNING, phase=JobPhase.RUNNING)",
+    ],
+)
+def test_the_wall_finds_a_phase_or_a_history_given_by_hand(source: str) -> None:
+    assert given_by_hand(ast.parse(source))
+    assert not given_by_hand(ast.parse("dataclasses.replace(job, **MACHINE.moved(job.phase, job.history, e, now))"))

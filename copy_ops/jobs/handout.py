@@ -33,6 +33,7 @@ from copy_ops.jobs.handouts import Handed, handed, mark_name
 from copy_ops.jobs.item_starts import ItemStarts
 from copy_ops.jobs.items import Item, ItemOutcome
 from copy_ops.jobs.model import Job, PrefixSource
+from copy_ops.jobs.phases import DECIDED
 from copy_ops.jobs.ports import Listed
 from copy_ops.jobs.records import JobLedger
 from copy_ops.jobs.stops import StopLooks, stopped_for_good
@@ -183,7 +184,7 @@ class Batches:
 
     async def _stopped(self, job: Job, message: Batch) -> None:
         """A batch of a stopped job starts nothing: its mark, unless the job ended."""
-        if not job.is_final and job.closing is None:
+        if job.phase not in DECIDED:
             await self._done(message, stopped=True)
 
     async def _done(self, message: Batch, *, stopped: bool = False) -> None:

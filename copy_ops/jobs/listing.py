@@ -25,7 +25,7 @@ from copy_ops.copies.ports import WorkQueue, needed
 from copy_ops.core.errors import Busy, CopyOpsError, Forbidden, InvalidRequest, NotFound, PreconditionFailed
 from copy_ops.core.logtext import counts_text
 from copy_ops.core.redaction import redact
-from copy_ops.jobs import handouts, progress
+from copy_ops.jobs import handouts, moves, progress
 from copy_ops.jobs.chunks import ChunkDigests
 from copy_ops.jobs.handout import POISONED, Batches
 from copy_ops.jobs.item_starts import ItemStarts
@@ -207,10 +207,9 @@ class Enumerator:
             if enumeration is None:
                 return None
             state = JobState.RUNNING if enumeration.done else job.state
+            moved = moves.checkpoint_moved(job, enumeration, now)
             try:
-                return await self._jobs.save(
-                    dataclasses.replace(job, enumeration=enumeration, state=state), stored.etag, now
-                )
+                return await self._jobs.save(dataclasses.replace(moved, state=state), stored.etag, now)
             except PreconditionFailed:
                 stored = await self._jobs.read(job.id)
         raise Busy(f"job {stored.job.id} is busy; the page is retried", code="Busy")

@@ -2,6 +2,9 @@
 
 A :class:`Job` never holds a secret: a source URL is kept without its query string; the
 caller's SAS, if any, travels only in the job's enumeration messages (docs/jobs.md).
+
+Size: about 270 lines. The record and its request are one vocabulary, read by every module
+of the jobs; reading a record of any earlier version (one before phases, too) is part of it.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from enum import StrEnum
 from typing import Any
 
 from copy_ops.copies.model import BlobRef, Engine, ForeignBlob, ManifestEntry, OnAbort, State
+from copy_ops.core.machines import Move
 from copy_ops.core.times import format_time, parse_time
 from copy_ops.core.versions import known
+from copy_ops.jobs.phases import MACHINE, JobEvent, JobPhase
 
 
 class JobState(StrEnum):
@@ -185,6 +190,10 @@ class Job:
     report_digits: int = 0
     report_sent_at: datetime | None = None
     report_written: int = 0
+    # Where it is in its machine (copy_ops.jobs.phases: the one table of its moves), and its
+    # moves, the latest ones (phases.HISTORY_KEPT): when, to which phase, on what, why.
+    phase: JobPhase = JobPhase.ENUMERATING
+    history: tuple[Move[JobPhase, JobEvent], ...] = ()
 
     @property
     def is_final(self) -> bool:
@@ -237,7 +246,23 @@ class Job:
             report_digits=int(data.get("report_digits", 0)),
             report_sent_at=_optional_time(data.get("report_sent_at")),
             report_written=int(data.get("report_written", 0)),
+            # A record written before phases were stored: its phase, as its fields tell it.
+            phase=JobPhase(data["phase"]) if data.get("phase") else _phase_before_phases(data),
+            history=MACHINE.history_of(data.get("history")),
         )
+
+
+def _phase_before_phases(data: dict[str, Any]) -> JobPhase:
+    """The phase of a record written before phases were stored, read off its fields (as that
+    code read them): kept for those records alone; every later move is the table's."""
+    enumeration = data.get("enumeration") or {}
+    if JobState(data["state"]).is_final:
+        return JobPhase.ENDED
+    if data.get("closing"):
+        return JobPhase.REPORTING
+    if enumeration.get("settle_after"):
+        return JobPhase.STOPPING
+    return JobPhase.RUNNING if enumeration.get("done") else JobPhase.ENUMERATING
 
 
 def _encode(value: object) -> object:

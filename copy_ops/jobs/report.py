@@ -21,6 +21,7 @@ from copy_ops.copies.ports import Documents, WorkQueue, needed
 from copy_ops.copies.records import RECORD_PREFIX, Ledger
 from copy_ops.core.errors import Conflict, CopyOpsError, NotFound
 from copy_ops.jobs.model import Job
+from copy_ops.jobs.phases import JobPhase
 from copy_ops.jobs.progress import item_prefix, part_count
 from copy_ops.jobs.records import JobLedger
 from copy_ops.work.messages import Check, ReportPart, encode
@@ -134,7 +135,7 @@ class Reports:
         """A part's message: the part written; once it was the last, a check of the job now."""
         stored = await self._jobs.read_or_none(message.job)
         job = stored.job if stored is not None else None
-        if job is None or job.closing is None or len(message.part) != job.report_digits:
+        if job is None or job.phase is not JobPhase.REPORTING or len(message.part) != job.report_digits:
             return "stale"  # ended already (a redelivery), or no report in parts
         # Written again if sent again (the same lines: its items have ended), which the job's
         # check does only when no part was written for a while.

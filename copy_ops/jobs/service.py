@@ -26,6 +26,7 @@ from copy_ops.jobs.item_starts import ItemStarts
 from copy_ops.jobs.items import ItemStarter
 from copy_ops.jobs.listing import Enumerator, Paged
 from copy_ops.jobs.model import Enumeration, Job, JobRequest, JobState
+from copy_ops.jobs.phases import DECIDED
 from copy_ops.jobs.ports import JobStorage
 from copy_ops.jobs.records import JobLedger
 from copy_ops.jobs.report import ReportPage, Reports
@@ -196,7 +197,7 @@ class JobService:
         async def attempt() -> Job:
             stored = await self.records.read(job_id)
             job = stored.job
-            if job.is_final or job.closing is not None:
+            if job.phase in DECIDED:
                 if (job.closing or job.state) is JobState.ABORTED:
                     return job
                 ended = job.closing or job.state

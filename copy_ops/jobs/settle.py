@@ -37,10 +37,11 @@ from copy_ops.copies.settle import DUE_TOLERANCE, Settler
 from copy_ops.core.errors import CopyOpsError, NotFound
 from copy_ops.core.logtext import counts_text
 from copy_ops.core.settings import Settings
-from copy_ops.jobs import progress
+from copy_ops.jobs import moves, progress
 from copy_ops.jobs.aborts import ItemAborts
 from copy_ops.jobs.events import job_event
 from copy_ops.jobs.model import Job, JobState
+from copy_ops.jobs.phases import JobPhase
 from copy_ops.jobs.records import JobLedger, StoredJob
 from copy_ops.jobs.report import Reports, report_digits, report_parts
 from copy_ops.observability.telemetry import OFF, Telemetry
@@ -110,7 +111,7 @@ class JobChecker:
             return Checked.NOT_DUE
         if job.is_final:
             return await self._announce(stored, now) if job.announce_owed else Checked.NOT_DUE
-        if job.closing is not None:
+        if job.phase is JobPhase.REPORTING:
             return await self._close(stored, now)
         reason = progress.stop_reason(job, now)
         outstanding, cut = await self._outstanding(job)
@@ -124,12 +125,12 @@ class JobChecker:
             # whatever batches are still out or were stopped (they start nothing now, and
             # leave their marks).
             stopped = progress.stopped_reason(reason, job.enumeration.done)
-            job = dataclasses.replace(job, enumeration=progress.stopped_by_check(job.enumeration, stopped, now))
+            job = moves.stopped_by_check(job, stopped, now)
             logger.info("job_enumeration_ended job=%s reason=%s", job.id, stopped)
         soon = None if outstanding else progress.settling_soon(job.enumeration, now)
         if soon is not None:
             # Every batch it handed out is done or stopped: it ends once the index caught up.
-            job = dataclasses.replace(job, enumeration=soon)
+            job = moves.batches_done(job, soon, now)
             logger.info("job_batches_stopped job=%s", job.id)
         if progress.stalled(job, now):
             job = await self._unstall(job, now)
@@ -197,15 +198,7 @@ class JobChecker:
     async def _end(self, stored: StoredJob, job: Job, end: JobState, report: str, now: datetime) -> Checked:
         """The final state, once its report is written whole."""
         owed = self._announcer is not None
-        ended = dataclasses.replace(
-            job,
-            state=end,
-            closing=None,
-            finished_at=now,
-            report=report,
-            next_check_at=now if owed else None,
-            announce_owed=owed,
-        )
+        ended = moves.finished(job, end, report, now, owed=owed)
         saved = await self._jobs.save(ended, stored.etag, now)
         self._telemetry.job_ended(end.value)
         logger.info("job_finished job=%s state=%s %s", job.id, end, counts_text(ended.counts.as_dict()))
@@ -216,9 +209,7 @@ class JobChecker:
     async def _report_in_parts(self, stored: StoredJob, job: Job, end: JobState, digits: int, now: datetime) -> Checked:
         """The end decided and recorded first, then each part's message sent: the job's
         checks send again what is not written after a while."""
-        closing = dataclasses.replace(
-            job, closing=end, report_digits=digits, report_sent_at=now, next_check_at=now + REPORT_RESEND
-        )
+        closing = moves.reporting(job, end, digits, now, now + REPORT_RESEND)
         await self._jobs.save(closing, stored.etag, now)
         await self._reports.send(job.id, report_parts(digits))
         logger.info("job_report_parts job=%s state=%s parts=%s", job.id, end, progress.part_count(digits))
@@ -256,13 +247,17 @@ class JobChecker:
                 await self._jobs.save(retry, stored.etag, now)
                 return Checked.ANNOUNCE_DEFERRED
             logger.info("job_announced job=%s event=%s type=%s", job.id, event.id, event.type)
+            await self._jobs.save(moves.announced(job, now), stored.etag, now)
+            return Checked.ANNOUNCED
+        # Events were turned off since it ended: the event it owed is dropped (no line in
+        # its history: nothing was sent).
         await self._jobs.save(dataclasses.replace(job, announce_owed=False, next_check_at=None), stored.etag, now)
         return Checked.ANNOUNCED
 
     async def request_abort(self, stored: StoredJob, now: datetime) -> StoredJob:
         """Recorded first, so a crash still ends in the abort; checked now (a message
         to the work queue), or at the next sweep if that message cannot be sent."""
-        job = dataclasses.replace(stored.job, abort_requested_at=now, next_check_at=now)
+        job = moves.abort_requested(stored.job, now)
         saved = await self._jobs.save(job, stored.etag, now)
         logger.info("job_abort_requested job=%s", job.id)
         return saved
@@ -287,7 +282,7 @@ class JobChecker:
         # A listing's items are counted as handed out; a lost chunk's were never known.
         counted = (await self._jobs.counts(job.id))[0].items if source is None else None
         logger.error("job_enumeration_stopped job=%s reason=%s", job.id, reason)
-        return dataclasses.replace(job, enumeration=progress.stopped(job.enumeration, reason, counted, now))
+        return moves.checkpoint_moved(job, progress.stopped(job.enumeration, reason, counted, now), now)
 
     async def _read(self, operation_id: str) -> Operation | None:
         try:

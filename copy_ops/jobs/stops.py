@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from copy_ops.core.errors import CopyOpsError
 from copy_ops.jobs.model import Job
+from copy_ops.jobs.phases import DECIDED
 from copy_ops.jobs.records import JobLedger
 
 # Once this long has passed since the instance last read a job, the next of its items to
@@ -32,7 +33,7 @@ LOOKS_KEPT = 256
 def stopped_for_good(job: Job) -> bool:
     """No more of the job's items start, whatever the clock says: it ended, its end is
     decided, or it was aborted (its deadline each item checks on its own clock)."""
-    return job.is_final or job.closing is not None or job.abort_requested_at is not None
+    return job.phase in DECIDED or job.abort_requested_at is not None
 
 
 @dataclass(frozen=True)

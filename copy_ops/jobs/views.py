@@ -18,6 +18,10 @@ def job_view(job: Job) -> dict[str, Any]:
     return {
         "id": job.id,
         "state": job.state.value,
+        # Where it is in its machine (docs/machines/job.md), and its moves: when, to which
+        # phase, on what, why.
+        "phase": job.phase.value,
+        "history": [move.as_dict() for move in job.history],
         "source": shown,
         "destination": {"container": job.destination_container, "prefix": job.destination_prefix},
         "deadline": when_shown(job.deadline),
