@@ -1,16 +1,18 @@
 """Azure Functions entry point (Python v2 programming model): wiring only.
 
 Each function hands its trigger's input to an adapter of :mod:`copy_ops` (``http``
-and ``http_jobs`` for HTTP, ``triggers`` for the rest) and returns what it gives back.
+and ``http_jobs`` for HTTP, ``triggers`` for the rest) and returns what it gives back;
+``http_callers`` says the HTTP functions' auth level, by ``COPY_AUTH``.
 Every function is ``async def``: the worker awaits it on its own event loop, where the
 storage SDK's async clients run (see docs/design.md, "How the app runs on the worker").
 """
 
 import azure.functions as func
 
-from copy_ops.edges import http, http_jobs, triggers
+from copy_ops.edges import http, http_callers, http_jobs, triggers
 
-app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+# FUNCTION (a key) unless COPY_AUTH is entra: then App Service Authentication admits callers.
+app = func.FunctionApp(http_auth_level=http_callers.auth_level())
 
 
 @app.route(route="copies", methods=["POST"])
@@ -61,6 +63,11 @@ async def abort_job(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="jobs/{id}/report", methods=["GET"])
 async def job_report(req: func.HttpRequest) -> func.HttpResponse:
     return await http_jobs.job_report(req)
+
+
+@app.route(route="whoami", methods=["GET"])
+async def whoami(req: func.HttpRequest) -> func.HttpResponse:
+    return await http.whoami(req)
 
 
 @app.route(route="openapi.json", methods=["GET"])

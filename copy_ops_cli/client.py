@@ -1,6 +1,6 @@
 """The HTTP API, called with httpx: JSON in and out, the function key as
-``x-functions-key``, and a problem+json answer raised as :class:`ApiError` with one
-readable line."""
+``x-functions-key``, a bearer token of Microsoft Entra ID as ``Authorization``, and a
+problem+json answer raised as :class:`ApiError` with one readable line."""
 
 from __future__ import annotations
 
@@ -48,13 +48,15 @@ def problem_line(status: int, body: bytes) -> str:
 
 
 class Client:
-    def __init__(self, url: str, key: str | None) -> None:
+    def __init__(self, url: str, key: str | None, token: str | None = None) -> None:
         if not url.startswith(("https://", "http://")):
             raise ApiError(0, f"the app's URL must start with https:// or http://, not {url!r}")
         self.url = url.rstrip("/")
         headers = {"Accept": "application/json"}
         if key:
             headers["x-functions-key"] = key
+        if token:
+            headers["Authorization"] = f"Bearer {token.strip()}"
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=TIMEOUT_SECONDS)
 
     def call(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None) -> Any:

@@ -112,6 +112,24 @@ def _machine(view: Mapping[str, Any]) -> list[tuple[str, str]]:
     return lines
 
 
+def caller_details(view: Mapping[str, Any]) -> list[str]:
+    """``whoami``: who the app takes the caller for, then how it knows and what it holds."""
+    if view.get("known_by") == "key":
+        first = "the holder of a function key (an admin)"
+    else:
+        first = f"{view.get('name') or view.get('object_id')}, signed in with Microsoft Entra ID"
+    details: list[tuple[str, str]] = []
+    if view.get("object_id"):
+        details.append(("object id", str(view["object_id"])))
+    if view.get("tenant_id"):
+        details.append(("tenant", str(view["tenant_id"])))
+    details.append(("roles", ", ".join(view.get("roles") or []) or "none"))
+    details.append(("groups", ", ".join(view.get("groups") or []) or "none"))
+    details.append(("admin", "yes" if view.get("admin") else "no"))
+    details.append(("auth", f"{view.get('auth')} (COPY_AUTH)"))
+    return [first, *_aligned(details)]
+
+
 def _aligned(details: Sequence[tuple[str, str]]) -> list[str]:
     width = max((len(name) for name, _ in details), default=0)
     return [f"  {name.ljust(width)}  {value}" for name, value in details]

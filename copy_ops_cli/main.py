@@ -1,7 +1,9 @@
 """copy-ops: start, watch, list and abort copies and jobs of a copy-ops app.
 
 The app's URL and key come from --url/--key or COPY_OPS_URL/COPY_OPS_KEY; the key is
-sent as x-functions-key. argparse (the standard library's) reads the arguments, httpx
+sent as x-functions-key. A bearer token of Microsoft Entra ID for the app's audience
+(--token or COPY_OPS_TOKEN) is sent as Authorization, where the app knows its callers
+by Entra ID (COPY_AUTH entra or both). argparse (the standard library's) reads the arguments, httpx
 talks HTTP, rich draws tables and progress bars (only on a terminal). Exit status: 0
 done (with --wait or --watch: the copy or job succeeded), 1 the API refused or the copy
 or job ended otherwise, 2 bad usage.
@@ -167,6 +169,10 @@ def run(args: argparse.Namespace, client: Client, out: Output, sleep: Callable[[
         for part in client.parts(f"{kind.path}/{args.id}/report"):  # a large job's report comes in parts
             out.stream.write(part.decode("utf-8"))
         return 0
+    if command == "whoami":
+        view = client.call("GET", "/api/whoami")
+        out.data(view, "\n".join(display.caller_details(view)))
+        return 0
     assert command == "sweep", command
     client.call("POST", "/admin/functions/sweep", {"input": ""})
     out.data({"sweep": "started"}, "sweep started")
@@ -209,6 +215,8 @@ def _common(parser: argparse.ArgumentParser, defaults: bool) -> None:
 
     parser.add_argument("--url", default=default(os.environ.get("COPY_OPS_URL")), help="the app's URL (COPY_OPS_URL)")
     parser.add_argument("--key", default=default(os.environ.get("COPY_OPS_KEY")), help="a function key (COPY_OPS_KEY)")
+    bearer = "a bearer token for the app's Entra ID audience (COPY_OPS_TOKEN)"
+    parser.add_argument("--token", default=default(os.environ.get("COPY_OPS_TOKEN")), help=bearer)
     parser.add_argument("--json", action="store_true", default=default(False), help="print the API's JSON, for scripts")
 
 
@@ -248,6 +256,7 @@ def parser() -> argparse.ArgumentParser:
     ls.add_argument("--state", choices=["pending", "succeeded", "failed", "aborted"])
     commands.add_parser("abort", help="abort a pending copy").add_argument("id")
     commands.add_parser("sweep", help="run the sweep now (the admin endpoint: needs the master key)")
+    commands.add_parser("whoami", help="who the app takes you for: your key, or you signed in with Entra ID")
 
     jobs = commands.add_parser("jobs", help="jobs: many blobs under one deadline")
     job_commands = _Commands(jobs, "job_command")
@@ -289,7 +298,7 @@ def main(
         return 2
     client: Client | None = None
     try:
-        client = Client(args.url, args.key)
+        client = Client(args.url, args.key, args.token)
         return run(args, client, Output(stdout, args.json), sleep)
     except UsageError as error:
         stderr.write(f"copy-ops: {error}\n")

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 import azure.functions as func
 
 from copy_ops.core.ncrontab import Schedule
+from devhost.auth import AppServiceAuth
 from devhost.queues import QueueOptions, QueueTrigger, connection_problem
 from devhost.routes import Router
 from devkit.inputs import http_request, timer_request
@@ -148,6 +149,8 @@ class DevHost:
         self._stop = threading.Event()
         self._server: DevServer | None = None
         self._polling: list[threading.Thread] = []
+        # App Service Authentication in front of the app, when COPY_AUTH asks for callers of Entra ID.
+        self.auth: AppServiceAuth | None = None
 
     def serve(self, host: str, port: int) -> DevServer:
         """Bind ``host:port`` and serve this app there (see :meth:`start`)."""
@@ -155,8 +158,10 @@ class DevHost:
 
     def start(self, server: DevServer) -> DevServer:
         """Start the timers and queue triggers, and have ``server`` (bound already, and
-        answering 503 until now) serve this app's routes."""
+        answering 503 until now) serve this app's routes, behind App Service Authentication
+        when COPY_AUTH asks for it (:mod:`devhost.auth`)."""
         self._server = server
+        self.auth = AppServiceAuth.from_env(os.environ, server.server_address[1])
         for timer in self.timers.values():
             threading.Thread(target=timer.loop, args=(self._stop,), name=f"timer-{timer.name}", daemon=True).start()
         for trigger in self.queues.values():
@@ -177,6 +182,8 @@ class DevHost:
         self._stop.set()
         if self._server is not None:
             self._server.shutdown()
+        if self.auth is not None:
+            self.auth.stop()
         # The messages being run finish first, as the Functions host drains them: each waits
         # on the loop, and once that has stopped it would wait for ever, and hold the process
         # (its pool's threads are joined at exit) until it is killed.
@@ -302,6 +309,11 @@ def _handler(server: DevServer) -> type[BaseHTTPRequestHandler]:
             host = server.host
             if host is None:
                 return problem_answer(503, LOADING_DETAIL, {"Retry-After": "1"})
+            headers = dict(self.headers.items())
+            refusal = host.auth.admit(headers) if host.auth is not None else None
+            if refusal is not None:
+                status, challenge, detail = refusal
+                return problem_answer(status, detail, {"WWW-Authenticate": challenge})
             if path.startswith("/admin/functions/") and self.command == "POST":
                 status, detail = host.run_function(path.rsplit("/", 1)[-1], body)
                 return (status, {}, b"") if status == 202 else problem_answer(status, detail)
@@ -316,7 +328,7 @@ def _handler(server: DevServer) -> type[BaseHTTPRequestHandler]:
             request = http_request(
                 self.command,
                 f"http://{self.headers.get('Host', 'localhost')}{self.path}",
-                dict(self.headers.items()),
+                headers,
                 dict(parse_qsl(query, keep_blank_values=True)),
                 route_params,
                 body,

@@ -24,6 +24,8 @@ FOR_THE_HOST = {
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "the host's telemetry",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "telemetry with the app's identity (Entra ID)",
 }
+# Read by the app, set by the platform: App Service Authentication says it is on.
+BY_THE_PLATFORM = {"WEBSITE_AUTH_ENABLED"}
 
 
 def template_settings() -> dict[str, str]:
@@ -49,7 +51,7 @@ def names_the_app_reads() -> set[str]:
 def test_the_template_sets_what_the_app_reads_and_nothing_else() -> None:
     settings = set(template_settings())
     assert settings, "no settings block found in infra/app/resources.bicep"
-    assert names_the_app_reads() - ALTERNATIVES == settings - set(FOR_THE_HOST)
+    assert names_the_app_reads() - ALTERNATIVES - BY_THE_PLATFORM == settings - set(FOR_THE_HOST)
 
 
 def test_identity_only() -> None:

@@ -23,6 +23,7 @@ PRODUCT = [*PACKAGE, ROOT / "function_app.py"]
 MAX_LINES = 250
 # The pure core: decisions and values only, nothing that touches storage, HTTP or the clock.
 PURE = {
+    "core.callers",
     "core.connection",
     "core.continuation",
     "core.errors",
@@ -30,6 +31,8 @@ PURE = {
     "core.machines",
     "core.names",
     "core.ncrontab",
+    "core.policy",
+    "core.policy_document",
     "core.problems",
     "core.redaction",
     "core.settings",
@@ -127,6 +130,7 @@ def test_function_app_imports_only_azure_functions_and_the_adapters() -> None:
         "azure.functions",
         "copy_ops.edges",
         "copy_ops.edges.http",
+        "copy_ops.edges.http_callers",
         "copy_ops.edges.http_jobs",
         "copy_ops.edges.triggers",
     }

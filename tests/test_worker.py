@@ -88,6 +88,14 @@ def test_the_worker_indexes_every_function_without_any_setting() -> None:
     )
 
 
+@pytest.mark.parametrize(("mode", "level"), [("entra", "ANONYMOUS"), ("both", "FUNCTION"), ("not-a-mode", "FUNCTION")])
+def test_the_worker_indexes_the_auth_level_copy_auth_asks_for(mode: str, level: str) -> None:
+    """In entra, App Service Authentication admits callers and the host asks no key; a bad
+    mode indexes as keys (the requests then answer 503 naming COPY_AUTH)."""
+    functions = index_with_worker(COPY_AUTH=mode)
+    assert {trigger(functions[name])["authLevel"] for name in HTTP} == {level}
+
+
 def test_the_timer_takes_its_schedule_from_the_setting() -> None:
     functions = index_with_worker(COPY_SWEEP_SCHEDULE="*/10 * * * * *", COPY_STORAGE="UseDevelopmentStorage=true")
     assert trigger(functions["sweep"])["schedule"] == "*/10 * * * * *"

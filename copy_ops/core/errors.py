@@ -79,6 +79,14 @@ class Forbidden(CopyOpsError):
     title = "Not allowed"
 
 
+class Unauthenticated(CopyOpsError):
+    """No caller the app may take: COPY_AUTH asks for one signed in with Microsoft Entra ID and
+    the request came with none, or with a principal App Service Authentication would not send
+    (``code`` says which)."""
+
+    title = "Not signed in"
+
+
 class NotFound(CopyOpsError):
     title = "Not found"
 

@@ -5,7 +5,7 @@ record exactly which names the code reads and check that ``local.settings.sample
 carries each of them. A missing or malformed setting raises one
 :class:`~copy_ops.core.errors.ConfigurationError` naming it.
 
-Size: a little over 250 lines: every setting is read here and nowhere else, by design.
+Size: about 330 lines: every setting is read here and nowhere else, by design.
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from copy_ops.core import names, urls
+from copy_ops.core.callers import AUTH_MODES
 from copy_ops.core.connection import StorageConnection, read_connection
 from copy_ops.core.errors import ConfigurationError
 from copy_ops.core.ncrontab import Schedule, ScheduleError
+from copy_ops.core.policy import Policy
+from copy_ops.core.policy_document import parse_policy
 from copy_ops.core.times import parse_time
 
 T = TypeVar("T")
@@ -82,6 +85,13 @@ class Settings:
     # (None: never). Set for a rolling upgrade from the version before seals, whose
     # instances send none (docs/trust.md, "The work queue, a trust boundary (issue 28)").
     work_unsealed_until: datetime | None = None
+    # How callers are known (docs/callers.md): keys, the default, because the template's
+    # deployment puts no App Service Authentication in front of the app, and without it nothing
+    # strips a principal header a client sends; entra, or both, where the platform (or the
+    # development host, playing it) authenticates callers.
+    auth: str = "keys"
+    # Who may copy what (COPY_POLICY); no rules: only admins copy.
+    policy: Policy = field(default_factory=Policy)
 
     @property
     def announces(self) -> bool:
@@ -105,6 +115,13 @@ class Settings:
             return str(_DEFAULTS["sweep_schedule"])
 
     @classmethod
+    def auth_from_env(cls, env: Mapping[str, str]) -> str:
+        """COPY_AUTH at indexing time, never failing: a bad value is keys, whose function
+        keys the host checks, and :meth:`from_env` reports it on every use."""
+        mode = _Reader(env).text("COPY_AUTH", "auth").lower()
+        return mode if mode in AUTH_MODES else str(_DEFAULTS["auth"])
+
+    @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         reader = _Reader(env)
         storage = read_connection(reader.raw)
@@ -124,6 +141,12 @@ class Settings:
             )
         first_check = reader.integer("COPY_FIRST_CHECK_SECONDS", "first_check_seconds", 1, 86400)
         own_host = urlsplit(storage.blob_endpoint).netloc.lower()
+        work_queue = _queue_name(reader.text("COPY_WORK_QUEUE", "work_queue"), "COPY_WORK_QUEUE")
+        events_queue = _optional(reader.raw("COPY_EVENTS_QUEUE"), lambda name: _queue_name(name, "COPY_EVENTS_QUEUE"))
+        # The app's own names, never a copy's container whatever the policy: the ledger, and
+        # its queues' names with their poison queues' (a container so named would be mistaken for them).
+        queues = [queue for queue in (work_queue, events_queue) if queue]
+        own = frozenset({ledger, *queues, *(f"{queue}-poison" for queue in queues)})
         return cls(
             storage=storage,
             sweep_schedule=_schedule(reader.text("COPY_SWEEP_SCHEDULE", "sweep_schedule")),
@@ -141,21 +164,21 @@ class Settings:
                 "COPY_MAX_CHECK_INTERVAL_SECONDS", "max_check_interval_seconds", first_check, 86400
             ),
             start_grace_seconds=reader.integer("COPY_START_GRACE_SECONDS", "start_grace_seconds", 1, 3600),
-            work_queue=_queue_name(reader.text("COPY_WORK_QUEUE", "work_queue"), "COPY_WORK_QUEUE"),
+            work_queue=work_queue,
             fanout_threshold=reader.integer("COPY_FANOUT_THRESHOLD", "fanout_threshold", 1, 1_000_000),
             job_manifest_max=reader.integer("COPY_JOB_MANIFEST_MAX", "job_manifest_max", 1, 5000),
             job_page_size=reader.integer("COPY_JOB_PAGE_SIZE", "job_page_size", 1, 5000),
             job_report_part=reader.integer("COPY_JOB_REPORT_PART", "job_report_part", 100, 20000),
             job_item_claim_seconds=reader.integer("COPY_JOB_ITEM_CLAIM_SECONDS", "job_item_claim_seconds", 10, 30),
-            events_queue=_optional(
-                reader.raw("COPY_EVENTS_QUEUE"), lambda name: _queue_name(name, "COPY_EVENTS_QUEUE")
-            ),
+            events_queue=events_queue,
             events_topic_endpoint=_optional(reader.raw("COPY_EVENTS_TOPIC_ENDPOINT"), _topic_endpoint),
             events_topic_key=_topic_key(reader.raw("COPY_EVENTS_TOPIC_KEY"), reader.raw("COPY_EVENTS_TOPIC_ENDPOINT")),
             engine=reader.choice("COPY_ENGINE", "engine", ENGINES),
             escalate_at=reader.share("COPY_ESCALATE_AT", "escalate_at"),
             blocks_in_flight=reader.integer("COPY_BLOCKS_IN_FLIGHT", "blocks_in_flight", 1, 256),
             work_unsealed_until=_optional(reader.raw("COPY_WORK_UNSEALED_UNTIL"), _unsealed_until),
+            auth=_auth(reader.choice("COPY_AUTH", "auth", AUTH_MODES), reader.raw("WEBSITE_AUTH_ENABLED")),
+            policy=parse_policy(reader.raw("COPY_POLICY"), storage.account.name, own),
         )
 
 
@@ -268,6 +291,20 @@ def _topic_key(key: str | None, endpoint: str | None) -> str | None:
             code="COPY_EVENTS_TOPIC_KEY",
         )
     return key
+
+
+def _auth(mode: str, platform: str | None) -> str:
+    """COPY_AUTH, held to what is in front of the app: a principal is taken only where App
+    Service Authentication sets its headers and strips a client's (the platform says so in
+    WEBSITE_AUTH_ENABLED; the development host, when it plays it)."""
+    if mode != "keys" and (platform or "").lower() != "true":
+        raise ConfigurationError(
+            f"COPY_AUTH is {mode}, but App Service Authentication is not on in front of the app "
+            "(WEBSITE_AUTH_ENABLED is not True): without it anyone can send the principal headers. "
+            "Turn it on (docs/callers.md), or run locally with the development host, which plays it",
+            code="COPY_AUTH",
+        )
+    return mode
 
 
 def _schedule(expression: str) -> str:

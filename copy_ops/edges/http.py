@@ -1,9 +1,10 @@
 """HTTP adapter: Azure Functions requests in, responses out.
 
-Each handler parses its request into typed input (:class:`~copy_ops.copies.model.CopyRequest`,
-the idempotency key, :class:`~copy_ops.copies.model.ListQuery`), calls the service, and turns
-the domain result, or a :class:`~copy_ops.core.errors.CopyOpsError`, into a response: JSON
-views (:mod:`copy_ops.copies.views`) or RFC 9457 ``application/problem+json``.
+Each handler, once its caller is known (:mod:`copy_ops.edges.http_callers`), parses its
+request into typed input (:class:`~copy_ops.copies.model.CopyRequest`, the idempotency key,
+:class:`~copy_ops.copies.model.ListQuery`), calls the service, and turns the domain result,
+or a :class:`~copy_ops.core.errors.CopyOpsError`, into a response: JSON views
+(:mod:`copy_ops.copies.views`) or RFC 9457 ``application/problem+json``.
 """
 
 from __future__ import annotations
@@ -34,9 +35,11 @@ from copy_ops.core.errors import (
     PreconditionFailed,
     StorageFault,
     StorageUnavailable,
+    Unauthenticated,
 )
 from copy_ops.core.redaction import redact
 from copy_ops.edges import runtime
+from copy_ops.edges.http_callers import caller_view, known_caller
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +123,7 @@ def view(op: Operation) -> dict[str, Any]:
 STATUSES: dict[type[CopyOpsError], tuple[int, str]] = {
     PayloadTooLarge: (413, "payload-too-large"),
     InvalidRequest: (400, "invalid-request"),
+    Unauthenticated: (401, "unauthenticated"),
     Forbidden: (403, "forbidden"),
     NotFound: (404, "not-found"),
     Conflict: (409, "conflict"),
@@ -152,17 +156,22 @@ def problem(error: CopyOpsError) -> func.HttpResponse:
     if isinstance(error.operation, Operation):
         body["operation"] = view(error.operation)
     headers = {"Retry-After": "5"} if status == 503 else {}
+    if status == 401:
+        # A 401 says how to authenticate (RFC 9110, 11.6.1): a bearer token of Microsoft Entra ID.
+        headers["WWW-Authenticate"] = "Bearer"
     return func.HttpResponse(
         json.dumps(body, separators=(",", ":")), status_code=status, mimetype=PROBLEM_JSON, headers=headers
     )
 
 
 def handled(handler: Handler) -> Handler:
-    """Every error becomes problem+json; an unexpected one a 500 with no detail."""
+    """Every request's caller is known first, as COPY_AUTH says (none: 401); every error
+    becomes problem+json; an unexpected one a 500 with no detail."""
 
     @wraps(handler)
     async def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         try:
+            known_caller(req)
             return await handler(req)
         except ConfigurationError as error:
             logger.error("configuration_error setting=%s detail=%s", error.code, error.detail)
@@ -219,6 +228,11 @@ async def abort_copy(req: func.HttpRequest) -> func.HttpResponse:
 async def list_copies(req: func.HttpRequest) -> func.HttpResponse:
     page = await (await runtime.service()).list(list_query(req.params))
     return json_response(200, {"items": [view(op) for op in page.items], "continuation": page.continuation})
+
+
+@handled
+async def whoami(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(200, caller_view(known_caller(req)))
 
 
 @handled

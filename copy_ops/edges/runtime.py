@@ -62,6 +62,11 @@ def sweep_schedule() -> str:
     return Settings.schedule_from_env(ENVIRONMENT)
 
 
+def auth_mode() -> str:
+    """COPY_AUTH at indexing time; never fails (see Settings.auth_from_env)."""
+    return Settings.auth_from_env(ENVIRONMENT)
+
+
 def _lock() -> asyncio.Lock:
     # Made on first use, so it belongs to the loop that runs the functions.
     if not _building:

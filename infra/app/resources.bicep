@@ -297,6 +297,11 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       COPY_EVENTS_QUEUE: ''
       COPY_EVENTS_TOPIC_ENDPOINT: ''
       COPY_EVENTS_TOPIC_KEY: ''
+      // Callers by function key: this template puts no App Service Authentication in front of
+      // the app, and without it nothing strips a principal header a client sends (docs/callers.md).
+      COPY_AUTH: 'keys'
+      // No rules: only admins (here, every key's holder) copy.
+      COPY_POLICY: ''
       // -- end of the app's settings --
     }
     dependsOn: [hostBlobOwner, hostQueues, hostTables, copiesBlobOwner, copiesQueues, publisher]

@@ -9,6 +9,7 @@ EXPECTED = {
     "get_copy": ("copies/{id}", ["GET"]),
     "abort_copy": ("copies/{id}/abort", ["POST"]),
     "openapi": ("openapi.json", ["GET"]),
+    "whoami": ("whoami", ["GET"]),
     "start_job": ("jobs", ["POST"]),
     "list_jobs": ("jobs", ["GET"]),
     "get_job": ("jobs/{id}", ["GET"]),
