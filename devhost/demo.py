@@ -1,9 +1,11 @@
 """python -m devhost.demo: watch copy-ops work, start to finish, in about 10 seconds.
 
-Starts Azurite, the pending-copy proxy in front of it (so copies stay pending, as
-copies from another account do in Azure), and the development host with a sweep every
-two seconds. Then starts two copies: one finishes while we watch; the other is still
-pending at its 6-second deadline and the sweep aborts it. Prints what happens as it
+Starts Azurite with a second account (a partner's), the pending-copy proxy in front of
+it (so a copy from the partner's account stays pending, as a copy from another account
+does in Azure; one within an account ends at once, there and here), and the development
+host with a sweep every two seconds. Then starts two copies from the partner's account,
+each named by a URL with the partner's SAS: one finishes while we watch; the other is
+still pending at its 6-second deadline and the sweep aborts it. Prints what happens as it
 happens. Everything stops at the end, or on Ctrl-C.
 """
 
@@ -15,9 +17,22 @@ import sys
 import threading
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from devkit import Azurite, PendingCopyProxy, free_port, http_call, serve
+from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
+
+from devkit import (
+    DEV_ACCOUNT,
+    DEV_KEY,
+    PARTNER_ACCOUNT,
+    PARTNER_KEY,
+    Azurite,
+    PendingCopyProxy,
+    free_port,
+    http_call,
+    serve,
+)
 
 SWEEP_EVERY_TWO_SECONDS = "*/2 * * * * *"
 # name, timeout in seconds, on_abort
@@ -74,19 +89,37 @@ def start_host(proxy: PendingCopyProxy) -> tuple[Any, str]:
     return host, f"http://127.0.0.1:{port}"
 
 
+def partner_container(proxy: PendingCopyProxy, name: str) -> tuple[BlobServiceClient, str]:
+    """A container of the partner's account, made in Azurite itself; the SAS that reads it,
+    as a partner hands one out."""
+    partner = BlobServiceClient(
+        f"http://127.0.0.1:{proxy.azurite_port}/{PARTNER_ACCOUNT}",
+        credential={"account_name": PARTNER_ACCOUNT, "account_key": PARTNER_KEY},
+    )
+    partner.create_container(name)
+    sas = generate_container_sas(
+        PARTNER_ACCOUNT,
+        name,
+        account_key=PARTNER_KEY,
+        permission=ContainerSasPermissions(read=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )
+    return partner, sas
+
+
 def start_copies(base: str, proxy: PendingCopyProxy, src: str, dst: str) -> dict[str, str]:
-    direct = proxy.direct  # Azurite itself, to arrange the demo's blobs
-    direct.create_container(src)
-    direct.create_container(dst)
+    proxy.direct.create_container(dst)  # Azurite itself, to arrange the demo's blobs
+    partner, sas = partner_container(proxy, src)
     copies = {}
     for name, timeout, on_abort in COPIES:
-        direct.get_blob_client(src, name).upload_blob(os.urandom(1 << 20))
+        partner.get_blob_client(src, name).upload_blob(os.urandom(1 << 20))
         body = {
-            "source": {"container": src, "blob": name},
+            "source": f"{proxy.url}/{PARTNER_ACCOUNT}/{src}/{name}?{sas}",
             "destination": {"container": dst, "blob": name},
             "timeout_seconds": timeout,
             "on_abort": on_abort,
-            # Azure's Copy Blob, held pending by the proxy: what the deadline guard is for.
+            # Azure's Copy Blob from another account, held pending by the proxy: what the
+            # deadline guard is for (auto would take the block engine for another account).
             "engine": "async",
         }
         reply = http_call(base + "/api/copies", "POST", body)
@@ -122,14 +155,17 @@ def watch(base: str, proxy: PendingCopyProxy, dst: str, copies: dict[str, str]) 
 
 def main() -> int:
     show_sweeps()
-    with Azurite() as azurite:
+    with Azurite(accounts={DEV_ACCOUNT: DEV_KEY, PARTNER_ACCOUNT: PARTNER_KEY}) as azurite:
         proxy = serve(azurite.port, pending=True)
         host, base = start_host(proxy)
         try:
-            say(f"Azurite on {azurite.port}, pending-copy proxy on {proxy.port}, copy-ops on {base}")
+            say(
+                f"Azurite on {azurite.port} (the sources in its second account, {PARTNER_ACCOUNT}), "
+                f"pending-copy proxy on {proxy.port}, copy-ops on {base}"
+            )
             say(f"the sweep runs on {SWEEP_EVERY_TWO_SECONDS!r} (every two seconds)")
             suffix = uuid.uuid4().hex[:6]
-            src, dst = f"incoming-{suffix}", f"backups-{suffix}"
+            src, dst = f"exports-{suffix}", f"backups-{suffix}"
             copies = start_copies(base, proxy, src, dst)
             if not watch(base, proxy, dst, copies):
                 return 1

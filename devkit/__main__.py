@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     proxy = commands.add_parser("proxy", help="the pending-copy proxy in front of Azurite")
     proxy.add_argument("--azurite-port", type=int, required=True)
     proxy.add_argument("--latency-ms", type=float, default=0.0)
-    proxy.add_argument("--pending", action="store_true", help="answer Copy Blob as pending from the start")
+    proxy.add_argument(
+        "--pending", action="store_true", help="answer Copy Blob from another account as pending from the start"
+    )
     standin = commands.add_parser("standin", help="the local stand-in of Azure in front of Azurite (make run)")
     standin.add_argument("--azurite-port", type=int, required=True, help="Azurite's blob service")
     standin.add_argument("--port", type=int, default=10000, help="where the stand-in listens (default 10000)")

@@ -44,7 +44,8 @@ class Azurite:
 
     With ``tls`` it serves HTTPS with that certificate; with ``oauth`` it also accepts
     bearer tokens (``--oauth basic``, HTTPS only); ``accounts`` (name to key) sets
-    ``AZURITE_ACCOUNTS``, several accounts on one Azurite (path-style URLs).
+    ``AZURITE_ACCOUNTS``, several accounts on one Azurite (path-style URLs; see
+    :func:`accounts_setting`).
     """
 
     def __init__(
@@ -119,7 +120,7 @@ class Azurite:
             # must trust the test CA for that, as the app does through SSL_CERT_FILE.
             env["NODE_EXTRA_CA_CERTS"] = str(self.tls.ca)
         if self.accounts:
-            env["AZURITE_ACCOUNTS"] = ";".join(f"{name}:{key}" for name, key in self.accounts.items())
+            env["AZURITE_ACCOUNTS"] = accounts_setting(self.accounts)
         return env
 
     @property
@@ -145,3 +146,13 @@ class Azurite:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def accounts_setting(accounts: dict[str, str] | None = None) -> str:
+    """``AZURITE_ACCOUNTS`` for ``accounts`` (name to key; by default the development account
+    and the second one, ``partner``, as ``make run`` and the suite run Azurite). It replaces
+    Azurite's default account, so the development account is named in it too."""
+    from devkit.proxy import DEV_ACCOUNT, DEV_KEY, PARTNER_ACCOUNT, PARTNER_KEY
+
+    chosen = accounts if accounts is not None else {DEV_ACCOUNT: DEV_KEY, PARTNER_ACCOUNT: PARTNER_KEY}
+    return ";".join(f"{name}:{key}" for name, key in chosen.items())

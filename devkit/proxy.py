@@ -1,9 +1,11 @@
 """A small HTTP proxy in front of Azurite that makes copies pending, as Azure does.
 
 Azurite finishes every copy at once and cannot abort one. Through this proxy, with
-``pending_copies`` on, Copy Blob answers ``pending``: the destination is created at
-zero length with the new metadata and the source's content headers (as Azure shows it),
-and its properties report the copy as pending until a test calls
+``pending_copies`` on, Copy Blob from another account (``partner``, the second account on
+the same Azurite) or another host answers ``pending``, as Azure does (one within an account
+ends at once, as on Azure): the destination is created at zero length with the new
+metadata and the source's content headers (as Azure shows it), and its properties report
+the copy as pending until a test calls
 :meth:`PendingCopyProxy.finish` (which does the real copy in Azurite) or
 :meth:`PendingCopyProxy.fail`. Abort Copy is implemented: the right copy id aborts (the
 destination's ETag moves, as on Azure), a wrong one gets 409 ``CopyIdMismatch``, one that
@@ -565,10 +567,12 @@ class PendingCopyProxy:
         if method == "PUT" and "x-ms-copy-source" in headers and not query.get("comp"):
             source = headers["x-ms-copy-source"]
             account = path.lstrip("/").split("/", 1)[0]
-            paced = self.pacing is not None and self.pacing.is_remote(source, f"127.0.0.1:{self.port}", account)
-            if (self.pending_copies or paced) and "snapshot=" not in source:
-                return self._start_pending(path, headers, paced)
-            if self._elsewhere(source, account):
+            elsewhere = self._elsewhere(source, account)
+            # Held pending only where Azure copies in the background: from another account or
+            # host. A copy within one account ends at once on Azure, whatever the switches say.
+            if elsewhere and (self.pending_copies or self.pacing is not None) and "snapshot=" not in source:
+                return self._start_pending(path, headers, self.pacing is not None)
+            if elsewhere:
                 # Azurite reads another account's blob as it pleases: storage reads it with
                 # its SAS, or anonymously, and refuses the copy as Azure does.
                 props = self._source_props(source, account)

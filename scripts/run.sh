@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Run copy-ops locally, on a local stand-in of Azure: installs what running needs (once),
 # starts Azurite (its blob service on 127.0.0.1:10010, its queue service on 10001, data
-# kept in .azurite/), the stand-in in front of its blob service on 10000 (tag queries
-# answered and paged as Azure pages them; a copy from another "account" pending for a
-# while with progress, as Azure's are: devkit/pacing.py), then the function app: `func start`
-# where Azure Functions Core Tools is installed, else the development host (python -m devhost).
+# kept in .azurite/; two accounts, the development account and a partner's, `partner`),
+# the stand-in in front of its blob service on 10000 (tag queries answered and paged as
+# Azure pages them; a copy from another account pending for a while with progress, as
+# Azure's are, and one within an account at once: devkit/pacing.py), then the function app:
+# `func start` where Azure Functions Core Tools is installed, else the development host
+# (python -m devhost).
 # Ctrl-C, or SIGTERM to make or to its process group, stops everything this script started
 # (the app, then the stand-in, then Azurite); it refuses to start while a port it needs is taken.
-#   COPY_STANDIN_RATE   bytes a second a copy from another "account" moves (default 262144)
+#   COPY_STANDIN_RATE   bytes a second a copy from another account moves (default 262144)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-7071}
@@ -16,6 +18,8 @@ AZURITE_BLOB_PORT=10010
 QUEUE_PORT=10001
 TABLE_PORT=10012
 RATE=${COPY_STANDIN_RATE:-262144}
+# The partner's blob the examples copy: another account's, on the same Azurite.
+BIG=http://127.0.0.1:$BLOB_PORT/partner/exports/big.bin
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # Before anything is installed or started: every port this script serves must be free.
@@ -71,7 +75,9 @@ wait_port() {
 }
 
 mkdir -p .azurite
-node_modules/.bin/azurite --blobHost 127.0.0.1 --blobPort "$AZURITE_BLOB_PORT" \
+# The development account and a partner's, `partner` (Azurite then serves these only).
+AZURITE_ACCOUNTS=$(.venv/bin/python -c 'from devkit.azurite import accounts_setting; print(accounts_setting())') \
+  node_modules/.bin/azurite --blobHost 127.0.0.1 --blobPort "$AZURITE_BLOB_PORT" \
   --queueHost 127.0.0.1 --queuePort "$QUEUE_PORT" --tablePort "$TABLE_PORT" \
   --location .azurite --skipApiVersionCheck --disableTelemetry --silent > .azurite/azurite.log 2>&1 &
 pids+=($!)
@@ -87,17 +93,29 @@ wait_port "$BLOB_PORT" "the stand-in of Azure"
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient
 
+from devkit import PARTNER_ACCOUNT, PARTNER_KEY
+
 service = BlobServiceClient.from_connection_string("UseDevelopmentStorage=true")
-for name in ("incoming", "backups", "partner"):
+for name in ("incoming", "backups"):
     try:
         service.create_container(name)
     except ResourceExistsError:
         pass
 service.get_blob_client("incoming", "hello.txt").upload_blob(b"hello from copy-ops\n", overwrite=True)
-# 4 MiB in the container that stands for a partner's account: about 16 s to copy.
-big = service.get_blob_client("partner", "big.bin")
+# 8 MiB that a partner publishes in its own account (a public container, read with no
+# SAS): a copy from another account, about 32 s at the stand-in's pace, longer than the
+# examples' 10 s deadline and the sweep's 10 s after it, so the abort is always seen.
+partner = BlobServiceClient(
+    f"http://127.0.0.1:10000/{PARTNER_ACCOUNT}",
+    credential={"account_name": PARTNER_ACCOUNT, "account_key": PARTNER_KEY},
+)
+try:
+    partner.create_container("exports", public_access="blob")
+except ResourceExistsError:
+    pass
+big = partner.get_blob_client("exports", "big.bin")
 if not big.exists():
-    big.upload_blob(bytes(range(256)) * 16384)
+    big.upload_blob(bytes(range(256)) * 32768)
 PY
 
 cat <<HELP
@@ -109,13 +127,13 @@ copy-ops on http://localhost:$PORT, on a local stand-in of Azure (Ctrl-C stops i
   # a copy within the account ends at once
   .venv/bin/copy-ops start incoming/hello.txt backups/hello.txt --overwrite
 
-  # watch the deadline kept: Azure's Copy Blob from a partner's "account" (the container
-  # partner) moves at $RATE bytes/s; at its 10 s deadline the sweep aborts it
-  .venv/bin/copy-ops start partner/big.bin backups/big.bin --overwrite --timeout 10 --engine async --wait
+  # watch the deadline kept: Azure's Copy Blob from another account (partner's, on the
+  # same Azurite) moves at $RATE bytes/s; at its 10 s deadline the sweep aborts it
+  .venv/bin/copy-ops start $BIG backups/big.bin --overwrite --timeout 10 --engine async --wait
   .venv/bin/copy-ops ls --state aborted
 
   # ...and met: copy-ops' block engine copies it in time (auto picks it for other accounts)
-  .venv/bin/copy-ops start partner/big.bin backups/big.bin --overwrite --timeout 10 --engine blocks --wait
+  .venv/bin/copy-ops start $BIG backups/big.bin --overwrite --timeout 10 --engine blocks --wait
 
   (docs/api.md walks through the whole API with curl; the sweep runs every 10 s here)
 

@@ -30,6 +30,7 @@ from devkit import (
 from devkit.app import functions, load_function_app
 from devkit.worker import run
 from tests.support import tiers
+from tests.support.partner import Partner
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -173,6 +174,13 @@ class Blobs:
 @pytest.fixture
 def blobs(direct: BlobServiceClient) -> Blobs:
     return Blobs(direct)
+
+
+@pytest.fixture
+def partner(proxy: PendingCopyProxy, blobs: Blobs) -> Partner:
+    """The test's container in the second account (named as its own source container): the
+    sources of the copies that stay pending (tests/support/partner.py)."""
+    return Partner(proxy, blobs.src)
 
 
 SettingsFactory = Callable[..., Settings]

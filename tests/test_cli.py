@@ -28,6 +28,7 @@ from copy_ops_cli.main import Output, main, parser, run
 from devkit import PendingCopyProxy
 from tests.conftest import Blobs
 from tests.support.devhost_process import DevHostProcess
+from tests.support.partner import Partner
 from tests.support.queues import FAST_QUEUES
 
 # The console script of the interpreter running the tests (.venv's, or .venv313's).
@@ -144,10 +145,12 @@ def test_start_wait_show_and_the_console_script(host: DevHostProcess, blobs: Blo
 
 
 @pytest.mark.system
-def test_a_pending_copy_listed_aborted_and_watched(host: DevHostProcess, blobs: Blobs, proxy: PendingCopyProxy) -> None:
-    blobs.put(blobs.src, "p.bin", b"x")
+def test_a_pending_copy_listed_aborted_and_watched(
+    host: DevHostProcess, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+) -> None:
+    source = partner.put("p.bin", b"x")  # another account's, on Copy Blob: pending, as on Azure
     proxy.pending_copies = True
-    code, out, _ = cli(host, "--json", "start", f"{blobs.src}/p.bin", f"{blobs.dst}/p.bin", "--timeout", "600")
+    code, out, _ = cli(host, "--json", "start", source, f"{blobs.dst}/p.bin", "--timeout", "600", "--engine", "async")
     view = json.loads(out)
     assert code == 0 and view["state"] == "pending"
     code, out, _ = cli(host, "ls", "--state", "pending")
@@ -249,14 +252,16 @@ def run_in_terminal(argv: list[str], env: dict[str, str], columns: int = 100, ro
 
 
 @pytest.mark.system
-def test_the_progress_bar_on_a_real_terminal(host: DevHostProcess, blobs: Blobs, proxy: PendingCopyProxy) -> None:
-    blobs.put(blobs.src, "t.bin", b"x" * 2000)
+def test_the_progress_bar_on_a_real_terminal(
+    host: DevHostProcess, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+) -> None:
+    source = partner.put("t.bin", b"x" * 2000)  # another account's, on Copy Blob: pending
     proxy.pending_copies = True
     finisher = threading.Timer(3.0, lambda: proxy.finish(blobs.dst, "t.bin"))
     finisher.start()
     try:
         screen = run_in_terminal(
-            [str(CONSOLE_SCRIPT), "start", f"{blobs.src}/t.bin", f"{blobs.dst}/t.bin", "--wait"],
+            [str(CONSOLE_SCRIPT), "start", source, f"{blobs.dst}/t.bin", "--wait", "--engine", "async"],
             {"COPY_OPS_URL": host.url, "TERM": "xterm-256color", "PATH": "/usr/bin:/bin"},
         )
     finally:

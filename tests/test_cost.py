@@ -10,6 +10,7 @@ from copy_ops.service import CopyService
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory, connect
+from tests.support.partner import Partner
 from tests.support.requests import copy_body, start
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -23,17 +24,17 @@ def sweep_requests(service: CopyService, proxy: PendingCopyProxy, at: datetime) 
 
 
 def test_a_sweep_costs_the_same_with_500_operations_not_due(
-    make_settings: SettingsFactory, blobs: Blobs, proxy: PendingCopyProxy
+    make_settings: SettingsFactory, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
-    blobs.put(blobs.src, "a.bin", b"x")
+    partner.put("a.bin", b"x")
     proxy.pending_copies = True
     alone = connect(make_settings(COPY_LEDGER_CONTAINER="ledger-alone-" + blobs.src[-10:]))
     crowded = connect(make_settings(COPY_LEDGER_CONTAINER="ledger-crowd-" + blobs.src[-10:]))
 
-    start(alone, copy_body(blobs.src, blobs.dst, dest_name="due-alone.bin", timeout_seconds=1), NOW)
-    start(crowded, copy_body(blobs.src, blobs.dst, dest_name="due-crowd.bin", timeout_seconds=1), NOW)
+    start(alone, partner.body(blobs.dst, dest_name="due-alone.bin", timeout_seconds=1), NOW)
+    start(crowded, partner.body(blobs.dst, dest_name="due-crowd.bin", timeout_seconds=1), NOW)
     for index in range(500):
-        start(crowded, copy_body(blobs.src, blobs.dst, dest_name=f"later/{index}.bin", timeout_seconds=3600), NOW)
+        start(crowded, partner.body(blobs.dst, dest_name=f"later/{index}.bin", timeout_seconds=3600), NOW)
 
     at = NOW + timedelta(seconds=2)
     cost_alone = sweep_requests(alone, proxy, at)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import BlobServiceClient
 
-from devkit import PROJECT_ROOT, PendingCopyProxy
+from devkit import PARTNER_ACCOUNT, PARTNER_KEY, PROJECT_ROOT, PendingCopyProxy
 from devkit.pacing import Pacing
 from tests.support.devhost_process import DevHostProcess
 
@@ -31,12 +32,19 @@ def try_it_block() -> str:
 
 @pytest.fixture
 def host(proxy: PendingCopyProxy) -> Iterator[DevHostProcess]:
-    for name in ("incoming", "backups", "partner"):
+    for name in ("incoming", "backups"):
         with contextlib.suppress(ResourceExistsError):
             proxy.direct.create_container(name)
     proxy.direct.get_blob_client("incoming", "hello.txt").upload_blob(b"hello from copy-ops\n", overwrite=True)
-    proxy.direct.get_blob_client("partner", "big.bin").upload_blob(b"x" * 65536, overwrite=True)
-    # As make run's stand-in, slower: the copy from "partner" is still pending at its deadline.
+    # As make run seeds it (scripts/run.sh): the partner's account, its public container.
+    partner = BlobServiceClient(
+        f"http://127.0.0.1:{proxy.azurite_port}/{PARTNER_ACCOUNT}",
+        credential={"account_name": PARTNER_ACCOUNT, "account_key": PARTNER_KEY},
+    )
+    with contextlib.suppress(ResourceExistsError):
+        partner.create_container("exports", public_access="blob")
+    partner.get_blob_client("exports", "big.bin").upload_blob(b"x" * 65536, overwrite=True)
+    # As make run's stand-in, slower: the copy from the partner's account is still pending at its deadline.
     proxy.pace(Pacing(rate=1024))
     started = DevHostProcess(
         env={
@@ -49,10 +57,15 @@ def host(proxy: PendingCopyProxy) -> Iterator[DevHostProcess]:
     started.stop()
 
 
-def test_the_try_it_examples_run_as_written(host: DevHostProcess) -> None:
+def big_url(proxy: PendingCopyProxy) -> str:
+    """The partner's blob as the examples name it, on this test's stand-in (make run's: port 10000)."""
+    return f"{proxy.url}/{PARTNER_ACCOUNT}/exports/big.bin"
+
+
+def test_the_try_it_examples_run_as_written(host: DevHostProcess, proxy: PendingCopyProxy) -> None:
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", try_it_block()],
-        env={"PATH": "/usr/bin:/bin:/usr/local/bin", "APP": host.url, "HOME": "/tmp"},
+        env={"PATH": "/usr/bin:/bin:/usr/local/bin", "APP": host.url, "BIG": big_url(proxy), "HOME": "/tmp"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -65,7 +78,7 @@ def test_the_try_it_examples_run_as_written(host: DevHostProcess) -> None:
     assert (
         '"field":"source"' in out and '"field":"destination.container"' in out and '"field":"destination.blob"' in out
     )
-    assert '"state":"pending"' in out  # the copy from the partner's account
+    assert '"state":"pending"' in out and '"source":"' + big_url(proxy) + '"' in out  # from the partner's account
     assert '"state":"aborted"' in out and '"abort_reason":"deadline"' in out  # ... at its deadline
     job = json.loads(Path("/tmp/copy-ops-job.json").read_text())
     assert (job["state"], job["counts"]["succeeded"]) == ("succeeded", 1), job  # ended with its item

@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
-from azure.storage.blob import BlobServiceClient
 
 from devkit import PROJECT_ROOT as ROOT
 from devkit import PendingCopyProxy, Reply
+from tests.conftest import Blobs
 from tests.support.devhost_process import DevHostProcess
+from tests.support.partner import Partner
 from tests.support.requests import copy_body
 
 pytestmark = pytest.mark.system
@@ -26,14 +27,14 @@ ONCE_A_YEAR = "0 0 0 1 1 *"
 
 
 class Env:
-    def __init__(self, direct: BlobServiceClient) -> None:
-        suffix = uuid.uuid4().hex[:10]
-        self.src, self.dst = f"src-{suffix}", f"dst-{suffix}"
-        direct.create_container(self.src)
-        direct.create_container(self.dst)
+    """The test's containers: its own account's, whose copies end at once, and the second
+    account's (tests/support/partner.py), whose copies stay pending, as on Azure."""
+
+    def __init__(self, blobs: Blobs, partner: Partner) -> None:
+        self.src, self.dst, self.direct, self.partner = blobs.src, blobs.dst, blobs.direct, partner
         for name in ("a.bin", "b.bin", "c.bin", "d.bin"):
-            direct.get_blob_client(self.src, name).upload_blob(b"payload-" + name.encode())
-        self.direct = direct
+            blobs.put(self.src, name, b"payload-" + name.encode())
+            partner.put(name, b"payload-" + name.encode())
 
 
 def host_for(proxy: PendingCopyProxy, schedule: str) -> DevHostProcess:
@@ -67,8 +68,8 @@ def manual(_proxy: PendingCopyProxy) -> Iterator[DevHostProcess]:
 
 
 @pytest.fixture
-def env(proxy: PendingCopyProxy, direct: BlobServiceClient) -> Env:
-    return Env(direct)
+def env(blobs: Blobs, partner: Partner) -> Env:
+    return Env(blobs, partner)
 
 
 def state(reply: Reply) -> str:
@@ -91,7 +92,7 @@ def test_a_copy_that_finishes_at_once(manual: DevHostProcess, env: Env) -> None:
 
 def test_pending_read_list_and_requested_abort(manual: DevHostProcess, env: Env, proxy: PendingCopyProxy) -> None:
     proxy.pending_copies = True
-    started = manual.call("POST", "/api/copies", copy_body(env.src, env.dst, "b.bin", timeout_seconds=600))
+    started = manual.call("POST", "/api/copies", env.partner.body(env.dst, "b.bin", timeout_seconds=600))
     assert started.status == 202 and int(started.headers["Retry-After"]) >= 1
     location = started.headers["Location"]
     assert state(manual.call("GET", location)) == "pending"
@@ -107,7 +108,7 @@ def test_the_timer_aborts_at_the_deadline_on_its_own(
 ) -> None:
     proxy.pending_copies = True
     started = ticking.call(
-        "POST", "/api/copies", copy_body(env.src, env.dst, "c.bin", timeout_seconds=2, on_abort="delete")
+        "POST", "/api/copies", env.partner.body(env.dst, "c.bin", timeout_seconds=2, on_abort="delete")
     )
     assert started.status == 202
     final = ticking.wait_for(started.headers["Location"], lambda r: state(r) != "pending")
@@ -118,7 +119,7 @@ def test_the_timer_aborts_at_the_deadline_on_its_own(
 
 def test_the_admin_endpoint_runs_the_sweep_now(manual: DevHostProcess, env: Env, proxy: PendingCopyProxy) -> None:
     proxy.pending_copies = True
-    started = manual.call("POST", "/api/copies", copy_body(env.src, env.dst, "d.bin", timeout_seconds=1))
+    started = manual.call("POST", "/api/copies", env.partner.body(env.dst, "d.bin", timeout_seconds=1))
     location = started.headers["Location"]
     time.sleep(1.5)
     assert state(manual.call("GET", location)) == "pending"  # a read never aborts; the yearly timer has not fired
@@ -133,7 +134,7 @@ def test_bad_input_and_idempotent_replay(manual: DevHostProcess, env: Env, proxy
     assert bad.status == 400 and bad.headers["Content-Type"].startswith("application/problem+json")
     assert {e["field"] for e in bad.json()["errors"]} == {"source", "destination"}
     proxy.pending_copies = True
-    body = copy_body(env.src, env.dst, "a.bin", dest_name="replayed.bin", timeout_seconds=600)
+    body = env.partner.body(env.dst, "a.bin", dest_name="replayed.bin", timeout_seconds=600)
     first = manual.call("POST", "/api/copies", body, headers={"Idempotency-Key": env.src})
     again = manual.call("POST", "/api/copies", body, headers={"Idempotency-Key": env.src})
     assert (first.status, again.status) == (202, 200) and first.json()["id"] == again.json()["id"]

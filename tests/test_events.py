@@ -31,6 +31,7 @@ from copy_ops.storage.queues import QueueStorage
 from devkit import DEV_ACCOUNT, PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import TEST_CLIENT_OPTIONS, Blobs, SettingsFactory, open_storage
+from tests.support.partner import Partner
 from tests.support.requests import copy_body, start
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -203,12 +204,12 @@ def test_a_queue_gone_again_after_its_creation_is_an_error_not_a_loss(
 
 
 def test_a_crash_between_the_final_state_and_the_delivery_is_repaired_by_the_sweep(
-    events_settings: Settings, announcers: Announcers, blobs: Blobs, proxy: PendingCopyProxy
+    events_settings: Settings, announcers: Announcers, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     service = _service(events_settings, announcers)
-    blobs.put(blobs.src, "a.bin", b"x")
+    partner.put("a.bin", b"x")
     proxy.pending_copies = True
-    op = start(service, copy_body(blobs.src, blobs.dst, timeout_seconds=60), NOW).operation
+    op = start(service, partner.body(blobs.dst, timeout_seconds=60), NOW).operation
     announcers.crash_next = True
     with pytest.raises(Crash):
         run(sweep(service, NOW + timedelta(seconds=61)))  # aborted and recorded, then the process dies

@@ -28,8 +28,9 @@ from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import TEST_CLIENT_OPTIONS, Blobs, SettingsFactory, open_storage
 from tests.support.devhost_process import DevHostProcess
+from tests.support.partner import Partner
 from tests.support.queues import FAST_QUEUES
-from tests.support.requests import copy_body, start
+from tests.support.requests import start
 from tests.support.waiting import until
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -67,19 +68,20 @@ def peek(client: QueueClient) -> list[Any]:
         return []
 
 
-def start_overdue(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, count: int) -> list[str]:
-    blobs.put(blobs.src, "a.bin", b"x" * 100)
-    proxy.pending_copies = True
+def start_overdue(service: CopyService, blobs: Blobs, partner: Partner, count: int) -> list[str]:
+    """``count`` copies from another account, pending past their deadline."""
+    partner.put("a.bin", b"x" * 100)
+    partner.proxy.pending_copies = True
     return [
-        start(service, copy_body(blobs.src, blobs.dst, dest_name=f"{i}.bin", timeout_seconds=60), NOW).operation.id
+        start(service, partner.body(blobs.dst, dest_name=f"{i}.bin", timeout_seconds=60), NOW).operation.id
         for i in range(count)
     ]
 
 
 def test_beyond_the_threshold_due_operations_go_to_the_queue_once(
-    fanning: CopyService, blobs: Blobs, proxy: PendingCopyProxy, queue_name: str
+    fanning: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, queue_name: str
 ) -> None:
-    ids = start_overdue(fanning, blobs, proxy, 20)
+    ids = start_overdue(fanning, blobs, partner, 20)
     after = NOW + timedelta(seconds=61)
     first = run(sweep(fanning, after))
     assert (first.outcomes["aborted"], first.handed_out, first.batches) == (THRESHOLD, 15, 1)
@@ -98,9 +100,9 @@ def test_beyond_the_threshold_due_operations_go_to_the_queue_once(
 
 
 def test_below_the_threshold_no_queue_request_is_made(
-    fanning: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+    fanning: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
-    start_overdue(fanning, blobs, proxy, THRESHOLD)
+    start_overdue(fanning, blobs, partner, THRESHOLD)
     assert proxy.queue_proxy is not None
     proxy.queue_proxy.log.counts.clear()
     summary = run(sweep(fanning, NOW + timedelta(seconds=61)))
@@ -109,9 +111,9 @@ def test_below_the_threshold_no_queue_request_is_made(
 
 
 def test_a_queue_outage_loses_nothing(
-    fanning: CopyService, blobs: Blobs, proxy: PendingCopyProxy, queue_name: str
+    fanning: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, queue_name: str
 ) -> None:
-    ids = start_overdue(fanning, blobs, proxy, 12)
+    ids = start_overdue(fanning, blobs, partner, 12)
     assert proxy.queue_proxy is not None
     proxy.queue_proxy.inject("put_message", times=100)
     proxy.queue_proxy.inject("put_blob", times=100)  # creating the queue, too
@@ -161,12 +163,14 @@ def host(proxy: PendingCopyProxy, queue_name: str) -> Iterator[DevHostProcess]:
     started.stop()
 
 
-def start_over_http(host: DevHostProcess, blobs: Blobs, proxy: PendingCopyProxy, count: int) -> list[str]:
-    blobs.put(blobs.src, "a.bin", b"x" * 100)
-    proxy.pending_copies = True
+def start_over_http(host: DevHostProcess, blobs: Blobs, partner: Partner, count: int) -> list[str]:
+    """``count`` copies from another account on Copy Blob (the host's engine is auto, which
+    would take the block engine for them), pending past their deadline."""
+    partner.put("a.bin", b"x" * 100)
+    partner.proxy.pending_copies = True
     ids = []
     for i in range(count):
-        body = copy_body(blobs.src, blobs.dst, dest_name=f"{i}.bin", timeout_seconds=1)
+        body = partner.body(blobs.dst, dest_name=f"{i}.bin", timeout_seconds=1, engine="async")
         reply = host.call("POST", "/api/copies", body)
         assert reply.status == 202, reply.body
         ids.append(reply.json()["id"])
@@ -180,9 +184,9 @@ def states(host: DevHostProcess, ids: list[str]) -> list[Any]:
 
 @pytest.mark.system
 def test_the_queue_trigger_settles_what_the_timer_hands_out(
-    host: DevHostProcess, blobs: Blobs, proxy: PendingCopyProxy
+    host: DevHostProcess, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
-    ids = start_over_http(host, blobs, proxy, 25)
+    ids = start_over_http(host, blobs, partner, 25)
     assert host.call("POST", "/admin/functions/sweep", {"input": ""}).status == 202
     assert until(lambda: states(host, ids) == ["aborted"] * 25), states(host, ids)
     assert host.wait_for_log(lambda log: "handed_out=20" in log and "work_done" in log)
@@ -190,9 +194,9 @@ def test_the_queue_trigger_settles_what_the_timer_hands_out(
 
 @pytest.mark.system
 def test_a_poisoned_batch_loses_nothing(
-    host: DevHostProcess, blobs: Blobs, proxy: PendingCopyProxy, queue_name: str, fanning: CopyService
+    host: DevHostProcess, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, queue_name: str, fanning: CopyService
 ) -> None:
-    ids = start_over_http(host, blobs, proxy, 10)
+    ids = start_over_http(host, blobs, partner, 10)
     # Every read of a record fails for a while: the batch cannot be settled, is retried
     # maxDequeueCount (3) times, and moves to the poison queue.
     # (A refusal the SDK does not retry: the test waits on the queue's retries, not the SDK's.)
@@ -215,11 +219,11 @@ def test_a_poisoned_batch_loses_nothing(
 
 @pytest.mark.system
 def test_a_message_the_app_did_not_seal_is_dropped_unread_on_either_queue(
-    host: DevHostProcess, blobs: Blobs, proxy: PendingCopyProxy, queue_name: str
+    host: DevHostProcess, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, queue_name: str
 ) -> None:
     """A settle of overdue copies, as anyone with a queue role could write it: the host's
     trigger of each queue drops it before reading it, and the copies stay pending."""
-    ids = start_over_http(host, blobs, proxy, 3)  # past their deadlines: a settle would abort them
+    ids = start_over_http(host, blobs, partner, 3)  # past their deadlines: a settle would abort them
     forged = messages.encode(messages.Settle(tuple(ids)))
     for name in (queue_name, f"{queue_name}-poison"):
         client = queue_client(proxy, name)

@@ -21,7 +21,8 @@ from devkit.app import payload, request
 from devkit.index_lag import LaggingIndex, matches, parse_query
 from devkit.worker import collected, run
 from tests.conftest import Blobs, Handlers
-from tests.support.requests import copy_body, start
+from tests.support.partner import Partner
+from tests.support.requests import start
 
 # -- the lagging index itself, on a clock of our own --------------------------------
 
@@ -117,12 +118,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def test_deadlines_hold_within_interval_plus_lag(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy) -> None:
-    blobs.put(blobs.src, "a.bin", b"x" * 1000)
+def test_deadlines_hold_within_interval_plus_lag(
+    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+) -> None:
+    partner.put("a.bin", b"x" * 1000)
     proxy.pending_copies = True
     proxy.index.lag = LAG
     ops = [
-        start(service, copy_body(blobs.src, blobs.dst, dest_name=f"{i}.bin", timeout_seconds=1 + i % 3), utc_now())
+        start(service, partner.body(blobs.dst, dest_name=f"{i}.bin", timeout_seconds=1 + i % 3), utc_now())
         for i in range(6)
     ]
     sweeps: list[datetime] = []
@@ -152,13 +155,13 @@ def test_deadlines_hold_within_interval_plus_lag(service: CopyService, blobs: Bl
     assert max(lateness) >= LAG / 2, lateness
 
 
-def test_a_ghost_costs_one_read(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy) -> None:
+def test_a_ghost_costs_one_read(service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy) -> None:
     """A deleted record, and a re-tagged one, still returned by the index: one read each."""
-    blobs.put(blobs.src, "a.bin", b"x")
+    partner.put("a.bin", b"x")
     proxy.pending_copies = True
     now = utc_now()
-    gone = start(service, copy_body(blobs.src, blobs.dst, dest_name="gone.bin", timeout_seconds=60), now).operation
-    done = start(service, copy_body(blobs.src, blobs.dst, dest_name="done.bin", timeout_seconds=60), now).operation
+    gone = start(service, partner.body(blobs.dst, dest_name="gone.bin", timeout_seconds=60), now).operation
+    done = start(service, partner.body(blobs.dst, dest_name="done.bin", timeout_seconds=60), now).operation
     due_then = now + timedelta(seconds=30)
     assert {gone.id, done.id} <= set(run(collected(service.ledger.due(due_then))))
     proxy.index.freeze()  # from here on, the index shows what it shows now
@@ -173,12 +176,13 @@ def test_a_ghost_costs_one_read(service: CopyService, blobs: Blobs, proxy: Pendi
 
 
 def test_the_api_answers_while_the_index_lags(
-    handlers: Handlers, blobs: Blobs, proxy: PendingCopyProxy, monkeypatch: pytest.MonkeyPatch
+    handlers: Handlers, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    blobs.put(blobs.src, "a.bin", b"x")
+    partner.put("a.bin", b"x")
     proxy.pending_copies = True
     proxy.index.lag = 30
-    started = payload(handlers["start_copy"](request("POST", "copies", copy_body(blobs.src, blobs.dst))))
+    body = partner.body(blobs.dst, engine="async")  # Copy Blob: pending (auto picks blocks here)
+    started = payload(handlers["start_copy"](request("POST", "copies", body)))
     op_id = started["id"]
     for name, method, route in (
         ("get_copy", "GET", f"copies/{op_id}"),

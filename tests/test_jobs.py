@@ -19,6 +19,7 @@ from devkit import DEV_ACCOUNT, PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
 from tests.support.jobs import JobWorld
+from tests.support.partner import Partner
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TIMEOUT = 600
@@ -49,17 +50,17 @@ def settle_all(world: JobWorld, at: datetime, rounds: int = 3) -> None:
 
 
 def test_a_prefix_job_ends_with_every_item_accounted_for(
-    world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy
+    world: JobWorld, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     names = [f"in/{i:03d}.bin" for i in range(250)]
     for name in names:
-        blobs.put(blobs.src, name, b"x" * 10)
-    blobs.put(blobs.src, "elsewhere.bin", b"not in the prefix")
+        partner.put(name, b"x" * 10)
+    partner.put("elsewhere.bin", b"not in the prefix")
     for name in names[:5]:  # their destinations exist: refused (overwrite is false)
         blobs.put(blobs.dst, "out/" + name[3:], b"already here")
-    proxy.pending_copies = True
+    proxy.pending_copies = True  # copies from another account stay pending, as on Azure
 
-    job = world.start(prefix_body(blobs), NOW).job
+    job = world.start(prefix_body(blobs, source=partner.listing("in/")), NOW).job
     assert job.state is JobState.ENUMERATING
     delivered = world.deliver(NOW)
     assert delivered.kinds["page"] == 3 and not delivered.failures  # 100 + 100 + 50

@@ -23,7 +23,8 @@ from copy_ops.core.times import parse_time
 from devkit import PendingCopyProxy, connection_string, serve
 from tests.conftest import Blobs
 from tests.support.devhost_process import DevHostProcess, instances
-from tests.support.jobs import job_body, posted
+from tests.support.jobs import arrange_pending, job_body, posted
+from tests.support.partner import Partner
 from tests.support.queues import FAST_QUEUES
 from tests.support.waiting import until
 
@@ -74,11 +75,14 @@ def hosts(proxy: PendingCopyProxy, second_queue: PendingCopyProxy, ledger: str) 
 
 
 def test_an_abort_right_after_the_listing_stops_every_batch_on_both_hosts_within_seconds(
-    hosts: list[DevHostProcess], blobs: Blobs, proxy: PendingCopyProxy, second_queue: PendingCopyProxy, ledger: str
+    hosts: list[DevHostProcess],
+    blobs: Blobs,
+    partner: Partner,
+    proxy: PendingCopyProxy,
+    second_queue: PendingCopyProxy,
+    ledger: str,
 ) -> None:
-    for index in range(ITEMS):
-        blobs.put(blobs.src, f"in/{index:03d}.bin", b"x")
-    proxy.pending_copies = True  # a started item stays pending until aborted
+    arrange_pending(partner, ITEMS)  # from another account: a started item stays pending until aborted
     proxy.inject("copy_blob", mode="delay", seconds=COPY_SECONDS, times=10**6)
     first, second = hosts
     first_queue = proxy.queue_proxy
@@ -87,7 +91,7 @@ def test_an_abort_right_after_the_listing_stops_every_batch_on_both_hosts_within
     # its is starting items; then the second takes them: the rest of the listing, and the
     # batches it hands out. So both hosts have batches under way when the abort comes.
     second_queue.inject("get_messages", status=404, code="QueueNotFound", times=10**6)
-    job_id = posted(first, job_body(blobs))
+    job_id = posted(first, job_body(blobs, partner.listing("in/")))
     assert until(lambda: pages_starting(proxy, blobs.dst), timeout=30, interval=0.02), first.log()[-2000:]
     first_queue.inject("get_messages", status=404, code="QueueNotFound", times=10**6)
     second_queue.clear_faults()

@@ -18,7 +18,8 @@ from copy_ops.copies.model import ListQuery, State
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
-from tests.support.jobs import JobWorld, arrange, job_body
+from tests.support.jobs import JobWorld, arrange_pending, job_body
+from tests.support.partner import Partner
 from tests.support.waiting import until
 from tests.support.watch import StorageWatch
 
@@ -35,20 +36,20 @@ def timed() -> StorageWatch:
 
 @pytest.fixture
 def world(
-    make_settings: SettingsFactory, proxy: PendingCopyProxy, blobs: Blobs, timed: StorageWatch
+    make_settings: SettingsFactory, proxy: PendingCopyProxy, partner: Partner, timed: StorageWatch
 ) -> Iterator[JobWorld]:
-    arrange(blobs, proxy, ITEMS)
+    arrange_pending(partner, ITEMS)  # from another account: a started copy stays pending
     made = JobWorld(make_settings, proxy, timed.wrap)
     yield made
     made.close()
 
 
 def test_no_copy_goes_out_a_second_after_the_abort_however_slow_the_records(
-    world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy, timed: StorageWatch
+    world: JobWorld, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, timed: StorageWatch
 ) -> None:
     other = JobWorld.beside(world)  # the instance the abort reaches
     try:
-        job = world.start(job_body(blobs), datetime.now(UTC)).job
+        job = world.start(job_body(blobs, partner.listing("in/")), datetime.now(UTC)).job
         [batch] = world.take_batches(datetime.now(UTC))
         proxy.inject("put_blob", mode="delay", seconds=SLOW_RECORD_SECONDS, times=100, path_contains="/ops/")
         writes = proxy.log.counts["put_blob"]

@@ -24,18 +24,19 @@ from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
 from tests.support.crash import Killed, KillSwitch
-from tests.support.jobs import NOW, VISIBILITY, JobWorld, arrange, job_body
+from tests.support.jobs import NOW, VISIBILITY, JobWorld, arrange, arrange_pending, job_body
+from tests.support.partner import Partner
 
 
 def test_a_killed_page_back_after_the_start_grace_still_starts_its_item(
-    make_settings: SettingsFactory, proxy: PendingCopyProxy, blobs: Blobs
+    make_settings: SettingsFactory, proxy: PendingCopyProxy, blobs: Blobs, partner: Partner
 ) -> None:
     """A dead host's message comes back when its 10-minute peek lock runs out, or the
     stall check resends the page after 5 minutes: the sweep must not give the item up
     (not_started) before either can take it over."""
-    arrange(blobs, proxy, 5)
+    arrange_pending(partner, 5)
     starter = JobWorld(make_settings, proxy)
-    job = starter.start(job_body(blobs), NOW).job
+    job = starter.start(job_body(blobs, partner.listing("in/")), NOW).job
     item = progress.item_id(job.id, "out/002.bin")
 
     def killable(storage: BlobStorage) -> KillSwitch:
@@ -55,14 +56,14 @@ def test_a_killed_page_back_after_the_start_grace_still_starts_its_item(
 
 
 def test_a_destination_that_refuses_its_restore_snapshot_is_a_failed_item(
-    make_settings: SettingsFactory, proxy: PendingCopyProxy, blobs: Blobs
+    make_settings: SettingsFactory, proxy: PendingCopyProxy, blobs: Blobs, partner: Partner
 ) -> None:
-    arrange(blobs, proxy, 3)  # copies stay pending
+    arrange_pending(partner, 3)  # copies stay pending
     world = JobWorld(make_settings, proxy)
     # Someone else's copy is pending on one destination: a snapshot of it is refused (409).
     foreign = CopyRequest(
-        source_url=None,
-        source_blob=BlobRef(blobs.src, "in/001.bin"),
+        source_url=partner.url("in/001.bin"),
+        source_blob=None,
         destination=BlobRef(blobs.dst, "out/001.bin"),
         deadline=NOW + timedelta(hours=1),
         metadata={},
@@ -72,7 +73,7 @@ def test_a_destination_that_refuses_its_restore_snapshot_is_a_failed_item(
         fingerprint="x",
     )
     run(world.service.start(foreign, NOW))
-    job = world.start({**job_body(blobs), "overwrite": True, "on_abort": "restore"}, NOW).job
+    job = world.start({**job_body(blobs, partner.listing("in/")), "overwrite": True, "on_abort": "restore"}, NOW).job
     world.deliver(NOW, visibility=VISIBILITY)
     enumerated = world.job(job.id, NOW)
     assert enumerated.enumeration.done and enumerated.enumeration.items == 3, enumerated.enumeration
@@ -129,8 +130,7 @@ def test_a_lease_slower_than_the_send_window_starts_nothing_twice(
     def short_claim(**overrides: str) -> Settings:
         return dataclasses.replace(make_settings(**overrides), job_item_claim_seconds=2)
 
-    arrange(blobs, proxy, 1)
-    proxy.pending_copies = False
+    arrange(blobs, 1)
     world = JobWorld(short_claim, proxy)
     other = JobWorld.beside(world)
     job = world.start({**job_body(blobs), "lease_source": True, "overwrite": True}, NOW).job
@@ -165,8 +165,7 @@ def test_a_lease_slower_than_the_send_window_starts_nothing_twice(
 def test_a_job_ended_by_its_deadline_reports_every_item_its_pages_started(
     make_settings: SettingsFactory, proxy: PendingCopyProxy, blobs: Blobs
 ) -> None:
-    arrange(blobs, proxy, 10)
-    proxy.pending_copies = False
+    arrange(blobs, 10)
     world = JobWorld(make_settings, proxy, COPY_SWEEP_CONCURRENCY="1")
     job = world.start({**job_body(blobs), "timeout_seconds": 60}, NOW).job
     [page] = world.take_batches(NOW)

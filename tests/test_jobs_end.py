@@ -20,6 +20,7 @@ from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
 from tests.support.jobs import JobWorld
 from tests.support.memory import MemoryQueue
+from tests.support.partner import Partner
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -31,14 +32,19 @@ def world(make_settings: SettingsFactory, proxy: PendingCopyProxy) -> Iterator[J
     made.close()
 
 
-def start_enumerated_job(world: JobWorld, blobs: Blobs, count: int) -> tuple[str, list[str]]:
-    """A prefix job of ``count`` items, enumerated (its one page delivered), with no sweep:
-    its id and its items' ids."""
+def start_enumerated_job(
+    world: JobWorld, blobs: Blobs, count: int, partner: Partner | None = None
+) -> tuple[str, list[str]]:
+    """A prefix job of ``count`` items (of the app's account, or of ``partner``'s),
+    enumerated (its one page delivered), with no sweep: its id and its items' ids."""
     names = [f"in/{index}.bin" for index in range(count)]
     for name in names:
-        blobs.put(blobs.src, name, b"x" * 7)
+        if partner is None:
+            blobs.put(blobs.src, name, b"x" * 7)
+        else:
+            partner.put(name, b"x" * 7)
     body = {
-        "source": {"container": blobs.src, "prefix": "in/"},
+        "source": {"container": blobs.src, "prefix": "in/"} if partner is None else partner.listing("in/"),
         "destination": {"container": blobs.dst, "prefix": "out/"},
         "timeout_seconds": 600,
     }
@@ -49,18 +55,19 @@ def start_enumerated_job(world: JobWorld, blobs: Blobs, count: int) -> tuple[str
     return job.id, [progress.item_id(job.id, "out/" + name[3:]) for name in names]
 
 
-def start_pending_job(world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy, count: int) -> tuple[str, list[str]]:
-    """A prefix job of ``count`` items, every one pending after its enumeration."""
-    proxy.pending_copies = True
-    job_id, items = start_enumerated_job(world, blobs, count)
+def start_pending_job(world: JobWorld, blobs: Blobs, partner: Partner, count: int) -> tuple[str, list[str]]:
+    """A prefix job of ``count`` items of another account, every one pending after its
+    enumeration (as copies from another account are on Azure)."""
+    partner.proxy.pending_copies = True
+    job_id, items = start_enumerated_job(world, blobs, count, partner)
     assert world.job(job_id, NOW).state is JobState.RUNNING  # the look found them pending
     return job_id, items
 
 
 def test_the_last_item_aborted_on_request_ends_its_job_with_no_sweep(
-    world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy
+    world: JobWorld, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
-    job_id, items = start_pending_job(world, blobs, proxy, 3)
+    job_id, items = start_pending_job(world, blobs, partner, 3)
     proxy.finish(blobs.dst, "out/0.bin")
     # A reader records what it sees (GET is safe: it writes only the observed end).
     assert run(world.service.get(items[0], NOW)).state is State.SUCCEEDED
@@ -77,9 +84,9 @@ def test_the_last_item_aborted_on_request_ends_its_job_with_no_sweep(
 
 
 def test_an_item_the_index_still_shows_pending_is_counted_as_its_record_says(
-    world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy
+    world: JobWorld, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
-    job_id, [only] = start_pending_job(world, blobs, proxy, 1)
+    job_id, [only] = start_pending_job(world, blobs, partner, 1)
     proxy.index.freeze()  # from here on, the index shows the item pending
     run(world.service.abort(only, NOW))
     assert [decode(text) for text in world.peek()] == [Check(job_id, only)]
@@ -165,9 +172,9 @@ def test_a_look_that_cannot_be_asked_for_is_left_to_the_scheduled_one(
 
 @pytest.mark.parametrize("item", ["../../jobs/x", "%2e%2e", "", "8203858143000-5b679290" + "0" * 500])
 def test_a_look_naming_an_item_that_is_no_item_looks_as_a_plain_one(
-    world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy, item: str
+    world: JobWorld, blobs: Blobs, partner: Partner, item: str
 ) -> None:
-    job_id, _ = start_pending_job(world, blobs, proxy, 1)
+    job_id, _ = start_pending_job(world, blobs, partner, 1)
     run(world.sealed.send([encode(Check(job_id, item))]))  # sealed: as if the key leaked
     delivered = world.deliver(NOW)
     assert delivered.kinds["check"] == 1 and not delivered.failures, delivered

@@ -27,8 +27,9 @@ from copy_ops.work.messages import Batch, Chunk, encode
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
-from tests.support.jobs import NOW, JobWorld, arrange, job_body
+from tests.support.jobs import NOW, JobWorld, arrange, arrange_pending, job_body
 from tests.support.memory import sealed_by
+from tests.support.partner import Partner
 
 # Listed: in/000.bin, in/001.bin and in/report.csv. Beside them, what a forger points at.
 LISTED = 2
@@ -38,8 +39,7 @@ ROOT_TWIN = "report.csv"  # lands where the listed in/report.csv lands, out/repo
 
 @pytest.fixture
 def world(make_settings: SettingsFactory, proxy: PendingCopyProxy, blobs: Blobs) -> Iterator[JobWorld]:
-    arrange(blobs, proxy, LISTED)
-    proxy.pending_copies = False  # copies end at once: the job ends with its last item
+    arrange(blobs, LISTED)  # copies within the account end at once: the job ends with its last item
     blobs.put(blobs.src, "in/report.csv", b"the listed report")
     blobs.put(blobs.src, SECRET, b"salaries of everyone")
     blobs.put(blobs.src, ROOT_TWIN, b"other bytes in the listed report's place")
@@ -167,22 +167,15 @@ def abort_text(ids: list[str], job_id: str | None) -> str:
 
 
 def test_a_forged_abort_aborts_nothing_but_items_of_its_aborted_job(
-    world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy
+    world: JobWorld, blobs: Blobs, partner: Partner
 ) -> None:
     """An abort message names its job, and is acted on only for items of that job once its
     abort was asked for: not an operation outside it, not a job nobody aborted, not without
     a job (the version before's: the job's next look aborts its items instead)."""
-    proxy.pending_copies = True  # every copy stays pending until aborted
-    request = parse_copy_request(
-        {
-            "source": {"container": blobs.src, "blob": "in/000.bin"},
-            "destination": {"container": blobs.dst, "blob": "one.bin"},
-        },
-        world.settings,
-        NOW,
-    )
+    arrange_pending(partner, LISTED)  # from another account: every copy stays pending until aborted
+    request = parse_copy_request(partner.body(blobs.dst, "in/000.bin", "one.bin"), world.settings, NOW)
     copy = run(world.service.start(request, NOW)).operation
-    job = world.start(job_body(blobs), NOW).job
+    job = world.start(job_body(blobs, partner.listing("in/")), NOW).job
     world.deliver(NOW)
     item = progress.item_id(job.id, "out/000.bin")
     assert run(world.service.ledger.get(item)).state is State.PENDING

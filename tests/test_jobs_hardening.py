@@ -22,7 +22,17 @@ from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
 from tests.support.crash import Killed, KillSwitch
-from tests.support.jobs import NOW, VISIBILITY, JobWorld, arrange, assert_each_started_once, finish, job_body
+from tests.support.jobs import (
+    NOW,
+    VISIBILITY,
+    JobWorld,
+    arrange,
+    arrange_pending,
+    assert_each_started_once,
+    finish,
+    job_body,
+)
+from tests.support.partner import Partner
 
 ITEMS = 40
 
@@ -58,13 +68,14 @@ def test_an_instance_killed_mid_page_loses_no_item(
     make_settings: SettingsFactory,
     proxy: PendingCopyProxy,
     blobs: Blobs,
+    partner: Partner,
     done: str,
     method: str,
     matches: Callable[[tuple[Any, ...], str], bool],
 ) -> None:
-    names = arrange(blobs, proxy, ITEMS)
+    names = arrange_pending(partner, ITEMS)
     starter = JobWorld(make_settings, proxy)
-    job = starter.start(job_body(blobs), NOW).job
+    job = starter.start(job_body(blobs, partner.listing("in/")), NOW).job
     item = progress.item_id(job.id, "out/020.bin")
     switches: list[KillSwitch] = []
 
@@ -103,7 +114,7 @@ def test_a_recent_claim_is_left_to_the_attempt_that_holds_it(
 ) -> None:
     """A batch delivered while another attempt has just recorded an item (and may be sending
     its Copy Blob) starts nothing for it: it fails, to be delivered again."""
-    names = arrange(blobs, proxy, 3)
+    names = arrange(blobs, 3)
     job = world.start(job_body(blobs), NOW).job
     # The record another attempt wrote a moment ago (its copy not sent yet).
     first = item_request(job, "000.bin", BlobRef(blobs.src, names[0]), 1)
@@ -121,7 +132,7 @@ def test_a_recent_claim_is_left_to_the_attempt_that_holds_it(
 def test_a_job_past_its_deadline_ends_whatever_its_enumeration_does(
     world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy
 ) -> None:
-    arrange(blobs, proxy, 3)
+    arrange(blobs, 3)
     job = world.start(job_body(blobs, timeout_seconds=90), NOW).job
     proxy.inject("list_blobs", times=10_000, path_contains=f"/{blobs.src}")  # the listing fails, again and again
     world.deliver(NOW, rounds=3)
@@ -139,7 +150,7 @@ def test_a_job_past_its_deadline_ends_whatever_its_enumeration_does(
 
 
 def test_concurrent_aborts_of_a_job_all_succeed(world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy) -> None:
-    arrange(blobs, proxy, 5)
+    arrange(blobs, 5)
     job = world.start(job_body(blobs), NOW).job
     results = run_at_once(lambda: run(world.service.jobs.abort(job.id, NOW)).abort_requested_at, 10)
     assert len(results) == 10 and all(isinstance(result, datetime) for result in results), results
@@ -148,7 +159,7 @@ def test_concurrent_aborts_of_a_job_all_succeed(world: JobWorld, blobs: Blobs, p
 def test_an_idempotent_retry_during_a_queue_outage_never_returns_an_undone_job(
     world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy
 ) -> None:
-    arrange(blobs, proxy, 2)
+    arrange(blobs, 2)
     assert proxy.queue_proxy is not None
     proxy.queue_proxy.inject("put_message", times=10_000)
     proxy.queue_proxy.inject("put_blob", times=10_000)  # creating the queue

@@ -14,7 +14,8 @@ import pytest
 from devkit import PendingCopyProxy
 from tests.conftest import Blobs
 from tests.support.devhost_process import DevHostProcess, instances
-from tests.support.jobs import job_body, posted
+from tests.support.jobs import arrange_pending, job_body, posted
+from tests.support.partner import Partner
 from tests.support.queues import FAST_QUEUES
 from tests.support.waiting import until
 
@@ -40,12 +41,13 @@ def hosts(proxy: PendingCopyProxy) -> Iterator[list[DevHostProcess]]:
         yield started
 
 
-def test_two_hosts_run_one_job(hosts: list[DevHostProcess], blobs: Blobs, proxy: PendingCopyProxy) -> None:
-    for i in range(ITEMS):
-        blobs.put(blobs.src, f"in/{i:03d}.bin", b"x")
-    proxy.pending_copies = True
+def test_two_hosts_run_one_job(
+    hosts: list[DevHostProcess], blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+) -> None:
+    arrange_pending(partner, ITEMS)  # from another account: every started item stays pending
     first, second = hosts
-    job_id = posted(first, job_body(blobs))
+    # On Copy Blob (auto would take the block engine for another account's blobs).
+    job_id = posted(first, job_body(blobs, partner.listing("in/"), engine="async"))
 
     def every_batch_done() -> bool:
         return batches_done(job_id, hosts) == BATCHES

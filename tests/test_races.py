@@ -19,6 +19,7 @@ from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs
 from tests.support.crash import Crash, dying_at
+from tests.support.partner import Partner
 from tests.support.requests import copy_body, start
 from tests.support.waiting import until
 
@@ -51,26 +52,35 @@ def race(start: Callable[[], Any], service: CopyService) -> tuple[str, Any]:
     return operation_id, aborted
 
 
-def assert_released_and_applied(service: CopyService, blobs: Blobs, operation_id: str) -> None:
+def assert_released_and_applied(service: CopyService, blobs: Blobs, operation_id: str, leased: bool = True) -> None:
     final = run(service.ledger.get(operation_id))
     assert (final.state, final.abort_reason) == (State.ABORTED, AbortReason.REQUESTED)
     assert final.copy_id is not None, "the late copy is on the record"
     assert final.cleanup == ()
-    assert blobs.lease_state(blobs.src, "a.bin") == "available"
+    if leased:
+        assert blobs.lease_state(blobs.src, "a.bin") == "available"
     assert not blobs.exists(blobs.dst, "a.bin"), "on_abort: delete"
 
 
-@pytest.mark.parametrize("pending", [True, False], ids=["copy-pending", "copy-finishes-at-once"])
-def test_an_abort_racing_a_leased_start_leaves_nothing_held(
-    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, pending: bool
+@pytest.mark.parametrize("source", ["partner", "own"], ids=["copy-pending", "copy-finishes-at-once"])
+def test_an_abort_racing_a_start_leaves_nothing_held(
+    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, source: str
 ) -> None:
-    blobs.put(blobs.src, "a.bin", b"x" * 100)
-    proxy.pending_copies = pending
-    proxy.inject("put_lease", mode="delay", seconds=LEASE_DELAY)
-    body = copy_body(blobs.src, blobs.dst, lease_source=True, on_abort="delete", timeout_seconds=600)
+    """The race is held open by a slow request between the record and the copy: the
+    source's lease for the app's own blob (leased sources are the app's own, whose copy
+    ends at once, as on Azure), Copy Blob itself for another account's (it stays pending)."""
+    proxy.pending_copies = True
+    if source == "own":
+        blobs.put(blobs.src, "a.bin", b"x" * 100)
+        proxy.inject("put_lease", mode="delay", seconds=LEASE_DELAY)
+        body = copy_body(blobs.src, blobs.dst, lease_source=True, on_abort="delete", timeout_seconds=600)
+    else:
+        partner.put("a.bin", b"x" * 100)
+        proxy.inject("copy_blob", mode="delay", seconds=LEASE_DELAY)
+        body = partner.body(blobs.dst, on_abort="delete", timeout_seconds=600)
     operation_id, _ = race(lambda: start(service, body, NOW), service)
-    assert_released_and_applied(service, blobs, operation_id)
-    if pending:
+    assert_released_and_applied(service, blobs, operation_id, leased=source == "own")
+    if source == "partner":
         state = proxy.copy_state(blobs.dst, "a.bin")
         assert state is None or state.status == "aborted"
 
@@ -85,7 +95,7 @@ def test_a_start_that_dies_after_losing_the_race_is_repaired_by_the_sweep(
     step: str,
 ) -> None:
     blobs.put(blobs.src, "a.bin", b"x" * 100)
-    proxy.pending_copies = True
+    proxy.pending_copies = True  # the app's own leased source: its copy ends at once all the same
     proxy.inject("put_lease", mode="delay", seconds=LEASE_DELAY)
     dying = dying_at(settings, monkeypatch, step, "after")
     body = copy_body(blobs.src, blobs.dst, lease_source=True, on_abort="delete", timeout_seconds=600)

@@ -12,21 +12,23 @@ from copy_ops.service import CopyService
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs
+from tests.support.partner import Partner
 from tests.support.requests import copy_body, start
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def _ledger(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, pending: int, done: int) -> list[str]:
-    """``pending`` pending copies (the oldest), then ``done`` that finished at once (the
-    newest, so a page by name would hold none of the pending). The pending ids, newest first."""
+def _ledger(service: CopyService, blobs: Blobs, partner: Partner, pending: int, done: int) -> list[str]:
+    """``pending`` pending copies (the oldest, from another account), then ``done`` that
+    finished at once (within the account; the newest, so a page by name would hold none of
+    the pending). The pending ids, newest first."""
     blobs.put(blobs.src, "a.bin", b"x")
-    proxy.pending_copies = True
+    partner.put("a.bin", b"x")
+    partner.proxy.pending_copies = True
     ids = []
     for index in range(pending):
-        body = copy_body(blobs.src, blobs.dst, dest_name=f"p/{index}.bin")
+        body = partner.body(blobs.dst, dest_name=f"p/{index}.bin")
         ids.append(start(service, body, NOW + timedelta(seconds=index)).operation.id)
-    proxy.pending_copies = False
     for index in range(done):
         body = copy_body(blobs.src, blobs.dst, dest_name=f"d/{index}.bin")
         start(service, body, NOW + timedelta(seconds=pending + index))
@@ -34,9 +36,9 @@ def _ledger(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, pending
 
 
 def test_a_page_in_one_state_costs_its_page_not_the_ledger(
-    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
-    pending = _ledger(service, blobs, proxy, pending=3, done=40)
+    pending = _ledger(service, blobs, partner, pending=3, done=40)
     # The process's first token makes (or reads) the key of continuation tokens: once.
     run(service.list(ListQuery(None, 1, None)))
     before = proxy.log.counts.copy()
@@ -53,9 +55,9 @@ def test_a_page_in_one_state_costs_its_page_not_the_ledger(
 
 
 def test_candidates_the_lagging_index_names_are_checked_against_their_records(
-    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
-    pending = _ledger(service, blobs, proxy, pending=3, done=0)
+    pending = _ledger(service, blobs, partner, pending=3, done=0)
     proxy.index.freeze()  # from now on, the index answers as it stands: all three pending
     newest, middle = pending[0], pending[1]
     run(service.abort(newest, NOW + timedelta(seconds=10)))
@@ -68,27 +70,26 @@ def test_candidates_the_lagging_index_names_are_checked_against_their_records(
 
 
 def test_an_empty_state_is_an_empty_page_without_continuation(
-    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+    service: CopyService, blobs: Blobs, partner: Partner
 ) -> None:
-    _ledger(service, blobs, proxy, pending=0, done=5)
+    _ledger(service, blobs, partner, pending=0, done=5)
     page = run(service.list(ListQuery(State.FAILED, 2, None)))
     assert page.items == [] and page.continuation is None
 
 
 def test_a_get_records_an_ending_it_sees_and_leaves_its_cleanup_to_the_sweep(
-    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     """GET is safe (RFC 9110): seeing a copy failed, it records that, but the delete that
-    on_abort asks for (and the source lease, and the event) is the sweep's to do."""
-    blobs.put(blobs.src, "a.bin", b"x")
+    on_abort asks for (and the event) is the sweep's to do."""
+    partner.put("a.bin", b"x")
     proxy.pending_copies = True
-    body = copy_body(blobs.src, blobs.dst, on_abort="delete", lease_source=True)
-    op = start(service, body, NOW).operation
+    op = start(service, partner.body(blobs.dst, on_abort="delete"), NOW).operation
     proxy.fail(blobs.dst, "a.bin")
     seen = run(service.get(op.id, NOW + timedelta(seconds=1)))
     assert seen.state is State.FAILED and seen.cleanup, seen
-    assert blobs.exists(blobs.dst, "a.bin") and blobs.lease_state(blobs.src, "a.bin") == "leased"
+    assert blobs.exists(blobs.dst, "a.bin")
     assert proxy.log.counts["delete_blob"] == 0
     run(sweep(service, NOW + timedelta(seconds=2)))
-    assert not blobs.exists(blobs.dst, "a.bin") and blobs.lease_state(blobs.src, "a.bin") != "leased"
+    assert not blobs.exists(blobs.dst, "a.bin")
     assert run(service.get(op.id, NOW + timedelta(seconds=3))).cleanup == ()

@@ -1,6 +1,7 @@
-"""The local stand-in of Azure (``make run``'s): copies from another "account" paced as
-Azure paces them, copies within the account at once, and tag queries answered from an
-index seeded from what Azurite already holds. On Azurite, over the real SDK."""
+"""The local stand-in of Azure (``make run``'s): copies from another account paced as
+Azure paces them, copies within one account at once (whatever the container is called,
+whatever the tests' switch says), and tag queries answered from an index seeded from what
+Azurite already holds. On Azurite, over the real SDK."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from azure.storage.blob import BlobServiceClient
 
 from devkit import DEV_ACCOUNT, PendingCopyProxy, connection_string
 from devkit.pacing import Pacing
+from tests.support.partner import Partner
 
 SIZE = 2000
 RATE = 100.0  # bytes a second: a copy of SIZE takes 20 s, unless a test moves its clock
@@ -21,7 +23,7 @@ RATE = 100.0  # bytes a second: a copy of SIZE takes 20 s, unless a test moves i
 def standin(azurite_ports: tuple[int, int]) -> Iterator[PendingCopyProxy]:
     proxy = PendingCopyProxy(azurite_ports[0]).start()
     proxy.index.keep_history = False
-    proxy.pace(Pacing(rate=RATE, remote_containers=("partner",)), tick=0.05)
+    proxy.pace(Pacing(rate=RATE), tick=0.05)
     yield proxy
     proxy.pacing = None
     proxy.stop()
@@ -31,13 +33,10 @@ def test_a_copy_from_another_account_is_pending_with_progress_then_ends_by_itsel
     standin: PendingCopyProxy, direct: BlobServiceClient
 ) -> None:
     client = BlobServiceClient.from_connection_string(standin.connection_string)
-    partner, landing = "partner", f"landing-{uuid.uuid4().hex[:8]}"
-    for name in (partner, landing):
-        if not direct.get_container_client(name).exists():
-            direct.create_container(name)
+    landing = f"landing-{uuid.uuid4().hex[:8]}"
+    direct.create_container(landing)
     data = bytes(range(250)) * (SIZE // 250)
-    direct.get_blob_client(partner, "big.bin").upload_blob(data, overwrite=True)
-    source = f"{standin.url}/{DEV_ACCOUNT}/{partner}/big.bin"
+    source = Partner(standin, f"exports-{uuid.uuid4().hex[:8]}").put("big.bin", data)
 
     destination = client.get_blob_client(landing, "big.bin")
     started = destination.start_copy_from_url(source)
@@ -55,29 +54,43 @@ def test_a_copy_from_another_account_is_pending_with_progress_then_ends_by_itsel
     assert destination.download_blob().readall() == data
 
 
-def test_a_copy_within_the_account_ends_at_once(standin: PendingCopyProxy, direct: BlobServiceClient) -> None:
+@pytest.mark.parametrize("container", ["box", "partner"])
+@pytest.mark.parametrize("spelt", ["127.0.0.1", "localhost"])
+@pytest.mark.parametrize("switch", [False, True], ids=["paced", "paced-and-pending-switch"])
+def test_a_copy_within_the_account_ends_at_once(
+    standin: PendingCopyProxy, direct: BlobServiceClient, container: str, spelt: str, switch: bool
+) -> None:
+    """Within one account Azure copies at once: also from a container named ``partner``
+    (once the stand-in's stand-in for another account), and with the tests' pending switch on."""
+    standin.pending_copies = switch
     client = BlobServiceClient.from_connection_string(standin.connection_string)
-    box = f"box-{uuid.uuid4().hex[:8]}"
-    direct.create_container(box)
-    direct.get_blob_client(box, "a.bin").upload_blob(b"here")
-    started = client.get_blob_client(box, "b.bin").start_copy_from_url(f"{standin.url}/{DEV_ACCOUNT}/{box}/a.bin")
+    box = f"{container}-{uuid.uuid4().hex[:8]}" if container == "box" else container
+    if not direct.get_container_client(box).exists():
+        direct.create_container(box)
+    name = f"{uuid.uuid4().hex[:8]}.bin"
+    direct.get_blob_client(box, name).upload_blob(b"here")
+    source = f"http://{spelt}:{standin.port}/{DEV_ACCOUNT}/{box}/{name}"
+    started = client.get_blob_client(box, f"copy-{name}").start_copy_from_url(source)
     assert started["copy_status"] == "success"
-    assert client.get_blob_client(box, "b.bin").download_blob().readall() == b"here"
+    assert client.get_blob_client(box, f"copy-{name}").download_blob().readall() == b"here"
+    assert standin.copies() == []
 
 
-@pytest.mark.parametrize(
-    ("source", "remote"),
-    [
-        ("http://127.0.0.1:10000/devstoreaccount1/in/a.bin", False),
-        ("http://localhost:10000/devstoreaccount1/in/a.bin?sv=x", False),
-        ("http://127.0.0.1:10000/devstoreaccount1/partner/a.bin", True),
-        ("http://127.0.0.1:10000/otheraccount/in/a.bin", True),
-        ("https://elsewhere.example/devstoreaccount1/in/a.bin", True),
-        ("http://127.0.0.1:10000/devstoreaccount1/partners/a.bin", False),
-    ],
-)
-def test_which_sources_are_remote(source: str, remote: bool) -> None:
-    assert Pacing().is_remote(source, "127.0.0.1:10000", "devstoreaccount1") is remote
+def test_the_tests_pending_switch_holds_a_copy_from_another_account_until_it_is_finished(
+    proxy: PendingCopyProxy, direct: BlobServiceClient
+) -> None:
+    """The switch the suite's tests use (no pace): pending until the test finishes it for real."""
+    proxy.pending_copies = True
+    landing = f"landing-{uuid.uuid4().hex[:8]}"
+    direct.create_container(landing)
+    source = Partner(proxy, f"exports-{uuid.uuid4().hex[:8]}").put("a.bin", b"partner bytes")
+    destination = BlobServiceClient.from_connection_string(proxy.connection_string).get_blob_client(landing, "a.bin")
+    assert destination.start_copy_from_url(source)["copy_status"] == "pending"
+    fake = proxy.copy_state(landing, "a.bin")
+    assert fake is not None and fake.clock is None and destination.get_blob_properties().copy.status == "pending"
+    proxy.finish(landing, "a.bin")
+    assert destination.get_blob_properties().copy.status == "success"
+    assert destination.download_blob().readall() == b"partner bytes"
 
 
 def test_a_restarted_standin_answers_tag_queries_for_what_azurite_already_holds(

@@ -16,6 +16,7 @@ from devkit import DEV_ACCOUNT, PendingCopyProxy
 from devkit.proxy import SAS_LIFETIME
 from devkit.worker import run
 from tests.conftest import Blobs, open_storage
+from tests.support.partner import Partner
 
 LATER = datetime.now(UTC) + timedelta(hours=1)
 
@@ -47,10 +48,11 @@ def test_missing_things_are_not_found(storage: BlobStorage, blobs: Blobs) -> Non
     run(storage.release_lease(BlobRef(blobs.dst, "nothing"), lease_id_for("x")))
 
 
-def test_copy_guard_and_abort_codes(storage: BlobStorage, blobs: Blobs, proxy: PendingCopyProxy) -> None:
-    blobs.put(blobs.src, "a.bin", b"data")
+def test_copy_guard_and_abort_codes(
+    storage: BlobStorage, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+) -> None:
     blobs.put(blobs.dst, "exists.bin", b"old")
-    source = BlobRef(blobs.src, "a.bin")
+    source = partner.put("a.bin", b"data")  # another account's: pending, as on Azure
     with pytest.raises(Conflict) as exists:
         run(storage.start_copy(BlobRef(blobs.dst, "exists.bin"), source, {}, overwrite=False, readable_until=LATER))
     assert exists.value.code == "BlobAlreadyExists"

@@ -25,6 +25,7 @@ from copy_ops.service import CopyService
 from devkit import PROJECT_ROOT, PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, open_storage
+from tests.support.partner import Partner
 from tests.support.requests import copy_body, start
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -42,7 +43,7 @@ def points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
 
 
 def test_a_deadline_abort_is_counted_timed_and_traced(
-    settings: Settings, blobs: Blobs, proxy: PendingCopyProxy
+    settings: Settings, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     reader = InMemoryMetricReader()
     spans = InMemorySpanExporter()
@@ -50,11 +51,11 @@ def test_a_deadline_abort_is_counted_timed_and_traced(
     tracers.add_span_processor(SimpleSpanProcessor(spans))
     telemetry = OpenTelemetry(MeterProvider(metric_readers=[reader]).get_meter("test"), tracers.get_tracer("test"))
     service = CopyService(settings, open_storage(settings), telemetry=telemetry)
-    blobs.put(blobs.src, "a.bin", b"x")
+    partner.put("a.bin", b"x")
     blobs.put(blobs.src, "b.bin", b"y")
-    start(service, copy_body(blobs.src, blobs.dst, "b.bin"), NOW)  # finishes at once
     proxy.pending_copies = True
-    op = start(service, copy_body(blobs.src, blobs.dst, timeout_seconds=60), NOW).operation
+    start(service, copy_body(blobs.src, blobs.dst, "b.bin"), NOW)  # within the account: finishes at once
+    op = start(service, partner.body(blobs.dst, timeout_seconds=60), NOW).operation  # another's: pending
 
     run(sweep(service, NOW + timedelta(seconds=67)))  # 7 s late
 

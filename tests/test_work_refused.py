@@ -22,7 +22,8 @@ from copy_ops.work.seal import sealed
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory
-from tests.support.jobs import NOW, TIMEOUT, JobWorld, arrange, job_body
+from tests.support.jobs import NOW, TIMEOUT, JobWorld, arrange_pending, job_body
+from tests.support.partner import Partner
 from tests.support.watch import StorageWatch
 
 ITEMS = 3
@@ -44,9 +45,9 @@ def watched() -> StorageWatch:
 
 @pytest.fixture
 def world(
-    make_settings: SettingsFactory, proxy: PendingCopyProxy, blobs: Blobs, watched: StorageWatch
+    make_settings: SettingsFactory, proxy: PendingCopyProxy, partner: Partner, watched: StorageWatch
 ) -> Iterator[JobWorld]:
-    arrange(blobs, proxy, ITEMS)
+    arrange_pending(partner, ITEMS)  # from another account: its items stay pending
     made = JobWorld(make_settings, proxy, watched.wrap)
     made.service.telemetry = Refusals()
     yield made
@@ -90,9 +91,9 @@ def snapshot(blobs: Blobs, world: JobWorld) -> dict[str, Any]:
 
 
 def test_forged_messages_of_every_kind_act_on_nothing_on_either_queue(
-    world: JobWorld, blobs: Blobs, proxy: PendingCopyProxy, watched: StorageWatch
+    world: JobWorld, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, watched: StorageWatch
 ) -> None:
-    job = world.start(job_body(blobs), NOW).job
+    job = world.start(job_body(blobs, partner.listing("in/")), NOW).job
     world.deliver(NOW)  # listed; its items started, pending
     listed = run(world.service.jobs.items(job.id, ListQuery(None, 10, None))).items
     assert [item.state for item in listed] == [State.PENDING] * ITEMS

@@ -29,7 +29,8 @@ from devkit.worker import run
 from tests.conftest import Blobs
 from tests.support.functions import EXPECTED
 from tests.support.memory import sealed_by
-from tests.support.requests import copy_body, start
+from tests.support.partner import Partner
+from tests.support.requests import start
 
 pytestmark = [pytest.mark.system, pytest.mark.py313]
 
@@ -133,16 +134,16 @@ def test_the_worker_reports_every_function_as_async() -> None:
 
 
 def test_a_sweep_and_a_work_message_log_every_line_under_their_invocation(
-    service: CopyService, settings: Settings, blobs: Blobs, proxy: PendingCopyProxy
+    service: CopyService, settings: Settings, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     """The sweep settles 50 operations concurrently, a work message a batch of 10, both
     invoked by the real worker library: every record the app writes meanwhile (each
     operation's own lines, written by its own task) carries that invocation's id as the
     worker reads it (no thread of the app's own would)."""
-    blobs.put(blobs.src, "a.bin", b"payload")
+    partner.put("a.bin", b"payload")
     proxy.pending_copies = True
     long_ago = datetime.now(UTC) - timedelta(hours=2)
-    body = partial(copy_body, blobs.src, blobs.dst, timeout_seconds=60)
+    body = partial(partner.body, blobs.dst, timeout_seconds=60)  # another account's: pending
     ops = [start(service, body(dest_name=f"{index}.bin"), long_ago).operation for index in range(SWEPT + BATCH)]
     assert all(op.state is State.PENDING for op in ops)
     # The work message settles a batch of them first; the sweep then finds the other 50.

@@ -29,6 +29,7 @@ from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import TEST_CLIENT_OPTIONS, Blobs, SettingsFactory, open_storage
 from tests.support.devhost_process import DevHostProcess
+from tests.support.partner import Partner
 
 # A job's work is done after this many deliveries, or the test has found a bug.
 MOST_DELIVERIES = 500
@@ -201,12 +202,21 @@ TIMEOUT = 600
 VISIBILITY = timedelta(seconds=10)
 
 
-def arrange(blobs: Blobs, proxy: PendingCopyProxy, count: int) -> list[str]:
-    """``count`` blobs under ``in/``, whose copies stay pending."""
+def arrange(blobs: Blobs, count: int) -> list[str]:
+    """``count`` blobs under ``in/`` of the app's own account, whose copies end at once."""
     names = [f"in/{i:03d}.bin" for i in range(count)]
     for name in names:
         blobs.put(blobs.src, name, b"x")
-    proxy.pending_copies = True
+    return names
+
+
+def arrange_pending(partner: Partner, count: int) -> list[str]:
+    """``count`` blobs under ``in/`` of the second account, whose copies stay pending, as
+    copies from another account do on Azure; the job's source: ``partner.listing("in/")``."""
+    names = [f"in/{i:03d}.bin" for i in range(count)]
+    for name in names:
+        partner.put(name, b"x")
+    partner.proxy.pending_copies = True
     return names
 
 
