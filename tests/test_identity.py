@@ -16,10 +16,10 @@ from urllib.parse import parse_qs, quote
 
 import pytest
 from azure.core.credentials import AccessToken
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import BlobBlock, BlobSasPermissions, BlobServiceClient, generate_blob_sas
 
-from devkit import DEV_ACCOUNT
+from devkit import DEV_ACCOUNT, identity
 from devkit.identity import make_token
 from tests.support.devhost_process import DevHostProcess
 from tests.support.identity import CLIENT_ID, PARTNER, IdentityWorld, identity_world
@@ -302,7 +302,14 @@ def test_a_source_in_another_account_is_read_by_a_bearer_token_and_no_sas(world:
     with pytest.raises(HttpResponseError) as refused:
         own.get_blob_client(c.dst, "refused.bin").upload_blob_from_url(source, source_authorization=wrong)
     assert getattr(refused.value, "error_code", None) == "CannotVerifyCopySource"
+    with pytest.raises(HttpResponseError) as refused_block:
+        own.get_blob_client(c.dst, "refused.bin").stage_block_from_url(
+            "MDAwMDAw", source, source_offset=0, source_length=13, source_authorization=wrong
+        )
+    assert getattr(refused_block.value, "error_code", None) == "CannotVerifyCopySource"
     assert not c.own.get_blob_client(c.dst, "refused.bin").exists()
+    with pytest.raises(ResourceNotFoundError):  # no block staged either: no blob at all
+        c.own.get_blob_client(c.dst, "refused.bin").get_block_list("uncommitted")
 
 
 def test_a_copy_from_another_account_on_the_block_engine_sends_its_bearer_token_and_no_sas(
@@ -378,3 +385,37 @@ def test_a_large_blob_of_another_account_is_staged_block_by_block_with_the_token
     sent = [(kind, scheme) for kind, scheme in world.proxy.log.source_authorizations if kind.endswith("_from_url")]
     assert sent == [("put_block_from_url", "Bearer")] * 6
     assert not [url for _, url in world.proxy.log.sources if "sig=" in url]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the block engine reads another account's source properties with the app's token "
+    "(storage/block_copies.py, source_facts) and passes a refusal on as a bare 403 "
+    "AuthenticationFailed, naming no field; Copy Blob's engine names source and the role",
+)
+def test_a_source_account_that_refuses_the_apps_token_is_403_naming_source_and_writes_nothing(
+    world: IdentityWorld, c: Containers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The block engine's token refused for real, by the source's account: a token whose
+    audience is the app's own account (Azurite, as Azure, holds such a token to that
+    account) reads and writes the app's storage, but the other account refuses it. The
+    caller is told the source cannot be read, and why (the role), and nothing is written."""
+    own_audience = f"https://{DEV_ACCOUNT}.blob.core.windows.net"
+    issue = identity.make_token
+    monkeypatch.setattr(
+        identity, "make_token", lambda _, client_id, lifetime=3600: issue(own_audience, client_id, lifetime)
+    )
+    host = world.host(COPY_SWEEP_SCHEDULE=MANUAL)  # a fresh host: it asks for its token now
+    try:
+        own = host.call(
+            "POST", "/api/copies", copy(c, {"container": c.src, "blob": "a.bin"}, "own.bin", engine="blocks")
+        )
+        source = {"account": PARTNER, "container": c.private, "blob": "a.bin"}
+        refused = host.call("POST", "/api/copies", copy(c, source, "refused.bin", engine="blocks"))
+    finally:
+        host.stop()
+    assert own.status == 201 and c.read("own.bin") == b"own bytes", own.body
+    assert not c.own.get_blob_client(c.dst, "refused.bin").exists()
+    assert refused.status == 403, refused.body
+    [error] = refused.json()["errors"]
+    assert error["field"] == "source" and "Storage Blob Data Reader" in error["message"], error
