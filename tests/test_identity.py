@@ -387,12 +387,6 @@ def test_a_large_blob_of_another_account_is_staged_block_by_block_with_the_token
     assert not [url for _, url in world.proxy.log.sources if "sig=" in url]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the block engine reads another account's source properties with the app's token "
-    "(storage/block_copies.py, source_facts) and passes a refusal on as a bare 403 "
-    "AuthenticationFailed, naming no field; Copy Blob's engine names source and the role",
-)
 def test_a_source_account_that_refuses_the_apps_token_is_403_naming_source_and_writes_nothing(
     world: IdentityWorld, c: Containers, monkeypatch: pytest.MonkeyPatch
 ) -> None:

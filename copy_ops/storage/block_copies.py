@@ -36,8 +36,9 @@ from copy_ops.copies.ports import BlockSource, Commit
 from copy_ops.core.errors import FieldError, InvalidRequest, NotSent, UnsafeName
 from copy_ops.core.redaction import redact, strip_query
 from copy_ops.storage.account import Account
+from copy_ops.storage.delegation import FORBIDDEN, READER_ROLE, UNAUTHORIZED, missing_role
 from copy_ops.storage.documents import NOT_FOUND
-from copy_ops.storage.errors import block_refusal, bounded_wait, ignoring
+from copy_ops.storage.errors import block_refusal, bounded_wait, ignoring, source_refusal
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContentSettings
@@ -76,7 +77,7 @@ class BlockSide(Account):
                         raise InvalidRequest.of(FieldError("source", problem)) from None
             return _facts(await self._reader(source).get_blob_properties())
 
-        return await self._run(self._refusals(call()), callers=True)
+        return await self._run(self._read_refusals(call(), source), callers=True)
 
     async def copy_whole(self, ref: BlobRef, source: BlockSource, source_etag: str, commit: Commit) -> None:
         async def call(seconds: int) -> None:
@@ -148,6 +149,20 @@ class BlockSide(Account):
             return await call
         except HttpResponseError as exc:
             meaning = block_refusal(exc, pinned=pinned)
+            if meaning is not None:
+                raise meaning from None
+            raise
+
+    async def _read_refusals(self, call: Awaitable[T], source: BlockSource) -> T:
+        """The source's own refusal of the plan's read (its status is the source's): the
+        caller's source, a 4xx naming ``source``; for another account read with the app's
+        token, 401 or 403 says the identity lacks its role there (as Copy Blob's engine says)."""
+        try:
+            return await call
+        except HttpResponseError as exc:
+            if isinstance(source, ForeignBlob) and exc.status_code in (UNAUTHORIZED, FORBIDDEN):
+                raise missing_role(source.account, READER_ROLE, "read the source") from None
+            meaning = source_refusal(exc)
             if meaning is not None:
                 raise meaning from None
             raise

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from azure.storage.blob import UserDelegationKey
     from azure.storage.blob.aio import BlobServiceClient
 
-FORBIDDEN = 403
+UNAUTHORIZED, FORBIDDEN = 401, 403
 DELEGATOR_ROLE = "Storage Blob Delegator"
 READER_ROLE = "Storage Blob Data Reader"
 
