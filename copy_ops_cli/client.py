@@ -1,6 +1,7 @@
 """The HTTP API, called with httpx: JSON in and out, the function key as
-``x-functions-key``, a bearer token of Microsoft Entra ID as ``Authorization``, and a
-problem+json answer raised as :class:`ApiError` with one readable line."""
+``x-functions-key`` or a bearer token of Microsoft Entra ID as ``Authorization`` (given, or
+got by signing in: :mod:`copy_ops_cli.signin`), and a problem+json answer raised as
+:class:`ApiError` with one readable line."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from typing import Any
 import httpx
 
 TIMEOUT_SECONDS = 60.0
+# The Functions host's own admin API (``sweep``): it takes only the master key, whoever
+# signed in.
+ADMIN_PATHS = "/admin/"
 
 
 @dataclass
@@ -48,16 +52,22 @@ def problem_line(status: int, body: bytes) -> str:
 
 
 class Client:
-    def __init__(self, url: str, key: str | None, token: str | None = None) -> None:
+    """The app at ``url``. With a bearer token (``token``, or ``auth`` signing in) the key is
+    not sent to copy-ops' API: the caller is who signed in, never a key's holder (an admin)
+    by a key left in the environment. It goes only to the host's admin API, which wants it."""
+
+    def __init__(self, url: str, key: str | None, token: str | None = None, auth: httpx.Auth | None = None) -> None:
         if not url.startswith(("https://", "http://")):
             raise ApiError(0, f"the app's URL must start with https:// or http://, not {url!r}")
         self.url = url.rstrip("/")
         headers = {"Accept": "application/json"}
-        if key:
+        signed_in = bool(token) or auth is not None
+        self._admin_key = key if signed_in else None
+        if key and not signed_in:
             headers["x-functions-key"] = key
         if token:
             headers["Authorization"] = f"Bearer {token.strip()}"
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=TIMEOUT_SECONDS)
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=TIMEOUT_SECONDS, auth=auth)
 
     def call(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None) -> Any:
         """The answer's JSON (None for an empty answer); :class:`ApiError` otherwise."""
@@ -78,8 +88,9 @@ class Client:
             following = link if link and link.startswith("/api/") else None
 
     def _answer(self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None) -> httpx.Response:
+        admin = {"x-functions-key": self._admin_key} if self._admin_key and path.startswith(ADMIN_PATHS) else None
         try:
-            answer = self._http.request(method, path, json=body, params=query)
+            answer = self._http.request(method, path, json=body, params=query, headers=admin)
         except httpx.HTTPError as error:
             raise ApiError(0, f"cannot reach {self.url}: {error}") from None
         if answer.status_code >= 400:

@@ -1,12 +1,14 @@
 """copy-ops: start, watch, list and abort copies and jobs of a copy-ops app.
 
 The app's URL and key come from --url/--key or COPY_OPS_URL/COPY_OPS_KEY; the key is
-sent as x-functions-key. A bearer token of Microsoft Entra ID for the app's audience
-(--token or COPY_OPS_TOKEN) is sent as Authorization, where the app knows its callers
-by Entra ID (COPY_AUTH entra or both). argparse (the standard library's) reads the arguments, httpx
-talks HTTP, rich draws tables and progress bars (only on a terminal). Exit status: 0
-done (with --wait or --watch: the copy or job succeeded), 1 the API refused or the copy
-or job ended otherwise, 2 bad usage.
+sent as x-functions-key. Where the app knows its callers by Microsoft Entra ID (COPY_AUTH
+entra), the CLI signs in for the app's audience (--audience or COPY_OPS_AUDIENCE,
+api://<client id>) with azure-identity, or takes a token given (--token or
+COPY_OPS_TOKEN): the token goes as Authorization, the key then only to the host's admin
+API (sweep). argparse (the standard library's) reads the arguments, httpx talks HTTP,
+rich draws tables and progress bars (only on a terminal). Exit status: 0 done (with
+--wait or --watch: the copy or job succeeded), 1 the API refused, signing in failed, or
+the copy or job ended otherwise, 2 bad usage.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from rich.console import Console
 
 from copy_ops_cli import display
 from copy_ops_cli.client import ApiError, Client
+from copy_ops_cli.signin import Credential, SignedIn, SignInError, default_credential
 
 FINAL = {"succeeded", "failed", "aborted"}
 ID = re.compile(r"[0-9a-f]+(-[0-9a-f]+)+")
@@ -217,6 +220,11 @@ def _common(parser: argparse.ArgumentParser, defaults: bool) -> None:
     parser.add_argument("--key", default=default(os.environ.get("COPY_OPS_KEY")), help="a function key (COPY_OPS_KEY)")
     bearer = "a bearer token for the app's Entra ID audience (COPY_OPS_TOKEN)"
     parser.add_argument("--token", default=default(os.environ.get("COPY_OPS_TOKEN")), help=bearer)
+    sign_in = (
+        "sign in with Microsoft Entra ID (az login, or a pipeline's identity) for the app's audience, "
+        "api://<client id> (COPY_OPS_AUDIENCE)"
+    )
+    parser.add_argument("--audience", default=default(os.environ.get("COPY_OPS_AUDIENCE")), help=sign_in)
     parser.add_argument("--json", action="store_true", default=default(False), help="print the API's JSON, for scripts")
 
 
@@ -256,7 +264,7 @@ def parser() -> argparse.ArgumentParser:
     ls.add_argument("--state", choices=["pending", "succeeded", "failed", "aborted"])
     commands.add_parser("abort", help="abort a pending copy").add_argument("id")
     commands.add_parser("sweep", help="run the sweep now (the admin endpoint: needs the master key)")
-    commands.add_parser("whoami", help="who the app takes you for: your key, or you signed in with Entra ID")
+    commands.add_parser("whoami", help="who the app takes you for: a key's holder, or you signed in with Entra ID")
 
     jobs = commands.add_parser("jobs", help="jobs: many blobs under one deadline")
     job_commands = _Commands(jobs, "job_command")
@@ -282,11 +290,22 @@ def _show_and_ls(commands: _Commands, one: str, many: str) -> argparse.ArgumentP
     return ls
 
 
+def _signed_in(args: argparse.Namespace, credential: Callable[[], Credential]) -> SignedIn | None:
+    """Signing in for ``--audience``: the token is asked for as the first request goes, and
+    a credential that cannot give one is said once (:class:`SignInError`), nothing sent."""
+    if not args.audience:
+        return None
+    if args.token:
+        raise UsageError("give --token or --audience (COPY_OPS_TOKEN or COPY_OPS_AUDIENCE), not both")
+    return SignedIn(args.audience, credential)
+
+
 def main(
     argv: Sequence[str] | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    credential: Callable[[], Credential] = default_credential,
 ) -> int:
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     try:
@@ -298,12 +317,12 @@ def main(
         return 2
     client: Client | None = None
     try:
-        client = Client(args.url, args.key, args.token)
+        client = Client(args.url, args.key, args.token, _signed_in(args, credential))
         return run(args, client, Output(stdout, args.json), sleep)
     except UsageError as error:
         stderr.write(f"copy-ops: {error}\n")
         return 2
-    except ApiError as error:
+    except (ApiError, SignInError) as error:
         stderr.write(f"copy-ops: {error}\n")
         return 1
     except KeyboardInterrupt:
