@@ -35,6 +35,9 @@ param maximumInstanceCount int = 40
 @allowed(['Standard_ZRS', 'Standard_GRS', 'Standard_GZRS', 'Standard_RAGRS', 'Standard_RAGZRS'])
 param copiesStorageSku string = 'Standard_ZRS'
 
+@description('Client id of the app registration callers sign in for (infra/register-api.sh). Given: App Service Authentication in front of the app and COPY_AUTH entra. Empty: callers use function keys (COPY_AUTH keys).')
+param apiClientId string = ''
+
 var tags = { 'azd-env-name': environmentName }
 var token = toLower(uniqueString(subscription().id, environmentName, location))
 
@@ -58,6 +61,7 @@ module app 'app/resources.bicep' = {
     allowedDestinationContainers: allowedDestinationContainers
     maximumInstanceCount: maximumInstanceCount
     copiesStorageSku: copiesStorageSku
+    apiClientId: apiClientId
   }
 }
 
@@ -80,3 +84,5 @@ output AZURE_FUNCTION_NAME string = app.outputs.functionAppName
 output SERVICE_API_NAME string = app.outputs.functionAppName
 output COPY_OPS_URL string = app.outputs.url
 output COPY_OPS_STORAGE_ACCOUNT string = app.outputs.copiesAccountName
+// What the CLI signs in for (copy-ops --audience, COPY_OPS_AUDIENCE); empty where callers use keys.
+output COPY_OPS_AUDIENCE string = empty(apiClientId) ? '' : 'api://${apiClientId}'

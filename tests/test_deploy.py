@@ -6,7 +6,14 @@ checkov checks the templates statically in `make test` (scripts/test.sh)."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
 
 from copy_ops.core.settings import Settings
 from devkit import PROJECT_ROOT
@@ -102,3 +109,155 @@ def test_the_lifecycle_rule_deletes_each_kind_of_ledger_document_the_app_leaves_
     # Each rule's prefix, written in the ledger's container (the records' once, as a variable).
     ruled = set(re.findall(r"'\$\{ledgerContainerName\}/([a-z-]+/)'", RESOURCES))
     assert ruled == {RECORD_PREFIX, CLAIM_PREFIX, BATCH_PREFIX, CHUNKS_PREFIX}
+
+
+# -- callers signed in with Microsoft Entra ID (docs/deploy.md) -------------------------
+
+REGISTRATION = json.loads((INFRA / "api-registration.json").read_text())
+REGISTER = INFRA / "register-api.sh"
+# Microsoft's own client id of the Azure CLI: pre-authorized, a person's `az login` gets a token.
+AZURE_CLI = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+
+
+def resource(name: str) -> str:
+    """The text of the template's top-level resource ``name``."""
+    begin = RESOURCES.index(f"\nresource {name} ")
+    return RESOURCES[begin : RESOURCES.index("\n}\n", begin) + 2]
+
+
+def test_app_service_authentication_is_on_exactly_where_the_app_takes_entra_callers() -> None:
+    """One condition turns both on, so the app never takes principals without the platform
+    in front, and the platform's check goes off again with the registration."""
+    assert "var signIn = !empty(apiClientId)" in RESOURCES
+    assert template_settings()["COPY_AUTH"] == "signIn ? 'entra' : 'keys'"
+    auth = resource("authentication")
+    assert "'Microsoft.Web/sites/config@" in auth and "name: 'authsettingsV2'" in auth and "parent: app" in auth
+    assert re.search(r"platform: \{ enabled: signIn \}", auth)
+    assert re.search(r"requireAuthentication: signIn\s+unauthenticatedClientAction: 'Return401'", auth)
+    assert re.search(r"azureActiveDirectory: \{\s+enabled: signIn\s+registration: \{\s+clientId: apiClientId", auth)
+    assert "openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'" in auth
+    assert "allowedAudiences: signIn ? ['api://${apiClientId}'] : []" in auth
+    assert "tokenStore: { enabled: false }" in auth
+    assert " if (" not in auth  # deployed always: off where no registration is given
+
+
+def test_azd_hands_the_registration_to_the_template_and_its_audience_to_the_cli(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from copy_ops_cli.main import parser
+
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["apiClientId"] == {"value": "${AZURE_API_CLIENT_ID}"}
+    assert re.search(r"^param apiClientId string = ''$", MAIN, flags=re.MULTILINE)
+    assert "apiClientId: apiClientId" in MAIN
+    assert 'azd env set AZURE_API_CLIENT_ID "$app_id"' in REGISTER.read_text()
+    # An output of azd's environment, named as the CLI's setting: `azd env get-values` has it.
+    output = re.search(r"^output (\w+) string = empty\(apiClientId\) \? '' : 'api://\$\{apiClientId\}'$", MAIN, re.M)
+    assert output is not None
+    monkeypatch.setenv(output[1], "api://client-id")
+    assert parser().parse_args(["whoami"]).audience == "api://client-id"
+
+
+def test_the_registration_has_the_roles_the_app_and_the_local_callers_name() -> None:
+    from copy_ops.core.callers import ADMIN_ROLE
+    from devkit.issuer import CALLERS
+
+    roles = {role["value"]: role for role in REGISTRATION["appRoles"]}
+    assert set(roles) == {"Copies.Start", "Copies.Read", ADMIN_ROLE}
+    assert {role for caller in CALLERS.values() for role in caller.roles} <= set(roles)
+    for role in roles.values():
+        assert set(role["allowedMemberTypes"]) == {"User", "Application"} and role["isEnabled"] is True
+    api = REGISTRATION["api"]
+    ids = [role["id"] for role in roles.values()] + [scope["id"] for scope in api["oauth2PermissionScopes"]]
+    assert len({str(uuid.UUID(id_)) for id_ in ids}) == len(ids)
+    # Tokens of this tenant only, in the v2 form (aud is the client id), groups in them.
+    assert REGISTRATION["signInAudience"] == "AzureADMyOrg" and api["requestedAccessTokenVersion"] == 2
+    assert REGISTRATION["groupMembershipClaims"] == "SecurityGroup"
+    [scope] = api["oauth2PermissionScopes"]
+    assert api["preAuthorizedApplications"] == [{"appId": AZURE_CLI, "delegatedPermissionIds": [scope["id"]]}]
+    assert "identifierUris" not in REGISTRATION  # api://<client id>: set once the id is known
+
+
+FAKE_TOOL = """#!{python}
+import json, pathlib, sys
+state_path = pathlib.Path({state!r})
+state = json.loads(state_path.read_text())
+argv = sys.argv[1:]
+state["calls"].append(["{tool}", *argv])
+answer, status = "", 0
+if argv[:2] == ["env", "get-value"]:
+    if argv[2] in state["env"]:
+        answer = state["env"][argv[2]]
+    else:
+        print("ERROR: key not found", file=sys.stderr)
+        status = 1
+elif argv[:2] == ["env", "set"]:
+    state["env"][argv[2]] = argv[3]
+elif argv[0] == "rest":
+    state["bodies"].append(json.loads(pathlib.Path(argv[argv.index("--body") + 1][1:]).read_text()))
+    answer = "6e2c0d4f-58cb-4b1f-9f0a-6a0c2b9d7e11"
+elif argv[:3] == ["ad", "sp", "show"]:
+    status = 0 if state["principal"] else 1
+elif argv[:3] == ["ad", "sp", "create"]:
+    state["principal"] = True
+state_path.write_text(json.dumps(state))
+if answer:
+    print(answer)
+sys.exit(status)
+"""
+
+
+@pytest.mark.system
+def test_the_registration_script_registers_once_and_hands_the_client_id_to_azd(tmp_path: Path) -> None:
+    """Against stand-ins of az and azd that record their calls: what the script asks of them
+    (not what Entra ID answers: that is checked on a deployment, docs/callers.md)."""
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"calls": [], "env": {"AZURE_ENV_NAME": "dev"}, "bodies": [], "principal": False}))
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("az", "azd"):
+        (tools / tool).write_text(FAKE_TOOL.format(python=sys.executable, state=str(state), tool=tool))
+        (tools / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
+    app_id = "6e2c0d4f-58cb-4b1f-9f0a-6a0c2b9d7e11"
+
+    def run() -> tuple[list[list[str]], subprocess.CompletedProcess[str]]:
+        before = len(json.loads(state.read_text())["calls"])
+        done = subprocess.run(
+            ["sh", str(REGISTER)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(state.read_text())["calls"][before:], done
+
+    calls, done = run()
+    recorded = json.loads(state.read_text())
+    assert recorded["bodies"] == [REGISTRATION] and recorded["env"]["AZURE_API_CLIENT_ID"] == app_id
+    [create] = [call for call in calls if call[:2] == ["az", "rest"]]
+    assert create[create.index("--method") + 1] == "POST"
+    assert create[create.index("--url") + 1] == "https://graph.microsoft.com/v1.0/applications"
+    [update] = [call for call in calls if call[:4] == ["az", "ad", "app", "update"]]
+    assert update[update.index("--identifier-uris") + 1] == f"api://{app_id}"
+    assert update[update.index("--display-name") + 1] == "copy-ops-dev"
+    assert ["az", "ad", "sp", "update", "--id", app_id, "--set", "appRoleAssignmentRequired=true"] in calls
+    assert f"api://{app_id}" in done.stdout
+    # Again: the same registration, completed, not a second one.
+    again, _ = run()
+    assert not [call for call in again if call[:2] == ["az", "rest"] or call[:4] == ["az", "ad", "sp", "create"]]
+    assert json.loads(state.read_text())["env"]["AZURE_API_CLIENT_ID"] == app_id
+
+
+@pytest.mark.system
+def test_checkov_reads_every_template() -> None:
+    """checkov counts a template its parser cannot read as a parsing error and still exits 0,
+    having checked nothing in it (a Bicep extension, a conditional child resource): each
+    template is parsed here with checkov's own Bicep parser."""
+    templates = [str(path) for path in sorted(INFRA.rglob("*.bicep"))]
+    parse = (
+        "import sys, pathlib, pycep\n"
+        "for path in sys.argv[1:]: pycep.BicepParser().parse(text=pathlib.Path(path).read_text())"
+    )
+    checkov_python = PROJECT_ROOT / ".venv-checkov" / "bin" / "python"
+    done = subprocess.run(
+        [str(checkov_python), "-c", parse, *templates], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -11,10 +11,14 @@ param allowedDestinationContainers string
 param maximumInstanceCount int
 @allowed(['Standard_ZRS', 'Standard_GRS', 'Standard_GZRS', 'Standard_RAGRS', 'Standard_RAGZRS'])
 param copiesStorageSku string = 'Standard_ZRS'
+@description('Client id of the app registration callers sign in for; empty: function keys only.')
+param apiClientId string = ''
 
 var ledgerContainerName = 'copy-operations'
 var deploymentContainerName = 'app-package'
 var storageSuffix = environment().suffixes.storage
+// Callers signed in with Microsoft Entra ID, where the API is registered (infra/register-api.sh).
+var signIn = !empty(apiClientId)
 // What the lifecycle rule deletes after recordRetentionDays: final records, by their state
 // tag (a pending record is never touched), idempotency claims, the empty marks a job's
 // batches leave when done, and a manifest job's chunk digests (only a running job reads
@@ -213,8 +217,8 @@ var sourceHosts = [for id in sourceAccountIds: '${last(split(id, '/'))}.blob.${s
 var sourceHostsSetting = empty(allowedSourceHosts) ? join(concat([copiesHost], sourceHosts), ',') : allowedSourceHosts
 
 resource app 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_222:An HTTP API called from pipelines: reachable over HTTPS, every route needs a function key.
-  // checkov:skip=CKV_AZURE_17:Callers authenticate with function keys (auth level FUNCTION), not client certificates.
+  // checkov:skip=CKV_AZURE_222:An HTTP API called from pipelines: reachable over HTTPS, every route needs a token of Entra ID (authsettingsV2 below) or, without a registration, a function key.
+  // checkov:skip=CKV_AZURE_17:Callers authenticate with tokens of Entra ID or function keys, not client certificates.
   // checkov:skip=CKV_AZURE_212:Flex Consumption scales from zero; always-ready instances are an option that costs money at rest.
   // checkov:skip=CKV_AZURE_213:Flex Consumption manages its instances' health; it has no health-check path.
   name: 'func-${token}'
@@ -297,14 +301,57 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       COPY_EVENTS_QUEUE: ''
       COPY_EVENTS_TOPIC_ENDPOINT: ''
       COPY_EVENTS_TOPIC_KEY: ''
-      // Callers by function key: this template puts no App Service Authentication in front of
-      // the app, and without it nothing strips a principal header a client sends (docs/callers.md).
-      COPY_AUTH: 'keys'
-      // No rules: only admins (here, every key's holder) copy.
+      // Callers signed in with Entra ID where the API is registered (App Service Authentication,
+      // authsettingsV2 below, is then in front). Else by function key: without the platform in
+      // front nothing strips a principal header a client sends (docs/callers.md).
+      COPY_AUTH: signIn ? 'entra' : 'keys'
+      // No rules: only admins copy (every key's holder; signed in, Copies.Admin).
       COPY_POLICY: ''
       // -- end of the app's settings --
     }
     dependsOn: [hostBlobOwner, hostQueues, hostTables, copiesBlobOwner, copiesQueues, publisher]
+  }
+}
+
+// -- App Service Authentication, on where the API is registered -----------------------
+
+// Where apiClientId is given, every request needs a token of the tenant's Entra ID for the
+// API's audience, validated by the platform before the app sees it; without one it is 401.
+// The platform then passes the caller on in X-MS-CLIENT-PRINCIPAL and sets
+// WEBSITE_AUTH_ENABLED, without which the app refuses COPY_AUTH entra (docs/callers.md).
+// Always deployed, off without a registration: a deployment that drops the registration
+// turns the platform's check off again, as it turns COPY_AUTH back to keys.
+resource authentication 'Microsoft.Web/sites/config@2024-04-01' = {
+  // The checks below read site configuration or the older authsettings; this is authsettingsV2.
+  // checkov:skip=CKV_AZURE_13:authsettingsV2, which the check does not read (it reads authsettings' properties.enabled): platform.enabled turns it on where the API is registered.
+  // checkov:skip=CKV_AZURE_66:Not site configuration: authentication settings (requests are traced by Application Insights).
+  // checkov:skip=CKV_AZURE_63:Not site configuration: authentication settings (HTTP logs go to Application Insights).
+  // checkov:skip=CKV_AZURE_65:Not site configuration: authentication settings (errors are problem+json, logged in Application Insights).
+  // checkov:skip=CKV_AZURE_222:Not site configuration: authentication settings (see the site's own skip).
+  // checkov:skip=CKV_AZURE_80:Not site configuration: authentication settings; the app is Python, not .NET.
+  // checkov:skip=CKV_AZURE_88:Not site configuration: authentication settings; Flex Consumption deploys from blob storage, not Azure Files.
+  parent: app
+  name: 'authsettingsV2'
+  properties: {
+    platform: { enabled: signIn }
+    globalValidation: {
+      requireAuthentication: signIn
+      unauthenticatedClientAction: 'Return401'
+    }
+    httpSettings: { requireHttps: true }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: signIn
+        registration: {
+          clientId: apiClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+        }
+        // The client id itself is an allowed audience too: v2 access tokens carry it as aud.
+        validation: { allowedAudiences: signIn ? ['api://${apiClientId}'] : [] }
+      }
+    }
+    // Callers send a bearer token with every request: no session, nothing to store.
+    login: { tokenStore: { enabled: false } }
   }
 }
 
