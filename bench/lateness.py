@@ -48,7 +48,7 @@ def run(harness: Harness, interval: float = 2.0, lag: float = 3.0) -> None:
                 }
                 ids.append(start_copy(service, body, datetime.now(UTC)))
         time.sleep(max(0.0, interval - (time.monotonic() - began)))
-    lateness = sorted((ended_by[i] - awaited(service.ledger.get(i)).deadline).total_seconds() for i in ids)
+    lateness = sorted((ended_by[i] - awaited(service.ledger.get(i)).terms.deadline).total_seconds() for i in ids)
     bound = interval + lag + max(durations)
     print(
         f"{len(ids)} copies, each started 1 s before its deadline: lateness min {lateness[0]:.2f} s, "

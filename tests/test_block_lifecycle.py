@@ -18,13 +18,14 @@ from copy_ops.copies.model import (
     DestinationCondition,
     Engine,
     ErrorCode,
-    OnAbort,
     Operation,
     SourceFacts,
     State,
+    Terms,
 )
 from copy_ops.copies.phases import Phase
 from copy_ops.core.errors import ConditionNotMet, DestinationChanged, Forbidden, SourceChanged
+from tests.support.records import changed
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 DEADLINE = T0 + timedelta(minutes=10)
@@ -38,13 +39,11 @@ def op(**fields: object) -> Operation:
         state=State.PENDING,
         source="https://partner.example/c/a",
         destination=BlobRef("dst", "b"),
-        deadline=DEADLINE,
+        terms=Terms(DEADLINE, engine=Engine.BLOCKS),
         created_at=T0,
-        on_abort=OnAbort.KEEP,
-        engine=Engine.BLOCKS,
         condition=DestinationCondition.ABSENT,
     )
-    return dataclasses.replace(base, **fields)  # type: ignore[arg-type]
+    return changed(base, **fields)
 
 
 PLANNED = {"phase": Phase.STAGING, "source_etag": '"e"', "source_size": SIZE}
@@ -136,9 +135,9 @@ def test_why_a_block_copy_failed(refusal: Exception, condition: DestinationCondi
 def test_a_plan_pins_the_source_and_a_one_request_copy_records_its_send_first() -> None:
     facts = SourceFacts(size=10, etag='"e"', content={"content-type": "text/plain"}, metadata={"m": "1"})
     small = rules.planned(op(), facts, T0)
-    assert (small.source_etag, small.metadata, small.commit_sent_at) == ('"e"', {"m": "1"}, T0)
+    assert (small.source_etag, small.terms.metadata, small.commit_sent_at) == ('"e"', {"m": "1"}, T0)
     big = rules.planned(op(metadata={"asked": "yes"}), dataclasses.replace(facts, size=SIZE), T0)
-    assert (big.commit_sent_at, big.metadata, rules.counts(big)) == (None, {"asked": "yes"}, (0, 3))
+    assert (big.commit_sent_at, big.terms.metadata, rules.counts(big)) == (None, {"asked": "yes"}, (0, 3))
     assert big.next_check_at == T0 + rules.STALL
 
 
@@ -158,7 +157,7 @@ def test_checkpoints_are_a_union_and_a_look_without_progress_waits_longer_each_t
 def test_an_escalation_keeps_the_copy_id_and_finds_only_our_leftover() -> None:
     async_op = op(engine=Engine.ASYNC, copy_id="c", escalate_at=T0, phase=Phase.COPYING)
     escalating = rules.escalating(async_op, T0)
-    assert (escalating.engine, escalating.copy_id, rules.escalation_unfinished(escalating)) == (
+    assert (escalating.terms.engine, escalating.copy_id, rules.escalation_unfinished(escalating)) == (
         Engine.BLOCKS,
         "c",
         True,

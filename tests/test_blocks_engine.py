@@ -89,7 +89,7 @@ def test_a_copy_is_staged_by_the_work_queue_and_committed_whole(
 ) -> None:
     source, destination = boxes
     op = start(world, body_of(source, destination))
-    assert (op.state, op.engine) == (State.PENDING, Engine.BLOCKS)
+    assert (op.state, op.terms.engine) == (State.PENDING, Engine.BLOCKS)
     assert block_lifecycle.counts(op) == (0, 5)
     assert not blobs.exists(destination, "b.bin")  # nothing written before the commit
 
@@ -252,7 +252,7 @@ def test_a_sweep_ending_the_copy_at_its_deadline_just_before_the_commit_wins_and
     def sweep_first(current: Operation, now: datetime) -> Operation:
         # The race: another instance's sweep ends the record at the deadline between the last
         # checkpoint and the commit's send (written here as that writer would, ETag moving).
-        ended = lifecycle.finish(current, State.ABORTED, op.deadline, TIMING, abort_reason=AbortReason.DEADLINE)
+        ended = lifecycle.finish(current, State.ABORTED, op.terms.deadline, TIMING, abort_reason=AbortReason.DEADLINE)
         record = blobs.direct.get_blob_client(world.settings.ledger_container, Ledger.record_name(op.id))
         record.upload_blob(ended.to_json(), overwrite=True)
         return sending(current, now)
@@ -471,7 +471,7 @@ def test_auto_copies_within_the_account_on_copy_blob_which_ends_at_once(
     source, destination = boxes
     proxy.pending_copies = True
     op = start(world, {**body_of(source, destination, timeout_seconds=100), "engine": "auto"})
-    assert (op.state, op.engine) == (State.SUCCEEDED, Engine.ASYNC)
+    assert (op.state, op.terms.engine) == (State.SUCCEEDED, Engine.ASYNC)
     assert blobs.read(destination, "b.bin") == DATA
     assert proxy.log.counts["abort_copy"] == proxy.log.counts["put_block_from_url"] == 0
 

@@ -13,7 +13,7 @@ import pytest
 
 from copy_ops.background.sweep import sweep
 from copy_ops.copies import block_lifecycle, blocks
-from copy_ops.copies.model import BlobRef, Engine, ForeignBlob, OnAbort, State
+from copy_ops.copies.model import BlobRef, Engine, ForeignBlob, State, Terms
 from copy_ops.jobs.items import item_request
 from copy_ops.jobs.model import Job, JobState
 from devkit import PendingCopyProxy
@@ -54,7 +54,7 @@ def test_a_prefix_job_of_mixed_sizes_lands_every_blob_whole_on_the_block_engine(
         "engine": "blocks",
     }
     job = world.start(body, NOW).job
-    assert job.engine is Engine.BLOCKS
+    assert job.terms.engine is Engine.BLOCKS
     delivered = world.deliver(NOW)
     assert not delivered.failures
     assert delivered.kinds["page"] == 3 and delivered.kinds["stage"] == 4 * 3  # 21 blocks: 8 + 8 + 5
@@ -111,15 +111,13 @@ def _job(engine: Engine) -> Job:
         manifest_size=0,
         destination_container="landing",
         destination_prefix="p/",
-        deadline=NOW + timedelta(seconds=100),
+        terms=Terms(
+            NOW + timedelta(seconds=100),
+            engine=engine,
+            escalate_at=NOW + timedelta(seconds=50) if engine is Engine.AUTO else None,
+        ),
         created_at=NOW,
-        overwrite=False,
-        lease_source=False,
-        on_abort=OnAbort.KEEP,
-        metadata={},
         fingerprint="f",
-        engine=engine,
-        escalate_at=NOW + timedelta(seconds=50) if engine is Engine.AUTO else None,
     )
 
 
@@ -137,4 +135,4 @@ def test_each_item_starts_on_the_jobs_engine(
     engine: Engine, source: str | BlobRef | ForeignBlob, expected: tuple[Engine, datetime | None]
 ) -> None:
     request = item_request(_job(engine), "a", source, 1)
-    assert (request.engine, request.escalate_at) == expected
+    assert (request.terms.engine, request.terms.escalate_at) == expected

@@ -79,15 +79,15 @@ def world() -> Iterator[World]:
 
 def test_auto_hands_a_copy_still_pending_at_half_its_time_to_the_blocks(world: World) -> None:
     op = world.start(metadata={"k": "v"})
-    assert (op.engine, op.escalate_at) == (Engine.ASYNC, NOW + timedelta(seconds=50))
+    assert (op.terms.engine, op.terms.escalate_at) == (Engine.ASYNC, NOW + timedelta(seconds=50))
     assert op.next_check_at is not None and op.next_check_at <= NOW + timedelta(seconds=50)
 
     run(world.service.process_due(op.id, NOW + timedelta(seconds=49)))
-    assert world.get(op.id).engine is Engine.ASYNC  # not yet
+    assert world.get(op.id).terms.engine is Engine.ASYNC  # not yet
     half = NOW + timedelta(seconds=50)
     run(world.service.process_due(op.id, half))
     escalated = world.get(op.id, half)
-    assert (escalated.state, escalated.engine, escalated.copy_id) == (State.PENDING, Engine.BLOCKS, op.copy_id)
+    assert (escalated.state, escalated.terms.engine, escalated.copy_id) == (State.PENDING, Engine.BLOCKS, op.copy_id)
     assert world.storage.aborts == [(DESTINATION, op.copy_id)]
     world.deliver(half)
     done = world.get(op.id, half)
@@ -122,7 +122,7 @@ def test_an_escalated_copy_that_misses_its_deadline_too_ends_as_on_abort_says(wo
 def test_a_named_async_engine_is_never_escalated(world: World) -> None:
     op = world.start(engine="async")
     run(world.service.process_due(op.id, NOW + timedelta(seconds=60)))
-    assert world.get(op.id).engine is Engine.ASYNC
+    assert world.get(op.id).terms.engine is Engine.ASYNC
     assert world.storage.aborts == []
 
 
@@ -140,7 +140,7 @@ def test_an_escalation_cut_short_after_its_record_is_finished_by_the_next_look_w
         with pytest.raises(RuntimeError, match="died"):
             run(world.service.process_due(op.id, half))
     escalating = world.get(op.id, half)  # a read meanwhile changes nothing (no "external" abort)
-    assert (escalating.state, escalating.engine) == (State.PENDING, Engine.BLOCKS)
+    assert (escalating.state, escalating.terms.engine) == (State.PENDING, Engine.BLOCKS)
     assert world.storage.aborts == []
     run(world.service.process_due(op.id, half))  # the next look: aborts it, plans, hands out
     world.deliver(half)
@@ -162,7 +162,9 @@ def test_an_escalated_copy_whose_plan_failed_for_a_moment_is_planned_by_the_next
         patch.setattr(world.storage, "source_facts", unavailable)
         run(world.service.process_due(op.id, half))
     unplanned = world.get(op.id, half)
-    assert unplanned.engine is Engine.BLOCKS and unplanned.source_etag is None and unplanned.state is State.PENDING
+    assert (
+        unplanned.terms.engine is Engine.BLOCKS and unplanned.source_etag is None and unplanned.state is State.PENDING
+    )
     later = half + block_lifecycle.STALL + timedelta(seconds=10)
     run(world.service.process_due(op.id, later))
     world.deliver(later)

@@ -19,7 +19,7 @@ from azure.storage.queue import QueueClient
 
 from copy_ops.background.sweep import sweep
 from copy_ops.copies.events import operation_event
-from copy_ops.copies.model import BlobRef, Cleanup, OnAbort, Operation, State
+from copy_ops.copies.model import BlobRef, Cleanup, Operation, State, Terms
 from copy_ops.core.errors import StorageFault, StorageUnavailable
 from copy_ops.core.settings import Settings
 from copy_ops.jobs.events import job_event
@@ -44,10 +44,8 @@ def _operation(state: State = State.SUCCEEDED, **changes: Any) -> Operation:
         source="https://src.example/c/a.bin",
         source_blob=None,
         destination=BlobRef("dst", "a.bin"),
-        deadline=NOW + timedelta(hours=1),
+        terms=Terms(NOW + timedelta(hours=1)),
         created_at=NOW,
-        on_abort=OnAbort.KEEP,
-        metadata={},
         finished_at=NOW + timedelta(seconds=5),
     )
     return replace(op, **changes)

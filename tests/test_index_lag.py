@@ -142,15 +142,15 @@ def test_deadlines_hold_within_interval_plus_lag(
     for outcome in ops:
         final = run(service.ledger.get(outcome.operation.id))
         assert (final.state, final.abort_reason) == (State.ABORTED, AbortReason.DEADLINE)
-        assert final.finished_at is not None and final.finished_at >= final.deadline
+        assert final.finished_at is not None and final.finished_at >= final.terms.deadline
         # The record (due <= deadline) was written before the deadline; the index shows it
         # by deadline + lag; the first sweep from then on finds and aborts it.
-        due_by = final.deadline + timedelta(seconds=LAG)
+        due_by = final.terms.deadline + timedelta(seconds=LAG)
         eligible = [moment for moment in sweeps if moment >= due_by]
         if eligible:
             assert final.finished_at <= eligible[0], (final.finished_at, eligible[0])
         assert proxy.copy_state(blobs.dst, final.destination.blob).status == "aborted"  # type: ignore[union-attr]
-        lateness.append((final.finished_at - final.deadline).total_seconds())
+        lateness.append((final.finished_at - final.terms.deadline).total_seconds())
     # The lag was in effect: some abort waited for the index, past sweeps that ran after its deadline.
     assert max(lateness) >= LAG / 2, lateness
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from copy_ops.background.dispatch import do_work
-from copy_ops.copies.model import BlobRef, OnAbort
+from copy_ops.copies.model import BlobRef, Terms
 from copy_ops.core.errors import NotFound, StorageUnavailable
 from copy_ops.core.settings import Settings
 from copy_ops.jobs import moves, progress
@@ -57,12 +57,8 @@ def in_phase(phase: JobPhase) -> Job:
         manifest_size=0,
         destination_container="dst",
         destination_prefix="out/",
-        deadline=T0 + timedelta(minutes=10),
+        terms=Terms(T0 + timedelta(minutes=10)),
         created_at=T0,
-        overwrite=False,
-        lease_source=False,
-        on_abort=OnAbort.KEEP,
-        metadata={},
         fingerprint="f",
         enumeration=Enumeration(page=1, marker="in/10", items=10, batches=1, progressed_at=T0),
         phase=phase,
@@ -352,7 +348,7 @@ def test_a_job_record_written_before_phases_reads_in_its_phase_and_settles(path:
     run(world.storage.ensure_container(container))
     run(world.storage.create_document(container, JobLedger.record_name(job.id), raw, job_tags(job)))
     world.written.clear()
-    ended = world.settle(job.id, job.deadline + timedelta(minutes=5))
+    ended = world.settle(job.id, job.terms.deadline + timedelta(minutes=5))
     assert (ended.is_final, ended.phase, ended.announce_owed) == (True, JobPhase.ENDED, False)
     # Its moves from here: its end (if it had not ended), and its event (if it owed one).
     expected = ["finished", "announced"] if job.phase is not JobPhase.ENDED else ["announced"] * job.announce_owed

@@ -15,7 +15,7 @@ import pytest
 
 from copy_ops.background.dispatch import do_work
 from copy_ops.background.sweep import sweep
-from copy_ops.copies.model import BlobRef, CopyRequest, ErrorCode, OnAbort, State
+from copy_ops.copies.model import BlobRef, CopyRequest, ErrorCode, OnAbort, State, Terms
 from copy_ops.core.errors import StorageUnavailable
 from copy_ops.core.settings import Settings
 from copy_ops.jobs import progress
@@ -65,11 +65,7 @@ def test_a_destination_that_refuses_its_restore_snapshot_is_a_failed_item(
         source_url=partner.url("in/001.bin"),
         source_blob=None,
         destination=BlobRef(blobs.dst, "out/001.bin"),
-        deadline=NOW + timedelta(hours=1),
-        metadata={},
-        overwrite=True,
-        lease_source=False,
-        on_abort=OnAbort.DELETE,
+        terms=Terms(NOW + timedelta(hours=1), OnAbort.DELETE, overwrite=True),
         fingerprint="x",
     )
     run(world.service.start(foreign, NOW))

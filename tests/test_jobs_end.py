@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from copy_ops.copies.model import BlobRef, OnAbort, Operation, State
+from copy_ops.copies.model import BlobRef, Operation, State, Terms
 from copy_ops.core.errors import StorageUnavailable
 from copy_ops.jobs import progress
 from copy_ops.jobs.model import JobState
@@ -124,9 +124,8 @@ def ended_item(job: str | None = "job-1", op_id: str = "job-1-aa") -> Operation:
         state=State.ABORTED,
         source="s",
         destination=BlobRef("d", "b"),
-        deadline=NOW,
+        terms=Terms(NOW),
         created_at=NOW,
-        on_abort=OnAbort.KEEP,
         job=job,
     )
 

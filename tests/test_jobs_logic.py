@@ -12,7 +12,7 @@ import pytest
 
 from copy_ops.background.dispatch import do_work
 from copy_ops.background.sweep import sweep
-from copy_ops.copies.model import BlobRef, OnAbort, Operation, State
+from copy_ops.copies.model import BlobRef, Operation, State, Terms
 from copy_ops.core.errors import Conflict
 from copy_ops.core.settings import Settings
 from copy_ops.jobs import progress
@@ -22,6 +22,7 @@ from copy_ops.service import CopyService
 from copy_ops.work.messages import Page, encode
 from devkit.worker import run
 from tests.support.memory import MemoryQueue, MemoryStorage, sealed_by
+from tests.support.records import changed
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 SETTINGS = Settings.from_env(
@@ -173,17 +174,11 @@ def job_with(**fields: object) -> Job:
         manifest_size=0,
         destination_container="dst",
         destination_prefix="out/",
-        deadline=T0 + timedelta(hours=1),
+        terms=Terms(T0 + timedelta(hours=1)),
         created_at=T0,
-        overwrite=False,
-        lease_source=False,
-        on_abort=OnAbort.KEEP,
-        metadata={},
         fingerprint="f",
     )
-    from dataclasses import replace
-
-    return replace(base, **fields)  # type: ignore[arg-type]
+    return changed(base, **fields)
 
 
 DONE = Enumeration(items=3, done=True)
@@ -247,9 +242,8 @@ RECORD = Operation(
     state=State.PENDING,
     source="https://acct.blob.core.windows.net/src/a.bin",
     destination=BlobRef("dst", "a.bin"),
-    deadline=DEADLINE,
+    terms=Terms(DEADLINE),
     created_at=T0,
-    on_abort=OnAbort.KEEP,
     start_token="first",
     claimed_at=T0,
 )

@@ -87,7 +87,7 @@ def body(source: Any, **fields: Any) -> dict[str, Any]:
         (
             {"source": {"container": "data-in"}, "destination": {"container": "data-out"}, "timeout_seconds": 60},
             SETTINGS,
-            lambda r: r.destination_prefix == "" and r.deadline == NOW + timedelta(seconds=60),
+            lambda r: r.destination_prefix == "" and r.terms.deadline == NOW + timedelta(seconds=60),
         ),
         (
             # The same container, the destination beside the source (not inside it).

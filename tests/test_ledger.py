@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from copy_ops.copies.model import BlobRef, OnAbort, Operation, State
+from copy_ops.copies.model import BlobRef, Operation, State, Terms
 from copy_ops.copies.records import Ledger, new_operation_id
 from copy_ops.core.errors import Conflict, NotFound, PreconditionFailed
 from copy_ops.service import CopyService
@@ -22,10 +22,9 @@ def record(now: datetime, next_check: datetime | None) -> Operation:
         state=State.PENDING,
         source="https://a/c/b",
         destination=BlobRef("d", "b"),
-        deadline=now + timedelta(hours=1),
+        terms=Terms(now + timedelta(hours=1)),
         created_at=now,
         updated_at=now,
-        on_abort=OnAbort.KEEP,
         next_check_at=next_check,
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,9 @@ from copy_ops.copies.model import (
     Operation,
     OperationError,
     State,
+    Terms,
 )
+from tests.support.records import changed
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 DEADLINE = T0 + timedelta(minutes=10)
@@ -37,13 +38,12 @@ def operation(copy_id: str | None = OURS, **fields: object) -> Operation:
         state=State.PENDING,
         source="https://a/c/b",
         destination=BlobRef("d", "b"),
-        deadline=DEADLINE,
+        terms=Terms(DEADLINE),
         created_at=T0,
         updated_at=T0,
-        on_abort=OnAbort.KEEP,
         copy_id=copy_id,
     )
-    return replace(op, **fields)  # type: ignore[arg-type]
+    return changed(op, **fields)
 
 
 def seen(status: str, copy_id: str = OURS, owner: str | None = "op") -> CopyObservation:

@@ -13,12 +13,14 @@ from copy_ops.copies.model import (
     AbortReason,
     BlobRef,
     Cleanup,
+    Engine,
     ErrorCode,
     OnAbort,
     Operation,
     OperationError,
     Progress,
     State,
+    Terms,
 )
 from copy_ops.core.times import format_time
 
@@ -31,19 +33,26 @@ def optional(strategy: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
     return st.none() | strategy
 
 
+TERMS = st.builds(
+    Terms,
+    deadline=TIMES,
+    on_abort=st.sampled_from(OnAbort),
+    metadata=st.dictionaries(TEXT, TEXT, max_size=3),
+    overwrite=st.booleans(),
+    lease_source=st.booleans(),
+    engine=st.sampled_from(Engine),
+    escalate_at=optional(TIMES),
+)
 OPERATIONS = st.builds(
     Operation,
     id=TEXT,
     state=st.sampled_from(State),
     source=TEXT,
     destination=REFS,
-    deadline=TIMES,
+    terms=TERMS,
     created_at=TIMES,
-    on_abort=st.sampled_from(OnAbort),
     updated_at=TIMES,
-    metadata=st.dictionaries(TEXT, TEXT, max_size=3),
     source_blob=optional(REFS),
-    lease_source=st.booleans(),
     copy_id=optional(TEXT),
     finished_at=optional(TIMES),
     next_check_at=optional(TIMES),
@@ -74,6 +83,7 @@ def reference_json(operation: Operation) -> bytes:
         raise TypeError(type(value).__name__)
 
     data = dataclasses.asdict(operation)
+    data.update(data.pop("terms"))  # its terms' fields among the record's, flat
     if operation.error is not None:
         data["error"] = operation.error.as_dict()
     return json.dumps(data, default=plain, sort_keys=True).encode()
@@ -99,12 +109,8 @@ def test_a_job_record_of_a_later_version_is_read_with_its_new_fields_left_aside(
         manifest_size=0,
         destination_container="dst",
         destination_prefix="out/",
-        deadline=now,
+        terms=Terms(now),
         created_at=now,
-        overwrite=False,
-        lease_source=False,
-        on_abort=OnAbort.KEEP,
-        metadata={},
         fingerprint="f",
         enumeration=Enumeration(page=2, items=7, progressed_at=now),
         counts=Counts(),

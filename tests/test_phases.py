@@ -22,10 +22,10 @@ from copy_ops.copies.model import (
     BlobRef,
     DestinationCondition,
     Engine,
-    OnAbort,
     Operation,
     SourceFacts,
     State,
+    Terms,
 )
 from copy_ops.copies.phases import HISTORY_KEPT, MACHINE, TRANSITIONS, Event, Move, Phase
 from copy_ops.core.settings import Settings
@@ -48,11 +48,9 @@ def in_phase(phase: Phase) -> Operation:
         state=State.ABORTED if phase is Phase.ENDED else State.PENDING,
         source="https://partner.example.net/c/a.bin",
         destination=BlobRef("dst", "b.bin"),
-        deadline=T0 + timedelta(hours=1),
+        terms=Terms(T0 + timedelta(hours=1), engine=Engine.BLOCKS),
         created_at=T0,
-        on_abort=OnAbort.KEEP,
         copy_id="c0ffee00-0000-4000-8000-000000000001",
-        engine=Engine.BLOCKS,
         source_etag='"src"',
         source_size=FACTS.size,
         staged="0-2",
@@ -132,7 +130,7 @@ def test_a_record_written_before_phases_reads_in_its_phase_and_moves_on(path: Pa
     # Settled as the sweep would, past its deadline: whatever it was doing, it ends.
     service = CopyService(SETTINGS, MemoryStorage(), MemoryQueue())
     run(service.ledger.create(op, T0))
-    later = op.deadline + timedelta(minutes=5)
+    later = op.terms.deadline + timedelta(minutes=5)
     for _ in range(3):
         run(service.process_due(op.id, later))
         later += timedelta(minutes=5)

@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "tests" / "data" / "records-before-lean"
 RECORDS = sorted(path for path in HERE.glob("*.json") if not path.stem.startswith("job-running"))
 SETTINGS = Settings.from_env({"COPY_STORAGE": "UseDevelopmentStorage=true"})
-# Keys a record written now has that the version before did not write (it leaves them aside).
-ADDED: set[str] = set()
+# Keys a record written now has that the version before did not write (it leaves them aside):
+# its terms are stored whole, overwrite with them.
+ADDED = {"overwrite"}
 # How the sweep ends each, past its deadline: its state, and why (the abort's reason or the error).
 ENDS = {
     "async-recorded": (State.FAILED, "not_started"),
@@ -68,7 +69,7 @@ def world_of(op: Operation) -> MemoryStorage:
     source leased by us, the snapshot a restore copies back."""
     storage = MemoryStorage()
     if op.source_blob is not None:
-        lease = lease_id_for(op.id) if op.lease_source else None
+        lease = lease_id_for(op.id) if op.terms.lease_source else None
         storage.blobs[op.source_blob] = MemoryBlob(b"source", {}, lease_id=lease)
     if op.copy_id is not None:
         status = CopyStatus.PENDING if not op.is_final else CopyStatus(op.state.value.replace("succeeded", "success"))
@@ -85,7 +86,7 @@ def test_a_record_written_before_is_settled_to_its_end(path: Path) -> None:
     storage = world_of(op)
     service = CopyService(SETTINGS, storage, MemoryQueue())
     run(service.ledger.create(op, op.updated_at or op.created_at))
-    later = op.deadline + timedelta(minutes=5)
+    later = op.terms.deadline + timedelta(minutes=5)
     for _ in range(4):
         run(service.process_due(op.id, later))
         later += timedelta(minutes=5)
@@ -94,9 +95,9 @@ def test_a_record_written_before_is_settled_to_its_end(path: Path) -> None:
     assert (ended.state, why, ended.phase, ended.cleanup) == (*ENDS[path.stem], Phase.ENDED, ()), ended
     if op.snapshot is not None:
         assert storage.blobs[op.destination].data == BEFORE_RESTORE  # restored
-    elif op.on_abort is OnAbort.DELETE and op.copy_id is not None and ended.state is not State.SUCCEEDED:
+    elif op.terms.on_abort is OnAbort.DELETE and op.copy_id is not None and ended.state is not State.SUCCEEDED:
         assert op.destination not in storage.blobs  # deleted
-    if op.lease_source and op.source_blob is not None:
+    if op.terms.lease_source and op.source_blob is not None:
         assert storage.blobs[op.source_blob].lease_id is None  # released
 
 

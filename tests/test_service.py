@@ -48,7 +48,7 @@ def test_a_pending_copy_is_recorded_with_its_deadline_and_next_check(
     assert op.state is State.PENDING
     stored = run(service.ledger.get(op.id))
     assert stored.copy_id == op.copy_id
-    assert stored.deadline == NOW + timedelta(seconds=600)
+    assert stored.terms.deadline == NOW + timedelta(seconds=600)
     assert stored.next_check_at == NOW + timedelta(seconds=service.settings.first_check_seconds)
 
     proxy.advance(blobs.dst, "a.bin", 1024)

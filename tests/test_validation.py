@@ -26,6 +26,8 @@ SETTINGS = Settings.from_env(
 )
 SRC = "https://acct.blob.core.windows.net/c/path/a.bin?sv=1&sig=SECRET"
 DEST = {"container": "backups", "blob": "2026/11/a.bin"}
+THREE = datetime(2026, 11, 24, 3, tzinfo=UTC)
+META = {"origin": "partner", "_x1": "v"}
 
 
 def body(**fields: Any) -> dict[str, Any]:
@@ -35,15 +37,15 @@ def body(**fields: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("given", "check"),
     [
-        (body(), lambda r: r.deadline == NOW + timedelta(seconds=600) and r.on_abort is OnAbort.KEEP),
-        (body(timeout_seconds=60), lambda r: r.deadline == NOW + timedelta(seconds=60)),
-        (body(deadline="2026-11-24T03:00:00Z"), lambda r: r.deadline == datetime(2026, 11, 24, 3, tzinfo=UTC)),
-        (body(deadline="2026-11-24T04:00:00+01:00"), lambda r: r.deadline == datetime(2026, 11, 24, 3, tzinfo=UTC)),
-        (body(metadata={"origin": "partner", "_x1": "v"}), lambda r: r.metadata == {"origin": "partner", "_x1": "v"}),
-        (body(overwrite=True, on_abort="restore"), lambda r: r.overwrite and r.on_abort is OnAbort.RESTORE),
+        (body(), lambda r: r.terms.deadline == NOW + timedelta(seconds=600) and r.terms.on_abort is OnAbort.KEEP),
+        (body(timeout_seconds=60), lambda r: r.terms.deadline == NOW + timedelta(seconds=60)),
+        (body(deadline="2026-11-24T03:00:00Z"), lambda r: r.terms.deadline == THREE),
+        (body(deadline="2026-11-24T04:00:00+01:00"), lambda r: r.terms.deadline == THREE),
+        (body(metadata=META), lambda r: r.terms.metadata == META),
+        (body(overwrite=True, on_abort="restore"), lambda r: r.terms.overwrite and r.terms.on_abort is OnAbort.RESTORE),
         (
             {"source": {"container": "data-in", "blob": "a.bin"}, "destination": DEST, "lease_source": True},
-            lambda r: r.source_blob == BlobRef("data-in", "a.bin") and r.source_url is None and r.lease_source,
+            lambda r: r.source_blob == BlobRef("data-in", "a.bin") and r.source_url is None and r.terms.lease_source,
         ),
         (
             body(source="http://127.0.0.1:10000/devstoreaccount1/data-in/a.bin", lease_source=True),
@@ -251,15 +253,15 @@ def test_the_engine_a_copy_starts_on(
 ) -> None:
     body = {**given, "destination": DEST, "timeout_seconds": 100}
     request = parse_copy_request(body, settings, NOW)
-    assert (request.engine, request.escalate_at) == (engine, escalate_at)
+    assert (request.terms.engine, request.terms.escalate_at) == (engine, escalate_at)
 
 
 def test_the_default_engine_and_escalation_share_come_from_the_settings() -> None:
     settings = dataclasses.replace(SETTINGS, engine="async", escalate_at=0.25)
     body = {"source": {"container": "data", "blob": "a"}, "destination": DEST}
-    assert parse_copy_request({**body, "timeout_seconds": 100}, settings, NOW).engine is Engine.ASYNC
+    assert parse_copy_request({**body, "timeout_seconds": 100}, settings, NOW).terms.engine is Engine.ASYNC
     auto = parse_copy_request({**body, "timeout_seconds": 100, "engine": "auto"}, settings, NOW)
-    assert auto.escalate_at == NOW + timedelta(seconds=25)
+    assert auto.terms.escalate_at == NOW + timedelta(seconds=25)
 
 
 @pytest.mark.parametrize("value", ["fast", "", "AUTO", 1, None, True, ["blocks"], {"engine": "blocks"}])

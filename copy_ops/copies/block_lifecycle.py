@@ -85,7 +85,7 @@ def stopped(op: Operation, now: datetime) -> BlockDecision | None:
     """The end of a copy that must stop: asked to, or out of time. Nothing was committed."""
     if op.abort_requested_at is not None:
         return _end(State.ABORTED, AbortReason.REQUESTED)
-    if now >= op.deadline:
+    if now >= op.terms.deadline:
         return _end(State.ABORTED, AbortReason.DEADLINE)
     return None
 
@@ -152,20 +152,20 @@ def shows_commit(op: Operation, owner: str | None, etag: str | None) -> bool:
 
 
 def may_commit(op: Operation, now: datetime) -> bool:
-    return op.abort_requested_at is None and now + COMMIT_MARGIN <= op.deadline
+    return op.abort_requested_at is None and now + COMMIT_MARGIN <= op.terms.deadline
 
 
 def commit_window(op: Operation, now: datetime) -> float:
     """Seconds from ``now`` by which a commit sent now must have landed: never past the
     deadline, never past what COMMIT_GRACE leaves the sweep to wait for."""
-    return min(op.deadline - now, COMMIT_LONGEST).total_seconds()
+    return min(op.terms.deadline - now, COMMIT_LONGEST).total_seconds()
 
 
 def stage_refusal(op: Operation, wanted: frozenset[int], sas: str | None) -> str | None:
     """Why a stage message does not fit the operation it names (None: it fits): as if the
     work key had leaked, a message stages only blocks of its own copy's plan, and carries a
     SAS only for a source that came with one (else a forger's SAS would read it)."""
-    if op.engine is not Engine.BLOCKS:
+    if op.terms.engine is not Engine.BLOCKS:
         return "not_a_block_copy"
     if sas is not None and not op.source_sas:
         return "sas_not_asked_for"
@@ -193,7 +193,7 @@ def complete(op: Operation) -> bool:
 
 def counts(op: Operation) -> tuple[int, int] | None:
     """Blocks staged and in all, for the view (a one-request copy is one block); None before the plan."""
-    if op.engine is not Engine.BLOCKS or op.source_size is None or op.source_etag is None:
+    if op.terms.engine is not Engine.BLOCKS or op.source_size is None or op.source_etag is None:
         return None
     if single(op):
         return (1 if op.state is State.SUCCEEDED else 0), 1
@@ -209,7 +209,7 @@ def planned(op: Operation, facts: SourceFacts, now: datetime) -> Operation:
         source_etag=facts.etag,
         source_size=facts.size,
         content=dict(facts.content),
-        metadata=op.metadata or dict(facts.metadata),
+        terms=dataclasses.replace(op.terms, metadata=op.terms.metadata or dict(facts.metadata)),
         staged="",
         progress=Progress(0, facts.size),
         commit_sent_at=None,
@@ -218,7 +218,7 @@ def planned(op: Operation, facts: SourceFacts, now: datetime) -> Operation:
     )
     if single(planned):
         return sending_commit(planned, now)
-    return dataclasses.replace(planned, next_check_at=min(op.deadline, now + STALL))
+    return dataclasses.replace(planned, next_check_at=min(op.terms.deadline, now + STALL))
 
 
 def checkpointed(op: Operation, indexes: frozenset[int], now: datetime) -> Operation:
@@ -231,7 +231,7 @@ def checkpointed(op: Operation, indexes: frozenset[int], now: datetime) -> Opera
         staged=now_staged.text(),
         progress=Progress(now_staged.bytes_staged(plan), op.source_size),
         checks=0,  # progress made: a stall is counted afresh
-        next_check_at=min(op.deadline, now + STALL),
+        next_check_at=min(op.terms.deadline, now + STALL),
     )
 
 
@@ -242,11 +242,11 @@ def looked_at(op: Operation, now: datetime, timing: Timing) -> Operation:
     if op.phase is Phase.COMMITTING and op.commit_sent_at is not None and now < op.commit_sent_at + COMMIT_GRACE:
         at = op.commit_sent_at + COMMIT_GRACE
     elif op.phase in (Phase.RECORDED, Phase.ESCALATING, Phase.PLANNING):
-        at = min(op.deadline, start_given_up_at(op, timing))
+        at = min(op.terms.deadline, start_given_up_at(op, timing))
     else:
         # Each check that finds no progress waits longer before handing the blocks out again
         # (a queue backlog is not made longer by the same blocks every few minutes).
-        at = min(op.deadline, now + STALL * (1 + min(op.checks, 7)))
+        at = min(op.terms.deadline, now + STALL * (1 + min(op.checks, 7)))
     return dataclasses.replace(op, checks=op.checks + 1, next_check_at=at)
 
 
@@ -270,7 +270,7 @@ def restaging(op: Operation, present: frozenset[int], now: datetime) -> Operatio
         staged=kept.text(),
         progress=Progress(kept.bytes_staged(plan), op.source_size),
         commit_sent_at=None,
-        next_check_at=min(op.deadline, now + STALL),
+        next_check_at=min(op.terms.deadline, now + STALL),
     )
 
 
@@ -281,7 +281,7 @@ def escalating(op: Operation, now: datetime) -> Operation:
     return dataclasses.replace(
         op,
         **moved(op.phase, op.history, Event.ESCALATED, now),
-        engine=Engine.BLOCKS,
+        terms=dataclasses.replace(op.terms, engine=Engine.BLOCKS),
         condition_etag=None,
         source_etag=None,
         staged="",

@@ -3,10 +3,11 @@ Pure, as the request parsing that calls it (and a job's items, which use the sam
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
-from copy_ops.copies.model import Engine
+from copy_ops.copies.model import Engine, Terms
 from copy_ops.core.problems import Problems
 
 
@@ -24,13 +25,15 @@ def escalation_at(now: datetime, deadline: datetime, share: float) -> datetime:
     return now + (deadline - now) * share
 
 
-def engine_for(asked: Engine, own_account: bool, escalate_at: datetime | None) -> tuple[Engine, datetime | None]:
-    """The engine a copy starts on, and when ``auto`` hands it to the blocks if still pending.
+def engine_for(terms: Terms, own_account: bool) -> Terms:
+    """``terms`` with the engine a copy starts on, and when ``auto`` hands it to the blocks
+    if still pending (``escalate_at`` kept for it alone).
 
     ``auto``: Copy Blob where Azure copies at once (a source in the app's own account, which
-    the app can also read itself, so it can escalate, at ``escalate_at``), the block engine
-    for anything else (another account, a caller's URL: Azure's async copy between accounts
-    is best effort, with no bound). A named engine is kept, and never escalates."""
-    if asked is Engine.AUTO:
-        return (Engine.ASYNC, escalate_at) if own_account else (Engine.BLOCKS, None)
-    return asked, None
+    the app can also read itself, so it can escalate), the block engine for anything else
+    (another account, a caller's URL: Azure's async copy between accounts is best effort,
+    with no bound). A named engine is kept, and never escalates."""
+    if terms.engine is not Engine.AUTO:
+        return dataclasses.replace(terms, escalate_at=None)
+    engine = Engine.ASYNC if own_account else Engine.BLOCKS
+    return dataclasses.replace(terms, engine=engine, escalate_at=terms.escalate_at if own_account else None)

@@ -118,7 +118,7 @@ def abort_at_once(op: Operation, now: datetime) -> Decision | None:
         return None
     if op.abort_requested_at is not None:
         return Decision(Action.ABORT, State.ABORTED, AbortReason.REQUESTED)
-    if now >= op.deadline:
+    if now >= op.terms.deadline:
         return Decision(Action.ABORT, State.ABORTED, AbortReason.DEADLINE)
     return None
 
@@ -137,7 +137,7 @@ def decide(op: Operation, seen: CopyObservation | None, now: datetime, timing: T
         # give it a grace period, but never past the deadline.
         if op.abort_requested_at is not None:
             return _finish(State.ABORTED, AbortReason.REQUESTED)
-        if now >= min(op.deadline, start_given_up_at(op, timing)):
+        if now >= min(op.terms.deadline, start_given_up_at(op, timing)):
             return _failed(ErrorCode.NOT_STARTED, "the copy was never started")
         return Decision(Action.WAIT)
     decision = _decide_started(op, copy_id, seen, now)
@@ -156,10 +156,10 @@ def _decide_started(op: Operation, copy_id: str, seen: CopyObservation | None, n
     if seen.status is CopyStatus.FAILED:
         return _failed(ErrorCode.COPY_FAILED, seen.status_description or "the copy failed")
     if seen.status is CopyStatus.ABORTED:
-        if not requested and now < op.deadline:
+        if not requested and now < op.terms.deadline:
             return _finish(State.ABORTED, AbortReason.EXTERNAL)
         return _finish(State.ABORTED, reason)
-    if requested or now >= op.deadline:
+    if requested or now >= op.terms.deadline:
         return Decision(Action.ABORT, State.ABORTED, reason)
     return Decision(Action.WAIT)
 
@@ -174,33 +174,28 @@ def recorded(request: CopyRequest, operation_id: str, source: str, now: datetime
         source=source,
         source_blob=request.source_blob,
         destination=request.destination,
-        deadline=request.deadline,
+        terms=request.terms,
         created_at=now,
-        on_abort=request.on_abort,
-        metadata=request.metadata,
-        lease_source=request.lease_source,
-        had_destination=None if request.overwrite else False,
+        had_destination=None if request.terms.overwrite else False,
         fingerprint=request.fingerprint,
         job=request.job,
         source_size=request.source_size,
-        engine=request.engine,
-        escalate_at=request.escalate_at,
         # What a block engine's commit requires of the destination (an escalated copy's
         # commit names its leftover instead).
-        condition=DestinationCondition.ANY if request.overwrite else DestinationCondition.ABSENT,
+        condition=DestinationCondition.ANY if request.terms.overwrite else DestinationCondition.ABSENT,
         source_foreign=request.source_foreign,
         source_sas=request.source_blob is None and bool(request.source_url and urlsplit(request.source_url).query),
     )
-    return dataclasses.replace(op, next_check_at=min(request.deadline, start_given_up_at(op, timing)))
+    return dataclasses.replace(op, next_check_at=min(request.terms.deadline, start_given_up_at(op, timing)))
 
 
 def next_check(op: Operation, now: datetime, timing: Timing) -> datetime:
     """When to check again: doubling from the first check up to the longest interval,
     never past the deadline, nor past the moment ``auto`` hands a pending copy to the blocks."""
     interval = min(timing.longest_check, timing.first_check * (1 << min(op.checks, 20)))
-    due = min(op.deadline, now + interval)
-    if op.escalate_at is not None and op.engine is Engine.ASYNC and now < op.escalate_at:
-        due = min(due, op.escalate_at)
+    due = min(op.terms.deadline, now + interval)
+    if op.terms.escalate_at is not None and op.terms.engine is Engine.ASYNC and now < op.terms.escalate_at:
+        due = min(due, op.terms.escalate_at)
     return due
 
 
@@ -209,11 +204,11 @@ def escalation_due(op: Operation, decision: Decision, now: datetime) -> bool:
     now: its share of the time is gone, its deadline is not, and nobody asked to abort it."""
     return (
         decision.action is Action.WAIT
-        and op.engine is Engine.ASYNC
-        and op.escalate_at is not None
+        and op.terms.engine is Engine.ASYNC
+        and op.terms.escalate_at is not None
         and op.copy_id is not None
         and op.abort_requested_at is None
-        and op.escalate_at <= now < op.deadline
+        and op.terms.escalate_at <= now < op.terms.deadline
     )
 
 
@@ -237,20 +232,20 @@ def cleanup_for(op: Operation, state: State, now: datetime, timing: Timing) -> t
     # The block engine sends nothing after its record ended (each of its sends follows a
     # conditional write of its record): no late start to look for. Its destination tasks
     # follow ``copy_id`` too: only an async copy (escalated or not) leaves anything there.
-    if op.copy_id is None and op.engine is Engine.ASYNC and now < late_start_check_at(op, timing):
+    if op.copy_id is None and op.terms.engine is Engine.ASYNC and now < late_start_check_at(op, timing):
         tasks.add(Cleanup.CHECK_LATE_START)
     destination_ours = op.error is None or op.error.code.destination_is_ours
     if state in (State.ABORTED, State.FAILED) and destination_ours and op.copy_id is not None:
-        if op.on_abort is OnAbort.DELETE:
+        if op.terms.on_abort is OnAbort.DELETE:
             tasks.add(Cleanup.DELETE_DESTINATION)
-        elif op.on_abort is OnAbort.RESTORE:
+        elif op.terms.on_abort is OnAbort.RESTORE:
             if op.snapshot is not None:
                 tasks.add(Cleanup.RESTORE_DESTINATION)
             elif not op.had_destination:
                 tasks.add(Cleanup.DELETE_DESTINATION)
     if op.snapshot is not None:
         tasks.add(Cleanup.DROP_SNAPSHOT)
-    if op.lease_source:
+    if op.terms.lease_source:
         tasks.add(Cleanup.RELEASE_SOURCE_LEASE)
     return in_cleanup_order(tasks)
 
@@ -358,7 +353,7 @@ def merge_started(current: Operation, copy_id: str, status: CopyStatus, now: dat
         owed = {*current.cleanup, *cleanup_for(with_copy, current.state, now, timing)}
         merged = _without_late_start_check(with_copy, owed, now)
         return Merge(merged, abort_copy=status is CopyStatus.PENDING)
-    if current.lease_source and Cleanup.RELEASE_SOURCE_LEASE not in current.cleanup:
+    if current.terms.lease_source and Cleanup.RELEASE_SOURCE_LEASE not in current.cleanup:
         # Its cleanup may have released the lease before this start took it.
         return Merge(_without_late_start_check(current, {*current.cleanup, Cleanup.RELEASE_SOURCE_LEASE}, now))
     return None

@@ -11,4 +11,4 @@ def operation_ended(telemetry: Telemetry, op: Operation) -> None:
     reason = op.abort_reason.value if op.abort_reason else op.error.code.value if op.error else ""
     telemetry.copy_ended(op.state.value, reason)
     if op.abort_reason is AbortReason.DEADLINE and op.finished_at is not None:
-        telemetry.abort_lateness((op.finished_at - op.deadline).total_seconds())
+        telemetry.abort_lateness((op.finished_at - op.terms.deadline).total_seconds())

@@ -21,6 +21,7 @@ from typing import Any
 
 from copy_ops.copies.phases import MACHINE, Event, Move, Phase
 from copy_ops.core.times import format_time, parse_time
+from copy_ops.core.versions import fields_of, read_fields
 
 # Put on the destination's metadata at copy start, so a copy whose start crashed
 # before its id was recorded can still be recognised as ours by the sweep.
@@ -194,17 +195,34 @@ MINTED_SAS_LONGEST_TIMEOUT = DELEGATION_KEY_LIFETIME - SAS_START_SKEW - SAS_AFTE
 
 
 @dataclass(frozen=True)
+class Terms:
+    """What a copy is asked to do beyond its source and destination, or a job for each of its
+    items: read once from the request (copy_ops.copies.request.terms_of), then carried whole
+    by the request, the record, the job and each item's request. A record stores each field
+    under its own name (core.versions.fields_of): a field added with a default reads from
+    records written before it, and needs no code in the records."""
+
+    deadline: datetime
+    on_abort: OnAbort = OnAbort.KEEP
+    metadata: dict[str, str] = field(default_factory=dict)
+    overwrite: bool = False
+    lease_source: bool = False
+    # The engine: a job's as asked (auto, resolved for each item), a copy's the one it is on
+    # (auto resolved at its start; an escalated copy's: blocks). Records written before the
+    # engines existed copied by Copy Blob.
+    engine: Engine = Engine.ASYNC
+    # When ``auto`` hands a copy of the app's account still pending to the blocks (None: never).
+    escalate_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class CopyRequest:
     """A validated start request. ``source_url`` may carry a SAS: it is used once, never stored."""
 
     source_url: str | None
     source_blob: BlobRef | None
     destination: BlobRef
-    deadline: datetime
-    metadata: dict[str, str]
-    overwrite: bool
-    lease_source: bool
-    on_abort: OnAbort
+    terms: Terms
     # A digest of the request body as given, to tell a replay from a different request.
     fingerprint: str
     # A source in another account, read through a SAS the app mints (then the two above are None).
@@ -212,10 +230,6 @@ class CopyRequest:
     # Set for an item of a job: the job's id, and the source's size if the listing said it.
     job: str | None = None
     source_size: int | None = None
-    # The engine that starts it (AUTO resolved when the request was read), and when an
-    # async copy of ``auto`` still pending is handed to the block engine (None: never).
-    engine: Engine = Engine.ASYNC
-    escalate_at: datetime | None = None
 
     @property
     def source(self) -> str | BlobRef | ForeignBlob:
@@ -266,14 +280,11 @@ class Operation:
     state: State
     source: str
     destination: BlobRef
-    deadline: datetime
+    terms: Terms
     created_at: datetime
-    on_abort: OnAbort
     # Set by the ledger on every write (copy_ops.copies.records), nowhere else.
     updated_at: datetime | None = None
-    metadata: dict[str, str] = field(default_factory=dict)
     source_blob: BlobRef | None = None
-    lease_source: bool = False
     copy_id: str | None = None
     finished_at: datetime | None = None
     next_check_at: datetime | None = None
@@ -296,10 +307,6 @@ class Operation:
     # ...and when that attempt claimed it: a record without a copy whose claim is old is an
     # attempt that died between its record and its Copy Blob; another attempt may take over.
     claimed_at: datetime | None = None
-    # The engine (ASYNC or BLOCKS; an escalated copy: BLOCKS with its async copy id kept)
-    # and, for ``auto``'s async copies, when a still-pending one is handed to the blocks.
-    engine: Engine = Engine.ASYNC
-    escalate_at: datetime | None = None
     # A source in another account read with the app's identity (the block engine reads it
     # again on any instance; a caller's SAS is never here).
     source_foreign: ForeignBlob | None = None
@@ -338,6 +345,7 @@ class Operation:
         # Field by field, values encoded as json meets them: ``dataclasses.asdict`` deep-
         # copies every value, about a twentieth of a sweep's CPU per abort (profiled).
         data = {name: getattr(self, name) for name in _OPERATION_FIELDS}
+        data.update(fields_of(data.pop("terms")))  # flat, each under its own name
         return json.dumps(data, default=_encode, sort_keys=True).encode()
 
     @classmethod
@@ -350,18 +358,17 @@ class Operation:
     @classmethod
     def _fields_of(cls, data: dict[str, Any]) -> Operation:
         error = data.get("error")
+        if "overwrite" not in data:
+            data["overwrite"] = _overwrite_before_terms(data)
         return cls(
             id=data["id"],
             state=State(data["state"]),
             source=data["source"],
             destination=BlobRef(**data["destination"]),
-            deadline=parse_time(data["deadline"]),
+            terms=read_fields(Terms, data),
             created_at=parse_time(data["created_at"]),
             updated_at=parse_time(data["updated_at"]),
-            on_abort=OnAbort(data["on_abort"]),
-            metadata=data.get("metadata") or {},
             source_blob=BlobRef(**data["source_blob"]) if data.get("source_blob") else None,
-            lease_source=bool(data.get("lease_source")),
             copy_id=data.get("copy_id"),
             finished_at=_optional_time(data.get("finished_at")),
             next_check_at=_optional_time(data.get("next_check_at")),
@@ -379,8 +386,6 @@ class Operation:
             source_size=data.get("source_size"),
             start_token=data.get("start_token"),
             claimed_at=_optional_time(data.get("claimed_at")),
-            engine=Engine(data.get("engine") or Engine.ASYNC),
-            escalate_at=_optional_time(data.get("escalate_at")),
             source_foreign=ForeignBlob(**data["source_foreign"]) if data.get("source_foreign") else None,
             source_sas=bool(data.get("source_sas")),
             source_etag=data.get("source_etag"),
@@ -399,7 +404,7 @@ def _phase_before_phases(op: Operation) -> Phase:
     code read them): kept for those records alone; every later move is the table's."""
     if op.is_final:
         return Phase.ENDED
-    if op.engine is Engine.BLOCKS:
+    if op.terms.engine is Engine.BLOCKS:
         if op.commit_sent_at is not None:
             return Phase.COMMITTING
         if op.source_etag is not None:
@@ -408,6 +413,17 @@ def _phase_before_phases(op: Operation) -> Phase:
             return Phase.PLANNING if op.condition_etag is not None else Phase.ESCALATING
         return Phase.RECORDED
     return Phase.COPYING if op.copy_id is not None else Phase.RECORDED
+
+
+def _overwrite_before_terms(data: dict[str, Any]) -> bool:
+    """Whether a record written before its terms were stored whole was asked to overwrite:
+    its commit's condition as recorded says so; an escalated one's names its leftover instead,
+    and records from before the block engine have none: then a destination not known to be
+    absent (``had_destination`` None) is one it overwrites."""
+    condition = data.get("condition")
+    if condition in (DestinationCondition.ANY, DestinationCondition.ABSENT):
+        return bool(condition == DestinationCondition.ANY)
+    return data.get("had_destination", False) is None
 
 
 def _encode(value: object) -> object:

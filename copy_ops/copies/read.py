@@ -80,7 +80,7 @@ class Reader:
         now, for the sweep; a read never deletes, restores or releases anything."""
         stored = await self._ledger.read(operation_id)
         op = stored.op
-        if op.is_final or op.copy_id is None or op.engine is Engine.BLOCKS:
+        if op.is_final or op.copy_id is None or op.terms.engine is Engine.BLOCKS:
             # The block engine's progress is its record's (blocks staged): nothing to look at.
             return op
         seen = await self._copies.observe_copy(op.destination)

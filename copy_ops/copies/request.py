@@ -12,13 +12,12 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
 from copy_ops.copies.engines import engine_for, engine_of, escalation_at
-from copy_ops.copies.model import RESERVED_METADATA_PREFIX, BlobRef, CopyRequest, Engine, OnAbort
+from copy_ops.copies.model import RESERVED_METADATA_PREFIX, BlobRef, CopyRequest, Engine, OnAbort, Terms
 from copy_ops.copies.sources import Source, blob_ref, minted_deadline_problem, read_source
 from copy_ops.core.errors import FieldError, InvalidRequest
 from copy_ops.core.problems import Problems, guarded
@@ -60,40 +59,34 @@ def opened(body: Any) -> tuple[Mapping[str, Any], Problems]:
     return body, problems
 
 
-@dataclass(frozen=True)
-class Terms:
-    """What a copy and a job ask alike: the deadline, metadata, overwrite, the source's
-    lease and what an abort leaves (None where the field is invalid: its problem is kept)."""
-
-    deadline: datetime | None
-    metadata: dict[str, str]
-    overwrite: bool
-    lease_source: bool
-    on_abort: OnAbort | None
-    engine: Engine | None
-
-
 def terms_of(
     body: Mapping[str, Any],
     settings: Settings,
     now: datetime,
     problems: Problems,
+    *,
     too_far: Callable[[datetime], str | None],
-) -> Terms:
-    """The terms of a copy's or a job's request; ``too_far``: what is wrong with a deadline
-    beyond what a SAS the app mints for the source may cover, if anything."""
+    no_lease: str | None,
+) -> Terms | None:
+    """The terms of a copy's or a job's request (None when one is invalid: each problem kept);
+    ``too_far``: what is wrong with a deadline beyond what a SAS the app mints for the source
+    may cover, if anything; ``no_lease``: why its source cannot be leased, if it cannot. ``auto``
+    is left to each copy (copy_ops.copies.engines.engine_for), with the moment it escalates."""
     deadline = guarded("deadline", problems, lambda: deadline_of(body, settings, now, problems))
     beyond = too_far(deadline) if deadline is not None else None
     if beyond is not None:
         problems.bad("deadline" if "deadline" in body else "timeout_seconds", beyond)
-    return Terms(
-        deadline=deadline,
-        metadata=guarded("metadata", problems, lambda: metadata_of(body.get("metadata"), problems)) or {},
-        overwrite=boolean_of(body, "overwrite", problems),
-        lease_source=boolean_of(body, "lease_source", problems),
-        on_abort=on_abort_of(body.get("on_abort", "keep"), problems),
-        engine=engine_of(body.get("engine", settings.engine), problems),
-    )
+    metadata = guarded("metadata", problems, lambda: metadata_of(body.get("metadata"), problems)) or {}
+    overwrite = boolean_of(body, "overwrite", problems)
+    lease_source = boolean_of(body, "lease_source", problems)
+    on_abort = on_abort_of(body.get("on_abort", "keep"), problems)
+    engine = engine_of(body.get("engine", settings.engine), problems)
+    if lease_source and no_lease is not None:
+        problems.bad("lease_source", no_lease)
+    if deadline is None or on_abort is None or engine is None:
+        return None
+    escalate_at = escalation_at(now, deadline, settings.escalate_at) if engine is Engine.AUTO else None
+    return Terms(deadline, on_abort, metadata, overwrite, lease_source, engine, escalate_at)
 
 
 def parse_copy_request(body: Any, settings: Settings, now: datetime) -> CopyRequest:
@@ -109,35 +102,25 @@ def parse_copy_request(body: Any, settings: Settings, now: datetime) -> CopyRequ
     def too_far(deadline: datetime) -> str | None:
         return None if blocks else minted_deadline_problem(source, deadline, now, settings)
 
-    terms = terms_of(body, settings, now, problems, too_far)
-    deadline, on_abort, lease_source = terms.deadline, terms.on_abort, terms.lease_source
-
     source_url, source_blob = source.url, source.blob
-    if lease_source and source_blob is None and (source_url is not None or source.foreign is not None):
-        problems.bad(
-            "lease_source",
-            "a lease can be held only on a source in the app's own storage account "
-            "(its SAS is not kept, so the lease could not be released later)",
-        )
+    elsewhere = source_blob is None and (source_url is not None or source.foreign is not None)
+    no_lease = (
+        "a lease can be held only on a source in the app's own storage account "
+        "(its SAS is not kept, so the lease could not be released later)"
+    )
+    terms = terms_of(body, settings, now, problems, too_far=too_far, no_lease=no_lease if elsewhere else None)
     if destination is not None and source_blob is not None and source_blob == destination:
         problems.bad("destination", "must differ from the source")
 
     problems.raise_any()
-    assert destination is not None and deadline is not None and on_abort is not None and terms.engine is not None
-    engine, escalate_at = engine_for(terms.engine, own, escalation_at(now, deadline, settings.escalate_at))
+    assert destination is not None and terms is not None
     return CopyRequest(
         source_url=source_url,
         source_blob=source_blob,
         destination=destination,
-        deadline=deadline,
-        metadata=terms.metadata,
-        overwrite=terms.overwrite,
-        lease_source=lease_source,
-        on_abort=on_abort,
+        terms=engine_for(terms, own),
         fingerprint=fingerprint(body),
         source_foreign=source.foreign,
-        engine=engine,
-        escalate_at=escalate_at,
     )
 
 

@@ -96,8 +96,8 @@ class Settler:
         if op.is_final:
             _, done = await self._cleaner.run(stored, now)
             return Settled.CLEANED if done else Settled.CLEANUP_PENDING
-        if now > op.deadline:
-            self._telemetry.overdue((now - op.deadline).total_seconds())
+        if now > op.terms.deadline:
+            self._telemetry.overdue((now - op.terms.deadline).total_seconds())
         with self._telemetry.span("copyops.settle", **{OPERATION_ID: op.id}):
             outcome, _ = await self.settle(stored, now)
         return outcome
@@ -105,7 +105,7 @@ class Settler:
     async def settle(self, stored: Stored, now: datetime) -> tuple[Settled, Operation]:
         """Check a pending operation's copy and act: wait, abort, or record how it ended."""
         op = stored.op
-        if op.engine is Engine.BLOCKS:
+        if op.terms.engine is Engine.BLOCKS:
             settled = await self._blocks.settle(stored, now)
             return (Settled.of(settled.state) if settled.is_final else Settled.WAITING), settled
         decision = lifecycle.abort_at_once(op, now)

@@ -245,7 +245,7 @@ class BlockEngine:
         """The commit's terms; ``now`` the time it is (after its send was recorded)."""
         return Commit(
             content=op.content,
-            metadata=op.metadata | {"copyops_operation": op.id},
+            metadata=op.terms.metadata | {"copyops_operation": op.id},
             condition=op.condition or DestinationCondition.ABSENT,
             etag=op.condition_etag,
             last_moment=time.monotonic() + rules.commit_window(op, now),

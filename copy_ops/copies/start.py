@@ -111,7 +111,8 @@ class Starter:
         op = lifecycle.recorded(request, operation_id, shown, now, self.timing)
         if token is not None:
             op = dataclasses.replace(op, start_token=token, claimed_at=now)
-        if request.on_abort is OnAbort.RESTORE and request.overwrite and request.engine is Engine.ASYNC:
+        terms = request.terms
+        if terms.on_abort is OnAbort.RESTORE and terms.overwrite and terms.engine is Engine.ASYNC:
             # Before the copy: a destination with a pending copy refuses snapshots. (The block
             # engine leaves the destination as it was when it misses: nothing to restore.)
             snapshot = await self._copies.snapshot(dest)
@@ -141,13 +142,13 @@ class Starter:
         ``go``: asked just before the copy is sent (a job's item: its job not stopped);
         false, nothing is sent (:class:`SendWindowPassed`, code ``Stopped``)."""
         op, dest, source = stored.op, request.destination, request.source
-        if op.engine is Engine.BLOCKS:
+        if op.terms.engine is Engine.BLOCKS:
             return await self._begin_blocks(stored, request, now, keep_refused=keep_refused, send_by=send_by, go=go)
         try:
             await self._lease_within(request, op, send_by, go)
-            metadata = {**request.metadata, OWNER_METADATA_KEY: op.id}
+            metadata = {**request.terms.metadata, OWNER_METADATA_KEY: op.id}
             copy_id, status = await self._copies.start_copy(
-                dest, source, metadata, request.overwrite, readable_until=request.deadline
+                dest, source, metadata, request.terms.overwrite, readable_until=request.terms.deadline
             )
         except SendWindowPassed:
             raise  # nothing was sent: the claim is left to a later attempt
@@ -218,7 +219,7 @@ class Starter:
     async def _lease_within(self, request: CopyRequest, op: Operation, send_by: float | None, go: Go | None) -> None:
         """Either engine's first steps: the source's lease, then the send window's check, then
         whether the copy is still wanted (asked last: the send follows at once)."""
-        if request.lease_source:
+        if request.terms.lease_source:
             await self._copies.acquire_infinite_lease(_own_source(request), lifecycle.lease_id_for(op.id))
         if send_by is not None and time.monotonic() > send_by:
             raise SendWindowPassed(f"operation {op.id}: too late to send its copy", code="SendWindowPassed")
@@ -277,7 +278,7 @@ class Starter:
     async def _undo_start(self, op: Operation) -> None:
         """Nothing started: leave nothing behind. What cannot be undone now, the sweep finishes."""
         try:
-            if op.lease_source and op.source_blob is not None:
+            if op.terms.lease_source and op.source_blob is not None:
                 await self._copies.release_lease(op.source_blob, lifecycle.lease_id_for(op.id))
             await self._drop_snapshot_quietly(op)
             await self._ledger.delete(op.id)

@@ -25,14 +25,14 @@ def operation_view(op: Operation, destination_url: str | None) -> dict[str, Any]
         "source": op.source,
         "destination": {**op.destination.as_dict(), "url": destination_url},
         "copy_id": op.copy_id,
-        "deadline": when_shown(op.deadline),
+        "deadline": when_shown(op.terms.deadline),
         "created_at": when_shown(op.created_at),
         "updated_at": when_shown(op.updated_at),
         "finished_at": when_shown(op.finished_at),
         "progress": op.progress.as_dict() if op.progress else None,
-        "on_abort": op.on_abort.value,
-        "lease_source": op.lease_source,
-        "metadata": op.metadata,
+        "on_abort": op.terms.on_abort.value,
+        "lease_source": op.terms.lease_source,
+        "metadata": op.terms.metadata,
         "abort_reason": op.abort_reason.value if op.abort_reason else None,
         "error": op.error.as_dict() if op.error else None,
         # Cleanup that failed for now and that the sweep retries (e.g. a lease release).
@@ -42,7 +42,7 @@ def operation_view(op: Operation, destination_url: str | None) -> dict[str, Any]
         "job": op.job,
         # The engine moving the bytes (an escalated copy: blocks, its async copy_id kept)
         # and, for the block engine once it has planned, its blocks staged of all.
-        "engine": op.engine.value,
+        "engine": op.terms.engine.value,
         "blocks": _blocks(op),
     }
 

@@ -86,7 +86,7 @@ class ItemStarts:
         stopped: Callable[[datetime], Awaitable[bool]] | None,
     ) -> ItemOutcome:
         now = clock.now()
-        if now >= request.deadline or (stopped is not None and await stopped(now)):
+        if now >= request.terms.deadline or (stopped is not None and await stopped(now)):
             return ItemOutcome.LATE  # it could not finish in time, or the job was stopped
         try:
             if unsafe is not None:

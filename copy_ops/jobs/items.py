@@ -202,24 +202,17 @@ class Item:
 
 
 def item_request(job: Job, relative: str, source: str | BlobRef | ForeignBlob, size: int | None) -> CopyRequest:
-    """The start request of one item: the job's options, its own source and destination,
-    on the job's engine (auto: Copy Blob within the account, the block engine from elsewhere)."""
-    engine, escalate_at = engine_for(job.engine, isinstance(source, BlobRef), job.escalate_at)
+    """The start request of one item: the job's terms, its own source and destination, on the
+    job's engine (auto: Copy Blob within the account, the block engine from elsewhere)."""
     return CopyRequest(
         source_url=source if isinstance(source, str) else None,
         source_blob=source if isinstance(source, BlobRef) else None,
         source_foreign=source if isinstance(source, ForeignBlob) else None,
         destination=BlobRef(job.destination_container, progress.destination_name(job, relative)),
-        deadline=job.deadline,
-        metadata=job.metadata,
-        overwrite=job.overwrite,
-        lease_source=job.lease_source,
-        on_abort=job.on_abort,
+        terms=engine_for(job.terms, isinstance(source, BlobRef)),
         fingerprint=job.fingerprint,
         job=job.id,
         source_size=size,
-        engine=engine,
-        escalate_at=escalate_at,
     )
 
 

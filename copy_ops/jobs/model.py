@@ -16,10 +16,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from copy_ops.copies.model import BlobRef, Engine, ForeignBlob, ManifestEntry, OnAbort, State
+from copy_ops.copies.model import BlobRef, ForeignBlob, ManifestEntry, State, Terms
 from copy_ops.core.machines import Move
 from copy_ops.core.times import format_time, parse_time
-from copy_ops.core.versions import known
+from copy_ops.core.versions import known, read_fields
 from copy_ops.jobs.phases import MACHINE, JobEvent, JobPhase
 
 
@@ -82,15 +82,9 @@ class JobRequest:
     sas: str | None
     destination_container: str
     destination_prefix: str
-    deadline: datetime
-    overwrite: bool
-    lease_source: bool
-    on_abort: OnAbort
-    metadata: dict[str, str]
+    # Its engine as asked (auto: resolved item by item), and when auto escalates a pending copy.
+    terms: Terms
     fingerprint: str
-    # The engine asked for (auto: resolved item by item), and when auto escalates a pending copy.
-    engine: Engine = Engine.AUTO
-    escalate_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -161,12 +155,9 @@ class Job:
     manifest_size: int
     destination_container: str
     destination_prefix: str
-    deadline: datetime
+    # What each item is asked (its engine as the job was: auto resolved item by item).
+    terms: Terms
     created_at: datetime
-    overwrite: bool
-    lease_source: bool
-    on_abort: OnAbort
-    metadata: dict[str, str]
     fingerprint: str
     enumeration: Enumeration = Enumeration()
     updated_at: datetime | None = None
@@ -181,9 +172,6 @@ class Job:
     report: str | None = None
     # The final state's event is owed (events configured) until a target took it.
     announce_owed: bool = False
-    # The engine each item starts on (auto: by its source), and auto's escalation moment.
-    engine: Engine = Engine.ASYNC
-    escalate_at: datetime | None = None
     # Its end decided while its report is written in parts (16 ** report_digits): messages
     # last sent, or parts last seen written (report_written of them), at report_sent_at.
     closing: JobState | None = None
@@ -200,7 +188,9 @@ class Job:
         return self.state.is_final
 
     def to_json(self) -> bytes:
-        return json.dumps(dataclasses.asdict(self), default=_encode, sort_keys=True).encode()
+        data = dataclasses.asdict(self)
+        data.update(data.pop("terms"))  # flat, each under its own name, as an operation's
+        return json.dumps(data, default=_encode, sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> Job:
@@ -215,12 +205,9 @@ class Job:
             manifest_size=int(data.get("manifest_size", 0)),
             destination_container=data["destination_container"],
             destination_prefix=data["destination_prefix"],
-            deadline=parse_time(data["deadline"]),
+            # A job recorded before the engines existed ran every item on Copy Blob (the default).
+            terms=read_fields(Terms, data),
             created_at=parse_time(data["created_at"]),
-            overwrite=bool(data["overwrite"]),
-            lease_source=bool(data["lease_source"]),
-            on_abort=OnAbort(data["on_abort"]),
-            metadata=data.get("metadata") or {},
             fingerprint=data["fingerprint"],
             enumeration=Enumeration(
                 **{
@@ -239,9 +226,6 @@ class Job:
             failures=tuple(Failure(**known(Failure, item)) for item in data.get("failures", [])),
             report=data.get("report"),
             announce_owed=bool(data.get("announce_owed", False)),
-            # A job recorded before the engines existed ran every item on Copy Blob.
-            engine=Engine(data.get("engine") or Engine.ASYNC),
-            escalate_at=_optional_time(data.get("escalate_at")),
             closing=JobState(data["closing"]) if data.get("closing") else None,
             report_digits=int(data.get("report_digits", 0)),
             report_sent_at=_optional_time(data.get("report_sent_at")),

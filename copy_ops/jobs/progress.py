@@ -107,7 +107,7 @@ def stop_reason(job: Job, now: datetime) -> str | None:
     (an item started now could not finish in time, and the job ends with what it has)."""
     if job.abort_requested_at is not None:
         return "the job was aborted"
-    if now >= job.deadline:
+    if now >= job.terms.deadline:
         return DEADLINE_PASSED
     return None
 
@@ -126,10 +126,10 @@ def next_check(job: Job, now: datetime) -> datetime:
     while the job runs; soon after its deadline, when its items end; then at every sweep."""
     if aborting(job, now):
         return now + ABORT_LOOK
-    if now >= job.deadline:
+    if now >= job.terms.deadline:
         return now + FIRST_CHECK
     interval = min(LONGEST_CHECK, FIRST_CHECK * (1 << min(job.checks, 10)))
-    return min(now + interval, job.deadline + AFTER_DEADLINE)
+    return min(now + interval, job.terms.deadline + AFTER_DEADLINE)
 
 
 def stalled(job: Job, now: datetime) -> bool:
@@ -232,7 +232,7 @@ SHORTEST_ITEM_CLAIM = timedelta(seconds=10)
 
 
 def item_claim(op: Operation, now: datetime, claim: timedelta = ITEM_CLAIM) -> Claim:
-    if op.is_final or op.started or op.abort_requested_at is not None or now >= op.deadline:
+    if op.is_final or op.started or op.abort_requested_at is not None or now >= op.terms.deadline:
         return Claim.SETTLED
     if now < (op.claimed_at or op.created_at) + claim:
         return Claim.HELD
@@ -243,4 +243,4 @@ def claimed(op: Operation, token: str, now: datetime) -> Operation:
     """``op`` taken over by the start attempt ``token``: its claim, and the sweep's check
     for a start that never came, moved on from now."""
     taken = dataclasses.replace(op, start_token=token, claimed_at=now)
-    return dataclasses.replace(taken, next_check_at=min(op.deadline, now + lifecycle.ITEM_START_GRACE))
+    return dataclasses.replace(taken, next_check_at=min(op.terms.deadline, now + lifecycle.ITEM_START_GRACE))

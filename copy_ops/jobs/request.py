@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from copy_ops.copies.engines import engine_of, escalation_at
+from copy_ops.copies.engines import engine_of
 from copy_ops.copies.model import Engine, ManifestEntry
 from copy_ops.copies.request import check_destination_container, fingerprint, opened, terms_of
 from copy_ops.copies.sources import (
@@ -38,10 +38,15 @@ def parse_job_request(body: Any, settings: Settings, now: datetime) -> JobReques
     # The block engine reads with the app's token, not a SAS it mints: no key's lifetime
     # limits its deadline. (auto may still copy some items with Copy Blob: the limit stays.)
     minted = read.minted and engine_of(body.get("engine", settings.engine), Problems()) is not Engine.BLOCKS
-    terms = terms_of(body, settings, now, problems, lambda d: too_far_for_minted_sas(d, now) if minted else None)
-    deadline, on_abort = terms.deadline, terms.on_abort
-    if terms.lease_source and not read.all_own:
-        problems.bad("lease_source", "a lease can be held only on sources in the app's own storage account")
+    no_lease = None if read.all_own else "a lease can be held only on sources in the app's own storage account"
+    terms = terms_of(
+        body,
+        settings,
+        now,
+        problems,
+        too_far=lambda deadline: too_far_for_minted_sas(deadline, now) if minted else None,
+        no_lease=no_lease,
+    )
     if container is not None and read.prefix is not None:
         _check_overlap(read.prefix, container, prefix, problems)
         _check_room(prefix, problems)
@@ -50,22 +55,15 @@ def parse_job_request(body: Any, settings: Settings, now: datetime) -> JobReques
     _check_collisions(read.manifest, problems)
 
     problems.raise_any()
-    assert container is not None and deadline is not None and on_abort is not None and terms.engine is not None
-    escalate_at = escalation_at(now, deadline, settings.escalate_at) if terms.engine is Engine.AUTO else None
+    assert container is not None and terms is not None
     return JobRequest(
         source=read.prefix,
         manifest=tuple(entry for entry, _, _ in read.manifest),
         sas=read.sas,
         destination_container=container,
         destination_prefix=prefix,
-        deadline=deadline,
-        overwrite=terms.overwrite,
-        lease_source=terms.lease_source,
-        on_abort=on_abort,
-        metadata=terms.metadata,
+        terms=terms,
         fingerprint=fingerprint(body),
-        engine=terms.engine,
-        escalate_at=escalate_at,
     )
 
 

@@ -24,7 +24,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "history": [move.as_dict() for move in job.history],
         "source": shown,
         "destination": {"container": job.destination_container, "prefix": job.destination_prefix},
-        "deadline": when_shown(job.deadline),
+        "deadline": when_shown(job.terms.deadline),
         "created_at": when_shown(job.created_at),
         "updated_at": when_shown(job.updated_at),
         "finished_at": when_shown(job.finished_at),
@@ -43,9 +43,9 @@ def job_view(job: Job) -> dict[str, Any]:
         "closing": job.closing.value if job.closing is not None else None,
         # Parts of the report, each served at ?part=N and linking the next: one up to 5,000 items.
         "report_parts": part_count(job.report_digits) if job.report is not None else None,
-        "on_abort": job.on_abort.value,
-        "overwrite": job.overwrite,
-        "lease_source": job.lease_source,
-        "engine": job.engine.value,
-        "metadata": job.metadata,
+        "on_abort": job.terms.on_abort.value,
+        "overwrite": job.terms.overwrite,
+        "lease_source": job.terms.lease_source,
+        "engine": job.terms.engine.value,
+        "metadata": job.terms.metadata,
     }
