@@ -14,6 +14,7 @@ from copy_ops.copies.lifecycle import Timing
 from copy_ops.copies.model import (
     AbortReason,
     BlobRef,
+    BlockState,
     CopyStatus,
     DestinationCondition,
     Engine,
@@ -41,7 +42,7 @@ def op(**fields: object) -> Operation:
         destination=BlobRef("dst", "b"),
         terms=Terms(DEADLINE, engine=Engine.BLOCKS),
         created_at=T0,
-        condition=DestinationCondition.ABSENT,
+        blocks=BlockState(),
     )
     return changed(base, **fields)
 
@@ -117,6 +118,14 @@ def test_what_shows_our_commit(owner: str, etag: str, condition_etag: str | None
     assert rules.shows_commit(op(condition_etag=condition_etag), owner, etag) is ours
 
 
+# The record's fields that make each commit condition: the terms', or an escalated copy's leftover.
+AS_ASKED: dict[DestinationCondition, dict[str, object]] = {
+    DestinationCondition.ABSENT: {},
+    DestinationCondition.ANY: {"overwrite": True},
+    DestinationCondition.ETAG: {"overwrite": True, "condition_etag": '"leftover"'},
+}
+
+
 @pytest.mark.parametrize(
     ("refusal", "condition", "code"),
     [
@@ -129,15 +138,18 @@ def test_what_shows_our_commit(owner: str, etag: str, condition_etag: str | None
     ],
 )
 def test_why_a_block_copy_failed(refusal: Exception, condition: DestinationCondition, code: ErrorCode) -> None:
-    assert rules.failure(op(condition=condition), refusal).code is code  # type: ignore[arg-type]
+    copy = op(**AS_ASKED[condition])
+    assert copy.condition is condition
+    assert rules.failure(copy, refusal).code is code  # type: ignore[arg-type]
 
 
 def test_a_plan_pins_the_source_and_a_one_request_copy_records_its_send_first() -> None:
     facts = SourceFacts(size=10, etag='"e"', content={"content-type": "text/plain"}, metadata={"m": "1"})
     small = rules.planned(op(), facts, T0)
-    assert (small.source_etag, small.terms.metadata, small.commit_sent_at) == ('"e"', {"m": "1"}, T0)
+    assert small.blocks == BlockState('"e"', {"content-type": "text/plain"}, commit_sent_at=T0)
+    assert small.terms.metadata == {"m": "1"}
     big = rules.planned(op(metadata={"asked": "yes"}), dataclasses.replace(facts, size=SIZE), T0)
-    assert (big.commit_sent_at, big.terms.metadata, rules.counts(big)) == (None, {"asked": "yes"}, (0, 3))
+    assert (rules.part(big).commit_sent_at, big.terms.metadata, rules.counts(big)) == (None, {"asked": "yes"}, (0, 3))
     assert big.next_check_at == T0 + rules.STALL
 
 
@@ -145,7 +157,7 @@ def test_checkpoints_are_a_union_and_a_look_without_progress_waits_longer_each_t
     planned = op(**PLANNED)
     first = rules.checkpointed(planned, frozenset({0}), T0)
     both = rules.checkpointed(first, frozenset({2, 7}), T0)  # 7 is no block of the plan
-    assert (both.staged, both.checks) == ("0,2", 0)
+    assert (rules.part(both).staged, both.checks) == ("0,2", 0)
     assert both.progress is not None and both.progress.bytes_copied == 2 * blocks.BLOCK_SIZE
     looks = [planned]
     for _ in range(3):
@@ -155,19 +167,20 @@ def test_checkpoints_are_a_union_and_a_look_without_progress_waits_longer_each_t
 
 
 def test_an_escalation_keeps_the_copy_id_and_finds_only_our_leftover() -> None:
-    async_op = op(engine=Engine.ASYNC, copy_id="c", escalate_at=T0, phase=Phase.COPYING)
+    async_op = op(engine=Engine.ASYNC, blocks=None, copy_id="c", escalate_at=T0, phase=Phase.COPYING)
     escalating = rules.escalating(async_op, T0)
     assert (escalating.terms.engine, escalating.copy_id, rules.escalation_unfinished(escalating)) == (
         Engine.BLOCKS,
         "c",
         True,
     )
+    assert escalating.blocks == BlockState() and async_op.blocks is None  # its part begun
     assert rules.is_our_leftover(escalating, "c", CopyStatus.ABORTED, "op-1")
     assert not rules.is_our_leftover(escalating, "c", CopyStatus.ABORTED, "someone")
     assert not rules.is_our_leftover(escalating, "other", CopyStatus.ABORTED, "op-1")
     assert not rules.is_our_leftover(escalating, "c", CopyStatus.PENDING, "op-1")
     found = rules.leftover_found(escalating, '"l"', T0)
-    assert (found.condition, found.condition_etag, rules.escalation_unfinished(found)) == (
+    assert (found.condition, rules.part(found).condition_etag, rules.escalation_unfinished(found)) == (
         DestinationCondition.ETAG,
         '"l"',
         False,

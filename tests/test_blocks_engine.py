@@ -368,7 +368,7 @@ def test_a_commit_whose_answer_was_lost_is_confirmed_by_the_sweep_not_sent_again
     proxy.inject("put_blocklist", mode="lost_response")
     world.deliver(NOW)
     pending = get(world, op.id)
-    assert pending.state is State.PENDING and pending.commit_sent_at is not None
+    assert pending.state is State.PENDING and block_lifecycle.part(pending).commit_sent_at is not None
     # Within the grace, nobody sends it again; after it, the sweep sees it landed.
     run(world.service.process_due(op.id, NOW + block_lifecycle.COMMIT_GRACE + timedelta(seconds=10)))
     assert get(world, op.id).state is State.SUCCEEDED
@@ -444,7 +444,7 @@ def test_the_view_shows_the_engine_and_its_blocks(world: JobWorld, boxes: tuple[
     assert view["blocks"]["total"] == 5 and 0 < view["blocks"]["staged"] < 5
     assert view["progress"]["bytes_total"] == len(DATA)
     # Exact: the bytes of the blocks staged (whichever message came first: the queue keeps no order).
-    staged = blocks.Staged.parse(seen.staged)
+    staged = blocks.Staged.parse(block_lifecycle.part(seen).staged)
     assert staged.count() == view["blocks"]["staged"]
     assert view["progress"]["bytes_copied"] == staged.bytes_staged(block_lifecycle.plan_of(seen)) > 0
 
@@ -497,7 +497,7 @@ def test_a_copy_whose_deadline_leaves_no_time_for_a_commit_sends_nothing(
     blobs.put(source, "small.bin", b"small")
     body = {**body_of(source, destination, timeout_seconds=3), "source": {"container": source, "blob": "small.bin"}}
     op = start(world, body)
-    assert op.state is State.PENDING and op.source_etag is None  # not planned: nothing sent
+    assert op.state is State.PENDING and block_lifecycle.part(op).source_etag is None  # not planned: nothing sent
     assert proxy.log.counts["put_blob_from_url"] == 0
     run(world.service.process_due(op.id, NOW + timedelta(seconds=3)))
     assert (get(world, op.id).state, get(world, op.id).abort_reason) == (State.ABORTED, AbortReason.DEADLINE)
@@ -550,4 +550,4 @@ def test_a_stage_message_that_does_not_fit_its_copy_stages_nothing(
     assert run(world.service.copies.stage(work.op, work.blocks, work.sas, NOW)) == "refused", reason
     assert block_lifecycle.stage_refusal(before, blocks.Staged.parse(blocks_named).indexes(), sas) == reason
     after = get(world, op.id)
-    assert (after.staged, after.updated_at) == (before.staged, before.updated_at)
+    assert (after.blocks, after.updated_at) == (before.blocks, before.updated_at)

@@ -4,7 +4,6 @@ Azurite tests (test_jobs.py, test_jobs_crash.py) are the proof on the wire."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +11,7 @@ import pytest
 
 from copy_ops.background.dispatch import do_work
 from copy_ops.background.sweep import sweep
-from copy_ops.copies.model import BlobRef, Operation, State, Terms
+from copy_ops.copies.model import BlobRef, ItemClaim, Operation, State, Terms
 from copy_ops.core.errors import Conflict
 from copy_ops.core.settings import Settings
 from copy_ops.jobs import progress
@@ -244,8 +243,7 @@ RECORD = Operation(
     destination=BlobRef("dst", "a.bin"),
     terms=Terms(DEADLINE),
     created_at=T0,
-    start_token="first",
-    claimed_at=T0,
+    claim=ItemClaim("first", T0),
 )
 CLAIM = progress.ITEM_CLAIM
 
@@ -257,7 +255,7 @@ CLAIM = progress.ITEM_CLAIM
         ({}, T0 + CLAIM - timedelta(seconds=1), progress.Claim.HELD),
         ({}, T0 + CLAIM, progress.Claim.ABANDONED),
         # An older record, written before claims were timed: its creation is its claim.
-        ({"claimed_at": None}, T0 + CLAIM, progress.Claim.ABANDONED),
+        ({"claim": None}, T0 + CLAIM, progress.Claim.ABANDONED),
         # Taken over later: the new claim counts.
         ({"claimed_at": T0 + CLAIM}, T0 + CLAIM + timedelta(seconds=5), progress.Claim.HELD),
         ({"copy_id": "c1"}, T0 + CLAIM, progress.Claim.SETTLED),
@@ -267,12 +265,12 @@ CLAIM = progress.ITEM_CLAIM
     ],
 )
 def test_an_items_claim(change: dict[str, object], now: datetime, expected: progress.Claim) -> None:
-    assert progress.item_claim(dataclasses.replace(RECORD, **change), now) is expected  # type: ignore[arg-type]
+    assert progress.item_claim(changed(RECORD, **change), now) is expected
 
 
 def test_a_claim_taken_over_carries_the_new_attempt_and_its_time() -> None:
     taken = progress.claimed(RECORD, "second", T0 + CLAIM)
-    assert (taken.start_token, taken.claimed_at) == ("second", T0 + CLAIM)
+    assert taken.claim == ItemClaim("second", T0 + CLAIM)
     assert progress.item_claim(taken, T0 + CLAIM) is progress.Claim.HELD
 
 

@@ -5,28 +5,37 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from copy_ops.copies.model import (
     AbortReason,
     BlobRef,
+    BlockState,
     Cleanup,
     Engine,
     ErrorCode,
+    ForeignBlob,
+    ItemClaim,
     OnAbort,
     Operation,
     OperationError,
     Progress,
+    Restore,
     State,
     Terms,
 )
+from copy_ops.copies.phases import Event, Move, Phase
 from copy_ops.core.times import format_time
+from copy_ops.core.versions import read_fields
 
 TEXT = st.text(max_size=12)
 TIMES = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC))
 REFS = st.builds(BlobRef, TEXT, TEXT)
+RECORD = (Path(__file__).parent / "data" / "records-before-lean" / "escalated-staging.json").read_bytes()
 
 
 def optional(strategy: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
@@ -43,6 +52,27 @@ TERMS = st.builds(
     engine=st.sampled_from(Engine),
     escalate_at=optional(TIMES),
 )
+BLOCK_STATES = st.builds(
+    BlockState,
+    source_etag=optional(TEXT),
+    content=st.dictionaries(TEXT, TEXT, max_size=3),
+    staged=TEXT,
+    commit_sent_at=optional(TIMES),
+    condition_etag=optional(TEXT),
+)
+# A reason is said or left out (an empty one is not kept).
+REASONS = optional(st.text(min_size=1, max_size=12))
+MOVES = st.builds(Move, TIMES, st.sampled_from(Phase), st.sampled_from(Event), REASONS)
+
+
+def engine_of_its_part(operation: Operation) -> Operation:
+    """A part present means its machine is in use: the block engine's, with its engine."""
+    engine = Engine.BLOCKS if operation.blocks is not None else operation.terms.engine
+    if engine is Engine.BLOCKS and operation.blocks is None:
+        engine = Engine.ASYNC
+    return dataclasses.replace(operation, terms=dataclasses.replace(operation.terms, engine=engine))
+
+
 OPERATIONS = st.builds(
     Operation,
     id=TEXT,
@@ -61,21 +91,38 @@ OPERATIONS = st.builds(
     abort_requested_at=optional(TIMES),
     error=optional(st.builds(OperationError, st.sampled_from(ErrorCode), TEXT)),
     progress=optional(st.builds(Progress, st.integers(0, 2**50), st.integers(0, 2**50))),
-    snapshot=optional(TEXT),
     had_destination=optional(st.booleans()),
-    restore_copy_id=optional(TEXT),
     cleanup=st.lists(st.sampled_from(Cleanup), max_size=3, unique=True).map(tuple),
     fingerprint=optional(TEXT),
     job=optional(TEXT),
     source_size=optional(st.integers(0, 2**50)),
-    start_token=optional(TEXT),
-    claimed_at=optional(TIMES),
-)
+    source_foreign=optional(st.builds(ForeignBlob, TEXT, TEXT, TEXT)),
+    source_sas=st.booleans(),
+    phase=st.sampled_from(Phase),
+    history=st.lists(MOVES, max_size=3).map(tuple),
+    blocks=optional(BLOCK_STATES),
+    claim=optional(st.builds(ItemClaim, TEXT, TIMES)),
+    restore=optional(st.builds(Restore, TEXT, optional(TEXT))),
+).map(engine_of_its_part)
+
+# The keys of the stored format as the record wrote them before it had parts (every key
+# records-before-lean hold), and the one added since: its terms are stored whole.
+STORED = {
+    *json.loads((Path(__file__).parent / "data" / "records-before-lean" / "async-recorded.json").read_bytes()),
+    "overwrite",
+}
+# What the record wrote of each part's fields when the part was not in use (before parts).
+ABSENT: dict[str, dict[str, object]] = {
+    "blocks": {"source_etag": None, "content": {}, "staged": "", "commit_sent_at": None, "condition_etag": None},
+    "claim": {"start_token": None, "claimed_at": None},
+    "restore": {"snapshot": None, "restore_copy_id": None},
+}
 
 
 def reference_json(operation: Operation) -> bytes:
-    """The format as first written (``dataclasses.asdict``, every value made plain): the
-    records already stored are in it, so the faster encoding must keep it byte for byte."""
+    """The stored format built the plain, slow way (``dataclasses.asdict``, every value made
+    plain): the terms' and each part's fields flat beside the record's own, a part absent as
+    the record wrote its fields before there were parts, and the commit's condition."""
 
     def plain(value: object) -> object:
         if isinstance(value, datetime):
@@ -83,7 +130,11 @@ def reference_json(operation: Operation) -> bytes:
         raise TypeError(type(value).__name__)
 
     data = dataclasses.asdict(operation)
-    data.update(data.pop("terms"))  # its terms' fields among the record's, flat
+    data.update(data.pop("terms"))
+    for name, absent in ABSENT.items():
+        data.update(data.pop(name) or absent)
+    data["condition"] = operation.condition.value
+    data["history"] = [move.as_dict() for move in operation.history]
     if operation.error is not None:
         data["error"] = operation.error.as_dict()
     return json.dumps(data, default=plain, sort_keys=True).encode()
@@ -93,7 +144,23 @@ def reference_json(operation: Operation) -> bytes:
 def test_a_record_is_written_in_the_stored_format_and_read_back_whole(operation: Operation) -> None:
     written = operation.to_json()
     assert written == reference_json(operation)
+    assert set(json.loads(written)) == STORED
     assert Operation.from_json(written) == operation
+
+
+def test_a_field_added_to_the_terms_with_a_default_reads_from_a_record_written_before_it() -> None:
+    """What makes a new request field need no code in the records: a record (or job) without
+    the field's key reads with its default; one without a field that has none is refused."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Later(Terms):
+        tier: OnAbort = OnAbort.DELETE  # any enumeration will do: read by its type
+
+    written = json.loads(Operation.from_json(RECORD).to_json())
+    assert read_fields(Later, written) == Later(**dataclasses.asdict(read_fields(Terms, written)))
+    assert read_fields(Later, {**written, "tier": "restore"}).tier is OnAbort.RESTORE
+    with pytest.raises(KeyError):
+        read_fields(Terms, {key: value for key, value in written.items() if key != "deadline"})
 
 
 def test_a_job_record_of_a_later_version_is_read_with_its_new_fields_left_aside() -> None:

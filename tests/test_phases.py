@@ -20,7 +20,7 @@ from copy_ops.copies.lifecycle import Timing
 from copy_ops.copies.model import (
     AbortReason,
     BlobRef,
-    DestinationCondition,
+    BlockState,
     Engine,
     Operation,
     SourceFacts,
@@ -51,12 +51,8 @@ def in_phase(phase: Phase) -> Operation:
         terms=Terms(T0 + timedelta(hours=1), engine=Engine.BLOCKS),
         created_at=T0,
         copy_id="c0ffee00-0000-4000-8000-000000000001",
-        source_etag='"src"',
         source_size=FACTS.size,
-        staged="0-2",
-        commit_sent_at=T0,
-        condition=DestinationCondition.ETAG,
-        condition_etag='"leftover"',
+        blocks=BlockState(source_etag='"src"', staged="0-2", commit_sent_at=T0, condition_etag='"leftover"'),
         phase=phase,
     )
 

@@ -47,6 +47,14 @@ ENDS = {
     "job-item-taken-over": (State.ABORTED, "deadline"),
 }
 BEFORE_RESTORE = b"what the destination held before"
+# The parts each reads with: the block engine's on its copies (escalated ones too), a claim on
+# a job's item, a restore where a snapshot was taken. The rest is the core and the terms.
+PARTS = {
+    **{stem: {"blocks"} for stem in ENDS if stem.startswith(("blocks-", "escalat", "ended-succeeded-blocks"))},
+    "ended-aborted-restore": {"restore"},
+    "job-item-claimed": {"claim"},
+    "job-item-taken-over": {"claim"},
+}
 
 
 def test_every_record_written_before_is_kept() -> None:
@@ -57,6 +65,7 @@ def test_every_record_written_before_is_kept() -> None:
 def test_a_record_written_before_reads_and_is_written_back_as_that_version_reads_it(path: Path) -> None:
     raw = json.loads(path.read_bytes())
     op = Operation.from_json(path.read_bytes())
+    assert {name for name in ("blocks", "claim", "restore") if getattr(op, name)} == PARTS.get(path.stem, set())
     assert Operation.from_json(op.to_json()) == op
     written = json.loads(op.to_json())
     # Every key the version before reads, as it wrote it: a rolling deployment needs no migration.
@@ -74,9 +83,9 @@ def world_of(op: Operation) -> MemoryStorage:
     if op.copy_id is not None:
         status = CopyStatus.PENDING if not op.is_final else CopyStatus(op.state.value.replace("succeeded", "success"))
         storage.blobs[op.destination] = MemoryBlob(b"", {OWNER_METADATA_KEY: op.id}, op.copy_id, status, 6)
-    if op.snapshot is not None:
+    if op.restore is not None:
         blob = storage.blobs.setdefault(op.destination, MemoryBlob(b"", {}))
-        blob.snapshots[op.snapshot] = (BEFORE_RESTORE, {})
+        blob.snapshots[op.restore.snapshot] = (BEFORE_RESTORE, {})
     return storage
 
 
@@ -93,7 +102,7 @@ def test_a_record_written_before_is_settled_to_its_end(path: Path) -> None:
     ended = run(service.ledger.get(op.id))
     why = ended.abort_reason or (ended.error.code if ended.error else None)
     assert (ended.state, why, ended.phase, ended.cleanup) == (*ENDS[path.stem], Phase.ENDED, ()), ended
-    if op.snapshot is not None:
+    if op.restore is not None:
         assert storage.blobs[op.destination].data == BEFORE_RESTORE  # restored
     elif op.terms.on_abort is OnAbort.DELETE and op.copy_id is not None and ended.state is not State.SUCCEEDED:
         assert op.destination not in storage.blobs  # deleted

@@ -23,6 +23,7 @@ from copy_ops.copies import blocks
 from copy_ops.copies.lifecycle import Timing, start_given_up_at
 from copy_ops.copies.model import (
     AbortReason,
+    BlockState,
     CopyStatus,
     DestinationCondition,
     Engine,
@@ -114,10 +115,11 @@ def decide(op: Operation, now: datetime, timing: Timing) -> BlockDecision:
 def confirm(op: Operation, committed: bool, now: datetime) -> BlockDecision:
     """A commit was sent; ``committed``: the destination shows it. Landed, still possibly in
     flight, or never landed (then sent again while time is left, else the copy ends)."""
-    assert op.phase is Phase.COMMITTING and op.commit_sent_at is not None
+    sent_at = part(op).commit_sent_at
+    assert op.phase is Phase.COMMITTING and sent_at is not None
     if committed:
         return _end(State.SUCCEEDED)
-    if now < op.commit_sent_at + COMMIT_GRACE:
+    if now < sent_at + COMMIT_GRACE:
         return BlockDecision(Step.WAIT)
     ending = stopped(op, now)
     if ending is not None:
@@ -148,7 +150,8 @@ def start_refusal(op: Operation, refusal: CopyOpsError) -> CopyOpsError:
 def shows_commit(op: Operation, owner: str | None, etag: str | None) -> bool:
     """Whether a destination with this owner and ETag is our commit: it names us, and it is
     not the blob our commit had to replace (an escalated copy's abort leftover names us too)."""
-    return owner == op.id and (op.condition_etag is None or etag != op.condition_etag)
+    leftover = part(op).condition_etag
+    return owner == op.id and (leftover is None or etag != leftover)
 
 
 def may_commit(op: Operation, now: datetime) -> bool:
@@ -165,7 +168,7 @@ def stage_refusal(op: Operation, wanted: frozenset[int], sas: str | None) -> str
     """Why a stage message does not fit the operation it names (None: it fits): as if the
     work key had leaked, a message stages only blocks of its own copy's plan, and carries a
     SAS only for a source that came with one (else a forger's SAS would read it)."""
-    if op.terms.engine is not Engine.BLOCKS:
+    if op.blocks is None:
         return "not_a_block_copy"
     if sas is not None and not op.source_sas:
         return "sas_not_asked_for"
@@ -183,8 +186,15 @@ def single(op: Operation) -> bool:
     return op.source_size is not None and blocks.single_request(op.source_size)
 
 
+def part(op: Operation) -> BlockState:
+    """The block engine's part of ``op``, which the engine's every step has (its engine is
+    blocks): a record without it reaching here is a bug."""
+    assert op.blocks is not None, op.id
+    return op.blocks
+
+
 def staged(op: Operation) -> blocks.Staged:
-    return blocks.Staged.parse(op.staged)
+    return blocks.Staged.parse(part(op).staged)
 
 
 def complete(op: Operation) -> bool:
@@ -193,7 +203,7 @@ def complete(op: Operation) -> bool:
 
 def counts(op: Operation) -> tuple[int, int] | None:
     """Blocks staged and in all, for the view (a one-request copy is one block); None before the plan."""
-    if op.terms.engine is not Engine.BLOCKS or op.source_size is None or op.source_etag is None:
+    if op.blocks is None or op.source_size is None or op.blocks.source_etag is None:
         return None
     if single(op):
         return (1 if op.state is State.SUCCEEDED else 0), 1
@@ -206,15 +216,11 @@ def planned(op: Operation, facts: SourceFacts, now: datetime) -> Operation:
     planned = dataclasses.replace(
         op,
         **moved(op.phase, op.history, Event.PLANNED, now),
-        source_etag=facts.etag,
+        # The escalated copy's leftover stays the blob its commit replaces.
+        blocks=BlockState(facts.etag, dict(facts.content), condition_etag=part(op).condition_etag),
         source_size=facts.size,
-        content=dict(facts.content),
         terms=dataclasses.replace(op.terms, metadata=op.terms.metadata or dict(facts.metadata)),
-        staged="",
         progress=Progress(0, facts.size),
-        commit_sent_at=None,
-        # Records from before the engine existed have none: the safe one.
-        condition=op.condition or DestinationCondition.ABSENT,
     )
     if single(planned):
         return sending_commit(planned, now)
@@ -228,7 +234,7 @@ def checkpointed(op: Operation, indexes: frozenset[int], now: datetime) -> Opera
     assert op.source_size is not None
     return dataclasses.replace(
         op,
-        staged=now_staged.text(),
+        blocks=dataclasses.replace(part(op), staged=now_staged.text()),
         progress=Progress(now_staged.bytes_staged(plan), op.source_size),
         checks=0,  # progress made: a stall is counted afresh
         next_check_at=min(op.terms.deadline, now + STALL),
@@ -239,8 +245,9 @@ def looked_at(op: Operation, now: datetime, timing: Timing) -> Operation:
     """``op`` checked by the sweep and left pending: when to check again. A commit in
     flight: once it can no longer land; a start not planned yet: when it is given up;
     else after a stall (blocks handed out again, or none staged since), never past the deadline."""
-    if op.phase is Phase.COMMITTING and op.commit_sent_at is not None and now < op.commit_sent_at + COMMIT_GRACE:
-        at = op.commit_sent_at + COMMIT_GRACE
+    sent_at = op.blocks.commit_sent_at if op.blocks is not None else None
+    if op.phase is Phase.COMMITTING and sent_at is not None and now < sent_at + COMMIT_GRACE:
+        at = sent_at + COMMIT_GRACE
     elif op.phase in (Phase.RECORDED, Phase.ESCALATING, Phase.PLANNING):
         at = min(op.terms.deadline, start_given_up_at(op, timing))
     else:
@@ -254,7 +261,10 @@ def sending_commit(op: Operation, now: datetime) -> Operation:
     """Recorded before the commit is sent: whoever reads the record from now on knows a
     commit may land until ``now + COMMIT_GRACE`` and never after."""
     return dataclasses.replace(
-        op, commit_sent_at=now, next_check_at=now + COMMIT_GRACE, **moved(op.phase, op.history, Event.COMMIT_SENT, now)
+        op,
+        blocks=dataclasses.replace(part(op), commit_sent_at=now),
+        next_check_at=now + COMMIT_GRACE,
+        **moved(op.phase, op.history, Event.COMMIT_SENT, now),
     )
 
 
@@ -267,25 +277,22 @@ def restaging(op: Operation, present: frozenset[int], now: datetime) -> Operatio
     return dataclasses.replace(
         op,
         **moved(op.phase, op.history, Event.COMMIT_MISSED, now),
-        staged=kept.text(),
+        blocks=dataclasses.replace(part(op), staged=kept.text(), commit_sent_at=None),
         progress=Progress(kept.bytes_staged(plan), op.source_size),
-        commit_sent_at=None,
         next_check_at=min(op.terms.deadline, now + STALL),
     )
 
 
 def escalating(op: Operation, now: datetime) -> Operation:
     """An async copy of ``auto`` handed to the blocks, recorded before its Abort Copy is sent:
-    its copy id kept (its leftover is ours, for ``on_abort``), no plan yet. Whoever reads it
-    from now on settles it as the block engine's, and aborts that copy first."""
+    its copy id kept (its leftover is ours, for ``on_abort``), the block engine's part begun,
+    no plan yet. Whoever reads it from now on settles it as the block engine's, and aborts
+    that copy first."""
     return dataclasses.replace(
         op,
         **moved(op.phase, op.history, Event.ESCALATED, now),
         terms=dataclasses.replace(op.terms, engine=Engine.BLOCKS),
-        condition_etag=None,
-        source_etag=None,
-        staged="",
-        commit_sent_at=None,
+        blocks=BlockState(),
         next_check_at=now,
     )
 
@@ -296,11 +303,11 @@ def escalation_unfinished(op: Operation) -> bool:
 
 
 def leftover_found(op: Operation, etag: str, now: datetime) -> Operation:
-    """The escalated copy's abort leftover: the commit must replace exactly that blob."""
+    """The escalated copy's abort leftover: the commit must replace exactly that blob (its
+    condition ``etag``)."""
     return dataclasses.replace(
         op,
-        condition=DestinationCondition.ETAG,
-        condition_etag=etag,
+        blocks=dataclasses.replace(part(op), condition_etag=etag),
         **moved(op.phase, op.history, Event.LEFTOVER_FOUND, now),
     )
 

@@ -99,7 +99,8 @@ class Cleaner:
                 await self._copies.release_lease(op.source_blob, lifecycle.lease_id_for(op.id))
             return op, True
         if task is Cleanup.DROP_SNAPSHOT:
-            await self._copies.delete_blob(op.destination, snapshot=op.snapshot)
+            assert op.restore is not None
+            await self._copies.delete_blob(op.destination, snapshot=op.restore.snapshot)
             return op, True
         if task is Cleanup.DELETE_DESTINATION:
             try:
@@ -139,10 +140,11 @@ class Cleaner:
 
     async def _restore_step(self, op: Operation) -> tuple[Operation, bool]:
         """Copy the pre-copy snapshot back over the destination; True once it is back."""
-        assert op.snapshot is not None
-        if op.restore_copy_id is not None:
+        restore = op.restore
+        assert restore is not None
+        if restore.restore_copy_id is not None:
             seen = await self._copies.observe_copy(op.destination)
-            if seen is not None and seen.copy_id == op.restore_copy_id:
+            if seen is not None and seen.copy_id == restore.restore_copy_id:
                 if seen.status is CopyStatus.SUCCESS:
                     return op, True
                 if seen.status is CopyStatus.PENDING:
@@ -154,7 +156,8 @@ class Cleaner:
             None,
             overwrite=True,
             readable_until=datetime.now(UTC) + RESTORE_WINDOW,
-            source_snapshot=op.snapshot,
+            source_snapshot=restore.snapshot,
         )
         logger.info("destination_restore_started op=%s error=%s", op.id, status)
-        return dataclasses.replace(op, restore_copy_id=copy_id), status is CopyStatus.SUCCESS
+        restoring = dataclasses.replace(restore, restore_copy_id=copy_id)
+        return dataclasses.replace(op, restore=restoring), status is CopyStatus.SUCCESS

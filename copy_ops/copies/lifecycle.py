@@ -20,11 +20,11 @@ from urllib.parse import urlsplit
 
 from copy_ops.copies.model import (
     AbortReason,
+    BlockState,
     Cleanup,
     CopyObservation,
     CopyRequest,
     CopyStatus,
-    DestinationCondition,
     Engine,
     ErrorCode,
     OnAbort,
@@ -60,10 +60,15 @@ class Timing:
 ITEM_START_GRACE = timedelta(minutes=15)
 
 
+def claimed_at(op: Operation) -> datetime:
+    """When the attempt now holding a job's item claimed it (its record's time, if unclaimed)."""
+    return op.claim.claimed_at if op.claim is not None else op.created_at
+
+
 def start_given_up_at(op: Operation, timing: Timing) -> datetime:
     """When a record whose copy never started is given up (``not_started``), deadline aside."""
     if op.job is not None:
-        return (op.claimed_at or op.created_at) + ITEM_START_GRACE
+        return claimed_at(op) + ITEM_START_GRACE
     return op.created_at + timing.start_grace
 
 
@@ -180,11 +185,9 @@ def recorded(request: CopyRequest, operation_id: str, source: str, now: datetime
         fingerprint=request.fingerprint,
         job=request.job,
         source_size=request.source_size,
-        # What a block engine's commit requires of the destination (an escalated copy's
-        # commit names its leftover instead).
-        condition=DestinationCondition.ANY if request.terms.overwrite else DestinationCondition.ABSENT,
         source_foreign=request.source_foreign,
         source_sas=request.source_blob is None and bool(request.source_url and urlsplit(request.source_url).query),
+        blocks=BlockState() if request.terms.engine is Engine.BLOCKS else None,
     )
     return dataclasses.replace(op, next_check_at=min(request.terms.deadline, start_given_up_at(op, timing)))
 
@@ -239,11 +242,11 @@ def cleanup_for(op: Operation, state: State, now: datetime, timing: Timing) -> t
         if op.terms.on_abort is OnAbort.DELETE:
             tasks.add(Cleanup.DELETE_DESTINATION)
         elif op.terms.on_abort is OnAbort.RESTORE:
-            if op.snapshot is not None:
+            if op.restore is not None:
                 tasks.add(Cleanup.RESTORE_DESTINATION)
             elif not op.had_destination:
                 tasks.add(Cleanup.DELETE_DESTINATION)
-    if op.snapshot is not None:
+    if op.restore is not None:
         tasks.add(Cleanup.DROP_SNAPSHOT)
     if op.terms.lease_source:
         tasks.add(Cleanup.RELEASE_SOURCE_LEASE)

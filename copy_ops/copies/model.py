@@ -5,9 +5,9 @@ shows. It is immutable: every change makes a new one (``dataclasses.replace``). 
 never holds a secret: the source is kept without its query string. Nothing here
 speaks Azure's words; the storage adapter translates them into these.
 
-Size: about 400 lines. It is the vocabulary every other module speaks (both engines' record
-fields among it); kept in one place, a reader finds every state, reason, error code and
-value type together.
+Size: about 500 lines. It is the vocabulary every other module speaks (the request's terms,
+the record's core and its parts among it); kept in one place, a reader finds every state,
+reason, error code and value type together, and the record beside everything it holds.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from copy_ops.copies.phases import MACHINE, Event, Move, Phase
 from copy_ops.core.times import format_time, parse_time
-from copy_ops.core.versions import fields_of, read_fields
+from copy_ops.core.versions import absent_fields, fields_of, read_fields
 
 # Put on the destination's metadata at copy start, so a copy whose start crashed
 # before its id was recorded can still be recognised as ours by the sweep.
@@ -275,7 +275,49 @@ class ListQuery:
 
 
 @dataclass(frozen=True)
+class BlockState:
+    """The block engine's part of a record: there from the record of a block copy, or from an
+    async copy's escalation, on (its engine ``blocks``); absent, the engine has no part in it."""
+
+    # The source's ETag and content headers as read by the plan (its size is the record's
+    # ``source_size``); None: not planned yet.
+    source_etag: str | None = None
+    content: dict[str, str] = field(default_factory=dict)
+    # The blocks staged (copy_ops.copies.blocks.Staged's text).
+    staged: str = ""
+    # When the commit was sent (None: not since the plan, or since blocks were staged again).
+    commit_sent_at: datetime | None = None
+    # An escalated copy's: the ETag of its async copy's leftover, the blob its commit replaces.
+    condition_etag: str | None = None
+
+
+@dataclass(frozen=True)
+class ItemClaim:
+    """A job's item: the attempt that recorded it (or took it over), by a token, so that attempt
+    can tell its own write (whose answer was lost, and whose retry storage refused) from
+    another's; and when: a record without a copy whose claim is old is an attempt that died
+    between its record and its Copy Blob, and another attempt may take it over."""
+
+    start_token: str
+    claimed_at: datetime
+
+
+@dataclass(frozen=True)
+class Restore:
+    """The destination's snapshot, taken before the copy to restore on abort: copied back
+    when the copy ends otherwise than succeeded, then dropped."""
+
+    snapshot: str
+    # The copy that puts it back, once sent (a later sweep sees it landed, or waits for it).
+    restore_copy_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Operation:
+    """A record: a core every operation has, its terms, and parts each whole or absent (the
+    block engine's, a job's item's claim, the restore's snapshot). Stored flat: each part's
+    fields under their own names, as they were before there were parts."""
+
     id: str
     state: State
     source: str
@@ -293,39 +335,30 @@ class Operation:
     abort_requested_at: datetime | None = None
     error: OperationError | None = None
     progress: Progress | None = None
-    snapshot: str | None = None
+    # Whether the destination held a blob before the copy: False when known empty (not
+    # overwriting, or nothing to snapshot), None when not known; an abort that restores
+    # deletes a copy that had nothing to restore.
     had_destination: bool | None = None
-    restore_copy_id: str | None = None
     cleanup: tuple[Cleanup, ...] = ()
     fingerprint: str | None = None
-    # An item of a job: the job's id; the source's size when its listing said it.
+    # An item of a job: the job's id; the source's size when its listing said it (the block
+    # engine's plan: as it read it).
     job: str | None = None
     source_size: int | None = None
-    # A job's item: a token of the attempt that wrote the record, so that attempt can tell
-    # its own write (whose answer was lost, and whose retry storage refused) from another's.
-    start_token: str | None = None
-    # ...and when that attempt claimed it: a record without a copy whose claim is old is an
-    # attempt that died between its record and its Copy Blob; another attempt may take over.
-    claimed_at: datetime | None = None
     # A source in another account read with the app's identity (the block engine reads it
     # again on any instance; a caller's SAS is never here).
     source_foreign: ForeignBlob | None = None
     # The caller's source URL carried a query (its SAS, never kept here): the block engine's
     # work messages are the only holders of it, so the sweep cannot hand its blocks out anew.
     source_sas: bool = False
-    # The block engine: the source's ETag and content as read at the start (``source_size``
-    # is its size), the blocks staged (copy_ops.copies.blocks.Staged's text), when the commit
-    # was sent, and the ETag the commit must find on the destination (ETAG condition).
-    source_etag: str | None = None
-    content: dict[str, str] = field(default_factory=dict)
-    staged: str = ""
-    commit_sent_at: datetime | None = None
-    condition: DestinationCondition | None = None
-    condition_etag: str | None = None
     # Where it is in its machine (copy_ops.copies.phases: the one table of its moves).
     phase: Phase = Phase.RECORDED
     # Its moves, the latest ones (phases.HISTORY_KEPT): when, to which phase, on what, why.
     history: tuple[Move[Phase, Event], ...] = ()
+    # Its parts, each whole while its machine is in use, else None (see each).
+    blocks: BlockState | None = None
+    claim: ItemClaim | None = None
+    restore: Restore | None = None
 
     @property
     def is_final(self) -> bool:
@@ -335,7 +368,15 @@ class Operation:
     def started(self) -> bool:
         """Whether anything of its copy was sent: a Copy Blob (its id recorded), or the block
         engine's plan (its source pinned, its blocks handed out)."""
-        return self.copy_id is not None or self.source_etag is not None
+        return self.copy_id is not None or (self.blocks is not None and self.blocks.source_etag is not None)
+
+    @property
+    def condition(self) -> DestinationCondition:
+        """What the block engine's commit requires of the destination: an escalated copy's
+        leftover, by its ETag; else whatever is there, or nothing, as the terms ask."""
+        if self.blocks is not None and self.blocks.condition_etag is not None:
+            return DestinationCondition.ETAG
+        return DestinationCondition.ANY if self.terms.overwrite else DestinationCondition.ABSENT
 
     @property
     def needs_sweep(self) -> bool:
@@ -343,9 +384,16 @@ class Operation:
 
     def to_json(self) -> bytes:
         # Field by field, values encoded as json meets them: ``dataclasses.asdict`` deep-
-        # copies every value, about a twentieth of a sweep's CPU per abort (profiled).
-        data = {name: getattr(self, name) for name in _OPERATION_FIELDS}
-        data.update(fields_of(data.pop("terms")))  # flat, each under its own name
+        # copies every value, about a twentieth of a sweep's CPU per abort (profiled). The
+        # terms and the parts flat beside the core, each field under its own name (a part
+        # absent: its fields as they were written when it was not in use), and the commit's
+        # condition, which the version before reads from the record: as it always was stored.
+        data = {name: getattr(self, name) for name in _CORE_FIELDS}
+        data.update(fields_of(self.terms))
+        for name, kind in _PARTS:
+            part = getattr(self, name)
+            data.update(fields_of(part) if part is not None else absent_fields(kind))
+        data["condition"] = self.condition
         return json.dumps(data, default=_encode, sort_keys=True).encode()
 
     @classmethod
@@ -360,12 +408,13 @@ class Operation:
         error = data.get("error")
         if "overwrite" not in data:
             data["overwrite"] = _overwrite_before_terms(data)
+        terms = read_fields(Terms, data)
         return cls(
             id=data["id"],
             state=State(data["state"]),
             source=data["source"],
             destination=BlobRef(**data["destination"]),
-            terms=read_fields(Terms, data),
+            terms=terms,
             created_at=parse_time(data["created_at"]),
             updated_at=parse_time(data["updated_at"]),
             source_blob=BlobRef(**data["source_blob"]) if data.get("source_blob") else None,
@@ -377,25 +426,20 @@ class Operation:
             abort_requested_at=_optional_time(data.get("abort_requested_at")),
             error=OperationError(ErrorCode(error["code"]), error["message"]) if error else None,
             progress=Progress(**data["progress"]) if data.get("progress") else None,
-            snapshot=data.get("snapshot"),
             had_destination=data.get("had_destination"),
-            restore_copy_id=data.get("restore_copy_id"),
             cleanup=tuple(Cleanup(item) for item in data.get("cleanup", [])),
             fingerprint=data.get("fingerprint"),
             job=data.get("job"),
             source_size=data.get("source_size"),
-            start_token=data.get("start_token"),
-            claimed_at=_optional_time(data.get("claimed_at")),
             source_foreign=ForeignBlob(**data["source_foreign"]) if data.get("source_foreign") else None,
             source_sas=bool(data.get("source_sas")),
-            source_etag=data.get("source_etag"),
-            content=data.get("content") or {},
-            staged=data.get("staged") or "",
-            commit_sent_at=_optional_time(data.get("commit_sent_at")),
-            condition=DestinationCondition(data["condition"]) if data.get("condition") else None,
-            condition_etag=data.get("condition_etag"),
             phase=Phase(data.get("phase") or Phase.RECORDED),
             history=MACHINE.history_of(data.get("history")),
+            # Each part there when its machine is: the block engine's on the engine's copies,
+            # a claim on a job's item recorded by an attempt, a restore once a snapshot was taken.
+            blocks=read_fields(BlockState, data) if terms.engine is Engine.BLOCKS else None,
+            claim=read_fields(ItemClaim, data) if data.get("start_token") is not None else None,
+            restore=read_fields(Restore, data) if data.get("snapshot") is not None else None,
         )
 
 
@@ -404,13 +448,13 @@ def _phase_before_phases(op: Operation) -> Phase:
     code read them): kept for those records alone; every later move is the table's."""
     if op.is_final:
         return Phase.ENDED
-    if op.terms.engine is Engine.BLOCKS:
-        if op.commit_sent_at is not None:
+    if op.blocks is not None:
+        if op.blocks.commit_sent_at is not None:
             return Phase.COMMITTING
-        if op.source_etag is not None:
+        if op.blocks.source_etag is not None:
             return Phase.STAGING
         if op.copy_id is not None:
-            return Phase.PLANNING if op.condition_etag is not None else Phase.ESCALATING
+            return Phase.PLANNING if op.blocks.condition_etag is not None else Phase.ESCALATING
         return Phase.RECORDED
     return Phase.COPYING if op.copy_id is not None else Phase.RECORDED
 
@@ -434,7 +478,11 @@ def _encode(value: object) -> object:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-_OPERATION_FIELDS = tuple(item.name for item in dataclasses.fields(Operation))
+# The parts, and the record's own fields (its core) beside them and its terms.
+_PARTS = (("blocks", BlockState), ("claim", ItemClaim), ("restore", Restore))
+_CORE_FIELDS = tuple(
+    item.name for item in dataclasses.fields(Operation) if item.name not in {"terms", *(name for name, _ in _PARTS)}
+)
 
 
 def _optional_time(text: str | None) -> datetime | None:

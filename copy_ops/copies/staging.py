@@ -150,14 +150,15 @@ class BlockEngine:
         done: set[int] = set()
         left: list[Block] = []
         failures: list[CopyOpsError] = []
-        assert op.source_etag is not None
+        etag = rules.part(op).source_etag
+        assert etag is not None
 
         def go() -> bool:
             return not failures and time.monotonic() <= stop_at and rules.may_commit(op, clock.now())
 
         async def one(block: Block) -> None:
             try:  # the engine's time, and a failure, are checked once the block's slot is held
-                await self._storage.stage_block(op.destination, source, op.source_etag or "", block, go)
+                await self._storage.stage_block(op.destination, source, etag, block, go)
             except StorageUnavailable:  # for a moment, or not sent at all (NotSent)
                 left.append(block)
             except CopyOpsError as exc:
@@ -218,7 +219,7 @@ class BlockEngine:
         If-None-Match: *; else the commit would refuse it only once every block was staged.
         One read of the destination; the commit keeps its condition for a blob written
         meanwhile."""
-        if (op.condition or DestinationCondition.ABSENT) is not DestinationCondition.ABSENT:
+        if op.condition is not DestinationCondition.ABSENT:
             return
         if await self._storage.observe_copy(op.destination) is not None:
             raise DestinationChanged("the destination exists and overwrite is false: nothing was copied")
@@ -229,9 +230,10 @@ class BlockEngine:
         grace is over, and the sweep then checks (landed: succeeded; else sent again, or ended
         at the deadline); a start answers it so, never as if nothing had started."""
         op = stored.op
-        assert op.source_etag is not None
+        etag = rules.part(op).source_etag
+        assert etag is not None
         try:
-            await self._storage.copy_whole(op.destination, source, op.source_etag, self._terms(op, now))
+            await self._storage.copy_whole(op.destination, source, etag, self._terms(op, now))
         except StorageUnavailable as exc:
             logger.warning("blocks_commit_uncertain op=%s code=%s", op.id, exc.code)
             return op
@@ -244,10 +246,10 @@ class BlockEngine:
     def _terms(self, op: Operation, now: datetime) -> Commit:
         """The commit's terms; ``now`` the time it is (after its send was recorded)."""
         return Commit(
-            content=op.content,
+            content=rules.part(op).content,
             metadata=op.terms.metadata | {"copyops_operation": op.id},
-            condition=op.condition or DestinationCondition.ABSENT,
-            etag=op.condition_etag,
+            condition=op.condition,
+            etag=rules.part(op).condition_etag,
             last_moment=time.monotonic() + rules.commit_window(op, now),
         )
 

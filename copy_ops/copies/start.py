@@ -35,9 +35,11 @@ from copy_ops.copies.model import (
     CopyRequest,
     CopyStatus,
     Engine,
+    ItemClaim,
     OnAbort,
     Operation,
     Progress,
+    Restore,
 )
 from copy_ops.copies.ports import Copies
 from copy_ops.copies.records import Ledger, Stored, new_operation_id
@@ -110,13 +112,14 @@ class Starter:
         shown = strip_query(source) if isinstance(source, str) else self._copies.public_url(source)
         op = lifecycle.recorded(request, operation_id, shown, now, self.timing)
         if token is not None:
-            op = dataclasses.replace(op, start_token=token, claimed_at=now)
+            op = dataclasses.replace(op, claim=ItemClaim(token, now))
         terms = request.terms
         if terms.on_abort is OnAbort.RESTORE and terms.overwrite and terms.engine is Engine.ASYNC:
             # Before the copy: a destination with a pending copy refuses snapshots. (The block
             # engine leaves the destination as it was when it misses: nothing to restore.)
             snapshot = await self._copies.snapshot(dest)
-            op = dataclasses.replace(op, snapshot=snapshot, had_destination=snapshot is not None)
+            restore = Restore(snapshot) if snapshot is not None else None
+            op = dataclasses.replace(op, restore=restore, had_destination=snapshot is not None)
         try:
             stored = await self._ledger.create(op, now)
         except CopyOpsError:
@@ -286,10 +289,10 @@ class Starter:
             logger.warning("copy_start_undo_incomplete op=%s", op.id)
 
     async def _drop_snapshot_quietly(self, op: Operation) -> None:
-        if op.snapshot is None:
+        if op.restore is None:
             return
         try:
-            await self._copies.delete_blob(op.destination, snapshot=op.snapshot)
+            await self._copies.delete_blob(op.destination, snapshot=op.restore.snapshot)
         except CopyOpsError:
             logger.warning("snapshot_left_behind op=%s", op.id)
 

@@ -79,3 +79,24 @@ def _reader(hint: Any) -> Callable[[Any], Any] | None:
     if isinstance(hint, type) and issubclass(hint, Enum):
         return hint
     return None  # a string, a number, a boolean, a mapping of strings: as JSON has it
+
+
+def absent_fields(kind: type) -> dict[str, Any]:
+    """What a record stores of a part it does not carry: each field's default, else None (as
+    the record wrote those fields before they were a part); shared, so never changed."""
+    found = _ABSENT.get(kind)
+    if found is None:
+        found = _ABSENT[kind] = {
+            field.name: (
+                field.default_factory()
+                if field.default_factory is not dataclasses.MISSING
+                else None
+                if field.default is dataclasses.MISSING
+                else field.default
+            )
+            for field in dataclasses.fields(kind)
+        }
+    return found
+
+
+_ABSENT: dict[type, dict[str, Any]] = {}

@@ -134,7 +134,7 @@ class ItemStarter:
         except NotFound:
             return None
         op = current.op
-        if op.start_token == token and not op.started and not op.is_final:
+        if op.claim is not None and op.claim.start_token == token and not op.started and not op.is_final:
             return current
         claim = progress.item_claim(op, now, self._claim)
         if claim is not progress.Claim.ABANDONED:

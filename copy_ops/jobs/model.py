@@ -82,7 +82,7 @@ class JobRequest:
     sas: str | None
     destination_container: str
     destination_prefix: str
-    # Its engine as asked (auto: resolved item by item), and when auto escalates a pending copy.
+    # What each item is asked (its engine as the request asked: auto resolved item by item).
     terms: Terms
     fingerprint: str
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from copy_ops.copies import lifecycle
-from copy_ops.copies.model import Operation, State
+from copy_ops.copies.model import ItemClaim, Operation, State
 from copy_ops.core import names
 from copy_ops.jobs.model import Counts, Enumeration, Job, JobState
 
@@ -234,7 +234,7 @@ SHORTEST_ITEM_CLAIM = timedelta(seconds=10)
 def item_claim(op: Operation, now: datetime, claim: timedelta = ITEM_CLAIM) -> Claim:
     if op.is_final or op.started or op.abort_requested_at is not None or now >= op.terms.deadline:
         return Claim.SETTLED
-    if now < (op.claimed_at or op.created_at) + claim:
+    if now < lifecycle.claimed_at(op) + claim:
         return Claim.HELD
     return Claim.ABANDONED
 
@@ -242,5 +242,5 @@ def item_claim(op: Operation, now: datetime, claim: timedelta = ITEM_CLAIM) -> C
 def claimed(op: Operation, token: str, now: datetime) -> Operation:
     """``op`` taken over by the start attempt ``token``: its claim, and the sweep's check
     for a start that never came, moved on from now."""
-    taken = dataclasses.replace(op, start_token=token, claimed_at=now)
+    taken = dataclasses.replace(op, claim=ItemClaim(token, now))
     return dataclasses.replace(taken, next_check_at=min(op.terms.deadline, now + lifecycle.ITEM_START_GRACE))
