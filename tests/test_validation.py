@@ -4,13 +4,15 @@ invalid one naming the fields it must report (all at once) and the status it map
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from copy_ops.copies.model import BlobRef, Engine, ForeignBlob, OnAbort
-from copy_ops.copies.request import fingerprint, parse_copy_request
+from copy_ops.copies.request import KNOWN_FIELDS, fingerprint, parse_copy_request
 from copy_ops.core.errors import CopyOpsError, Forbidden, InvalidRequest
 from copy_ops.core.settings import Settings
 
@@ -270,3 +272,18 @@ def test_an_engine_that_is_none_of_the_three_is_refused_by_name(value: Any) -> N
     with pytest.raises(InvalidRequest) as caught:
         parse_copy_request({**body, "engine": value}, SETTINGS, NOW)
     assert {error.field for error in caught.value.errors} == {"engine"}
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_request_field_is_in_the_api_document_and_its_page() -> None:
+    """A field the parser takes (a copy's, and a job's: the same) is in the OpenAPI document's
+    start requests and in docs/api.md's table: the operator's and the fuzzing suite's contract."""
+    schemas = json.loads((ROOT / "copy_ops" / "openapi.json").read_text(encoding="utf-8"))["components"]["schemas"]
+    for schema in ("StartRequest", "JobStartRequest"):
+        assert set(schemas[schema]["properties"]) == KNOWN_FIELDS, schema
+    rows = [
+        line for line in (ROOT / "docs" / "api.md").read_text(encoding="utf-8").splitlines() if line.startswith("| `")
+    ]
+    assert not [name for name in sorted(KNOWN_FIELDS) if not any(f"`{name}`" in row.split("|")[1] for row in rows)]

@@ -86,7 +86,15 @@ def terms_of(
     if deadline is None or on_abort is None or engine is None:
         return None
     escalate_at = escalation_at(now, deadline, settings.escalate_at) if engine is Engine.AUTO else None
-    return Terms(deadline, on_abort, metadata, overwrite, lease_source, engine, escalate_at)
+    return Terms(
+        deadline=deadline,
+        on_abort=on_abort,
+        metadata=metadata,
+        overwrite=overwrite,
+        lease_source=lease_source,
+        engine=engine,
+        escalate_at=escalate_at,
+    )
 
 
 def parse_copy_request(body: Any, settings: Settings, now: datetime) -> CopyRequest:
