@@ -17,12 +17,12 @@ import pytest
 from azure.storage.blob import ContentSettings
 
 from copy_ops.background.dispatch import do_work
-from copy_ops.copies import block_lifecycle, blocks, lifecycle, staging
+from copy_ops.copies import block_engine, block_lifecycle, blocks, lifecycle
+from copy_ops.copies.block_engine import BlockEngine
 from copy_ops.copies.lifecycle import Timing
 from copy_ops.copies.model import AbortReason, Engine, ErrorCode, ListQuery, Operation, State
 from copy_ops.copies.records import Ledger
 from copy_ops.copies.request import parse_copy_request
-from copy_ops.copies.staging import BlockEngine
 from copy_ops.core.errors import Conflict
 from copy_ops.work.messages import Stage, decode
 from devkit import PendingCopyProxy
@@ -380,7 +380,7 @@ def test_a_block_that_fails_for_a_moment_is_retried(
     world: JobWorld, blobs: Blobs, boxes: tuple[str, str], proxy: PendingCopyProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source, destination = boxes
-    monkeypatch.setattr(staging, "RETRY_DELAY_SECONDS", 0)  # (5 s on the host: no waiting here)
+    monkeypatch.setattr(block_engine, "RETRY_DELAY_SECONDS", 0)  # (5 s on the host: no waiting here)
     # More failures than the SDK's own retries: the block goes back to the queue.
     proxy.inject("put_block_from_url", times=5)
     op = start(world, body_of(source, destination))

@@ -1,11 +1,11 @@
-"""One block-engine operation settled (:class:`BlockSweep`), and ``auto``'s escalation of an
+"""One block-engine operation settled (:class:`BlockSettler`), and ``auto``'s escalation of an
 async one; :mod:`copy_ops.copies.settle` hands these over, and settles Copy Blob's itself.
 
 The sweep (or an abort on request) settles a block copy from its record: ends it at its
 deadline or on request (nothing committed), confirms a commit that was sent, commits a
 staging that completed without its commit, hands out again the blocks of a staging that
 stalled. The decisions are :mod:`copy_ops.copies.block_lifecycle`'s; the sends are the
-engine's (:mod:`copy_ops.copies.staging`).
+engine's (:mod:`copy_ops.copies.block_engine`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from datetime import datetime
 
 from copy_ops.copies import block_lifecycle as rules
 from copy_ops.copies import lifecycle
+from copy_ops.copies.block_engine import BlockEngine, Finisher
 from copy_ops.copies.lifecycle import Action, Decision, Timing
 from copy_ops.copies.model import CopyStatus, Operation, State
 from copy_ops.copies.ports import Storage
 from copy_ops.copies.records import Ledger, Stored
-from copy_ops.copies.staging import BlockEngine, Finisher
 from copy_ops.core.errors import (
     CopyIdMismatch,
     CopyOpsError,
@@ -33,7 +33,7 @@ from copy_ops.core.errors import (
 logger = logging.getLogger(__name__)
 
 
-class BlockSweep:
+class BlockSettler:
     def __init__(self, engine: BlockEngine, ledger: Ledger, storage: Storage, finish: Finisher, timing: Timing) -> None:
         self._engine = engine
         self._ledger = ledger

@@ -16,7 +16,7 @@ from copy_ops.copies import lifecycle
 from copy_ops.copies.events import operation_event
 from copy_ops.copies.lifecycle import Timing
 from copy_ops.copies.model import BlobRef, Cleanup, CopyStatus, Operation
-from copy_ops.copies.ports import Announcer, Copies, shown_url
+from copy_ops.copies.ports import Announcer, BlobCopies, shown_url
 from copy_ops.copies.records import Ledger, Stored
 from copy_ops.core.errors import Conflict, CopyOpsError, NotFound, PreconditionFailed, UnsafeName
 
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 RESTORE_WINDOW = timedelta(hours=1)
 
 
-async def abort_ours_quietly(copies: Copies, dest: BlobRef, operation_id: str, copy_id: str) -> None:
+async def abort_ours_quietly(copies: BlobCopies, dest: BlobRef, operation_id: str, copy_id: str) -> None:
     """Abort a copy known to be ours; if that fails (it ended meanwhile, or storage is
     away), the sweep's checks take it from here."""
     try:
@@ -38,7 +38,7 @@ async def abort_ours_quietly(copies: Copies, dest: BlobRef, operation_id: str, c
 
 
 class Cleaner:
-    def __init__(self, ledger: Ledger, copies: Copies, timing: Timing, announcer: Announcer | None = None) -> None:
+    def __init__(self, ledger: Ledger, copies: BlobCopies, timing: Timing, announcer: Announcer | None = None) -> None:
         self._ledger = ledger
         self._copies = copies
         self._timing = timing

@@ -1,7 +1,7 @@
 """The narrow interfaces copy-ops needs from storage, in its own words.
 
 :class:`Documents` is the ledger's side (JSON documents with index tags, written
-with ETags); :class:`Copies` is the copy side (Copy Blob, Abort Copy, leases,
+with ETags); :class:`BlobCopies` is the copy side (Copy Blob, Abort Copy, leases,
 snapshots); :class:`Sources` lists a job's source. :class:`copy_ops.storage.BlobStorage`
 implements them against Azure Blob Storage (as coroutines: every port is awaited on the
 caller's event loop); ``tests/support/memory.py`` in memory, for
@@ -83,7 +83,7 @@ class Documents(Protocol):
         """Write a document whatever is there (a report: written whole, by one writer)."""
 
 
-class Copies(Protocol):
+class BlobCopies(Protocol):
     def public_url(self, ref: BlobRef | ForeignBlob) -> str:
         """The blob's URL as it may be shown or stored: never a query string."""
 
@@ -172,7 +172,7 @@ class BlockCopies(Protocol):
         """The ids of the blocks staged on ``ref`` and not committed."""
 
 
-def shown_url(copies: Copies, ref: BlobRef) -> str | None:
+def shown_url(copies: BlobCopies, ref: BlobRef) -> str | None:
     """The URL of ``ref`` to show in a view or an event, or None for a name that copy-ops
     refuses to address (a job's item refused for its name): such a record is still shown,
     listed and announced, never a 400 for whoever reads it."""
@@ -182,7 +182,7 @@ def shown_url(copies: Copies, ref: BlobRef) -> str | None:
         return None
 
 
-class Storage(Documents, Copies, BlockCopies, Protocol):
+class Storage(Documents, BlobCopies, BlockCopies, Protocol):
     """The sides a copy needs, as one client of one account provides them (a job's
     storage lists sources too: :class:`copy_ops.jobs.ports.JobStorage`)."""
 

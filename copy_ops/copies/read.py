@@ -16,7 +16,7 @@ from copy_ops.aio.bounded import bounded_map
 from copy_ops.copies import lifecycle
 from copy_ops.copies.lifecycle import Action, Timing
 from copy_ops.copies.model import Engine, ListQuery, Operation, OperationPage, State
-from copy_ops.copies.ports import Copies
+from copy_ops.copies.ports import BlobCopies
 from copy_ops.copies.records import Ledger, Stored
 from copy_ops.copies.settle import Settler
 from copy_ops.core.errors import NotFound, PreconditionFailed
@@ -65,7 +65,7 @@ async def read_all(ledger: Ledger, ids: Sequence[str], concurrency: int) -> list
 
 
 class Reader:
-    def __init__(self, ledger: Ledger, copies: Copies, settler: Settler, timing: Timing, concurrency: int) -> None:
+    def __init__(self, ledger: Ledger, copies: BlobCopies, settler: Settler, timing: Timing, concurrency: int) -> None:
         self._ledger = ledger
         self._copies = copies
         self._settler = settler

@@ -5,7 +5,7 @@
 * :mod:`copy_ops.copies.settle`: the sweep's work on one operation, and aborts on request;
 * :mod:`copy_ops.copies.ending`: an operation's end recorded, cleaned up after, its job told;
 * :mod:`copy_ops.copies.cleanup`: what an ended operation still owes;
-* :mod:`copy_ops.copies.staging`: the block engine (planned, staged by the work queue, committed).
+* :mod:`copy_ops.copies.block_engine`: the block engine (planned, staged by the work queue, committed).
 
 It takes and returns domain objects (:mod:`copy_ops.copies.model`). The jobs' service
 (:mod:`copy_ops.jobs.service`) uses its modules; both sit behind the app's one service,
@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from copy_ops.copies.block_settle import BlockSweep
+from copy_ops.copies.block_engine import BlockEngine
+from copy_ops.copies.block_settle import BlockSettler
 from copy_ops.copies.cleanup import Cleaner
 from copy_ops.copies.ending import Ending
 from copy_ops.copies.lifecycle import Timing
@@ -25,7 +26,6 @@ from copy_ops.copies.ports import Announcer, BlockQueue, JobWatch, Storage, show
 from copy_ops.copies.read import Reader
 from copy_ops.copies.records import Ledger
 from copy_ops.copies.settle import Settled, Settler
-from copy_ops.copies.staging import BlockEngine
 from copy_ops.copies.start import Starter, StartOutcome
 from copy_ops.core.settings import Settings
 from copy_ops.observability.telemetry import OFF, Telemetry
@@ -59,7 +59,7 @@ class Copies:
         cleaner = Cleaner(self.ledger, storage, timing, announcer)
         end = Ending(self.ledger, cleaner, timing, telemetry, job_watch)
         self.blocks = BlockEngine(self.ledger, storage, end, queue)
-        sweep = BlockSweep(self.blocks, self.ledger, storage, end, timing)
+        sweep = BlockSettler(self.blocks, self.ledger, storage, end, timing)
         self.settler = Settler(self.ledger, storage, cleaner, timing, end=end, blocks=sweep, telemetry=telemetry)
         self.starter = Starter(self.ledger, storage, cleaner, timing, telemetry, blocks=self.blocks)
         self._reader = Reader(self.ledger, storage, self.settler, timing, settings.sweep_concurrency)

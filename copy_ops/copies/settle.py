@@ -22,13 +22,13 @@ from copy_ops.copies.cleanup import Cleaner
 from copy_ops.copies.ending import Ending
 from copy_ops.copies.lifecycle import Action, Decision, Timing
 from copy_ops.copies.model import Engine, Operation, State
-from copy_ops.copies.ports import Copies
+from copy_ops.copies.ports import BlobCopies
 from copy_ops.copies.records import Ledger, Stored
 from copy_ops.core.errors import Busy, Conflict, CopyIdMismatch, NoPendingCopy, NotFound, StorageUnavailable
 from copy_ops.observability.telemetry import OFF, OPERATION_ID, Telemetry
 
 if TYPE_CHECKING:
-    from copy_ops.copies.block_settle import BlockSweep
+    from copy_ops.copies.block_settle import BlockSettler
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +65,12 @@ class Settler:
     def __init__(
         self,
         ledger: Ledger,
-        copies: Copies,
+        copies: BlobCopies,
         cleaner: Cleaner,
         timing: Timing,
         *,
         end: Ending,
-        blocks: BlockSweep,
+        blocks: BlockSettler,
         telemetry: Telemetry = OFF,
     ) -> None:
         self._ledger = ledger

@@ -7,7 +7,7 @@
   adopted, never undone;
 * a record that another writer changed meanwhile gets our copy merged into it.
 
-The block engine's start (:mod:`copy_ops.copies.staging` plans and sends) is refused and
+The block engine's start (:mod:`copy_ops.copies.block_engine` plans and sends) is refused and
 undone here the same way, by the same undo.
 
 Size: a little over 250 lines: both engines' starts share its undo and its refusals; split,
@@ -41,14 +41,14 @@ from copy_ops.copies.model import (
     Progress,
     Restore,
 )
-from copy_ops.copies.ports import Copies
+from copy_ops.copies.ports import BlobCopies
 from copy_ops.copies.records import Ledger, Stored, new_operation_id
 from copy_ops.core.errors import Busy, CopyOpsError, NotFound, PreconditionFailed, StorageUnavailable
 from copy_ops.core.redaction import redact, strip_query
 from copy_ops.observability.telemetry import OFF, OPERATION_ID, Telemetry
 
 if TYPE_CHECKING:
-    from copy_ops.copies.staging import BlockEngine
+    from copy_ops.copies.block_engine import BlockEngine
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class Starter:
     def __init__(
         self,
         ledger: Ledger,
-        copies: Copies,
+        copies: BlobCopies,
         cleaner: Cleaner,
         timing: Timing,
         telemetry: Telemetry = OFF,

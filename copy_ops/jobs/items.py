@@ -25,7 +25,7 @@ from copy_ops.copies import lifecycle
 from copy_ops.copies.engines import engine_for
 from copy_ops.copies.metrics import operation_ended
 from copy_ops.copies.model import BlobRef, CopyRequest, CopyStatus, ErrorCode, ForeignBlob
-from copy_ops.copies.ports import Copies
+from copy_ops.copies.ports import BlobCopies
 from copy_ops.copies.records import Ledger, Stored
 from copy_ops.copies.start import Go, SendWindowPassed, Starter
 from copy_ops.core.errors import Conflict, CopyOpsError, NotFound, PreconditionFailed
@@ -69,7 +69,7 @@ class ItemOutcome(StrEnum):
 
 class ItemStarter:
     def __init__(
-        self, starter: Starter, ledger: Ledger, copies: Copies, claim: timedelta = progress.ITEM_CLAIM
+        self, starter: Starter, ledger: Ledger, copies: BlobCopies, claim: timedelta = progress.ITEM_CLAIM
     ) -> None:
         self._starter = starter
         self._ledger = ledger
@@ -224,7 +224,7 @@ def shown_source(source: str | BlobRef | ForeignBlob) -> str:
     return f"{account}{source.container}/{source.blob}"
 
 
-def shown_url_of(copies: Copies, source: str | BlobRef | ForeignBlob) -> str:
+def shown_url_of(copies: BlobCopies, source: str | BlobRef | ForeignBlob) -> str:
     """The source as a record shows it: a URL without its query."""
     if isinstance(source, str):
         return strip_query(source)

@@ -138,7 +138,7 @@ class Enumerator:
                     raise Busy(f"page {message.page} of job {job.id} is listed again elsewhere", code="Busy")
                 return progress.page_done(e, len(listed), marker, now, attempt, batches=handed)
             # Moved already: by this handler (a write whose answer was lost), or by another.
-            if e.page == message.page + 1 and e.mover == attempt:
+            if e.page == message.page + 1 and e.moved_by == attempt:
                 moved_here.append(e)
             return None
 

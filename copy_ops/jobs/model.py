@@ -140,9 +140,10 @@ class Enumeration:
     chunks_done: tuple[int, ...] = ()
     # When the last page was done (a job without progress for long is checked).
     progressed_at: datetime | None = None
-    # The page's listing attempt (a token) that moved the checkpoint last (stored name kept):
-    # after a write whose answer was lost, an attempt tells its own write from another's.
-    mover: str | None = None
+    # The page's listing attempt (a token) that moved the checkpoint last (stored as "mover",
+    # its name before): after a write whose answer was lost, an attempt tells its own write
+    # from another's.
+    moved_by: str | None = None
     # Stopped by the job's check (abort, deadline): it ends no sooner (batches in flight done).
     settle_after: datetime | None = None
 
@@ -190,6 +191,7 @@ class Job:
     def to_json(self) -> bytes:
         data = dataclasses.asdict(self)
         data.update(data.pop("terms"))  # flat, each under its own name, as an operation's
+        data["enumeration"]["mover"] = data["enumeration"].pop("moved_by")
         return json.dumps(data, default=_encode, sort_keys=True).encode()
 
     @classmethod
@@ -215,6 +217,7 @@ class Job:
                     "progressed_at": _optional_time(enumeration.get("progressed_at")),
                     "settle_after": _optional_time(enumeration.get("settle_after")),
                     "chunks_done": tuple(enumeration.get("chunks_done", ())),
+                    "moved_by": enumeration.get("mover"),
                 }
             ),
             updated_at=_optional_time(data.get("updated_at")),

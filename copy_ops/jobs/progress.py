@@ -150,7 +150,7 @@ def page_done(
         batches=enumeration.batches + batches,
         done=marker is None,
         progressed_at=now,
-        mover=attempt,
+        moved_by=attempt,
     )
 
 

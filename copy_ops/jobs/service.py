@@ -30,7 +30,7 @@ from copy_ops.jobs.phases import DECIDED
 from copy_ops.jobs.ports import JobStorage
 from copy_ops.jobs.records import JobLedger
 from copy_ops.jobs.report import ReportPage, Reports
-from copy_ops.jobs.settle import Checked, JobChecker
+from copy_ops.jobs.settle import Checked, JobSettler
 from copy_ops.observability.telemetry import JOB_ID, OFF, Telemetry
 from copy_ops.work.messages import CHUNK, Abort, Batch, Check, Chunk, Page, ReportPart, encode, groups
 
@@ -79,7 +79,7 @@ class JobService:
         self._ledger = ledger
         self._settler = settler
         self.records = JobLedger(storage, settings.ledger_container, ledger)
-        self._checker = JobChecker(
+        self._job_settler = JobSettler(
             self.records,
             ledger,
             storage,
@@ -198,7 +198,7 @@ class JobService:
                 raise Conflict(f"job {job_id} already ended as {ended}", code="AlreadyFinished")
             if job.abort_requested_at is not None:
                 return job
-            return (await self._checker.request_abort(stored, now)).job
+            return (await self._job_settler.request_abort(stored, now)).job
 
         return await retried(attempt, ABORT_ATTEMPTS, f"job {job_id} is busy; try again")
 
@@ -209,11 +209,11 @@ class JobService:
     # -- the work -------------------------------------------------------------------
 
     async def check(self, job_id: str, now: datetime, *, asked: bool = False, item: str | None = None) -> Checked:
-        """Check a job (``asked``: now, by a message; see :meth:`JobChecker.check`); a
+        """Check a job (``asked``: now, by a message; see :meth:`JobSettler.check`); a
         check that lost the record to another writer (a page moving the checkpoint) tries
         again, and after a few tries leaves it to the next sweep."""
         return await retried(
-            lambda: self._checker.check(job_id, now, asked=asked, item=item),
+            lambda: self._job_settler.check(job_id, now, asked=asked, item=item),
             CHECK_ATTEMPTS,
             "",
             otherwise=lambda: Checked.RACED,

@@ -1,4 +1,4 @@
-"""A job's check (:class:`JobChecker`): one job settled, not its items' copies (those are
+"""A job's check (:class:`JobSettler`): one job settled, not its items' copies (those are
 :mod:`copy_ops.copies.settle` and :mod:`copy_ops.copies.block_settle`). The sweep finds the
 job due (or an abort, an item's end or the listing's end asks for it now), and
 
@@ -74,7 +74,7 @@ ANNOUNCE_RETRY = timedelta(seconds=15)
 REPORT_RESEND = timedelta(minutes=2)
 
 
-class JobChecker:
+class JobSettler:
     def __init__(
         self,
         jobs: JobLedger,
