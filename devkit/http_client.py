@@ -1,4 +1,5 @@
-"""A tiny HTTP client for the development tools: an error status is an answer too."""
+"""A tiny HTTP client for the development tools (an error status is an answer too), and the
+JSON answer of their small servers."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 
@@ -30,3 +32,13 @@ def http_call(url: str, method: str, body: Any = None, headers: dict[str, str] |
             return Reply(response.status, dict(response.headers.items()), response.read())
     except urllib.error.HTTPError as error:
         return Reply(error.code, dict(error.headers.items()), error.read())
+
+
+def answer_json(handler: BaseHTTPRequestHandler, status: int, body: Any) -> None:
+    """A development server's answer: ``body`` as JSON, with its length."""
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)

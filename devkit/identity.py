@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from devkit.http_client import answer_json
+
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 SYSTEM_ASSIGNED = "00000000-0000-0000-0000-0000000000a1"
 
@@ -110,11 +112,6 @@ class ManagedIdentityEndpoint:
                     status, body = 400, {"error": "invalid_request", "error_description": "api-version, resource"}
                 else:
                     status, body = 200, endpoint._issue(query)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                answer_json(self, status, body)
 
         return Handler

@@ -26,6 +26,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from devkit.http_client import answer_json
+
 DEFAULT_AUDIENCE = "api://copy-ops"
 TENANT = "00000000-0000-4000-8000-00000000c0de"
 TEAM_A = str(uuid.uuid5(uuid.NAMESPACE_URL, "copy-ops-devkit:group:team-a"))
@@ -152,12 +154,7 @@ def _handler(issuer: LocalIssuer) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _answer(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            answer_json(self, status, body)
 
         def do_GET(self) -> None:
             if self.path == "/.well-known/openid-configuration":
