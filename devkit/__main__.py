@@ -7,18 +7,21 @@ the local stand-in of Azure that ``make run`` puts in front of Azurite.
 python -m devkit issuer [--port N]: the local token issuer (devkit/issuer.py) on its own.
 
 python -m devkit tokens [--issuer URL] [--caller NAME]: the named callers' bearer tokens, from
-a running issuer (by default the development host's, on the port above its own)."""
+a running issuer (by default the development host's, on the port above its own).
+
+python -m devkit policy: the COPY_POLICY make run gives the named callers, as JSON."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 import threading
 
 from devkit.http_client import http_call
-from devkit.issuer import CALLERS, DEFAULT_AUDIENCE, LocalIssuer
+from devkit.issuer import CALLERS, DEFAULT_AUDIENCE, LOCAL_POLICY, LocalIssuer
 from devkit.pacing import DEFAULT_RATE, Pacing
 from devkit.proxy import PendingCopyProxy, serve
 
@@ -46,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     tokens.add_argument("--issuer", default=os.environ.get("DEVHOST_AUTH_ISSUER") or DEFAULT_ISSUER)
     tokens.add_argument("--audience", default=os.environ.get("DEVHOST_AUTH_AUDIENCE") or DEFAULT_AUDIENCE)
     tokens.add_argument("--caller", choices=sorted(CALLERS), help="only this caller's token, alone on its line")
+    commands.add_parser("policy", help="the COPY_POLICY make run gives the named callers (JSON)")
     args = parser.parse_args(argv)
+    if args.command == "policy":
+        print(json.dumps(LOCAL_POLICY))
+        return 0
     if args.command == "tokens":
         return print_tokens(args.issuer, args.audience, args.caller)
     if args.command == "issuer":

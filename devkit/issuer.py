@@ -69,6 +69,26 @@ CALLERS = {
     )
 }
 
+# What the named callers may copy under make run (COPY_POLICY, docs/callers.md "The policy"),
+# by their teams' groups: alice's team from the app's incoming container into backups/alice/,
+# bob's from the partner's exports into backups/bob/; carol, an admin, may copy anything.
+LOCAL_POLICY: dict[str, Any] = {
+    "rules": [
+        {
+            "name": "team-a",
+            "group": TEAM_A,
+            "read": [{"container": "incoming"}],
+            "write": [{"container": "backups", "prefix": "alice/"}],
+        },
+        {
+            "name": "team-b",
+            "group": TEAM_B,
+            "read": [{"account": "partner", "container": "exports"}],
+            "write": [{"container": "backups", "prefix": "bob/"}],
+        },
+    ]
+}
+
 
 def _b64(number: int) -> str:
     raw = number.to_bytes((number.bit_length() + 7) // 8, "big")

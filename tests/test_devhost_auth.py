@@ -108,15 +108,19 @@ def test_a_forged_principal_without_a_token_is_refused_as_the_platform_refuses(e
 
 
 def test_a_signed_in_caller_starts_a_copy_with_no_key(entra: DevHostProcess, issuer: LocalIssuer, blobs: Blobs) -> None:
-    """In entra mode the functions are anonymous to the host: the token alone is enough."""
+    """In entra mode the functions are anonymous to the host: the token alone is enough. With
+    no COPY_POLICY only admins copy: carol does, alice is refused (tests/test_policy_devhost.py
+    has callers under a policy)."""
     blobs.put(blobs.src, "a.bin", b"data")
     body = {
         "source": {"container": blobs.src, "blob": "a.bin"},
         "destination": {"container": blobs.dst, "blob": "a.bin"},
     }
-    reply = entra.call("POST", "/api/copies", body, headers=bearer(issuer.token("alice", AUDIENCE)))
+    reply = entra.call("POST", "/api/copies", body, headers=bearer(issuer.token("carol", AUDIENCE)))
     assert reply.status == 201, reply.body
     assert reply.json()["state"] == "succeeded"
+    refused = entra.call("POST", "/api/copies", body, headers=bearer(issuer.token("alice", AUDIENCE)))
+    assert refused.status == 403 and "only admins may copy" in refused.json()["detail"]
     assert entra.call("POST", "/api/copies", body, headers={"x-functions-key": "k"}).status == 401
 
 

@@ -17,6 +17,7 @@ files it under. Pure: no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
@@ -188,10 +189,30 @@ def check(
     verdict = decide(
         policy, caller, source, destination, source_field=source_field, destination_field=destination_field
     )
-    if verdict.allowed:
-        return str(verdict.rule)
-    errors = (FieldError(str(verdict.field), verdict.reason),)
-    raise Forbidden(summary(errors), code=verdict.rule, errors=errors)
+    refusal = forbidden([verdict])
+    if refusal is not None:
+        raise refusal
+    return str(verdict.rule)
+
+
+def forbidden(verdicts: Iterable[Verdict]) -> Forbidden | None:
+    """The 403 of the verdicts that refuse, or None when none does: each field and each
+    reason said once (a job's destination outside the caller's rules is one error, not one
+    per source), the first refusal's rule as its ``code``. A job is refused whole by one
+    such answer however many of its sources are outside."""
+    refused = [verdict for verdict in verdicts if not verdict.allowed]
+    if not refused:
+        return None
+    errors: list[FieldError] = []
+    fields: set[str] = set()
+    reasons: set[str] = set()
+    for verdict in refused:
+        field = str(verdict.field)
+        if field not in fields and verdict.reason not in reasons:
+            errors.append(FieldError(field, verdict.reason))
+            fields.add(field)
+            reasons.add(verdict.reason)
+    return Forbidden(summary(errors), code=refused[0].rule, errors=tuple(errors))
 
 
 def _name_problem(place: Place) -> str | None:

@@ -20,6 +20,7 @@ from typing import Any
 import azure.functions as func
 
 from copy_ops.copies.model import ListQuery, Operation, State
+from copy_ops.copies.permits import permit_copy
 from copy_ops.copies.request import parse_copy_request
 from copy_ops.copies.views import operation_view
 from copy_ops.core.errors import (
@@ -206,6 +207,7 @@ def _operation_response(status: int, op: Operation) -> func.HttpResponse:
 async def start_copy(req: func.HttpRequest) -> func.HttpResponse:
     now = runtime.utc_now()
     request = parse_copy_request(json_body(req), runtime.settings(), now)
+    permit_copy(request, known_caller(req), runtime.settings())
     outcome = await (await runtime.service()).start(request, now, idempotency_key(req.headers))
     if outcome.replayed:
         return _operation_response(200, outcome.operation)

@@ -8,7 +8,9 @@ import azure.functions as func
 from copy_ops.core.errors import FieldError, InvalidRequest
 from copy_ops.edges import runtime
 from copy_ops.edges.http import handled, idempotency_key, json_body, json_response, list_query, view
+from copy_ops.edges.http_callers import known_caller
 from copy_ops.jobs.model import Job
+from copy_ops.jobs.permits import permit_job
 from copy_ops.jobs.report import REPORT_TYPE
 from copy_ops.jobs.request import parse_job_request
 from copy_ops.jobs.views import job_view
@@ -28,6 +30,7 @@ def _job_response(status: int, job: Job) -> func.HttpResponse:
 async def start_job(req: func.HttpRequest) -> func.HttpResponse:
     now = runtime.utc_now()
     request = parse_job_request(json_body(req, MAX_JOB_BODY_BYTES), runtime.settings(), now)
+    permit_job(request, known_caller(req), runtime.settings())
     outcome = await (await runtime.service()).jobs.start(request, now, idempotency_key(req.headers))
     return _job_response(200 if outcome.replayed else 202, outcome.job)
 
