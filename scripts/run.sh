@@ -6,7 +6,10 @@
 # Azure pages them; a copy from another account pending for a while with progress, as
 # Azure's are, and one within an account at once: devkit/pacing.py), then the function app:
 # `func start` where Azure Functions Core Tools is installed, else the development host
-# (python -m devhost).
+# (python -m devhost), which plays App Service Authentication: COPY_AUTH=both (a bearer token
+# names its caller, a request without one is a key's holder, an admin) with the named callers'
+# COPY_POLICY (`python -m devkit policy`; both over local.settings.json, unless set in the
+# environment of make run).
 # Ctrl-C, or SIGTERM to make or to its process group, stops everything this script started
 # (the app, then the stand-in, then Azurite); it refuses to start while a port it needs is taken.
 #   COPY_STANDIN_RATE   bytes a second a copy from another account moves (default 262144)
@@ -88,12 +91,16 @@ wait_port "$QUEUE_PORT" Azurite
 pids+=($!)
 wait_port "$BLOB_PORT" "the stand-in of Azure"
 
-# Containers and blobs for the examples below (no-ops when they exist), through the stand-in.
-.venv/bin/python - <<'PY'
+# Containers and blobs for the examples below (no-ops when they exist), through the stand-in;
+# printed, the named callers' COPY_POLICY (devkit/issuer.py), in the same interpreter start.
+local_policy=$(.venv/bin/python - <<'PY'
+import json
+
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient
 
 from devkit import PARTNER_ACCOUNT, PARTNER_KEY
+from devkit.issuer import LOCAL_POLICY
 
 service = BlobServiceClient.from_connection_string("UseDevelopmentStorage=true")
 for name in ("incoming", "backups"):
@@ -116,7 +123,24 @@ except ResourceExistsError:
 big = partner.get_blob_client("exports", "big.bin")
 if not big.exists():
     big.upload_blob(bytes(range(256)) * 32768)
+print(json.dumps(LOCAL_POLICY))
 PY
+)
+
+# Callers signed in only where the development host plays App Service Authentication: Core
+# Tools has none to play, so under func start every request is a key's holder's (COPY_AUTH=keys).
+if command -v func >/dev/null 2>&1; then
+  host=func
+else
+  host=devhost
+  export COPY_AUTH=${COPY_AUTH:-both}
+  COPY_POLICY=${COPY_POLICY:-$local_policy}
+  export COPY_POLICY
+fi
+# The host's own token issuer listens on the port above the app's (python -m devkit tokens
+# looks on 7072 unless told).
+TOKENS=".venv/bin/python -m devkit tokens"
+[ "$PORT" = 7071 ] || TOKENS="$TOKENS --issuer http://127.0.0.1:$((PORT + 1))"
 
 cat <<HELP
 
@@ -136,10 +160,22 @@ copy-ops on http://localhost:$PORT, on a local stand-in of Azure (Ctrl-C stops i
   .venv/bin/copy-ops start $BIG backups/big.bin --overwrite --timeout 10 --engine blocks --wait
 
   (docs/api.md walks through the whole API with curl; the sweep runs every 10 s here)
-
 HELP
+if [ "$host" = devhost ]; then
+  cat <<HELP
 
-if command -v func >/dev/null 2>&1; then
+  # callers signed in (docs/callers.md): alice may copy incoming/ into backups/alice/, bob the
+  # partner's exports into backups/bob/, carol (an admin) anything; no token: a key's holder
+  ALICE=\$($TOKENS --caller alice) BOB=\$($TOKENS --caller bob)
+  .venv/bin/copy-ops --token "\$ALICE" start incoming/hello.txt backups/alice/hello.txt --overwrite
+  .venv/bin/copy-ops --token "\$BOB" start incoming/hello.txt backups/bob/hello.txt   # 403, rule team-b
+HELP
+else
+  echo "  (callers signed in with tokens: with the development host only; func start takes keys)"
+fi
+echo
+
+if [ "$host" = func ]; then
   func start --port "$PORT" &
 else
   echo "(Azure Functions Core Tools not found: using the development host, python -m devhost)"

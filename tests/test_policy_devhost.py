@@ -3,13 +3,16 @@ it: COPY_AUTH=both, the named callers' policy (devkit.issuer.LOCAL_POLICY). Each
 copies what its rule lets it and is refused the rest (403 naming the field and the rule);
 a job with one manifest entry outside is refused whole; the host's and the app's own
 containers are refused to an admin too; and none of these refusals reaches storage (the
-proxy's log of every storage request stays as it was). The banner's refusal, through the CLI."""
+proxy's log of every storage request stays as it was). The banner's refusal, through the
+CLI, and README's walk-through of the named callers, run as written."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
+import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +21,7 @@ import pytest
 from azure.core.exceptions import ResourceExistsError
 
 from copy_ops_cli.main import main as cli
-from devkit import PendingCopyProxy
+from devkit import PROJECT_ROOT, PendingCopyProxy
 from devkit.issuer import LOCAL_POLICY, LocalIssuer
 from tests.support.devhost_process import DevHostProcess
 
@@ -142,3 +145,41 @@ def test_the_banners_refusal_through_the_cli(host: DevHostProcess, issuer: Local
     assert said == (
         "copy-ops: 403 Not allowed: source: devstoreaccount1/incoming/hello.txt is outside what rule team-b let read\n"
     )
+
+
+def readme_callers_block() -> str:
+    """README's make run walk-through of the named callers (the banner's last lines)."""
+    text = (PROJECT_ROOT / "README.md").read_text()
+    section = text[text.index("`make run` also has three named callers ready") :]
+    match = re.search(r"```sh\n(.*?)```", section, flags=re.DOTALL)
+    assert match is not None
+    return match.group(1)
+
+
+def test_the_readmes_walk_through_runs_as_written(
+    host: DevHostProcess, issuer: LocalIssuer, _proxy: PendingCopyProxy
+) -> None:
+    """As a newcomer types it after make run: alice's copy lands, bob is refused, one line."""
+    _proxy.direct.get_blob_client("incoming", "hello.txt").upload_blob(b"hello from copy-ops\n", overwrite=True)
+    # Where make run's host, its issuer and its audience are (the tools read these).
+    env = {
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+        "HOME": "/tmp",
+        "COPY_OPS_URL": host.url,
+        "DEVHOST_AUTH_ISSUER": issuer.url,
+        "DEVHOST_AUTH_AUDIENCE": AUDIENCE,
+    }
+    result = subprocess.run(
+        ["bash", "-uo", "pipefail", "-c", readme_callers_block()],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr  # the last command: bob refused
+    assert "succeeded" in result.stdout, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [
+        "copy-ops: 403 Not allowed: source: devstoreaccount1/incoming/hello.txt is outside what rule team-b let read"
+    ], result.stderr
