@@ -17,6 +17,7 @@ from copy_ops.copies.ports import Announcer, WorkQueue
 from copy_ops.copies.records import Ledger
 from copy_ops.copies.service import Copies, StartOutcome
 from copy_ops.copies.settle import Settled
+from copy_ops.core.callers import KEY_CALLER, Caller
 from copy_ops.core.settings import Settings
 from copy_ops.jobs.ports import JobStorage
 from copy_ops.jobs.records import JobLedger
@@ -75,17 +76,21 @@ class CopyService:
             telemetry=telemetry,
         )
 
-    async def start(self, request: CopyRequest, now: datetime, idempotency_key: str | None = None) -> StartOutcome:
-        return await self.copies.start(request, now, idempotency_key)
+    # ``caller``: who asks (the edges pass the request's); a key's holder, an admin, by default.
 
-    async def get(self, operation_id: str, now: datetime) -> Operation:
-        return await self.copies.get(operation_id, now)
+    async def start(
+        self, request: CopyRequest, now: datetime, idempotency_key: str | None = None, *, caller: Caller = KEY_CALLER
+    ) -> StartOutcome:
+        return await self.copies.start(request, now, idempotency_key, caller=caller)
 
-    async def list(self, query: ListQuery) -> OperationPage:
-        return await self.copies.list(query)
+    async def get(self, operation_id: str, now: datetime, *, caller: Caller = KEY_CALLER) -> Operation:
+        return await self.copies.get(operation_id, now, caller=caller)
 
-    async def abort(self, operation_id: str, now: datetime) -> Operation:
-        return await self.copies.abort(operation_id, now)
+    async def list(self, query: ListQuery, *, caller: Caller = KEY_CALLER) -> OperationPage:
+        return await self.copies.list(query, caller=caller)
+
+    async def abort(self, operation_id: str, now: datetime, *, caller: Caller = KEY_CALLER) -> Operation:
+        return await self.copies.abort(operation_id, now, caller=caller)
 
     async def process_due(self, operation_id: str, now: datetime) -> Settled:
         return await self.copies.process_due(operation_id, now)

@@ -65,7 +65,7 @@ def job_line(view: Mapping[str, Any]) -> str:
 
 def copy_details(view: Mapping[str, Any], now: datetime) -> list[str]:
     """An operation as ``show`` prints it: its line, then what a person asks next (how far,
-    until when, why it ended, by which engine), one ``name  value`` line each."""
+    until when, why it ended, by which engine, whose), one ``name  value`` line each."""
     details: list[tuple[str, str]] = []
     copied, total = copy_bytes(view)
     if total is not None:
@@ -82,7 +82,7 @@ def copy_details(view: Mapping[str, Any], now: datetime) -> list[str]:
         blocks = view.get("blocks") or {}
         staged = f", {blocks.get('staged')} of {blocks.get('total')} blocks staged" if blocks.get("total") else ""
         details.append(("engine", f"{engine}{staged}"))
-    details += _machine(view)
+    details += _owner(view) + _machine(view)
     source = view.get("source")
     details.append(("source", source if isinstance(source, str) else _where(source)))
     details.append(("destination", _where(view.get("destination"))))
@@ -90,25 +90,38 @@ def copy_details(view: Mapping[str, Any], now: datetime) -> list[str]:
 
 
 def job_details(view: Mapping[str, Any], now: datetime) -> list[str]:
-    """A job as ``show`` prints it: its line, then its deadline, its phase and moves, and
-    its first failures."""
+    """A job as ``show`` prints it: its line, then its deadline, whose it is, its phase and
+    moves, and its first failures."""
     details: list[tuple[str, str]] = []
     if view.get("deadline"):
         details.append(("deadline", f"{view['deadline']} ({_relative(str(view['deadline']), now)})"))
     if view.get("engine"):
         details.append(("engine", str(view["engine"])))
-    details += _machine(view)
+    details += _owner(view) + _machine(view)
     for failure in view.get("failures") or []:
         details.append(("failed", f"{failure.get('id')}: {failure.get('code')}"))
     return [job_line(view), *_aligned(details)]
 
 
+def _owner(view: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Whose a copy or a job is: its caller's name and object id (an app from before callers
+    were recorded says nothing of it: no line)."""
+    if "caller" not in view:
+        return []
+    caller = view["caller"] or {}
+    if not caller.get("id"):
+        return [("caller", "none known (a function key's holder, or from before callers)")]
+    return [("caller", f"{caller['name']} ({caller['id']})" if caller.get("name") else str(caller["id"]))]
+
+
 def _machine(view: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Where a copy or a job is in its machine, and each of its moves (its history)."""
+    """Where a copy or a job is in its machine, and each of its moves (its history): by whom,
+    where a caller asked for it."""
     lines = [("phase", str(view["phase"]))] if view.get("phase") else []
     for move in view.get("history") or []:
         reason = f" ({move['reason']})" if move.get("reason") else ""
-        lines.append(("moved", f"{move.get('at')} {move.get('event')} -> {move.get('phase')}{reason}"))
+        by = f" by {move['by']}" if move.get("by") else ""
+        lines.append(("moved", f"{move.get('at')} {move.get('event')} -> {move.get('phase')}{reason}{by}"))
     return lines
 
 

@@ -371,6 +371,26 @@ def test_jobs_show_says_its_phase_and_each_move_as_show_does_for_a_copy() -> Non
     ]
 
 
+def test_show_says_whose_a_copy_or_a_job_is_and_who_asked_for_each_move() -> None:
+    oid, admin = "1d7c1d4e-6e1a-5b8c-9c55-6a1f3b1f0e2a", "0b5c2a9e-3f0d-5e61-8d2c-5f4e3a2b1c0d"
+    moves = [
+        {"at": "2026-12-01T11:59:01Z", "phase": "copying", "event": "started", "by": oid},
+        {"at": "2026-12-01T11:59:02Z", "phase": "copying", "event": "abort_requested", "by": admin},
+    ]
+    view: dict[str, object] = {"id": "i", "state": "pending", "caller": {"id": oid, "name": "Alice"}, "history": moves}
+    assert display.copy_details(view, NOW_CLI)[1:4] == [
+        f"  caller       Alice ({oid})",
+        f"  moved        2026-12-01T11:59:01Z started -> copying by {oid}",
+        f"  moved        2026-12-01T11:59:02Z abort_requested -> copying by {admin}",
+    ]
+    job = {"id": "j", "state": "running", "caller": {"id": oid, "name": None}}
+    assert display.job_details(job, NOW_CLI)[1:] == [f"  caller  {oid}"]
+    # A key's holder names nobody; an app from before callers says nothing of them.
+    nobody = display.job_details({"id": "j", "state": "running", "caller": None}, NOW_CLI)
+    assert nobody[1:] == ["  caller  none known (a function key's holder, or from before callers)"]
+    assert display.job_details({"id": "j", "state": "running"}, NOW_CLI)[1:] == []
+
+
 class EmptyApi:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, object]] = []

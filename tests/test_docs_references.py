@@ -632,7 +632,7 @@ SOUND = {
     "map": "## Map\n\n```\ncopy_ops/aio/  how\n  bounded.py  a\n  races.py *, clock.py  b\n",
     "size": "* no module is over 250 lines without a `Size:` reason: `copies/lifecycle.py`, `copies/model.py`, "
     "`copies/block_engine.py`, `copies/start.py`, `copies/block_lifecycle.py`, `core/settings.py`, `work/messages.py`, "
-    "`jobs/settle.py`, `jobs/model.py`",
+    "`jobs/settle.py`, `jobs/model.py`, `jobs/records.py`",
     # Pages of their own, each starting at its marker line.
     "pages": "<!-- page: synthetic/design.md -->\n## Map\n\n[the ledger](ledger.md), [one](machines/copy.md#top)\n"
     "<!-- page: synthetic/ledger.md -->\n# The ledger\n<!-- page: synthetic/machines/copy.md -->\n# A machine\n",

@@ -28,6 +28,7 @@ from copy_ops.copies.model import (
     State,
     Terms,
 )
+from copy_ops.copies.owners import Owner
 from copy_ops.copies.phases import Event, Move, Phase
 from copy_ops.core.times import format_time
 from copy_ops.core.versions import read_fields
@@ -60,9 +61,12 @@ BLOCK_STATES = st.builds(
     commit_sent_at=optional(TIMES),
     condition_etag=optional(TEXT),
 )
-# A reason is said or left out (an empty one is not kept).
+# A reason is said or left out (an empty one is not kept); a move is by a caller's object id, or nobody.
 REASONS = optional(st.text(min_size=1, max_size=12))
-MOVES = st.builds(Move, TIMES, st.sampled_from(Phase), st.sampled_from(Event), REASONS)
+OBJECT_IDS = st.uuids().map(str)
+MOVES = st.builds(Move, TIMES, st.sampled_from(Phase), st.sampled_from(Event), REASONS, optional(OBJECT_IDS))
+# An owner: an object id, and a name as a token gives it (any text, or none).
+OWNERS = st.builds(Owner, OBJECT_IDS, optional(st.text(max_size=40)))
 
 
 def engine_of_its_part(operation: Operation) -> Operation:
@@ -94,6 +98,7 @@ OPERATIONS = st.builds(
     had_destination=optional(st.booleans()),
     cleanup=st.lists(st.sampled_from(Cleanup), max_size=3, unique=True).map(tuple),
     fingerprint=optional(TEXT),
+    caller=optional(OWNERS),
     job=optional(TEXT),
     source_size=optional(st.integers(0, 2**50)),
     source_foreign=optional(st.builds(ForeignBlob, TEXT, TEXT, TEXT)),
@@ -107,12 +112,15 @@ OPERATIONS = st.builds(
 
 # The keys of the stored format as the record wrote them before it had parts (every key
 # records-before-lean hold), and the one added since: its terms are stored whole. A key
-# added later is a field of its terms or a part (the version before leaves it aside).
+# added later is a field of its terms or a part, or its caller (the version before leaves
+# each aside).
 STORED = {
     *json.loads((Path(__file__).parent / "data" / "records-before-lean" / "async-recorded.json").read_bytes()),
     "overwrite",
 }
-FLAT = {field.name for kind in (Terms, BlockState, ItemClaim, Restore) for field in dataclasses.fields(kind)}
+FLAT = {field.name for kind in (Terms, BlockState, ItemClaim, Restore) for field in dataclasses.fields(kind)} | {
+    "caller"
+}
 # What the record wrote of each part's fields when the part was not in use (before parts).
 ABSENT: dict[str, dict[str, object]] = {
     "blocks": {"source_etag": None, "content": {}, "staged": "", "commit_sent_at": None, "condition_etag": None},

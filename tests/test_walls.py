@@ -42,6 +42,7 @@ PURE = {
     "copies.events",
     "copies.lifecycle",
     "copies.model",
+    "copies.owners",
     "copies.permits",
     "copies.phases",
     "copies.ports",

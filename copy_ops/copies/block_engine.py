@@ -70,16 +70,23 @@ class BlockEngine:
 
     # -- the start ----------------------------------------------------------------------
 
-    async def launch(self, stored: Stored, request: CopyRequest, now: datetime) -> Operation:
+    async def launch(self, stored: Stored, request: CopyRequest, now: datetime, by: str | None = None) -> Operation:
         """Pin the source, record the plan, and send the blocks out (or the one request).
         A refusal of the source, or of the one request, raises: nothing was written to the
-        destination, and the starter undoes or records it."""
+        destination, and the starter undoes or records it. ``by``: the caller who asked."""
         # A caller's SAS goes with the staging messages (never into the record).
         sas = urlsplit(request.source_url).query if stored.op.source_sas and request.source_url else None
-        return await self.plan_and_send(stored, request.source, sas, now, at_start=True)
+        return await self.plan_and_send(stored, request.source, sas, now, at_start=True, by=by)
 
     async def plan_and_send(
-        self, stored: Stored, source: BlockSource, sas: str | None, now: datetime, *, at_start: bool
+        self,
+        stored: Stored,
+        source: BlockSource,
+        sas: str | None,
+        now: datetime,
+        *,
+        at_start: bool,
+        by: str | None = None,
     ) -> Operation:
         clock = Elapsed(now)
         facts = await self._storage.source_facts(source)
@@ -89,7 +96,7 @@ class BlockEngine:
             # Too close to its deadline for any commit: nothing is sent; the sweep ends it then.
             logger.info("blocks_too_late op=%s", stored.op.id)
             return stored.op
-        planned = rules.planned(stored.op, facts, clock.now())
+        planned = rules.planned(stored.op, facts, clock.now(), by)
         if at_start and not rules.single(planned):
             await self._refuse_an_existing_destination(planned)
         try:

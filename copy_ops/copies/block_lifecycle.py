@@ -210,12 +210,13 @@ def counts(op: Operation) -> tuple[int, int] | None:
     return staged(op).count(), len(plan_of(op))
 
 
-def planned(op: Operation, facts: SourceFacts, now: datetime) -> Operation:
+def planned(op: Operation, facts: SourceFacts, now: datetime, by: str | None = None) -> Operation:
     """``op`` with its source pinned and its plan made: the blocks go out next (or the one
-    request, recorded as sent first). No metadata asked for copies the source's, as Copy Blob does."""
+    request, recorded as sent first). No metadata asked for copies the source's, as Copy Blob
+    does. ``by``: the caller whose start request planned it (an escalation's plan: none)."""
     planned = dataclasses.replace(
         op,
-        **moved(op.phase, op.history, Event.PLANNED, now),
+        **moved(op.phase, op.history, Event.PLANNED, now, by=by),
         # The escalated copy's leftover stays the blob its commit replaces.
         blocks=BlockState(facts.etag, dict(facts.content), condition_etag=part(op).condition_etag),
         source_size=facts.size,

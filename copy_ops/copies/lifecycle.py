@@ -183,6 +183,7 @@ def recorded(request: CopyRequest, operation_id: str, source: str, now: datetime
         created_at=now,
         had_destination=None if request.terms.overwrite else False,
         fingerprint=request.fingerprint,
+        caller=request.caller,
         job=request.job,
         source_size=request.source_size,
         source_foreign=request.source_foreign,
@@ -221,11 +222,15 @@ def waiting(op: Operation, now: datetime, timing: Timing) -> Operation:
     return dataclasses.replace(checked, next_check_at=next_check(checked, now, timing))
 
 
-def request_abort(op: Operation, now: datetime) -> Operation:
+def request_abort(op: Operation, now: datetime, by: str | None = None) -> Operation:
     """Recorded before anything is aborted: a crash then still ends in an abort (by the
-    sweep), and a sweep racing the request aborts for the right reason."""
+    sweep), and a sweep racing the request aborts for the right reason. ``by``: the caller
+    who asked (None: a job's abort, or a key's holder)."""
     return dataclasses.replace(
-        op, abort_requested_at=now, next_check_at=now, **moved(op.phase, op.history, Event.ABORT_REQUESTED, now)
+        op,
+        abort_requested_at=now,
+        next_check_at=now,
+        **moved(op.phase, op.history, Event.ABORT_REQUESTED, now, by=by),
     )
 
 
@@ -313,15 +318,18 @@ def cleanup_due(
     return min(times) if times else None
 
 
-def adopted(op: Operation, copy_id: str, now: datetime) -> Operation:
+def adopted(op: Operation, copy_id: str, now: datetime, by: str | None = None) -> Operation:
     """A record with its Copy Blob started (its start's answer, or the sweep finding our
-    copy on the destination after the start died): the copy id, and its copy pending."""
-    return dataclasses.replace(op, copy_id=copy_id, **moved(op.phase, op.history, Event.STARTED, now))
+    copy on the destination after the start died): the copy id, and its copy pending.
+    ``by``: the caller whose start request it answers."""
+    return dataclasses.replace(op, copy_id=copy_id, **moved(op.phase, op.history, Event.STARTED, now, by=by))
 
 
-def record_copy(op: Operation, copy_id: str, status: CopyStatus, now: datetime, timing: Timing) -> Operation:
+def record_copy(
+    op: Operation, copy_id: str, status: CopyStatus, now: datetime, timing: Timing, *, by: str | None = None
+) -> Operation:
     """A pending record with its copy started: the copy id, and the end if it ended at once."""
-    started = adopted(op, copy_id, now)
+    started = adopted(op, copy_id, now, by)
     if status is CopyStatus.SUCCESS:
         return finish(started, State.SUCCEEDED, now, timing)
     if status is CopyStatus.FAILED:
@@ -342,13 +350,15 @@ class Merge:
     abort_copy: bool = False
 
 
-def merge_started(current: Operation, copy_id: str, status: CopyStatus, now: datetime, timing: Timing) -> Merge | None:
+def merge_started(
+    current: Operation, copy_id: str, status: CopyStatus, now: datetime, timing: Timing, *, by: str | None = None
+) -> Merge | None:
     """Our started copy in ``current`` (an abort request, a sweep that gave the start up
     came first); None when there is nothing to write."""
     if current.copy_id not in (None, copy_id):
         return None  # not ours to touch: the sweep settles it
     if not current.is_final:
-        return Merge(record_copy(current, copy_id, status, now, timing)) if current.copy_id is None else None
+        return Merge(record_copy(current, copy_id, status, now, timing, by=by)) if current.copy_id is None else None
     if current.copy_id is None:
         # It ended before our copy started, but our copy exists: clean up after it as
         # after any other (on_abort, the lease again: it may have been released before we took it).

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from copy_ops.copies.owners import Owner, read_owner
 from copy_ops.copies.phases import MACHINE, Event, Move, Phase
 from copy_ops.core.times import format_time, parse_time
 from copy_ops.core.versions import absent_fields, fields_of, read_fields
@@ -230,6 +231,8 @@ class CopyRequest:
     # Set for an item of a job: the job's id, and the source's size if the listing said it.
     job: str | None = None
     source_size: int | None = None
+    # Whose the copy is: the service sets it from the request's caller (an item's: its job's).
+    caller: Owner | None = None
 
     @property
     def source(self) -> str | BlobRef | ForeignBlob:
@@ -341,6 +344,9 @@ class Operation:
     had_destination: bool | None = None
     cleanup: tuple[Cleanup, ...] = ()
     fingerprint: str | None = None
+    # Whose it is: the caller who started it (a job's item: its job's caller); None: no
+    # caller known (a key's holder, or a record from before), seen by admins alone.
+    caller: Owner | None = None
     # An item of a job: the job's id; the source's size when its listing said it (the block
     # engine's plan: as it read it).
     job: str | None = None
@@ -429,6 +435,7 @@ class Operation:
             had_destination=data.get("had_destination"),
             cleanup=tuple(Cleanup(item) for item in data.get("cleanup", [])),
             fingerprint=data.get("fingerprint"),
+            caller=read_owner(data.get("caller")),
             job=data.get("job"),
             source_size=data.get("source_size"),
             source_foreign=ForeignBlob(**data["source_foreign"]) if data.get("source_foreign") else None,
@@ -473,7 +480,7 @@ def _overwrite_before_terms(data: dict[str, Any]) -> bool:
 def _encode(value: object) -> object:
     if isinstance(value, datetime):
         return format_time(value, exact=True)
-    if isinstance(value, BlobRef | ForeignBlob | OperationError | Progress | Move):
+    if isinstance(value, BlobRef | ForeignBlob | OperationError | Progress | Move | Owner):
         return value.as_dict()
     raise TypeError(f"cannot encode {type(value).__name__}")
 

@@ -1,9 +1,10 @@
 """Reading operations: one with live progress, and pages of them, newest first.
 
-A page in one state costs what the page costs, not what the ledger holds: the blob
-index names the candidates (ids sort newest first, and the index answers in name
-order), their records are read concurrently, and each is kept only if the record
-itself is in that state (the index lags and may name a record that has moved on).
+A page in one state, or of a caller's own (copy_ops.copies.owners), costs what the page
+costs, not what the ledger holds: the blob index names the candidates (ids sort newest
+first, and the index answers in name order), their records are read concurrently, and each
+is kept only if the record itself is in that state and the caller's (the index lags and may
+name a record that has moved on).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from copy_ops.aio.bounded import bounded_map
 from copy_ops.copies import lifecycle
 from copy_ops.copies.lifecycle import Action, Timing
 from copy_ops.copies.model import Engine, ListQuery, Operation, OperationPage, State
+from copy_ops.copies.owners import owner_query, sees
 from copy_ops.copies.ports import BlobCopies
 from copy_ops.copies.records import Ledger, Stored
 from copy_ops.copies.settle import Settler
+from copy_ops.core.callers import Caller
 from copy_ops.core.errors import NotFound, PreconditionFailed
 
 # A page of candidates that the index named but whose records have all moved on is
@@ -29,21 +32,38 @@ MOST_CANDIDATE_PAGES = 20
 PageOfIds = Callable[[int, str | None], Awaitable[tuple[list[str], str | None]]]
 
 
+# Every operation's record has a state tag, and no job's record has one: a caller's own
+# operations, in any state, without its jobs (tagged with their caller too).
+ANY_STATE = "\"state\" >= 'a'"
+
+
 def state_query(state: State) -> str:
     """The tag query that names the operations in ``state`` (values are our enum's)."""
     return f"\"state\" = '{state.value}'"
 
 
+def list_query(caller: Caller, state: State | None) -> str | None:
+    """The tag query of a page of the list: an admin's by state (None: by name, every
+    record), anyone else's by its own tag and the state."""
+    owned = owner_query(caller)
+    if owned is None:
+        return state_query(state) if state is not None else None
+    return f"{owned} AND {state_query(state) if state is not None else ANY_STATE}"
+
+
 async def read_page(
-    ledger: Ledger, fetch: PageOfIds, query: ListQuery, concurrency: int
+    ledger: Ledger, fetch: PageOfIds, query: ListQuery, concurrency: int, caller: Caller
 ) -> tuple[list[Operation], str | None]:
     """One page of operations: the ids ``fetch`` names, read concurrently, in order; with
-    a state, only records in that state, and never an empty page before the end."""
+    a state, only records in that state; only those ``caller`` sees; and never an empty
+    page before the end."""
     token = query.continuation
     for _ in range(MOST_CANDIDATE_PAGES):
         ids, token = await fetch(query.limit, token)
         found = [
-            op for op in await read_all(ledger, ids, concurrency) if query.state is None or op.state is query.state
+            op
+            for op in await read_all(ledger, ids, concurrency)
+            if (query.state is None or op.state is query.state) and sees(caller, op.caller)
         ]
         # Ids sort newest first; the index answers in name order, but no document promises it.
         found.sort(key=lambda op: op.id)
@@ -72,13 +92,14 @@ class Reader:
         self._timing = timing
         self._concurrency = concurrency
 
-    async def get(self, operation_id: str, now: datetime) -> Operation:
-        """The record, with live progress; a copy seen finished is recorded as such.
+    async def get(self, operation_id: str, now: datetime, caller: Caller) -> Operation:
+        """The record, with live progress; a copy seen finished is recorded as such. Another
+        caller's: :class:`NotFound`, before anything is looked at.
 
         A GET is safe (RFC 9110): it may record what it observes, but what an ending owes
         (``on_abort``'s delete or restore, the lease, the event) is left on the record, due
         now, for the sweep; a read never deletes, restores or releases anything."""
-        stored = await self._ledger.read(operation_id)
+        stored = await self._ledger.read(operation_id, caller)
         op = stored.op
         if op.is_final or op.copy_id is None or op.terms.engine is Engine.BLOCKS:
             # The block engine's progress is its record's (blocks staged): nothing to look at.
@@ -94,16 +115,17 @@ class Reader:
                 return await self._ledger.get(operation_id)
         return op
 
-    async def list(self, query: ListQuery) -> OperationPage:
-        """Newest first. With a state, the page holds only operations in that state, found
-        by the blob index; without one, the records by name."""
-        if query.state is None:
+    async def list(self, query: ListQuery, caller: Caller) -> OperationPage:
+        """Newest first, only what ``caller`` sees. With a state, or for a caller who is no
+        admin, the page holds only operations in that state and the caller's own, found by
+        the blob index; else, the records by name."""
+        tags = list_query(caller, query.state)
+        if tags is None:
             fetch: PageOfIds = self._ledger.page
         else:
-            state = query.state
 
             async def fetch(limit: int, continuation: str | None) -> tuple[list[str], str | None]:
-                return await self._ledger.find_page(state_query(state), limit, continuation)
+                return await self._ledger.find_page(tags, limit, continuation)
 
-        items, token = await read_page(self._ledger, fetch, query, self._concurrency)
+        items, token = await read_page(self._ledger, fetch, query, self._concurrency, caller)
         return OperationPage(items, token)

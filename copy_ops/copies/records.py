@@ -1,10 +1,9 @@
 """The operation ledger: one JSON blob per operation, in a container of the app's account.
 
-Records are written before anything starts (write-ahead) and replaced only with
-the ETag they were read with (optimistic concurrency), so two writers can never
-both record a final state. Blob index tags (``state``, ``due``) let the sweep find
-due operations with one Find Blobs by Tags query, without reading the others.
-
+Records are written before anything starts (write-ahead) and replaced only with the ETag
+they were read with (optimistic concurrency), so two writers can never both record a final
+state. Blob index tags (``state``, ``due``, ``caller``) let the sweep find due operations, and
+a listing a caller's own, with one Find Blobs by Tags query, without reading the others.
 A record read for writing comes as :class:`Stored`: the operation and, beside it,
 the ETag it was read with. ``updated_at`` is set here, on every write, and nowhere else.
 """
@@ -23,7 +22,9 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from copy_ops.copies.model import Operation
+from copy_ops.copies.owners import Owner, owner_tags, sees
 from copy_ops.copies.ports import Documents
+from copy_ops.core.callers import Caller
 from copy_ops.core.continuation import decode_continuation, encode_continuation
 from copy_ops.core.errors import Conflict, ContainerMissing, NotFound
 from copy_ops.core.times import format_time
@@ -76,7 +77,8 @@ def is_operation_id(text: str) -> bool:
 
 
 def record_tags(op: Operation) -> dict[str, str]:
-    tags = {"state": op.state.value}
+    # Its owner's object id: a caller's own are listed by the index (copy_ops.copies.owners).
+    tags = {"state": op.state.value, **owner_tags(op.caller)}
     if op.needs_sweep and op.next_check_at is not None:
         tags["due"] = format_time(op.next_check_at)
     if op.job is not None:
@@ -127,15 +129,20 @@ class Ledger:
             op, await self._documents.replace_document(self._container, name, op.to_json(), record_tags(op), etag)
         )
 
-    async def read(self, operation_id: str) -> Stored:
-        """The record and its ETag, to change it."""
+    async def read(self, operation_id: str, caller: Caller | None = None) -> Stored:
+        """The record and its ETag, to change it; to ``caller`` (None: the app itself), another
+        caller's record is :class:`NotFound`, as an unknown id."""
+        unknown = NotFound(f"no operation {operation_id!r}")
         if not is_operation_id(operation_id):
-            raise NotFound(f"no operation {operation_id!r}")
+            raise unknown
         try:
             document = await self._documents.read_document(self._container, self.record_name(operation_id))
         except NotFound:
-            raise NotFound(f"no operation {operation_id!r}") from None
-        return Stored(Operation.from_json(document.data), document.etag)
+            raise unknown from None
+        op = Operation.from_json(document.data)
+        if caller is not None and not sees(caller, op.caller):
+            raise unknown
+        return Stored(op, document.etag)
 
     async def get(self, operation_id: str) -> Operation:
         return (await self.read(operation_id)).op
@@ -183,15 +190,18 @@ class Ledger:
         ids = [name[len(root) : -len(".json")] for name in names]
         return ids, await self._token(scope, token)
 
-    async def find_page(self, query: str, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
-        """One page of operation ids whose tags match ``query``, with our own continuation."""
+    async def find_page(
+        self, query: str, limit: int, continuation: str | None, prefix: str = RECORD_PREFIX
+    ) -> tuple[list[str], str | None]:
+        """One page of the ids of records under ``prefix`` (operations, by default) whose
+        tags match ``query``, with our own continuation."""
         scope = f"tags:{query}"
         marker = await self._marker(scope, continuation)
         try:
             found, token = await self._documents.find_tagged(self._container, query, limit, marker)
         except NotFound:
             return [], None
-        ids = [item.name[len(RECORD_PREFIX) : -len(".json")] for item in found if item.name.startswith(RECORD_PREFIX)]
+        ids = [item.name[len(prefix) : -len(".json")] for item in found if item.name.startswith(prefix)]
         return ids, await self._token(scope, token)
 
     async def _marker(self, scope: str, continuation: str | None) -> str | None:
@@ -215,14 +225,16 @@ class Ledger:
                     self._key = (await self._documents.read_document(self._container, KEY_NAME)).data
             return self._key
 
-    async def claim(self, key: str, operation_id: str, fingerprint: str, scope: str = "") -> str:
+    async def claim(
+        self, key: str, operation_id: str, fingerprint: str, scope: str = "", *, owner: Owner | None = None
+    ) -> str:
         """Bind an idempotency key to an operation (or, with ``scope="jobs/"``, a job) id,
-        first writer wins.
-
-        Returns the id the key is bound to: ``operation_id`` if this call claimed it.
-        A key already bound to a different request body is a :class:`Conflict`.
-        """
-        name = f"{CLAIM_PREFIX}{scope}{hashlib.sha256(key.encode()).hexdigest()}.json"
+        first writer wins; the id the key is bound to (``operation_id`` if this call claimed
+        it), or :class:`Conflict` for a key bound to a different request body. A caller's keys
+        are its own (``owner``): two callers' same key starts two copies."""
+        # A key is printable text: no key of a key's holder (no owner) digests as a caller's.
+        claimed = key if owner is None else f"{owner.id}\n{key}"
+        name = f"{CLAIM_PREFIX}{scope}{hashlib.sha256(claimed.encode()).hexdigest()}.json"
         document = json.dumps({"operation_id": operation_id, "fingerprint": fingerprint}).encode()
         try:
             await self._with_container(lambda: self._documents.create_document(self._container, name, document, {}))

@@ -14,6 +14,7 @@ It takes and returns domain objects (:mod:`copy_ops.copies.model`). The jobs' se
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 
 from copy_ops.copies.block_engine import BlockEngine
@@ -22,11 +23,13 @@ from copy_ops.copies.cleanup import Cleaner
 from copy_ops.copies.ending import Ending
 from copy_ops.copies.lifecycle import Timing
 from copy_ops.copies.model import BlobRef, CopyRequest, ListQuery, Operation, OperationPage
+from copy_ops.copies.owners import owner_of
 from copy_ops.copies.ports import Announcer, BlockQueue, JobWatch, Storage, shown_url
 from copy_ops.copies.read import Reader
 from copy_ops.copies.records import Ledger
 from copy_ops.copies.settle import Settled, Settler
 from copy_ops.copies.start import Starter, StartOutcome
+from copy_ops.core.callers import KEY_CALLER, Caller
 from copy_ops.core.settings import Settings
 from copy_ops.observability.telemetry import OFF, Telemetry
 
@@ -64,17 +67,22 @@ class Copies:
         self.starter = Starter(self.ledger, storage, cleaner, timing, telemetry, blocks=self.blocks)
         self._reader = Reader(self.ledger, storage, self.settler, timing, settings.sweep_concurrency)
 
-    async def start(self, request: CopyRequest, now: datetime, idempotency_key: str | None = None) -> StartOutcome:
-        return await self.starter.start(request, now, idempotency_key)
+    # Each request's caller (docs/callers.md, "Ownership"): a copy is its caller's, and another
+    # caller's is answered as an unknown one. A key's holder (the default) is an admin.
 
-    async def get(self, operation_id: str, now: datetime) -> Operation:
-        return await self._reader.get(operation_id, now)
+    async def start(
+        self, request: CopyRequest, now: datetime, idempotency_key: str | None = None, *, caller: Caller = KEY_CALLER
+    ) -> StartOutcome:
+        return await self.starter.start(dataclasses.replace(request, caller=owner_of(caller)), now, idempotency_key)
 
-    async def list(self, query: ListQuery) -> OperationPage:
-        return await self._reader.list(query)
+    async def get(self, operation_id: str, now: datetime, *, caller: Caller = KEY_CALLER) -> Operation:
+        return await self._reader.get(operation_id, now, caller)
 
-    async def abort(self, operation_id: str, now: datetime) -> Operation:
-        return await self.settler.abort(operation_id, now)
+    async def list(self, query: ListQuery, *, caller: Caller = KEY_CALLER) -> OperationPage:
+        return await self._reader.list(query, caller)
+
+    async def abort(self, operation_id: str, now: datetime, *, caller: Caller = KEY_CALLER) -> Operation:
+        return await self.settler.abort(operation_id, now, caller)
 
     async def process_due(self, operation_id: str, now: datetime) -> Settled:
         return await self.settler.process_due(operation_id, now)

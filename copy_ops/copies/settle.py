@@ -22,8 +22,10 @@ from copy_ops.copies.cleanup import Cleaner
 from copy_ops.copies.ending import Ending
 from copy_ops.copies.lifecycle import Action, Decision, Timing
 from copy_ops.copies.model import Engine, Operation, State
+from copy_ops.copies.owners import by_of
 from copy_ops.copies.ports import BlobCopies
 from copy_ops.copies.records import Ledger, Stored
+from copy_ops.core.callers import Caller
 from copy_ops.core.errors import Busy, Conflict, CopyIdMismatch, NoPendingCopy, NotFound, StorageUnavailable
 from copy_ops.observability.telemetry import OFF, OPERATION_ID, Telemetry
 
@@ -128,17 +130,19 @@ class Settler:
         ended = await self.end(Stored(op, stored.etag), decision, now)
         return Settled.of(decision.state), ended
 
-    async def abort(self, operation_id: str, now: datetime) -> Operation:
-        """Abort on request. Idempotent for an aborted operation; :class:`Conflict` (with
-        the operation) for one that ended otherwise; ``CommitInFlight`` while a block copy's
-        commit may still land (judged once the races are over: it is no race to retry)."""
+    async def abort(self, operation_id: str, now: datetime, caller: Caller | None = None) -> Operation:
+        """Abort on request of ``caller`` (None: a job's abort, the app's own). Idempotent for
+        an aborted operation; :class:`Conflict` (with the operation) for one that ended
+        otherwise; :class:`NotFound` for another caller's; ``CommitInFlight`` while a block
+        copy's commit may still land (judged once the races are over: it is no race to retry)."""
+        by = by_of(caller) if caller is not None else None
 
         async def attempt() -> Operation:
-            stored = await self._ledger.read(operation_id)
+            stored = await self._ledger.read(operation_id, caller)
             if stored.op.is_final:
                 return stored.op
             if stored.op.abort_requested_at is None:
-                stored = await self._ledger.save(lifecycle.request_abort(stored.op, now), stored.etag, now)
+                stored = await self._ledger.save(lifecycle.request_abort(stored.op, now, by), stored.etag, now)
                 logger.info("copy_abort_requested op=%s", operation_id)
             _, op = await self.settle(stored, now)
             return op

@@ -90,9 +90,12 @@ class Starter:
         self._blocks = blocks
 
     async def start(self, request: CopyRequest, now: datetime, idempotency_key: str | None) -> StartOutcome:
+        """Start a copy for its caller (``request.caller``), whose idempotency keys are its own."""
         operation_id = new_operation_id(now)
         if idempotency_key is not None:
-            bound_id = await self._ledger.claim(idempotency_key, operation_id, request.fingerprint)
+            bound_id = await self._ledger.claim(
+                idempotency_key, operation_id, request.fingerprint, owner=request.caller
+            )
             if bound_id != operation_id:
                 try:
                     return StartOutcome(await self._ledger.get(bound_id), replayed=True)
@@ -147,6 +150,7 @@ class Starter:
         op, dest, source = stored.op, request.destination, request.source
         if op.terms.engine is Engine.BLOCKS:
             return await self._begin_blocks(stored, request, now, keep_refused=keep_refused, send_by=send_by, go=go)
+        by = started_by(request)
         try:
             await self._lease_within(request, op, send_by, go)
             metadata = {**request.terms.metadata, OWNER_METADATA_KEY: op.id}
@@ -175,7 +179,7 @@ class Starter:
 
         if request.job is not None and request.source_size is None and status is CopyStatus.SUCCESS:
             stored = Stored(dataclasses.replace(stored.op, progress=await self._progress_of(dest)), stored.etag)
-        stored = await self.save_started(stored, copy_id, status, now)
+        stored = await self.save_started(stored, copy_id, status, now, by)
         self.telemetry.copy_started(stored.op.state.value)
         if stored.op.is_final and stored.op.finished_at == now:
             operation_ended(self.telemetry, stored.op)  # it ended at once (or a merge ended it now)
@@ -200,7 +204,7 @@ class Starter:
         assert self._blocks is not None
         try:
             await self._lease_within(request, op, send_by, go)
-            started = await self._blocks.launch(stored, request, now)
+            started = await self._blocks.launch(stored, request, now, started_by(request))
         except SendWindowPassed:
             raise
         except StorageUnavailable:
@@ -241,16 +245,19 @@ class Starter:
         done, _ = await self.cleaner.run(saved, now)
         return done
 
-    async def save_started(self, stored: Stored, copy_id: str, status: CopyStatus, now: datetime) -> Stored:
-        """Record the started copy. If another writer changed the record meanwhile (an abort
-        request, a sweep that gave the start up), merge the copy into their version."""
-        op, etag = lifecycle.record_copy(stored.op, copy_id, status, now, self.timing), stored.etag
+    async def save_started(
+        self, stored: Stored, copy_id: str, status: CopyStatus, now: datetime, by: str | None = None
+    ) -> Stored:
+        """Record the started copy (``by``: the caller who asked). If another writer changed the
+        record meanwhile (an abort request, a sweep that gave the start up), merge the copy
+        into their version."""
+        op, etag = lifecycle.record_copy(stored.op, copy_id, status, now, self.timing, by=by), stored.etag
         for _ in range(MERGE_ATTEMPTS):
             try:
                 return await self._ledger.save(op, etag, now)
             except PreconditionFailed:
                 current = await self._ledger.read(op.id)
-            merge = lifecycle.merge_started(current.op, copy_id, status, now, self.timing)
+            merge = lifecycle.merge_started(current.op, copy_id, status, now, self.timing, by=by)
             if merge is None:
                 return current
             if merge.abort_copy:
@@ -295,6 +302,12 @@ class Starter:
             await self._copies.delete_blob(op.destination, snapshot=op.restore.snapshot)
         except CopyOpsError:
             logger.warning("snapshot_left_behind op=%s", op.id)
+
+
+def started_by(request: CopyRequest) -> str | None:
+    """Who a start's move is made by: a copy's caller, who asked for it; none for a job's
+    item, which the job's batches start on the work queue, not a request of its caller."""
+    return request.caller.id if request.caller is not None and request.job is None else None
 
 
 def _own_source(request: CopyRequest) -> BlobRef:

@@ -20,8 +20,12 @@ def operation_view(op: Operation, destination_url: str | None) -> dict[str, Any]
         "state": op.state.value,
         # Where it is in its machine (docs/machines/copy.md).
         "phase": op.phase.value,
-        # Its moves, the latest ones: when, to which phase, on what, and why it ended.
+        # Its moves, the latest ones: when, to which phase, on what, why it ended, and by
+        # which caller, where a caller's request made the move.
         "history": [move.as_dict() for move in op.history],
+        # Whose it is (a job's item: its job's caller): the object id, and the name the token
+        # gave; null when no caller is known (a key's holder started it, or it predates callers).
+        "caller": op.caller.as_dict() if op.caller is not None else None,
         "source": op.source,
         "destination": {**op.destination.as_dict(), "url": destination_url},
         "copy_id": op.copy_id,

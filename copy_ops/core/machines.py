@@ -29,17 +29,24 @@ class IllegalTransition(AssertionError):
 
 @dataclass(frozen=True)
 class Move(Generic[P, E]):
-    """One line of a record's history: when, the phase it moved to, on what, and why."""
+    """One line of a record's history: when, the phase it moved to, on what, why, and by
+    whom: the object id of the caller whose request made the move (a start, an abort asked
+    for); None for the moves the app makes on its own (the sweep, the work queue), and for a
+    key's holder, whom a key does not name."""
 
     at: datetime
     phase: P
     event: E
     reason: str | None = None
+    by: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"at": format_time(self.at, exact=True), "phase": self.phase.value, "event": self.event.value} | (
-            {"reason": self.reason} if self.reason else {}
-        )
+        shown = {"at": format_time(self.at, exact=True), "phase": self.phase.value, "event": self.event.value}
+        if self.reason:
+            shown["reason"] = self.reason
+        if self.by:
+            shown["by"] = self.by
+        return shown
 
 
 @dataclass(frozen=True)
@@ -63,17 +70,32 @@ class Machine(Generic[P, E]):
             raise IllegalTransition(f"no move from {phase} on {event}") from None
 
     def moved(
-        self, phase: P, history: tuple[Move[P, E], ...], event: E, at: datetime, reason: str | None = None
+        self,
+        phase: P,
+        history: tuple[Move[P, E], ...],
+        event: E,
+        at: datetime,
+        reason: str | None = None,
+        *,
+        by: str | None = None,
     ) -> dict[str, Any]:
-        """A record's fields once it moves on ``event`` at ``at``: its next phase (the
-        table's), and its history with the move, the latest ``kept`` kept."""
+        """A record's fields once it moves on ``event`` at ``at`` (``by``: the caller who
+        asked for it, if one did): its next phase (the table's), and its history with the
+        move, the latest ``kept`` kept."""
         to = self.next_phase(phase, event)
-        return {"phase": to, "history": (*history, Move(at, to, event, reason))[-self.kept :]}
+        return {"phase": to, "history": (*history, Move(at, to, event, reason, by))[-self.kept :]}
 
     def history_of(self, stored: Iterable[Mapping[str, Any]] | None) -> tuple[Move[P, E], ...]:
-        """A record's history as it was stored (a record written before it had none)."""
+        """A record's history as it was stored (a record written before it had none; a move
+        written before moves named who made them, by nobody)."""
         return tuple(
-            Move(parse_time(item["at"]), self.phases(item["phase"]), self.events(item["event"]), item.get("reason"))
+            Move(
+                parse_time(item["at"]),
+                self.phases(item["phase"]),
+                self.events(item["event"]),
+                item.get("reason"),
+                item.get("by"),
+            )
             for item in stored or ()
         )
 

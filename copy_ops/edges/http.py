@@ -1,6 +1,6 @@
 """HTTP adapter: Azure Functions requests in, responses out.
 
-Each handler, once its caller is known (:mod:`copy_ops.edges.http_callers`), parses its
+Each handler, given its caller once it is known (:mod:`copy_ops.edges.http_callers`), parses its
 request into typed input (:class:`~copy_ops.copies.model.CopyRequest`, the idempotency key,
 :class:`~copy_ops.copies.model.ListQuery`), calls the service, and turns the domain result,
 or a :class:`~copy_ops.core.errors.CopyOpsError`, into a response: JSON views
@@ -23,6 +23,7 @@ from copy_ops.copies.model import ListQuery, Operation, State
 from copy_ops.copies.permits import permit_copy
 from copy_ops.copies.request import parse_copy_request
 from copy_ops.copies.views import operation_view
+from copy_ops.core.callers import Caller
 from copy_ops.core.errors import (
     ConditionNotMet,
     ConfigurationError,
@@ -53,7 +54,9 @@ PROBLEM_TYPE = "urn:copy-ops:problem:"
 JSON = "application/json"
 PROBLEM_JSON = "application/problem+json"
 
-Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
+# A handler takes the request and its caller; the function the host calls, the request alone.
+Handler = Callable[[func.HttpRequest, Caller], Awaitable[func.HttpResponse]]
+Endpoint = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
 
 
 # -- input ---------------------------------------------------------------------
@@ -165,15 +168,14 @@ def problem(error: CopyOpsError) -> func.HttpResponse:
     )
 
 
-def handled(handler: Handler) -> Handler:
-    """Every request's caller is known first, as COPY_AUTH says (none: 401); every error
-    becomes problem+json; an unexpected one a 500 with no detail."""
+def handled(handler: Handler) -> Endpoint:
+    """Every request's caller is known first, as COPY_AUTH says (none: 401), and handed to
+    its handler; every error becomes problem+json; an unexpected one a 500 with no detail."""
 
     @wraps(handler)
     async def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         try:
-            known_caller(req)
-            return await handler(req)
+            return await handler(req, known_caller(req))
         except ConfigurationError as error:
             logger.error("configuration_error setting=%s detail=%s", error.code, error.detail)
             return problem(error)
@@ -204,41 +206,41 @@ def _operation_response(status: int, op: Operation) -> func.HttpResponse:
 
 
 @handled
-async def start_copy(req: func.HttpRequest) -> func.HttpResponse:
+async def start_copy(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     now = runtime.utc_now()
     request = parse_copy_request(json_body(req), runtime.settings(), now)
-    permit_copy(request, known_caller(req), runtime.settings())
-    outcome = await (await runtime.service()).start(request, now, idempotency_key(req.headers))
+    permit_copy(request, caller, runtime.settings())
+    outcome = await (await runtime.service()).start(request, now, idempotency_key(req.headers), caller=caller)
     if outcome.replayed:
         return _operation_response(200, outcome.operation)
     return _operation_response(201 if outcome.operation.is_final else 202, outcome.operation)
 
 
 @handled
-async def get_copy(req: func.HttpRequest) -> func.HttpResponse:
-    op = await (await runtime.service()).get(req.route_params.get("id", ""), runtime.utc_now())
+async def get_copy(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    op = await (await runtime.service()).get(req.route_params.get("id", ""), runtime.utc_now(), caller=caller)
     return _operation_response(200, op)
 
 
 @handled
-async def abort_copy(req: func.HttpRequest) -> func.HttpResponse:
-    op = await (await runtime.service()).abort(req.route_params.get("id", ""), runtime.utc_now())
+async def abort_copy(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    op = await (await runtime.service()).abort(req.route_params.get("id", ""), runtime.utc_now(), caller=caller)
     return _operation_response(200, op)
 
 
 @handled
-async def list_copies(req: func.HttpRequest) -> func.HttpResponse:
-    page = await (await runtime.service()).list(list_query(req.params))
+async def list_copies(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    page = await (await runtime.service()).list(list_query(req.params), caller=caller)
     return json_response(200, {"items": [view(op) for op in page.items], "continuation": page.continuation})
 
 
 @handled
-async def whoami(req: func.HttpRequest) -> func.HttpResponse:
-    return json_response(200, caller_view(known_caller(req)))
+async def whoami(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    return json_response(200, caller_view(caller))
 
 
 @handled
-async def openapi(req: func.HttpRequest) -> func.HttpResponse:
+async def openapi(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     return func.HttpResponse(openapi_document(), status_code=200, mimetype=JSON)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from copy_ops.core.callers import Caller
 from copy_ops.core.errors import FieldError, InvalidRequest
 from copy_ops.edges import runtime
 from copy_ops.edges.http import handled, idempotency_key, json_body, json_response, list_query, view
-from copy_ops.edges.http_callers import known_caller
 from copy_ops.jobs.model import Job
 from copy_ops.jobs.permits import permit_job
 from copy_ops.jobs.report import REPORT_TYPE
@@ -27,43 +27,42 @@ def _job_response(status: int, job: Job) -> func.HttpResponse:
 
 
 @handled
-async def start_job(req: func.HttpRequest) -> func.HttpResponse:
+async def start_job(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     now = runtime.utc_now()
     request = parse_job_request(json_body(req, MAX_JOB_BODY_BYTES), runtime.settings(), now)
-    permit_job(request, known_caller(req), runtime.settings())
-    outcome = await (await runtime.service()).jobs.start(request, now, idempotency_key(req.headers))
+    permit_job(request, caller, runtime.settings())
+    outcome = await (await runtime.service()).jobs.start(request, now, idempotency_key(req.headers), caller=caller)
     return _job_response(200 if outcome.replayed else 202, outcome.job)
 
 
 @handled
-async def get_job(req: func.HttpRequest) -> func.HttpResponse:
-    return _job_response(
-        200, await (await runtime.service()).jobs.get(req.route_params.get("id", ""), runtime.utc_now())
-    )
+async def get_job(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    jobs = (await runtime.service()).jobs
+    return _job_response(200, await jobs.get(req.route_params.get("id", ""), runtime.utc_now(), caller=caller))
 
 
 @handled
-async def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
+async def list_jobs(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     query = list_query(req.params, states=False)
-    page = await (await runtime.service()).jobs.list(query.limit, query.continuation)
+    page = await (await runtime.service()).jobs.list(query.limit, query.continuation, caller=caller)
     return json_response(200, {"items": [job_view(job) for job in page.items], "continuation": page.continuation})
 
 
 @handled
-async def job_items(req: func.HttpRequest) -> func.HttpResponse:
-    page = await (await runtime.service()).jobs.items(req.route_params.get("id", ""), list_query(req.params))
+async def job_items(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    jobs = (await runtime.service()).jobs
+    page = await jobs.items(req.route_params.get("id", ""), list_query(req.params), caller=caller)
     return json_response(200, {"items": [view(op) for op in page.items], "continuation": page.continuation})
 
 
 @handled
-async def abort_job(req: func.HttpRequest) -> func.HttpResponse:
-    return _job_response(
-        202, await (await runtime.service()).jobs.abort(req.route_params.get("id", ""), runtime.utc_now())
-    )
+async def abort_job(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    jobs = (await runtime.service()).jobs
+    return _job_response(202, await jobs.abort(req.route_params.get("id", ""), runtime.utc_now(), caller=caller))
 
 
 @handled
-async def job_report(req: func.HttpRequest) -> func.HttpResponse:
+async def job_report(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
     """The report, or part ``part`` of it (a job of more than 5,000 items has several): each
     part links the next (``Link: <...>; rel="next"``, RFC 8288), the last links none."""
     job_id = req.route_params.get("id", "")
@@ -75,6 +74,6 @@ async def job_report(req: func.HttpRequest) -> func.HttpResponse:
         raise InvalidRequest.of(FieldError("part", "must be a whole number from 0, the part of the report"))
     # A whole number past the report's parts is a part that is not there: 404 (the service
     # says so; a number too long to be any report's part is cut short before int() reads it).
-    page = await (await runtime.service()).jobs.report(job_id, int(text) if len(text) <= 9 else 10**9)
+    page = await (await runtime.service()).jobs.report(job_id, int(text) if len(text) <= 9 else 10**9, caller=caller)
     headers = {"Link": f'</api/jobs/{job_id}/report?part={page.next}>; rel="next"'} if page.next is not None else {}
     return func.HttpResponse(page.lines, status_code=200, mimetype=REPORT_TYPE, headers=headers)

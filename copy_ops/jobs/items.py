@@ -213,6 +213,7 @@ def item_request(job: Job, relative: str, source: str | BlobRef | ForeignBlob, s
         fingerprint=job.fingerprint,
         job=job.id,
         source_size=size,
+        caller=job.caller,
     )
 
 

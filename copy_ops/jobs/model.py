@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from copy_ops.copies.model import BlobRef, ForeignBlob, ManifestEntry, State, Terms
+from copy_ops.copies.owners import Owner, read_owner
 from copy_ops.core.machines import Move
 from copy_ops.core.times import format_time, parse_time
 from copy_ops.core.versions import known, read_fields
@@ -160,6 +161,9 @@ class Job:
     terms: Terms
     created_at: datetime
     fingerprint: str
+    # Whose it is, and its items': the caller who started it; None: no caller known (a key's
+    # holder, or a job from before), seen by admins alone (copy_ops.copies.owners).
+    caller: Owner | None = None
     enumeration: Enumeration = Enumeration()
     updated_at: datetime | None = None
     next_check_at: datetime | None = None
@@ -211,6 +215,7 @@ class Job:
             terms=read_fields(Terms, data),
             created_at=parse_time(data["created_at"]),
             fingerprint=data["fingerprint"],
+            caller=read_owner(data.get("caller")),
             enumeration=Enumeration(
                 **{
                     **known(Enumeration, enumeration),

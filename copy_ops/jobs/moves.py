@@ -17,9 +17,12 @@ from copy_ops.jobs.model import Enumeration, Job, JobState
 from copy_ops.jobs.phases import MACHINE, JobEvent
 
 
-def _moved(job: Job, event: JobEvent, now: datetime, reason: str | None = None, **fields: Any) -> Job:
-    """``job`` with ``fields`` changed, moved on ``event`` (an illegal move raises)."""
-    return dataclasses.replace(job, **fields, **MACHINE.moved(job.phase, job.history, event, now, reason))
+def _moved(
+    job: Job, event: JobEvent, now: datetime, reason: str | None = None, by: str | None = None, **fields: Any
+) -> Job:
+    """``job`` with ``fields`` changed, moved on ``event`` (an illegal move raises); ``by``:
+    the caller who asked for the move, if one did."""
+    return dataclasses.replace(job, **fields, **MACHINE.moved(job.phase, job.history, event, now, reason, by=by))
 
 
 def checkpoint_moved(job: Job, enumeration: Enumeration, now: datetime) -> Job:
@@ -84,6 +87,7 @@ def announced(job: Job, now: datetime) -> Job:
     return _moved(job, JobEvent.ANNOUNCED, now, announce_owed=False, next_check_at=None)
 
 
-def abort_requested(job: Job, now: datetime) -> Job:
-    """An abort asked for: recorded, and the job due now (its check carries it out)."""
-    return _moved(job, JobEvent.ABORT_REQUESTED, now, abort_requested_at=now, next_check_at=now)
+def abort_requested(job: Job, now: datetime, by: str | None = None) -> Job:
+    """An abort asked for (``by`` that caller): recorded, and the job due now (its check
+    carries it out)."""
+    return _moved(job, JobEvent.ABORT_REQUESTED, now, by=by, abort_requested_at=now, next_check_at=now)

@@ -8,6 +8,13 @@ come from the index alone, a page of up to 5,000 items per request, never from r
 its items. (Reports: :mod:`copy_ops.jobs.report`.) A job's messages go out before its
 record, so a message may find none yet: :meth:`JobLedger.read_arriving` waits a moment,
 then has the message delivered again while the job is young.
+
+A job is its caller's (copy_ops.copies.owners): to another, it reads as unknown. It is tagged
+with its owner (``caller``) and ``kind`` ``job``, so a caller's jobs are listed by the index
+apart from its operations (tagged with a ``state``, which a job is not).
+
+Size: a little over 250 lines: every read and query of the jobs' records and their items,
+a caller's own among them, over the index's helpers here.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from copy_ops.copies.model import Operation, State
+from copy_ops.copies.owners import owner_query, owner_tags, sees
 from copy_ops.copies.ports import Documents, Tagged
 from copy_ops.copies.records import (
     FIND_PAGE_SIZE,
@@ -32,6 +40,7 @@ from copy_ops.copies.records import (
     record_tags,
     with_container,
 )
+from copy_ops.core.callers import Caller
 from copy_ops.core.errors import NotFound, StorageUnavailable
 from copy_ops.core.times import format_time
 from copy_ops.jobs.handouts import Marks, marks_counted
@@ -44,6 +53,7 @@ from copy_ops.jobs.progress import FAILURES_SHOWN, item_prefix
 BATCH_PREFIX = "batches/"
 MARK_TYPE = "application/octet-stream"
 NAMES_PAGE = 5000
+JOB_KIND, JOB_KIND_QUERY = {"kind": "job"}, "\"kind\" = 'job'"
 # A job's messages go out before its record: one that finds no record is delivered again
 # while the job is this young (its start request may still be writing it, or retried with
 # its key); an older one belongs to a start that failed, and is dropped.
@@ -59,9 +69,10 @@ class StoredJob:
 
 
 def job_tags(job: Job) -> dict[str, str]:
+    tags = {**owner_tags(job.caller), **JOB_KIND}
     if (job.is_final and not job.announce_owed) or job.next_check_at is None:
-        return {}
-    return {"due": format_time(job.next_check_at)}
+        return tags
+    return {**tags, "due": format_time(job.next_check_at)}
 
 
 def _quoted(value: str) -> str:
@@ -104,18 +115,22 @@ class JobLedger:
             job, await self._documents.replace_document(self._container, name, job.to_json(), job_tags(job), etag)
         )
 
-    async def read(self, job_id: str) -> StoredJob:
+    async def read(self, job_id: str, caller: Caller | None = None) -> StoredJob:
+        unknown = NotFound(f"no job {job_id!r}")
         if not is_operation_id(job_id) or job_id.count("-") != 1:
-            raise NotFound(f"no job {job_id!r}")
+            raise unknown
         try:
             document = await self._documents.read_document(self._container, self.record_name(job_id))
         except NotFound:
-            raise NotFound(f"no job {job_id!r}") from None
-        return StoredJob(Job.from_json(document.data), document.etag)
+            raise unknown from None
+        job = Job.from_json(document.data)
+        if caller is not None and not sees(caller, job.caller):
+            raise unknown
+        return StoredJob(job, document.etag)
 
-    async def read_or_none(self, job_id: str) -> StoredJob | None:
+    async def read_or_none(self, job_id: str, caller: Caller | None = None) -> StoredJob | None:
         try:
-            return await self.read(job_id)
+            return await self.read(job_id, caller)
         except NotFound:
             return None
 
@@ -143,9 +158,12 @@ class JobLedger:
                 continue
         raise StorageUnavailable(f"job {job_id} is not recorded yet", code="JobNotRecorded")
 
-    async def page(self, limit: int, continuation: str | None) -> tuple[list[str], str | None]:
-        """Job ids, newest first (ids sort so), a page at a time."""
-        return await self._ledger.page(limit, continuation, prefix=JOB_PREFIX)
+    async def page(self, limit: int, continuation: str | None, caller: Caller) -> tuple[list[str], str | None]:
+        """Job ids, newest first (ids sort so), a page at a time: an admin's all, by name; others' their own."""
+        owned = owner_query(caller)
+        if owned is None:
+            return await self._ledger.page(limit, continuation, prefix=JOB_PREFIX)
+        return await self._ledger.find_page(f"{owned} AND {JOB_KIND_QUERY}", limit, continuation, prefix=JOB_PREFIX)
 
     # -- items, as the index sees them -----------------------------------------------
 

@@ -11,11 +11,13 @@ from datetime import datetime, timedelta
 
 from copy_ops.aio.races import retried
 from copy_ops.copies.model import ListQuery, Operation
+from copy_ops.copies.owners import by_of, owner_of
 from copy_ops.copies.ports import Announcer, WorkQueue, needed
 from copy_ops.copies.read import read_page
 from copy_ops.copies.records import Ledger, new_operation_id
 from copy_ops.copies.settle import Settler
 from copy_ops.copies.start import Starter
+from copy_ops.core.callers import KEY_CALLER, Caller
 from copy_ops.core.errors import Conflict, CopyOpsError, NotFound
 from copy_ops.core.settings import Settings
 from copy_ops.jobs import progress
@@ -101,10 +103,16 @@ class JobService:
 
     # -- the API --------------------------------------------------------------------
 
-    async def start(self, request: JobRequest, now: datetime, idempotency_key: str | None = None) -> JobOutcome:
-        job_id = new_operation_id(now)
+    # ``caller``: who asks (a key's holder by default); another's job is answered as unknown.
+
+    async def start(
+        self, request: JobRequest, now: datetime, idempotency_key: str | None = None, *, caller: Caller = KEY_CALLER
+    ) -> JobOutcome:
+        job_id, owner = new_operation_id(now), owner_of(caller)
         if idempotency_key is not None:
-            bound = await self._ledger.claim(idempotency_key, job_id, request.fingerprint, IDEMPOTENCY_SCOPE)
+            bound = await self._ledger.claim(
+                idempotency_key, job_id, request.fingerprint, IDEMPOTENCY_SCOPE, owner=owner
+            )
             if bound != job_id:
                 try:
                     return JobOutcome((await self.records.read(bound)).job, replayed=True)
@@ -121,6 +129,7 @@ class JobService:
             terms=request.terms,
             created_at=now,
             fingerprint=request.fingerprint,
+            caller=owner,
             enumeration=Enumeration(items=len(request.manifest), chunks=len(chunks), progressed_at=now),
             next_check_at=now + progress.FIRST_CHECK,
         )
@@ -144,37 +153,32 @@ class JobService:
         )
         return JobOutcome(job, replayed=False)
 
-    async def get(self, job_id: str, now: datetime) -> Job:
+    async def get(self, job_id: str, now: datetime, *, caller: Caller = KEY_CALLER) -> Job:
         """The job with its counts as the index has them now (a final job: as it ended)."""
-        job = (await self.records.read(job_id)).job
+        job = (await self.records.read(job_id, caller)).job
         if job.is_final:
             return job
         counts, failures = await self.records.counts(job_id)
         return dataclasses.replace(job, counts=counts, failures=failures)
 
-    async def list(self, limit: int, continuation: str | None) -> JobPage:
-        ids, token = await self.records.page(limit, continuation)
-        jobs = []
-        for job_id in ids:
-            try:
-                jobs.append((await self.records.read(job_id)).job)
-            except NotFound:
-                continue
-        return JobPage(jobs, token)
+    async def list(self, limit: int, continuation: str | None, *, caller: Caller = KEY_CALLER) -> JobPage:
+        ids, token = await self.records.page(limit, continuation, caller)
+        found = [await self.records.read_or_none(job_id, caller) for job_id in ids]  # gone: deleted since listed
+        return JobPage([stored.job for stored in found if stored is not None], token)
 
-    async def items(self, job_id: str, query: ListQuery) -> ItemPage:
-        await self.records.read(job_id)  # 404 for a job that is not there
+    async def items(self, job_id: str, query: ListQuery, *, caller: Caller = KEY_CALLER) -> ItemPage:
+        await self.records.read(job_id, caller)  # 404 for a job that is not there, or another's
 
         async def fetch(limit: int, continuation: str | None) -> tuple[list[str], str | None]:
             return await self.records.items_page(job_id, query.state, limit, continuation)
 
-        items, token = await read_page(self._ledger, fetch, query, self._settings.sweep_concurrency)
+        items, token = await read_page(self._ledger, fetch, query, self._settings.sweep_concurrency, caller)
         return ItemPage(items, token)
 
-    async def abort(self, job_id: str, now: datetime) -> Job:
+    async def abort(self, job_id: str, now: datetime, *, caller: Caller = KEY_CALLER) -> Job:
         """Stop the enumeration and abort every pending item; idempotent. :class:`Conflict`
         for a job that ended otherwise."""
-        job = await self._request_abort(job_id, now)
+        job = await self._request_abort(job_id, now, caller)
         if job.is_final:
             return job
         try:
@@ -183,13 +187,13 @@ class JobService:
             logger.warning("job_abort_deferred job=%s", job_id)  # the next sweep does it
         return job
 
-    async def _request_abort(self, job_id: str, now: datetime) -> Job:
+    async def _request_abort(self, job_id: str, now: datetime, caller: Caller) -> Job:
         """The abort recorded (or found recorded, or the job aborted already). A write that
         lost the record to another writer (a page's checkpoint, a sweep's check, another
         abort) reads it again: an abort never answers 412 for a race it did not cause."""
 
         async def attempt() -> Job:
-            stored = await self.records.read(job_id)
+            stored = await self.records.read(job_id, caller)
             job = stored.job
             if job.phase in DECIDED:
                 if (job.closing or job.state) is JobState.ABORTED:
@@ -198,13 +202,13 @@ class JobService:
                 raise Conflict(f"job {job_id} already ended as {ended}", code="AlreadyFinished")
             if job.abort_requested_at is not None:
                 return job
-            return (await self._job_settler.request_abort(stored, now)).job
+            return (await self._job_settler.request_abort(stored, now, by_of(caller))).job
 
         return await retried(attempt, ABORT_ATTEMPTS, f"job {job_id} is busy; try again")
 
-    async def report(self, job_id: str, index: int = 0) -> ReportPage:
+    async def report(self, job_id: str, index: int = 0, *, caller: Caller = KEY_CALLER) -> ReportPage:
         """Part ``index`` of an ended job's report (:class:`Conflict` before it ends)."""
-        return await self._reports.read((await self.records.read(job_id)).job, index)
+        return await self._reports.read((await self.records.read(job_id, caller)).job, index)
 
     # -- the work -------------------------------------------------------------------
 

@@ -254,10 +254,10 @@ class JobSettler:
         await self._jobs.save(dataclasses.replace(job, announce_owed=False, next_check_at=None), stored.etag, now)
         return Checked.ANNOUNCED
 
-    async def request_abort(self, stored: StoredJob, now: datetime) -> StoredJob:
-        """Recorded first, so a crash still ends in the abort; checked now (a message
-        to the work queue), or at the next sweep if that message cannot be sent."""
-        job = moves.abort_requested(stored.job, now)
+    async def request_abort(self, stored: StoredJob, now: datetime, by: str | None = None) -> StoredJob:
+        """Recorded first (``by``: the caller who asked), so a crash still ends in the abort;
+        checked now (a message to the work queue), or at the next sweep if that message cannot be sent."""
+        job = moves.abort_requested(stored.job, now, by)
         saved = await self._jobs.save(job, stored.etag, now)
         logger.info("job_abort_requested job=%s", job.id)
         return saved

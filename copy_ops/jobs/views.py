@@ -22,6 +22,8 @@ def job_view(job: Job) -> dict[str, Any]:
         # phase, on what, why.
         "phase": job.phase.value,
         "history": [move.as_dict() for move in job.history],
+        # Whose it is, and its items' (null: no caller known, as for an operation).
+        "caller": job.caller.as_dict() if job.caller is not None else None,
         "source": shown,
         "destination": {"container": job.destination_container, "prefix": job.destination_prefix},
         "deadline": when_shown(job.terms.deadline),
