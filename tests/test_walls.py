@@ -287,3 +287,39 @@ def test_a_phase_changes_only_by_the_transition_table() -> None:
 def test_the_wall_finds_a_phase_or_a_history_given_by_hand(source: str) -> None:
     assert given_by_hand(ast.parse(source))
     assert not given_by_hand(ast.parse("dataclasses.replace(job, **MACHINE.moved(job.phase, job.history, e, now))"))
+
+
+# The service's methods a request reaches, each scoped to its caller: with no ``caller=``
+# the service takes a key's holder (an admin, who sees everything), so an HTTP handler that
+# left it out would answer every caller as an admin.
+CALLER_SCOPED = {"start", "get", "list", "abort", "items", "report"}
+
+
+def service_calls_without_caller(tree: ast.Module) -> list[str]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in CALLER_SCOPED:
+            target = ast.unparse(node.func.value)
+            on_service = "service()" in target or target in ("jobs", "service", "service.jobs")
+            if on_service and not any(keyword.arg == "caller" for keyword in node.keywords):
+                found.append(f"line {node.lineno}: {ast.unparse(node.func)}(...) without caller=")
+    return found
+
+
+def test_every_request_reaches_the_service_as_its_caller() -> None:
+    edges = sorted((ROOT / "copy_ops" / "edges").glob("http*.py"))
+    assert edges
+    assert not broken(edges, lambda path: ", ".join(service_calls_without_caller(parse(path))) or None)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "await (await runtime.service()).get(op_id, now)",
+        "await (await runtime.service()).jobs.list(limit, continuation)",
+        "await jobs.report(job_id, 0)",
+    ],
+)
+def test_the_wall_finds_a_request_that_forgot_its_caller(source: str) -> None:
+    assert service_calls_without_caller(ast.parse(source))
+    assert not service_calls_without_caller(ast.parse(source[:-1] + ", caller=caller)"))
