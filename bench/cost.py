@@ -7,8 +7,8 @@ from datetime import datetime
 from functools import partial
 
 from bench.harness import T0, Harness, after, start_copy
+from copy_ops.app_service import AppService
 from copy_ops.background.sweep import sweep
-from copy_ops.service import CopyService
 from devkit.worker import run as awaited
 
 CHECKS = 4
@@ -74,7 +74,7 @@ def run(harness: Harness, not_due: int) -> None:
     )
 
 
-def _start(service: CopyService, src: str, dst: str, blob: str, timeout: int, at: datetime = T0) -> str:
+def _start(service: AppService, src: str, dst: str, blob: str, timeout: int, at: datetime = T0) -> str:
     body = {
         "source": {"container": src, "blob": "a.bin"},
         "destination": {"container": dst, "blob": blob},

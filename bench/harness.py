@@ -20,9 +20,9 @@ from pathlib import Path
 
 from azure.storage.blob import BlobServiceClient
 
+from copy_ops.app_service import AppService
 from copy_ops.copies.request import parse_copy_request
 from copy_ops.core.settings import Settings
-from copy_ops.service import CopyService
 from copy_ops.storage import BlobStorage
 from copy_ops.storage.queues import QueueStorage
 from devkit import CONTROL_PREFIX, PROJECT_ROOT, Azurite, connection_string
@@ -33,7 +33,7 @@ ROOT = PROJECT_ROOT
 T0 = datetime.now(UTC).replace(microsecond=0)
 
 
-def start_copy(service: CopyService, body: dict[str, object], now: datetime) -> str:
+def start_copy(service: AppService, body: dict[str, object], now: datetime) -> str:
     """Start from a request body, parsed as the HTTP adapter parses it; the operation's id."""
     return awaited(service.start(parse_copy_request(body, service.settings, now), now)).operation.id
 
@@ -124,7 +124,7 @@ class Harness:
         self.proxy: ProxyProcess
         self.queue_proxy: ProxyProcess
         self.direct: BlobServiceClient
-        self._services: list[CopyService] = []
+        self._services: list[AppService] = []
 
     def __enter__(self) -> Harness:
         self.azurite.start()
@@ -160,7 +160,7 @@ class Harness:
             f"+{self.latency * 1000:.0f} ms per request"
         )
 
-    def service(self, concurrency: int | None = None, **env: str) -> CopyService:
+    def service(self, concurrency: int | None = None, **env: str) -> AppService:
         values = {
             "COPY_STORAGE": self.connection_string,
             "COPY_LEDGER_CONTAINER": f"bench-{uuid.uuid4().hex[:10]}",
@@ -172,7 +172,7 @@ class Harness:
         settings = Settings.from_env(values)
         storage = awaited(BlobStorage.connect(settings.storage, pool_size=settings.sweep_concurrency))
         work = QueueStorage(settings.storage, settings.work_queue, credential=storage.credential)
-        service = CopyService(settings, storage, work)
+        service = AppService(settings, storage, work)
         self._services.append(service)
         return service
 
@@ -201,7 +201,7 @@ class Harness:
         return sum(self.counts().values())
 
     def start_many(
-        self, service: CopyService, src: str, dst: str, count: int, timeout: int, prefix: str = "op"
+        self, service: AppService, src: str, dst: str, count: int, timeout: int, prefix: str = "op"
     ) -> list[str]:
         """Start ``count`` pending copies at T0, quickly: set-up, not a figure."""
         self.proxy.configure(pending=True, latency=0.0)

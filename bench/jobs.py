@@ -17,9 +17,9 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
 from bench.harness import Harness
+from copy_ops.app_service import AppService
 from copy_ops.background.dispatch import do_work
 from copy_ops.jobs.request import parse_job_request
-from copy_ops.service import CopyService
 from devkit.worker import run as awaited
 
 # What the host asks for in one Get Messages (host.json's queues.batchSize is 16).
@@ -75,9 +75,7 @@ def _source(harness: Harness, size: int) -> tuple[str, str]:
     return src, dst
 
 
-def _drain(
-    service: CopyService, queue: QueueClient, job_id: str, size: int, began: float
-) -> tuple[float, Counter[str]]:
+def _drain(service: AppService, queue: QueueClient, job_id: str, size: int, began: float) -> tuple[float, Counter[str]]:
     """Take messages as the host does until the queue stays empty; the seconds from the
     POST until the last page was done, and the messages done by kind."""
     kinds: Counter[str] = Counter()

@@ -19,9 +19,9 @@ from datetime import timedelta
 from azure.storage.blob import BlobServiceClient
 
 from bench.harness import T0, Harness, start_copy
+from copy_ops.app_service import AppService
 from copy_ops.copies.model import ListQuery, State
 from copy_ops.copies.records import RECORD_PREFIX, new_operation_id
-from copy_ops.service import CopyService
 from devkit.worker import run as awaited
 
 PENDING = 50
@@ -43,7 +43,7 @@ def run(harness: Harness, large: int) -> None:
     print("    lower bound: 1 tag query + 50 record reads = 51 requests (the reads concurrent: about 2 round trips)")
 
 
-def _ledger(harness: Harness, size: int) -> CopyService:
+def _ledger(harness: Harness, size: int) -> AppService:
     """``PENDING`` pending copies, then ``size - PENDING`` final records newer than them."""
     src, dst = harness.containers()
     service = harness.service()
@@ -73,7 +73,7 @@ def _ledger(harness: Harness, size: int) -> CopyService:
     return service
 
 
-def _list(harness: Harness, service: CopyService) -> tuple[float, float, int]:
+def _list(harness: Harness, service: AppService) -> tuple[float, float, int]:
     """Requests and seconds of one full ``state=pending`` listing (pages of 50), averaged."""
     requests = 0
     began = time.perf_counter()
@@ -86,7 +86,7 @@ def _list(harness: Harness, service: CopyService) -> tuple[float, float, int]:
     return requests / SAMPLES, (time.perf_counter() - began) / SAMPLES, found
 
 
-def _bare_query(harness: Harness, service: CopyService) -> float:
+def _bare_query(harness: Harness, service: AppService) -> float:
     began = time.perf_counter()
     for _ in range(SAMPLES):
         awaited(service.ledger.find_page("\"state\" = 'pending'", PENDING, None))

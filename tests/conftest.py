@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from copy_ops.app_service import AppService
 from copy_ops.core.settings import Settings
 from copy_ops.edges import runtime
-from copy_ops.service import CopyService
 from copy_ops.storage import BlobStorage
 from devkit import (
     DEV_ACCOUNT,
@@ -221,8 +221,8 @@ def open_storage(settings: Settings) -> BlobStorage:
     return storage
 
 
-def connect(settings: Settings) -> CopyService:
-    return CopyService(settings, open_storage(settings))
+def connect(settings: Settings) -> AppService:
+    return AppService(settings, open_storage(settings))
 
 
 @pytest.fixture(autouse=True)
@@ -233,7 +233,7 @@ def _close_storage() -> Iterator[None]:
 
 
 @pytest.fixture
-def service(settings: Settings) -> CopyService:
+def service(settings: Settings) -> AppService:
     return connect(settings)
 
 

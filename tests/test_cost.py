@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from copy_ops.app_service import AppService
 from copy_ops.background.sweep import sweep
-from copy_ops.service import CopyService
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory, connect
@@ -16,7 +16,7 @@ from tests.support.requests import copy_body, start
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def sweep_requests(service: CopyService, proxy: PendingCopyProxy, at: datetime) -> int:
+def sweep_requests(service: AppService, proxy: PendingCopyProxy, at: datetime) -> int:
     before = proxy.log.total
     summary = run(sweep(service, at))
     assert summary.outcomes == {"aborted": 1}
@@ -44,7 +44,7 @@ def test_a_sweep_costs_the_same_with_500_operations_not_due(
     assert cost_crowded == cost_alone
 
 
-def test_requests_per_start(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy) -> None:
+def test_requests_per_start(service: AppService, blobs: Blobs, proxy: PendingCopyProxy) -> None:
     blobs.put(blobs.src, "a.bin", b"x")
     run(service.storage.ensure_container(service.settings.ledger_container))
     before = proxy.log.total

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from copy_ops.app_service import AppService
 from copy_ops.background.sweep import sweep
 from copy_ops.copies.model import AbortReason, State
 from copy_ops.core.settings import Settings
-from copy_ops.service import CopyService
 from copy_ops.storage import BlobStorage
 from devkit import PendingCopyProxy
 from devkit.worker import run
@@ -26,7 +26,7 @@ DEADLINE = NOW + timedelta(seconds=600)
 AFTER = DEADLINE + timedelta(seconds=1)
 
 
-def ids(service: CopyService) -> list[str]:
+def ids(service: AppService) -> list[str]:
     found, _ = run(service.ledger.page(100, None))
     return found
 

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
+from copy_ops.app_service import AppService
 from copy_ops.background.dispatch import do_work
 from copy_ops.copies import block_lifecycle, blocks
 from copy_ops.copies.model import OWNER_METADATA_KEY, AbortReason, BlobRef, Engine, Operation, State
 from copy_ops.copies.request import parse_copy_request
 from copy_ops.core.errors import StorageUnavailable
 from copy_ops.core.settings import Settings
-from copy_ops.service import CopyService
 from devkit.worker import run
 from tests.support.memory import MemoryQueue, MemoryStorage
 
@@ -46,7 +46,7 @@ class World:
         self.storage, self.queue = MemoryStorage(), MemoryQueue()
         self.storage.pending = True
         self.storage.put(SOURCE, DATA)
-        self.service = CopyService(SETTINGS, self.storage, self.queue)
+        self.service = AppService(SETTINGS, self.storage, self.queue)
 
     def start(self, **fields: Any) -> Operation:
         body = {

@@ -17,6 +17,7 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
+from copy_ops.app_service import AppService
 from copy_ops.background.sweep import sweep
 from copy_ops.copies.events import operation_event
 from copy_ops.copies.model import BlobRef, Cleanup, Operation, State, Terms
@@ -25,7 +26,6 @@ from copy_ops.core.settings import Settings
 from copy_ops.jobs.events import job_event
 from copy_ops.jobs.model import Job, JobState
 from copy_ops.observability.events import Event
-from copy_ops.service import CopyService
 from copy_ops.storage.event_targets import EventTargets
 from copy_ops.storage.queues import QueueStorage
 from devkit import DEV_ACCOUNT, PendingCopyProxy
@@ -141,8 +141,8 @@ def announcers(events_settings: Settings) -> Iterator[Announcers]:
     run(announcers.close())
 
 
-def _service(settings: Settings, announcers: Announcers) -> CopyService:
-    return CopyService(settings, open_storage(settings), announcer=announcers)
+def _service(settings: Settings, announcers: Announcers) -> AppService:
+    return AppService(settings, open_storage(settings), announcer=announcers)
 
 
 def _delivered(proxy: PendingCopyProxy, settings: Settings) -> list[dict[str, Any]]:

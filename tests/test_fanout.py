@@ -18,10 +18,10 @@ import pytest
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
+from copy_ops.app_service import AppService
 from copy_ops.background.sweep import settle_batch, sweep
 from copy_ops.copies.model import State
 from copy_ops.core.settings import Settings
-from copy_ops.service import CopyService
 from copy_ops.storage.queues import QueueStorage
 from copy_ops.work import fanout, messages
 from devkit import PendingCopyProxy
@@ -43,10 +43,10 @@ def queue_name() -> str:
 
 
 @pytest.fixture
-def fanning(make_settings: SettingsFactory, proxy: PendingCopyProxy, queue_name: str) -> Iterator[CopyService]:
+def fanning(make_settings: SettingsFactory, proxy: PendingCopyProxy, queue_name: str) -> Iterator[AppService]:
     settings = make_settings(COPY_FANOUT_THRESHOLD=str(THRESHOLD), COPY_WORK_QUEUE=queue_name)
     queue = QueueStorage(settings.storage, queue_name, retry=TEST_CLIENT_OPTIONS["retry"])
-    yield CopyService(settings, open_storage(settings), queue)
+    yield AppService(settings, open_storage(settings), queue)
     run(queue.close())
 
 
@@ -68,7 +68,7 @@ def peek(client: QueueClient) -> list[Any]:
         return []
 
 
-def start_overdue(service: CopyService, blobs: Blobs, partner: Partner, count: int) -> list[str]:
+def start_overdue(service: AppService, blobs: Blobs, partner: Partner, count: int) -> list[str]:
     """``count`` copies from another account, pending past their deadline."""
     partner.put("a.bin", b"x" * 100)
     partner.proxy.pending_copies = True
@@ -79,7 +79,7 @@ def start_overdue(service: CopyService, blobs: Blobs, partner: Partner, count: i
 
 
 def test_beyond_the_threshold_due_operations_go_to_the_queue_once(
-    fanning: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, queue_name: str
+    fanning: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, queue_name: str
 ) -> None:
     ids = start_overdue(fanning, blobs, partner, 20)
     after = NOW + timedelta(seconds=61)
@@ -100,7 +100,7 @@ def test_beyond_the_threshold_due_operations_go_to_the_queue_once(
 
 
 def test_below_the_threshold_no_queue_request_is_made(
-    fanning: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    fanning: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     start_overdue(fanning, blobs, partner, THRESHOLD)
     assert proxy.queue_proxy is not None
@@ -111,7 +111,7 @@ def test_below_the_threshold_no_queue_request_is_made(
 
 
 def test_a_queue_outage_loses_nothing(
-    fanning: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, queue_name: str
+    fanning: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, queue_name: str
 ) -> None:
     ids = start_overdue(fanning, blobs, partner, 12)
     assert proxy.queue_proxy is not None
@@ -129,7 +129,7 @@ def test_a_queue_outage_loses_nothing(
 
 
 def test_the_in_flight_record_merges_two_sweeps_writing_at_once(
-    fanning: CopyService, make_settings: SettingsFactory
+    fanning: AppService, make_settings: SettingsFactory
 ) -> None:
     settings: Settings = fanning.settings
     first, second = (fanout.InFlight(fanning.storage, settings.ledger_container) for _ in range(2))
@@ -194,7 +194,7 @@ def test_the_queue_trigger_settles_what_the_timer_hands_out(
 
 @pytest.mark.system
 def test_a_poisoned_batch_loses_nothing(
-    host: DevHostProcess, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, queue_name: str, fanning: CopyService
+    host: DevHostProcess, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, queue_name: str, fanning: AppService
 ) -> None:
     ids = start_over_http(host, blobs, partner, 10)
     # Every read of a record fails for a while: the batch cannot be settled, is retried
@@ -237,11 +237,11 @@ def test_a_message_the_app_did_not_seal_is_dropped_unread_on_either_queue(
     assert not re.search(r"(?<!=)work_(done|poisoned) id=", host.log())  # the app's lines, not the host's
 
 
-def shared_ledger(service: CopyService, host: DevHostProcess) -> CopyService:
+def shared_ledger(service: AppService, host: DevHostProcess) -> AppService:
     """The same ledger and queue as the host's: another instance of the app."""
     ledger = host.env["COPY_LEDGER_CONTAINER"]
     settings = Settings.from_env({**host.env, "COPY_LEDGER_CONTAINER": ledger})
-    return CopyService(settings, open_storage(settings), service.work)
+    return AppService(settings, open_storage(settings), service.work)
 
 
 def test_a_queue_created_on_first_use_gets_each_message_once(settings: Settings, proxy: PendingCopyProxy) -> None:

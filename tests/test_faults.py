@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from copy_ops.app_service import AppService
 from copy_ops.background.sweep import sweep
 from copy_ops.copies.model import AbortReason, Operation, State
 from copy_ops.core.errors import StorageUnavailable
-from copy_ops.service import CopyService
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs
@@ -26,12 +26,12 @@ AFTER = DEADLINE + timedelta(seconds=1)
 MANY = 20  # more than the SDK's retries: the step fails for this call
 
 
-def records(service: CopyService) -> list[str]:
+def records(service: AppService) -> list[str]:
     ids, _ = run(service.ledger.page(100, None))
     return ids
 
 
-def settle_all(service: CopyService, *moments: datetime) -> None:
+def settle_all(service: AppService, *moments: datetime) -> None:
     for moment in moments:
         run(sweep(service, moment))
 
@@ -39,7 +39,7 @@ def settle_all(service: CopyService, *moments: datetime) -> None:
 # -- start ----------------------------------------------------------------------
 
 
-def test_record_write_fails_nothing_starts(service: CopyService, blobs: Blobs, proxy: PendingCopyProxy) -> None:
+def test_record_write_fails_nothing_starts(service: AppService, blobs: Blobs, proxy: PendingCopyProxy) -> None:
     blobs.put(blobs.src, "a.bin", b"x")
     proxy.inject("put_blob", times=MANY, path_contains=service.settings.ledger_container)
     with pytest.raises(StorageUnavailable):
@@ -49,9 +49,7 @@ def test_record_write_fails_nothing_starts(service: CopyService, blobs: Blobs, p
 
 
 @pytest.mark.parametrize("mode", ["status", "drop"])
-def test_copy_blob_never_reached_storage(
-    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, mode: str
-) -> None:
+def test_copy_blob_never_reached_storage(service: AppService, blobs: Blobs, proxy: PendingCopyProxy, mode: str) -> None:
     blobs.put(blobs.src, "a.bin", b"x")
     proxy.inject("copy_blob", mode=mode, times=MANY)
     with pytest.raises(StorageUnavailable):
@@ -65,7 +63,7 @@ def test_copy_blob_never_reached_storage(
 
 
 def test_copy_blob_took_effect_but_its_answer_was_lost(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     partner.put("a.bin", b"x")
     proxy.pending_copies = True
@@ -80,7 +78,7 @@ def test_copy_blob_took_effect_but_its_answer_was_lost(
 
 
 def test_record_update_after_the_copy_started_fails(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     partner.put("a.bin", b"x")
     run(service.storage.ensure_container(service.settings.ledger_container))
@@ -103,7 +101,7 @@ def test_record_update_after_the_copy_started_fails(
 # -- sweep ----------------------------------------------------------------------
 
 
-def start_restorable(service: CopyService, blobs: Blobs, partner: Partner) -> Operation:
+def start_restorable(service: AppService, blobs: Blobs, partner: Partner) -> Operation:
     """A pending copy (from another account) over an existing destination, with every
     cleanup a sweep can owe it (restore the snapshot, drop it)."""
     partner.put("a.bin", b"x")
@@ -133,7 +131,7 @@ def assert_restored(blobs: Blobs) -> None:
     ],
 )
 def test_a_sweep_step_that_fails_is_finished_by_the_next_sweep(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, kind: str, mode: str
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, kind: str, mode: str
 ) -> None:
     op = start_restorable(service, blobs, partner)
     proxy.inject(kind, mode=mode, times=1 if mode == "lost_response" else MANY)
@@ -149,7 +147,7 @@ def test_a_sweep_step_that_fails_is_finished_by_the_next_sweep(
 
 @pytest.mark.parametrize("kind", ["copy_blob", "delete_blob"])
 def test_cleanup_that_fails_stays_on_the_record_until_done(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, kind: str
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, kind: str
 ) -> None:
     op = start_restorable(service, blobs, partner)
     proxy.inject(kind, times=MANY)
@@ -164,7 +162,7 @@ def test_cleanup_that_fails_stays_on_the_record_until_done(
 
 
 def test_a_lease_release_that_fails_stays_on_the_record_until_done(
-    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, proxy: PendingCopyProxy
 ) -> None:
     """A leased source is the app's own, whose copy ends at once: the release that fails
     after it is owed on the record, and the sweep does it."""

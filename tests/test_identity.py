@@ -338,11 +338,11 @@ def test_a_large_blob_of_another_account_is_staged_block_by_block_with_the_token
 
     import aiohttp.connector
 
+    from copy_ops.app_service import AppService
     from copy_ops.background.dispatch import do_work
     from copy_ops.copies import blocks
     from copy_ops.copies.request import parse_copy_request
     from copy_ops.core.settings import Settings
-    from copy_ops.service import CopyService
     from copy_ops.storage import BlobStorage
     from devkit.worker import run
     from tests.support.memory import MemoryQueue
@@ -367,7 +367,7 @@ def test_a_large_blob_of_another_account_is_staged_block_by_block_with_the_token
 
     async def scenario() -> str:
         storage = await BlobStorage.connect(settings.storage)
-        service = CopyService(settings, storage, queue)
+        service = AppService(settings, storage, queue)
         try:
             now = datetime.now(UTC)
             body = {"source": {"account": PARTNER, "container": c.private, "blob": "big.bin"}}

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from copy_ops.app_service import AppService
 from copy_ops.background.sweep import sweep
 from copy_ops.copies.model import AbortReason, State
 from copy_ops.copies.records import Ledger
 from copy_ops.edges import runtime
-from copy_ops.service import CopyService
 from devkit import PendingCopyProxy
 from devkit.app import payload, request
 from devkit.index_lag import LaggingIndex, matches, parse_query
@@ -119,7 +119,7 @@ def utc_now() -> datetime:
 
 
 def test_deadlines_hold_within_interval_plus_lag(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     partner.put("a.bin", b"x" * 1000)
     proxy.pending_copies = True
@@ -155,7 +155,7 @@ def test_deadlines_hold_within_interval_plus_lag(
     assert max(lateness) >= LAG / 2, lateness
 
 
-def test_a_ghost_costs_one_read(service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy) -> None:
+def test_a_ghost_costs_one_read(service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy) -> None:
     """A deleted record, and a re-tagged one, still returned by the index: one read each."""
     partner.put("a.bin", b"x")
     proxy.pending_copies = True

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from copy_ops.app_service import AppService
 from copy_ops.background.dispatch import do_work
 from copy_ops.copies.model import BlobRef, Terms
 from copy_ops.core.errors import NotFound, StorageUnavailable
@@ -28,7 +29,6 @@ from copy_ops.jobs.records import JobLedger, job_tags
 from copy_ops.jobs.request import parse_job_request
 from copy_ops.jobs.views import job_view
 from copy_ops.observability.events import Event
-from copy_ops.service import CopyService
 from devkit.worker import run
 from tests.support import machines
 from tests.support.memory import MemoryQueue, MemoryStorage
@@ -157,7 +157,7 @@ class World:
         self.storage.pending = False
         self.queue = MemoryQueue()
         self.targets = targets or Targets()
-        self.service = CopyService(SETTINGS, self.storage, self.queue, self.targets)
+        self.service = AppService(SETTINGS, self.storage, self.queue, self.targets)
         for i in range(blobs):
             self.storage.put(BlobRef("src", f"in/{i:03d}.bin"), b"x" * 3)
         self.written: list[bytes] = []

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from copy_ops.app_service import AppService
 from copy_ops.background.dispatch import do_poisoned, do_work
 from copy_ops.copies.model import BlobRef, CopyStatus, ForeignBlob, State
 from copy_ops.copies.ports import StoredDocument
@@ -26,7 +27,6 @@ from copy_ops.jobs import handouts, progress, stops
 from copy_ops.jobs.model import JobState
 from copy_ops.jobs.request import parse_job_request
 from copy_ops.jobs.stops import StopLooks
-from copy_ops.service import CopyService
 from copy_ops.work.messages import BATCH, Batch, Check, decode
 from devkit.worker import run
 from tests.support.memory import MemoryQueue, MemoryStorage, sealed_by
@@ -104,7 +104,7 @@ def start(storage: CountingStorage, queue: MemoryQueue, blobs: int) -> str:
         "destination": {"container": "dst", "prefix": "out/"},
         "timeout_seconds": 3600,
     }
-    service = CopyService(SETTINGS, storage, queue)
+    service = AppService(SETTINGS, storage, queue)
     return run(service.jobs.start(parse_job_request(body, SETTINGS, T0), T0)).job.id
 
 
@@ -126,7 +126,7 @@ def test_any_interleaving_starts_each_item_at_most_once_and_every_one_eventually
     blobs: int, steps: list[tuple[int, str, int, int]]
 ) -> None:
     storage, sent = CountingStorage(), MemoryQueue()
-    service = CopyService(SETTINGS, storage, sent)
+    service = AppService(SETTINGS, storage, sent)
     job_id = start(storage, sent, blobs)
     queue = Queue(sent)
     now = T0
@@ -179,7 +179,7 @@ def test_any_interleaving_starts_each_item_at_most_once_and_every_one_eventually
 
 def test_a_page_is_handed_out_in_batches_that_carry_what_the_listing_said() -> None:
     storage, sent = CountingStorage(), MemoryQueue()
-    service = CopyService(SETTINGS, storage, sent)
+    service = AppService(SETTINGS, storage, sent)
     job_id = start(storage, sent, 7)
     [page] = sent.take()
     run(do_work(service, page, T0))
@@ -197,7 +197,7 @@ def test_a_page_is_handed_out_in_batches_that_carry_what_the_listing_said() -> N
 def test_a_page_larger_than_a_batch_is_split() -> None:
     storage, sent = CountingStorage(), MemoryQueue()
     settings_ = Settings.from_env({**_env(), "COPY_JOB_PAGE_SIZE": str(BATCH + 5)})
-    service = CopyService(settings_, storage, sent)
+    service = AppService(settings_, storage, sent)
     for index in range(BATCH + 5):
         storage.put(BlobRef("src", f"in/{index:04d}.bin"), b"x")
     body = {"source": {"container": "src", "prefix": "in/"}, "destination": {"container": "dst"}}
@@ -212,8 +212,8 @@ def test_a_dead_attempts_claim_is_taken_over_once_the_claim_the_settings_give_is
     Copy Blob is held for that long (30 s by default), then a delivery takes it over and
     starts it, once."""
     storage, sent = CountingStorage(), MemoryQueue()
-    short = CopyService(Settings.from_env({**_env(), "COPY_JOB_ITEM_CLAIM_SECONDS": "10"}), storage, sent)
-    default = CopyService(SETTINGS, storage, sent)
+    short = AppService(Settings.from_env({**_env(), "COPY_JOB_ITEM_CLAIM_SECONDS": "10"}), storage, sent)
+    default = AppService(SETTINGS, storage, sent)
     start(storage, sent, 1)
     run(do_work(short, sent.take()[0], T0))  # page 0 -> batch 0-0
     [batch] = [text for text in sent.take() if isinstance(decode(text), Batch)]
@@ -234,7 +234,7 @@ def _env() -> dict[str, str]:
     return {"COPY_STORAGE": "UseDevelopmentStorage=true", "COPY_SWEEP_CONCURRENCY": "3", "COPY_ENGINE": "async"}
 
 
-def drain(service: CopyService, sent: MemoryQueue, now: datetime) -> Counter[str]:
+def drain(service: AppService, sent: MemoryQueue, now: datetime) -> Counter[str]:
     kinds: Counter[str] = Counter()
     for _ in range(100):
         messages = sent.take()
@@ -247,7 +247,7 @@ def drain(service: CopyService, sent: MemoryQueue, now: datetime) -> Counter[str
 
 def test_a_poisoned_batch_records_its_items_not_started_and_the_job_ends_saying_so() -> None:
     storage, sent = CountingStorage(), MemoryQueue()
-    service = CopyService(SETTINGS, storage, sent)
+    service = AppService(SETTINGS, storage, sent)
     job_id = start(storage, sent, 10)  # pages of 7: two batches
     run(do_work(service, sent.take()[0], T0))  # page 0 -> batch 0-0, page 1
     first = sent.take()
@@ -280,7 +280,7 @@ def test_a_poisoned_batch_records_its_items_not_started_and_the_job_ends_saying_
 
 def test_batches_taken_after_an_abort_start_nothing_and_the_job_ends_without_them() -> None:
     storage, sent = CountingStorage(), MemoryQueue()
-    service = CopyService(SETTINGS, storage, sent)
+    service = AppService(SETTINGS, storage, sent)
     job_id = start(storage, sent, 10)
     run(do_work(service, sent.take()[0], T0))
     held = sent.take()  # batch 0-0 and page 1, not taken yet
@@ -311,7 +311,7 @@ def test_a_page_listed_again_after_the_source_changed_does_not_end_the_job_early
     seen: dict[str, str] = {}  # each handout its own token (random ones collide 1 in 65,536)
     monkeypatch.setattr(handouts, "handout_of", lambda attempt: seen.setdefault(attempt, f"{len(seen):04x}"))
     storage, sent = CountingStorage(), MemoryQueue()
-    service = CopyService(SETTINGS, storage, sent)
+    service = AppService(SETTINGS, storage, sent)
     job_id = start(storage, sent, 7)  # one page of 7
     [page] = sent.take()
     storage.calls_left = 1  # its handout written and its batch sent, it dies moving the checkpoint
@@ -338,7 +338,7 @@ def test_a_page_listed_again_after_the_source_changed_does_not_end_the_job_early
 def test_a_batch_cut_short_by_the_deadline_leaves_its_mark_and_the_job_ends_once_the_index_caught_up() -> None:
     storage, sent = CountingStorage(), MemoryQueue()
     one_at_a_time = Settings.from_env({**_env(), "COPY_SWEEP_CONCURRENCY": "1", "COPY_JOB_PAGE_SIZE": "7"})
-    service = CopyService(one_at_a_time, storage, sent)
+    service = AppService(one_at_a_time, storage, sent)
     job_id = start(storage, sent, 5)
     run(do_work(service, sent.take()[0], T0))
     [batch] = [text for text in sent.take() if isinstance(decode(text), Batch)]
@@ -371,7 +371,7 @@ async def _slow(ref: BlobRef) -> None:
 
 def test_a_poisoned_manifest_chunk_records_its_items_and_counts_the_chunk() -> None:
     storage, sent = CountingStorage(), MemoryQueue()
-    service = CopyService(SETTINGS, storage, sent)
+    service = AppService(SETTINGS, storage, sent)
     for index in range(3):
         storage.put(BlobRef("src", f"m/{index}.bin"), b"x")
     body = {
@@ -410,7 +410,7 @@ def test_an_instance_reads_a_job_once_a_second_for_all_its_batches_and_stops_the
     second per instance, however many of its items (of any batches) ask: an item asking while
     that read is under way waits for it; once the job is aborted, the next read stops them all."""
     storage, sent = JobReadCounting(), MemoryQueue()
-    service = CopyService(SETTINGS, storage, sent)
+    service = AppService(SETTINGS, storage, sent)
     job_id = start(storage, sent, 1)
     looks = StopLooks(service.jobs.records)
 
@@ -434,9 +434,7 @@ def test_an_instance_reads_a_job_once_a_second_for_all_its_batches_and_stops_the
     assert run(asking(T0 + timedelta(seconds=10), 50)) == [True] * 50 and storage.job_reads == reads + 1
 
 
-def listed_whole_and_aborted(
-    service: CopyService, storage: CountingStorage, sent: MemoryQueue
-) -> tuple[str, list[str]]:
+def listed_whole_and_aborted(service: AppService, storage: CountingStorage, sent: MemoryQueue) -> tuple[str, list[str]]:
     """A job of two pages (7 and 3 items) listed to its end, its two batches held back, then
     aborted, and its abort's first look run: the job stopped, both batches out."""
     job_id = start(storage, sent, 10)
@@ -460,7 +458,7 @@ def listed_whole_and_aborted(
 
 def test_an_aborted_job_listed_whole_ends_once_every_batch_is_marked_stopped_not_a_minute_later() -> None:
     storage, sent = CountingStorage(), MemoryQueue()
-    service = CopyService(SETTINGS, storage, sent)
+    service = AppService(SETTINGS, storage, sent)
     job_id, held = listed_whole_and_aborted(service, storage, sent)
     for text in held:
         assert run(do_work(service, text, T0)) == ("batch", Counter(["stopped"]))
@@ -473,7 +471,7 @@ def test_an_aborted_job_listed_whole_ends_once_every_batch_is_marked_stopped_not
 
 def test_an_aborted_job_whose_batch_is_lost_for_good_still_ends_a_minute_after_its_stop() -> None:
     storage, sent = CountingStorage(), MemoryQueue()
-    service = CopyService(SETTINGS, storage, sent)
+    service = AppService(SETTINGS, storage, sent)
     job_id, held = listed_whole_and_aborted(service, storage, sent)
     run(do_work(service, held[0], T0))  # the other never comes (poisoned, and lost there too)
     assert run(service.jobs.check(job_id, T0 + timedelta(seconds=30), asked=True)).value == "waiting"

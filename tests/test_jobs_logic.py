@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from copy_ops.app_service import AppService
 from copy_ops.background.dispatch import do_work
 from copy_ops.background.sweep import sweep
 from copy_ops.copies.model import BlobRef, ItemClaim, Operation, State, Terms
@@ -17,7 +18,6 @@ from copy_ops.core.settings import Settings
 from copy_ops.jobs import progress
 from copy_ops.jobs.model import Counts, Enumeration, Job, JobState, Listing, PrefixSource
 from copy_ops.jobs.request import parse_job_request
-from copy_ops.service import CopyService
 from copy_ops.work.messages import Page, encode
 from devkit.worker import run
 from tests.support.memory import MemoryQueue, MemoryStorage, sealed_by
@@ -41,7 +41,7 @@ class World:
         self.storage = MemoryStorage()
         self.storage.pending = True
         self.queue = MemoryQueue()
-        self.service = CopyService(SETTINGS, self.storage, self.queue)
+        self.service = AppService(SETTINGS, self.storage, self.queue)
         for i in range(blobs):
             self.storage.put(BlobRef("src", f"in/{i:02d}.bin"), b"x" * 3)
 
@@ -101,7 +101,7 @@ def test_aborting_a_job_that_succeeded_is_a_conflict() -> None:
 def test_more_pending_items_than_the_threshold_are_aborted_in_batches_on_the_queue() -> None:
     world = World(25)
     settings = Settings.from_env({**{"COPY_STORAGE": "UseDevelopmentStorage=true"}, "COPY_FANOUT_THRESHOLD": "5"})
-    world.service = CopyService(settings, world.storage, world.queue)
+    world.service = AppService(settings, world.storage, world.queue)
     job = world.start(prefix_job())
     world.deliver()
     run(world.service.jobs.abort(job.id, T0 + timedelta(seconds=1)))

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from copy_ops.app_service import AppService
 from copy_ops.background.dispatch import do_work
 from copy_ops.copies.model import BlobRef
 from copy_ops.core.errors import Conflict, NotFound
@@ -20,7 +21,6 @@ from copy_ops.jobs.report import part_of, report_digits, report_parts
 from copy_ops.jobs.request import parse_job_request
 from copy_ops.jobs.settle import REPORT_RESEND
 from copy_ops.jobs.views import job_view
-from copy_ops.service import CopyService
 from copy_ops.work.messages import ReportPart, decode
 from devkit.worker import run
 from tests.support.memory import MemoryQueue, MemoryStorage, sealed_by
@@ -69,7 +69,7 @@ def test_parts_are_named_by_hex_prefix_in_order() -> None:
     )
 
 
-def drain(service: CopyService, sent: MemoryQueue, now: datetime, drop: str | None = None) -> Counter[str]:
+def drain(service: AppService, sent: MemoryQueue, now: datetime, drop: str | None = None) -> Counter[str]:
     kinds: Counter[str] = Counter()
     for _ in range(100):
         messages = sent.take()
@@ -86,7 +86,7 @@ def drain(service: CopyService, sent: MemoryQueue, now: datetime, drop: str | No
 
 def test_a_large_jobs_report_is_written_in_parts_and_served_in_order() -> None:
     storage, sent = MemoryStorage(), MemoryQueue()
-    service = CopyService(SETTINGS, storage, sent)
+    service = AppService(SETTINGS, storage, sent)
     for number in range(ITEMS):
         storage.put(BlobRef("src", f"in/{number:03d}.bin"), b"x")
     body = {"source": {"container": "src", "prefix": "in/"}, "destination": {"container": "dst"}}
@@ -136,7 +136,7 @@ def test_a_large_jobs_report_is_written_in_parts_and_served_in_order() -> None:
     assert run(do_work(service, _part(service, job_id, "0"), later)) == ("report", Counter(["stale"]))
 
 
-def _part(service: CopyService, job_id: str, part: str) -> str:
+def _part(service: AppService, job_id: str, part: str) -> str:
     from copy_ops.work.messages import encode
 
     return sealed_by(service, encode(ReportPart(job_id, part)))

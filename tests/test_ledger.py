@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from copy_ops.app_service import AppService
 from copy_ops.copies.model import BlobRef, Operation, State, Terms
 from copy_ops.copies.records import Ledger, new_operation_id
 from copy_ops.core.errors import Conflict, NotFound, PreconditionFailed
-from copy_ops.service import CopyService
 from devkit.worker import collected, run
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
@@ -30,7 +30,7 @@ def record(now: datetime, next_check: datetime | None) -> Operation:
 
 
 @pytest.fixture
-def ledger(service: CopyService) -> Ledger:
+def ledger(service: AppService) -> Ledger:
     return service.ledger
 
 

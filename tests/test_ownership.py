@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from copy_ops.app_service import AppService
 from copy_ops.background.dispatch import do_work
 from copy_ops.background.sweep import sweep
 from copy_ops.copies.model import BlobRef, ListQuery, Operation, State
@@ -34,7 +35,6 @@ from copy_ops.jobs.model import Job, JobState
 from copy_ops.jobs.records import job_tags
 from copy_ops.jobs.request import parse_job_request
 from copy_ops.observability.events import Event
-from copy_ops.service import CopyService
 from devkit.index_lag import matches, parse_query
 from devkit.issuer import CALLERS, NamedCaller
 from devkit.worker import run
@@ -90,7 +90,7 @@ class World:
         self.storage.pending = True  # copies stay pending until a test ends them
         self.queue = MemoryQueue()
         self.heard = Heard()
-        self.service = CopyService(SETTINGS, self.storage, self.queue, announcer=self.heard)
+        self.service = AppService(SETTINGS, self.storage, self.queue, announcer=self.heard)
 
     def copy(self, caller: Caller, name: str, now: datetime = T0, key: str | None = None, **fields: Any) -> Operation:
         self.storage.put(BlobRef("src", name), b"x")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from copy_ops.app_service import AppService
 from copy_ops.copies import block_lifecycle as rules
 from copy_ops.copies import blocks, lifecycle
 from copy_ops.copies.lifecycle import Timing
@@ -29,7 +30,6 @@ from copy_ops.copies.model import (
 )
 from copy_ops.copies.phases import HISTORY_KEPT, MACHINE, TRANSITIONS, Event, Move, Phase
 from copy_ops.core.settings import Settings
-from copy_ops.service import CopyService
 from devkit.worker import run
 from tests.support import machines
 from tests.support.memory import MemoryQueue, MemoryStorage
@@ -124,7 +124,7 @@ def test_a_record_written_before_phases_reads_in_its_phase_and_moves_on(path: Pa
     assert op.phase is PHASE_BEFORE[path.stem]
     assert Operation.from_json(op.to_json()) == op  # written again, the phase is stored
     # Settled as the sweep would, past its deadline: whatever it was doing, it ends.
-    service = CopyService(SETTINGS, MemoryStorage(), MemoryQueue())
+    service = AppService(SETTINGS, MemoryStorage(), MemoryQueue())
     run(service.ledger.create(op, T0))
     later = op.terms.deadline + timedelta(minutes=5)
     for _ in range(3):

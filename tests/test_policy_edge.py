@@ -13,10 +13,10 @@ from typing import Any, cast
 import azure.functions as func
 import pytest
 
+from copy_ops.app_service import AppService
 from copy_ops.copies.model import BlobRef
 from copy_ops.edges import runtime
 from copy_ops.jobs.ports import JobStorage
-from copy_ops.service import CopyService
 from devhost.auth import principal_headers
 from devkit import DEV_ACCOUNT, DEV_KEY
 from devkit.app import functions, load_function_app, payload, request
@@ -49,9 +49,9 @@ class App:
             self.storage.put(BlobRef("incoming", name), b"data")
         self.watch = StorageWatch().wrap(cast(Any, self.storage))
         self.queue = MemoryQueue()
-        service = CopyService(runtime.settings(), cast(JobStorage, self.watch), self.queue)
+        service = AppService(runtime.settings(), cast(JobStorage, self.watch), self.queue)
 
-        async def built() -> CopyService:
+        async def built() -> AppService:
             return service
 
         monkeypatch.setattr(runtime, "service", built)

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from copy_ops.app_service import AppService
 from copy_ops.background.sweep import sweep
 from copy_ops.copies.model import AbortReason, State
 from copy_ops.core.settings import Settings
-from copy_ops.service import CopyService
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs
@@ -28,7 +28,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 LEASE_DELAY = 2.0
 
 
-def first_record(service: CopyService, timeout: float = 10) -> str:
+def first_record(service: AppService, timeout: float = 10) -> str:
     """The id of the first record to appear in the ledger (written before the lease)."""
     found: list[str] = []
 
@@ -40,7 +40,7 @@ def first_record(service: CopyService, timeout: float = 10) -> str:
     return found[0]
 
 
-def race(start: Callable[[], Any], service: CopyService) -> tuple[str, Any]:
+def race(start: Callable[[], Any], service: AppService) -> tuple[str, Any]:
     """Start in another thread; abort on request as soon as the record exists."""
     with ThreadPoolExecutor(1) as pool:
         started = pool.submit(start)
@@ -52,7 +52,7 @@ def race(start: Callable[[], Any], service: CopyService) -> tuple[str, Any]:
     return operation_id, aborted
 
 
-def assert_released_and_applied(service: CopyService, blobs: Blobs, operation_id: str, leased: bool = True) -> None:
+def assert_released_and_applied(service: AppService, blobs: Blobs, operation_id: str, leased: bool = True) -> None:
     final = run(service.ledger.get(operation_id))
     assert (final.state, final.abort_reason) == (State.ABORTED, AbortReason.REQUESTED)
     assert final.copy_id is not None, "the late copy is on the record"
@@ -64,7 +64,7 @@ def assert_released_and_applied(service: CopyService, blobs: Blobs, operation_id
 
 @pytest.mark.parametrize("source", ["partner", "own"], ids=["copy-pending", "copy-finishes-at-once"])
 def test_an_abort_racing_a_start_leaves_nothing_held(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, source: str
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, source: str
 ) -> None:
     """The race is held open by a slow request between the record and the copy: the
     source's lease for the app's own blob (leased sources are the app's own, whose copy
@@ -88,7 +88,7 @@ def test_an_abort_racing_a_start_leaves_nothing_held(
 @pytest.mark.parametrize("step", ["acquire_infinite_lease", "start_copy"])
 def test_a_start_that_dies_after_losing_the_race_is_repaired_by_the_sweep(
     settings: Settings,
-    service: CopyService,
+    service: AppService,
     blobs: Blobs,
     proxy: PendingCopyProxy,
     monkeypatch: pytest.MonkeyPatch,

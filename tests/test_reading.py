@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from copy_ops.app_service import AppService
 from copy_ops.background.sweep import sweep
 from copy_ops.copies.model import ListQuery, State
-from copy_ops.service import CopyService
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs
@@ -18,7 +18,7 @@ from tests.support.requests import copy_body, start
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def _ledger(service: CopyService, blobs: Blobs, partner: Partner, pending: int, done: int) -> list[str]:
+def _ledger(service: AppService, blobs: Blobs, partner: Partner, pending: int, done: int) -> list[str]:
     """``pending`` pending copies (the oldest, from another account), then ``done`` that
     finished at once (within the account; the newest, so a page by name would hold none of
     the pending). The pending ids, newest first."""
@@ -36,7 +36,7 @@ def _ledger(service: CopyService, blobs: Blobs, partner: Partner, pending: int, 
 
 
 def test_a_page_in_one_state_costs_its_page_not_the_ledger(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     pending = _ledger(service, blobs, partner, pending=3, done=40)
     # The process's first token makes (or reads) the key of continuation tokens: once.
@@ -55,7 +55,7 @@ def test_a_page_in_one_state_costs_its_page_not_the_ledger(
 
 
 def test_candidates_the_lagging_index_names_are_checked_against_their_records(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     pending = _ledger(service, blobs, partner, pending=3, done=0)
     proxy.index.freeze()  # from now on, the index answers as it stands: all three pending
@@ -70,7 +70,7 @@ def test_candidates_the_lagging_index_names_are_checked_against_their_records(
 
 
 def test_an_empty_state_is_an_empty_page_without_continuation(
-    service: CopyService, blobs: Blobs, partner: Partner
+    service: AppService, blobs: Blobs, partner: Partner
 ) -> None:
     _ledger(service, blobs, partner, pending=0, done=5)
     page = run(service.list(ListQuery(State.FAILED, 2, None)))
@@ -78,7 +78,7 @@ def test_an_empty_state_is_an_empty_page_without_continuation(
 
 
 def test_a_get_records_an_ending_it_sees_and_leaves_its_cleanup_to_the_sweep(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     """GET is safe (RFC 9110): seeing a copy failed, it records that, but the delete that
     on_abort asks for (and the event) is the sweep's to do."""

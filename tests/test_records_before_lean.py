@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from copy_ops.app_service import AppService
 from copy_ops.copies.lifecycle import lease_id_for
 from copy_ops.copies.model import (
     OWNER_METADATA_KEY,
@@ -27,7 +28,6 @@ from copy_ops.copies.model import (
 from copy_ops.copies.phases import Phase
 from copy_ops.core.settings import Settings
 from copy_ops.jobs.model import Job
-from copy_ops.service import CopyService
 from devkit.worker import run
 from tests.support.memory import MemoryBlob, MemoryQueue, MemoryStorage
 
@@ -107,7 +107,7 @@ def world_of(op: Operation) -> MemoryStorage:
 def test_a_record_written_before_is_settled_to_its_end(path: Path) -> None:
     op = Operation.from_json(path.read_bytes())
     storage = world_of(op)
-    service = CopyService(SETTINGS, storage, MemoryQueue())
+    service = AppService(SETTINGS, storage, MemoryQueue())
     run(service.ledger.create(op, op.updated_at or op.created_at))
     later = op.terms.deadline + timedelta(minutes=5)
     for _ in range(4):

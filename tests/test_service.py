@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from copy_ops.app_service import AppService
 from copy_ops.copies.model import OWNER_METADATA_KEY, AbortReason, ListQuery, Operation, State
 from copy_ops.copies.records import Ledger
 from copy_ops.core.errors import Conflict, CopyOpsError, Forbidden, InvalidRequest, NotFound
-from copy_ops.service import CopyService
 from devkit import PendingCopyProxy
 from devkit.worker import collected, run
 from tests.conftest import Blobs
@@ -22,14 +22,14 @@ from tests.support.requests import copy_body, start
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def ledger_names(service: CopyService, blobs: Blobs) -> list[str]:
+def ledger_names(service: AppService, blobs: Blobs) -> list[str]:
     container = blobs.direct.get_container_client(service.settings.ledger_container)
     if not container.exists():
         return []
     return [item.name for item in container.list_blobs()]
 
 
-def test_a_copy_that_finishes_at_once_is_final_right_away(service: CopyService, blobs: Blobs) -> None:
+def test_a_copy_that_finishes_at_once_is_final_right_away(service: AppService, blobs: Blobs) -> None:
     blobs.put(blobs.src, "a.bin", b"payload")
     op = start(service, copy_body(blobs.src, blobs.dst, metadata={"origin": "partner"}), NOW).operation
     assert op.state is State.SUCCEEDED and op.copy_id and op.finished_at == NOW
@@ -40,7 +40,7 @@ def test_a_copy_that_finishes_at_once_is_final_right_away(service: CopyService, 
 
 
 def test_a_pending_copy_is_recorded_with_its_deadline_and_next_check(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     partner.put("a.bin", b"x" * 4096)
     proxy.pending_copies = True
@@ -70,7 +70,7 @@ def test_a_pending_copy_is_recorded_with_its_deadline_and_next_check(
     ],
 )
 def test_a_refused_start_leaves_nothing_behind(
-    service: CopyService,
+    service: AppService,
     blobs: Blobs,
     arrange: Any,
     fields: dict[str, Any],
@@ -89,7 +89,7 @@ def test_a_refused_start_leaves_nothing_behind(
 
 
 def test_a_second_copy_onto_a_pending_destination_is_refused(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     partner.put("a.bin", b"x")
     proxy.pending_copies = True
@@ -100,7 +100,7 @@ def test_a_second_copy_onto_a_pending_destination_is_refused(
     assert [n for n in ledger_names(service, blobs) if n.startswith("ops/")] == [Ledger.record_name(first.id)]
 
 
-def test_bad_and_forbidden_input_start_nothing(service: CopyService, blobs: Blobs) -> None:
+def test_bad_and_forbidden_input_start_nothing(service: AppService, blobs: Blobs) -> None:
     with pytest.raises(InvalidRequest):
         start(service, copy_body(blobs.src, blobs.dst, timeout_seconds=-5), NOW)
     with pytest.raises(Forbidden):
@@ -109,7 +109,7 @@ def test_bad_and_forbidden_input_start_nothing(service: CopyService, blobs: Blob
 
 
 def test_idempotency_key_replays_the_same_operation_and_refuses_another_body(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     partner.put("a.bin", b"x")
     proxy.pending_copies = True
@@ -129,7 +129,7 @@ def test_idempotency_key_replays_the_same_operation_and_refuses_another_body(
 
 
 def test_list_is_newest_first_and_filters_by_state(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     blobs.put(blobs.src, "0.bin", b"x")
     for index in (1, 2):
@@ -145,7 +145,7 @@ def test_list_is_newest_first_and_filters_by_state(
     assert [op.id for op in run(service.list(ListQuery(State.SUCCEEDED, 10, None))).items] == [done.id]
 
 
-def test_abort_on_request(service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy) -> None:
+def test_abort_on_request(service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy) -> None:
     partner.put("a.bin", b"x" * 100)
     proxy.pending_copies = True
     op = start(service, partner.body(blobs.dst, metadata={"origin": "p"}), NOW).operation
@@ -159,7 +159,7 @@ def test_abort_on_request(service: CopyService, blobs: Blobs, partner: Partner, 
     assert proxy.log.counts["abort_copy"] == 1
 
 
-def test_abort_of_a_finished_copy_is_a_conflict_with_the_operation(service: CopyService, blobs: Blobs) -> None:
+def test_abort_of_a_finished_copy_is_a_conflict_with_the_operation(service: AppService, blobs: Blobs) -> None:
     blobs.put(blobs.src, "a.bin", b"x")
     op = start(service, copy_body(blobs.src, blobs.dst), NOW).operation
     with pytest.raises(Conflict) as caught:
@@ -171,7 +171,7 @@ def test_abort_of_a_finished_copy_is_a_conflict_with_the_operation(service: Copy
 
 
 def test_abort_of_a_copy_that_just_finished_records_the_finish(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     partner.put("a.bin", b"abc")
     proxy.pending_copies = True
@@ -184,7 +184,7 @@ def test_abort_of_a_copy_that_just_finished_records_the_finish(
 
 
 def test_a_leased_source_is_released_when_the_operation_ends(
-    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, proxy: PendingCopyProxy
 ) -> None:
     """A leased source is the app's own, and a copy within one account ends at once, as on
     Azure (the tests' pending switch holds only another account's copies): the start

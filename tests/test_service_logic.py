@@ -13,13 +13,13 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from copy_ops.app_service import AppService
 from copy_ops.background.sweep import sweep
 from copy_ops.copies import lifecycle
 from copy_ops.copies.model import AbortReason, BlobRef, Cleanup, CopyStatus, ErrorCode, OnAbort, State
 from copy_ops.core.errors import Conflict, CopyOpsError
 from copy_ops.core.settings import Settings
 from copy_ops.jobs.ports import JobStorage
-from copy_ops.service import CopyService
 from devkit.worker import run
 from tests.support.memory import MemoryStorage
 from tests.support.requests import copy_body, start
@@ -29,12 +29,12 @@ SETTINGS = Settings.from_env({"COPY_STORAGE": "UseDevelopmentStorage=true", "COP
 SOURCE = BlobRef("src", "a.bin")
 
 
-def service_on(storage: MemoryStorage) -> CopyService:
+def service_on(storage: MemoryStorage) -> AppService:
     conforms: JobStorage = storage  # the fake implements every port (checked by mypy)
-    return CopyService(SETTINGS, conforms)
+    return AppService(SETTINGS, conforms)
 
 
-def fresh(pending: bool = True) -> tuple[MemoryStorage, CopyService]:
+def fresh(pending: bool = True) -> tuple[MemoryStorage, AppService]:
     storage = MemoryStorage()
     storage.pending = pending
     storage.put(SOURCE, b"x" * 10)

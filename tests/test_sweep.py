@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from copy_ops.app_service import AppService
 from copy_ops.background.sweep import sweep
 from copy_ops.copies.model import AbortReason, BlobRef, Operation, State
 from copy_ops.core.settings import Settings
-from copy_ops.service import CopyService
 from devkit import PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, SettingsFactory, connect
@@ -28,15 +28,13 @@ AFTER = DEADLINE + timedelta(seconds=1)
 LATER = datetime.now(UTC) + timedelta(hours=1)
 
 
-def start_pending(
-    service: CopyService, blobs: Blobs, partner: Partner, name: str = "a.bin", **fields: Any
-) -> Operation:
+def start_pending(service: AppService, blobs: Blobs, partner: Partner, name: str = "a.bin", **fields: Any) -> Operation:
     partner.proxy.pending_copies = True
     return start(service, partner.body(blobs.dst, name, timeout_seconds=60, **fields), NOW).operation
 
 
 def test_before_the_deadline_the_sweep_only_schedules_the_next_check(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     partner.put("a.bin", b"x")
     op = start_pending(service, blobs, partner)
@@ -52,7 +50,7 @@ def test_before_the_deadline_the_sweep_only_schedules_the_next_check(
 
 @pytest.mark.parametrize("on_abort", ["keep", "delete", "restore"])
 def test_a_copy_pending_at_its_deadline_is_aborted_and_on_abort_applied(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, on_abort: str
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, on_abort: str
 ) -> None:
     partner.put("a.bin", b"new content")
     blobs.put(blobs.dst, "a.bin", b"old content", metadata={"was": "old"})
@@ -75,7 +73,7 @@ def test_a_copy_pending_at_its_deadline_is_aborted_and_on_abort_applied(
 
 
 def test_restore_without_a_previous_destination_deletes_it(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     partner.put("a.bin", b"x")
     start_pending(service, blobs, partner, overwrite=True, on_abort="restore")
@@ -84,7 +82,7 @@ def test_restore_without_a_previous_destination_deletes_it(
 
 
 def test_completion_and_failure_before_the_deadline_are_recorded(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     partner.put("a.bin", b"good")
     partner.put("b.bin", b"bad")
@@ -104,7 +102,7 @@ def test_completion_and_failure_before_the_deadline_are_recorded(
 
 
 def test_a_copy_that_is_no_longer_ours_is_never_aborted(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     partner.put("a.bin", b"ours")
     partner.put("theirs.bin", b"theirs")
@@ -132,7 +130,7 @@ def test_a_copy_that_is_no_longer_ours_is_never_aborted(
 
 
 def test_a_destination_deleted_under_the_copy_is_recorded_as_gone(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     partner.put("a.bin", b"x")
     op = start_pending(service, blobs, partner)
@@ -144,7 +142,7 @@ def test_a_destination_deleted_under_the_copy_is_recorded_as_gone(
 
 
 def test_an_external_abort_is_recorded(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     partner.put("a.bin", b"x")
     op = start_pending(service, blobs, partner)
@@ -154,7 +152,7 @@ def test_an_external_abort_is_recorded(
 
 
 def test_a_leased_source_of_the_apps_account_is_copied_at_once_and_released_at_once(
-    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy
+    service: AppService, blobs: Blobs, proxy: PendingCopyProxy
 ) -> None:
     """A leased source is the app's own (lease_source refuses another account's), and a copy
     within one account ends at once, as on Azure, even with the tests' pending switch on:
@@ -193,7 +191,7 @@ def test_two_sweeps_at_once_end_each_operation_in_exactly_one_final_state(
 
 
 def test_a_requested_abort_racing_a_sweep_ends_in_one_final_state(
-    service: CopyService, settings: Settings, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    service: AppService, settings: Settings, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     other = connect(settings)
     ops = []
@@ -231,7 +229,7 @@ def test_the_budget_leaves_the_rest_to_the_next_sweep(
 
 
 def test_one_summary_line_per_sweep(
-    service: CopyService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, caplog
+    service: AppService, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy, caplog
 ) -> None:
     partner.put("a.bin", b"x")
     start_pending(service, blobs, partner)
@@ -242,7 +240,7 @@ def test_one_summary_line_per_sweep(
     assert "seconds=" in lines[0]
 
 
-def _all_ids(service: CopyService) -> list[str]:
+def _all_ids(service: AppService) -> list[str]:
     ids, token = run(service.ledger.page(1000, None))
     assert token is None
     return ids

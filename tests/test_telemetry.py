@@ -18,10 +18,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from copy_ops.app_service import AppService
 from copy_ops.background.sweep import sweep
 from copy_ops.core.settings import Settings
 from copy_ops.observability.telemetry import OPERATION_ID, OpenTelemetry
-from copy_ops.service import CopyService
 from devkit import PROJECT_ROOT, PendingCopyProxy
 from devkit.worker import run
 from tests.conftest import Blobs, open_storage
@@ -50,7 +50,7 @@ def test_a_deadline_abort_is_counted_timed_and_traced(
     tracers = TracerProvider()
     tracers.add_span_processor(SimpleSpanProcessor(spans))
     telemetry = OpenTelemetry(MeterProvider(metric_readers=[reader]).get_meter("test"), tracers.get_tracer("test"))
-    service = CopyService(settings, open_storage(settings), telemetry=telemetry)
+    service = AppService(settings, open_storage(settings), telemetry=telemetry)
     partner.put("a.bin", b"x")
     blobs.put(blobs.src, "b.bin", b"y")
     proxy.pending_copies = True

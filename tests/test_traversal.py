@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from copy_ops.app_service import AppService
 from copy_ops.copies.model import BlobRef
 from copy_ops.core.errors import Forbidden, InvalidRequest, UnsafeName
-from copy_ops.service import CopyService
 from copy_ops.storage import BlobStorage
 from devkit import PendingCopyProxy
 from devkit.app import payload, request
@@ -160,7 +160,7 @@ metadata = st.dictionaries(
 )
 @given(container=containers, name=names_that_matter, meta=metadata)
 def test_storage_receives_exactly_the_validated_container_and_name(
-    service: CopyService, blobs: Blobs, proxy: PendingCopyProxy, victim: str, container: str, name: str, meta: Any
+    service: AppService, blobs: Blobs, proxy: PendingCopyProxy, victim: str, container: str, name: str, meta: Any
 ) -> None:
     blobs.put(blobs.src, "a.bin", b"x")
     proxy.log.paths.clear()
@@ -182,7 +182,7 @@ def test_storage_receives_exactly_the_validated_container_and_name(
 
 
 @pytest.fixture
-def service(make_settings: SettingsFactory) -> CopyService:
+def service(make_settings: SettingsFactory) -> AppService:
     return connect(make_settings(COPY_ALLOWED_DESTINATION_CONTAINERS="dst-*"))
 
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
+from copy_ops.app_service import AppService
 from copy_ops.copies.model import State
 from copy_ops.core.settings import Settings
-from copy_ops.service import CopyService
 from copy_ops.work.messages import Settle, encode
 from devkit import PROJECT_ROOT, PendingCopyProxy
 from devkit.worker import run
@@ -134,7 +134,7 @@ def test_the_worker_reports_every_function_as_async() -> None:
 
 
 def test_a_sweep_and_a_work_message_log_every_line_under_their_invocation(
-    service: CopyService, settings: Settings, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
+    service: AppService, settings: Settings, blobs: Blobs, partner: Partner, proxy: PendingCopyProxy
 ) -> None:
     """The sweep settles 50 operations concurrently, a work message a batch of 10, both
     invoked by the real worker library: every record the app writes meanwhile (each

@@ -15,15 +15,15 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
+from copy_ops.app_service import AppService
 from copy_ops.background.sweep import settle_batch
 from copy_ops.copies.settle import Settled
 from copy_ops.core.errors import NotOurs, StorageUnavailable
-from copy_ops.service import CopyService
 from copy_ops.work.messages import Abort, Batch, Check, Chunk, Page, ReportPart, Settle, Stage, decode
 
 
 async def do_work(
-    service: CopyService, text: str, now: datetime, sent_at: datetime | None = None
+    service: AppService, text: str, now: datetime, sent_at: datetime | None = None
 ) -> tuple[str, Counter[str]]:
     """Do one message; its kind and outcomes, counted. ``sent_at``: when it was put on the
     queue, if the trigger says (a job's message may arrive before its job's record)."""
@@ -54,7 +54,7 @@ async def do_work(
 
 
 async def do_poisoned(
-    service: CopyService, text: str, now: datetime, sent_at: datetime | None = None
+    service: AppService, text: str, now: datetime, sent_at: datetime | None = None
 ) -> tuple[str, Counter[str]]:
     """A message the host gave up on (``<queue>-poison``). A batch's or a manifest chunk's
     items not recorded yet are recorded as failed (``not_started``), so the job ends and
@@ -66,7 +66,7 @@ async def do_poisoned(
     return "poisoned", Counter(["left"])
 
 
-async def _ours(service: CopyService, text: str, sent_at: datetime | None, now: datetime) -> str:
+async def _ours(service: AppService, text: str, sent_at: datetime | None, now: datetime) -> str:
     """``text``, if the app sealed it; else :class:`NotOurs`, counted by why."""
     try:
         await service.keys.check(text, sent_at, now)

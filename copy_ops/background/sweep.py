@@ -19,11 +19,11 @@ from datetime import datetime
 
 from copy_ops.aio.bounded import Bounded
 from copy_ops.aio.clock import Elapsed
+from copy_ops.app_service import AppService
 from copy_ops.copies.settle import Settled
 from copy_ops.core.errors import CopyOpsError, PreconditionFailed
 from copy_ops.core.logtext import counts_text
 from copy_ops.jobs.settle import Checked
-from copy_ops.service import CopyService
 from copy_ops.work import fanout, messages
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class SweepSummary:
 class Settling(Bounded):
     """Settle operations (and check jobs), so many at once, as tasks of the sweep's invocation."""
 
-    def __init__(self, service: CopyService, now: datetime, concurrency: int) -> None:
+    def __init__(self, service: AppService, now: datetime, concurrency: int) -> None:
         super().__init__(concurrency)
         self._service = service
         # Each operation is settled on the time it is when its turn comes, not the time the
@@ -70,7 +70,7 @@ class Settling(Bounded):
         await self.submit(lambda: check_job(self._service, job_id, self._clock.now()))
 
 
-async def sweep(service: CopyService, now: datetime, clock: Callable[[], float] = time.monotonic) -> SweepSummary:
+async def sweep(service: AppService, now: datetime, clock: Callable[[], float] = time.monotonic) -> SweepSummary:
     """Settle (or hand out) every operation due at ``now``. Safe to run twice at once, or to cut short."""
     settings = service.settings
     summary = SweepSummary()
@@ -98,7 +98,7 @@ async def sweep(service: CopyService, now: datetime, clock: Callable[[], float] 
 
 
 async def _walk(
-    service: CopyService,
+    service: AppService,
     settling: Settling,
     registry: fanout.InFlight,
     now: datetime,
@@ -134,7 +134,7 @@ async def _walk(
 
 
 async def _hand_out(
-    service: CopyService, registry: fanout.InFlight, handed: list[str], now: datetime, summary: SweepSummary
+    service: AppService, registry: fanout.InFlight, handed: list[str], now: datetime, summary: SweepSummary
 ) -> None:
     assert service.work is not None
     batches = list(messages.batches(handed, messages.Settle, messages.SETTLE_BATCH))
@@ -152,7 +152,7 @@ async def _hand_out(
     summary.handed_out, summary.batches = len(handed), len(batches)
 
 
-async def settle_batch(service: CopyService, ids: Iterable[str], now: datetime) -> Counter[str]:
+async def settle_batch(service: AppService, ids: Iterable[str], now: datetime) -> Counter[str]:
     """A batch from the work queue, settled as the sweep would."""
     async with Settling(service, now, service.settings.sweep_concurrency) as settling:
         for operation_id in ids:
@@ -160,7 +160,7 @@ async def settle_batch(service: CopyService, ids: Iterable[str], now: datetime) 
     return settling.outcomes
 
 
-async def check_job(service: CopyService, job_id: str, now: datetime) -> str:
+async def check_job(service: AppService, job_id: str, now: datetime) -> str:
     """One job's turn: ``job_`` and what the check did. Never raises, as :func:`settle_one`."""
     try:
         return f"job_{await service.jobs.check(job_id, now)}"
@@ -174,7 +174,7 @@ async def check_job(service: CopyService, job_id: str, now: datetime) -> str:
         return f"job_{Checked.ERROR}"
 
 
-async def settle_one(service: CopyService, operation_id: str, now: datetime) -> Settled:
+async def settle_one(service: AppService, operation_id: str, now: datetime) -> Settled:
     """One operation's turn. Never raises: one bad operation must not stop the others."""
     try:
         return await service.process_due(operation_id, now)

@@ -21,9 +21,9 @@ from copy_ops.core.settings import Settings
 if TYPE_CHECKING:
     from collections import Counter
 
+    from copy_ops.app_service import AppService
     from copy_ops.background.sweep import SweepSummary
     from copy_ops.observability.telemetry import Telemetry
-    from copy_ops.service import CopyService
 
 # Application Insights' connection string: set by the platform when the app has one.
 APPINSIGHTS = "APPLICATIONINSIGHTS_CONNECTION_STRING"
@@ -31,7 +31,7 @@ APPINSIGHTS_AUTH = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
 # The process environment, live: the one reference to it in the product (ruff's banned-api
 # rule for os.environ, pyproject.toml, holds everywhere else).
 ENVIRONMENT = os.environ  # noqa: TID251
-_built: list[CopyService] = []
+_built: list[AppService] = []
 _building: list[asyncio.Lock] = []
 
 
@@ -74,12 +74,12 @@ def _lock() -> asyncio.Lock:
     return _building[0]
 
 
-async def service() -> CopyService:
+async def service() -> AppService:
     if _built:
         return _built[0]
     async with _lock():
         if not _built:
-            from copy_ops.service import CopyService
+            from copy_ops.app_service import AppService
             from copy_ops.storage import BlobStorage
             from copy_ops.storage.queues import QueueStorage
 
@@ -94,7 +94,7 @@ async def service() -> CopyService:
                 from copy_ops.storage.event_targets import EventTargets
 
                 announcer = EventTargets(current, credential=storage.credential)
-            _built.append(CopyService(current, storage, queue, announcer, telemetry))
+            _built.append(AppService(current, storage, queue, announcer, telemetry))
         return _built[0]
 
 
@@ -110,7 +110,7 @@ def _telemetry() -> Telemetry:
     return monitor.configure(ENVIRONMENT.get(APPINSIGHTS_AUTH, ""))
 
 
-def built() -> CopyService:
+def built() -> AppService:
     """The service, built already by the invocation that asks (to render a view)."""
     if not _built:
         raise RuntimeError("the service is built by the first function that needs it")

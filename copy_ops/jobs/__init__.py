@@ -9,5 +9,5 @@
 * :mod:`~copy_ops.jobs.listing`: a page of the source listed and handed out in batches (or a manifest chunk started);
 * :mod:`~copy_ops.jobs.item_starts`: a batch's or chunk's items started, so many at once;
 * :mod:`~copy_ops.jobs.settle`: a job checked: stalls, aborts, its end and report;
-* :mod:`~copy_ops.jobs.service`: the one service the adapters use.
+* :mod:`~copy_ops.jobs.job_service`: the one service the adapters use.
 """

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from copy_ops.app_service import AppService
 from copy_ops.core.settings import Settings
-from copy_ops.service import CopyService
 from copy_ops.storage import BlobStorage
 from tests.conftest import connect
 
@@ -36,7 +36,7 @@ def crash_after(original: Callable[..., Any]) -> Callable[..., Any]:
     return run_then_die
 
 
-def dying_at(settings: Settings, monkeypatch: pytest.MonkeyPatch, step: str, when: str) -> CopyService:
+def dying_at(settings: Settings, monkeypatch: pytest.MonkeyPatch, step: str, when: str) -> AppService:
     """A service whose process dies just before or just after one storage step."""
     dying = connect(settings)
     original = getattr(dying.storage, step)

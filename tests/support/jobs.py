@@ -15,14 +15,14 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
+from copy_ops.app_service import AppService
 from copy_ops.background.dispatch import do_work
 from copy_ops.background.sweep import sweep
 from copy_ops.copies.ports import WorkQueue
 from copy_ops.core.errors import CopyOpsError, InvalidRequest
+from copy_ops.jobs.job_service import JobOutcome
 from copy_ops.jobs.model import Job, JobState
 from copy_ops.jobs.request import parse_job_request
-from copy_ops.jobs.service import JobOutcome
-from copy_ops.service import CopyService
 from copy_ops.storage import BlobStorage
 from copy_ops.storage.queues import QueueStorage
 from devkit import PendingCopyProxy
@@ -58,7 +58,7 @@ class JobWorld:
         self.work = QueueStorage(self.settings.storage, self.queue_name, retry=TEST_CLIENT_OPTIONS["retry"])
         storage = open_storage(self.settings)
         # ``wrap``: the instance's storage seen through a test's hands (a kill switch, say).
-        self.service = CopyService(self.settings, wrap(storage) if wrap else storage, self.work)
+        self.service = AppService(self.settings, wrap(storage) if wrap else storage, self.work)
         self.queue = QueueClient.from_connection_string(proxy.connection_string, self.queue_name)
 
     @property

@@ -9,9 +9,9 @@ from typing import Any
 
 import azure.functions as func
 
+from copy_ops.app_service import AppService, StartOutcome
 from copy_ops.copies.request import parse_copy_request
 from copy_ops.edges import http
-from copy_ops.service import CopyService, StartOutcome
 from devkit.app import payload
 from devkit.worker import run
 
@@ -24,7 +24,7 @@ def copy_body(src: str, dst: str, name: str = "a.bin", dest_name: str | None = N
     }
 
 
-def start(service: CopyService, body: Any, now: datetime, idempotency_key: str | None = None) -> StartOutcome:
+def start(service: AppService, body: Any, now: datetime, idempotency_key: str | None = None) -> StartOutcome:
     """Parse ``body`` and the key as the HTTP adapter does, then start: the service's
     own methods take typed input only."""
     request = parse_copy_request(body, service.settings, now)

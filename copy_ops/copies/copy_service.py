@@ -8,8 +8,8 @@
 * :mod:`copy_ops.copies.block_engine`: the block engine (planned, staged by the work queue, committed).
 
 It takes and returns domain objects (:mod:`copy_ops.copies.model`). The jobs' service
-(:mod:`copy_ops.jobs.service`) uses its modules; both sit behind the app's one service,
-:mod:`copy_ops.service`.
+(:mod:`copy_ops.jobs.job_service`) uses its modules; both sit behind the app's one service,
+:mod:`copy_ops.app_service`.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from copy_ops.core.callers import KEY_CALLER, Caller
 from copy_ops.core.settings import Settings
 from copy_ops.observability.telemetry import OFF, Telemetry
 
-__all__ = ["Copies", "StartOutcome"]
+__all__ = ["CopyService", "StartOutcome"]
 
 
-class Copies:
+class CopyService:
     def __init__(
         self,
         settings: Settings,

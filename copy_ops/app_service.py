@@ -1,8 +1,8 @@
 """The app's one service: the copies' and the jobs' services side by side, on one account.
 
 ``service.start / get / list / abort / process_due`` are the copies'
-(:class:`copy_ops.copies.service.Copies`), ``service.jobs`` the jobs'
-(:class:`copy_ops.jobs.service.JobService`, which starts and settles its items through the
+(:class:`copy_ops.copies.copy_service.CopyService`), ``service.jobs`` the jobs'
+(:class:`copy_ops.jobs.job_service.JobService`, which starts and settles its items through the
 copies' modules). The edges and the background work hold this service; the composition root
 (:mod:`copy_ops.edges.runtime`) builds it once per process. Domain objects in and out:
 parsing requests and shaping responses is the adapters' work.
@@ -12,25 +12,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from copy_ops.copies.copy_service import CopyService, StartOutcome
 from copy_ops.copies.model import BlobRef, CopyRequest, ListQuery, Operation, OperationPage
 from copy_ops.copies.ports import Announcer, WorkQueue
 from copy_ops.copies.records import Ledger
-from copy_ops.copies.service import Copies, StartOutcome
 from copy_ops.copies.settle import Settled
 from copy_ops.core.callers import KEY_CALLER, Caller
 from copy_ops.core.settings import Settings
+from copy_ops.jobs.job_service import JobService
 from copy_ops.jobs.ports import JobStorage
 from copy_ops.jobs.records import JobLedger
-from copy_ops.jobs.service import JobService
 from copy_ops.jobs.watch import LastItemWatch
 from copy_ops.observability.telemetry import OFF, Telemetry
 from copy_ops.work.keys import SealedQueue, WorkKeys
 from copy_ops.work.stage_messages import StageMessages
 
-__all__ = ["CopyService", "StartOutcome"]
+__all__ = ["AppService", "StartOutcome"]
 
 
-class CopyService:
+class AppService:
     def __init__(
         self,
         settings: Settings,
@@ -55,7 +55,7 @@ class CopyService:
         self.ledger = Ledger(storage, settings.ledger_container)
         # An item of a job that ends after being pending asks for a check of its job.
         watch = LastItemWatch(JobLedger(storage, settings.ledger_container, self.ledger), self.work)
-        self.copies = Copies(
+        self.copies = CopyService(
             settings,
             storage,
             announcer,
