@@ -11,10 +11,12 @@ connection), side by side in one run:
    by kind (lower bound: blocks + 1 commit), and the host's CPU per GiB;
 2. the same blob on Copy Blob (``engine: async``), the proxy moving it at the cap's rate (one
    stream, as Azure's copy between accounts), with a deadline of ``--deadline`` s; and on
-   ``auto``, escalated at half its deadline: when each finishes or is aborted.
+   ``auto``, which takes the block engine from the start for another account's blob
+   (``copy_ops.copies.engines.engine_for``): when each finishes or is aborted.
 
-The source is in the container ``partner`` (the proxy's other "account"). Each copy's bytes
-are checked against the source's at the end.
+The source is in the partner's account, named by URL with a SAS (bench/partner.py): only a
+copy from another account is paced, as only such a copy runs in the background on Azure.
+Each copy's bytes are checked against the source's at the end.
 """
 
 from __future__ import annotations
@@ -79,12 +81,10 @@ def run(harness: Harness, size: int, cap: float, deadline: int, in_flights: list
     print(harness.describe())
     blocks = -(-size // BLOCK)
     print(f"blob: {size / MIB:.0f} MiB ({blocks} blocks of 8 MiB); cap {cap / MIB:.1f} MiB/s per connection")
-    _, dst = harness.containers()
-    if not harness.direct.get_container_client("partner").exists():
-        harness.direct.create_container("partner")
+    src, dst = harness.containers()
     data = os.urandom(size)
     source_digest = hashlib.sha256(data).hexdigest()
-    harness.direct.get_blob_client("partner", "big.bin").upload_blob(data, overwrite=True, max_concurrency=8)
+    source = harness.partner(src).put("big.bin", data, max_concurrency=8)
     del data
     harness.proxy.configure(source_rate=cap, pace=cap)
     scratch = Path(tempfile.mkdtemp(prefix="bench-blocks-"))
@@ -100,7 +100,7 @@ def run(harness: Harness, size: int, cap: float, deadline: int, in_flights: list
             host.warm()
             before, cpu, helpers = harness.counts(), host.cpu(), sum(harness.helper_cpu_seconds())
             body = {
-                "source": {"container": "partner", "blob": "big.bin"},
+                "source": source,
                 "destination": {"container": dst, "blob": f"big-{in_flight}.bin"},
                 "engine": "blocks",
                 "timeout_seconds": 3600,
@@ -140,7 +140,7 @@ def run(harness: Harness, size: int, cap: float, deadline: int, in_flights: list
             host.warm()
             before = harness.counts()
             body = {
-                "source": {"container": "partner", "blob": "big.bin"},
+                "source": source,
                 "destination": {"container": dst, "blob": f"big-{engine}.bin"},
                 "engine": engine,
                 "timeout_seconds": deadline,

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from azure.storage.blob import BlobServiceClient
 
+from bench.partner import ACCOUNTS, Partner
 from copy_ops.app_service import AppService
 from copy_ops.copies.request import parse_copy_request
 from copy_ops.core.settings import Settings
@@ -31,6 +32,8 @@ from devkit.worker import run as awaited
 ROOT = PROJECT_ROOT
 # The benchmarks drive time themselves, from here.
 T0 = datetime.now(UTC).replace(microsecond=0)
+# The blob each copy copies: small, so that a copy costs its requests, not its bytes.
+SMALL = b"x" * 1024
 
 
 def start_copy(service: AppService, body: dict[str, object], now: datetime) -> str:
@@ -120,7 +123,7 @@ class ProxyProcess:
 class Harness:
     def __init__(self, latency: float) -> None:
         self.latency = latency
-        self.azurite = Azurite(queue=True)
+        self.azurite = Azurite(queue=True, accounts=ACCOUNTS)
         self.proxy: ProxyProcess
         self.queue_proxy: ProxyProcess
         self.direct: BlobServiceClient
@@ -145,7 +148,7 @@ class Harness:
         in memory slows as it fills; each large measurement starts empty, so their order
         biases nothing."""
         self.__exit__()
-        self.azurite = Azurite(queue=True, location=location)
+        self.azurite = Azurite(queue=True, accounts=ACCOUNTS, location=location)
         self.__enter__()
 
     @property
@@ -186,8 +189,15 @@ class Harness:
         src, dst = f"src-{suffix}", f"dst-{suffix}"
         self.direct.create_container(src)
         self.direct.create_container(dst)
-        self.direct.get_blob_client(src, "a.bin").upload_blob(b"x" * 1024)
+        self.direct.get_blob_client(src, "a.bin").upload_blob(SMALL)
         return src, dst
+
+    def partner(self, container: str) -> Partner:
+        """``container`` in the partner's account with one small blob, ``a.bin``, as in the
+        app's (:meth:`containers`): the source of the copies that stay pending."""
+        partner = Partner(self.azurite.port, self.proxy.port, container)
+        partner.put("a.bin", SMALL)
+        return partner
 
     def helper_cpu_seconds(self) -> tuple[float, float]:
         """CPU used so far by the proxy and by Azurite: what Azure's side would spend."""
@@ -203,16 +213,13 @@ class Harness:
     def start_many(
         self, service: AppService, src: str, dst: str, count: int, timeout: int, prefix: str = "op"
     ) -> list[str]:
-        """Start ``count`` pending copies at T0, quickly: set-up, not a figure."""
+        """Start ``count`` pending copies at T0, quickly: set-up, not a figure. Their source
+        is ``src``'s namesake in the partner's account: a copy from another account."""
+        partner = self.partner(src)
         self.proxy.configure(pending=True, latency=0.0)
 
         def start(index: int) -> str:
-            body = {
-                "source": {"container": src, "blob": "a.bin"},
-                "destination": {"container": dst, "blob": f"{prefix}/{index}.bin"},
-                "timeout_seconds": timeout,
-            }
-            return start_copy(service, body, T0)
+            return start_copy(service, partner.body(dst, f"{prefix}/{index}.bin", timeout), T0)
 
         try:
             with ThreadPoolExecutor(16) as pool:

@@ -2,11 +2,12 @@
 (issue 18), through the development host (``python -m devhost``, its own queue trigger,
 no sweep), on Azurite behind the latency-adding proxy.
 
-Each job's items stay pending (the proxy answers Copy Blob as pending); then each item is
-aborted on request, one after the other, and the job is read until it has ended. The
-figure is the job's ``finished_at`` less its last item's ``finished_at`` (both written by
-the host's clock), p50 and max over the jobs; beside it, the storage requests that ending
-cost by kind, per job (the watch's tag query and message, and the look at the job).
+Each job's items stay pending (the proxy answers Copy Blob from another account as pending:
+their sources are the partner's, bench/partner.py); then each item is aborted on request,
+one after the other, and the job is read until it has ended. The figure is the job's
+``finished_at`` less its last item's ``finished_at`` (both written by the host's clock),
+p50 and max over the jobs; beside it, the storage requests that ending cost by kind, per
+job (the watch's tag query and message, and the look at the job).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 from bench.before_after import post, settings_file
 from bench.harness import Harness
+from bench.partner import ENGINE
 from bench.sweep_host import NEVER, _Host
 
 FINAL = {"succeeded", "failed", "aborted"}
@@ -51,8 +53,9 @@ def stamp(view: Any) -> datetime:
 
 def run(harness: Harness, jobs: int, items: int) -> None:
     src, dst = harness.containers()
+    partner = harness.partner(src)
     for index in range(items):
-        harness.direct.get_blob_client(src, f"set/{index}.bin").upload_blob(b"x" * 100)
+        partner.put(f"set/{index}.bin", b"x" * 100)
     scratch = Path(tempfile.mkdtemp(prefix="bench-job-end-"))
     ledger, queue = f"bench-{uuid.uuid4().hex[:10]}", f"work-{uuid.uuid4().hex[:10]}"
     host = _Host(settings_file(scratch, harness, ledger, 1000, queue))
@@ -67,9 +70,10 @@ def run(harness: Harness, jobs: int, items: int) -> None:
         harness.proxy.configure(pending=True)
         for number in range(jobs):
             body = {
-                "source": {"container": src, "prefix": "set/"},
+                "source": partner.listing("set/"),
                 "destination": {"container": dst, "prefix": f"j{number}/"},
                 "timeout_seconds": 3600,
+                "engine": ENGINE,
             }
             status, job = post(host, "jobs", body)
             assert status == 202, (status, job)
