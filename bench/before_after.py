@@ -36,7 +36,9 @@ from bench.sweep_host import NEVER, _Host, _wait_for
 
 # The code before the async redesign (issue 17): its last commit.
 BEFORE = "5424c86"
-ITEMS = re.compile(r"\bjob_page\b.*?\blisted=(\d+)")
+# Items started, from a host's log: a batch's line now, a page's line in the code before
+# (its pages started their items); a page's line now only lists them.
+STARTED = re.compile(r"\bjob_(?:batch|page)\b.*?\bstarted=(\d+)")
 
 
 @dataclass
@@ -123,7 +125,7 @@ def measure(root: Path, harness: Harness, size: int, scratch: Path) -> Figures:
         assert status == 202, status
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            if sum(int(found.group(1)) for line in list(host.lines) if (found := ITEMS.search(line))) >= size:
+            if sum(int(found.group(1)) for line in list(host.lines) if (found := STARTED.search(line))) >= size:
                 break
             time.sleep(0.1)
         figures.item_cpu_ms = (host.cpu() - cpu) * 1000 / size

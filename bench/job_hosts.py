@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import tempfile
 import time
 import urllib.request
@@ -25,12 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.before_after import tree_at
+from bench.before_after import STARTED, tree_at
 from bench.harness import ROOT, Harness
 from bench.sweep_host import NEVER, _Host
 
-# A batch's line now; a page's line in the code before (its pages started their items).
-STARTED = re.compile(r"\bjob_(?:batch|page)\b.*?\bstarted=(\d+)")
 BEFORE = "229b9f0"
 
 
