@@ -51,7 +51,7 @@ def run(harness: Harness, interval: float = 2.0, lag: float = 3.0) -> None:
     records = [awaited(service.ledger.get(i)) for i in ids]
     # A copy that ended any other way than by its deadline's abort has no lateness to measure.
     assert all(record.state is State.ABORTED for record in records), Counter(r.state.value for r in records)
-    lateness = sorted((ended_by[record.id] - record.deadline).total_seconds() for record in records)
+    lateness = sorted((ended_by[record.id] - record.terms.deadline).total_seconds() for record in records)
     bound = interval + lag + max(durations)
     print(
         f"{len(ids)} copies, each started 1 s before its deadline: lateness min {lateness[0]:.2f} s, "
