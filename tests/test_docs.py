@@ -81,5 +81,8 @@ def test_the_try_it_examples_run_as_written(host: DevHostProcess, proxy: Pending
     assert '"state":"pending"' in out and '"source":"' + big_url(proxy) + '"' in out  # from the partner's account
     assert '"state":"aborted"' in out and '"abort_reason":"deadline"' in out  # ... at its deadline
     job = json.loads(Path("/tmp/copy-ops-job.json").read_text())
-    assert (job["state"], job["counts"]["succeeded"]) == ("succeeded", 1), job  # ended with its item
+    # Ended with its items: every one it found succeeded (tests running beside this one put blobs
+    # of their own in the shared account's incoming container, so hello.txt may not be alone).
+    counts = job["counts"]
+    assert job["state"] == "succeeded" and counts["succeeded"] == counts["items"] >= 1, job
     assert '"destination":{"container":"backups","blob":"job/hello.txt"}' in out  # the job's report
