@@ -5,20 +5,17 @@ runs in the background; one within an account ends at once. So every benchmark t
 copies still pending (a deadline abort, a check, a pending item of a job) takes its source
 from the second account of the harness's Azurite (``partner``, in ``AZURITE_ACCOUNTS``),
 named to the app as a partner hands it out: by URL through the proxy, with a SAS, as
-tests/support/partner.py does for the suite (which the benchmarks may not import).
+tests/support/partner.py does for the suite (both over devkit/partner.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
-from azure.core.exceptions import ResourceExistsError
-from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
-
 from devkit import DEV_ACCOUNT, DEV_KEY, PARTNER_ACCOUNT, PARTNER_KEY
+from devkit.partner import partner_container
 
 # The harness's Azurite serves both: the app's account and the partner's.
 ACCOUNTS = {DEV_ACCOUNT: DEV_KEY, PARTNER_ACCOUNT: PARTNER_KEY}
@@ -37,19 +34,7 @@ class Partner:
     def __init__(self, azurite_port: int, proxy_port: int, container: str) -> None:
         self.container = container
         self.base = f"http://127.0.0.1:{proxy_port}/{PARTNER_ACCOUNT}/{container}"
-        self.service = BlobServiceClient(
-            f"http://127.0.0.1:{azurite_port}/{PARTNER_ACCOUNT}",
-            credential={"account_name": PARTNER_ACCOUNT, "account_key": PARTNER_KEY},
-        )
-        with contextlib.suppress(ResourceExistsError):
-            self.service.create_container(container)
-        self.sas = generate_container_sas(
-            PARTNER_ACCOUNT,
-            container,
-            account_key=PARTNER_KEY,
-            permission=ContainerSasPermissions(read=True, list=True),
-            expiry=datetime.now(UTC) + SAS_LIFETIME,
-        )
+        self.service, self.sas = partner_container(f"http://127.0.0.1:{azurite_port}", container, SAS_LIFETIME)
 
     def put(self, name: str, data: bytes, max_concurrency: int = 1) -> str:
         """Put the blob ``name``; its URL, as a copy's source."""

@@ -10,15 +10,14 @@ app's own requests do, so the proxy sees the copy's source as another account's.
 
 from __future__ import annotations
 
-import contextlib
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
-from azure.core.exceptions import ResourceExistsError
-from azure.storage.blob import BlobClient, BlobServiceClient, ContainerSasPermissions, generate_container_sas
+from azure.storage.blob import BlobClient
 
-from devkit import PARTNER_ACCOUNT, PARTNER_KEY, PendingCopyProxy
+from devkit import PARTNER_ACCOUNT, PendingCopyProxy
+from devkit.partner import partner_container
 
 # Longer than any test runs: a copy still pending at the end reads its source with it.
 SAS_LIFETIME = timedelta(hours=2)
@@ -31,19 +30,8 @@ class Partner:
     def __init__(self, proxy: PendingCopyProxy, container: str) -> None:
         self.proxy = proxy
         self.container = container
-        self.service = BlobServiceClient(
-            f"{proxy.scheme}://127.0.0.1:{proxy.azurite_port}/{PARTNER_ACCOUNT}",
-            credential={"account_name": PARTNER_ACCOUNT, "account_key": PARTNER_KEY},
-        )
-        with contextlib.suppress(ResourceExistsError):
-            self.service.create_container(container)
-        self.sas = generate_container_sas(
-            PARTNER_ACCOUNT,
-            container,
-            account_key=PARTNER_KEY,
-            permission=ContainerSasPermissions(read=True, list=True),
-            expiry=datetime.now(UTC) + SAS_LIFETIME,
-        )
+        azurite = f"{proxy.scheme}://127.0.0.1:{proxy.azurite_port}"
+        self.service, self.sas = partner_container(azurite, container, SAS_LIFETIME)
 
     def blob(self, name: str) -> BlobClient:
         return self.service.get_blob_client(self.container, name)
