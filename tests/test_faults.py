@@ -12,6 +12,7 @@ import pytest
 from copy_ops.app_service import AppService
 from copy_ops.background.sweep import sweep
 from copy_ops.copies.model import AbortReason, Operation, State
+from copy_ops.copies.phases import Phase
 from copy_ops.core.errors import StorageUnavailable
 from devkit import PendingCopyProxy
 from devkit.worker import run
@@ -50,15 +51,43 @@ def test_record_write_fails_nothing_starts(service: AppService, blobs: Blobs, pr
 
 @pytest.mark.parametrize("mode", ["status", "drop"])
 def test_copy_blob_never_reached_storage(service: AppService, blobs: Blobs, proxy: PendingCopyProxy, mode: str) -> None:
+    """Tried once (no attempt left): the caller's 503, and the sweep ends the record."""
     blobs.put(blobs.src, "a.bin", b"x")
     proxy.inject("copy_blob", mode=mode, times=MANY)
+    body = copy_body(blobs.src, blobs.dst, timeout_seconds=600, lease_source=True, retry={"attempts": 1})
     with pytest.raises(StorageUnavailable):
-        start(service, copy_body(blobs.src, blobs.dst, timeout_seconds=600, lease_source=True), NOW)
+        start(service, body, NOW)
     [operation_id] = records(service)
     assert blobs.lease_state(blobs.src, "a.bin") == "leased"
     settle_all(service, NOW + timedelta(seconds=10), AFTER_GRACE)
     stored = run(service.ledger.get(operation_id))
     assert stored.state is State.FAILED and stored.error is not None and stored.error.code == "not_started"
+    assert blobs.lease_state(blobs.src, "a.bin") == "available"
+
+
+@pytest.mark.parametrize("mode", ["status", "drop"])
+def test_copy_blob_storage_did_not_answer_is_tried_again_once_its_start_grace_is_over(
+    service: AppService, blobs: Blobs, proxy: PendingCopyProxy, mode: str
+) -> None:
+    """With attempts left, the start is answered pending (its attempt failed, the next
+    scheduled); the next attempt, once no answer of the first can land any more, copies."""
+    blobs.put(blobs.src, "a.bin", b"x")
+    proxy.inject("copy_blob", mode=mode, times=MANY)
+    body = copy_body(blobs.src, blobs.dst, timeout_seconds=600, lease_source=True, retry={"attempts": 2})
+    op = start(service, body, NOW).operation
+    assert (op.state, op.phase, op.failed_attempts[0].error.code) == (
+        State.PENDING,
+        Phase.RETRYING,
+        "storage_unavailable",
+    )
+    assert op.next_check_at is not None and op.next_check_at >= NOW + timedelta(seconds=300)
+    proxy.clear_faults()
+    settle_all(service, NOW + timedelta(seconds=10))
+    assert run(service.ledger.get(op.id)).phase is Phase.RETRYING  # not due before the grace
+    settle_all(service, AFTER_GRACE)
+    done = run(service.ledger.get(op.id))
+    assert (done.state, done.attempt) == (State.SUCCEEDED, 2), done
+    assert blobs.read(blobs.dst, "a.bin") == b"x"
     assert blobs.lease_state(blobs.src, "a.bin") == "available"
 
 

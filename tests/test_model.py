@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 from copy_ops.copies.model import (
     AbortReason,
+    Attempt,
     BlobRef,
     BlockState,
+    Cause,
     Cleanup,
     Engine,
     ErrorCode,
@@ -52,6 +54,8 @@ TERMS = st.builds(
     lease_source=st.booleans(),
     engine=st.sampled_from(Engine),
     escalate_at=optional(TIMES),
+    retry_attempts=st.integers(1, 10),
+    retry_backoff_seconds=st.sampled_from([0.0, 0.5, 30.0, 600.0]),
 )
 BLOCK_STATES = st.builds(
     BlockState,
@@ -65,6 +69,17 @@ BLOCK_STATES = st.builds(
 REASONS = optional(st.text(min_size=1, max_size=12))
 OBJECT_IDS = st.uuids().map(str)
 MOVES = st.builds(Move, TIMES, st.sampled_from(Phase), st.sampled_from(Event), REASONS, optional(OBJECT_IDS))
+ATTEMPTS = st.builds(
+    Attempt,
+    st.integers(1, 10),
+    TIMES,
+    st.sampled_from(Cause),
+    st.builds(OperationError, st.sampled_from(ErrorCode), TEXT),
+    optional(TEXT),
+    st.integers(0, 2**50),
+    st.integers(0, 2**50),
+    st.floats(0, 1e6),
+)
 # An owner: an object id, and a name as a token gives it (any text, or none).
 OWNERS = st.builds(Owner, OBJECT_IDS, optional(st.text(max_size=40)))
 
@@ -108,6 +123,9 @@ OPERATIONS = st.builds(
     blocks=optional(BLOCK_STATES),
     claim=optional(st.builds(ItemClaim, TEXT, TIMES)),
     restore=optional(st.builds(Restore, TEXT, optional(TEXT))),
+    attempt=st.integers(1, 10),
+    attempt_at=optional(TIMES),
+    failed_attempts=st.lists(ATTEMPTS, max_size=3).map(tuple),
 ).map(engine_of_its_part)
 
 # The keys of the stored format as the record wrote them before it had parts (every key
@@ -119,7 +137,11 @@ STORED = {
     "overwrite",
 }
 FLAT = {field.name for kind in (Terms, BlockState, ItemClaim, Restore) for field in dataclasses.fields(kind)} | {
-    "caller"
+    "caller",
+    # An operation's attempts (copy_ops.copies.retry), added since too.
+    "attempt",
+    "attempt_at",
+    "failed_attempts",
 }
 # What the record wrote of each part's fields when the part was not in use (before parts).
 ABSENT: dict[str, dict[str, object]] = {

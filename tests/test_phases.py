@@ -16,14 +16,16 @@ import pytest
 
 from copy_ops.app_service import AppService
 from copy_ops.copies import block_lifecycle as rules
-from copy_ops.copies import blocks, lifecycle
+from copy_ops.copies import blocks, lifecycle, retry
 from copy_ops.copies.lifecycle import Timing
 from copy_ops.copies.model import (
     AbortReason,
     BlobRef,
     BlockState,
     Engine,
+    ErrorCode,
     Operation,
+    OperationError,
     SourceFacts,
     State,
     Terms,
@@ -57,8 +59,15 @@ def in_phase(phase: Phase) -> Operation:
     )
 
 
+def with_retries(op: Operation) -> Operation:
+    return dataclasses.replace(op, terms=dataclasses.replace(op.terms, retry_attempts=3))
+
+
+NOT_STARTED = OperationError(ErrorCode.NOT_STARTED, "the copy was never started")
+
+
 # The lifecycle function that emits each event: the only callers of next_phase.
-EMITTERS: dict[Event, Callable[[Operation], Operation]] = {
+EMITTERS: dict[Event, Callable[[Operation], Operation | None]] = {
     Event.STARTED: lambda op: lifecycle.adopted(op, "c0ffee00-0000-4000-8000-000000000002", T0),
     Event.ESCALATED: lambda op: rules.escalating(op, T0),
     Event.LEFTOVER_FOUND: lambda op: rules.leftover_found(op, '"leftover"', T0),
@@ -66,6 +75,8 @@ EMITTERS: dict[Event, Callable[[Operation], Operation]] = {
     Event.PLANNED: lambda op: rules.planned(op, FACTS, T0),
     Event.COMMIT_SENT: lambda op: rules.sending_commit(op, T0),
     Event.COMMIT_MISSED: lambda op: rules.restaging(op, frozenset({0}), T0),
+    Event.ATTEMPT_FAILED: lambda op: retry.retrying(with_retries(op), NOT_STARTED, T0, TIMING.start_grace),
+    Event.RETRIED: lambda op: retry.retried(op, T0, TIMING.start_grace),
     Event.FINISHED: lambda op: lifecycle.finish(op, State.ABORTED, T0, TIMING, abort_reason=AbortReason.REQUESTED),
 }
 

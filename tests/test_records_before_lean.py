@@ -37,9 +37,12 @@ RECORDS = sorted(path for path in HERE.glob("*.json") if not path.stem.startswit
 SETTINGS = Settings.from_env({"COPY_STORAGE": "UseDevelopmentStorage=true"})
 # Keys a record written now may have that the version before did not write, which it leaves
 # aside: fields of its terms or its parts added since (overwrite first: the terms stored whole),
-# and its caller (copy_ops.copies.owners: none known, for a record written before).
+# its caller (copy_ops.copies.owners: none known, for a record written before), and its
+# attempts (copy_ops.copies.retry: a record written before was on its first, of one).
+RETRIES = {"attempt", "attempt_at", "failed_attempts"}
 ADDED = {field.name for kind in (Terms, BlockState, ItemClaim, Restore) for field in dataclasses.fields(kind)} | {
-    "caller"
+    "caller",
+    *RETRIES,
 }
 # How the sweep ends each, past its deadline: its state, and why (the abort's reason or the error).
 ENDS = {

@@ -47,6 +47,7 @@ PURE = {
     "copies.phases",
     "copies.ports",
     "copies.request",
+    "copies.retry",
     "copies.sources",
     "copies.views",
     "jobs.events",

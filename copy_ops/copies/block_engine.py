@@ -38,6 +38,7 @@ from copy_ops.core.errors import (
     InvalidRequest,
     NotFound,
     PreconditionFailed,
+    SourceChanged,
     StorageUnavailable,
 )
 
@@ -90,6 +91,10 @@ class BlockEngine:
     ) -> Operation:
         clock = Elapsed(now)
         facts = await self._storage.source_facts(source)
+        pinned = rules.part(stored.op).source_etag
+        if pinned is not None and pinned != facts.etag:
+            # A later attempt: its blocks staged are of the version pinned, which is gone.
+            raise SourceChanged("the source changed between attempts", code="SourceChanged")
         if facts.size > LARGEST_BLOB:
             raise InvalidRequest(f"the source is larger than a block blob may be ({LARGEST_BLOB} bytes)")
         if not rules.may_commit(stored.op, clock.now()):
@@ -108,7 +113,10 @@ class BlockEngine:
         logger.info("blocks_planned op=%s size=%s blocks=%s", op.id, facts.size, rules.counts(op))
         if rules.single(op):
             return await self.copy_whole(stored, source, clock.now(), at_start=at_start)
-        await self.hand_out(op, rules.plan_of(op), sas)
+        if rules.complete(op):  # a later attempt whose blocks were all staged: its commit is left
+            await self.commit(stored, clock.now(), sas)
+            return await self._ledger.get(op.id)
+        await self.hand_out(op, rules.staged(op).missing(rules.plan_of(op)), sas)
         return op
 
     # -- the work queue's messages ------------------------------------------------------

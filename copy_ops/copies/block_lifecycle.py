@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from copy_ops.copies import blocks
+from copy_ops.copies import blocks, retry
 from copy_ops.copies.lifecycle import Timing, start_given_up_at
 from copy_ops.copies.model import (
     AbortReason,
@@ -54,6 +54,10 @@ COMMIT_LONGEST = timedelta(seconds=30)
 # After a commit was sent, by this long it has landed or never will (its timeouts above):
 # the sweep may then check, and send it again or end the copy.
 COMMIT_GRACE = COMMIT_LONGEST + timedelta(seconds=30)
+# A staging found stalled this many checks in a row (its blocks handed out again each time)
+# has blocks that keep failing: its attempt fails, and the next plans again from the blocks
+# staged, if it has room; else the blocks are handed out again until the deadline.
+BLOCK_STALLS = 3
 
 
 class Step(StrEnum):
@@ -109,6 +113,10 @@ def decide(op: Operation, now: datetime, timing: Timing) -> BlockDecision:
         return BlockDecision(Step.WAIT)
     if complete(op):
         return BlockDecision(Step.COMMIT) if may_commit(op, now) else BlockDecision(Step.WAIT)
+    if op.checks >= BLOCK_STALLS:
+        error = OperationError(ErrorCode.BLOCKS_FAILED, f"no block staged in {op.checks} checks in a row")
+        if retry.retrying(op, error, now, timing.start_grace) is not None:
+            return _end(State.FAILED, error=error)
     return BlockDecision(Step.HAND_OUT)
 
 
@@ -214,14 +222,17 @@ def planned(op: Operation, facts: SourceFacts, now: datetime, by: str | None = N
     """``op`` with its source pinned and its plan made: the blocks go out next (or the one
     request, recorded as sent first). No metadata asked for copies the source's, as Copy Blob
     does. ``by``: the caller whose start request planned it (an escalation's plan: none)."""
+    # A later attempt's plan keeps the blocks staged (the source read again is the version
+    # they came from: copy_ops.copies.block_engine refuses another).
+    kept = part(op).staged if part(op).source_etag == facts.etag else ""
     planned = dataclasses.replace(
         op,
         **moved(op.phase, op.history, Event.PLANNED, now, by=by),
         # The escalated copy's leftover stays the blob its commit replaces.
-        blocks=BlockState(facts.etag, dict(facts.content), condition_etag=part(op).condition_etag),
+        blocks=BlockState(facts.etag, dict(facts.content), kept, condition_etag=part(op).condition_etag),
         source_size=facts.size,
         terms=dataclasses.replace(op.terms, metadata=op.terms.metadata or dict(facts.metadata)),
-        progress=Progress(0, facts.size),
+        progress=Progress(blocks.Staged.parse(kept).bytes_staged(blocks.plan(op.id, facts.size)), facts.size),
     )
     if single(planned):
         return sending_commit(planned, now)

@@ -27,6 +27,7 @@ from copy_ops.copies.owners import owner_of
 from copy_ops.copies.ports import Announcer, BlockQueue, JobWatch, Storage, shown_url
 from copy_ops.copies.read import Reader
 from copy_ops.copies.records import Ledger
+from copy_ops.copies.retries import Retrier
 from copy_ops.copies.settle import Settled, Settler
 from copy_ops.copies.start import Starter, StartOutcome
 from copy_ops.core.callers import KEY_CALLER, Caller
@@ -63,7 +64,10 @@ class CopyService:
         end = Ending(self.ledger, cleaner, timing, telemetry, job_watch)
         self.blocks = BlockEngine(self.ledger, storage, end, queue)
         sweep = BlockSettler(self.blocks, self.ledger, storage, end, timing)
-        self.settler = Settler(self.ledger, storage, cleaner, timing, end=end, blocks=sweep, telemetry=telemetry)
+        retries = Retrier(self.ledger, storage, self.blocks, end, timing)
+        self.settler = Settler(
+            self.ledger, storage, cleaner, timing, end=end, blocks=sweep, retries=retries, telemetry=telemetry
+        )
         self.starter = Starter(self.ledger, storage, cleaner, timing, telemetry, blocks=self.blocks)
         self._reader = Reader(self.ledger, storage, self.settler, timing, settings.sweep_concurrency)
 

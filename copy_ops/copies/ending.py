@@ -3,7 +3,9 @@ then its cleanup done, then its job told. The one way every part of the copies (
 sweep's check, an abort, the block engine, a view that finds a copy ended) ends one.
 
 A final state is written before any cleanup that changes the destination, so only the
-writer that won the record goes on to clean up (invariant 3).
+writer that won the record goes on to clean up (invariant 3). A failure that may pass, with
+room for another attempt, is no end: the record is written ``retrying`` instead
+(:mod:`copy_ops.copies.retry`), owing nothing yet: its lease and snapshot serve the next attempt.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from copy_ops.copies import lifecycle
+from copy_ops.copies import lifecycle, retry
 from copy_ops.copies.cleanup import Cleaner
 from copy_ops.copies.lifecycle import Decision, Timing
 from copy_ops.copies.metrics import operation_ended
@@ -47,6 +49,10 @@ class Ending:
         (false for an item that ended at its start: its page's end tells the job).
         :class:`PreconditionFailed` if another writer got to the record first: then nothing
         is touched."""
+        if ending.error is not None:
+            again = retry.retrying(stored.op, ending.error, now, self._timing.start_grace)
+            if again is not None:
+                return await self.attempt_failed(stored, again, now)
         op = lifecycle.finish(
             stored.op, ending.state, now, self._timing, abort_reason=ending.abort_reason, error=ending.error
         )
@@ -67,3 +73,19 @@ class Ending:
             # After the item's own cleanup: a job that ends now finds its items settled.
             await self._job_watch.item_ended(ended, now)
         return ended
+
+    async def attempt_failed(self, stored: Stored, again: Operation, now: datetime) -> Operation:
+        """An attempt's failure recorded, its next attempt scheduled (``again``: the record so)."""
+        saved = await self._ledger.save(again, stored.etag, now)
+        failed = again.failed_attempts[-1]
+        self._telemetry.copy_retried(failed.cause.value)
+        logger.info(
+            "copy_attempt_failed op=%s attempt=%s of=%s cause=%s code=%s next_at=%s",
+            again.id,
+            failed.number,
+            again.terms.retry_attempts,
+            failed.cause,
+            failed.error.code,
+            again.next_check_at,
+        )
+        return saved.op

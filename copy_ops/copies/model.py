@@ -96,6 +96,14 @@ class ErrorCode(StrEnum):
     # The block engine, not overwriting: the destination was written by someone else
     # while the blocks were staged, and is left as they wrote it.
     DESTINATION_EXISTS = "destination_exists"
+    # Storage answered a copy's start with a 5xx, 429 or not at all: whether its copy began is
+    # not known (the next attempt looks for it before it sends another).
+    STORAGE_UNAVAILABLE = "storage_unavailable"
+    # The block engine: its blocks kept failing (found stalled, handed out again, again).
+    BLOCKS_FAILED = "blocks_failed"
+    # A later attempt's Copy Blob refused at its start (the source gone or forbidden since):
+    # the earlier attempt's leftover on the destination stays ours, cleaned as on_abort says.
+    RETRY_REFUSED = "retry_refused"
 
     @property
     def destination_is_ours(self) -> bool:
@@ -136,8 +144,65 @@ class Cleanup(StrEnum):
 CLEANUP_ORDER = tuple(Cleanup)
 
 
+class Cause(StrEnum):
+    """Why an attempt failed that may pass (copy_ops.copies.retry.CAUSES): metrics count
+    retries by these."""
+
+    # Storage busy or not answering a copy's start (a 5xx, 429, a timeout).
+    STORAGE_BUSY = "storage_busy"
+    # A start whose copy was never sent (its request died, or its answer was lost).
+    NOT_STARTED = "not_started"
+    # A copy Azure ended failed for a server-side cause (a 5xx in its status description).
+    COPY_FAILED = "copy_failed"
+    # The block engine's blocks kept failing.
+    BLOCKS_FAILED = "blocks_failed"
+
+
 def in_cleanup_order(tasks: set[Cleanup]) -> tuple[Cleanup, ...]:
     return tuple(task for task in CLEANUP_ORDER if task in tasks)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """An attempt that failed for a cause that may pass: its number, when, why, its copy (an
+    async copy's id: its leftover on the destination is ours, and it is never adopted as a
+    later attempt's), and its pace (bytes copied of all, in so many seconds), by which the
+    next attempt's room is judged."""
+
+    number: int
+    at: datetime
+    cause: Cause
+    error: OperationError
+    copy_id: str | None = None
+    bytes_copied: int = 0
+    bytes_total: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "at": format_time(self.at, exact=True),
+            "cause": self.cause.value,
+            "error": self.error.as_dict(),
+            "copy_id": self.copy_id,
+            "bytes_copied": self.bytes_copied,
+            "bytes_total": self.bytes_total,
+            "seconds": self.seconds,
+        }
+
+    @classmethod
+    def read(cls, data: dict[str, Any]) -> Attempt:
+        error = data["error"]
+        return cls(
+            number=int(data["number"]),
+            at=parse_time(data["at"]),
+            cause=Cause(data["cause"]),
+            error=OperationError(ErrorCode(error["code"]), error["message"]),
+            copy_id=data.get("copy_id"),
+            bytes_copied=int(data.get("bytes_copied", 0)),
+            bytes_total=int(data.get("bytes_total", 0)),
+            seconds=float(data.get("seconds", 0.0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -214,6 +279,10 @@ class Terms:
     engine: Engine = Engine.ASYNC
     # When ``auto`` hands a copy of the app's account still pending to the blocks (None: never).
     escalate_at: datetime | None = None
+    # How many attempts at most, and the first wait between them (copy_ops.copies.retry).
+    # Records written before retries were tried once.
+    retry_attempts: int = 1
+    retry_backoff_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -361,6 +430,11 @@ class Operation:
     phase: Phase = Phase.RECORDED
     # Its moves, the latest ones (phases.HISTORY_KEPT): when, to which phase, on what, why.
     history: tuple[Move[Phase, Event], ...] = ()
+    # The attempt under way (1 for the first), when it began (None: at ``created_at``), and
+    # every attempt that failed for a cause that may pass (copy_ops.copies.retry).
+    attempt: int = 1
+    attempt_at: datetime | None = None
+    failed_attempts: tuple[Attempt, ...] = ()
     # Its parts, each whole while its machine is in use, else None (see each).
     blocks: BlockState | None = None
     claim: ItemClaim | None = None
@@ -442,6 +516,9 @@ class Operation:
             source_sas=bool(data.get("source_sas")),
             phase=Phase(data.get("phase") or Phase.RECORDED),
             history=MACHINE.history_of(data.get("history")),
+            attempt=int(data.get("attempt") or 1),
+            attempt_at=_optional_time(data.get("attempt_at")),
+            failed_attempts=tuple(Attempt.read(item) for item in data.get("failed_attempts") or ()),
             # Each part there when its machine is: the block engine's on the engine's copies,
             # a claim on a job's item recorded by an attempt, a restore once a snapshot was taken.
             blocks=read_fields(BlockState, data) if terms.engine is Engine.BLOCKS else None,
@@ -480,7 +557,7 @@ def _overwrite_before_terms(data: dict[str, Any]) -> bool:
 def _encode(value: object) -> object:
     if isinstance(value, datetime):
         return format_time(value, exact=True)
-    if isinstance(value, BlobRef | ForeignBlob | OperationError | Progress | Move | Owner):
+    if isinstance(value, BlobRef | ForeignBlob | OperationError | Progress | Move | Owner | Attempt):
         return value.as_dict()
     raise TypeError(f"cannot encode {type(value).__name__}")
 

@@ -38,6 +38,9 @@ class Phase(StrEnum):
     # The commit (Put Block List, or the one Put Blob From URL) sent: it lands within its
     # grace, or never.
     COMMITTING = "committing"
+    # An attempt failed for a cause that may pass; the next waits for its backoff (the failed
+    # attempt's copy id kept: its leftover is ours). The next attempt's send starts here too.
+    RETRYING = "retrying"
     # A final state recorded (``state``); the cleanup it owes is on the record.
     ENDED = "ended"
 
@@ -58,11 +61,26 @@ class Event(StrEnum):
     COMMIT_SENT = "commit_sent"
     # A commit refused for blocks the destination lost: those blocks staged again.
     COMMIT_MISSED = "commit_missed"
+    # An attempt failed for a cause that may pass, with room for another (copy_ops.copies.retry).
+    ATTEMPT_FAILED = "attempt_failed"
+    # The next attempt recorded, before its Copy Blob or its plan is sent.
+    RETRIED = "retried"
     # A final state recorded: succeeded, failed or aborted.
     FINISHED = "finished"
 
 
-_LIVE = (Phase.RECORDED, Phase.COPYING, Phase.ESCALATING, Phase.PLANNING, Phase.STAGING, Phase.COMMITTING)
+_LIVE = (
+    Phase.RECORDED,
+    Phase.COPYING,
+    Phase.ESCALATING,
+    Phase.PLANNING,
+    Phase.STAGING,
+    Phase.COMMITTING,
+    Phase.RETRYING,
+)
+# The phases an attempt can fail in: not started, Copy Blob's copy failed, the blocks kept
+# failing; and a retry's own send (retrying again). auto's escalation is no attempt.
+_ATTEMPTING = (Phase.RECORDED, Phase.COPYING, Phase.STAGING, Phase.RETRYING)
 
 # (phase, event) -> the phase it moves to, and why the move is made (the table's last
 # column in the docs).
@@ -75,12 +93,17 @@ TRANSITIONS: dict[tuple[Phase, Event], tuple[Phase, str]] = {
     (Phase.STAGING, Event.COMMIT_SENT): (Phase.COMMITTING, "every block staged (or the one request sent)"),
     (Phase.COMMITTING, Event.COMMIT_SENT): (Phase.COMMITTING, "a commit that never landed, sent again in time"),
     (Phase.COMMITTING, Event.COMMIT_MISSED): (Phase.STAGING, "blocks the destination lost, staged again"),
+    **{(phase, Event.ATTEMPT_FAILED): (Phase.RETRYING, "an attempt failed; another has room") for phase in _ATTEMPTING},
+    (Phase.RETRYING, Event.RETRIED): (Phase.RETRYING, "its backoff over: the next attempt recorded"),
+    (Phase.RETRYING, Event.STARTED): (Phase.COPYING, "the next attempt's Copy Blob answered pending"),
+    (Phase.RETRYING, Event.PLANNED): (Phase.STAGING, "the next attempt's plan: the blocks staged kept"),
     **{(phase, Event.FINISHED): (Phase.ENDED, "a final state recorded") for phase in _LIVE},
     **{(phase, Event.ABORT_REQUESTED): (phase, "an abort asked for; the next move carries it out") for phase in _LIVE},
 }
 # The moves a record keeps (its history), the latest ones: a copy moves through at most
-# seven, an abort asked for and a commit sent again add one each.
-HISTORY_KEPT = 16
+# seven, an abort asked for and a commit sent again add one each, and each attempt after
+# the first about four (copy_ops.copies.retry.MOST_ATTEMPTS of them at most).
+HISTORY_KEPT = 48
 
 
 # The one machine of an operation's moves; the names below are its functions, as every

@@ -99,11 +99,14 @@ class BlobCopies(Protocol):
         *,
         readable_until: datetime,
         source_snapshot: str | None = None,
+        replace_etag: str | None = None,
     ) -> tuple[str, CopyStatus]:
         """Start a server-side copy onto ``ref``; its copy id and status. ``source`` is a URL
         as the caller gave it, a blob of this account, or a blob of another account (read
         through a SAS the adapter mints, valid until a little after ``readable_until``).
-        No metadata copies the source's."""
+        No metadata copies the source's. ``replace_etag``: the destination must be exactly
+        the blob with this ETag (a failed attempt's leftover, which the next attempt replaces),
+        whatever ``overwrite`` says."""
 
     async def abort_copy(self, ref: BlobRef, copy_id: str) -> None:
         """Abort the pending copy ``copy_id``: :class:`~copy_ops.core.errors.CopyIdMismatch` if the

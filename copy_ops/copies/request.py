@@ -3,7 +3,8 @@
 Pure: no storage, no clock (``now`` is passed in). Nothing starts unless this passes.
 Each field is read under :func:`~copy_ops.core.problems.guarded`, so no exception raised
 while reading input (an overflow, a recursion, a value of an unexpected type) can
-become a 5xx. The source's own rules are in :mod:`copy_ops.copies.sources`.
+become a 5xx. The source's own rules are in :mod:`copy_ops.copies.sources`, the retry's
+in :mod:`copy_ops.copies.retry`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from copy_ops.copies.engines import engine_for, engine_of, escalation_at
 from copy_ops.copies.model import RESERVED_METADATA_PREFIX, BlobRef, CopyRequest, Engine, OnAbort, Terms
-from copy_ops.copies.sources import Source, blob_ref, minted_deadline_problem, read_source
+from copy_ops.copies.retry import SAS_TRIED_ONCE, retry_of
+from copy_ops.copies.sources import NOT_OWN_SOURCE, Source, blob_ref, minted_deadline_problem, read_source
 from copy_ops.core.errors import FieldError, InvalidRequest
 from copy_ops.core.problems import Problems, guarded
 from copy_ops.core.settings import Settings
@@ -36,8 +39,10 @@ KNOWN_FIELDS = frozenset(
         "lease_source",
         "on_abort",
         "engine",
+        "retry",
     }
 )
+
 METADATA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Azure's limit on all metadata names and values of a blob together.
 METADATA_MAX_BYTES = 8 * 1024
@@ -67,10 +72,12 @@ def terms_of(
     *,
     too_far: Callable[[datetime], str | None],
     no_lease: str | None,
+    no_retry: str | None = None,
 ) -> Terms | None:
     """The terms of a copy's or a job's request (None when one is invalid: each problem kept);
     ``too_far``: what is wrong with a deadline beyond what a SAS the app mints for the source
-    may cover, if anything; ``no_lease``: why its source cannot be leased, if it cannot. ``auto``
+    may cover, if anything; ``no_lease``: why its source cannot be leased, if it cannot;
+    ``no_retry``: why its source cannot be tried more than once, if it cannot. ``auto``
     is left to each copy (copy_ops.copies.engines.engine_for), with the moment it escalates."""
     deadline = guarded("deadline", problems, lambda: deadline_of(body, settings, now, problems))
     beyond = too_far(deadline) if deadline is not None else None
@@ -83,6 +90,7 @@ def terms_of(
     engine = engine_of(body.get("engine", settings.engine), problems)
     if lease_source and no_lease is not None:
         problems.bad("lease_source", no_lease)
+    attempts, backoff = guarded("retry", problems, lambda: retry_of(body, settings, problems, no_retry)) or (1, 0)
     if deadline is None or on_abort is None or engine is None:
         return None
     escalate_at = escalation_at(now, deadline, settings.escalate_at) if engine is Engine.AUTO else None
@@ -94,6 +102,8 @@ def terms_of(
         lease_source=lease_source,
         engine=engine,
         escalate_at=escalate_at,
+        retry_attempts=attempts,
+        retry_backoff_seconds=backoff,
     )
 
 
@@ -112,11 +122,9 @@ def parse_copy_request(body: Any, settings: Settings, now: datetime) -> CopyRequ
 
     source_url, source_blob = source.url, source.blob
     elsewhere = source_blob is None and (source_url is not None or source.foreign is not None)
-    no_lease = (
-        "a lease can be held only on a source in the app's own storage account "
-        "(its SAS is not kept, so the lease could not be released later)"
-    )
-    terms = terms_of(body, settings, now, problems, too_far=too_far, no_lease=no_lease if elsewhere else None)
+    no_lease = NOT_OWN_SOURCE if elsewhere else None
+    no_retry = SAS_TRIED_ONCE if source_url is not None and urlsplit(source_url).query else None
+    terms = terms_of(body, settings, now, problems, too_far=too_far, no_lease=no_lease, no_retry=no_retry)
     if destination is not None and source_blob is not None and source_blob == destination:
         problems.bad("destination", "must differ from the source")
 

@@ -23,6 +23,7 @@ from copy_ops.copies.ending import Ending
 from copy_ops.copies.lifecycle import Action, Decision, Timing
 from copy_ops.copies.model import Engine, Operation, State
 from copy_ops.copies.owners import by_of
+from copy_ops.copies.phases import Phase
 from copy_ops.copies.ports import BlobCopies
 from copy_ops.copies.records import Ledger, Stored
 from copy_ops.core.callers import Caller
@@ -31,6 +32,7 @@ from copy_ops.observability.telemetry import OFF, OPERATION_ID, Telemetry
 
 if TYPE_CHECKING:
     from copy_ops.copies.block_settle import BlockSettler
+    from copy_ops.copies.retries import Retrier
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ class Settler:
         *,
         end: Ending,
         blocks: BlockSettler,
+        retries: Retrier,
         telemetry: Telemetry = OFF,
     ) -> None:
         self._ledger = ledger
@@ -84,6 +87,8 @@ class Settler:
         self.end = end
         # The block engine's sweep step, which settles its own copies.
         self._blocks = blocks
+        # The next attempt of a copy whose attempt failed for a cause that may pass.
+        self._retries = retries
 
     async def process_due(self, operation_id: str, now: datetime) -> Settled:
         """Do what is due for one operation; returns an outcome label for the sweep summary."""
@@ -107,6 +112,9 @@ class Settler:
     async def settle(self, stored: Stored, now: datetime) -> tuple[Settled, Operation]:
         """Check a pending operation's copy and act: wait, abort, or record how it ended."""
         op = stored.op
+        if op.phase is Phase.RETRYING:
+            settled = await self._retries.next_attempt(stored, now)
+            return (Settled.of(settled.state) if settled.is_final else Settled.WAITING), settled
         if op.terms.engine is Engine.BLOCKS:
             settled = await self._blocks.settle(stored, now)
             return (Settled.of(settled.state) if settled.is_final else Settled.WAITING), settled

@@ -19,6 +19,11 @@ from copy_ops.core import names, urls
 from copy_ops.core.problems import Problems
 from copy_ops.core.settings import Settings
 
+NOT_OWN_SOURCE = (  # why a lease cannot be held on a source elsewhere
+    "a lease can be held only on a source in the app's own storage account "
+    "(its SAS is not kept, so the lease could not be released later)"
+)
+
 
 def blob_ref(value: Any, field: str, problems: Problems) -> BlobRef | None:
     """``{"container", "blob"}``, both names acceptable, or None with the problems noted."""

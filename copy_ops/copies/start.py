@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from copy_ops.copies import lifecycle
+from copy_ops.copies import lifecycle, retry
 from copy_ops.copies.cleanup import Cleaner, abort_ours_quietly
 from copy_ops.copies.lifecycle import Timing
 from copy_ops.copies.metrics import operation_ended
@@ -35,12 +35,15 @@ from copy_ops.copies.model import (
     CopyRequest,
     CopyStatus,
     Engine,
+    ErrorCode,
     ItemClaim,
     OnAbort,
     Operation,
+    OperationError,
     Progress,
     Restore,
 )
+from copy_ops.copies.phases import Phase
 from copy_ops.copies.ports import BlobCopies
 from copy_ops.copies.records import Ledger, Stored, new_operation_id
 from copy_ops.core.errors import Busy, CopyOpsError, NotFound, PreconditionFailed, StorageUnavailable
@@ -159,11 +162,11 @@ class Starter:
             )
         except SendWindowPassed:
             raise  # nothing was sent: the claim is left to a later attempt
-        except StorageUnavailable:
+        except StorageUnavailable as exc:
             # The copy may or may not have started: the record stays, and the sweep
             # settles it (it recognises our copy by the owner metadata).
             logger.warning("copy_start_uncertain op=%s", op.id)
-            raise
+            return await self._retry_or_raise(stored, exc, now, keep_refused=keep_refused)
         except CopyOpsError as exc:
             # A retried Copy Blob whose first attempt did reach storage is refused
             # (PendingCopyOperation, BlobAlreadyExists) by our own copy: adopt it.
@@ -207,9 +210,9 @@ class Starter:
             started = await self._blocks.launch(stored, request, now, started_by(request))
         except SendWindowPassed:
             raise
-        except StorageUnavailable:
+        except StorageUnavailable as exc:
             logger.warning("copy_start_uncertain op=%s", op.id)
-            raise
+            return await self._retry_or_raise(stored, exc, now, keep_refused=keep_refused)
         except CopyOpsError as exc:
             logger.info("copy_start_refused op=%s error=%s code=%s", op.id, exc.kind, exc.code)
             current = await self._ledger.read(op.id)
@@ -232,6 +235,32 @@ class Starter:
             raise SendWindowPassed(f"operation {op.id}: too late to send its copy", code="SendWindowPassed")
         if go is not None and not await go():
             raise SendWindowPassed(f"operation {op.id}: no longer wanted; not sent", code="Stopped")
+
+    async def _retry_or_raise(
+        self, stored: Stored, fault: StorageUnavailable, now: datetime, *, keep_refused: bool
+    ) -> Operation:
+        """A copy's start that storage did not answer: for a single copy with attempts left and
+        room, its attempt failed and the next scheduled (the caller is answered 202: it goes
+        on); else the fault is raised, and the sweep settles the record. A job's item is left
+        to its batch's next delivery, as before retries."""
+        if keep_refused:
+            raise fault
+        error = OperationError(ErrorCode.STORAGE_UNAVAILABLE, f"{fault.title}: {redact(fault.detail)}")
+        current = stored
+        for _ in range(MERGE_ATTEMPTS):
+            again = retry.retrying(current.op, error, now, self.timing.start_grace)
+            if again is None or current.op.phase is not Phase.RECORDED:
+                break  # nothing to retry by, or its start got further (the sweep settles it)
+            try:
+                saved = await self._ledger.save(again, current.etag, now)
+            except PreconditionFailed:
+                current = await self._ledger.read(stored.op.id)
+                continue
+            failed = again.failed_attempts[-1]
+            self.telemetry.copy_retried(failed.cause.value)
+            logger.info("copy_attempt_failed op=%s attempt=%s cause=%s", again.id, failed.number, failed.cause)
+            return saved.op
+        raise fault
 
     async def _keep_refused(self, stored: Stored, refusal: CopyOpsError, now: datetime) -> Operation:
         """A job's item that storage refused: its failure recorded, its lease and snapshot let go.

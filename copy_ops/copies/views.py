@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from copy_ops.copies import block_lifecycle
-from copy_ops.copies.model import Cleanup, Operation
+from copy_ops.copies.model import Attempt, Cleanup, Operation
 from copy_ops.core.times import format_time
 
 
@@ -48,6 +48,24 @@ def operation_view(op: Operation, destination_url: str | None) -> dict[str, Any]
         # and, for the block engine once it has planned, its blocks staged of all.
         "engine": op.terms.engine.value,
         "blocks": _blocks(op),
+        # The attempt under way of how many at most, and each that failed for a cause that
+        # may pass (docs/retry.md); the last one's error, while the copy goes on.
+        "attempt": {
+            "number": op.attempt,
+            "of": op.terms.retry_attempts,
+            "last_error": op.failed_attempts[-1].error.as_dict() if op.failed_attempts else None,
+            "failed": [_failed(attempt) for attempt in op.failed_attempts],
+        },
+    }
+
+
+def _failed(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "at": when_shown(attempt.at),
+        "cause": attempt.cause.value,
+        "error": attempt.error.as_dict(),
+        "copy_id": attempt.copy_id,
     }
 
 

@@ -33,6 +33,12 @@ ENGINES = ("auto", "async", "blocks")
 AZURE_COPY_LIMIT_SECONDS = 14 * 24 * 3600
 
 
+# The most attempts a copy may be given, and the longest first backoff (seconds) between
+# them: a request (or a setting) asking more is refused (copy_ops.copies.retry says why).
+MOST_ATTEMPTS = 10
+LONGEST_BACKOFF_SECONDS = 600
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every app setting, parsed. The defaults here are the only ones: :meth:`from_env`
@@ -78,6 +84,10 @@ class Settings:
     # With auto: the share of an async copy's time after which, still pending, it is
     # finished by the block engine. One half leaves the blocks as long as Azure had.
     escalate_at: float = 0.5
+    # A request that names no ``retry``: how many attempts a copy is given at most, and the
+    # first wait between them (docs/retry.md: why three, and why 30 seconds).
+    retry_attempts: int = 3
+    retry_backoff_seconds: int = 30
     # The block engine's requests in flight in one process (each moves one 8 MiB block):
     # the measured knee of a copy's speed (docs/performance.md, "Block engine").
     blocks_in_flight: int = 32
@@ -176,6 +186,10 @@ class Settings:
             engine=reader.choice("COPY_ENGINE", "engine", ENGINES),
             escalate_at=reader.share("COPY_ESCALATE_AT", "escalate_at"),
             blocks_in_flight=reader.integer("COPY_BLOCKS_IN_FLIGHT", "blocks_in_flight", 1, 256),
+            retry_attempts=reader.integer("COPY_RETRY_ATTEMPTS", "retry_attempts", 1, MOST_ATTEMPTS),
+            retry_backoff_seconds=reader.integer(
+                "COPY_RETRY_BACKOFF_SECONDS", "retry_backoff_seconds", 0, LONGEST_BACKOFF_SECONDS
+            ),
             work_unsealed_until=_optional(reader.raw("COPY_WORK_UNSEALED_UNTIL"), _unsealed_until),
             auth=_auth(reader.choice("COPY_AUTH", "auth", AUTH_MODES), reader.raw("WEBSITE_AUTH_ENABLED")),
             policy=parse_policy(reader.raw("COPY_POLICY"), storage.account.name, own),

@@ -15,6 +15,7 @@ from typing import Any
 from copy_ops.copies.engines import engine_of
 from copy_ops.copies.model import Engine, ManifestEntry
 from copy_ops.copies.request import check_destination_container, fingerprint, opened, terms_of
+from copy_ops.copies.retry import SAS_TRIED_ONCE
 from copy_ops.copies.sources import (
     Source,
     too_far_for_minted_sas,
@@ -46,6 +47,7 @@ def parse_job_request(body: Any, settings: Settings, now: datetime) -> JobReques
         problems,
         too_far=lambda deadline: too_far_for_minted_sas(deadline, now) if minted else None,
         no_lease=no_lease,
+        no_retry=SAS_TRIED_ONCE if read.sas else None,
     )
     if container is not None and read.prefix is not None:
         _check_overlap(read.prefix, container, prefix, problems)

@@ -29,6 +29,12 @@ class Telemetry:
     def copy_ended(self, state: str, reason: str) -> None:
         """An operation reached its final ``state``; ``reason``: the abort reason or error code."""
 
+    def copy_retried(self, cause: str) -> None:
+        """An attempt failed for a cause that may pass, and another was scheduled."""
+
+    def copy_attempts(self, attempts: int) -> None:
+        """An operation ended after so many attempts."""
+
     def job_ended(self, state: str) -> None:
         """A job reached its final state."""
 
@@ -62,6 +68,12 @@ class OpenTelemetry(Telemetry):
         )
         self._ended = meter.create_counter(
             "copyops.operations.ended", unit="{operation}", description="operations ended, by state and reason"
+        )
+        self._retried = meter.create_counter(
+            "copyops.operations.retried", unit="{attempt}", description="attempts failed and tried again, by cause"
+        )
+        self._attempts = meter.create_histogram(
+            "copyops.operations.attempts", unit="{attempt}", description="attempts per operation, at its end"
         )
         self._jobs_ended = meter.create_counter("copyops.jobs.ended", unit="{job}", description="jobs ended, by state")
         self._lateness = meter.create_histogram(
@@ -98,6 +110,12 @@ class OpenTelemetry(Telemetry):
 
     def copy_ended(self, state: str, reason: str) -> None:
         self._ended.add(1, {"state": state, "reason": reason})
+
+    def copy_retried(self, cause: str) -> None:
+        self._retried.add(1, {"cause": cause})
+
+    def copy_attempts(self, attempts: int) -> None:
+        self._attempts.record(attempts)
 
     def job_ended(self, state: str) -> None:
         self._jobs_ended.add(1, {"state": state})

@@ -119,9 +119,12 @@ class BlobStorage(DocumentSide, SourceSide, BlockSide):
         *,
         readable_until: datetime,
         source_snapshot: str | None = None,
+        replace_etag: str | None = None,
     ) -> tuple[str, CopyStatus]:
         kwargs: dict[str, Any] = {"metadata": metadata}
-        if not overwrite:
+        if replace_etag is not None:
+            kwargs.update(etag=replace_etag, match_condition=MatchConditions.IfNotModified)
+        elif not overwrite:
             kwargs["match_condition"] = MatchConditions.IfMissing
         destination = self._blob(ref)
         minted_for = source.account if isinstance(source, ForeignBlob) else None

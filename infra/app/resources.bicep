@@ -294,6 +294,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       COPY_ENGINE: ''
       COPY_ESCALATE_AT: ''
       COPY_BLOCKS_IN_FLIGHT: ''
+      COPY_RETRY_ATTEMPTS: ''
+      COPY_RETRY_BACKOFF_SECONDS: ''
       // Only for an upgrade from a version before sealed work messages (docs/design.md).
       COPY_WORK_UNSEALED_UNTIL: ''
       // Events are off until a target is set (docs/api.md, Events); a topic is reached with

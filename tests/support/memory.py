@@ -158,6 +158,7 @@ class MemoryBlob:
     lease_id: str | None = None
     snapshots: dict[str, tuple[bytes, dict[str, str]]] = field(default_factory=dict)
     etag: str = field(default_factory=lambda: uuid.uuid4().hex)
+    copy_description: str | None = None
 
 
 class MemoryCopies:
@@ -198,6 +199,7 @@ class MemoryCopies:
                 copy_id=blob.copy_id,
                 status=blob.copy_status,
                 progress=Progress(copied, blob.copy_total) if blob.copy_id else None,
+                status_description=blob.copy_description,
                 owner=blob.metadata.get(OWNER_METADATA_KEY),
                 etag=blob.etag,
             )
@@ -211,6 +213,7 @@ class MemoryCopies:
         *,
         readable_until: datetime,
         source_snapshot: str | None = None,
+        replace_etag: str | None = None,
     ) -> tuple[str, CopyStatus]:
         hook, self.before_copy = self.before_copy, None
         if hook is not None:
@@ -220,7 +223,9 @@ class MemoryCopies:
             current = self.blobs.get(ref)
             if current is not None and current.copy_status is CopyStatus.PENDING:
                 raise Conflict("a copy is pending", code="PendingCopyOperation")
-            if current is not None and not overwrite:
+            if replace_etag is not None and (current is None or current.etag != replace_etag):
+                raise ConditionNotMet("the destination changed", code="ConditionNotMet")
+            if current is not None and not overwrite and replace_etag is None:
                 raise Conflict("the destination exists", code="BlobAlreadyExists")
             if current is not None and current.lease_id is not None:
                 raise ConditionNotMet("the destination is leased", code="LeaseIdMissing")
@@ -387,9 +392,12 @@ class MemoryCopies:
             blob = self.blobs[ref]
             blob.data, blob.copy_status = self._sources.get(ref, b""), CopyStatus.SUCCESS
 
-    def fail(self, ref: BlobRef) -> None:
+    def fail(self, ref: BlobRef, description: str | None = None) -> None:
+        """End a pending copy failed; ``description`` as Azure writes it (its status first)."""
         with self._lock:
-            self.blobs[ref].copy_status = CopyStatus.FAILED
+            blob = self.blobs[ref]
+            blob.copy_status, blob.copy_description = CopyStatus.FAILED, description
+            blob.etag = uuid.uuid4().hex
 
 
 class MemoryStorage(MemoryDocuments, MemoryCopies):
