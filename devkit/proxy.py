@@ -7,7 +7,13 @@ ends at once, as on Azure): the destination is created at zero length with the n
 metadata and the source's content headers (as Azure shows it), and its properties report
 the copy as pending until a test calls
 :meth:`PendingCopyProxy.finish` (which does the real copy in Azurite) or
-:meth:`PendingCopyProxy.fail`. Abort Copy is implemented: the right copy id aborts (the
+:meth:`PendingCopyProxy.fail` (``failed`` as Azure ends a copy: the destination stays
+empty, its ETag moves, the description as Azure writes it, :mod:`devkit.failures`);
+:meth:`PendingCopyProxy.fail_next` arms the next copies from another account to end so
+after some progress, before they exist. A second Copy Blob onto a copy's destination
+meets the destination's conditions as a write does (If-None-Match: * refused 409
+``BlobAlreadyExists`` where a failed copy left its empty blob, If-Match on its ETag
+replaces it). Abort Copy is implemented: the right copy id aborts (the
 destination's ETag moves, as on Azure), a wrong one gets 409 ``CopyIdMismatch``, one that
 is not a GUID 400 ``InvalidQueryParameterValue``, and a copy that is not pending 409
 ``NoPendingCopyOperation``. While a copy is pending, writes, snapshots and lease calls on
@@ -18,8 +24,12 @@ on another host anonymously, so a private blob there is refused 401
 
 It also counts requests by kind (for cost tests and benchmarks) and logs the path
 each one addressed, adds latency, makes the blob index lag (:mod:`index_lag`), and
-injects faults: a status (503, 500), a dropped connection (a timeout to the client),
-a lost response (the request reaches Azurite, the client sees 503), or a delay.
+injects faults: a status (503 ServerBusy, 500 InternalError or OperationTimedOut, worded
+as Azure words them), a dropped connection (a timeout to the client), a lost response (the
+request reaches Azurite, the client sees 503), or a delay; on a kind of request, on one
+block of Put Block From URL (by its id or source range), or on the stand-in's own read of
+a copy's source (``source_read``: the copy is refused as Azure refuses a source it cannot
+read, with the source's status and code where Azure says them).
 
 Tests run it in their own process. Benchmarks run it as a process of its own
 (``python -m devkit proxy --azurite-port N``), so that its work
@@ -43,6 +53,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
@@ -54,6 +65,7 @@ from xml.sax.saxutils import escape
 from azure.storage.blob import BlobServiceClient
 
 from devkit import from_url
+from devkit.failures import MESSAGES, SOURCE_READS_FAILED, Failures
 from devkit.index_lag import LaggingIndex, parse_query, tags_body, tags_header
 from devkit.pacing import Clock, Pacing
 from devkit.tls import TlsFiles
@@ -61,7 +73,9 @@ from devkit.tls import TlsFiles
 DEV_ACCOUNT = "devstoreaccount1"
 # Requests under this path are for the proxy itself, never forwarded:
 # GET counts (JSON of request counts by kind), POST config (JSON with "pending"
-# and/or "latency" in seconds), POST reset (counts to zero).
+# and/or "latency" in seconds), POST reset (counts to zero); and failures armed before the
+# copies exist (JSON of the keywords of the method of that name, FAILING below): POST inject,
+# POST fail-next, POST clear-faults.
 CONTROL_PREFIX = "/__proxy/"
 # How long the proxy's own SAS is valid; it is minted again halfway.
 SAS_LIFETIME = timedelta(days=1)
@@ -95,6 +109,11 @@ class FakeCopy:
     clock: Clock | None = None
     # The tags the copy was asked to set (x-ms-tags): what finishing writes with the bytes.
     tags: dict[str, str] = field(default_factory=dict)
+    # Armed to end failed (devkit.failures): once this many bytes are copied, so described.
+    fail_at: int | None = None
+    fail_description: str = ""
+    # When the copy ended (x-ms-copy-completion-time), as Azure wrote it then.
+    ended: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,6 +143,17 @@ class Fault:
     code: str = "ServerBusy"
     # For "answer": an answer as Azure gave it (status, headers, body), sent as it is.
     answer: tuple[int, list[tuple[str, str]], bytes] | None = None
+    # Only Put Block From URL requests (or their source reads) of this block id (as the
+    # client encoded it, percent-decoded) or of this x-ms-source-range ("bytes=0-8388607").
+    block_id: str = ""
+    source_range: str = ""
+
+    def matches(self, kind: str, path: str, query: dict[str, list[str]], headers: dict[str, str]) -> bool:
+        if self.kind != kind or self.times <= 0 or self.path_contains not in path:
+            return False
+        if self.block_id and query.get("blockid", [""])[0] != self.block_id:
+            return False
+        return not self.source_range or headers.get("x-ms-source-range") == self.source_range
 
 
 @dataclass
@@ -231,6 +261,8 @@ class PendingCopyProxy:
         # The keys of paced copies still pending: what every request of the stand-in moves on.
         self._paced: set[str] = set()
         self._faults: list[Fault] = []
+        # Copies from another account armed to end failed (fail_next).
+        self.failures = Failures()
         self._lock = threading.Lock()
         # One keep-alive connection to Azurite per proxy thread (a thread serves one
         # client connection): a new TCP connection per request would dominate the
@@ -292,6 +324,7 @@ class PendingCopyProxy:
             self._copies.clear()
             self._paced.clear()
             self._faults.clear()
+            self.failures.clear()
             self.log = RequestLog()
             self.pending_copies = False
             self.pacing = None
@@ -323,12 +356,27 @@ class PendingCopyProxy:
         seconds: float = 0.0,
         code: str = "ServerBusy",
         answer: tuple[int, list[tuple[str, str]], bytes] | None = None,
+        block_id: str = "",
+        source_range: str = "",
     ) -> None:
         """Make ``times`` requests of ``kind`` fail (or wait ``seconds``, mode "delay"; or be
         answered with ``answer``, mode "answer": a recorded answer of Azure's), after letting
-        ``after`` of them through (see :func:`classify` for the kinds)."""
+        ``after`` of them through (see :func:`classify` for the kinds). The kind
+        ``source_read`` is the stand-in's own read of a copy's source (Copy Blob from
+        another account, Put Blob/Block From URL; ``path_contains`` is the source's path):
+        in mode "status" the source answers ``status`` and ``code``, and the copy is refused
+        as Azure refuses a source it cannot read. ``block_id`` or ``source_range`` narrow
+        a fault to one block of Put Block From URL."""
+        fault = Fault(kind, mode, status, times, path_contains, after, seconds, code, answer, block_id, source_range)
         with self._lock:
-            self._faults.append(Fault(kind, mode, status, times, path_contains, after, seconds, code, answer))
+            self._faults.append(fault)
+
+    def fail_next(self, times: int = 1, after_bytes: int = 0, description: str = SOURCE_READS_FAILED) -> None:
+        """The next ``times`` copies from another account end ``failed`` once ``after_bytes``
+        are copied (:mod:`devkit.failures`): when paced that far, or at the next read of the
+        destination's properties without a pace; each is held pending until then, whatever
+        ``pending_copies`` says. The copies after them behave as usual."""
+        self.failures.arm(times, after_bytes, description)
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -353,16 +401,19 @@ class PendingCopyProxy:
             self._direct_source(fake.read_from or fake.source), metadata=fake.metadata, tags=fake.tags or None
         )
         with self._lock:
-            fake.status, fake.copied = "success", fake.total
+            fake.status, fake.copied, fake.ended = "success", fake.total, formatdate(usegmt=True)
 
-    def fail(self, container: str, blob: str, description: str = "500 InternalError source read failed") -> None:
-        with self._lock:
-            fake = self._copies[self._key(container, blob)]
-            fake.status, fake.description = "failed", description
+    def fail(
+        self, container: str, blob: str, description: str = SOURCE_READS_FAILED, copied: int | None = None
+    ) -> None:
+        """End a pending copy ``failed`` as Azure ends one, with ``copied`` bytes copied
+        (default: as far as it got): the destination stays empty, its ETag moves."""
+        self._end_failed(self._key(container, blob), description, copied)
 
     def abort_elsewhere(self, container: str, blob: str) -> None:
         with self._lock:
-            self._copies[self._key(container, blob)].status = "aborted"
+            fake = self._copies[self._key(container, blob)]
+            fake.status, fake.ended = "aborted", formatdate(usegmt=True)
 
     def advance(self, container: str, blob: str, copied: int) -> None:
         with self._lock:
@@ -384,9 +435,10 @@ class PendingCopyProxy:
         threading.Thread(target=ticking, name="pending-copy-pace", daemon=True).start()
 
     def _advance(self) -> None:
-        """Move every paced copy on; end those that have copied every byte."""
+        """Move every paced copy on; end those that have copied every byte, and those armed
+        to fail that have copied as far as their failure (failed, there)."""
         now = time.monotonic()
-        ending = []
+        ending, failing = [], []
         with self._lock:
             for key in list(self._paced):
                 fake = self._copies.get(key)
@@ -394,13 +446,36 @@ class PendingCopyProxy:
                     self._paced.discard(key)  # replaced, aborted or ended meanwhile
                     continue
                 fake.copied = fake.clock.copied(now)
-                if fake.copied >= fake.total:
-                    fake.clock = None  # claimed: only this call ends it
-                    self._paced.discard(key)
+                if fake.fail_at is not None and fake.copied >= fake.fail_at:
+                    failing.append((key, fake.fail_description, fake.fail_at))
+                elif fake.copied >= fake.total:
                     ending.append(key)
+                else:
+                    continue
+                fake.clock = None  # claimed: only this call ends it
+                self._paced.discard(key)
+        for key, description, copied in failing:
+            self._end_failed(key, description, copied)
         for key in ending:
             _, container, blob = key.lstrip("/").split("/", 2)
             self.finish(container, blob)
+
+    def _end_failed(self, key: str, description: str, copied: int | None = None) -> None:
+        """End the copy at ``key`` failed: the copy service writes the outcome to the
+        destination, which stays empty (its ETag moves, as at every end of a copy)."""
+        from azure.core.exceptions import HttpResponseError
+
+        with self._lock:
+            fake = self._copies[key]
+            fake.clock, fake.fail_at = None, None  # claimed: nothing else ends it
+        _, container, blob = key.lstrip("/").split("/", 2)
+        # A lease the stand-in does not hold: failed all the same, its ETag kept.
+        with contextlib.suppress(HttpResponseError):
+            self._direct.get_blob_client(container, blob).set_blob_metadata(fake.metadata)
+        with self._lock:
+            fake.status, fake.description, fake.ended = "failed", description, formatdate(usegmt=True)
+            if copied is not None:
+                fake.copied = min(copied, fake.total)
 
     def seed_index(self) -> int:
         """Learn the tags of every blob Azurite already holds (a stand-in restarted over
@@ -433,10 +508,12 @@ class PendingCopyProxy:
                 self._sas, self._sas_renewed = account_sas(SAS_LIFETIME), time.monotonic()
             return self._sas
 
-    def _take_fault(self, kind: str, path: str) -> Fault | None:
+    def _take_fault(
+        self, kind: str, path: str, query: dict[str, list[str]] | None = None, headers: dict[str, str] | None = None
+    ) -> Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.kind == kind and fault.path_contains in path and fault.times > 0:
+                if fault.matches(kind, path, query or {}, headers or {}):
                     if fault.after > 0:
                         fault.after -= 1
                         continue
@@ -483,7 +560,7 @@ class PendingCopyProxy:
                 self.log.source_authorizations.append((kind, scheme))
         if self.latency:
             time.sleep(self.latency)
-        fault = self._take_fault(kind, path)
+        fault = self._take_fault(kind, path, query, headers)
         if fault is not None and fault.mode == "delay":
             time.sleep(fault.seconds)
             fault = None
@@ -492,7 +569,7 @@ class PendingCopyProxy:
             request.connection.shutdown(2)  # the client sees the connection die: a timeout
             return
         if fault is not None and fault.mode == "status":
-            self._error(request, fault.status, fault.code, "injected fault")
+            self._error(request, fault.status, fault.code, MESSAGES.get(fault.code, "injected fault"))
             return
         if fault is not None and fault.mode == "answer" and fault.answer is not None:
             self._send(request, *fault.answer)
@@ -558,6 +635,9 @@ class PendingCopyProxy:
                 )
         with self._lock:
             fake = self._copies.get(path)
+        reading = method in ("HEAD", "GET") and not query.get("comp")
+        if fake is not None and reading and _fails_when_read(fake):
+            self._end_failed(path, fake.fail_description, fake.fail_at)
         if method == "PUT" and query.get("comp") == ["copy"]:
             return self._abort(path, query, headers)
         if fake is not None and fake.status == "pending" and method == "PUT":
@@ -570,7 +650,8 @@ class PendingCopyProxy:
             elsewhere = self._elsewhere(source, account)
             # Held pending only where Azure copies in the background: from another account or
             # host. A copy within one account ends at once on Azure, whatever the switches say.
-            if elsewhere and (self.pending_copies or self.pacing is not None) and "snapshot=" not in source:
+            held = self.pending_copies or self.pacing is not None or self.failures.armed() > 0
+            if elsewhere and held and "snapshot=" not in source:
                 return self._start_pending(path, headers, self.pacing is not None)
             if elsewhere:
                 # Azurite reads another account's blob as it pleases: storage reads it with
@@ -618,7 +699,11 @@ class PendingCopyProxy:
             if leased is not None:
                 return leased
         direct = self._direct_source(headers["x-ms-copy-source"])
-        read = from_url.read_source(headers, direct, self._connection, public_access=self.public_access)
+        fault = self._source_fault(direct, query, headers)
+        if fault is not None:
+            read = from_url.SourceRead(fault.status, code=fault.code, message=MESSAGES.get(fault.code, ""))
+        else:
+            read = from_url.read_source(headers, direct, self._connection, public_access=self.public_access)
         if read.status >= 300:
             return from_url.refusal(read, headers)
         limit = from_url.BLOCK_FROM_URL_LIMIT if block else from_url.BLOB_FROM_URL_LIMIT
@@ -640,6 +725,8 @@ class PendingCopyProxy:
     def _start_pending(
         self, path: str, headers: dict[str, str], paced: bool = False
     ) -> tuple[int, list[tuple[str, str]], bytes]:
+        from azure.core.exceptions import HttpResponseError
+
         _, container, blob = path.lstrip("/").split("/", 2)
         dest = self._direct.get_blob_client(container, blob)
         if headers.get("if-none-match") == "*" and dest.exists():
@@ -654,11 +741,22 @@ class PendingCopyProxy:
         tags = tags_header(headers.get("x-ms-tags", ""))
         # As Azure shows it while the bytes come: empty, with the source's content headers
         # (set apart: Azurite checks a Put Blob's MD5 against its bytes, Set Blob Properties not).
-        dest.upload_blob(b"", overwrite=True, metadata=metadata, tags=tags or None)
-        result = dest.set_http_headers(_content_settings(props))
+        # The destination's conditions and lease are checked by Azurite as this write's own:
+        # a failed copy's destination is replaced when they hold (If-Match on its ETag).
+        try:
+            dest.upload_blob(b"", overwrite=True, metadata=metadata, tags=tags or None, **_conditions(headers))
+        except HttpResponseError as exc:
+            code = getattr(exc, "error_code", None) or ""  # set by the storage SDK on what it raises (an enum)
+            code = str(getattr(code, "value", code))
+            said = (exc.message or "").splitlines()
+            return self._error_parts(exc.status_code or 500, code, said[0] if said else "")
+        result = dest.set_http_headers(_content_settings(props), lease=headers.get("x-ms-lease-id"))
         fake = FakeCopy(
             str(uuid.uuid4()), shown_source(source), metadata, total=props.size, read_from=source, tags=tags
         )
+        failure = self.failures.take()
+        if failure is not None:
+            fake.fail_at, fake.fail_description = min(failure.after_bytes, props.size), failure.description
         if paced and self.pacing is not None:
             fake.clock = Clock(props.size, self.pacing.rate)
         with self._lock:
@@ -695,6 +793,9 @@ class PendingCopyProxy:
         direct = urlsplit(self._direct_source(source))
         if direct.hostname not in ("127.0.0.1", "localhost"):
             return SourceProps(404, code="SourceUnreachable", message="The source could not be reached.")
+        fault = self._source_fault(direct.geturl())
+        if fault is not None:
+            return SourceProps(fault.status, code=fault.code)
         anonymous = not from_url.has_sas(source) and self._elsewhere(source, account)
         if anonymous and not self.public_access:
             return SourceProps(409, code="PublicAccessNotPermitted", message=from_url.NO_PUBLIC_ACCESS)
@@ -718,6 +819,16 @@ class PendingCopyProxy:
         if anonymous and response.status == 403:
             return SourceProps(401, code="NoAuthenticationInformation", message=from_url.NO_AUTHENTICATION)
         return SourceProps(response.status, code=response.getheader("x-ms-error-code") or "")
+
+    def _source_fault(
+        self, source: str, query: dict[str, list[str]] | None = None, headers: dict[str, str] | None = None
+    ) -> Fault | None:
+        """A fault armed on the read of a copy's source (``inject("source_read", ...)``): in
+        mode "status", what the source answers instead; "delay" waits, then the read goes on."""
+        fault = self._take_fault("source_read", unquote(urlsplit(source).path), query, headers)
+        if fault is not None and fault.mode == "delay":
+            time.sleep(fault.seconds)
+        return fault if fault is not None and fault.mode == "status" else None
 
     def _copy_refusal(self, props: SourceProps) -> tuple[int, list[tuple[str, str]], bytes]:
         """Copy Blob refused for its source: the source's status, ``CannotVerifyCopySource``
@@ -745,6 +856,7 @@ class PendingCopyProxy:
                 if fake.copy_id != copy_id:
                     return self._error_parts(409, "CopyIdMismatch", "The specified copy ID did not match.")
                 fake.status = "aborted"  # and no x-ms-copy-status-description, as on Azure
+                fake.ended = formatdate(usegmt=True)
         if fake is not None and aborting:
             # Azure's abort changes the blob (its ETag moves); its metadata stays as it was.
             from azure.core.exceptions import HttpResponseError
@@ -773,7 +885,7 @@ class PendingCopyProxy:
             ("x-ms-copy-source", fake.source),
         ]
         if fake.status != "pending":
-            kept.append(("x-ms-copy-completion-time", formatdate(usegmt=True)))
+            kept.append(("x-ms-copy-completion-time", fake.ended or formatdate(usegmt=True)))
         if fake.description:
             kept.append(("x-ms-copy-status-description", fake.description))
         return kept
@@ -797,6 +909,12 @@ class PendingCopyProxy:
         if method == "POST" and command == "reset":
             with self._lock:
                 self.log = RequestLog()
+            return 204, [], b""
+        if method == "POST" and command in FAILING:
+            try:
+                FAILING[command](self, **json.loads(body or b"{}"))
+            except (TypeError, ValueError) as exc:  # a field it does not take, or a bad value
+                return self._error_parts(400, "InvalidProxyCommand", f"{command}: {exc}")
             return 204, [], b""
         return self._error_parts(404, "UnknownProxyCommand", f"no proxy command {method} {command}")
 
@@ -855,7 +973,23 @@ class PendingCopyProxy:
         request.wfile.write(body)
 
 
+def _clear_failures(proxy: PendingCopyProxy) -> None:
+    proxy.clear_faults()
+    proxy.failures.clear()
+
+
+FAILING: dict[str, Callable[..., None]] = {
+    "inject": PendingCopyProxy.inject,
+    "fail-next": PendingCopyProxy.fail_next,
+    "clear-faults": _clear_failures,
+}
+
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _fails_when_read(fake: FakeCopy) -> bool:
+    """An armed copy without a pace: it fails when its destination's properties are read."""
+    return fake.status == "pending" and fake.clock is None and fake.fail_at is not None
 
 
 def container_account(path: str) -> str:
@@ -868,6 +1002,27 @@ def shown_source(source: str) -> str:
     base, _, query = source.partition("?")
     kept = [item for item in query.split("&") if item and not item.startswith("sig=")]
     return f"{base}?{'&'.join(kept)}" if kept else base
+
+
+def _conditions(headers: dict[str, str]) -> dict[str, Any]:
+    """A Copy Blob's conditions on its destination (and its lease), as the SDK's keywords."""
+    from email.utils import parsedate_to_datetime
+
+    from azure.core import MatchConditions
+
+    out: dict[str, Any] = {}
+    match, none_match = headers.get("if-match"), headers.get("if-none-match", "*")
+    if match is not None:
+        out["etag"] = match
+        out["match_condition"] = MatchConditions.IfPresent if match == "*" else MatchConditions.IfNotModified
+    elif none_match != "*":  # If-None-Match: * is answered before the source is read
+        out["etag"], out["match_condition"] = none_match, MatchConditions.IfModified
+    for name, keyword in (("if-modified-since", "if_modified_since"), ("if-unmodified-since", "if_unmodified_since")):
+        if name in headers:
+            out[keyword] = parsedate_to_datetime(headers[name])
+    if "x-ms-lease-id" in headers:
+        out["lease"] = headers["x-ms-lease-id"]
+    return out
 
 
 def _content_settings(props: SourceProps) -> Any:
