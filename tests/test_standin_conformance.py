@@ -45,6 +45,7 @@ from azure.storage.blob import (
 from azure.storage.queue import QueueClient, QueueServiceClient
 
 from devkit import DEV_ACCOUNT, DEV_KEY, PARTNER_ACCOUNT, PARTNER_KEY, PendingCopyProxy, account_sas
+from devkit.failures import STATUSES
 from tests.support.azure_answers import DOCUMENTED, FACTS
 
 ALL: dict[str, dict[str, Any]] = {**FACTS, **DOCUMENTED}
@@ -806,6 +807,63 @@ def queue_message_invisible(world: World) -> list[str]:
     return differences(recorded, read) + xml_differences(recorded["body"], read.body, ())
 
 
+# -- failing on purpose (issue 32): a copy Azure ends failed, and storage's transient refusals -------
+
+
+def _remote_failed(world: World) -> tuple[BlobClient, str]:
+    """A copy of another account's blob (the recorded source, with a SAS) armed to end
+    failed after half its bytes, seen failed: the destination, and the source's URL."""
+    source, destination = world.box(PARTNER_ACCOUNT), world.box()
+    world.put(PARTNER_ACCOUNT, source, "blob", RECORDED_SOURCE)
+    url = world.url(PARTNER_ACCOUNT, source, "blob", sas=True)
+    world.proxy.fail_next(after_bytes=len(RECORDED_SOURCE) // 2)
+    blob = world.blob(destination, "targetblob")
+    blob.start_copy_from_url(url)
+    blob.get_blob_properties()
+    return blob, url
+
+
+def props_after_remote_failure(world: World) -> Read:
+    _remote_failed(world)
+    return world.last()
+
+
+def copy_onto_failed_destination_absent(world: World) -> Read:
+    blob, url = _remote_failed(world)
+    return world.refused(lambda: blob.start_copy_from_url(url, match_condition=MatchConditions.IfMissing))
+
+
+def copy_onto_failed_destination_if_match(world: World) -> Read:
+    blob, url = _remote_failed(world)
+    failed = world.last()
+    world.proxy.pending_copies = True  # a copy from elsewhere runs in the background
+    blob.start_copy_from_url(url, etag=failed.header("etag"), match_condition=MatchConditions.IfNotModified)
+    started = world.last()
+    assert started.header("x-ms-copy-id") != failed.header("x-ms-copy-id"), "a new copy, with its own id"
+    return started
+
+
+def _refused_for_a_moment(kind: str, code: str) -> Replay:
+    """A request of ``kind`` (``source_read``: the copy's read of its source) answered
+    storage's transient ``code`` once; what the client read of it."""
+
+    def replay(world: World) -> Read:
+        url, destination = _public_source(world)
+        world.put(DEV_ACCOUNT, destination, "blob", b"there")
+        where = urlsplit(url).path if kind == "source_read" else f"/{destination}/"
+        world.proxy.inject(kind, status=STATUSES[code], code=code, path_contains=where)
+        blob = world.blob(destination, "blob")
+        calls: dict[str, Callable[[], object]] = {
+            "copy_blob": lambda: blob.start_copy_from_url(url),
+            "get_properties": blob.get_blob_properties,
+            "put_block_from_url": lambda: blob.stage_block_from_url("1", url),
+            "source_read": lambda: blob.stage_block_from_url("1", url),
+        }
+        return world.refused(calls[kind])
+
+    return replay
+
+
 # The fact's replay, and the headers beyond the copy headers it compares. A replay that
 # compares by itself (XML answers, several steps) returns its differences.
 Replay = Callable[[World], "Read | list[Read] | list[str]"]
@@ -865,6 +923,15 @@ CASES: dict[str, tuple[Replay, tuple[str, ...]]] = {
     "queue_put_message_no_queue": (queue_put_message_no_queue, ()),
     "queue_create_exists": (queue_create_exists, ()),
     "queue_message_invisible": (queue_message_invisible, ()),
+    "props_after_remote_failure": (props_after_remote_failure, ("Content-Length", "x-ms-blob-type")),
+    "copy_onto_failed_destination_absent": (copy_onto_failed_destination_absent, ()),
+    "copy_onto_failed_destination_if_match": (copy_onto_failed_destination_if_match, ()),
+    "copy_server_busy": (_refused_for_a_moment("copy_blob", "ServerBusy"), ()),
+    "copy_internal_error": (_refused_for_a_moment("copy_blob", "InternalError"), ()),
+    "copy_operation_timed_out": (_refused_for_a_moment("copy_blob", "OperationTimedOut"), ()),
+    "props_server_busy": (_refused_for_a_moment("get_properties", "ServerBusy"), ()),
+    "block_from_url_server_busy": (_refused_for_a_moment("put_block_from_url", "ServerBusy"), ()),
+    "block_from_url_source_busy": (_refused_for_a_moment("source_read", "ServerBusy"), ()),
 }
 
 # Where the stand-in does not yet answer as Azure (each fixed in devkit/, then struck here).
