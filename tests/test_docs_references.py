@@ -32,6 +32,7 @@ from __future__ import annotations
 import ast
 import builtins
 import importlib
+import json
 import os
 import re
 import sys
@@ -355,6 +356,18 @@ def dotted_unresolved(pages: list[Doc]) -> list[str]:
     return broken
 
 
+@cache
+def request_field_paths() -> frozenset[str]:
+    """The fields within a start request's fields (``retry.attempts``), from the API document."""
+    schemas = json.loads((ROOT / "copy_ops" / "openapi.json").read_text(encoding="utf-8"))["components"]["schemas"]
+    return frozenset(
+        f"{name}.{inner}"
+        for schema in ("StartRequest", "JobStartRequest")
+        for name, field in schemas[schema]["properties"].items()
+        for inner in field.get("properties", {})
+    )
+
+
 def short_unresolved(pages: list[Doc]) -> list[str]:
     """``module.symbol`` by a short module name of the code, ``Class.attribute``: resolved in
     any module of that name (a stem two modules share passes when either has it)."""
@@ -364,6 +377,8 @@ def short_unresolved(pages: list[Doc]) -> list[str]:
             continue
         if ref.text.rsplit(".", 1)[-1] in EXTENSIONS or ref.text.split(".")[0] in sys.stdlib_module_names:
             continue  # a file (the paths rule's), or the standard library's (``http.client``)
+        if ref.text in request_field_paths():
+            continue  # a request's field within a field (``retry.attempts``), as a 400 names it
         head, rest = ref.text.split(".", 1)
         owners = [*modules_by_stem().get(head, ()), *(f"{m}.{head}" for m in objects().get(head, ()))]
         if owners and all(resolve(f"{owner}.{rest}") for owner in owners):

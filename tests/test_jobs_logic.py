@@ -13,6 +13,7 @@ from copy_ops.app_service import AppService
 from copy_ops.background.dispatch import do_work
 from copy_ops.background.sweep import sweep
 from copy_ops.copies.model import BlobRef, ItemClaim, Operation, State, Terms
+from copy_ops.copies.phases import Phase
 from copy_ops.core.errors import Conflict
 from copy_ops.core.settings import Settings
 from copy_ops.jobs import progress
@@ -261,6 +262,8 @@ CLAIM = progress.ITEM_CLAIM
         ({"copy_id": "c1"}, T0 + CLAIM, progress.Claim.SETTLED),
         ({"state": State.FAILED}, T0 + CLAIM, progress.Claim.SETTLED),
         ({"abort_requested_at": T0}, T0 + CLAIM, progress.Claim.SETTLED),
+        # Its attempt failed before its copy was sent: the sweep runs its next attempt.
+        ({"phase": Phase.RETRYING}, T0 + CLAIM, progress.Claim.SETTLED),
         ({}, DEADLINE, progress.Claim.SETTLED),  # too late to start: the sweep ends it
     ],
 )

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from copy_ops.copies import lifecycle
 from copy_ops.copies.model import ItemClaim, Operation, State
+from copy_ops.copies.phases import Phase
 from copy_ops.core import names
 from copy_ops.jobs.model import Counts, Enumeration, Job, JobState
 
@@ -232,7 +233,9 @@ SHORTEST_ITEM_CLAIM = timedelta(seconds=10)
 
 
 def item_claim(op: Operation, now: datetime, claim: timedelta = ITEM_CLAIM) -> Claim:
-    if op.is_final or op.started or op.abort_requested_at is not None or now >= op.terms.deadline:
+    # An item whose attempt failed waits for its next attempt, which the sweep runs, not a batch.
+    retrying = op.phase is Phase.RETRYING
+    if op.is_final or op.started or retrying or op.abort_requested_at is not None or now >= op.terms.deadline:
         return Claim.SETTLED
     if now < lifecycle.claimed_at(op) + claim:
         return Claim.HELD
