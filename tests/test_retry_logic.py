@@ -78,6 +78,17 @@ def test_a_copy_azure_failed_for_a_server_side_cause_is_copied_again_and_succeed
     assert done.history[1].reason is not None and done.history[1].reason.startswith("attempt 1 of 3: copy_failed")
 
 
+def test_a_read_of_a_copy_waiting_for_its_next_attempt_changes_nothing() -> None:
+    world = World()
+    op = world.start(retry={"attempts": 3})
+    world.storage.fail(DESTINATION, SERVER_FAULT)
+    waiting = run(world.service.get(op.id, T0 + timedelta(seconds=20)))  # a read finds it failed
+    assert (waiting.phase, len(waiting.failed_attempts)) == (Phase.RETRYING, 1)
+    for _ in range(3):
+        read = run(world.service.get(op.id, T0 + timedelta(seconds=25)))
+        assert read == run(world.service.ledger.get(op.id)) and len(read.failed_attempts) == 1
+
+
 def test_a_copy_failed_for_a_permanent_cause_ends_at_once() -> None:
     world = World()
     op = world.start(retry={"attempts": 3})

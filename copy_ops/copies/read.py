@@ -18,6 +18,7 @@ from copy_ops.copies import lifecycle
 from copy_ops.copies.lifecycle import Action, Timing
 from copy_ops.copies.model import Engine, ListQuery, Operation, OperationPage, State
 from copy_ops.copies.owners import owner_query, sees
+from copy_ops.copies.phases import Phase
 from copy_ops.copies.ports import BlobCopies
 from copy_ops.copies.records import Ledger, Stored
 from copy_ops.copies.settle import Settler
@@ -101,8 +102,9 @@ class Reader:
         now, for the sweep; a read never deletes, restores or releases anything."""
         stored = await self._ledger.read(operation_id, caller)
         op = stored.op
-        if op.is_final or op.copy_id is None or op.terms.engine is Engine.BLOCKS:
-            # The block engine's progress is its record's (blocks staged): nothing to look at.
+        if op.is_final or op.copy_id is None or op.terms.engine is Engine.BLOCKS or op.phase is Phase.RETRYING:
+            # The block engine's progress is its record's (blocks staged), and a copy waiting
+            # for its next attempt has only its failed attempt's copy there: nothing to look at.
             return op
         seen = await self._copies.observe_copy(op.destination)
         if seen is not None and seen.copy_id == op.copy_id and seen.progress is not None:
