@@ -9,11 +9,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from copy_ops.app_service import AppService
 from copy_ops.background.dispatch import do_work
 from copy_ops.copies import block_lifecycle, blocks, retry
-from copy_ops.copies.model import BlobRef, Cause, Engine, ErrorCode, Operation, OperationError, State
+from copy_ops.copies.model import (
+    Attempt,
+    BlobRef,
+    Cause,
+    Engine,
+    ErrorCode,
+    Operation,
+    OperationError,
+    Progress,
+    State,
+    Terms,
+)
 from copy_ops.copies.phases import Event, Phase
 from copy_ops.copies.views import operation_view
 from copy_ops.core.errors import StorageUnavailable
@@ -287,3 +300,61 @@ def test_an_engine_blocks_record_copies_with_the_terms_retry() -> None:
     op = world.start(engine="blocks", retry={"attempts": 4, "backoff_seconds": 12.5})
     assert (op.terms.engine, op.terms.retry_attempts, op.terms.retry_backoff_seconds) == (Engine.BLOCKS, 4, 12.5)
     assert Operation.from_json(dataclasses.replace(op, updated_at=T0).to_json()).terms == op.terms
+
+
+FAILURES = st.builds(
+    OperationError,
+    st.sampled_from(ErrorCode),
+    st.one_of(st.text(max_size=40), st.sampled_from([SERVER_FAULT, "503 ServerBusy", "404 BlobNotFound"])),
+)
+
+
+@given(
+    attempts=st.integers(1, retry.MOST_ATTEMPTS),
+    failed_before=st.integers(0, retry.MOST_ATTEMPTS),
+    backoff=st.floats(0, 600),
+    left=st.integers(0, 7200),
+    copied=st.integers(0, 2**40),
+    total=st.integers(1, 2**40),
+    seconds=st.integers(0, 10**6),
+    error=FAILURES,
+    engine=st.sampled_from([Engine.ASYNC, Engine.BLOCKS]),
+)
+@settings(max_examples=300, deadline=None)
+def test_no_attempt_is_ever_scheduled_beyond_its_count_or_its_room(
+    attempts: int,
+    failed_before: int,
+    backoff: float,
+    left: int,
+    copied: int,
+    total: int,
+    seconds: int,
+    error: OperationError,
+    engine: Engine,
+) -> None:
+    failed_before = min(failed_before, attempts - 1)
+    began = T0 - timedelta(seconds=seconds)
+    earlier = tuple(Attempt(n, began, Cause.COPY_FAILED, error) for n in range(1, failed_before + 1))
+    terms = Terms(T0 + timedelta(seconds=left), engine=engine, retry_attempts=attempts, retry_backoff_seconds=backoff)
+    op = Operation(
+        id="8203450000000-0a0a0a0a",
+        state=State.PENDING,
+        source="https://partner.example.net/c/a.bin",
+        destination=DESTINATION,
+        terms=terms,
+        created_at=began,
+        attempt=failed_before + 1,
+        attempt_at=began,
+        failed_attempts=earlier,
+        progress=Progress(min(copied, total), total),
+        phase=Phase.COPYING,
+    )
+    again = retry.retrying(op, error, T0, timedelta(seconds=300))
+    if again is None:
+        return
+    assert retry.cause_of(error) is not None
+    assert again.phase is Phase.RETRYING and again.state is State.PENDING
+    assert len(again.failed_attempts) < attempts  # the next one is within the count
+    assert again.next_check_at is not None and again.next_check_at >= T0
+    assert again.next_check_at + retry.needed(again) <= terms.deadline  # and has room to end
+    assert retry.needed(again) >= retry.ATTEMPT_FLOOR

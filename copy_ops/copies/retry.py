@@ -34,7 +34,7 @@ from typing import Any
 from copy_ops.copies.model import Attempt, Cause, Engine, ErrorCode, Operation, OperationError
 from copy_ops.copies.phases import Event, moved
 from copy_ops.core.problems import Problems
-from copy_ops.core.settings import LONGEST_BACKOFF_SECONDS, MOST_ATTEMPTS, Settings
+from copy_ops.core.settings import AZURE_COPY_LIMIT_SECONDS, LONGEST_BACKOFF_SECONDS, MOST_ATTEMPTS, Settings
 
 __all__ = ["MOST_ATTEMPTS", "backoff", "cause_of", "may_retry", "needed", "retried", "retrying"]
 
@@ -93,7 +93,8 @@ def needed(op: Operation) -> timedelta:
     rate = last.bytes_copied / last.seconds
     # Copy Blob copies the whole blob again; the block engine keeps the blocks it staged.
     left = last.bytes_total if op.terms.engine is Engine.ASYNC else last.bytes_total - last.bytes_copied
-    return max(ATTEMPT_FLOOR, timedelta(seconds=left / rate))
+    # At most Azure's longest copy (no deadline is further away): a crawl never overflows a time.
+    return max(ATTEMPT_FLOOR, timedelta(seconds=min(left / rate, AZURE_COPY_LIMIT_SECONDS)))
 
 
 def may_retry(op: Operation, at: datetime) -> bool:
