@@ -169,3 +169,17 @@ def test_an_escalated_copy_whose_plan_failed_for_a_moment_is_planned_by_the_next
     world.deliver(later)
     assert world.get(op.id, later).state is State.SUCCEEDED
     assert world.storage.blobs[DESTINATION].data == DATA
+
+
+def test_an_escalation_is_no_attempt(world: World) -> None:
+    """Issue 32: the block engine taking over from Copy Blob is the same attempt going on by
+    other means; its attempt stays the first, and none of its failed attempts is counted."""
+    op = world.start(retry={"attempts": 2, "backoff_seconds": 0})
+    half = NOW + timedelta(seconds=50)
+    run(world.service.process_due(op.id, half))
+    escalated = world.get(op.id, half)
+    assert (escalated.terms.engine, escalated.attempt, escalated.failed_attempts) == (Engine.BLOCKS, 1, ())
+    world.deliver(half)
+    done = world.get(op.id, half)
+    assert (done.state, done.attempt, done.failed_attempts, done.terms.retry_attempts) == (State.SUCCEEDED, 1, (), 2)
+    assert "retried" not in [move.event.value for move in done.history]
