@@ -115,6 +115,11 @@ class ProxyProcess:
     def counts(self) -> Counter[str]:
         return Counter(json.loads(self._call("GET", "counts")))
 
+    def fail_next(self, times: int = 1, after_bytes: int = 0) -> None:
+        """The next ``times`` copies from another account end ``failed`` once ``after_bytes``
+        are copied, as the copy service ends one for a cause that may pass (devkit/failures.py)."""
+        self._call("POST", "fail-next", {"times": times, "after_bytes": after_bytes})
+
     def stop(self) -> None:
         self._process.terminate()
         self._process.wait(10)
