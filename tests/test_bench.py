@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cost
+from bench import cost, retries, retry_side
 from bench.harness import Harness, after
 from copy_ops.background.sweep import sweep
 from copy_ops.copies.model import State
@@ -63,3 +63,35 @@ def test_the_cost_benchmark_prints_the_counts_the_document_quotes(
         r"the same sweep with the 1 due alone: 4 requests",
         crowd,
     ), crowd
+
+
+@pytest.fixture
+def quick_pace(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without latency the start and its checks take a fraction of a second: a shorter pace
+    # still ends each copy after them, and the test waits less.
+    monkeypatch.setattr(retry_side, "PACED_SECONDS", 2.0)
+
+
+@pytest.mark.usefixtures("quick_pace")
+def test_a_copy_that_succeeds_at_its_first_attempt_costs_what_the_document_quotes_before_and_now(
+    harness: Harness,
+) -> None:
+    now = {
+        "instant": {"kinds": retry_side.instant_copy(harness)},
+        "async": retry_side.async_copy(harness),
+        "blocks": {"kinds": retry_side.block_copy(harness)},
+    }
+    assert now["async"]["checks"] == [4] * retry_side.CHECKS, now["async"]
+    quoted = PERFORMANCE.read_text().splitlines()
+    # The document's rows say before and now cost the same: the code now must cost what they say.
+    for row in retries.count_rows(now, now):
+        assert row in quoted, row
+
+
+@pytest.mark.usefixtures("quick_pace")
+def test_a_retried_attempt_costs_what_the_document_quotes(harness: Harness) -> None:
+    figures = retry_side.retried_copy(harness)
+    assert figures["attempts"] == 2, figures
+    quoted = PERFORMANCE.read_text().splitlines()
+    for row in retries.retry_rows(figures):
+        assert row in quoted, row
