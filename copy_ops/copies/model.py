@@ -302,6 +302,9 @@ class CopyRequest:
     source_size: int | None = None
     # Whose the copy is: the service sets it from the request's caller (an item's: its job's).
     caller: Owner | None = None
+    # The blob its Copy Blob replaces, by ETag, whatever ``overwrite`` says: an item of a job's
+    # retry, over the first job's failed item's leftover (copy_ops.jobs.reruns).
+    replace_etag: str | None = None
 
     @property
     def source(self) -> str | BlobRef | ForeignBlob:

@@ -158,7 +158,12 @@ class Starter:
             await self._lease_within(request, op, send_by, go)
             metadata = {**request.terms.metadata, OWNER_METADATA_KEY: op.id}
             copy_id, status = await self._copies.start_copy(
-                dest, source, metadata, request.terms.overwrite, readable_until=request.terms.deadline
+                dest,
+                source,
+                metadata,
+                request.terms.overwrite,
+                readable_until=request.terms.deadline,
+                replace_etag=request.replace_etag,
             )
         except SendWindowPassed:
             raise  # nothing was sent: the claim is left to a later attempt
