@@ -60,6 +60,11 @@ async def abort_job(req: func.HttpRequest) -> func.HttpResponse:
     return await http_jobs.abort_job(req)
 
 
+@app.route(route="jobs/{id}/retry", methods=["POST"])
+async def retry_job(req: func.HttpRequest) -> func.HttpResponse:
+    return await http_jobs.retry_job(req)
+
+
 @app.route(route="jobs/{id}/report", methods=["GET"])
 async def job_report(req: func.HttpRequest) -> func.HttpResponse:
     return await http_jobs.job_report(req)

@@ -13,10 +13,13 @@ from copy_ops.jobs.model import Job
 from copy_ops.jobs.permits import permit_job
 from copy_ops.jobs.report import REPORT_TYPE
 from copy_ops.jobs.request import parse_job_request
+from copy_ops.jobs.rerun_request import parse_retry_request
 from copy_ops.jobs.views import job_view
 
 # A manifest of COPY_JOB_MANIFEST_MAX (at most 5,000) sources with long SAS URLs.
 MAX_JOB_BODY_BYTES = 2 * 1024 * 1024
+# A retry's few fields, a SAS among them.
+MAX_RETRY_BODY_BYTES = 64 * 1024
 
 
 def _job_response(status: int, job: Job) -> func.HttpResponse:
@@ -77,3 +80,14 @@ async def job_report(req: func.HttpRequest, caller: Caller) -> func.HttpResponse
     page = await (await runtime.service()).jobs.report(job_id, int(text) if len(text) <= 9 else 10**9, caller=caller)
     headers = {"Link": f'</api/jobs/{job_id}/report?part={page.next}>; rel="next"'} if page.next is not None else {}
     return func.HttpResponse(page.lines, status_code=200, mimetype=REPORT_TYPE, headers=headers)
+
+
+@handled
+async def retry_job(req: func.HttpRequest, caller: Caller) -> func.HttpResponse:
+    """The job's failed items run again as a new job, linked to the first (docs/jobs.md)."""
+    now, job_id = runtime.utc_now(), req.route_params.get("id", "")
+    body = json_body(req, MAX_RETRY_BODY_BYTES) if req.get_body() else None  # none: every default
+    ask = parse_retry_request(body, job_id, runtime.settings(), now)
+    jobs = (await runtime.service()).jobs
+    outcome = await jobs.reruns.retry(job_id, ask, now, idempotency_key(req.headers), caller=caller)
+    return _job_response(200 if outcome.replayed else 202, outcome.job)

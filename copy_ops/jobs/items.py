@@ -32,6 +32,7 @@ from copy_ops.core.errors import Conflict, CopyOpsError, NotFound, PreconditionF
 from copy_ops.core.redaction import redact, strip_query
 from copy_ops.jobs import progress
 from copy_ops.jobs.model import Job
+from copy_ops.jobs.reruns import replacing_leftover
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class ItemStarter:
         self._claim = claim
 
     async def start_item(
-        self, request: CopyRequest, operation_id: str, now: datetime, go: Go | None = None
+        self, request: CopyRequest, operation_id: str, now: datetime, go: Go | None = None, retry_of: str | None = None
     ) -> ItemOutcome:
         """Start one item of a job under its derived id, at most once. A refusal is recorded
         as the item's failure (``start_refused``), not undone. Returns what happened:
@@ -89,7 +90,9 @@ class ItemStarter:
         An item recorded by an attempt that died before its Copy Blob (its claim is old,
         no copy id) is taken over: started now, or adopted if its copy did start after all.
         ``go``: asked just before its copy is sent (its job not stopped meanwhile); false,
-        nothing is sent (``late``: the job's checks end the record, pending and copy-less)."""
+        nothing is sent (``late``: the job's checks end the record, pending and copy-less).
+        ``retry_of``: the first job, of which this job retries failed items (its item's leftover
+        on the destination is replaced: :func:`copy_ops.jobs.reruns.replacing_leftover`)."""
         token = secrets.token_hex(8)
         began = time.monotonic()
         try:
@@ -104,6 +107,8 @@ class ItemStarter:
                 return found
             stored = found
         try:
+            if retry_of is not None:
+                request = await replacing_leftover(self._copies, request, retry_of)
             # Checked just before Copy Blob goes out (after the lease, which may be slow too).
             op = await self._starter.begin(
                 stored,

@@ -1,5 +1,6 @@
-"""The jobs' service: start, read, list, abort, report; and the work messages of jobs. Domain
-objects in and out (:mod:`copy_ops.jobs.model`): the adapters parse and shape."""
+"""The jobs' service: start, read, list, abort, report (a retry: :attr:`JobService.reruns`);
+and the work messages of jobs. Domain objects in and out (:mod:`copy_ops.jobs.model`): the
+adapters parse and shape."""
 
 from __future__ import annotations
 
@@ -27,11 +28,12 @@ from copy_ops.jobs.handout import Batches
 from copy_ops.jobs.item_starts import ItemStarts
 from copy_ops.jobs.items import ItemStarter
 from copy_ops.jobs.listing import Enumerator, Paged
-from copy_ops.jobs.model import Enumeration, Job, JobRequest, JobState
+from copy_ops.jobs.model import Enumeration, Job, JobOutcome, JobRequest, JobState
 from copy_ops.jobs.phases import DECIDED
 from copy_ops.jobs.ports import JobStorage
 from copy_ops.jobs.records import JobLedger
 from copy_ops.jobs.report import ReportPage, Reports
+from copy_ops.jobs.reruns import Reruns
 from copy_ops.jobs.settle import Checked, JobSettler
 from copy_ops.observability.telemetry import JOB_ID, OFF, Telemetry
 from copy_ops.work.messages import CHUNK, Abort, Batch, Check, Chunk, Page, ReportPart, encode, groups
@@ -42,12 +44,6 @@ IDEMPOTENCY_SCOPE = "jobs/"
 CHECK_ATTEMPTS = 3
 # How many times an abort reads the job again after losing a race for its record.
 ABORT_ATTEMPTS = 10
-
-
-@dataclass(frozen=True)
-class JobOutcome:
-    job: Job
-    replayed: bool
 
 
 @dataclass(frozen=True)
@@ -97,6 +93,8 @@ class JobService:
         self._batches = Batches(self.records, starts, work)
         self._reports = Reports(storage, self.records, ledger, work, settings.sweep_concurrency)
         self._chunks = ChunkDigests(storage, settings.ledger_container)
+        # A job's failed items run again as a new job (POST /api/jobs/{id}/retry).
+        self.reruns = Reruns(self.records, ledger, settings, self.start)
         self._enumerator = Enumerator(
             self.records, storage, starts, self._batches, work, chunks=self._chunks, page=settings.job_page_size
         )
@@ -130,6 +128,7 @@ class JobService:
             created_at=now,
             fingerprint=request.fingerprint,
             caller=owner,
+            retry_of=request.retry_of,
             enumeration=Enumeration(items=len(request.manifest), chunks=len(chunks), progressed_at=now),
             next_check_at=now + progress.FIRST_CHECK,
         )

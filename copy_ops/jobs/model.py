@@ -86,15 +86,28 @@ class JobRequest:
     # What each item is asked (its engine as the request asked: auto resolved item by item).
     terms: Terms
     fingerprint: str
+    # A retry of a job's failed items (copy_ops.jobs.reruns): the first job's id.
+    retry_of: str | None = None
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """A job started, or found started by an earlier request with its key (``replayed``)."""
+
+    job: Job
+    replayed: bool
 
 
 @dataclass(frozen=True)
 class Counts:
-    """Items by state, and bytes: ``copied`` of the items that succeeded, ``total`` of those whose size is known."""
+    """Items by state, and bytes: ``copied`` of the items that succeeded, ``total`` of those whose size is known.
+    ``retried``: items that needed more than one attempt, known once the job's report read
+    every item (None before: the index does not say it)."""
 
     by_state: dict[str, int] = field(default_factory=dict)
     bytes_copied: int = 0
     bytes_total: int = 0
+    retried: int | None = None
 
     @property
     def items(self) -> int:
@@ -109,6 +122,7 @@ class Counts:
             **{state.value: self.of(state) for state in State},
             "bytes_copied": self.bytes_copied,
             "bytes_total": self.bytes_total,
+            "retried": self.retried,
         }
 
 
@@ -187,6 +201,10 @@ class Job:
     # moves, the latest ones (phases.HISTORY_KEPT): when, to which phase, on what, why.
     phase: JobPhase = JobPhase.ENUMERATING
     history: tuple[Move[JobPhase, JobEvent], ...] = ()
+    # A retry of the first job's failed items: that job's id; and on the first job, its
+    # latest retry's (copy_ops.jobs.reruns).
+    retry_of: str | None = None
+    retried_by: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -196,6 +214,10 @@ class Job:
         data = dataclasses.asdict(self)
         data.update(data.pop("terms"))  # flat, each under its own name, as an operation's
         data["enumeration"]["mover"] = data["enumeration"].pop("moved_by")
+        # Not known yet, or no retry: written as the version before wrote a job.
+        for fields, name in ((data["counts"], "retried"), (data, "retry_of"), (data, "retried_by")):
+            if fields[name] is None:
+                del fields[name]
         return json.dumps(data, default=_encode, sort_keys=True).encode()
 
     @classmethod
@@ -241,6 +263,8 @@ class Job:
             # A record written before phases were stored: its phase, as its fields tell it.
             phase=JobPhase(data["phase"]) if data.get("phase") else _phase_before_phases(data),
             history=MACHINE.history_of(data.get("history")),
+            retry_of=data.get("retry_of"),
+            retried_by=data.get("retried_by"),
         )
 
 

@@ -79,6 +79,14 @@ def report_line(op: Operation) -> dict[str, object]:
         "message": op.error.message if op.error is not None else None,
         "abort_reason": op.abort_reason.value if op.abort_reason is not None else None,
         "bytes": size,
+        # Its attempts: the last one's number, of how many it was allowed, and each failed
+        # attempt's cause and error (a copy that succeeded on its second try lists its first).
+        "attempt": op.attempt,
+        "attempts": op.terms.retry_attempts,
+        "failed_attempts": [
+            {"number": a.number, "cause": a.cause.value, "error": a.error.code.value, "message": a.error.message}
+            for a in op.failed_attempts
+        ],
     }
 
 
@@ -104,8 +112,9 @@ class Reports:
     def folder(job_id: str) -> str:
         return f"{REPORT_PREFIX}{job_id}/"
 
-    async def write(self, job_id: str, part: str) -> int:
-        """Write ``part`` of the job's report (``""``: the whole of it); its lines."""
+    async def write(self, job_id: str, part: str) -> tuple[int, int]:
+        """Write ``part`` of the job's report (``""``: the whole of it); its lines, and how
+        many of its items needed more than one attempt."""
         ids: list[str] = []
         continuation: str | None = None
         prefix = RECORD_PREFIX + item_prefix(job_id) + part
@@ -118,7 +127,18 @@ class Reports:
         lines = [json.dumps(report_line(op), separators=(",", ":")) for op in records if op is not None]
         data = ("\n".join(lines) + "\n" if lines else "").encode()
         await self._documents.put_document(self._jobs.container, self.name(job_id, part), data, REPORT_TYPE)
-        return len(lines)
+        return len(lines), sum(1 for op in records if op is not None and op.failed_attempts)
+
+    @staticmethod
+    def _retried_folder(job_id: str) -> str:
+        # Beside the parts' folder, not in it: the parts written are counted by its names.
+        return f"{REPORT_PREFIX}{job_id}.retried/"
+
+    async def retried(self, job_id: str) -> int:
+        """Items of a report in parts that needed more than one attempt: the sum its parts
+        left in their marks' names (one listing, as the parts' own)."""
+        names = await self._jobs.names(self._retried_folder(job_id))
+        return sum(int(name.rpartition("-")[2]) for name in names)
 
     async def written(self, job_id: str) -> set[str]:
         """The parts of the job's report written so far."""
@@ -139,8 +159,12 @@ class Reports:
             return "stale"  # ended already (a redelivery), or no report in parts
         # Written again if sent again (the same lines: its items have ended), which the job's
         # check does only when no part was written for a while.
-        lines = await self.write(job.id, message.part)
-        logger.info("job_report_part job=%s part=%s lines=%s", job.id, message.part, lines)
+        lines, retried = await self.write(job.id, message.part)
+        if retried:
+            # An empty blob named by its count: a part written again writes the same name.
+            name = f"{self._retried_folder(job.id)}{message.part}-{retried}"
+            await self._documents.put_document(self._jobs.container, name, b"", REPORT_TYPE)
+        logger.info("job_report_part job=%s part=%s lines=%s retried=%s", job.id, message.part, lines, retried)
         try:
             # Listed after the write: of two last parts, the later one sees both.
             if len(await self.written(job.id)) >= part_count(job.report_digits):

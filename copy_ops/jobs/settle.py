@@ -153,7 +153,8 @@ class JobSettler:
         digits = report_digits(counts.items, self._settings.job_report_part)
         if digits:
             return await self._report_in_parts(stored, job, end, digits, now)
-        await self._reports.write(job.id, "")
+        _, retried = await self._reports.write(job.id, "")
+        job = dataclasses.replace(job, counts=dataclasses.replace(counts, retried=retried))
         return await self._end(stored, job, end, self._reports.name(job.id), now)
 
     async def _outstanding(self, job: Job) -> tuple[int, int]:
@@ -221,8 +222,10 @@ class JobSettler:
         assert job.closing is not None
         written = await self._reports.written(job.id)
         missing = [part for part in report_parts(job.report_digits) if part not in written]
+        job_folder = self._reports.folder(job.id)
         if not missing:
-            return await self._end(stored, job, job.closing, self._reports.folder(job.id), now)
+            counts = dataclasses.replace(job.counts, retried=await self._reports.retried(job.id))
+            return await self._end(stored, dataclasses.replace(job, counts=counts), job.closing, job_folder, now)
         if len(written) > job.report_written:
             # Parts are being written: the rest are most likely queued, not lost.
             job = dataclasses.replace(job, report_written=len(written), report_sent_at=now)

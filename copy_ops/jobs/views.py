@@ -50,4 +50,9 @@ def job_view(job: Job) -> dict[str, Any]:
         "lease_source": job.terms.lease_source,
         "engine": job.terms.engine.value,
         "metadata": job.terms.metadata,
+        # Its attempts per item, and a retry of the first job's failed items: the first
+        # job's id; on the first job, its latest retry's (docs/jobs.md, "Retry a job's failures").
+        "retry": {"attempts": job.terms.retry_attempts, "backoff_seconds": job.terms.retry_backoff_seconds},
+        "retry_of": job.retry_of,
+        "retried_by": job.retried_by,
     }

@@ -16,4 +16,5 @@ EXPECTED = {
     "job_items": ("jobs/{id}/items", ["GET"]),
     "abort_job": ("jobs/{id}/abort", ["POST"]),
     "job_report": ("jobs/{id}/report", ["GET"]),
+    "retry_job": ("jobs/{id}/retry", ["POST"]),
 }

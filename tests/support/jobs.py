@@ -20,8 +20,7 @@ from copy_ops.background.dispatch import do_work
 from copy_ops.background.sweep import sweep
 from copy_ops.copies.ports import WorkQueue
 from copy_ops.core.errors import CopyOpsError, InvalidRequest
-from copy_ops.jobs.job_service import JobOutcome
-from copy_ops.jobs.model import Job, JobState
+from copy_ops.jobs.model import Job, JobOutcome, JobState
 from copy_ops.jobs.request import parse_job_request
 from copy_ops.storage import BlobStorage
 from copy_ops.storage.queues import QueueStorage

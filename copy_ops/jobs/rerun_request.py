@@ -1,0 +1,70 @@
+"""Validation of a request to retry a job's failed items (``POST /api/jobs/{id}/retry``):
+every violation found, each naming its field. Pure.
+
+The body asks for a new deadline (``timeout_seconds`` or ``deadline``, defaulted as a job's
+is), optionally the items' ``retry`` (else the first job's), ``include_aborted`` (the first
+job's aborted items too), and ``sas``: the query string to read again sources the first job
+read with the caller's SAS, which copy-ops never keeps. Everything else (destination,
+``overwrite``, ``on_abort``, metadata, the engine) is the first job's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from copy_ops.copies.request import deadline_of, fingerprint
+from copy_ops.copies.retry import retry_of
+from copy_ops.core.errors import FieldError, InvalidRequest
+from copy_ops.core.problems import Problems, guarded
+from copy_ops.core.settings import Settings
+
+RETRY_FIELDS = frozenset({"timeout_seconds", "deadline", "retry", "sas", "include_aborted"})
+
+
+@dataclass(frozen=True)
+class RetryAsk:
+    """A validated retry request: the new deadline, the retry asked (None: the first job's),
+    whether aborted items are run again too, the caller's SAS (here and in messages only)."""
+
+    deadline: datetime
+    retry: tuple[int, float] | None
+    include_aborted: bool
+    sas: str | None
+    # Of the body and the first job's id: a key replayed on another job's retry does not match.
+    fingerprint: str
+    # Whether the body named retry.attempts (a SAS source refuses more than one).
+    attempts_asked: bool
+
+
+def parse_retry_request(body: Any, job_id: str, settings: Settings, now: datetime) -> RetryAsk:
+    """The validated request, or :class:`InvalidRequest` listing every problem."""
+    if body is None:
+        body = {}  # no body: every default
+    if not isinstance(body, dict):
+        raise InvalidRequest.of(FieldError("body", "must be a JSON object"))
+    problems = Problems()
+    for name in sorted(set(body) - RETRY_FIELDS, key=str):
+        problems.bad(name, "unknown field")
+    deadline = guarded("deadline", problems, lambda: deadline_of(body, settings, now, problems))
+    asked = None
+    if "retry" in body:
+        asked = guarded("retry", problems, lambda: retry_of(body, settings, problems, None))
+    include_aborted = body.get("include_aborted", False)
+    if not isinstance(include_aborted, bool):
+        problems.bad("include_aborted", "must be true or false")
+    sas = body.get("sas")
+    if sas is not None and (not isinstance(sas, str) or not sas.lstrip("?") or "#" in sas or " " in sas):
+        problems.bad("sas", "must be the query string of a SAS that reads the sources, e.g. sv=...&sig=...")
+    problems.raise_any()
+    assert deadline is not None
+    retry = body.get("retry")
+    return RetryAsk(
+        deadline=deadline,
+        retry=asked,
+        include_aborted=bool(include_aborted),
+        sas=sas.lstrip("?") if isinstance(sas, str) else None,
+        fingerprint=fingerprint({**body, "retry_of": job_id}),
+        attempts_asked=isinstance(retry, dict) and "attempts" in retry,
+    )

@@ -1,0 +1,200 @@
+"""A job's failed items run again (``POST /api/jobs/{id}/retry``): a new manifest job of those
+items' sources, to the same destinations, linked to the first (``retry_of``; on the first,
+``retried_by``).
+
+* Only an ended job is retried (409 while it runs), and only one with a failed item (or an
+  aborted one, when asked): 409 "nothing failed" else. An item failed ``unsafe_name`` is not
+  run again: its name is one copy-ops will never address.
+* The failed items are found with the blob index (the job's items in state ``failed``), a page
+  at a time, their records read at the sweep's concurrency: at most ``COPY_JOB_MANIFEST_MAX``
+  of them, as a manifest's sources are (a job with more failed items: 409 ``TooManyFailed``,
+  known from its final counts before anything is read). A manifest job's chunks carry them.
+* A source the first job read with the caller's SAS (never kept) needs ``sas`` again: 400
+  naming ``sas`` without it; such a source is tried once, as any source given with a SAS.
+* Each item is a new operation (its id derived from the new job). Its destination may hold
+  the first item's leftover (an async copy's failed blob, kept by ``on_abort: keep``): the
+  item replaces exactly that blob (:mod:`copy_ops.jobs.items`), never another's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import datetime
+from typing import Protocol
+
+from copy_ops.aio.bounded import bounded_map
+from copy_ops.aio.races import retried
+from copy_ops.copies.engines import escalation_at
+from copy_ops.copies.model import (
+    BlobRef,
+    CopyRequest,
+    Engine,
+    ErrorCode,
+    ForeignBlob,
+    ManifestEntry,
+    Operation,
+    State,
+    Terms,
+)
+from copy_ops.copies.ports import BlobCopies
+from copy_ops.copies.records import FIND_PAGE_SIZE, Ledger
+from copy_ops.copies.retry import SAS_TRIED_ONCE
+from copy_ops.copies.sources import too_far_for_minted_sas
+from copy_ops.core.callers import KEY_CALLER, Caller
+from copy_ops.core.errors import Conflict, FieldError, InvalidRequest, NotFound
+from copy_ops.core.settings import Settings
+from copy_ops.jobs.model import Job, JobOutcome, JobRequest, Listing
+from copy_ops.jobs.permits import permit_job
+from copy_ops.jobs.progress import item_id
+from copy_ops.jobs.records import JobLedger
+from copy_ops.jobs.rerun_request import RetryAsk
+
+logger = logging.getLogger(__name__)
+
+# How many times the first job's link to its retry is written again after losing a race.
+LINK_ATTEMPTS = 5
+
+
+class Start(Protocol):
+    """How a job is started (copy_ops.jobs.job_service.JobService.start)."""
+
+    async def __call__(
+        self, request: JobRequest, now: datetime, idempotency_key: str | None = None, *, caller: Caller = KEY_CALLER
+    ) -> JobOutcome: ...
+
+
+class Reruns:
+    def __init__(self, jobs: JobLedger, ledger: Ledger, settings: Settings, start: Start) -> None:
+        self._jobs = jobs
+        self._ledger = ledger
+        self._settings = settings
+        self._start = start
+
+    async def retry(
+        self, job_id: str, ask: RetryAsk, now: datetime, key: str | None = None, *, caller: Caller = KEY_CALLER
+    ) -> JobOutcome:
+        """The first job's failed items run again as a new job, started as any job is
+        (``key``: its Idempotency-Key), and the first job linked to it."""
+        request = await self.request((await self._jobs.read(job_id, caller)).job, ask, now)
+        permit_job(request, caller, self._settings)  # the policy as it is now
+        outcome = await self._start(request, now, key, caller=caller)
+        if not outcome.replayed:
+            await self.link(job_id, outcome.job.id, now)
+        return outcome
+
+    async def request(self, first: Job, ask: RetryAsk, now: datetime) -> JobRequest:
+        """The new job's request: the first job's failed items, its destination and terms,
+        the new deadline and retry. :class:`Conflict` (409) or :class:`InvalidRequest` (400)."""
+        if not first.is_final:
+            raise Conflict(f"job {first.id} is still running: retry its failed items once it ended", code="JobRunning")
+        states = (State.FAILED, State.ABORTED) if ask.include_aborted else (State.FAILED,)
+        most = self._settings.job_manifest_max
+        counted = sum(first.counts.of(state) for state in states)
+        if counted > most:
+            raise Conflict(
+                f"job {first.id} has {counted} items to retry, more than one job takes (COPY_JOB_MANIFEST_MAX, {most})",
+                code="TooManyFailed",
+            )
+        ops = [op for state in states for op in await self._items(first.id, state, most)]
+        ops = [op for op in ops if op.error is None or op.error.code is not ErrorCode.UNSAFE_NAME]
+        if not ops:
+            raise Conflict(f"job {first.id} has nothing failed to retry", code="NothingFailed")
+        needs_sas = (first.source is not None and first.source.needs_sas) or any(op.source_sas for op in ops)
+        if needs_sas and ask.sas is None:
+            raise InvalidRequest.of(
+                FieldError("sas", "is required: the job read its sources with a SAS, which copy-ops does not keep")
+            )
+        return JobRequest(
+            source=None,
+            manifest=tuple(_entry(first, op, ask.sas) for op in ops),
+            sas=None,
+            destination_container=first.destination_container,
+            destination_prefix=first.destination_prefix,
+            terms=self._terms(first, ask, now, tried_once=needs_sas, foreign=any(op.source_foreign for op in ops)),
+            fingerprint=ask.fingerprint,
+            retry_of=first.id,
+        )
+
+    async def link(self, first_id: str, retry_id: str, now: datetime) -> None:
+        """The first job names its latest retry (shown, never relied on: a lost race is logged)."""
+
+        async def attempt() -> None:
+            stored = await self._jobs.read(first_id)
+            if stored.job.retried_by != retry_id:
+                await self._jobs.save(dataclasses.replace(stored.job, retried_by=retry_id), stored.etag, now)
+
+        try:
+            await retried(attempt, LINK_ATTEMPTS, "")
+        except Exception:
+            logger.warning("job_retry_unlinked job=%s retry=%s", first_id, retry_id)
+
+    def _terms(self, first: Job, ask: RetryAsk, now: datetime, *, tried_once: bool, foreign: bool) -> Terms:
+        terms = first.terms
+        problems: list[FieldError] = []
+        if tried_once and ask.attempts_asked and ask.retry is not None and ask.retry[0] > 1:
+            problems.append(FieldError("retry.attempts", SAS_TRIED_ONCE))
+        minted = foreign or (first.source is not None and first.source.listing is Listing.IDENTITY)
+        beyond = too_far_for_minted_sas(ask.deadline, now) if minted and terms.engine is not Engine.BLOCKS else None
+        if beyond is not None:
+            problems.append(FieldError("deadline", beyond))
+        if problems:
+            raise InvalidRequest.of(*problems)
+        attempts, backoff = ask.retry or (terms.retry_attempts, terms.retry_backoff_seconds)
+        escalate_at = None
+        if terms.engine is Engine.AUTO:
+            escalate_at = escalation_at(now, ask.deadline, self._settings.escalate_at)
+        return dataclasses.replace(
+            terms,
+            deadline=ask.deadline,
+            escalate_at=escalate_at,
+            retry_attempts=1 if tried_once else attempts,
+            retry_backoff_seconds=backoff,
+        )
+
+    async def _items(self, job_id: str, state: State, most: int) -> list[Operation]:
+        """The job's items in ``state``, by the index, a page at a time; at most ``most``."""
+        found: list[Operation] = []
+        continuation: str | None = None
+        while True:
+            ids, continuation = await self._jobs.items_page(job_id, state, FIND_PAGE_SIZE, continuation)
+            read = await bounded_map(self._read, ids, self._settings.sweep_concurrency)
+            found += [op for op in read if op is not None and op.state is state]
+            if len(found) > most:
+                raise Conflict(
+                    f"job {job_id} has more than {most} items to retry (COPY_JOB_MANIFEST_MAX)", code="TooManyFailed"
+                )
+            if continuation is None:
+                return found
+
+    async def _read(self, operation_id: str) -> Operation | None:
+        try:
+            return await self._ledger.get(operation_id)
+        except NotFound:
+            return None
+
+
+async def replacing_leftover(copies: BlobCopies, request: CopyRequest, retry_of: str) -> CopyRequest:
+    """An item of a job's retry, its request asked to replace the first job's item's leftover
+    on its destination (an async copy's failed blob, kept by ``on_abort: keep``), by its ETag:
+    only a blob whose owner metadata names that item (the first job's item of the same
+    destination: ended, so nothing of it writes there any more). Anything else there is left
+    to the terms (``overwrite: false``: refused, as for any item). One read per item."""
+    seen = await copies.observe_copy(request.destination)
+    if seen is None or seen.etag is None or seen.owner != item_id(retry_of, request.destination.blob):
+        return request
+    logger.info("job_item_replaces_leftover destination=%s owner=%s", request.destination.blob, seen.owner)
+    return dataclasses.replace(request, replace_etag=seen.etag)
+
+
+def _entry(first: Job, op: Operation, sas: str | None) -> ManifestEntry:
+    """The failed item as a manifest entry: its source as the first job read it (a caller's
+    URL with the SAS given now), landing at its destination (below the first job's prefix)."""
+    source: str | BlobRef | ForeignBlob
+    if op.source_blob is not None:
+        source = op.source_blob
+    elif op.source_foreign is not None:
+        source = op.source_foreign
+    else:
+        source = f"{op.source}?{sas}" if op.source_sas and sas else op.source
+    return ManifestEntry(source, op.destination.blob[len(first.destination_prefix) :])

@@ -1,0 +1,198 @@
+"""A job's attempts and its retry (issue 32, item 5): each item's attempts in the report and
+the ended job's ``retried``; ``POST /api/jobs/{id}/retry`` as the service runs it: the first
+job's failed items as a new manifest job linked to the first, over their leftovers, and the
+409s. In memory (copy_ops/jobs/reruns.py); the request's checks are pure."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from copy_ops.app_service import AppService
+from copy_ops.background.dispatch import do_work
+from copy_ops.copies.model import BlobRef, ErrorCode, ListQuery, Operation, State
+from copy_ops.core.callers import Caller, KnownBy
+from copy_ops.core.errors import Conflict, InvalidRequest, NotFound
+from copy_ops.core.settings import Settings
+from copy_ops.jobs.model import Job, JobState
+from copy_ops.jobs.request import parse_job_request
+from copy_ops.jobs.rerun_request import parse_retry_request
+from copy_ops.jobs.views import job_view
+from devkit.worker import run
+from tests.support.memory import MemoryQueue, MemoryStorage
+
+T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+SETTINGS = Settings.from_env({"COPY_STORAGE": "UseDevelopmentStorage=true", "COPY_ENGINE": "async"})
+SERVER_FAULT = '500 InternalServerError "Copy failed."'
+GONE = "404 BlobNotFound The specified blob does not exist."
+NAMES = ("a.bin", "b.bin", "c.bin")
+
+
+class World:
+    def __init__(self) -> None:
+        self.storage, self.queue = MemoryStorage(), MemoryQueue()
+        self.storage.pending = True
+        for name in NAMES:
+            self.storage.put(BlobRef("src", f"in/{name}"), b"x" * 100)
+        self.service = AppService(SETTINGS, self.storage, self.queue)
+
+    def start(self, **fields: Any) -> Job:
+        body = {
+            "source": {"container": "src", "prefix": "in/"},
+            "destination": {"container": "dst", "prefix": "out/"},
+            "timeout_seconds": 3600,
+            **fields,
+        }
+        job = run(self.service.jobs.start(parse_job_request(body, SETTINGS, T0), T0)).job
+        self.drain(T0)
+        return job
+
+    def drain(self, now: datetime) -> Counter[str]:
+        kinds: Counter[str] = Counter()
+        for _ in range(50):
+            messages = self.queue.take()
+            if not messages:
+                return kinds
+            for text in messages:
+                kinds[run(do_work(self.service, text, now))[0]] += 1
+        raise AssertionError("the queue never drained")
+
+    def items(self, job_id: str) -> dict[str, Operation]:
+        page = run(self.service.jobs.items(job_id, ListQuery(None, 50, None)))
+        return {op.destination.blob: op for op in page.items}
+
+    def settle(self, op: Operation, now: datetime) -> Operation:
+        run(self.service.process_due(op.id, now))
+        return run(self.service.ledger.get(op.id))
+
+    def end(self, job_id: str, now: datetime) -> Job:
+        self.drain(now)
+        run(self.service.jobs.check(job_id, now, asked=True))
+        return run(self.service.jobs.get(job_id, now))
+
+    def retry(self, job_id: str, now: datetime, body: Any = None, key: str | None = None) -> Job:
+        ask = parse_retry_request(body, job_id, SETTINGS, now)
+        outcome = run(self.service.jobs.reruns.retry(job_id, ask, now, key))
+        self.drain(now)
+        return outcome.job
+
+
+def report(world: World, job_id: str) -> dict[str, dict[str, Any]]:
+    lines = run(world.service.jobs.report(job_id)).lines.decode().splitlines()
+    return {json.loads(line)["destination"]["blob"]: json.loads(line) for line in lines}
+
+
+def a_failed_job(world: World) -> tuple[Job, datetime]:
+    """A job whose a.bin failed for good (its failed blob left on the destination), the rest copied."""
+    job = world.start(retry={"attempts": 1})
+    items = world.items(job.id)
+    world.storage.fail(BlobRef("dst", "out/a.bin"), GONE)
+    for name in ("b.bin", "c.bin"):
+        world.storage.finish(BlobRef("dst", f"out/{name}"))
+    now = T0 + timedelta(seconds=30)
+    with pytest.raises(Conflict, match="still running"):
+        world.retry(job.id, now)  # not ended yet
+    for op in items.values():
+        world.settle(op, now)
+    ended = world.end(job.id, now)
+    assert (ended.state, ended.counts.of(State.FAILED), ended.counts.retried) == (JobState.FAILED, 1, 0)
+    return ended, now
+
+
+def test_a_report_line_says_each_items_attempts_and_the_ended_job_counts_the_retried() -> None:
+    world = World()
+    job = world.start(retry={"attempts": 2, "backoff_seconds": 0})
+    assert job_view(run(world.service.jobs.get(job.id, T0)))["counts"]["retried"] is None  # not known while it runs
+    items = world.items(job.id)
+    first = BlobRef("dst", "out/a.bin")
+    world.storage.fail(first, SERVER_FAULT)  # may pass: a second attempt
+    now = T0 + timedelta(seconds=20)
+    waiting = world.settle(items["out/a.bin"], now)
+    assert waiting.state is State.PENDING and len(waiting.failed_attempts) == 1
+    again = world.settle(waiting, now + timedelta(seconds=30))
+    assert again.attempt == 2
+    for name in NAMES:
+        world.storage.finish(BlobRef("dst", f"out/{name}"))
+    later = now + timedelta(seconds=60)
+    for op in world.items(job.id).values():
+        world.settle(op, later)
+    ended = world.end(job.id, later)
+    assert ended.state is JobState.SUCCEEDED, ended
+    assert job_view(ended)["counts"]["retried"] == 1
+    lines = report(world, job.id)
+    assert (lines["out/a.bin"]["attempt"], lines["out/a.bin"]["attempts"]) == (2, 2)
+    assert [(a["number"], a["error"], a["message"]) for a in lines["out/a.bin"]["failed_attempts"]] == [
+        (1, "copy_failed", SERVER_FAULT)
+    ]
+    assert (lines["out/b.bin"]["attempt"], lines["out/b.bin"]["failed_attempts"]) == (1, [])
+
+
+def test_a_retry_runs_the_failed_items_again_as_a_new_job_over_their_leftovers() -> None:
+    world = World()
+    first, now = a_failed_job(world)
+    leftover = world.storage.blobs[BlobRef("dst", "out/a.bin")]
+    assert leftover.metadata["copyops_operation"] == world.items(first.id)["out/a.bin"].id  # ours, failed
+    retry = world.retry(first.id, now, {"timeout_seconds": 600, "retry": {"attempts": 3}}, key="again")
+    assert (retry.retry_of, retry.manifest_size, retry.terms.retry_attempts) == (first.id, 1, 3)
+    assert retry.terms.deadline == now + timedelta(seconds=600) and not retry.terms.overwrite
+    shown = run(world.service.jobs.get(first.id, now))
+    assert job_view(shown)["retried_by"] == retry.id and job_view(retry)["retry_of"] == first.id
+    # The same key again: the same retry, nothing started twice.
+    assert world.retry(first.id, now, {"timeout_seconds": 600, "retry": {"attempts": 3}}, key="again").id == retry.id
+    # Its one item is a new operation, started over the first item's leftover (not refused
+    # as "destination exists"), and copies it.
+    (item,) = world.items(retry.id).values()
+    assert item.id.startswith(retry.id) and item.state is State.PENDING and item.copy_id is not None, item
+    world.storage.finish(BlobRef("dst", "out/a.bin"))
+    copied = world.settle(item, now + timedelta(seconds=60))
+    assert copied.state is State.SUCCEEDED, copied
+    done = world.end(retry.id, now + timedelta(seconds=60))
+    assert (done.state, done.counts.of(State.SUCCEEDED)) == (JobState.SUCCEEDED, 1)
+    assert world.storage.blobs[BlobRef("dst", "out/a.bin")].data == b"x" * 100
+    with pytest.raises(Conflict, match="nothing failed"):
+        world.retry(retry.id, now + timedelta(seconds=20))
+
+
+def test_a_retry_never_replaces_a_blob_that_is_not_the_failed_items_leftover() -> None:
+    world = World()
+    first, now = a_failed_job(world)
+    world.storage.put(BlobRef("dst", "out/a.bin"), b"someone else's")  # written since
+    retry = world.retry(first.id, now)
+    (item,) = world.items(retry.id).values()
+    assert item.state is State.FAILED and item.error is not None and item.error.code is ErrorCode.START_REFUSED
+    assert world.storage.blobs[BlobRef("dst", "out/a.bin")].data == b"someone else's"
+
+
+def test_another_callers_job_and_an_unknown_job_are_not_found() -> None:
+    world = World()
+    first, now = a_failed_job(world)
+    stranger = Caller(KnownBy.ENTRA, object_id="0f0f0f0f-0000-0000-0000-000000000001", name="someone")
+    ask = parse_retry_request(None, first.id, SETTINGS, now)
+    with pytest.raises(NotFound):
+        run(world.service.jobs.reruns.retry(first.id, ask, now, None, caller=stranger))
+    with pytest.raises(NotFound):
+        world.retry("8203450000000-0a0a0a0a", now)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ([], "body"),
+        ({"timeout": 60}, "timeout"),
+        ({"deadline": "tomorrow"}, "deadline"),
+        ({"timeout_seconds": 60, "deadline": "2026-11-24T03:00:00Z"}, "deadline"),
+        ({"retry": {"attempts": 0}}, "retry.attempts"),
+        ({"retry": {"backoff_seconds": -1}}, "retry.backoff_seconds"),
+        ({"retry": 3}, "retry"),
+        ({"include_aborted": "yes"}, "include_aborted"),
+        ({"sas": 7}, "sas"),
+    ],
+)
+def test_bad_input_is_400_naming_the_field(body: Any, field: str) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        parse_retry_request(body, "8203450000000-0a0a0a0a", SETTINGS, T0)
+    assert field in [error.field for error in raised.value.errors], raised.value.errors
