@@ -57,7 +57,7 @@ def job_line(view: Mapping[str, Any]) -> str:
     parts = [f"{view.get('id')} {view.get('state')} {done}/{items} items"]
     if counts.get("bytes_copied"):
         parts.append(f"{decimal(int(counts['bytes_copied']))} copied")
-    for state in ("failed", "aborted"):
+    for state in ("failed", "aborted", "retried"):
         if counts.get(state):
             parts.append(f"{counts[state]} {state}")
     return ", ".join(parts)
@@ -98,6 +98,12 @@ def job_details(view: Mapping[str, Any], now: datetime) -> list[str]:
     if view.get("engine"):
         details.append(("engine", str(view["engine"])))
     details += _owner(view) + _machine(view)
+    # A retry of another job's failures, or a job whose failures were retried.
+    details += [
+        (name, str(view[key]))
+        for key, name in (("retry_of", "retry of"), ("retried_by", "retried by"))
+        if view.get(key)
+    ]
     for failure in view.get("failures") or []:
         details.append(("failed", f"{failure.get('id')}: {failure.get('code')}"))
     return [job_line(view), *_aligned(details)]

@@ -140,9 +140,13 @@ def run(args: argparse.Namespace, client: Client, out: Output, sleep: Callable[[
         # Ids are digits, hex and hyphens; anything else (a "..", a "/") could name another route.
         raise ApiError(0, f"{args.id!r} is not an operation or job id")
     command = args.job_command if args.command == "jobs" else args.command
-    if command == "start":
-        body = {**(_job_start(args) if kind is JOBS else _copy_start(args)), **_options(args)}
-        view = client.call("POST", kind.path, body)
+    if command in ("start", "retry"):
+        if command == "retry":
+            # An ended job's failed items, run again as a new job: shown as a job started.
+            view = client.call("POST", f"{kind.path}/{args.id}/retry", _job_retry(args))
+        else:
+            body = {**(_job_start(args) if kind is JOBS else _copy_start(args)), **_options(args)}
+            view = client.call("POST", kind.path, body)
         if args.wait:
             return _watch(client, out, f"{kind.path}/{view['id']}", kind.job, sleep)
         out.data(view, kind.line(view))
@@ -184,6 +188,23 @@ def run(args: argparse.Namespace, client: Client, out: Output, sleep: Callable[[
 
 def _copy_start(args: argparse.Namespace) -> dict[str, Any]:
     return {"source": _source(args.source), "destination": _destination(args.destination)}
+
+
+def _job_retry(args: argparse.Namespace) -> dict[str, Any]:
+    """The body of ``jobs retry``: only what was given (the app defaults the rest)."""
+    body: dict[str, Any] = {}
+    if args.timeout_seconds is not None:
+        body["timeout_seconds"] = args.timeout_seconds
+    if args.deadline is not None:
+        body["deadline"] = args.deadline
+    retry = {"attempts": args.attempts, "backoff_seconds": args.backoff_seconds}
+    if any(value is not None for value in retry.values()):
+        body["retry"] = {name: value for name, value in retry.items() if value is not None}
+    if args.sas is not None:
+        body["sas"] = args.sas
+    if args.include_aborted:
+        body["include_aborted"] = True
+    return body
 
 
 def _job_start(args: argparse.Namespace) -> dict[str, Any]:
@@ -276,6 +297,16 @@ def parser() -> argparse.ArgumentParser:
     _show_and_ls(job_commands, "a job and its counts", "jobs, newest first")
     job_commands.add_parser("abort", help="abort a job").add_argument("id")
     job_commands.add_parser("report", help="the report of an ended job (JSON Lines)").add_argument("id")
+    retry = job_commands.add_parser("retry", help="run an ended job's failed items again, as a new job")
+    retry.add_argument("id")
+    deadline = retry.add_mutually_exclusive_group()
+    deadline.add_argument("--timeout-seconds", type=int, help="seconds until the new job's deadline")
+    deadline.add_argument("--deadline", help="the new job's deadline, e.g. 2026-11-24T03:00:00Z")
+    retry.add_argument("--attempts", type=int, help="each item's attempts at most (default: the job's)")
+    retry.add_argument("--backoff-seconds", type=float, help="the first wait between attempts (default: the job's)")
+    retry.add_argument("--sas", help="the SAS (query string) to read sources the job read with a SAS again")
+    retry.add_argument("--include-aborted", action="store_true", help="its aborted items too")
+    retry.add_argument("--wait", action="store_true", help="show progress until it ends; exit 0 if it succeeded")
     return main
 
 

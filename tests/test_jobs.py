@@ -87,6 +87,7 @@ def test_a_prefix_job_ends_with_every_item_accounted_for(
         "aborted": 115,
         "bytes_copied": 1000,
         "bytes_total": 2500,
+        "retried": 0,  # its items were tried once (a source given with a SAS)
     }
     # Every item has exactly one copy started, and the ones still pending were aborted.
     copies = Counter(copy.metadata.get("copyops_operation") for copy in proxy.copies())
