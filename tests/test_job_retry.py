@@ -26,19 +26,21 @@ from devkit.worker import run
 from tests.support.memory import MemoryQueue, MemoryStorage
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
-SETTINGS = Settings.from_env({"COPY_STORAGE": "UseDevelopmentStorage=true", "COPY_ENGINE": "async"})
+SETTINGS_ENV = {"COPY_STORAGE": "UseDevelopmentStorage=true", "COPY_ENGINE": "async"}
+SETTINGS = Settings.from_env(SETTINGS_ENV)
 SERVER_FAULT = '500 InternalServerError "Copy failed."'
 GONE = "404 BlobNotFound The specified blob does not exist."
 NAMES = ("a.bin", "b.bin", "c.bin")
 
 
 class World:
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings = SETTINGS) -> None:
         self.storage, self.queue = MemoryStorage(), MemoryQueue()
         self.storage.pending = True
         for name in NAMES:
             self.storage.put(BlobRef("src", f"in/{name}"), b"x" * 100)
-        self.service = AppService(SETTINGS, self.storage, self.queue)
+        self.settings = settings
+        self.service = AppService(settings, self.storage, self.queue)
 
     def start(self, **fields: Any) -> Job:
         body = {
@@ -47,7 +49,7 @@ class World:
             "timeout_seconds": 3600,
             **fields,
         }
-        job = run(self.service.jobs.start(parse_job_request(body, SETTINGS, T0), T0)).job
+        job = run(self.service.jobs.start(parse_job_request(body, self.settings, T0), T0)).job
         self.drain(T0)
         return job
 
@@ -75,7 +77,7 @@ class World:
         return run(self.service.jobs.get(job_id, now))
 
     def retry(self, job_id: str, now: datetime, body: Any = None, key: str | None = None) -> Job:
-        ask = parse_retry_request(body, job_id, SETTINGS, now)
+        ask = parse_retry_request(body, job_id, self.settings, now)
         outcome = run(self.service.jobs.reruns.retry(job_id, ask, now, key))
         self.drain(now)
         return outcome.job
@@ -176,6 +178,39 @@ def test_another_callers_job_and_an_unknown_job_are_not_found() -> None:
         run(world.service.jobs.reruns.retry(first.id, ask, now, None, caller=stranger))
     with pytest.raises(NotFound):
         world.retry("8203450000000-0a0a0a0a", now)
+
+
+def test_aborted_items_are_retried_only_when_asked() -> None:
+    world = World()
+    job = world.start()
+    run(world.service.jobs.abort(job.id, T0))
+    now = T0 + timedelta(seconds=30)
+    for _ in range(3):
+        world.drain(now)
+        run(world.service.jobs.check(job.id, now, asked=True))
+        now += timedelta(seconds=5)
+    ended = run(world.service.jobs.get(job.id, now))
+    assert (ended.state, ended.counts.of(State.ABORTED)) == (JobState.ABORTED, 3), ended
+    with pytest.raises(Conflict, match="nothing failed"):
+        world.retry(job.id, now)
+    retry = world.retry(job.id, now, {"include_aborted": True})
+    assert (retry.retry_of, retry.manifest_size) == (job.id, 3)
+    # Each aborted copy's leftover (kept: on_abort keep) is replaced, not refused.
+    assert {op.state for op in world.items(retry.id).values()} == {State.PENDING}
+
+
+def test_more_failed_items_than_one_job_takes_are_refused() -> None:
+    world = World(Settings.from_env({**SETTINGS_ENV, "COPY_JOB_MANIFEST_MAX": "2"}))
+    job = world.start(retry={"attempts": 1})
+    for name in NAMES:
+        world.storage.fail(BlobRef("dst", f"out/{name}"), GONE)
+    now = T0 + timedelta(seconds=30)
+    for op in world.items(job.id).values():
+        world.settle(op, now)
+    assert world.end(job.id, now).counts.of(State.FAILED) == 3
+    with pytest.raises(Conflict, match="COPY_JOB_MANIFEST_MAX") as refused:
+        world.retry(job.id, now)
+    assert refused.value.code == "TooManyFailed"
 
 
 @pytest.mark.parametrize(

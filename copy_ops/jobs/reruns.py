@@ -42,7 +42,7 @@ from copy_ops.copies.records import FIND_PAGE_SIZE, Ledger
 from copy_ops.copies.retry import SAS_TRIED_ONCE
 from copy_ops.copies.sources import too_far_for_minted_sas
 from copy_ops.core.callers import KEY_CALLER, Caller
-from copy_ops.core.errors import Conflict, FieldError, InvalidRequest, NotFound
+from copy_ops.core.errors import Conflict, CopyOpsError, FieldError, InvalidRequest, NotFound
 from copy_ops.core.settings import Settings
 from copy_ops.jobs.model import Job, JobOutcome, JobRequest, Listing
 from copy_ops.jobs.permits import permit_job
@@ -126,8 +126,9 @@ class Reruns:
 
         try:
             await retried(attempt, LINK_ATTEMPTS, "")
-        except Exception:
-            logger.warning("job_retry_unlinked job=%s retry=%s", first_id, retry_id)
+        except CopyOpsError as exc:
+            # The new job stands either way (it names the first): only the first's view lacks it.
+            logger.warning("job_retry_unlinked job=%s retry=%s error=%s", first_id, retry_id, exc.kind)
 
     def _terms(self, first: Job, ask: RetryAsk, now: datetime, *, tried_once: bool, foreign: bool) -> Terms:
         terms = first.terms
