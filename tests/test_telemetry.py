@@ -27,19 +27,9 @@ from devkit.worker import run
 from tests.conftest import Blobs, open_storage
 from tests.support.partner import Partner
 from tests.support.requests import copy_body, start
+from tests.support.telemetry import points
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
-    data = reader.get_metrics_data()
-    assert data is not None
-    found: dict[str, list[Any]] = {}
-    for resource in data.resource_metrics:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                found.setdefault(metric.name, []).extend(metric.data.data_points)
-    return found
 
 
 def test_a_deadline_abort_is_counted_timed_and_traced(
