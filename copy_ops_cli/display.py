@@ -23,7 +23,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-COPY_HEADER = ("ID", "STATE", "DESTINATION", "DEADLINE", "REASON")
+COPY_HEADER = ("ID", "STATE", "ATTEMPT", "DESTINATION", "DEADLINE", "REASON")
 JOB_HEADER = ("ID", "STATE", "ITEMS", "FAILED", "DEADLINE")
 
 
@@ -76,7 +76,8 @@ def copy_details(view: Mapping[str, Any], now: datetime) -> list[str]:
         details.append(("reason", str(view["abort_reason"])))
     error = view.get("error") or {}
     if error:
-        details.append(("error", f"{error.get('code')}: {error.get('message')}"))
+        details.append(("error", _error(error)))
+    details += _attempt(view)
     engine = view.get("engine")
     if engine:
         blocks = view.get("blocks") or {}
@@ -107,6 +108,29 @@ def job_details(view: Mapping[str, Any], now: datetime) -> list[str]:
     for failure in view.get("failures") or []:
         details.append(("failed", f"{failure.get('id')}: {failure.get('code')}"))
     return [job_line(view), *_aligned(details)]
+
+
+def _attempt(view: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Which attempt a copy is on, of how many at most, and the last failed one's error: said
+    where there may be another attempt or was one (a copy tried once says nothing of it)."""
+    attempt = view.get("attempt") or {}
+    failed = attempt.get("failed") or []
+    if not attempt or (attempt.get("of") == 1 and not failed):
+        return []
+    line = f"{attempt.get('number')} of {attempt.get('of')}"
+    if attempt.get("last_error"):
+        line += f"; last error: {_error(attempt['last_error'])}"
+    return [("attempt", line)]
+
+
+def _attempt_column(view: Mapping[str, Any]) -> str:
+    """``2/3`` in a list: the attempt under way of how many at most."""
+    attempt = view.get("attempt") or {}
+    return f"{attempt['number']}/{attempt['of']}" if attempt.get("number") and attempt.get("of") else ""
+
+
+def _error(error: Mapping[str, Any]) -> str:
+    return f"{error.get('code')}: {error.get('message')}"
 
 
 def _owner(view: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -187,7 +211,8 @@ def copy_rows(items: Sequence[Mapping[str, Any]]) -> list[list[str]]:
         destination = item.get("destination") or {}
         reason = item.get("abort_reason") or (item.get("error") or {}).get("code") or ""
         where = f"{destination.get('container')}/{destination.get('blob')}"
-        rows.append([str(item.get("id")), str(item.get("state")), where, str(item.get("deadline") or ""), reason])
+        deadline = str(item.get("deadline") or "")
+        rows.append([str(item.get("id")), str(item.get("state")), _attempt_column(item), where, deadline, reason])
     return rows
 
 

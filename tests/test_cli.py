@@ -154,7 +154,7 @@ def test_a_pending_copy_listed_aborted_and_watched(
     view = json.loads(out)
     assert code == 0 and view["state"] == "pending"
     code, out, _ = cli(host, "ls", "--state", "pending")
-    assert code == 0 and out.splitlines()[0].split() == ["ID", "STATE", "DESTINATION", "DEADLINE", "REASON"]
+    assert code == 0 and out.splitlines()[0].split() == ["ID", "STATE", "ATTEMPT", "DESTINATION", "DEADLINE", "REASON"]
     assert any(line.startswith(view["id"]) for line in out.splitlines())
     code, out, _ = cli(host, "abort", view["id"])
     assert code == 0 and out.startswith(f"{view['id']} aborted")
