@@ -2,7 +2,8 @@
 item 7): every bad value is a 400 problem naming its exact field, with nothing recorded
 or started (the stand-in counts every storage request, the queue's included); a source
 given with a SAS is tried once; and no value of ``retry`` at all, under Hypothesis, gets
-a 5xx or a 400 that names anything but a retry field."""
+a 5xx or a 400 that names anything but a retry field; and the OpenAPI document's schema
+of ``retry`` takes what the parser takes."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jsonschema_rs  # schemathesis's own validator, so a dev requirement already
 import pytest
 from azure.storage.blob import generate_blob_sas
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from copy_ops.copies.request import parse_copy_request
+from copy_ops.core.errors import InvalidRequest
+from copy_ops.core.settings import Settings
 from devkit import DEV_ACCOUNT, DEV_KEY, PendingCopyProxy
-from devkit.app import payload, request
+from devkit.app import ROOT, payload, request
 from tests.conftest import Blobs, Handlers
 from tests.support.partner import Partner
 from tests.support.requests import copy_body, is_problem
@@ -29,6 +34,7 @@ BAD_RETRIES: list[tuple[str, str]] = [
     ('"3"', "retry"),
     ("[3]", "retry"),
     ("true", "retry"),
+    ("null", "retry"),
     ('{"attempts": 2, "jitter": 1}', "retry.jitter"),
     ('{"Attempts": 2}', "retry.Attempts"),
     ('{"attempts": 0}', "retry.attempts"),
@@ -192,3 +198,30 @@ def test_any_retry_starts_or_is_refused_naming_a_retry_field(handlers: Handlers,
     body = copy_body(blobs.src, blobs.dst, dest_name=f"{uuid.uuid4().hex}.bin")
     _retry_only(handlers["start_copy"](request("POST", "copies", raw=_with_retry(body, text))))
     _retry_only(handlers["start_job"](request("POST", "jobs", raw=_with_retry(job_body(blobs), text))))
+
+
+SCHEMAS = json.loads((ROOT / "copy_ops" / "openapi.json").read_text(encoding="utf-8"))["components"]["schemas"]
+PARSER_SETTINGS = Settings.from_env({"COPY_STORAGE": "UseDevelopmentStorage=true"})
+
+
+def _integral_float(value: Any) -> bool:
+    """A float with no fraction (2.0): an integer to JSON Schema, refused by the parser as
+    every whole-number field is (timeout_seconds the same)."""
+    return isinstance(value, float) and value.is_integer()
+
+
+@pytest.mark.parametrize("schema", ["StartRequest", "JobStartRequest"])
+@settings(max_examples=150, deadline=None, derandomize=bool(os.environ.get("CI")))
+@given(retry=retries)
+def test_the_documents_retry_schema_takes_what_the_parser_takes(schema: str, retry: Any) -> None:
+    if isinstance(retry, dict) and _integral_float(retry.get("attempts")):
+        return
+    documented = jsonschema_rs.Draft202012Validator(SCHEMAS[schema]["properties"]["retry"]).is_valid(retry)
+    body = {"source": {"container": "src", "blob": "a"}, "destination": {"container": "dst", "blob": "a"}}
+    try:
+        parse_copy_request({**body, "retry": retry}, PARSER_SETTINGS, datetime.now(UTC))
+    except InvalidRequest:
+        parsed = False
+    else:
+        parsed = True
+    assert documented == parsed, retry

@@ -169,9 +169,10 @@ def retry_of(
 ) -> tuple[int, float]:
     """How many attempts at most, and the first wait between them: as asked, else the
     settings'; a source that cannot be tried again (``no_retry``: why) is tried once."""
-    value = body.get("retry")
-    if value is None:
+    if "retry" not in body:
         return (1 if no_retry else settings.retry_attempts), float(settings.retry_backoff_seconds)
+    # Given, it is an object: a null is refused as the document's schema refuses it.
+    value = body["retry"]
     if not isinstance(value, Mapping):
         problems.bad("retry", "must be an object with attempts and, optionally, backoff_seconds")
         return 1, 0.0
