@@ -5,14 +5,12 @@ The stand-in's failures drive the same through real storage (tests/test_retry_st
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copy_ops.app_service import AppService
 from copy_ops.background.dispatch import do_work
 from copy_ops.copies import block_lifecycle, blocks, retry
 from copy_ops.copies.model import (
@@ -30,36 +28,8 @@ from copy_ops.copies.model import (
 from copy_ops.copies.phases import Event, Phase
 from copy_ops.copies.views import operation_view
 from copy_ops.core.errors import StorageUnavailable
-from copy_ops.core.settings import Settings
 from devkit.worker import run
-from tests.support.memory import MemoryQueue, MemoryStorage
-from tests.support.requests import copy_body, start
-
-T0 = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
-SETTINGS = Settings.from_env({"COPY_STORAGE": "UseDevelopmentStorage=true", "COPY_ENGINE": "async"})
-SOURCE, DESTINATION = BlobRef("src", "a.bin"), BlobRef("dst", "a.bin")
-SERVER_FAULT = '500 InternalServerError "Copy failed."'
-
-
-class World:
-    def __init__(self, pending: bool = True) -> None:
-        self.storage, self.queue = MemoryStorage(), MemoryQueue()
-        self.storage.pending = pending
-        self.storage.put(SOURCE, b"x" * 4096)
-        self.service = AppService(SETTINGS, self.storage, self.queue)
-
-    def start(self, **fields: Any) -> Operation:
-        body = {**copy_body("src", "dst"), "timeout_seconds": 3600, **fields}
-        return start(self.service, body, T0).operation
-
-    def settle(self, op: Operation, now: datetime) -> Operation:
-        run(self.service.process_due(op.id, now))
-        return run(self.service.ledger.get(op.id))
-
-    def due(self, op: Operation) -> datetime:
-        current = run(self.service.ledger.get(op.id))
-        assert current.next_check_at is not None
-        return current.next_check_at
+from tests.support.retry_memory import DESTINATION, SERVER_FAULT, SETTINGS, SOURCE, T0, World
 
 
 def test_a_copy_azure_failed_for_a_server_side_cause_is_copied_again_and_succeeds() -> None:

@@ -92,7 +92,7 @@ class Retrier:
                 replace_etag=replace,
             )
         except StorageUnavailable as exc:
-            error = OperationError(ErrorCode.STORAGE_UNAVAILABLE, f"{exc.title}: {redact(exc.detail)}")
+            error = retry.unanswered(exc)
             return await self._ended(stored, Decision(Action.FINISH, State.FAILED, error=error), now)
         except CopyOpsError as exc:
             seen = await self._observe_quietly(op)
@@ -142,7 +142,7 @@ class Retrier:
         try:
             return await self._blocks.plan_and_send(stored, source, None, now, at_start=False)
         except StorageUnavailable as exc:
-            error = OperationError(ErrorCode.STORAGE_UNAVAILABLE, f"{exc.title}: {redact(exc.detail)}")
+            error = retry.unanswered(exc)
             current = await self._ledger.read(op.id)
             return await self._ended(current, Decision(Action.FINISH, State.FAILED, error=error), now)
         except CopyOpsError as exc:

@@ -33,7 +33,9 @@ from typing import Any
 
 from copy_ops.copies.model import Attempt, Cause, Engine, ErrorCode, Operation, OperationError
 from copy_ops.copies.phases import Event, moved
+from copy_ops.core.errors import CopyOpsError
 from copy_ops.core.problems import Problems
+from copy_ops.core.redaction import redact
 from copy_ops.core.settings import AZURE_COPY_LIMIT_SECONDS, LONGEST_BACKOFF_SECONDS, MOST_ATTEMPTS, Settings
 
 __all__ = ["MOST_ATTEMPTS", "backoff", "cause_of", "may_retry", "needed", "retried", "retrying"]
@@ -73,6 +75,11 @@ def cause_of(error: OperationError) -> Cause | None:
         said = _LEADING_STATUS.fullmatch(error.message)
         return Cause.COPY_FAILED if said is not None and int(said.group(1)) in _SERVER_STATUSES else None
     return CAUSES.get(error.code)
+
+
+def unanswered(fault: CopyOpsError) -> OperationError:
+    """The error of an attempt whose start storage did not answer (its outcome unknown)."""
+    return OperationError(ErrorCode.STORAGE_UNAVAILABLE, f"{fault.title}: {redact(fault.detail)}")
 
 
 def backoff(op: Operation, failed: int) -> timedelta:

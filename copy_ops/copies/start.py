@@ -10,8 +10,8 @@
 The block engine's start (:mod:`copy_ops.copies.block_engine` plans and sends) is refused and
 undone here the same way, by the same undo.
 
-Size: a little over 250 lines: both engines' starts share its undo and its refusals; split,
-the two would each need a copy of them.
+Size: about 350 lines: both engines' starts share its undo, its refusals and the retry of a
+start storage did not answer; split, the two would each need a copy of them.
 """
 
 from __future__ import annotations
@@ -35,11 +35,9 @@ from copy_ops.copies.model import (
     CopyRequest,
     CopyStatus,
     Engine,
-    ErrorCode,
     ItemClaim,
     OnAbort,
     Operation,
-    OperationError,
     Progress,
     Restore,
 )
@@ -250,7 +248,7 @@ class Starter:
         to its batch's next delivery, as before retries."""
         if keep_refused:
             raise fault
-        error = OperationError(ErrorCode.STORAGE_UNAVAILABLE, f"{fault.title}: {redact(fault.detail)}")
+        error = retry.unanswered(fault)
         current = stored
         for _ in range(MERGE_ATTEMPTS):
             again = retry.retrying(current.op, error, now, self.timing.start_grace)

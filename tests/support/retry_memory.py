@@ -43,16 +43,19 @@ class Announced:
 
 
 class World:
-    def __init__(self) -> None:
-        self.storage = MemoryStorage()
-        self.storage.pending = True
+    """The app on in-memory storage (its copies pending until finished or failed by hand,
+    unless ``pending`` is false), its work queue, the events it sends and its metrics."""
+
+    def __init__(self, pending: bool = True) -> None:
+        self.storage, self.queue = MemoryStorage(), MemoryQueue()
+        self.storage.pending = pending
         self.storage.put(SOURCE, b"x" * 4096)
         self.announced = Announced()
         self.reader = InMemoryMetricReader()
         telemetry = OpenTelemetry(
             MeterProvider(metric_readers=[self.reader]).get_meter("test"), TracerProvider().get_tracer("test")
         )
-        self.service = AppService(SETTINGS, self.storage, MemoryQueue(), self.announced, telemetry)
+        self.service = AppService(SETTINGS, self.storage, self.queue, self.announced, telemetry)
 
     def start(self, **fields: Any) -> Operation:
         body = {**copy_body("src", "dst"), "timeout_seconds": 3600, **fields}
