@@ -113,6 +113,10 @@ class Retrier:
                 if status is CopyStatus.PENDING:
                     await abort_ours_quietly(self._copies, op.destination, op.id, copy_id)
                 return op
+            if op.attempt <= len(op.failed_attempts):
+                # A copy found before its attempt was recorded (an unanswered start's that
+                # landed): the attempt under way, numbered after the attempts that failed.
+                op = retry.retried(op, now, self._timing.start_grace)
             started = lifecycle.adopted(op, copy_id, now)
             started = dataclasses.replace(started, next_check_at=lifecycle.next_check(started, now, self._timing))
             if started.abort_requested_at is not None:

@@ -1,0 +1,49 @@
+"""Retries attacked (issue 32): the next attempt cut short or raced between its steps, its
+own send failing, and what each attempt leaves, on the in-memory storage with ``now``
+moved by hand (tests/support/retry_memory.py). Each test here failed on the code before
+its fix."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from copy_ops.copies.model import BlobRef, Operation
+from copy_ops.copies.phases import Phase
+from copy_ops.core.errors import StorageUnavailable
+from devkit.worker import run
+from tests.support.retry_memory import DESTINATION, SERVER_FAULT, SETTINGS, SOURCE, T0, World
+
+GRACE = timedelta(seconds=SETTINGS.start_grace_seconds)
+
+
+async def unanswered(ref: BlobRef) -> None:
+    raise StorageUnavailable("storage did not answer", code="Timeout")
+
+
+def numbered(op: Operation) -> list[int]:
+    return [attempt.number for attempt in op.failed_attempts]
+
+
+def waiting_after_a_failed_copy(world: World, **fields: object) -> Operation:
+    """A copy whose first attempt Azure failed for a server-side cause: waiting in ``retrying``."""
+    op = world.start(retry={"attempts": 3, "backoff_seconds": 30}, **fields)
+    world.storage.fail(DESTINATION, SERVER_FAULT)
+    waiting = world.settle(op, T0 + timedelta(seconds=20))
+    assert waiting.phase is Phase.RETRYING
+    return waiting
+
+
+def test_an_adopted_copy_of_an_unanswered_start_is_numbered_after_the_failed_attempt() -> None:
+    world = World()
+    world.storage.before_copy = unanswered
+    op = world.start(retry={"attempts": 3, "backoff_seconds": 1})
+    assert numbered(op) == [1]
+    # Its Copy Blob landed after all: the sweep adopts it as the attempt under way...
+    run(world.storage.start_copy(DESTINATION, SOURCE, {"copyops_operation": op.id}, False, readable_until=T0))
+    adopted = world.settle(op, world.due(op))
+    assert adopted.phase is Phase.COPYING
+    assert adopted.attempt == len(adopted.failed_attempts) + 1 == 2
+    # ...and when it fails too, each failed attempt has its own number.
+    world.storage.fail(DESTINATION, SERVER_FAULT)
+    again = world.settle(op, world.due(op))
+    assert again.phase is Phase.RETRYING and numbered(again) == [1, 2]
