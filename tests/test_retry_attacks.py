@@ -47,3 +47,17 @@ def test_an_adopted_copy_of_an_unanswered_start_is_numbered_after_the_failed_att
     world.storage.fail(DESTINATION, SERVER_FAULT)
     again = world.settle(op, world.due(op))
     assert again.phase is Phase.RETRYING and numbered(again) == [1, 2]
+
+
+def test_a_retry_whose_own_copy_blob_is_unanswered_waits_the_start_grace_and_names_no_copy() -> None:
+    world = World()
+    waiting = waiting_after_a_failed_copy(world)
+    first_copy = waiting.copy_id
+    world.storage.before_copy = unanswered
+    at = world.due(waiting)
+    failed = world.settle(waiting, at)
+    assert failed.phase is Phase.RETRYING and numbered(failed) == [1, 2]
+    # The second attempt's copy is not known: it is not the first attempt's leftover.
+    assert failed.failed_attempts[1].copy_id is None and failed.copy_id == first_copy
+    # Its Copy Blob may still land: the next attempt looks only once it cannot.
+    assert world.due(failed) >= at + GRACE

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from copy_ops.copies.model import Attempt, Cause, Engine, ErrorCode, Operation, OperationError
-from copy_ops.copies.phases import Event, moved
+from copy_ops.copies.phases import Event, Phase, moved
 from copy_ops.core.errors import CopyOpsError
 from copy_ops.core.problems import Problems
 from copy_ops.core.redaction import redact
@@ -119,19 +119,22 @@ def retrying(op: Operation, error: OperationError, now: datetime, start_grace: t
     if cause is None:
         return None
     progress, began = op.progress, op.attempt_at or op.created_at
+    # A later attempt whose own send failed has no copy known: the record's copy id is still
+    # the failed attempt's leftover, not this attempt's.
+    copy_id = None if op.phase is Phase.RETRYING else op.copy_id
     failed = Attempt(
         op.attempt,
         now,
         cause,
         error,
-        op.copy_id,
+        copy_id,
         bytes_copied=progress.bytes_copied if progress is not None else 0,
         bytes_total=progress.bytes_total if progress is not None else 0,
         seconds=max(0.0, (now - began).total_seconds()),
     )
     recorded = dataclasses.replace(op, failed_attempts=(*op.failed_attempts, failed))
     at = now + backoff(op, op.attempt)
-    if error.code in (ErrorCode.STORAGE_UNAVAILABLE, ErrorCode.NOT_STARTED) and op.copy_id is None:
+    if error.code in (ErrorCode.STORAGE_UNAVAILABLE, ErrorCode.NOT_STARTED) and copy_id is None:
         # Its Copy Blob may still land: the next attempt looks for it, once it cannot land any more.
         at = max(at, began + start_grace)
     if not may_retry(recorded, at):
