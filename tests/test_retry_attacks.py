@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from copy_ops.copies.model import BlobRef, Operation
+from copy_ops.copies import retry
+from copy_ops.copies.model import BlobRef, CopyStatus, Operation, State
 from copy_ops.copies.phases import Phase
 from copy_ops.core.errors import StorageUnavailable
 from devkit.worker import run
@@ -61,3 +62,42 @@ def test_a_retry_whose_own_copy_blob_is_unanswered_waits_the_start_grace_and_nam
     assert failed.failed_attempts[1].copy_id is None and failed.copy_id == first_copy
     # Its Copy Blob may still land: the next attempt looks only once it cannot.
     assert world.due(failed) >= at + GRACE
+
+
+def test_an_abort_after_the_next_attempt_was_sent_but_not_recorded_stops_its_copy() -> None:
+    world = World()
+    waiting = waiting_after_a_failed_copy(world, on_abort="delete")
+    at = world.due(waiting)
+    leftover = world.storage.blobs[DESTINATION].etag
+    # The next attempt recorded and its Copy Blob sent; its host died before the started write.
+    stored = run(world.service.ledger.read(waiting.id))
+    run(world.service.ledger.save(retry.retried(stored.op, at, GRACE), stored.etag, at))
+    second, _ = run(
+        world.storage.start_copy(
+            DESTINATION, SOURCE, {"copyops_operation": waiting.id}, False, readable_until=T0, replace_etag=leftover
+        )
+    )
+    aborted = run(world.service.abort(waiting.id, at + timedelta(seconds=5)))
+    assert aborted.state is State.ABORTED
+    # The copy of the attempt under way is stopped, and on_abort deletes what it left.
+    assert (DESTINATION, second) in world.storage.aborts
+    assert DESTINATION not in world.storage.blobs
+
+
+def test_a_copy_out_of_room_after_its_next_attempt_was_sent_stops_that_copy() -> None:
+    world = World()
+    waiting = waiting_after_a_failed_copy(world)
+    at = world.due(waiting)
+    leftover = world.storage.blobs[DESTINATION].etag
+    stored = run(world.service.ledger.read(waiting.id))
+    run(world.service.ledger.save(retry.retried(stored.op, at, GRACE), stored.etag, at))
+    second, _ = run(
+        world.storage.start_copy(
+            DESTINATION, SOURCE, {"copyops_operation": waiting.id}, False, readable_until=T0, replace_etag=leftover
+        )
+    )
+    ended = world.settle(waiting, waiting.terms.deadline)
+    assert ended.is_final
+    # Nothing of the copy's runs past its deadline.
+    assert world.storage.blobs[DESTINATION].copy_status is not CopyStatus.PENDING
+    assert ended.copy_id == second

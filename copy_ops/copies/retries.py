@@ -62,7 +62,7 @@ class Retrier:
         op = stored.op
         ending = _ending(op, now)
         if ending is not None:
-            return await self._ended(stored, ending, now)
+            return await self._ended(await self._attempt_copy_stopped(stored), ending, now)
         if op.terms.engine is Engine.BLOCKS:
             return await self._plan_again(stored, now)
         seen = await self._copies.observe_copy(op.destination)
@@ -152,6 +152,21 @@ class Retrier:
         except CopyOpsError as exc:
             current = await self._ledger.read(op.id)
             return current.op if current.op.is_final else await self._blocks.fail(current, exc, now)
+
+    async def _attempt_copy_stopped(self, stored: Stored) -> Stored:
+        """A copy ending whose next attempt was recorded (``retried``) but not its copy: that
+        attempt's Copy Blob may have been sent before its host died. A copy of it found is
+        stopped (nothing of the copy runs past its end), and is the copy its ending cleans."""
+        op = stored.op
+        if op.terms.engine is not Engine.ASYNC or op.attempt <= len(op.failed_attempts):
+            return stored  # no attempt under way (the block engine sends nothing before its plan's write)
+        seen = await self._copies.observe_copy(op.destination)
+        if not _own_later_copy(op, seen):
+            return stored
+        assert seen is not None and seen.copy_id is not None
+        if seen.status is CopyStatus.PENDING:
+            await abort_ours_quietly(self._copies, op.destination, op.id, seen.copy_id)
+        return Stored(dataclasses.replace(op, copy_id=seen.copy_id), stored.etag)
 
     async def _ended(self, stored: Stored, ending: Decision, now: datetime) -> Operation:
         try:
