@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from copy_ops.copies import retry
+from copy_ops.copies import lifecycle, retry
 from copy_ops.copies.model import BlobRef, CopyStatus, Operation, State
 from copy_ops.copies.phases import Phase
 from copy_ops.core.errors import StorageUnavailable
@@ -101,3 +101,19 @@ def test_a_copy_out_of_room_after_its_next_attempt_was_sent_stops_that_copy() ->
     # Nothing of the copy's runs past its deadline.
     assert world.storage.blobs[DESTINATION].copy_status is not CopyStatus.PENDING
     assert ended.copy_id == second
+
+
+def test_a_source_lease_an_unanswered_start_did_not_take_is_taken_by_the_next_attempt() -> None:
+    world = World()
+    leases = world.storage.acquire_infinite_lease
+
+    async def lost(ref: BlobRef, lease_id: str) -> None:
+        world.storage.acquire_infinite_lease = leases  # type: ignore[method-assign]
+        raise StorageUnavailable("storage did not answer", code="Timeout")
+
+    world.storage.acquire_infinite_lease = lost  # type: ignore[method-assign]
+    op = world.start(retry={"attempts": 3, "backoff_seconds": 1}, lease_source=True)
+    assert op.phase is Phase.RETRYING and world.storage.blobs[SOURCE].lease_id is None
+    again = world.settle(op, world.due(op))
+    assert again.phase is Phase.COPYING
+    assert world.storage.blobs[SOURCE].lease_id == lifecycle.lease_id_for(op.id)

@@ -63,6 +63,15 @@ class Retrier:
         ending = _ending(op, now)
         if ending is not None:
             return await self._ended(await self._attempt_copy_stopped(stored), ending, now)
+        if op.terms.lease_source and op.source_blob is not None:
+            # The lease again (its id is the operation's: harmless when held): a start whose
+            # acquire went unanswered may never have taken it. A storage fault defers the attempt.
+            try:
+                await self._copies.acquire_infinite_lease(op.source_blob, lifecycle.lease_id_for(op.id))
+            except StorageUnavailable:
+                raise
+            except CopyOpsError as exc:
+                return await self._ended(stored, _source_refused(op, exc), now)
         if op.terms.engine is Engine.BLOCKS:
             return await self._plan_again(stored, now)
         seen = await self._copies.observe_copy(op.destination)
@@ -219,6 +228,12 @@ def _refused(op: Operation, refusal: CopyOpsError) -> Decision:
     replace (someone else's now), or the source refused (the leftover stays ours)."""
     if isinstance(refusal, ConditionNotMet | Conflict) and op.copy_id is not None:
         return lifecycle.superseded()
+    return _source_refused(op, refusal)
+
+
+def _source_refused(op: Operation, refusal: CopyOpsError) -> Decision:
+    """A later attempt refused by its source (gone, forbidden, leased by someone else): the
+    leftover of an attempt that failed stays ours."""
     code = ErrorCode.START_REFUSED if op.copy_id is None else ErrorCode.RETRY_REFUSED
     return Decision(
         Action.FINISH, State.FAILED, error=OperationError(code, f"{refusal.title}: {redact(refusal.detail)}")
