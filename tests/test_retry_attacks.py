@@ -117,3 +117,14 @@ def test_a_source_lease_an_unanswered_start_did_not_take_is_taken_by_the_next_at
     again = world.settle(op, world.due(op))
     assert again.phase is Phase.COPYING
     assert world.storage.blobs[SOURCE].lease_id == lifecycle.lease_id_for(op.id)
+
+
+def test_an_adopted_copy_azure_failed_for_a_server_side_cause_is_retried() -> None:
+    world = World()
+    world.storage.before_copy = unanswered
+    op = world.start(retry={"attempts": 3, "backoff_seconds": 1})
+    run(world.storage.start_copy(DESTINATION, SOURCE, {"copyops_operation": op.id}, False, readable_until=T0))
+    world.storage.fail(DESTINATION, SERVER_FAULT)  # it landed, and failed for a cause that may pass
+    again = world.settle(op, world.due(op))
+    assert (again.state, again.phase) == (State.PENDING, Phase.RETRYING), again.error
+    assert again.failed_attempts[-1].error.message == SERVER_FAULT

@@ -76,9 +76,7 @@ class Retrier:
             return await self._plan_again(stored, now)
         seen = await self._copies.observe_copy(op.destination)
         if _own_later_copy(op, seen):
-            assert seen is not None and seen.copy_id is not None
-            logger.info("copy_adopted op=%s copy_id=%s", op.id, seen.copy_id)
-            return await self._started(stored, seen.copy_id, seen.status or CopyStatus.PENDING, now)
+            return await self._adopt(stored, seen, now)
         replace = None
         if op.copy_id is not None and seen is not None:
             if seen.copy_id != op.copy_id or seen.owner != op.id or seen.etag is None:
@@ -106,13 +104,22 @@ class Retrier:
         except CopyOpsError as exc:
             seen = await self._observe_quietly(op)
             if _own_later_copy(op, seen):  # its first send got through: the refusal is our own copy's
-                assert seen is not None and seen.copy_id is not None
-                return await self._started(stored, seen.copy_id, seen.status or CopyStatus.PENDING, now)
+                return await self._adopt(stored, seen, now)
             logger.info("copy_retry_refused op=%s error=%s code=%s", op.id, exc.kind, exc.code)
             return await self._ended(stored, _refused(op, exc), now)
         return await self._started(stored, copy_id, status, now)
 
-    async def _started(self, stored: Stored, copy_id: str, status: CopyStatus, now: datetime) -> Operation:
+    async def _adopt(self, stored: Stored, seen: CopyObservation | None, now: datetime) -> Operation:
+        """A copy of this attempt found on the destination (its send's answer lost), recorded
+        as its copy; one that ended already ends the copy as Azure says (a failure by its status)."""
+        assert seen is not None and seen.copy_id is not None
+        logger.info("copy_adopted op=%s copy_id=%s", stored.op.id, seen.copy_id)
+        status = seen.status or CopyStatus.PENDING
+        return await self._started(stored, seen.copy_id, status, now, seen.status_description)
+
+    async def _started(
+        self, stored: Stored, copy_id: str, status: CopyStatus, now: datetime, description: str | None = None
+    ) -> Operation:
         """The attempt's copy recorded (``started``), merged into a record an abort changed
         meanwhile; a copy that ended at once, ended as any other."""
         for _ in range(2):
@@ -140,8 +147,8 @@ class Retrier:
         logger.info("copy_started op=%s copy_id=%s attempt=%s", stored.op.id, copy_id, stored.op.attempt)
         if status is CopyStatus.SUCCESS:
             return await self._ended(stored, Decision(Action.FINISH, State.SUCCEEDED), now)
-        if status is CopyStatus.FAILED:  # Azure said no more of it: nothing to retry by
-            error = OperationError(ErrorCode.COPY_FAILED, "the copy failed")
+        if status is CopyStatus.FAILED:  # judged by the status its description begins with, if it has one
+            error = OperationError(ErrorCode.COPY_FAILED, description or "the copy failed")
             return await self._ended(stored, Decision(Action.FINISH, State.FAILED, error=error), now)
         return stored.op
 
