@@ -6,6 +6,7 @@ its fix."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from copy_ops.copies import lifecycle, retry
 from copy_ops.copies.model import BlobRef, CopyStatus, Operation, State
@@ -128,3 +129,24 @@ def test_an_adopted_copy_azure_failed_for_a_server_side_cause_is_retried() -> No
     again = world.settle(op, world.due(op))
     assert (again.state, again.phase) == (State.PENDING, Phase.RETRYING), again.error
     assert again.failed_attempts[-1].error.message == SERVER_FAULT
+
+
+def test_a_slow_send_never_aborts_its_copy_another_sweep_adopted_meanwhile() -> None:
+    world = World()
+    waiting = waiting_after_a_failed_copy(world)
+    at = world.due(waiting)
+    send = world.storage.start_copy
+
+    async def slow(*args: Any, **kwargs: Any) -> tuple[str, CopyStatus]:
+        # Copy Blob took effect, its answer slower than the start grace: another sweep
+        # finds the attempt's copy and adopts it before this send's answer is recorded.
+        answer = await send(*args, **kwargs)
+        await world.service.process_due(waiting.id, at + GRACE + timedelta(seconds=1))
+        return answer
+
+    world.storage.start_copy = slow  # type: ignore[method-assign]
+    world.settle(waiting, at)
+    current = run(world.service.ledger.get(waiting.id))
+    assert (current.phase, current.attempt) == (Phase.COPYING, 2)
+    assert world.storage.aborts == []
+    assert world.storage.blobs[DESTINATION].copy_status is CopyStatus.PENDING

@@ -125,8 +125,9 @@ class Retrier:
         for _ in range(2):
             op = stored.op
             if op.is_final or op.phase is not Phase.RETRYING:
-                # Ended (an abort, a sweep) before its copy was recorded: the copy is ours to stop.
-                if status is CopyStatus.PENDING:
+                # Ended (an abort, a sweep) before its copy was recorded: the copy is ours to
+                # stop; unless another sweep found and adopted it meanwhile: it runs on.
+                if status is CopyStatus.PENDING and (op.is_final or op.copy_id != copy_id):
                     await abort_ours_quietly(self._copies, op.destination, op.id, copy_id)
                 return op
             if op.attempt <= len(op.failed_attempts):
