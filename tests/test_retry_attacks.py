@@ -150,3 +150,26 @@ def test_a_slow_send_never_aborts_its_copy_another_sweep_adopted_meanwhile() -> 
     assert (current.phase, current.attempt) == (Phase.COPYING, 2)
     assert world.storage.aborts == []
     assert world.storage.blobs[DESTINATION].copy_status is CopyStatus.PENDING
+
+
+def test_a_next_attempts_copy_landing_after_its_ending_looked_is_stopped_by_the_late_start_check() -> None:
+    world = World()
+    waiting = waiting_after_a_failed_copy(world)  # on_abort keep: the leftover stays, so the send can land
+    at = world.due(waiting)
+    leftover = world.storage.blobs[DESTINATION].etag
+    # The next attempt recorded, its Copy Blob on its way; its host dies before the answer.
+    stored = run(world.service.ledger.read(waiting.id))
+    run(world.service.ledger.save(retry.retried(stored.op, at, GRACE), stored.etag, at))
+    aborted = run(world.service.abort(waiting.id, at + timedelta(seconds=5)))
+    assert aborted.state is State.ABORTED  # it looked: nothing of the attempt there yet
+    assert aborted.next_check_at is not None and aborted.next_check_at >= at + GRACE
+    # The Copy Blob lands after all, once the ending has looked.
+    late, _ = run(
+        world.storage.start_copy(
+            DESTINATION, SOURCE, {"copyops_operation": waiting.id}, False, readable_until=T0, replace_etag=leftover
+        )
+    )
+    run(world.service.process_due(waiting.id, at + GRACE + timedelta(seconds=1)))
+    done = run(world.service.ledger.get(waiting.id))
+    assert (DESTINATION, late) in world.storage.aborts  # stopped, nothing of it runs on
+    assert (done.copy_id, done.cleanup) == (late, ())  # the copy its ending kept, as on_abort says

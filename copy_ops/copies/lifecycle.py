@@ -240,7 +240,7 @@ def cleanup_for(op: Operation, state: State, now: datetime, timing: Timing) -> t
     # The block engine sends nothing after its record ended (each of its sends follows a
     # conditional write of its record): no late start to look for. Its destination tasks
     # follow ``copy_id`` too: only an async copy (escalated or not) leaves anything there.
-    if op.copy_id is None and op.terms.engine is Engine.ASYNC and now < late_start_check_at(op, timing):
+    if op.terms.engine is Engine.ASYNC and _send_unconfirmed(op) and now < late_start_check_at(op, timing):
         tasks.add(Cleanup.CHECK_LATE_START)
     destination_ours = op.error is None or op.error.code.destination_is_ours
     if state in (State.ABORTED, State.FAILED) and destination_ours and op.copy_id is not None:
@@ -303,8 +303,18 @@ def failed_before_start(op: Operation, code: ErrorCode, message: str, now: datet
 
 
 def late_start_check_at(op: Operation, timing: Timing) -> datetime:
-    """When no start request of ``op`` can still be running."""
-    return op.created_at + timing.start_grace
+    """When no start request of ``op`` can still be running (of its latest attempt's)."""
+    return (op.attempt_at or op.created_at) + timing.start_grace
+
+
+def _send_unconfirmed(op: Operation) -> bool:
+    """Whether the Copy Blob of the attempt under way may have been sent with no copy of it
+    recorded: no copy id at all, or (a later attempt, recorded before its send) still the
+    id of a failed attempt's copy."""
+    if op.copy_id is None:
+        return True
+    under_way = op.attempt > len(op.failed_attempts)
+    return under_way and any(attempt.copy_id == op.copy_id for attempt in op.failed_attempts)
 
 
 def cleanup_due(
