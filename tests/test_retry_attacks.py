@@ -173,3 +173,23 @@ def test_a_next_attempts_copy_landing_after_its_ending_looked_is_stopped_by_the_
     done = run(world.service.ledger.get(waiting.id))
     assert (DESTINATION, late) in world.storage.aborts  # stopped, nothing of it runs on
     assert (done.copy_id, done.cleanup) == (late, ())  # the copy its ending kept, as on_abort says
+
+
+def test_a_next_attempts_unrecorded_copy_that_already_landed_is_a_success_never_cleaned_away() -> None:
+    world = World(pending=False)
+    world.storage.pending = True
+    waiting = waiting_after_a_failed_copy(world, on_abort="delete", timeout_seconds=120)
+    at = world.due(waiting)
+    leftover = world.storage.blobs[DESTINATION].etag
+    stored = run(world.service.ledger.read(waiting.id))
+    run(world.service.ledger.save(retry.retried(stored.op, at, GRACE), stored.etag, at))
+    world.storage.pending = False  # the attempt's Copy Blob ends at once, whole; its answer is lost
+    run(
+        world.storage.start_copy(
+            DESTINATION, SOURCE, {"copyops_operation": waiting.id}, False, readable_until=T0, replace_etag=leftover
+        )
+    )
+    # Past its deadline (no room left), the sweep ends it: as what it is, succeeded.
+    ended = world.settle(waiting, waiting.terms.deadline + timedelta(seconds=1))
+    assert (ended.state, ended.cleanup) == (State.SUCCEEDED, ())
+    assert world.storage.blobs[DESTINATION].data == b"x" * 4096  # on_abort's delete never ran

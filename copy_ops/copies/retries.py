@@ -30,12 +30,10 @@ from copy_ops.copies.lifecycle import Action, Decision, Timing
 from copy_ops.copies.model import (
     OWNER_METADATA_KEY,
     AbortReason,
-    BlobRef,
     CopyObservation,
     CopyStatus,
     Engine,
     ErrorCode,
-    ForeignBlob,
     Operation,
     OperationError,
     State,
@@ -62,7 +60,9 @@ class Retrier:
         op = stored.op
         ending = _ending(op, now)
         if ending is not None:
-            return await self._ended(await self._attempt_copy_stopped(stored), ending, now)
+            stopped, landed = await self._attempt_copy_stopped(stored)
+            # The attempt's copy ended first, whole: the copy succeeded (an abort asked is 409, as ever).
+            return await self._ended(stopped, Decision(Action.FINISH, State.SUCCEEDED) if landed else ending, now)
         if op.terms.lease_source and op.source_blob is not None:
             # The lease again (its id is the operation's: harmless when held): a start whose
             # acquire went unanswered may never have taken it. A storage fault defers the attempt.
@@ -99,8 +99,7 @@ class Retrier:
                 replace_etag=replace,
             )
         except StorageUnavailable as exc:
-            error = retry.unanswered(exc)
-            return await self._ended(stored, Decision(Action.FINISH, State.FAILED, error=error), now)
+            return await self._ended(stored, _failing(retry.unanswered(exc)), now)
         except CopyOpsError as exc:
             seen = await self._observe_quietly(op)
             if _own_later_copy(op, seen):  # its first send got through: the refusal is our own copy's
@@ -150,7 +149,7 @@ class Retrier:
             return await self._ended(stored, Decision(Action.FINISH, State.SUCCEEDED), now)
         if status is CopyStatus.FAILED:  # judged by the status its description begins with, if it has one
             error = OperationError(ErrorCode.COPY_FAILED, description or "the copy failed")
-            return await self._ended(stored, Decision(Action.FINISH, State.FAILED, error=error), now)
+            return await self._ended(stored, _failing(error), now)
         return stored.op
 
     async def _plan_again(self, stored: Stored, now: datetime) -> Operation:
@@ -163,27 +162,27 @@ class Retrier:
         try:
             return await self._blocks.plan_and_send(stored, source, None, now, at_start=False)
         except StorageUnavailable as exc:
-            error = retry.unanswered(exc)
-            current = await self._ledger.read(op.id)
-            return await self._ended(current, Decision(Action.FINISH, State.FAILED, error=error), now)
+            return await self._ended(await self._ledger.read(op.id), _failing(retry.unanswered(exc)), now)
         except CopyOpsError as exc:
             current = await self._ledger.read(op.id)
             return current.op if current.op.is_final else await self._blocks.fail(current, exc, now)
 
-    async def _attempt_copy_stopped(self, stored: Stored) -> Stored:
+    async def _attempt_copy_stopped(self, stored: Stored) -> tuple[Stored, bool]:
         """A copy ending whose next attempt was recorded (``retried``) but not its copy: that
         attempt's Copy Blob may have been sent before its host died. A copy of it found is
-        stopped (nothing of the copy runs past its end), and is the copy its ending cleans."""
+        stopped (nothing of the copy runs past its end), and is the copy its ending cleans;
+        True when that copy had already succeeded (then nothing is to be cleaned)."""
         op = stored.op
         if op.terms.engine is not Engine.ASYNC or op.attempt <= len(op.failed_attempts):
-            return stored  # no attempt under way (the block engine sends nothing before its plan's write)
+            return stored, False  # no attempt under way (the block engine sends nothing before its plan's write)
         seen = await self._copies.observe_copy(op.destination)
         if not _own_later_copy(op, seen):
-            return stored
+            return stored, False
         assert seen is not None and seen.copy_id is not None
         if seen.status is CopyStatus.PENDING:
             await abort_ours_quietly(self._copies, op.destination, op.id, seen.copy_id)
-        return Stored(dataclasses.replace(op, copy_id=seen.copy_id), stored.etag)
+        found = dataclasses.replace(op, copy_id=seen.copy_id, progress=seen.progress or op.progress)
+        return Stored(found, stored.etag), seen.status is CopyStatus.SUCCESS
 
     async def _ended(self, stored: Stored, ending: Decision, now: datetime) -> Operation:
         try:
@@ -206,7 +205,7 @@ def _ending(op: Operation, now: datetime) -> Decision | None:
         return Decision(Action.FINISH, State.ABORTED, AbortReason.REQUESTED)
     if now + retry.needed(op) > op.terms.deadline:
         error = retry.last_error(op) or OperationError(ErrorCode.COPY_FAILED, "the copy failed")
-        return Decision(Action.FINISH, State.FAILED, error=error)
+        return _failing(error)
     return None
 
 
@@ -221,7 +220,7 @@ def _own_later_copy(op: Operation, seen: CopyObservation | None) -> bool:
     )
 
 
-def _source_of(op: Operation) -> str | BlobRef | ForeignBlob:
+def _source_of(op: Operation) -> BlockSource:
     """What the attempt's Copy Blob reads: as the record names it (never a caller's SAS: a
     copy given one is tried once)."""
     if op.source_blob is not None:
@@ -243,6 +242,8 @@ def _source_refused(op: Operation, refusal: CopyOpsError) -> Decision:
     """A later attempt refused by its source (gone, forbidden, leased by someone else): the
     leftover of an attempt that failed stays ours."""
     code = ErrorCode.START_REFUSED if op.copy_id is None else ErrorCode.RETRY_REFUSED
-    return Decision(
-        Action.FINISH, State.FAILED, error=OperationError(code, f"{refusal.title}: {redact(refusal.detail)}")
-    )
+    return _failing(OperationError(code, f"{refusal.title}: {redact(refusal.detail)}"))
+
+
+def _failing(error: OperationError) -> Decision:
+    return Decision(Action.FINISH, State.FAILED, error=error)
