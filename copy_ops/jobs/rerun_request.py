@@ -10,6 +10,7 @@ read with the caller's SAS, which copy-ops never keeps. Everything else (destina
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,13 @@ from copy_ops.core.problems import Problems, guarded
 from copy_ops.core.settings import Settings
 
 RETRY_FIELDS = frozenset({"timeout_seconds", "deadline", "retry", "sas", "include_aborted"})
+# A SAS as a query string: name=value pairs joined by &, URL-encoded (printable ASCII, no
+# space), with no ? or # of their own. It is appended to each source's URL and sent in Copy
+# Blob's header, so anything else (a newline, a second query) would be read differently there.
+_NAME, _VALUE = r"""[!"$%'-<>@-~]+""", r"""[!"$%'->@-~]*"""
+# Printable ASCII but for # & ? = in a name, # & ? in a value. (The API document's
+# JobRetryRequest.sas has the same pattern.)
+SAS_QUERY = re.compile(rf"\??{_NAME}={_VALUE}(?:&{_NAME}={_VALUE})*")
 
 
 @dataclass(frozen=True)
@@ -55,8 +63,8 @@ def parse_retry_request(body: Any, job_id: str, settings: Settings, now: datetim
     if not isinstance(include_aborted, bool):
         problems.bad("include_aborted", "must be true or false")
     sas = body.get("sas")
-    if sas is not None and (not isinstance(sas, str) or not sas.lstrip("?") or "#" in sas or " " in sas):
-        problems.bad("sas", "must be the query string of a SAS that reads the sources, e.g. sv=...&sig=...")
+    if "sas" in body and not (isinstance(sas, str) and SAS_QUERY.fullmatch(sas)):
+        problems.bad("sas", "must be the URL-encoded query string of a SAS that reads the sources, e.g. sv=...&sig=...")
     problems.raise_any()
     assert deadline is not None
     retry = body.get("retry")
@@ -64,7 +72,7 @@ def parse_retry_request(body: Any, job_id: str, settings: Settings, now: datetim
         deadline=deadline,
         retry=asked,
         include_aborted=bool(include_aborted),
-        sas=sas.lstrip("?") if isinstance(sas, str) else None,
+        sas=sas.removeprefix("?") if isinstance(sas, str) else None,
         fingerprint=fingerprint({**body, "retry_of": job_id}),
         attempts_asked=isinstance(retry, dict) and "attempts" in retry,
     )
