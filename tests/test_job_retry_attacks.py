@@ -1,19 +1,24 @@
 """Attacks on a job's retry (``POST /api/jobs/{id}/retry``, issue 32), each found by review and
-failing on the code before its fix: the request's ``sas`` taken only as a query string, so
-that nothing a header or a URL would carry differently reaches an item's Copy Blob."""
+failing on the code before its fix (or, where said, holding what was judged fine): the
+request's ``sas`` taken only as a query string, so that nothing a header or a URL would carry
+differently reaches an item's Copy Blob; a retry of a retry over the first job's leftover."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
 import pytest
 
+from copy_ops.copies.model import BlobRef, ErrorCode, State
 from copy_ops.core.errors import InvalidRequest
 from copy_ops.core.settings import Settings
+from copy_ops.jobs.model import Job, JobState
 from copy_ops.jobs.rerun_request import SAS_QUERY, parse_retry_request
+from tests.support.job_retry import World, a_failed_job
 
 JOB = "8203450000000-0a0a0a0a"
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
@@ -50,3 +55,55 @@ def test_the_api_document_takes_the_sas_the_parser_takes() -> None:
     document = json.loads(resources.files("copy_ops").joinpath("openapi.json").read_text())
     pattern = document["components"]["schemas"]["JobRetryRequest"]["properties"]["sas"]["pattern"]
     assert pattern == f"^{SAS_QUERY.pattern}$"
+
+
+def test_a_retry_of_a_retry_replaces_the_first_jobs_leftover_its_item_never_wrote_over() -> None:
+    # The first job's a.bin failed, its failed blob left; the retry's a.bin failed before
+    # writing anything (its source gone a moment): the blob there is still the first job's.
+    world = World()
+    first, now = a_failed_job(world)
+    source, leftover = BlobRef("src", "in/a.bin"), BlobRef("dst", "out/a.bin")
+    data = world.storage.blobs.pop(source)
+    retry = world.retry(first.id, now)
+    (item,) = world.items(retry.id).values()
+    assert item.state is State.FAILED and item.error is not None and item.error.code is ErrorCode.START_REFUSED
+    assert world.end(retry.id, now).state is JobState.FAILED
+    world.storage.blobs[source] = data
+    # The retry of the retry replaces that leftover (its owner is an item of the job the
+    # first retry retried) rather than failing as "the destination exists" for good.
+    again = world.retry(retry.id, now)
+    assert again.lineage == (first.id, retry.id)
+    (item,) = world.items(again.id).values()
+    assert item.state is State.PENDING and item.copy_id is not None, item
+    world.storage.finish(leftover)
+    assert world.settle(item, now + timedelta(seconds=60)).state is State.SUCCEEDED
+    assert world.storage.blobs[leftover].data == b"x" * 100
+
+
+def test_a_second_retry_of_one_job_never_writes_over_the_first_retrys_copy() -> None:
+    world = World()
+    first, now = a_failed_job(world)
+    retry = world.retry(first.id, now)
+    (item,) = world.items(retry.id).values()
+    destination = BlobRef("dst", "out/a.bin")
+    world.storage.finish(destination)
+    assert world.settle(item, now + timedelta(seconds=60)).state is State.SUCCEEDED
+    written = world.storage.blobs[destination].etag
+    # The first job still lists a.bin failed: a second retry of it is started, but its item
+    # finds the blob the first retry wrote (not the first job's leftover) and is refused.
+    second = world.retry(first.id, now)
+    (again,) = world.items(second.id).values()
+    assert again.error is not None and again.error.code is ErrorCode.START_REFUSED, again
+    assert world.storage.blobs[destination].etag == written
+
+
+def test_a_retrys_lineage_is_kept_and_a_retry_recorded_before_it_names_the_job_it_retried() -> None:
+    world = World()
+    first, now = a_failed_job(world)
+    retry = world.retry(first.id, now)
+    again = dataclasses.replace(retry, lineage=("8203450000000-0a0a0a0a", first.id))
+    assert Job.from_json(again.to_json()) == again
+    before = json.loads(retry.to_json())
+    del before["lineage"]  # as a retry recorded before the lineage was
+    assert Job.from_json(json.dumps(before).encode()).lineage == (first.id,)
+    assert "lineage" not in json.loads(first.to_json())  # no retry: written as before

@@ -53,7 +53,7 @@ class ItemStarts:
                 request = item_request(job, item.relative, item.source, item.size)
                 operation_id = progress.item_id(job.id, request.destination.blob)
                 why = item.unsafe or progress.destination_name_problem(request.destination.blob)
-                start = partial(self._start_one, request, operation_id, clock, why, item.shown, stopped, job.retry_of)
+                start = partial(self._start_one, request, operation_id, clock, why, item.shown, stopped, job.lineage)
                 await starting.submit(start)
         outcomes = starting.outcomes
         unsettled = sum(outcomes[outcome] for outcome in _UNSETTLED)
@@ -84,7 +84,7 @@ class ItemStarts:
         unsafe: str | None,
         shown: str | None,
         stopped: Callable[[datetime], Awaitable[bool]] | None,
-        retry_of: str | None = None,
+        lineage: tuple[str, ...] = (),
     ) -> ItemOutcome:
         now = clock.now()
         if now >= request.terms.deadline or (stopped is not None and await stopped(now)):
@@ -95,7 +95,7 @@ class ItemStarts:
             # Asked again just before its copy goes out: its record and lease may have taken
             # seconds, and no item of a stopped job may start more than a second after.
             go = (lambda: _going(stopped, clock)) if stopped is not None else None
-            return await self._starter.start_item(request, operation_id, now, go, retry_of)
+            return await self._starter.start_item(request, operation_id, now, go, lineage)
         except CopyOpsError as exc:
             logger.warning("job_item_deferred op=%s error=%s code=%s", operation_id, exc.kind, exc.code)
             return ItemOutcome.DEFERRED

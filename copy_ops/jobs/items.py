@@ -79,7 +79,12 @@ class ItemStarter:
         self._claim = claim
 
     async def start_item(
-        self, request: CopyRequest, operation_id: str, now: datetime, go: Go | None = None, retry_of: str | None = None
+        self,
+        request: CopyRequest,
+        operation_id: str,
+        now: datetime,
+        go: Go | None = None,
+        lineage: tuple[str, ...] = (),
     ) -> ItemOutcome:
         """Start one item of a job under its derived id, at most once. A refusal is recorded
         as the item's failure (``start_refused``), not undone. Returns what happened:
@@ -91,8 +96,8 @@ class ItemStarter:
         no copy id) is taken over: started now, or adopted if its copy did start after all.
         ``go``: asked just before its copy is sent (its job not stopped meanwhile); false,
         nothing is sent (``late``: the job's checks end the record, pending and copy-less).
-        ``retry_of``: the first job, of which this job retries failed items (its item's leftover
-        on the destination is replaced: :func:`copy_ops.jobs.reruns.replacing_leftover`)."""
+        ``lineage``: the jobs this job retries failed items of (an ended item's leftover of
+        theirs on the destination is replaced: :func:`copy_ops.jobs.reruns.replacing_leftover`)."""
         token = secrets.token_hex(8)
         began = time.monotonic()
         try:
@@ -107,8 +112,8 @@ class ItemStarter:
                 return found
             stored = found
         try:
-            if retry_of is not None:
-                request = await replacing_leftover(self._copies, request, retry_of)
+            if lineage:
+                request = await replacing_leftover(self._copies, request, lineage)
             # Checked just before Copy Blob goes out (after the lease, which may be slow too).
             op = await self._starter.begin(
                 stored,

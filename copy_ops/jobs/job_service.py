@@ -129,6 +129,7 @@ class JobService:
             fingerprint=request.fingerprint,
             caller=owner,
             retry_of=request.retry_of,
+            lineage=request.lineage,
             enumeration=Enumeration(items=len(request.manifest), chunks=len(chunks), progressed_at=now),
             next_check_at=now + progress.FIRST_CHECK,
         )

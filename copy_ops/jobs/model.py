@@ -86,8 +86,10 @@ class JobRequest:
     # What each item is asked (its engine as the request asked: auto resolved item by item).
     terms: Terms
     fingerprint: str
-    # A retry of a job's failed items (copy_ops.jobs.reruns): the first job's id.
+    # A retry of a job's failed items (copy_ops.jobs.reruns): the first job's id, and every
+    # job retried before it in that line of retries, retry_of last (Job.lineage).
     retry_of: str | None = None
+    lineage: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,10 @@ class Job:
     # latest retry's (copy_ops.jobs.reruns).
     retry_of: str | None = None
     retried_by: str | None = None
+    # A retry's line of retried jobs: the job the first retry retried, then each retry of
+    # it, retry_of last (at most LINEAGE_KEPT, the latest). An item of any of them that left
+    # a blob on a destination has ended: this job's item may replace that blob.
+    lineage: tuple[str, ...] = ()
 
     @property
     def is_final(self) -> bool:
@@ -215,8 +221,8 @@ class Job:
         data.update(data.pop("terms"))  # flat, each under its own name, as an operation's
         data["enumeration"]["mover"] = data["enumeration"].pop("moved_by")
         # Not known yet, or no retry: written as the version before wrote a job.
-        for fields, name in ((data["counts"], "retried"), (data, "retry_of"), (data, "retried_by")):
-            if fields[name] is None:
+        for fields, name in ((data["counts"], "retried"), (data, "retry_of"), (data, "retried_by"), (data, "lineage")):
+            if fields[name] in (None, ()):
                 del fields[name]
         return json.dumps(data, default=_encode, sort_keys=True).encode()
 
@@ -265,6 +271,8 @@ class Job:
             history=MACHINE.history_of(data.get("history")),
             retry_of=data.get("retry_of"),
             retried_by=data.get("retried_by"),
+            # A retry recorded before its lineage was: the job it retried alone.
+            lineage=tuple(data.get("lineage") or ([data["retry_of"]] if data.get("retry_of") else [])),
         )
 
 

@@ -54,6 +54,9 @@ logger = logging.getLogger(__name__)
 
 # How many times the first job's link to its retry is written again after losing a race.
 LINK_ATTEMPTS = 5
+# How many jobs of a line of retries a retry names (the latest): an older one's leftover is
+# left to overwrite, as anyone's blob is.
+LINEAGE_KEPT = 50
 
 
 class Start(Protocol):
@@ -114,6 +117,7 @@ class Reruns:
             terms=self._terms(first, ask, now, tried_once=needs_sas, foreign=any(op.source_foreign for op in ops)),
             fingerprint=ask.fingerprint,
             retry_of=first.id,
+            lineage=(*first.lineage, first.id)[-LINEAGE_KEPT:],
         )
 
     async def link(self, first_id: str, retry_id: str, now: datetime) -> None:
@@ -175,14 +179,17 @@ class Reruns:
             return None
 
 
-async def replacing_leftover(copies: BlobCopies, request: CopyRequest, retry_of: str) -> CopyRequest:
+async def replacing_leftover(copies: BlobCopies, request: CopyRequest, lineage: tuple[str, ...]) -> CopyRequest:
     """An item of a job's retry, its request asked to replace the first job's item's leftover
     on its destination (an async copy's failed blob, kept by ``on_abort: keep``), by its ETag:
-    only a blob whose owner metadata names that item (the first job's item of the same
-    destination: ended, so nothing of it writes there any more). Anything else there is left
-    to the terms (``overwrite: false``: refused, as for any item). One read per item."""
+    only a blob whose owner metadata names the item of the same destination of a job in its
+    ``lineage`` (the first job, or a job it retried in turn: each has ended, its item there
+    failed or aborted, so nothing of it writes there any more). Anything else
+    there is left to the terms (``overwrite: false``: refused, as for any item). One read per
+    item."""
     seen = await copies.observe_copy(request.destination)
-    if seen is None or seen.etag is None or seen.owner != item_id(retry_of, request.destination.blob):
+    name = request.destination.blob
+    if seen is None or seen.etag is None or seen.owner not in {item_id(job, name) for job in lineage}:
         return request
     logger.info("job_item_replaces_leftover destination=%s owner=%s", request.destination.blob, seen.owner)
     return dataclasses.replace(request, replace_etag=seen.etag)
