@@ -8,17 +8,23 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
+from functools import wraps
 from importlib import resources
+from inspect import iscoroutinefunction
 from typing import Any
 
 import pytest
 
+from copy_ops.app_service import AppService
 from copy_ops.copies.model import BlobRef, ErrorCode, State
-from copy_ops.core.errors import InvalidRequest
+from copy_ops.core.callers import Caller, KnownBy
+from copy_ops.core.errors import Forbidden, InvalidRequest
 from copy_ops.core.settings import Settings
 from copy_ops.jobs.model import Job, JobState
 from copy_ops.jobs.rerun_request import SAS_QUERY, parse_retry_request
-from tests.support.job_retry import World, a_failed_job
+from devkit.worker import run
+from tests.support.job_retry import SETTINGS_ENV, World, a_failed_job
+from tests.support.memory import MemoryStorage
 
 JOB = "8203450000000-0a0a0a0a"
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
@@ -107,3 +113,47 @@ def test_a_retrys_lineage_is_kept_and_a_retry_recorded_before_it_names_the_job_i
     del before["lineage"]  # as a retry recorded before the lineage was
     assert Job.from_json(json.dumps(before).encode()).lineage == (first.id,)
     assert "lineage" not in json.loads(first.to_json())  # no retry: written as before
+
+
+TEAM = "f08bbbea-b793-4a36-a5fc-136c18d8aa8f"
+ALICE = Caller(KnownBy.ENTRA, object_id="14a87ffa-0801-49bf-a515-3d259a2a9f8f", groups=frozenset({TEAM}))
+
+
+def policy(read_prefix: str) -> Settings:
+    """A policy that lets ALICE read ``src/{read_prefix}`` and write ``dst/out/``."""
+    rule = {"name": "team", "group": TEAM, "read": [{"container": "src", "prefix": read_prefix}]}
+    rules = [{**rule, "write": [{"container": "dst", "prefix": "out/"}]}]
+    return Settings.from_env({**SETTINGS_ENV, "COPY_POLICY": json.dumps({"rules": rules})})
+
+
+def counted(storage: MemoryStorage) -> list[str]:
+    """Every storage request made from now on, by name, in order."""
+    made: list[str] = []
+    for name in dir(storage):
+        method = getattr(storage, name)
+        if not name.startswith("_") and iscoroutinefunction(method):
+
+            def counting(method: Any = method, name: str = name) -> Any:
+                @wraps(method)
+                async def call(*args: Any, **kwargs: Any) -> Any:
+                    made.append(name)
+                    return await method(*args, **kwargs)
+
+                return call
+
+            setattr(storage, name, counting())
+    return made
+
+
+def test_a_caller_the_policy_no_longer_lets_read_the_sources_is_refused_before_any_item_is_read() -> None:
+    world = World(policy("in/"))
+    first, now = a_failed_job(world, ALICE)
+    narrowed = policy("other/")  # the policy changed since the first job
+    service = AppService(narrowed, world.storage, world.queue)
+    made = counted(world.storage)
+    ask = parse_retry_request(None, first.id, narrowed, now)
+    with pytest.raises(Forbidden, match="source"):
+        run(service.jobs.reruns.retry(first.id, ask, now, None, caller=ALICE))
+    assert made == ["read_document"]  # the job's record: whose it is; no item, no listing
+    # Under the policy as it was, the same caller's retry starts.
+    assert world.retry(first.id, now, caller=ALICE).retry_of == first.id

@@ -9,6 +9,9 @@ items' sources, to the same destinations, linked to the first (``retry_of``; on 
   at a time, their records read at the sweep's concurrency: at most ``COPY_JOB_MANIFEST_MAX``
   of them, as a manifest's sources are (a job with more failed items: 409 ``TooManyFailed``,
   known from its final counts before anything is read). A manifest job's chunks carry them.
+* The policy as it is now: a prefix job's retry is checked first as that job was (its source
+  prefix to its destination prefix) before any item is read; then each item, as a
+  manifest's entry.
 * A source the first job read with the caller's SAS (never kept) needs ``sas`` again: 400
   naming ``sas`` without it; such a source is tried once, as any source given with a SAS.
 * Each item is a new operation (its id derived from the new job). Its destination may hold
@@ -79,8 +82,14 @@ class Reruns:
     ) -> JobOutcome:
         """The first job's failed items run again as a new job, started as any job is
         (``key``: its Idempotency-Key), and the first job linked to it."""
-        request = await self.request((await self._jobs.read(job_id, caller)).job, ask, now)
-        permit_job(request, caller, self._settings)  # the policy as it is now
+        first = (await self._jobs.read(job_id, caller)).job
+        if first.source is not None:
+            # A prefix job's retry, checked first as that job was (its source prefix and
+            # destination prefix), so that a caller the policy no longer lets read it is
+            # refused before any of its items is read.
+            permit_job(_prefix_request(first), caller, self._settings)
+        request = await self.request(first, ask, now)
+        permit_job(request, caller, self._settings)  # the policy as it is now, item by item
         outcome = await self._start(request, now, key, caller=caller)
         if not outcome.replayed:
             await self.link(job_id, outcome.job.id, now)
@@ -193,6 +202,19 @@ async def replacing_leftover(copies: BlobCopies, request: CopyRequest, lineage: 
         return request
     logger.info("job_item_replaces_leftover destination=%s owner=%s", request.destination.blob, seen.owner)
     return dataclasses.replace(request, replace_etag=seen.etag)
+
+
+def _prefix_request(first: Job) -> JobRequest:
+    """The first job's request as the policy saw it: its source prefix, to its destination."""
+    return JobRequest(
+        source=first.source,
+        manifest=(),
+        sas=None,
+        destination_container=first.destination_container,
+        destination_prefix=first.destination_prefix,
+        terms=first.terms,
+        fingerprint=first.fingerprint,
+    )
 
 
 def _entry(first: Job, op: Operation, sas: str | None) -> ManifestEntry:
