@@ -157,3 +157,15 @@ def test_a_caller_the_policy_no_longer_lets_read_the_sources_is_refused_before_a
     assert made == ["read_document"]  # the job's record: whose it is; no item, no listing
     # Under the policy as it was, the same caller's retry starts.
     assert world.retry(first.id, now, caller=ALICE).retry_of == first.id
+
+
+def test_a_sas_for_a_job_that_read_no_source_with_one_is_400_naming_sas_before_any_item_is_read() -> None:
+    world = World()
+    first, now = a_failed_job(world)  # its sources: the app's own blobs, read by its identity
+    made = counted(world.storage)
+    with pytest.raises(InvalidRequest) as raised:
+        world.retry(first.id, now, {"sas": "sv=2024-11-04&sig=abc"})
+    assert [(error.field, error.message) for error in raised.value.errors] == [
+        ("sas", "is not wanted: the job read none of the sources with a SAS")
+    ]
+    assert made == ["read_document"]  # the job's record alone: nothing started, no item read

@@ -13,7 +13,8 @@ items' sources, to the same destinations, linked to the first (``retry_of``; on 
   prefix to its destination prefix) before any item is read; then each item, as a
   manifest's entry.
 * A source the first job read with the caller's SAS (never kept) needs ``sas`` again: 400
-  naming ``sas`` without it; such a source is tried once, as any source given with a SAS.
+  naming ``sas`` without it (and with it when no source needs it); such a source is tried
+  once, as any source given with a SAS. A prefix job's need is known before its items are read.
 * Each item is a new operation (its id derived from the new job). Its destination may hold
   the first item's leftover (an async copy's failed blob, kept by ``on_abort: keep``): the
   item replaces exactly that blob (:mod:`copy_ops.jobs.items`), never another's.
@@ -108,22 +109,23 @@ class Reruns:
                 f"job {first.id} has {counted} items to retry, more than one job takes (COPY_JOB_MANIFEST_MAX, {most})",
                 code="TooManyFailed",
             )
+        # A prefix job's terms and SAS are known from its record: checked before any item is read.
+        prefix = first.source
+        terms = None if prefix is None else self._checked(first, ask, now, prefix.needs_sas, foreign=False)
         ops = [op for state in states for op in await self._items(first.id, state, most)]
         ops = [op for op in ops if op.error is None or op.error.code is not ErrorCode.UNSAFE_NAME]
         if not ops:
             raise Conflict(f"job {first.id} has nothing failed to retry", code="NothingFailed")
-        needs_sas = (first.source is not None and first.source.needs_sas) or any(op.source_sas for op in ops)
-        if needs_sas and ask.sas is None:
-            raise InvalidRequest.of(
-                FieldError("sas", "is required: the job read its sources with a SAS, which copy-ops does not keep")
-            )
+        if terms is None:
+            needs_sas, foreign = any(op.source_sas for op in ops), any(op.source_foreign for op in ops)
+            terms = self._checked(first, ask, now, needs_sas, foreign=foreign)
         return JobRequest(
             source=None,
             manifest=tuple(_entry(first, op, ask.sas) for op in ops),
             sas=None,
             destination_container=first.destination_container,
             destination_prefix=first.destination_prefix,
-            terms=self._terms(first, ask, now, tried_once=needs_sas, foreign=any(op.source_foreign for op in ops)),
+            terms=terms,
             fingerprint=ask.fingerprint,
             retry_of=first.id,
             lineage=(*first.lineage, first.id)[-LINEAGE_KEPT:],
@@ -142,6 +144,18 @@ class Reruns:
         except CopyOpsError as exc:
             # The new job stands either way (it names the first): only the first's view lacks it.
             logger.warning("job_retry_unlinked job=%s retry=%s error=%s", first_id, retry_id, exc.kind)
+
+    def _checked(self, first: Job, ask: RetryAsk, now: datetime, needs_sas: bool, *, foreign: bool) -> Terms:
+        """The new job's terms, once ``sas`` is given exactly when a source needs it: 400
+        naming ``sas`` if one needs it and none was given, or if none needs it (a secret sent
+        for nothing, and a caller led to think it is used)."""
+        if needs_sas and ask.sas is None:
+            raise InvalidRequest.of(
+                FieldError("sas", "is required: the job read its sources with a SAS, which copy-ops does not keep")
+            )
+        if not needs_sas and ask.sas is not None:
+            raise InvalidRequest.of(FieldError("sas", "is not wanted: the job read none of the sources with a SAS"))
+        return self._terms(first, ask, now, tried_once=needs_sas, foreign=foreign)
 
     def _terms(self, first: Job, ask: RetryAsk, now: datetime, *, tried_once: bool, foreign: bool) -> Terms:
         terms = first.terms
