@@ -18,7 +18,7 @@ import pytest
 from copy_ops.app_service import AppService
 from copy_ops.copies.model import BlobRef, ErrorCode, State
 from copy_ops.core.callers import Caller, KnownBy
-from copy_ops.core.errors import Forbidden, InvalidRequest
+from copy_ops.core.errors import Conflict, Forbidden, InvalidRequest
 from copy_ops.core.settings import Settings
 from copy_ops.jobs.model import Job, JobState
 from copy_ops.jobs.rerun_request import SAS_QUERY, parse_retry_request
@@ -93,11 +93,13 @@ def test_a_second_retry_of_one_job_never_writes_over_the_first_retrys_copy() -> 
     (item,) = world.items(retry.id).values()
     destination = BlobRef("dst", "out/a.bin")
     world.storage.finish(destination)
-    assert world.settle(item, now + timedelta(seconds=60)).state is State.SUCCEEDED
+    later = now + timedelta(seconds=60)
+    assert world.settle(item, later).state is State.SUCCEEDED
+    assert world.end(retry.id, later).state is JobState.SUCCEEDED
     written = world.storage.blobs[destination].etag
     # The first job still lists a.bin failed: a second retry of it is started, but its item
     # finds the blob the first retry wrote (not the first job's leftover) and is refused.
-    second = world.retry(first.id, now)
+    second = world.retry(first.id, later)
     (again,) = world.items(second.id).values()
     assert again.error is not None and again.error.code is ErrorCode.START_REFUSED, again
     assert world.storage.blobs[destination].etag == written
@@ -169,3 +171,23 @@ def test_a_sas_for_a_job_that_read_no_source_with_one_is_400_naming_sas_before_a
         ("sas", "is not wanted: the job read none of the sources with a SAS")
     ]
     assert made == ["read_document"]  # the job's record alone: nothing started, no item read
+
+
+def test_a_retry_while_the_jobs_latest_retry_runs_is_409_but_its_replay_is_answered() -> None:
+    world = World()
+    first, now = a_failed_job(world)
+    body = {"timeout_seconds": 600}
+    running = world.retry(first.id, now, body, key="once")
+    # A second retry now would run the same items to the same destinations beside it (a
+    # block engine's two plans, an overwrite of its copy): refused, naming the running one.
+    for again in ({}, body):
+        with pytest.raises(Conflict, match=running.id) as refused:
+            world.retry(first.id, now, again)
+        assert refused.value.code == "RetryRunning"
+    assert world.retry(first.id, now, body, key="once").id == running.id  # its replay: the same job
+    (item,) = world.items(running.id).values()
+    world.storage.finish(BlobRef("dst", "out/a.bin"))
+    world.settle(item, now + timedelta(seconds=60))
+    assert world.end(running.id, now + timedelta(seconds=60)).state is JobState.SUCCEEDED
+    # Once it ended, the first job may be retried again (its own items still say failed).
+    assert world.retry(first.id, now + timedelta(seconds=60)).retry_of == first.id

@@ -2,22 +2,19 @@
 items' sources, to the same destinations, linked to the first (``retry_of``; on the first,
 ``retried_by``).
 
-* Only an ended job is retried (409 while it runs), and only one with a failed item (or an
-  aborted one, when asked): 409 "nothing failed" else. An item failed ``unsafe_name`` is not
-  run again: its name is one copy-ops will never address.
+* Only an ended job with a failed item (or aborted, when asked) is retried (else 409); an
+  item failed ``unsafe_name`` is not run again (a name copy-ops will never address).
 * The failed items are found with the blob index (the job's items in state ``failed``), a page
   at a time, their records read at the sweep's concurrency: at most ``COPY_JOB_MANIFEST_MAX``
   of them, as a manifest's sources are (a job with more failed items: 409 ``TooManyFailed``,
   known from its final counts before anything is read). A manifest job's chunks carry them.
-* The policy as it is now: a prefix job's retry is checked first as that job was (its source
-  prefix to its destination prefix) before any item is read; then each item, as a
-  manifest's entry.
-* A source the first job read with the caller's SAS (never kept) needs ``sas`` again: 400
-  naming ``sas`` without it (and with it when no source needs it); such a source is tried
-  once, as any source given with a SAS. A prefix job's need is known before its items are read.
-* Each item is a new operation (its id derived from the new job). Its destination may hold
-  the first item's leftover (an async copy's failed blob, kept by ``on_abort: keep``): the
-  item replaces exactly that blob (:mod:`copy_ops.jobs.items`), never another's.
+* The policy as it is now: a prefix job's retry first as that job was, before any item is
+  read (so are its ``sas``, ``deadline`` and ``retry``); then each item, as a manifest entry.
+* A source the first job read with the caller's SAS (never kept) needs ``sas`` again (400
+  naming ``sas`` without it, and with it when none does); it is tried once, as any such.
+* Each item is a new operation (its id derived from the new job); it replaces exactly the
+  first item's leftover on its destination (:func:`replacing_leftover`), never another's.
+* While the first job's latest retry runs, another is 409 ``RetryRunning`` (but its replay).
 """
 
 from __future__ import annotations
@@ -81,14 +78,13 @@ class Reruns:
     async def retry(
         self, job_id: str, ask: RetryAsk, now: datetime, key: str | None = None, *, caller: Caller = KEY_CALLER
     ) -> JobOutcome:
-        """The first job's failed items run again as a new job, started as any job is
-        (``key``: its Idempotency-Key), and the first job linked to it."""
+        """The failed items run again as a new job (``key``: its Idempotency-Key), linked."""
         first = (await self._jobs.read(job_id, caller)).job
         if first.source is not None:
-            # A prefix job's retry, checked first as that job was (its source prefix and
-            # destination prefix), so that a caller the policy no longer lets read it is
-            # refused before any of its items is read.
+            # As that job was checked: a caller the policy no longer lets read it is refused
+            # before any of its items is read.
             permit_job(_prefix_request(first), caller, self._settings)
+        await self._not_retrying(first, ask, key)
         request = await self.request(first, ask, now)
         permit_job(request, caller, self._settings)  # the policy as it is now, item by item
         outcome = await self._start(request, now, key, caller=caller)
@@ -131,6 +127,18 @@ class Reruns:
             lineage=(*first.lineage, first.id)[-LINEAGE_KEPT:],
         )
 
+    async def _not_retrying(self, first: Job, ask: RetryAsk, key: str | None) -> None:
+        """409 ``RetryRunning`` while the first job's latest retry runs (a second would run the
+        same items to the same destinations beside it); a key with that retry's body goes on,
+        as its replay. (Two asked at once both find none: docs/jobs.md says what holds.)"""
+        latest = None if first.retried_by is None else await self._jobs.read_or_none(first.retried_by)
+        if latest is None or latest.job.is_final or (key is not None and latest.job.fingerprint == ask.fingerprint):
+            return
+        raise Conflict(
+            f"job {first.id} is being retried by job {latest.job.id}: once it ended, retry that job's failures",
+            code="RetryRunning",
+        )
+
     async def link(self, first_id: str, retry_id: str, now: datetime) -> None:
         """The first job names its latest retry (shown, never relied on: a lost race is logged)."""
 
@@ -146,9 +154,8 @@ class Reruns:
             logger.warning("job_retry_unlinked job=%s retry=%s error=%s", first_id, retry_id, exc.kind)
 
     def _checked(self, first: Job, ask: RetryAsk, now: datetime, needs_sas: bool, *, foreign: bool) -> Terms:
-        """The new job's terms, once ``sas`` is given exactly when a source needs it: 400
-        naming ``sas`` if one needs it and none was given, or if none needs it (a secret sent
-        for nothing, and a caller led to think it is used)."""
+        """The new job's terms, once ``sas`` is given exactly when a source needs it (given
+        for none: a secret sent for nothing, and a caller led to think it is used)."""
         if needs_sas and ask.sas is None:
             raise InvalidRequest.of(
                 FieldError("sas", "is required: the job read its sources with a SAS, which copy-ops does not keep")
@@ -207,9 +214,8 @@ async def replacing_leftover(copies: BlobCopies, request: CopyRequest, lineage: 
     on its destination (an async copy's failed blob, kept by ``on_abort: keep``), by its ETag:
     only a blob whose owner metadata names the item of the same destination of a job in its
     ``lineage`` (the first job, or a job it retried in turn: each has ended, its item there
-    failed or aborted, so nothing of it writes there any more). Anything else
-    there is left to the terms (``overwrite: false``: refused, as for any item). One read per
-    item."""
+    failed or aborted, so nothing of it writes there any more). Anything else there is left
+    to the terms (``overwrite: false``: refused, as for any item). One read per item."""
     seen = await copies.observe_copy(request.destination)
     name = request.destination.blob
     if seen is None or seen.etag is None or seen.owner not in {item_id(job, name) for job in lineage}:
