@@ -191,3 +191,15 @@ def test_a_retry_while_the_jobs_latest_retry_runs_is_409_but_its_replay_is_answe
     assert world.end(running.id, now + timedelta(seconds=60)).state is JobState.SUCCEEDED
     # Once it ended, the first job may be retried again (its own items still say failed).
     assert world.retry(first.id, now + timedelta(seconds=60)).retry_of == first.id
+
+
+def test_a_job_whose_failed_items_records_are_gone_says_so_rather_than_nothing_failed() -> None:
+    world = World()
+    first, now = a_failed_job(world)
+    item = world.items(first.id)["out/a.bin"]
+    # The lifecycle rule deletes final records by age; the job's own record, written again
+    # when a retry links to it, may outlive its items'.
+    run(world.storage.delete_document(world.settings.ledger_container, f"ops/{item.id}.json"))
+    with pytest.raises(Conflict, match="records are gone") as refused:
+        world.retry(first.id, now)
+    assert refused.value.code == "NothingFailed"

@@ -55,8 +55,7 @@ logger = logging.getLogger(__name__)
 
 # How many times the first job's link to its retry is written again after losing a race.
 LINK_ATTEMPTS = 5
-# How many jobs of a line of retries a retry names (the latest): an older one's leftover is
-# left to overwrite, as anyone's blob is.
+# How many jobs of a line of retries a retry names (the latest; an older one's leftover is anyone's).
 LINEAGE_KEPT = 50
 
 
@@ -108,10 +107,12 @@ class Reruns:
         # A prefix job's terms and SAS are known from its record: checked before any item is read.
         prefix = first.source
         terms = None if prefix is None else self._checked(first, ask, now, prefix.needs_sas, foreign=False)
-        ops = [op for state in states for op in await self._items(first.id, state, most)]
-        ops = [op for op in ops if op.error is None or op.error.code is not ErrorCode.UNSAFE_NAME]
+        found = [op for state in states for op in await self._items(first.id, state, most)]
+        ops = [op for op in found if op.error is None or op.error.code is not ErrorCode.UNSAFE_NAME]
         if not ops:
-            raise Conflict(f"job {first.id} has nothing failed to retry", code="NothingFailed")
+            # Counted, but not found: the lifecycle rule deleted the records (by age).
+            gone = f": its items' records are gone (deleted by age; {counted} counted)" if counted and not found else ""
+            raise Conflict(f"job {first.id} has nothing failed to retry{gone}", code="NothingFailed")
         if terms is None:
             needs_sas, foreign = any(op.source_sas for op in ops), any(op.source_foreign for op in ops)
             terms = self._checked(first, ask, now, needs_sas, foreign=foreign)
@@ -128,9 +129,8 @@ class Reruns:
         )
 
     async def _not_retrying(self, first: Job, ask: RetryAsk, key: str | None) -> None:
-        """409 ``RetryRunning`` while the first job's latest retry runs (a second would run the
-        same items to the same destinations beside it); a key with that retry's body goes on,
-        as its replay. (Two asked at once both find none: docs/jobs.md says what holds.)"""
+        """409 ``RetryRunning`` while the first job's latest retry runs (a second would run the same
+        items to the same destinations beside it); a key with its body goes on, as its replay."""
         latest = None if first.retried_by is None else await self._jobs.read_or_none(first.retried_by)
         if latest is None or latest.job.is_final or (key is not None and latest.job.fingerprint == ask.fingerprint):
             return
