@@ -23,7 +23,7 @@ from copy_ops.core.settings import Settings
 from copy_ops.jobs.model import Job, JobState
 from copy_ops.jobs.rerun_request import SAS_QUERY, parse_retry_request
 from devkit.worker import run
-from tests.support.job_retry import SETTINGS_ENV, World, a_failed_job
+from tests.support.job_retry import SERVER_FAULT, SETTINGS_ENV, World, a_failed_job, report
 from tests.support.memory import MemoryStorage
 
 JOB = "8203450000000-0a0a0a0a"
@@ -203,3 +203,37 @@ def test_a_job_whose_failed_items_records_are_gone_says_so_rather_than_nothing_f
     with pytest.raises(Conflict, match="records are gone") as refused:
         world.retry(first.id, now)
     assert refused.value.code == "NothingFailed"
+
+
+def test_a_reports_attempts_for_items_tried_once_retried_to_success_and_failed_after_three() -> None:
+    # Judged fine, held: the last attempt's failure is the item's error, not in failed_attempts.
+    world = World()
+    job = world.start(retry={"attempts": 3, "backoff_seconds": 0})
+    failing, now = BlobRef("dst", "out/a.bin"), T0 + timedelta(seconds=20)
+    world.storage.fail(failing, SERVER_FAULT)
+    world.storage.fail(BlobRef("dst", "out/c.bin"), SERVER_FAULT)  # once: its second attempt copies
+    world.storage.finish(BlobRef("dst", "out/b.bin"))
+    for op in world.items(job.id).values():
+        world.settle(op, now)  # the first attempts ended: a.bin and c.bin failed, b.bin copied
+    for _ in range(6):  # each round: every item's record read, its next attempt's copy ended
+        for op in world.items(job.id).values():
+            if op.state is State.PENDING and op.copy_id is not None and op.destination == failing:
+                world.storage.fail(failing, SERVER_FAULT)
+            elif op.state is State.PENDING and op.copy_id is not None:
+                world.storage.finish(op.destination)
+            world.settle(op, now)
+        world.drain(now)
+        now += timedelta(seconds=30)
+    ended = world.end(job.id, now)
+    assert (ended.state, ended.counts.retried) == (JobState.FAILED, 2), ended
+    lines = {name: report(world, job.id)[f"out/{name}"] for name in ("a.bin", "b.bin", "c.bin")}
+    shown = {
+        name: (line["state"], line["attempt"], [a["number"] for a in line["failed_attempts"]])
+        for name, line in lines.items()
+    }
+    assert shown == {
+        "a.bin": ("failed", 3, [1, 2]),
+        "b.bin": ("succeeded", 1, []),
+        "c.bin": ("succeeded", 2, [1]),
+    }
+    assert (lines["a.bin"]["error"], lines["a.bin"]["message"]) == ("copy_failed", SERVER_FAULT)
