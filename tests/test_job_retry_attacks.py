@@ -237,3 +237,13 @@ def test_a_reports_attempts_for_items_tried_once_retried_to_success_and_failed_a
         "c.bin": ("succeeded", 2, [1]),
     }
     assert (lines["a.bin"]["error"], lines["a.bin"]["message"]) == ("copy_failed", SERVER_FAULT)
+
+
+def test_a_retry_naming_one_field_of_retry_takes_the_other_from_the_first_job() -> None:
+    # The CLI's --backoff-seconds alone ("default: the job's" for --attempts) sent only that
+    # field, and the item's attempts became COPY_RETRY_ATTEMPTS rather than the first job's.
+    world = World()
+    first, now = a_failed_job(world)  # one attempt an item, the first wait the settings' 30 s
+    assert (first.terms.retry_attempts, SETTINGS.retry_attempts) == (1, 3)
+    retry = world.retry(first.id, now, {"retry": {"backoff_seconds": 5}})
+    assert (retry.terms.retry_attempts, retry.terms.retry_backoff_seconds) == (1, 5.0)

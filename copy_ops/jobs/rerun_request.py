@@ -42,8 +42,10 @@ class RetryAsk:
     sas: str | None
     # Of the body and the first job's id: a key replayed on another job's retry does not match.
     fingerprint: str
-    # Whether the body named retry.attempts (a SAS source refuses more than one).
+    # Whether the body named retry.attempts (a SAS source refuses more than one), and
+    # retry.backoff_seconds: a field not named is the first job's.
     attempts_asked: bool
+    backoff_asked: bool = False
 
 
 def parse_retry_request(body: Any, job_id: str, settings: Settings, now: datetime) -> RetryAsk:
@@ -75,4 +77,5 @@ def parse_retry_request(body: Any, job_id: str, settings: Settings, now: datetim
         sas=sas.removeprefix("?") if isinstance(sas, str) else None,
         fingerprint=fingerprint({**body, "retry_of": job_id}),
         attempts_asked=isinstance(retry, dict) and "attempts" in retry,
+        backoff_asked=isinstance(retry, dict) and "backoff_seconds" in retry,
     )

@@ -55,8 +55,7 @@ logger = logging.getLogger(__name__)
 
 # How many times the first job's link to its retry is written again after losing a race.
 LINK_ATTEMPTS = 5
-# How many jobs of a line of retries a retry names (the latest; an older one's leftover is anyone's).
-LINEAGE_KEPT = 50
+LINEAGE_KEPT = 50  # the jobs of a line of retries a retry names (the latest)
 
 
 class Start(Protocol):
@@ -175,10 +174,11 @@ class Reruns:
             problems.append(FieldError("deadline", beyond))
         if problems:
             raise InvalidRequest.of(*problems)
-        attempts, backoff = ask.retry or (terms.retry_attempts, terms.retry_backoff_seconds)
-        escalate_at = None
-        if terms.engine is Engine.AUTO:
-            escalate_at = escalation_at(now, ask.deadline, self._settings.escalate_at)
+        # Each field of retry not named is the first job's (not the settings', as for a new copy).
+        attempts = ask.retry[0] if ask.retry is not None and ask.attempts_asked else terms.retry_attempts
+        backoff = ask.retry[1] if ask.retry is not None and ask.backoff_asked else terms.retry_backoff_seconds
+        auto = terms.engine is Engine.AUTO
+        escalate_at = escalation_at(now, ask.deadline, self._settings.escalate_at) if auto else None
         return dataclasses.replace(
             terms,
             deadline=ask.deadline,
