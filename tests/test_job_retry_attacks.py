@@ -23,7 +23,7 @@ from copy_ops.core.settings import Settings
 from copy_ops.jobs.model import Job, JobState
 from copy_ops.jobs.rerun_request import SAS_QUERY, parse_retry_request
 from devkit.worker import run
-from tests.support.job_retry import SERVER_FAULT, SETTINGS_ENV, World, a_failed_job, report
+from tests.support.job_retry import GONE, SERVER_FAULT, SETTINGS_ENV, World, a_failed_job, report
 from tests.support.memory import MemoryStorage
 
 JOB = "8203450000000-0a0a0a0a"
@@ -247,3 +247,28 @@ def test_a_retry_naming_one_field_of_retry_takes_the_other_from_the_first_job() 
     assert (first.terms.retry_attempts, SETTINGS.retry_attempts) == (1, 3)
     retry = world.retry(first.id, now, {"retry": {"backoff_seconds": 5}})
     assert (retry.terms.retry_attempts, retry.terms.retry_backoff_seconds) == (1, 5.0)
+
+
+def test_a_retry_meets_the_allowed_hosts_and_destination_containers_as_they_are_now() -> None:
+    # The first job's request was checked against them; a retry's items, built from its
+    # records rather than parsed, went out whatever the settings had become since.
+    partner = "https://data.example.com/public/a.bin"
+    hosts = {**SETTINGS_ENV, "COPY_ALLOWED_SOURCE_HOSTS": "data.example.com:*"}
+    world = World(Settings.from_env(hosts))
+    job = world.start(source={"blobs": [f"{partner}?sv=1&sig=x"]}, retry={"attempts": 1})
+    (item,) = world.items(job.id).values()
+    world.storage.fail(item.destination, GONE)
+    now = T0 + timedelta(seconds=30)
+    world.settle(item, now)
+    assert world.end(job.id, now).state is JobState.FAILED
+    for narrowed, field in (
+        ({**hosts, "COPY_ALLOWED_SOURCE_HOSTS": "elsewhere.example.com:*"}, "source.blobs[0]"),
+        ({**hosts, "COPY_ALLOWED_DESTINATION_CONTAINERS": "landing-*"}, "destination.container"),
+    ):
+        settings = Settings.from_env(narrowed)
+        service = AppService(settings, world.storage, world.queue)
+        ask = parse_retry_request({"sas": "sv=2&sig=y"}, job.id, settings, now)
+        with pytest.raises(Forbidden) as refused:
+            run(service.jobs.reruns.retry(job.id, ask, now))
+        assert [error.field for error in refused.value.errors] == [field]
+    assert world.retry(job.id, now, {"sas": "sv=2&sig=y"}).manifest_size == 1  # as they were: it starts

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from copy_ops.copies.request import deadline_of, fingerprint
+from copy_ops.copies.model import ForeignBlob, ManifestEntry
+from copy_ops.copies.request import check_destination_container, deadline_of, fingerprint
 from copy_ops.copies.retry import retry_of
+from copy_ops.copies.sources import account_readable, read_source
 from copy_ops.core.errors import FieldError, InvalidRequest
 from copy_ops.core.problems import Problems, guarded
 from copy_ops.core.settings import Settings
@@ -79,3 +81,19 @@ def parse_retry_request(body: Any, job_id: str, settings: Settings, now: datetim
         attempts_asked=isinstance(retry, dict) and "attempts" in retry,
         backoff_asked=isinstance(retry, dict) and "backoff_seconds" in retry,
     )
+
+
+def check_items_now(manifest: tuple[ManifestEntry, ...], container: str, settings: Settings) -> None:
+    """The settings as they are now on a retry's items, as on any manifest's entries (the
+    first job's request met them when parsed; a retry's is built from its records):
+    ``COPY_ALLOWED_SOURCE_HOSTS`` and the accounts read for a URL or another account's
+    blob, ``COPY_ALLOWED_DESTINATION_CONTAINERS``. 403 naming each (``source.blobs[3]``)."""
+    problems = Problems()
+    check_destination_container(container, settings, problems)
+    for index, entry in enumerate(manifest):
+        field, source = f"source.blobs[{index}]", entry.source
+        if isinstance(source, str):
+            read_source(source, settings, problems, field)
+        elif isinstance(source, ForeignBlob):
+            account_readable(source.account, settings, problems, field)
+    problems.raise_any()

@@ -8,8 +8,8 @@ items' sources, to the same destinations, linked to the first (``retry_of``; on 
   at a time, their records read at the sweep's concurrency: at most ``COPY_JOB_MANIFEST_MAX``
   of them, as a manifest's sources are (a job with more failed items: 409 ``TooManyFailed``,
   known from its final counts before anything is read). A manifest job's chunks carry them.
-* The policy as it is now: a prefix job's retry first as that job was, before any item is
-  read (so are its ``sas``, ``deadline`` and ``retry``); then each item, as a manifest entry.
+* The policy and the settings' allowed hosts and containers as they are now: a prefix job's
+  retry first as that job was, before any item is read; then each item, as a manifest entry.
 * A source the first job read with the caller's SAS (never kept) needs ``sas`` again (400
   naming ``sas`` without it, and with it when none does); it is tried once, as any such.
 * Each item is a new operation (its id derived from the new job); it replaces exactly the
@@ -49,7 +49,7 @@ from copy_ops.jobs.model import Job, JobOutcome, JobRequest, Listing
 from copy_ops.jobs.permits import permit_job
 from copy_ops.jobs.progress import item_id
 from copy_ops.jobs.records import JobLedger
-from copy_ops.jobs.rerun_request import RetryAsk
+from copy_ops.jobs.rerun_request import RetryAsk, check_items_now
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +78,7 @@ class Reruns:
     ) -> JobOutcome:
         """The failed items run again as a new job (``key``: its Idempotency-Key), linked."""
         first = (await self._jobs.read(job_id, caller)).job
-        if first.source is not None:
-            # As that job was checked: a caller the policy no longer lets read it is refused
-            # before any of its items is read.
+        if first.source is not None:  # as that job was: refused before any of its items is read
             permit_job(_prefix_request(first), caller, self._settings)
         await self._not_retrying(first, ask, key)
         request = await self.request(first, ask, now)
@@ -115,9 +113,11 @@ class Reruns:
         if terms is None:
             needs_sas, foreign = any(op.source_sas for op in ops), any(op.source_foreign for op in ops)
             terms = self._checked(first, ask, now, needs_sas, foreign=foreign)
+        manifest = tuple(_entry(first, op, ask.sas) for op in ops)
+        check_items_now(manifest, first.destination_container, self._settings)
         return JobRequest(
             source=None,
-            manifest=tuple(_entry(first, op, ask.sas) for op in ops),
+            manifest=manifest,
             sas=None,
             destination_container=first.destination_container,
             destination_prefix=first.destination_prefix,
