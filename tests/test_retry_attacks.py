@@ -5,7 +5,7 @@ its fix."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from copy_ops.copies import lifecycle, retry
@@ -33,6 +33,26 @@ def waiting_after_a_failed_copy(world: World, **fields: object) -> Operation:
     waiting = world.settle(op, T0 + timedelta(seconds=20))
     assert waiting.phase is Phase.RETRYING
     return waiting
+
+
+def next_attempt_recorded(world: World, waiting: Operation) -> tuple[datetime, str]:
+    """The next attempt of ``waiting`` recorded (``retried``) at its due time, as a host does just
+    before its Copy Blob; when, and the failed attempt's leftover's ETag that Copy Blob replaces."""
+    at = world.due(waiting)
+    leftover = world.storage.blobs[DESTINATION].etag
+    stored = run(world.service.ledger.read(waiting.id))
+    run(world.service.ledger.save(retry.retried(stored.op, at, GRACE), stored.etag, at))
+    return at, leftover
+
+
+def attempt_copy_sent(world: World, waiting: Operation, leftover: str) -> str:
+    """That attempt's Copy Blob, reaching storage (its answer lost): its copy id."""
+    copy_id, _ = run(
+        world.storage.start_copy(
+            DESTINATION, SOURCE, {"copyops_operation": waiting.id}, False, readable_until=T0, replace_etag=leftover
+        )
+    )
+    return copy_id
 
 
 def test_an_adopted_copy_of_an_unanswered_start_is_numbered_after_the_failed_attempt() -> None:
@@ -68,16 +88,9 @@ def test_a_retry_whose_own_copy_blob_is_unanswered_waits_the_start_grace_and_nam
 def test_an_abort_after_the_next_attempt_was_sent_but_not_recorded_stops_its_copy() -> None:
     world = World()
     waiting = waiting_after_a_failed_copy(world, on_abort="delete")
-    at = world.due(waiting)
-    leftover = world.storage.blobs[DESTINATION].etag
     # The next attempt recorded and its Copy Blob sent; its host died before the started write.
-    stored = run(world.service.ledger.read(waiting.id))
-    run(world.service.ledger.save(retry.retried(stored.op, at, GRACE), stored.etag, at))
-    second, _ = run(
-        world.storage.start_copy(
-            DESTINATION, SOURCE, {"copyops_operation": waiting.id}, False, readable_until=T0, replace_etag=leftover
-        )
-    )
+    at, leftover = next_attempt_recorded(world, waiting)
+    second = attempt_copy_sent(world, waiting, leftover)
     aborted = run(world.service.abort(waiting.id, at + timedelta(seconds=5)))
     assert aborted.state is State.ABORTED
     # The copy of the attempt under way is stopped, and on_abort deletes what it left.
@@ -88,15 +101,8 @@ def test_an_abort_after_the_next_attempt_was_sent_but_not_recorded_stops_its_cop
 def test_a_copy_out_of_room_after_its_next_attempt_was_sent_stops_that_copy() -> None:
     world = World()
     waiting = waiting_after_a_failed_copy(world)
-    at = world.due(waiting)
-    leftover = world.storage.blobs[DESTINATION].etag
-    stored = run(world.service.ledger.read(waiting.id))
-    run(world.service.ledger.save(retry.retried(stored.op, at, GRACE), stored.etag, at))
-    second, _ = run(
-        world.storage.start_copy(
-            DESTINATION, SOURCE, {"copyops_operation": waiting.id}, False, readable_until=T0, replace_etag=leftover
-        )
-    )
+    _, leftover = next_attempt_recorded(world, waiting)
+    second = attempt_copy_sent(world, waiting, leftover)
     ended = world.settle(waiting, waiting.terms.deadline)
     assert ended.is_final
     # Nothing of the copy's runs past its deadline.
@@ -155,20 +161,13 @@ def test_a_slow_send_never_aborts_its_copy_another_sweep_adopted_meanwhile() -> 
 def test_a_next_attempts_copy_landing_after_its_ending_looked_is_stopped_by_the_late_start_check() -> None:
     world = World()
     waiting = waiting_after_a_failed_copy(world)  # on_abort keep: the leftover stays, so the send can land
-    at = world.due(waiting)
-    leftover = world.storage.blobs[DESTINATION].etag
     # The next attempt recorded, its Copy Blob on its way; its host dies before the answer.
-    stored = run(world.service.ledger.read(waiting.id))
-    run(world.service.ledger.save(retry.retried(stored.op, at, GRACE), stored.etag, at))
+    at, leftover = next_attempt_recorded(world, waiting)
     aborted = run(world.service.abort(waiting.id, at + timedelta(seconds=5)))
     assert aborted.state is State.ABORTED  # it looked: nothing of the attempt there yet
     assert aborted.next_check_at is not None and aborted.next_check_at >= at + GRACE
     # The Copy Blob lands after all, once the ending has looked.
-    late, _ = run(
-        world.storage.start_copy(
-            DESTINATION, SOURCE, {"copyops_operation": waiting.id}, False, readable_until=T0, replace_etag=leftover
-        )
-    )
+    late = attempt_copy_sent(world, waiting, leftover)
     run(world.service.process_due(waiting.id, at + GRACE + timedelta(seconds=1)))
     done = run(world.service.ledger.get(waiting.id))
     assert (DESTINATION, late) in world.storage.aborts  # stopped, nothing of it runs on
@@ -179,16 +178,9 @@ def test_a_next_attempts_unrecorded_copy_that_already_landed_is_a_success_never_
     world = World(pending=False)
     world.storage.pending = True
     waiting = waiting_after_a_failed_copy(world, on_abort="delete", timeout_seconds=120)
-    at = world.due(waiting)
-    leftover = world.storage.blobs[DESTINATION].etag
-    stored = run(world.service.ledger.read(waiting.id))
-    run(world.service.ledger.save(retry.retried(stored.op, at, GRACE), stored.etag, at))
+    _, leftover = next_attempt_recorded(world, waiting)
     world.storage.pending = False  # the attempt's Copy Blob ends at once, whole; its answer is lost
-    run(
-        world.storage.start_copy(
-            DESTINATION, SOURCE, {"copyops_operation": waiting.id}, False, readable_until=T0, replace_etag=leftover
-        )
-    )
+    attempt_copy_sent(world, waiting, leftover)
     # Past its deadline (no room left), the sweep ends it: as what it is, succeeded.
     ended = world.settle(waiting, waiting.terms.deadline + timedelta(seconds=1))
     assert (ended.state, ended.cleanup) == (State.SUCCEEDED, ())
