@@ -16,7 +16,7 @@ from datetime import datetime
 from copy_ops.copies import lifecycle, retry
 from copy_ops.copies.cleanup import Cleaner
 from copy_ops.copies.lifecycle import Decision, Timing
-from copy_ops.copies.metrics import operation_ended
+from copy_ops.copies.metrics import attempt_failed, operation_ended
 from copy_ops.copies.model import Operation
 from copy_ops.copies.ports import JobWatch
 from copy_ops.copies.records import Ledger, Stored
@@ -77,15 +77,5 @@ class Ending:
     async def attempt_failed(self, stored: Stored, again: Operation, now: datetime) -> Operation:
         """An attempt's failure recorded, its next attempt scheduled (``again``: the record so)."""
         saved = await self._ledger.save(again, stored.etag, now)
-        failed = again.failed_attempts[-1]
-        self._telemetry.copy_retried(failed.cause.value)
-        logger.info(
-            "copy_attempt_failed op=%s attempt=%s of=%s cause=%s code=%s next_at=%s",
-            again.id,
-            failed.number,
-            again.terms.retry_attempts,
-            failed.cause,
-            failed.error.code,
-            again.next_check_at,
-        )
+        attempt_failed(self._telemetry, again)
         return saved.op

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from copy_ops.copies import lifecycle, retry
 from copy_ops.copies.cleanup import Cleaner, abort_ours_quietly
 from copy_ops.copies.lifecycle import Timing
-from copy_ops.copies.metrics import operation_ended
+from copy_ops.copies.metrics import attempt_failed, operation_ended
 from copy_ops.copies.model import (
     OWNER_METADATA_KEY,
     BlobRef,
@@ -259,9 +259,7 @@ class Starter:
             except PreconditionFailed:
                 current = await self._ledger.read(stored.op.id)
                 continue
-            failed = again.failed_attempts[-1]
-            self.telemetry.copy_retried(failed.cause.value)
-            logger.info("copy_attempt_failed op=%s attempt=%s cause=%s", again.id, failed.number, failed.cause)
+            attempt_failed(self.telemetry, again)
             return saved.op
         raise fault
 
