@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from copy_ops.copies.engines import engine_for, engine_of, escalation_at
 from copy_ops.copies.model import RESERVED_METADATA_PREFIX, BlobRef, CopyRequest, Engine, OnAbort, Terms
-from copy_ops.copies.retry import SAS_TRIED_ONCE, retry_of
+from copy_ops.copies.retry import SAS_TRIED_ONCE, retry_asked
 from copy_ops.copies.sources import NOT_OWN_SOURCE, Source, blob_ref, minted_deadline_problem, read_source
 from copy_ops.core.errors import FieldError, InvalidRequest
 from copy_ops.core.problems import Problems, guarded
@@ -90,7 +90,7 @@ def terms_of(
     engine = engine_of(body.get("engine", settings.engine), problems)
     if lease_source and no_lease is not None:
         problems.bad("lease_source", no_lease)
-    attempts, backoff = guarded("retry", problems, lambda: retry_of(body, settings, problems, no_retry)) or (1, 0)
+    attempts, backoff = guarded("retry", problems, lambda: retry_asked(body, settings, problems, no_retry)) or (1, 0)
     if deadline is None or on_abort is None or engine is None:
         return None
     escalate_at = escalation_at(now, deadline, settings.escalate_at) if engine is Engine.AUTO else None

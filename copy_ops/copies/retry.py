@@ -174,7 +174,7 @@ def earlier_copy(op: Operation, copy_id: str | None) -> bool:
     return copy_id is not None and any(attempt.copy_id == copy_id for attempt in op.failed_attempts)
 
 
-def retry_of(
+def retry_asked(
     body: Mapping[str, Any], settings: Settings, problems: Problems, no_retry: str | None
 ) -> tuple[int, float]:
     """How many attempts at most, and the first wait between them: as asked, else the

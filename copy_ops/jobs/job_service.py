@@ -128,7 +128,6 @@ class JobService:
             created_at=now,
             fingerprint=request.fingerprint,
             caller=owner,
-            retry_of=request.retry_of,
             lineage=request.lineage,
             enumeration=Enumeration(items=len(request.manifest), chunks=len(chunks), progressed_at=now),
             next_check_at=now + progress.FIRST_CHECK,

@@ -3,7 +3,7 @@
 A :class:`Job` never holds a secret: a source URL is kept without its query string; the
 caller's SAS, if any, travels only in the job's enumeration messages (docs/jobs.md).
 
-Size: about 270 lines. The record and its request are one vocabulary, read by every module
+Size: about 300 lines. The record and its request are one vocabulary, read by every module
 of the jobs; reading a record of any earlier version (one before phases, too) is part of it.
 """
 
@@ -86,9 +86,8 @@ class JobRequest:
     # What each item is asked (its engine as the request asked: auto resolved item by item).
     terms: Terms
     fingerprint: str
-    # A retry of a job's failed items (copy_ops.jobs.reruns): the first job's id, and every
-    # job retried before it in that line of retries, retry_of last (Job.lineage).
-    retry_of: str | None = None
+    # A retry of a job's failed items (copy_ops.jobs.reruns): every job retried before it in
+    # that line of retries, the job it retries last (Job.lineage).
     lineage: tuple[str, ...] = ()
 
 
@@ -203,12 +202,10 @@ class Job:
     # moves, the latest ones (phases.HISTORY_KEPT): when, to which phase, on what, why.
     phase: JobPhase = JobPhase.ENUMERATING
     history: tuple[Move[JobPhase, JobEvent], ...] = ()
-    # A retry of the first job's failed items: that job's id; and on the first job, its
-    # latest retry's (copy_ops.jobs.reruns).
-    retry_of: str | None = None
+    # On a job whose failed items were retried: its latest retry's id (copy_ops.jobs.reruns).
     retried_by: str | None = None
     # A retry's line of retried jobs: the job the first retry retried, then each retry of
-    # it, retry_of last (at most LINEAGE_KEPT, the latest). An item of any of them that left
+    # it, the job it retries last (at most LINEAGE_KEPT, the latest). An item of any of them that left
     # a blob on a destination has ended: this job's item may replace that blob.
     lineage: tuple[str, ...] = ()
 
@@ -216,10 +213,17 @@ class Job:
     def is_final(self) -> bool:
         return self.state.is_final
 
+    @property
+    def retry_of(self) -> str | None:
+        """The job whose failed items this one retries, if it is a retry."""
+        return self.lineage[-1] if self.lineage else None
+
     def to_json(self) -> bytes:
         data = dataclasses.asdict(self)
         data.update(data.pop("terms"))  # flat, each under its own name, as an operation's
         data["enumeration"]["mover"] = data["enumeration"].pop("moved_by")
+        # The job it retries, derived from its lineage: stored too, as the versions before read it.
+        data["retry_of"] = self.retry_of
         # Not known yet, or no retry: written as the version before wrote a job.
         for fields, name in ((data["counts"], "retried"), (data, "retry_of"), (data, "retried_by"), (data, "lineage")):
             if fields[name] in (None, ()):
@@ -269,7 +273,6 @@ class Job:
             # A record written before phases were stored: its phase, as its fields tell it.
             phase=JobPhase(data["phase"]) if data.get("phase") else _phase_before_phases(data),
             history=MACHINE.history_of(data.get("history")),
-            retry_of=data.get("retry_of"),
             retried_by=data.get("retried_by"),
             # A retry recorded before its lineage was: the job it retried alone.
             lineage=tuple(data.get("lineage") or ([data["retry_of"]] if data.get("retry_of") else [])),

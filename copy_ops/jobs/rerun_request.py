@@ -17,7 +17,7 @@ from typing import Any
 
 from copy_ops.copies.model import ForeignBlob, ManifestEntry
 from copy_ops.copies.request import check_destination_container, deadline_of, fingerprint
-from copy_ops.copies.retry import retry_of
+from copy_ops.copies.retry import retry_asked
 from copy_ops.copies.sources import account_readable, read_source
 from copy_ops.core.errors import FieldError, InvalidRequest
 from copy_ops.core.problems import Problems, guarded
@@ -62,7 +62,7 @@ def parse_retry_request(body: Any, job_id: str, settings: Settings, now: datetim
     deadline = guarded("deadline", problems, lambda: deadline_of(body, settings, now, problems))
     asked = None
     if "retry" in body:
-        asked = guarded("retry", problems, lambda: retry_of(body, settings, problems, None))
+        asked = guarded("retry", problems, lambda: retry_asked(body, settings, problems, None))
     include_aborted = body.get("include_aborted", False)
     if not isinstance(include_aborted, bool):
         problems.bad("include_aborted", "must be true or false")
@@ -77,7 +77,7 @@ def parse_retry_request(body: Any, job_id: str, settings: Settings, now: datetim
         retry=asked,
         include_aborted=bool(include_aborted),
         sas=sas.removeprefix("?") if isinstance(sas, str) else None,
-        fingerprint=fingerprint({**body, "retry_of": job_id}),
+        fingerprint=fingerprint({**body, "retry_asked": job_id}),
         attempts_asked=isinstance(retry, dict) and "attempts" in retry,
         backoff_asked=isinstance(retry, dict) and "backoff_seconds" in retry,
     )

@@ -123,7 +123,6 @@ class Reruns:
             destination_prefix=first.destination_prefix,
             terms=terms,
             fingerprint=ask.fingerprint,
-            retry_of=first.id,
             lineage=(*first.lineage, first.id)[-LINEAGE_KEPT:],
         )
 
